@@ -1,0 +1,71 @@
+"""Headless use: `python -m core <command>`, e.g. to fill the feature cache on a GPU server.
+
+    python -m core extract --dataset oasis:/data/oasis --encoder timm:vit_base_patch16_224.augreg_in21k --layers all
+    python -m core list-layers open_clip:ViT-B-16@openai
+    python -m core catalogue
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from core.datasets import DATASET_SPEC_HELP, DatasetError, load_dataset
+from core.encoders import CATALOGUE, SPEC_HELP, EncoderSpecError, WeightsUnavailable, availability, describe
+from core.extract import Progress, extract
+from core.store import FeatureStore, default_cache_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m core", description="RepScope headless tools.")
+    parser.add_argument("--cache", type=Path, default=None, help="cache folder (default: $REPSCOPE_CACHE or ./cache)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("extract", help="extract features of one or more encoders into the cache")
+    run.add_argument("--dataset", default="demo", help=DATASET_SPEC_HELP)
+    run.add_argument("--encoder", action="append", required=True, help=SPEC_HELP + " Repeat for several.")
+    run.add_argument("--layers", default="final", help='comma-separated layer names, or "all" (default: final)')
+    run.add_argument("--pooling", default="auto", choices=("auto", "cls", "mean", "gap"))
+    run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    run.add_argument("--batch-size", type=int, default=32)
+    run.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: automatic)")
+    layers = commands.add_parser("list-layers", help="print the layers an encoder offers")
+    layers.add_argument("spec", help=SPEC_HELP)
+    commands.add_parser("catalogue", help="list the curated encoders and whether they work offline now")
+    args = parser.parse_args(argv)
+    cache = args.cache or default_cache_dir()
+    try:
+        if args.command == "list-layers":
+            info = describe(args.spec)
+            print("\n".join(info.layers))
+            print(f"# pooling: {', '.join(info.poolings)} (default {info.default_pooling})", file=sys.stderr)
+        elif args.command == "catalogue":
+            for entry in CATALOGUE:
+                ok, reason = availability(entry.spec)
+                print(f"{'ok ' if ok else '-- '} {entry.spec:45s} {entry.label} [{reason}]")
+        else:
+            _extract(args, cache)
+    except (DatasetError, EncoderSpecError, WeightsUnavailable, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _extract(args: argparse.Namespace, cache: Path) -> None:
+    image_set = load_dataset(args.dataset, cache)
+    store = FeatureStore(cache / "features")
+    wanted = "all" if args.layers == "all" else [name.strip() for name in args.layers.split(",") if name.strip()]
+    for spec in args.encoder:
+        def report(progress: Progress) -> None:
+            print(f"\r{spec}: {progress.done}/{progress.total} images, {progress.images_per_s:.1f} img/s",
+                  end="", file=sys.stderr, flush=True)
+
+        feature_sets = extract(image_set, spec, wanted, store, pooling=args.pooling, device=args.device,
+                               batch_size=args.batch_size, num_workers=args.workers, progress=report)
+        print(file=sys.stderr)
+        for layer, feature_set in feature_sets.items():
+            print(f"{spec}\t{layer}\t{feature_set.features.shape[0]}x{feature_set.features.shape[1]}\t"
+                  f"{store.path(feature_set.key)}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,217 @@
+"""Batched multi-layer feature extraction into the feature store.
+
+All requested layers of one encoder come out of ONE forward pass per batch (the
+libraries' `forward_intermediates`). Rows are written to the store in chunks as they
+are computed, so an interrupted run resumes where it stopped; a request whose arrays
+are all stored is a cache hit that never loads the model.
+"""
+from __future__ import annotations
+
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from core.datasets import DatasetError, ImageSet, load_image
+from core.encoders import FINAL_LAYER, EncoderInfo, availability, describe, load_encoder
+from core.store import FeatureKey, FeatureStore
+
+CHUNK_ROWS = 256
+
+
+@dataclass(frozen=True)
+class View:
+    """A named input transform applied to each PIL image before preprocessing.
+
+    The name is part of the cache key, so corrupted or augmented inputs are cached
+    like clean ones. `apply(image, row)` gets the image's row so per-image randomness
+    can be seeded reproducibly.
+    """
+
+    name: str = "clean"
+    apply: Callable[[Image.Image, int], Image.Image] | None = None
+
+
+CLEAN = View()
+
+
+@dataclass(frozen=True, eq=False)
+class FeatureSet:
+    """Features of one encoder layer on one image set: `features` is (N, D) float32."""
+
+    key: FeatureKey
+    features: np.ndarray
+
+    @property
+    def encoder(self) -> str:
+        return self.key.encoder
+
+    @property
+    def layer(self) -> str:
+        return self.key.layer
+
+
+@dataclass(frozen=True)
+class Progress:
+    encoder: str
+    done: int
+    total: int
+    elapsed_s: float
+
+    @property
+    def images_per_s(self) -> float:
+        return self.done / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+def feature_keys(image_set: ImageSet, info: EncoderInfo, layers: Sequence[str] | str, pooling: str = "auto",
+                 view: View = CLEAN) -> dict[str, FeatureKey]:
+    """Cache key of every requested layer, in depth order ("all" = every layer)."""
+    block_pooling = info.resolve_pooling(pooling)
+    return {
+        layer: FeatureKey(encoder=info.spec, weights=info.weights_id, layer=layer,
+                          pooling="model" if layer == FINAL_LAYER else block_pooling,
+                          preprocess=info.preprocess_id, dataset=image_set.fingerprint, view=view.name)
+        for layer in info.resolve_layers(layers)
+    }
+
+
+def cached_features(image_set: ImageSet, spec: str, layers: Sequence[str] | str, store: FeatureStore,
+                    pooling: str = "auto", view: View = CLEAN) -> dict[str, FeatureSet | None]:
+    """Stored feature sets of the requested layers (None where not extracted yet)."""
+    keys = feature_keys(image_set, describe(spec), layers, pooling, view)
+    return {layer: FeatureSet(key, store.load(key)) if store.has(key) else None for layer, key in keys.items()}
+
+
+@dataclass(frozen=True)
+class LayerStatus:
+    encoder: str
+    layer: str
+    pooling: str
+    state: str  # cached | missing | unavailable
+    detail: str  # shape when cached, the reason when unavailable
+
+
+def layer_statuses(image_set: ImageSet, spec: str, layers: Sequence[str] | str, store: FeatureStore,
+                   pooling: str = "auto", view: View = CLEAN) -> list[LayerStatus]:
+    """Whether each requested layer is in the store, can be extracted, or cannot be here (and why)."""
+    usable, reason = availability(spec)
+    info = describe(spec)
+    statuses = []
+    for layer, key in feature_keys(image_set, info, layers, pooling, view).items():
+        if store.has(key):
+            rows, width = store.info(key)["shape"]
+            statuses.append(LayerStatus(spec, layer, key.pooling, "cached", f"{rows} x {width}"))
+        else:
+            statuses.append(LayerStatus(spec, layer, key.pooling, "missing" if usable else "unavailable",
+                                        "" if usable else reason))
+    return statuses
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """"auto" -> cuda when present, else mps, else cpu."""
+    if device != "auto":
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def extract(image_set: ImageSet, spec: str, layers: Sequence[str] | str, store: FeatureStore, *,
+            pooling: str = "auto", device: str = "auto", batch_size: int = 32, num_workers: int | None = None,
+            view: View = CLEAN, progress: Callable[[Progress], None] | None = None,
+            chunk_rows: int = CHUNK_ROWS) -> dict[str, FeatureSet]:
+    """Features (N, D) of every requested layer, extracted in one pass per batch or loaded from the store.
+
+    `progress` is called after every batch; raising from it cancels the run, keeping the
+    chunks written so far for the next call to resume from.
+    """
+    info = describe(spec)
+    keys = feature_keys(image_set, info, layers, pooling, view)
+    if any(not store.has(key) for key in keys.values()):
+        with store.lock(list(keys.values())):
+            missing = {layer: key for layer, key in keys.items() if not store.has(key)}
+            if missing:  # another process may have finished them while we waited
+                _extract_missing(image_set, spec, missing, store, device=device, batch_size=batch_size,
+                                 num_workers=num_workers, view=view, progress=progress, chunk_rows=chunk_rows,
+                                 block_pooling=info.resolve_pooling(pooling))
+    return {layer: FeatureSet(key, store.load(key)) for layer, key in keys.items()}
+
+
+def _extract_missing(image_set: ImageSet, spec: str, missing: dict[str, FeatureKey], store: FeatureStore, *,
+                     device: str, batch_size: int, num_workers: int | None, view: View,
+                     progress: Callable[[Progress], None] | None, chunk_rows: int, block_pooling: str) -> None:
+    total = len(image_set)
+    start = min(store.rows_done(key) for key in missing.values())
+    start -= start % chunk_rows  # resume on a chunk boundary so chunks of all layers line up
+    target = resolve_device(device)
+    encoder = load_encoder(spec, target)
+    layers = tuple(missing)
+    loader = DataLoader(
+        _ImageRows(image_set.paths, encoder.transform, view, start),
+        batch_size=batch_size, shuffle=False, pin_memory=target.type == "cuda",
+        num_workers=_default_workers(total - start) if num_workers is None else num_workers,
+    )
+    buffers: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}
+    chunk_start, done, began = start, start, time.perf_counter()
+    for images, errors in loader:
+        failed = [message for message in errors if message]
+        if failed:
+            raise DatasetError(failed[0])
+        with torch.inference_mode(), _autocast(target):
+            outputs = encoder.forward_layers(images.to(target, non_blocking=True), layers, block_pooling)
+        for layer in layers:
+            buffers[layer].append(outputs[layer].float().cpu().numpy())
+        done += len(images)
+        if done - chunk_start >= chunk_rows or done == total:
+            for layer in layers:
+                store.save_chunk(missing[layer], chunk_start, np.concatenate(buffers[layer]))
+                buffers[layer] = []
+            chunk_start = done
+        if progress is not None:
+            progress(Progress(spec, done, total, time.perf_counter() - began))
+    seconds = time.perf_counter() - began
+    meta = {"dataset_name": image_set.name, "n_images": total, "device": str(target),
+            "seconds": round(seconds, 3), "images_per_s": round((total - start) / max(seconds, 1e-9), 2)}
+    for layer in layers:
+        store.finalize(missing[layer], total, meta)
+
+
+class _ImageRows(Dataset):
+    """Images from row `start` on, as (tensor, error message); errors travel as data so a
+    corrupt file surfaces as one clear DatasetError instead of a worker traceback."""
+
+    def __init__(self, paths: Sequence, transform: Callable, view: View, start: int):
+        self.paths, self.transform, self.view, self.start = paths, transform, view, start
+
+    def __len__(self) -> int:
+        return len(self.paths) - self.start
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, str]:
+        row = self.start + index
+        try:
+            image = load_image(self.paths[row])
+        except DatasetError as error:
+            return self.transform(Image.new("RGB", (8, 8))), str(error)
+        if self.view.apply is not None:
+            image = self.view.apply(image, row)
+        return self.transform(image), ""
+
+
+def _default_workers(n_images: int) -> int:
+    # Worker start-up (~0.5 s each) only pays off when there is real decoding to overlap.
+    return 0 if n_images < 256 else min(4, max(1, (os.cpu_count() or 1) - 1))
+
+
+def _autocast(device: torch.device):
+    if device.type != "cuda":
+        return nullcontext()
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast("cuda", dtype=dtype)

@@ -1,0 +1,127 @@
+"""Extraction: one pass = per-layer passes, determinism, cache hits, resume, bad images, CLI."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from core import cli, extract as extract_module
+from core.datasets import DatasetError, ImageSet, image_folder
+from core.encoders import describe, load_encoder
+from core.extract import View, cached_features, extract, feature_keys, layer_statuses
+from core.store import FeatureStore
+
+
+@pytest.fixture(scope="module")
+def small_set(tmp_path_factory) -> ImageSet:
+    """12 noise images in 3 categories, 64x48 px."""
+    root = tmp_path_factory.mktemp("folder")
+    rng = np.random.default_rng(0)
+    for category in ("ant", "bee", "cow"):
+        (root / category).mkdir()
+        for index in range(4):
+            pixels = rng.integers(0, 256, size=(48, 64, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / category / f"{category}{index}.png")
+    return image_folder(root)
+
+
+def test_pixels_features_are_the_resized_images_in_row_order(small_set, tmp_path) -> None:
+    features = extract(small_set, "pixels:8", ["final"], FeatureStore(tmp_path))["final"].features
+    encoder = load_encoder("pixels:8")
+    expected = np.stack([encoder.transform(Image.open(path).convert("RGB")).flatten().numpy()
+                         for path in small_set.paths])
+    np.testing.assert_allclose(features, expected, atol=1e-6)
+
+
+def test_all_layers_in_one_pass_equal_one_layer_at_a_time_and_are_deterministic(small_set, tmp_path) -> None:
+    spec = "untrained:timm:resnet18"
+    together = extract(small_set, spec, "all", FeatureStore(tmp_path / "a"), batch_size=5)
+    again = extract(small_set, spec, "all", FeatureStore(tmp_path / "b"), batch_size=12)
+    assert list(together) == ["act1", "layer1", "layer2", "layer3", "layer4", "final"]
+    for layer in ("layer2", "final"):
+        alone = extract(small_set, spec, [layer], FeatureStore(tmp_path / f"only-{layer}"))[layer]
+        np.testing.assert_allclose(together[layer].features, alone.features, rtol=1e-4, atol=1e-5)
+    for layer, feature_set in together.items():
+        np.testing.assert_allclose(feature_set.features, again[layer].features, rtol=1e-4, atol=1e-5)
+        assert feature_set.features.shape[0] == len(small_set)
+    assert together["layer4"].features.shape[1] == 512
+
+
+def test_cache_hit_never_loads_the_model_and_is_fast(small_set, tmp_path, monkeypatch) -> None:
+    store = FeatureStore(tmp_path)
+    spec = "untrained:timm:vit_base_patch16_224"
+    key = feature_keys(small_set, describe(spec), ["blocks.5"])["blocks.5"]
+    store.save(key, np.random.default_rng(0).normal(size=(1000, 768)).astype(np.float32))
+    monkeypatch.setattr(extract_module, "load_encoder", lambda *a, **k: pytest.fail("model loaded on a cache hit"))
+    started = time.perf_counter()
+    hit = extract(small_set, spec, ["blocks.5"], store)["blocks.5"]
+    assert time.perf_counter() - started < 1.0
+    assert hit.features.shape == (1000, 768)
+
+
+def test_interrupted_extraction_resumes_from_its_last_chunk(small_set, tmp_path) -> None:
+    store, spec = FeatureStore(tmp_path), "untrained:timm:resnet18"
+    seen: list[int] = []
+
+    def stop_after_first_chunk(progress) -> None:
+        seen.append(progress.done)
+        if progress.done >= 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        extract(small_set, spec, ["layer3", "final"], store, batch_size=4, chunk_rows=4,
+                progress=stop_after_first_chunk)
+    keys = feature_keys(small_set, describe(spec), ["layer3", "final"])
+    assert [store.rows_done(key) for key in keys.values()] == [4, 4] and not store.has(keys["final"])
+    resumed: list[int] = []
+    result = extract(small_set, spec, ["layer3", "final"], store, batch_size=4, chunk_rows=4,
+                     progress=lambda progress: resumed.append(progress.done))
+    assert resumed == [8, 12]  # the first 4 images were not recomputed
+    fresh = extract(small_set, spec, ["layer3", "final"], FeatureStore(tmp_path / "fresh"))
+    for layer in ("layer3", "final"):
+        np.testing.assert_allclose(result[layer].features, fresh[layer].features, rtol=1e-4, atol=1e-5)
+
+
+def test_a_view_is_cached_under_its_own_key(small_set, tmp_path) -> None:
+    store = FeatureStore(tmp_path)
+    flipped = View("hflip", lambda image, row: image.transpose(Image.Transpose.FLIP_LEFT_RIGHT))
+    clean = extract(small_set, "pixels:4", ["final"], store)["final"]
+    mirrored = extract(small_set, "pixels:4", ["final"], store, view=flipped)["final"]
+    assert clean.key != mirrored.key and clean.key.view == "clean" and mirrored.key.view == "hflip"
+    image = mirrored.features[0].reshape(3, 4, 4)
+    np.testing.assert_allclose(image[:, :, ::-1], clean.features[0].reshape(3, 4, 4), atol=1e-6)
+
+
+def test_statuses_go_from_missing_to_cached(small_set, tmp_path) -> None:
+    store = FeatureStore(tmp_path)
+    before = layer_statuses(small_set, "pixels:4", ["final"], store)
+    assert [status.state for status in before] == ["missing"]
+    extract(small_set, "pixels:4", ["final"], store)
+    after = layer_statuses(small_set, "pixels:4", ["final"], store)
+    assert after[0].state == "cached" and after[0].detail == "12 x 48"
+    assert cached_features(small_set, "pixels:4", ["final"], store)["final"].features.shape == (12, 48)
+
+
+def test_a_corrupt_image_is_reported_by_name(tmp_path) -> None:
+    root = tmp_path / "broken"
+    (root / "cat").mkdir(parents=True)
+    Image.new("RGB", (16, 16)).save(root / "cat" / "fine.png")
+    (root / "cat" / "garbage.png").write_bytes(b"not an image at all")
+    with pytest.raises(DatasetError, match="garbage.png"):
+        extract(image_folder(root), "pixels:4", ["final"], FeatureStore(tmp_path / "store"))
+
+
+def test_cli_extracts_into_the_cache_and_lists_layers(small_set, tmp_path, capsys) -> None:
+    cache = tmp_path / "cache"
+    assert cli.main(["--cache", str(cache), "extract", "--dataset", f"folder:{small_set.root}",
+                     "--encoder", "pixels:4", "--layers", "final"]) == 0
+    assert "12x48" in capsys.readouterr().out
+    assert layer_statuses(small_set, "pixels:4", ["final"], FeatureStore(cache / "features"))[0].state == "cached"
+    assert cli.main(["list-layers", "untrained:timm:resnet18"]) == 0
+    assert capsys.readouterr().out.split() == ["act1", "layer1", "layer2", "layer3", "layer4", "final"]
+    assert cli.main(["list-layers", "nonsense"]) == 2
+    assert "Unknown encoder spec" in capsys.readouterr().err
