@@ -41,3 +41,7 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) cache
+
+# Refresh the README screenshot from the running app in headless Chromium.
+screenshot: setup
+	REPSCOPE_SCREENSHOTS=tests/screenshots $(BIN)/python -m pytest tests/test_browser.py -m slow -q

@@ -1,0 +1,101 @@
+"""Pure functions from results to plotly Figures, in one house style.
+
+Every figure has a matching `*_table` function returning exactly the numbers it plots, so
+the export row can offer them as CSV. Categories get the same colour on every page.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+# Okabe & Ito (2008): distinguishable under the common colour-vision deficiencies.
+OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
+EXTENDED = OKABE_ITO + ("#7F7F7F", "#8C564B", "#17BECF", "#BCBD22", "#9467BD", "#FF9DA7", "#2CA02C", "#AEC7E8")
+FONT = dict(family="Arial, Helvetica, sans-serif", size=13, color="#222222")
+
+
+def category_colors(categories: Sequence[str]) -> dict[str, str]:
+    """Stable colour per category: sorted names take the palette in order (cycling past 16)."""
+    return {name: EXTENDED[index % len(EXTENDED)] for index, name in enumerate(sorted(set(categories)))}
+
+
+def house_style(fig: go.Figure, *, title: str = "", height: int = 420) -> go.Figure:
+    """White background, readable fonts, light grid, margins that survive export."""
+    fig.update_layout(template="plotly_white", font=FONT, height=height, title=dict(text=title, x=0.01),
+                      margin=dict(l=60, r=20, t=60 if title else 30, b=50),
+                      legend=dict(bgcolor="rgba(255,255,255,0.8)"))
+    fig.update_xaxes(showline=True, linecolor="#444444", ticks="outside", gridcolor="#EEEEEE")
+    fig.update_yaxes(showline=True, linecolor="#444444", ticks="outside", gridcolor="#EEEEEE")
+    return fig
+
+
+def category_counts_table(metadata: pd.DataFrame) -> pd.DataFrame:
+    """Columns category, images; sorted by category."""
+    counts = metadata["category"].value_counts().sort_index()
+    return pd.DataFrame({"category": counts.index.astype(str), "images": counts.to_numpy()})
+
+
+def category_counts_figure(metadata: pd.DataFrame) -> go.Figure:
+    """Bar chart of images per category."""
+    table = category_counts_table(metadata)
+    colors = category_colors(table["category"])
+    fig = go.Figure(go.Bar(x=table["category"], y=table["images"], marker_color=[colors[c] for c in table["category"]],
+                           text=table["images"], textposition="outside",
+                           hovertemplate="%{x}: %{y} images<extra></extra>"))
+    fig.update_yaxes(title="images")
+    return house_style(fig, title="Images per category")
+
+
+def group_sizes_table(metadata: pd.DataFrame) -> pd.DataFrame:
+    """Columns group, category, images: one row per theme group."""
+    sizes = metadata.groupby("group", sort=True).agg(category=("category", "first"), images=("image_id", "size"))
+    return sizes.reset_index()
+
+
+def group_sizes_figure(metadata: pd.DataFrame) -> go.Figure:
+    """Histogram of theme-group sizes (images per group), stacked by category."""
+    table = group_sizes_table(metadata)
+    colors = category_colors(table["category"])
+    fig = go.Figure([go.Histogram(x=part["images"], name=category, marker_color=colors[category],
+                                  xbins=dict(size=1), hovertemplate="%{y} groups of size %{x}<extra></extra>")
+                     for category, part in table.groupby("category", sort=True)])
+    fig.update_layout(barmode="stack")
+    fig.update_xaxes(title="images per theme group")
+    fig.update_yaxes(title="theme groups")
+    return house_style(fig, title=f"{len(table)} theme groups")
+
+
+def target_histograms_table(metadata: pd.DataFrame) -> pd.DataFrame:
+    """Columns image_id, category, valence, arousal."""
+    missing = [column for column in ("valence", "arousal") if column not in metadata.columns]
+    if missing:
+        raise ValueError(f"No {' or '.join(missing)} column: this dataset has no affect ratings.")
+    return metadata[["image_id", "category", "valence", "arousal"]].reset_index(drop=True)
+
+
+def target_histograms_figure(metadata: pd.DataFrame) -> go.Figure:
+    """Valence and arousal histograms stacked by category, and the V-A scatter."""
+    table = target_histograms_table(metadata)
+    colors = category_colors(table["category"])
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("Valence", "Arousal", "Valence × arousal"),
+                        horizontal_spacing=0.07)
+    for category, part in table.groupby("category", sort=True):
+        color = colors[category]
+        for column, target in ((1, "valence"), (2, "arousal")):
+            fig.add_trace(go.Histogram(x=part[target], name=category, legendgroup=category, marker_color=color,
+                                       xbins=dict(start=1, end=7, size=0.25), showlegend=column == 1), 1, column)
+        fig.add_trace(go.Scatter(x=part["valence"], y=part["arousal"], mode="markers", name=category,
+                                 legendgroup=category, showlegend=False, text=part["image_id"],
+                                 marker=dict(color=color, size=5, opacity=0.7),
+                                 hovertemplate="%{text}<br>valence %{x:.2f}<br>arousal %{y:.2f}<extra></extra>"),
+                      1, 3)
+    fig.update_layout(barmode="stack")
+    for column in (1, 2):
+        fig.update_xaxes(title="rating (1–7)", range=[1, 7], row=1, col=column)
+        fig.update_yaxes(title="images", row=1, col=column)
+    fig.update_xaxes(title="valence", range=[1, 7], row=1, col=3)
+    fig.update_yaxes(title="arousal", range=[1, 7], row=1, col=3)
+    return house_style(fig, title="Ratings", height=400)

@@ -1,0 +1,38 @@
+"""Process-wide resources and cached loaders shared by every page."""
+from __future__ import annotations
+
+import streamlit as st
+
+from core import datasets
+from core.encoders import availability, describe
+from core.jobs import JobRegistry
+from core.store import FeatureStore, default_cache_dir
+
+
+@st.cache_resource
+def feature_store() -> FeatureStore:
+    return FeatureStore(default_cache_dir() / "features")
+
+
+@st.cache_resource
+def job_registry() -> JobRegistry:
+    # One worker: two extractions side by side only fight over the same cores / GPU.
+    return JobRegistry(max_workers=1)
+
+
+@st.cache_resource(max_entries=8, show_spinner="Loading dataset…")
+def image_set(spec: str) -> datasets.ImageSet:
+    """The ImageSet of a dataset spec such as `demo` or `oasis:/data/oasis` (DatasetError propagates)."""
+    return datasets.load_dataset(spec, default_cache_dir())
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def encoder_availability(spec: str) -> tuple[bool, str]:
+    return availability(spec)
+
+
+@st.cache_data(show_spinner=False)
+def encoder_layers(spec: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(layers, pooling options) of an encoder."""
+    info = describe(spec)
+    return info.layers, info.poolings

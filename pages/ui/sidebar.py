@@ -1,0 +1,150 @@
+"""The shared sidebar: dataset, encoders, layers, pooling, device, batch size."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+import torch
+
+from core.datasets import DatasetError, ImageSet
+from core.encoders import CATALOGUE, SPEC_HELP, EncoderSpecError, parse_spec
+from pages.ui import resources
+
+DATASET_KINDS = {
+    "demo": "Demo (procedural, offline)",
+    "oasis": "OASIS folder",
+    "things": "THINGS folder",
+    "folder": "Image folder (one sub-folder per category)",
+    "manifest": "Manifest CSV",
+}
+DEFAULT_ENCODERS = ("bundled:efficientnet_lite0", "pixels:32")
+CATALOGUE_LABELS = {entry.spec: entry.label for entry in CATALOGUE}
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What the sidebar selected; `render_sidebar()` at the top of every page returns it."""
+
+    image_set: ImageSet | None
+    dataset_error: str
+    encoders: tuple[str, ...]
+    layers: dict  # encoder spec -> tuple of layer names
+    pooling: str
+    device: str
+    batch_size: int
+
+
+def render_sidebar() -> Selection:
+    """Draw the shared sidebar (same keys on every page, so choices carry over) and return the choice."""
+    with st.sidebar:
+        st.header("Data")
+        image_set, dataset_error = _dataset_controls()
+        st.header("Encoders")
+        encoders = _encoder_controls()
+        layers = {spec: _layer_control(spec) for spec in encoders}
+        st.header("Extraction")
+        pooling = st.selectbox(
+            "Pooling of block outputs", ("auto", "cls", "mean", "gap"), key="pooling",
+            help="How a block's output becomes one vector per image. auto = the architecture's default: "
+                 "cls (class token) for ViTs, gap (global average) for CNNs. mean = average of patch tokens "
+                 "(ViTs). An encoder that cannot do the chosen pooling uses its default. The `final` layer "
+                 "always uses the model's own pooled embedding.")
+        devices = ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else []) + \
+                  (["mps"] if torch.backends.mps.is_available() else [])
+        device = st.selectbox("Device", devices, key="device",
+                              help="auto = CUDA GPU when present (bf16/fp16 autocast), else CPU.")
+        batch_size = st.number_input("Batch size", 1, 1024, 32, step=8, key="batch_size",
+                                     help="Images per forward pass. Lower it if you run out of memory.")
+    return Selection(image_set, dataset_error, tuple(encoders), layers, pooling, device, int(batch_size))
+
+
+def effective_pooling(spec: str, pooling: str) -> str:
+    """The pooling an encoder will use for the sidebar choice (its default if unsupported)."""
+    _, poolings = resources.encoder_layers(spec)
+    return pooling if pooling in poolings else poolings[0]
+
+
+def _dataset_controls() -> tuple[ImageSet | None, str]:
+    kind = st.selectbox("Dataset", list(DATASET_KINDS), format_func=DATASET_KINDS.get, key="dataset_kind",
+                        help="Demo works offline. OASIS: folder with OASIS.csv and images/. THINGS: folder with "
+                             "object_images/<concept>/. Image folder: root/<category>/<image>. Manifest: a CSV "
+                             "with a `path` column plus label/target columns.")
+    path = embedding = categories = ""
+    if kind != "demo":
+        path = st.text_input("Path", key=f"dataset_path_{kind}", placeholder="/data/oasis",
+                             help="Folder (or CSV file for a manifest) on the machine running RepScope.").strip()
+    if kind == "things":
+        embedding = st.text_input("Human embedding (optional)", key="things_embedding",
+                                  help="SPoSE .txt (whitespace matrix) or .npy, shape (N, d) or (1, N, d), "
+                                       "rows in unique-id order.").strip()
+        categories = st.text_input("Category file (optional)", key="things_categories",
+                                   help="27-category TSV (0/1 columns) or one-hot CSV indexed by unique id.").strip()
+    if kind != "demo" and not path:
+        return None, "Enter the dataset path in the sidebar."
+    spec = "demo" if kind == "demo" else f"{kind}:{path}"
+    options = {"embedding": embedding, "categories": categories}
+    spec += "".join(f"|{name}={value}" for name, value in options.items() if value)
+    try:
+        image_set = resources.image_set(spec)
+    except DatasetError as error:
+        st.error(str(error))
+        return None, str(error)
+    targets = "valence/arousal" if image_set.has_affect else "no V-A ratings"
+    st.caption(f"{image_set.name}: {len(image_set)} images, {len(image_set.categories)} categories, {targets}")
+    return image_set, ""
+
+
+def _encoder_controls() -> list[str]:
+    if "extra_encoders" not in st.session_state:
+        st.session_state["extra_encoders"] = []
+    options = [entry.spec for entry in CATALOGUE] + st.session_state["extra_encoders"]
+
+    def label(spec: str) -> str:
+        ok, _ = resources.encoder_availability(spec)
+        return f"{'✓' if ok else '✗'} {CATALOGUE_LABELS.get(spec, spec)}"
+
+    chosen = st.multiselect(
+        "Encoders", options, default=list(DEFAULT_ENCODERS), format_func=label, key="encoders",
+        help="✓ = usable offline right now; ✗ = pretrained weights not cached here (needs network once, or "
+             "a local file via file:...). Untrained twins are random-init controls; pixels:N is raw pixels.")
+    for spec in chosen:
+        ok, reason = resources.encoder_availability(spec)
+        if not ok:
+            st.caption(f"✗ `{spec}`: {reason}")
+    with st.form("add_encoder", clear_on_submit=True, border=False):
+        st.text_input("Add an encoder by spec", placeholder="timm:convnext_tiny.fb_in1k", help=SPEC_HELP,
+                      key="new_encoder_spec")
+        st.form_submit_button("Add", help="Validate the spec and add it to the list above.", on_click=_add_encoder)
+    if st.session_state.get("encoder_spec_error"):
+        st.error(st.session_state["encoder_spec_error"])
+    return chosen
+
+
+def _add_encoder() -> None:
+    """Form callback: runs before the widgets are drawn, so it may change the encoder selection."""
+    st.session_state["encoder_spec_error"] = ""
+    typed = st.session_state.get("new_encoder_spec", "").strip()
+    try:
+        spec = str(parse_spec(typed))
+        resources.encoder_layers(spec)
+    except (EncoderSpecError, ValueError, RuntimeError) as error:
+        st.session_state["encoder_spec_error"] = str(error)
+        return
+    if spec not in st.session_state["extra_encoders"] and spec not in CATALOGUE_LABELS:
+        st.session_state["extra_encoders"].append(spec)
+    selected = st.session_state.get("encoders", list(DEFAULT_ENCODERS))
+    if spec not in selected:
+        st.session_state["encoders"] = [*selected, spec]
+
+
+def _layer_control(spec: str) -> tuple[str, ...]:
+    try:
+        layers, _ = resources.encoder_layers(spec)
+    except (ValueError, RuntimeError) as error:
+        st.error(f"{spec}: {error}")
+        return ()
+    chosen = st.multiselect(
+        f"Layers of {CATALOGUE_LABELS.get(spec, spec)}", layers, default=[layers[-1]], key=f"layers::{spec}",
+        help="Blocks from shallow to deep; `final` is the model's pooled (CLIP: projected) embedding. "
+             "All selected layers come out of one forward pass.")
+    return tuple(name for name in layers if name in chosen)
