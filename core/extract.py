@@ -101,7 +101,10 @@ def layer_statuses(image_set: ImageSet, spec: str, layers: Sequence[str] | str, 
                    pooling: str = "auto", view: View = CLEAN) -> list[LayerStatus]:
     """Whether each requested layer is in the store, can be extracted, or cannot be here (and why)."""
     usable, reason = availability(spec)
-    info = describe(spec)
+    try:
+        info = describe(spec)
+    except (ValueError, RuntimeError) as error:  # e.g. a file: spec whose weight file is gone
+        return [LayerStatus(spec, "", "", "unavailable", str(error))]
     statuses = []
     for layer, key in feature_keys(image_set, info, layers, pooling, view).items():
         if store.has(key):

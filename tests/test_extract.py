@@ -152,3 +152,9 @@ def test_bundled_features_of_real_oasis_separate_its_categories(oasis_root, tmp_
     assert bundled.shape == (900, 1280) and np.isfinite(bundled).all()
     bundled_accuracy, pixel_accuracy = probe(np.asarray(bundled)), probe(np.asarray(pixels))
     assert bundled_accuracy > 0.65 and bundled_accuracy > pixel_accuracy + 0.25  # measured: 0.74 vs 0.32
+
+
+def test_an_encoder_that_cannot_be_described_is_unavailable_not_an_exception(small_set, tmp_path) -> None:
+    statuses = layer_statuses(small_set, f"file:timm:resnet18@{tmp_path / 'gone.pt'}", ["final"],
+                              FeatureStore(tmp_path / "store"))
+    assert [status.state for status in statuses] == ["unavailable"] and "gone.pt" in statuses[0].detail
