@@ -1,14 +1,12 @@
 """Features: the dataset at a glance, and cached extraction of the selected encoders x layers."""
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 from core import figures
 from core.datasets import load_image
-from core.extract import extract, layer_statuses
-from pages.ui import resources
 from pages.ui.export_row import export_row
-from pages.ui.sidebar import effective_pooling, render_sidebar
+from pages.ui.extraction import extraction_panel
+from pages.ui.sidebar import render_sidebar
 
 THUMBNAILS_PER_CATEGORY = 4
 
@@ -70,58 +68,7 @@ st.subheader("Extraction")
 if not selection.encoders:
     st.info("Pick at least one encoder in the sidebar.")
     st.stop()
-store = resources.feature_store()
-statuses = [status for spec in selection.encoders
-            for status in layer_statuses(image_set, spec, selection.layers[spec], store,
-                                         effective_pooling(spec, selection.pooling))]
-st.dataframe(pd.DataFrame([vars(status) for status in statuses]), hide_index=True, width="stretch",
-             column_config={"state": st.column_config.TextColumn(help="cached = stored on disk, loads in "
-                                                                     "milliseconds; missing = press Extract; "
-                                                                     "unavailable = cannot be loaded here")})
-todo = sorted({status.encoder for status in statuses if status.state == "missing"})
-registry = resources.job_registry()
-
-
-def job_key(spec: str) -> str:
-    return f"extract|{image_set.fingerprint}|{spec}|{','.join(selection.layers[spec])}|" \
-           f"{effective_pooling(spec, selection.pooling)}"
-
-
-def start_extraction() -> None:
-    for spec in todo:
-        layers, pooling = selection.layers[spec], effective_pooling(spec, selection.pooling)
-
-        def work(report, spec=spec, layers=layers, pooling=pooling):
-            extract(image_set, spec, layers, store, pooling=pooling, device=selection.device,
-                    batch_size=selection.batch_size,
-                    progress=lambda p: report(p.done, p.total, f"{p.images_per_s:.1f} images/s"))
-
-        registry.submit(job_key(spec), spec, work)
-        st.session_state.setdefault("extraction_jobs", []).append(job_key(spec))
-
-
-st.button(f"Extract {len(todo)} encoder(s)" if todo else "Everything selected is cached", type="primary",
-          disabled=not todo, on_click=start_extraction,
-          help="Runs in the background: all selected layers of an encoder in one forward pass per batch, written "
-               "to the cache chunk by chunk. Changing widgets does not stop it; an interrupted run resumes.")
-
-
-@st.fragment(run_every=1.0)
-def extraction_progress() -> None:
-    keys = st.session_state.get("extraction_jobs", [])
-    jobs = [status for status in (registry.status(key) for key in keys) if status is not None]
-    for job in jobs:
-        st.progress(job.fraction, text=f"{job.label} — {job.state}: {job.done}/{job.total} images · {job.message}")
-    if jobs and all(job.state not in ("queued", "running") for job in jobs):
-        st.session_state["extraction_errors"] = [f"{job.label}: {job.error}" for job in jobs if job.state == "failed"]
-        st.session_state["extraction_jobs"] = []
-        st.rerun(scope="app")  # refresh the status table above
-
-
-if st.session_state.get("extraction_jobs"):
-    extraction_progress()
-for message in st.session_state.get("extraction_errors", []):
-    st.error(message)
+extraction_panel(image_set, selection)
 
 with st.expander("How to read this"):
     st.markdown(

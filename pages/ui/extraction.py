@@ -1,0 +1,63 @@
+"""Extraction status, the Extract button and live progress: shared by every page that needs features."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core.datasets import ImageSet
+from core.extract import LayerStatus, extract, layer_statuses
+from pages.ui import resources
+from pages.ui.sidebar import Selection, effective_pooling
+
+STATE_HELP = ("cached = stored on disk, loads in milliseconds; missing = press Extract; "
+              "unavailable = cannot be loaded here (reason in `detail`)")
+
+
+def extraction_panel(image_set: ImageSet, selection: Selection, *, show_table: bool = True) -> list[LayerStatus]:
+    """Status of every selected encoder x layer, an Extract button for the missing ones, live progress."""
+    store = resources.feature_store()
+    statuses = [status for spec in selection.encoders
+                for status in layer_statuses(image_set, spec, selection.layers[spec], store,
+                                             effective_pooling(spec, selection.pooling))]
+    if show_table:
+        st.dataframe(pd.DataFrame([vars(status) for status in statuses]), hide_index=True, width="stretch",
+                     column_config={"state": st.column_config.TextColumn(help=STATE_HELP)})
+    todo = sorted({status.encoder for status in statuses if status.state == "missing"})
+    st.button(f"Extract {len(todo)} encoder(s)" if todo else "Everything selected is cached", type="primary",
+              disabled=not todo, on_click=_start_extraction, args=(image_set, selection, todo),
+              help="Runs in the background: all selected layers of an encoder in one forward pass per batch, "
+                   "written to the cache chunk by chunk. Changing widgets does not stop it; an interrupted run "
+                   "resumes.")
+    if st.session_state.get("extraction_jobs"):
+        _extraction_progress()
+    for message in st.session_state.get("extraction_errors", []):
+        st.error(message)
+    return statuses
+
+
+def _start_extraction(image_set: ImageSet, selection: Selection, specs: list[str]) -> None:
+    store, registry = resources.feature_store(), resources.job_registry()
+    st.session_state["extraction_errors"] = []
+    for spec in specs:
+        layers, pooling = selection.layers[spec], effective_pooling(spec, selection.pooling)
+        key = f"extract|{image_set.fingerprint}|{spec}|{','.join(layers)}|{pooling}"
+
+        def work(report, spec=spec, layers=layers, pooling=pooling):
+            extract(image_set, spec, layers, store, pooling=pooling, device=selection.device,
+                    batch_size=selection.batch_size,
+                    progress=lambda p: report(p.done, p.total, f"{p.images_per_s:.1f} images/s"))
+
+        registry.submit(key, spec, work)
+        st.session_state.setdefault("extraction_jobs", []).append(key)
+
+
+@st.fragment(run_every=1.0)
+def _extraction_progress() -> None:
+    registry = resources.job_registry()
+    jobs = [job for job in map(registry.status, st.session_state.get("extraction_jobs", [])) if job is not None]
+    for job in jobs:
+        st.progress(job.fraction, text=f"{job.label} — {job.state}: {job.done}/{job.total} images · {job.message}")
+    if jobs and all(job.state not in ("queued", "running") for job in jobs):
+        st.session_state["extraction_errors"] = [f"{job.label}: {job.error}" for job in jobs if job.state == "failed"]
+        st.session_state["extraction_jobs"] = []
+        st.rerun(scope="app")  # the page above now finds the features in the cache
