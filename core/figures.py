@@ -59,11 +59,13 @@ def group_sizes_figure(metadata: pd.DataFrame) -> go.Figure:
     """Histogram of theme-group sizes (images per group), stacked by category."""
     table = group_sizes_table(metadata)
     colors = category_colors(table["category"])
-    fig = go.Figure([go.Histogram(x=part["images"], name=category, marker_color=colors[category],
-                                  xbins=dict(size=1), hovertemplate="%{y} groups of size %{x}<extra></extra>")
-                     for category, part in table.groupby("category", sort=True)])
-    fig.update_layout(barmode="stack")
-    fig.update_xaxes(title="images per theme group")
+    fig = go.Figure()
+    for category, part in table.groupby("category", sort=True):
+        sizes = part["images"].value_counts().sort_index()
+        fig.add_trace(go.Bar(x=sizes.index, y=sizes.to_numpy(), name=category, marker_color=colors[category],
+                             hovertemplate="%{y} groups of %{x} images<extra>" + category + "</extra>"))
+    fig.update_layout(barmode="stack", bargap=0.15)
+    fig.update_xaxes(title="images per theme group", dtick=1 if table["images"].max() <= 40 else None)
     fig.update_yaxes(title="theme groups")
     return house_style(fig, title=f"{len(table)} theme groups")
 
