@@ -128,7 +128,7 @@ def test_cli_extracts_into_the_cache_and_lists_layers(small_set, tmp_path, capsy
 
 
 @pytest.mark.slow
-def test_bundled_features_of_real_oasis_separate_its_categories(oasis_root, tmp_path) -> None:
+def test_bundled_features_of_real_oasis_separate_its_categories(oasis_root, isolated_cache) -> None:
     """ImageNet features must carry category information that raw pixels barely do."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GroupKFold, cross_val_score
@@ -138,7 +138,7 @@ def test_bundled_features_of_real_oasis_separate_its_categories(oasis_root, tmp_
     from core.datasets import oasis
 
     image_set = oasis(oasis_root)
-    store = FeatureStore(tmp_path)
+    store = FeatureStore(isolated_cache / "features")  # shared with the affect test on OASIS
     categories = image_set.metadata["category"].to_numpy(dtype=str)
     groups = image_set.metadata["group"].to_numpy(dtype=str)
 
