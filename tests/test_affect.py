@@ -1,0 +1,123 @@
+"""Cross-validated affect regression: no leakage, known answers, metrics and paired tests."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn import pipeline
+
+from core import affect
+from core.affect import (RIDGE_ALPHAS, cross_validated_predictions, fold_splits, metrics_table, paired_difference,
+                         per_group_metrics, target_metrics)
+
+RNG = np.random.default_rng(1)
+
+
+def synthetic(n_categories: int = 4, groups_per_category: int = 6, per_group: int = 5):
+    categories = np.repeat([f"c{i}" for i in range(n_categories)], groups_per_category * per_group)
+    groups = np.array([f"{c}-g{i // per_group}" for i, c in enumerate(categories)])
+    return categories, groups
+
+
+@pytest.mark.parametrize("scheme, label", [("loco", "categories"), ("loto", "groups")])
+def test_no_image_ever_trains_its_own_prediction(scheme: str, label: str, monkeypatch) -> None:
+    categories, groups = synthetic()
+    labels = categories if label == "categories" else groups
+    features, targets = RNG.normal(size=(len(labels), 6)), RNG.normal(size=(len(labels), 2))
+    seen_training_rows: list[np.ndarray] = []
+    original_fit = pipeline.Pipeline.fit
+
+    def recording_fit(self, X, y=None, **kwargs):
+        seen_training_rows.append(X.copy())
+        return original_fit(self, X, y, **kwargs)
+
+    monkeypatch.setattr(pipeline.Pipeline, "fit", recording_fit)
+    cv = cross_validated_predictions(features, targets, labels, scheme)
+    assert len(seen_training_rows) == len(np.unique(labels))
+    for fold, training in enumerate(seen_training_rows):
+        test_rows = np.flatnonzero(cv.fold == fold)
+        trained_on = {tuple(row) for row in training}
+        assert not any(tuple(features[row]) in trained_on for row in test_rows)
+        assert len(np.unique(labels[test_rows])) == 1
+        assert not np.isin(labels[test_rows[0]], labels[np.setdiff1d(np.arange(len(labels)), test_rows)])
+        np.testing.assert_allclose(cv.train_means[test_rows[0]],
+                                   np.delete(targets, test_rows, axis=0).mean(axis=0))
+
+
+def test_linear_data_is_recovered_and_alphas_come_from_the_grid() -> None:
+    features = RNG.normal(size=(300, 10))
+    targets = features @ RNG.normal(size=(10, 2)) + RNG.normal(0, 0.1, (300, 2))
+    cv = cross_validated_predictions(features, targets, np.zeros(300), "kfold", n_splits=5)
+    table = metrics_table(cv, n_boot=200)
+    assert (table["r2"] > 0.9).all() and cv.alphas.shape == (5, 2)
+    assert np.isin(cv.alphas, RIDGE_ALPHAS).all()
+    assert list(np.unique(cv.held_out_group)) == [f"fold {k}" for k in range(1, 6)]
+
+
+def test_category_only_information_generalises_across_themes_but_not_categories() -> None:
+    """The study's key contrast as a known answer: a feature that encodes only category."""
+    categories, groups = synthetic(n_categories=6, groups_per_category=8, per_group=4)
+    category_effect = dict(zip(np.unique(categories), np.linspace(2, 6, 6)))
+    valence = np.array([category_effect[c] for c in categories]) + RNG.normal(0, 0.3, len(categories))
+    targets = np.column_stack([valence, valence])
+    one_hot = (categories[:, None] == np.unique(categories)[None, :]).astype(float)
+    features = np.hstack([one_hot, RNG.normal(size=(len(categories), 5))])
+    loto = metrics_table(cross_validated_predictions(features, targets, groups, "loto"), n_boot=100)
+    loco = metrics_table(cross_validated_predictions(features, targets, categories, "loco"), n_boot=100)
+    assert loto["r2"].iloc[0] > 0.8 and loco["r2"].iloc[0] < 0.1
+
+
+def test_single_category_under_loco_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="at least two categories"):
+        fold_splits(10, np.array(["same"] * 10), "loco")
+    with pytest.raises(ValueError, match="Unknown cross-validation scheme"):
+        fold_splits(10, np.arange(10), "loo")
+    with pytest.raises(ValueError, match="NaN"):
+        cross_validated_predictions(np.full((10, 2), np.nan), np.ones((10, 2)), np.arange(10) % 2, "loto")
+
+
+def test_bootstrap_intervals_contain_the_estimate_and_are_seeded() -> None:
+    truth = RNG.normal(size=500)
+    guess = truth + RNG.normal(0, 0.5, 500)
+    first, second = target_metrics(truth, guess, "valence", seed=3), target_metrics(truth, guess, "valence", seed=3)
+    assert first == second
+    for estimate, (low, high) in [(first.r, first.r_ci), (first.r2, first.r2_ci), (first.rmse, first.rmse_ci)]:
+        assert low <= estimate <= high
+    assert first.r == pytest.approx(np.corrcoef(truth, guess)[0, 1])
+
+
+def test_paired_difference_of_identical_and_clearly_different_models() -> None:
+    truth = RNG.normal(size=400)
+    good, bad = truth + RNG.normal(0, 0.3, 400), truth + RNG.normal(0, 1.5, 400)
+    same = paired_difference(truth, good, good, "valence")
+    assert same.difference == 0 and same.p_value == 1.0
+    better = paired_difference(truth, good, bad, "valence")
+    assert better.difference > 0.5 and better.ci[0] > 0 and better.p_value <= 0.01
+
+
+def test_per_group_metrics_rows() -> None:
+    categories, groups = synthetic(n_categories=2, groups_per_category=2, per_group=3)
+    cv = cross_validated_predictions(RNG.normal(size=(12, 3)), RNG.normal(size=(12, 2)), categories, "loco")
+    table = per_group_metrics(cv)
+    assert len(table) == 4 and set(table["group"]) == {"c0", "c1"} and (table["n"] == 6).all()
+
+
+def test_bootstrap_is_fast_enough_for_the_page() -> None:
+    import time
+    truth = RNG.normal(size=900)
+    started = time.perf_counter()
+    target_metrics(truth, truth + RNG.normal(size=900), "valence", n_boot=1000)
+    assert time.perf_counter() - started < 2.0  # generous: ~0.05 s measured
+    assert affect.TARGETS == ("valence", "arousal")
+
+
+def test_a_channel_silent_in_training_cannot_blow_up_held_out_predictions() -> None:
+    categories, groups = synthetic(n_categories=3, groups_per_category=4, per_group=5)
+    features = RNG.normal(size=(len(groups), 4))
+    features[:, 0] = 1e-6 * RNG.normal(size=len(groups))
+    held_out = groups == groups[0]
+    features[held_out, 0] = 5.0  # a post-ReLU channel that fires only in one theme
+    targets = np.column_stack([features[:, 1], features[:, 2]]) + RNG.normal(0, 0.1, (len(groups), 2))
+    unguarded = cross_validated_predictions(features, targets, groups, "loto", clip_sd=None)
+    guarded = cross_validated_predictions(features, targets, groups, "loto")
+    assert np.abs(unguarded.predictions[held_out]).max() > 100
+    assert np.abs(guarded.predictions[held_out] - targets[held_out]).max() < 3
