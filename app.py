@@ -8,5 +8,6 @@ st.set_page_config(page_title="RepScope", page_icon="🔭", layout="wide")
 # of the page run.
 navigation = st.navigation([
     st.Page("pages/features.py", title="Features", icon="🧮", default=True),
+    st.Page("pages/affect.py", title="Affect", icon="🎭"),
 ])
 navigation.run()

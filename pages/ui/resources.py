@@ -5,6 +5,7 @@ import streamlit as st
 
 from core import datasets
 from core.encoders import availability, describe
+from core.extract import FeatureSet, cached_features
 from core.jobs import JobRegistry
 from core.store import FeatureStore, default_cache_dir
 
@@ -36,3 +37,20 @@ def encoder_layers(spec: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(layers, pooling options) of an encoder."""
     info = describe(spec)
     return info.layers, info.poolings
+
+
+@st.cache_resource(max_entries=64, show_spinner=False,
+                   hash_funcs={datasets.ImageSet: lambda image_set: image_set.fingerprint})
+def feature_set(image_set: datasets.ImageSet, spec: str, layer: str, pooling: str) -> FeatureSet:
+    """A stored feature array (memory-mapped); call only for layers whose status is `cached`."""
+    return cached_features(image_set, spec, [layer], feature_store(), pooling)[layer]
+
+
+@st.cache_resource
+def result_memo() -> dict:
+    """Process-wide memo of analysis results keyed by feature digest + parameters.
+
+    A plain dict rather than st.cache_data: results are computed in the page with a live
+    progress bar, which a cached function cannot drive.
+    """
+    return {}

@@ -1,0 +1,205 @@
+"""Affect: valence/arousal probes under Leave-One-Theme-Out / Leave-One-Category-Out, and their errors' geometry."""
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from core import affect_figures as figures
+from core.affect import (SCHEME_LABELS, SCHEMES, TARGETS, cross_validated_predictions, metrics_table,
+                         paired_difference)
+from core.error_geometry import effective_dimensionality, error_field, error_geometry, error_vectors, geometry_table
+from core.export import export_filename, table_to_csv
+from pages.ui import resources
+from pages.ui.export_row import export_row
+from pages.ui.extraction import extraction_panel
+from pages.ui.sidebar import effective_pooling, render_sidebar
+
+selection = render_sidebar()
+st.title("Affect")
+st.caption("Frozen features → ridge regression of valence and arousal (science.md §2), then the geometry of the "
+           "out-of-fold errors in the valence-arousal plane (§3).")
+image_set = selection.image_set
+if image_set is None:
+    st.info(selection.dataset_error)
+    st.stop()
+if not image_set.has_affect:
+    st.info(f"**{image_set.name}** has no valence/arousal ratings. This page needs a dataset with `valence` and "
+            "`arousal` columns: the demo, OASIS, or a manifest CSV with those columns.")
+    st.stop()
+metadata = image_set.metadata
+
+controls = st.columns([3, 2])
+schemes = controls[0].multiselect(
+    "Cross-validation", SCHEMES, default=["loto", "loco"], format_func=SCHEME_LABELS.get, key="affect_schemes",
+    help="LOTO holds out one theme group at a time (images of one theme never train their own prediction); LOCO "
+         "holds out a whole category: generalisation to unseen kinds of things. K-fold: shuffled folds.")
+if not schemes:
+    st.info("Pick at least one cross-validation scheme.")
+    st.stop()
+geometry_scheme = controls[1].selectbox(
+    "Scheme for the error geometry", schemes, format_func=SCHEME_LABELS.get, key="affect_geometry_scheme",
+    help="The out-of-fold predictions whose errors the figures below analyse.")
+options = st.columns(3)
+zscore = options[0].toggle("z-scored axes", key="affect_zscore",
+                            help="Divide each error axis by the SD of that rating before angles, PLV, pull and "
+                                 "error ED (arousal varies less than valence in OASIS). Occupancy and attractors "
+                                 "stay in rating units.")
+color_by_category = options[1].toggle("Colour by category", value=True, key="affect_color",
+                                       help="Colour the per-image arrows by category (else grey).")
+bins = options[2].slider("Occupancy grid B", 8, 40, 20, key="affect_bins",
+                          help="Cells per axis of the occupancy histograms over the rating range [1, 7]².")
+n_folds = 5
+if "kfold" in schemes:
+    n_folds = st.number_input("K (folds)", 2, 20, 5, key="affect_k", help="Folds of the shuffled K-fold scheme (seed 0).")
+if "loco" in schemes and metadata["category"].nunique() < 2:
+    st.warning("Leave-One-Category-Out needs at least two categories; this dataset has one, so LOCO is skipped. "
+               "Use LOTO or K-fold.")
+    schemes = [scheme for scheme in schemes if scheme != "loco"]
+    if not schemes:
+        st.stop()
+    geometry_scheme = geometry_scheme if geometry_scheme in schemes else schemes[0]
+
+with st.expander("Features", expanded=False):
+    statuses = extraction_panel(image_set, selection)
+models = [(status.encoder, status.layer) for status in statuses if status.state == "cached"]
+if not models:
+    st.info("None of the selected encoder × layer features are extracted yet: open **Features** above and press "
+            "Extract.")
+    st.stop()
+
+memo = resources.result_memo()
+feature_sets = {(spec, layer): resources.feature_set(image_set, spec, layer, effective_pooling(spec, selection.pooling))
+                for spec, layer in models}
+targets = metadata[list(TARGETS)].to_numpy(dtype=float)
+groups = {"loto": metadata["group"].to_numpy(dtype=str), "loco": metadata["category"].to_numpy(dtype=str),
+          "kfold": metadata["group"].to_numpy(dtype=str)}
+
+
+def model_label(spec: str, layer: str) -> str:
+    return f"{spec} [{layer}]"
+
+
+def cross_validated(spec: str, layer: str, scheme: str):
+    """Out-of-fold predictions, computed once per feature array and scheme (process-wide memo)."""
+    feature_set = feature_sets[(spec, layer)]
+    key = ("affect", feature_set.key.digest, scheme, int(n_folds))
+    if key not in memo:
+        text = f"{SCHEME_LABELS[scheme]}: {model_label(spec, layer)}"
+        bar = st.progress(0.0, text=text)
+        memo[key] = cross_validated_predictions(
+            np.asarray(feature_set.features), targets, groups[scheme], scheme, n_splits=int(n_folds),
+            progress=lambda done, total: bar.progress(done / total, text=f"{text} — fold {done}/{total}"))
+        bar.empty()
+    return memo[key]
+
+
+def feature_ed(spec: str, layer: str) -> float:
+    feature_set = feature_sets[(spec, layer)]
+    key = ("feature_ed", feature_set.key.digest)
+    if key not in memo:
+        memo[key] = effective_dimensionality(np.asarray(feature_set.features))
+    return memo[key]
+
+
+try:
+    results = {(spec, layer, scheme): cross_validated(spec, layer, scheme)
+               for spec, layer in models for scheme in schemes}
+except ValueError as error:  # e.g. too few groups for the scheme: explain, never a traceback
+    st.error(str(error))
+    st.stop()
+labels = {(spec, layer): model_label(spec, layer) for spec, layer in models}
+
+st.subheader("1 · How well do the features predict the ratings?")
+metrics = pd.concat([metrics_table(cv).assign(model=labels[(spec, layer)])
+                     for (spec, layer, scheme), cv in results.items()], ignore_index=True)
+figure = figures.r2_summary_figure(metrics)
+st.plotly_chart(figure, width="stretch")
+export_row(figure, metrics, page="affect", figure="r2", dataset=image_set.name,
+           encoder=",".join(spec for spec, _ in models), key="export_affect_r2")
+if len(models) > 1:
+    reference = models[0]
+    paired = []
+    for model in models[1:]:
+        for scheme in schemes:
+            for column, target in enumerate(TARGETS):
+                test = paired_difference(targets[:, column], results[(*model, scheme)].predictions[:, column],
+                                         results[(*reference, scheme)].predictions[:, column], target)
+                paired.append({"model": labels[model], "versus": labels[reference], "scheme": scheme,
+                               "target": target, "r2_difference": test.difference, "ci_lo": test.ci[0],
+                               "ci_hi": test.ci[1], "p_value": test.p_value})
+    st.caption("Paired bootstrap over images (1,000 resamples, seed 0): R²(model) − R²(versus), 95% CI, two-sided p.")
+    st.dataframe(pd.DataFrame(paired), hide_index=True, width="stretch")
+with st.expander("How to read this"):
+    st.markdown("Bars: R² of the out-of-fold predictions over all images (1 − SSres/SStot), whiskers: bootstrap 95% "
+                "CI over images; hover for Pearson r. The axis stops at −1. **Δ** above a pair of bars is "
+                "R²(LOTO) − R²(LOCO), the drop when a whole category is unseen in training: a large drop means the "
+                "features predict affect through category membership rather than through content that transfers "
+                "across categories.\n\nMethod: StandardScaler + RidgeCV (alpha per target from 15 values in "
+                "10⁻²…10⁵, chosen by leave-one-out inside the training fold). One deviation from a plain pipeline: "
+                "standardised features are clipped to ±10 training SDs, because post-ReLU channels that are silent "
+                "in the training fold but fire in a held-out theme otherwise make predictions explode.")
+
+st.subheader(f"2 · Where do the errors point? ({SCHEME_LABELS[geometry_scheme]})")
+panels, geometries, occupancies = [], {}, {}
+for spec, layer in models:
+    cv = results[(spec, layer, geometry_scheme)]
+    errors = error_vectors(cv.targets, cv.predictions, zscore=zscore)
+    geometry = error_geometry(cv.targets, cv.predictions, cv.train_means, metadata["category"].to_numpy(dtype=str),
+                              zscore=zscore, bins=bins)
+    label = labels[(spec, layer)]
+    geometries[label], occupancies[label] = geometry, (geometry.trajectory, geometry.endpoint)
+    panels.append(figures.ErrorPanel(label, metadata["image_id"].to_numpy(dtype=str),
+                                     metadata["category"].to_numpy(dtype=str), cv.targets, cv.predictions, errors,
+                                     error_field(cv.targets, errors), geometry.plv))
+figure = figures.error_field_figure(panels, color_by_category=color_by_category)
+st.plotly_chart(figure, width="stretch")
+export_row(figure, figures.error_field_table(panels), page="affect", figure="error_field", dataset=image_set.name,
+           encoder=",".join(spec for spec, _ in models), layer=geometry_scheme, key="export_affect_field")
+with st.expander("How to read this"):
+    st.markdown("Thin lines run from each image's true rating to its prediction (dot). Black arrows average the "
+                "errors of images whose *true* rating falls in each cell of an 8×8 grid. Arrows converging on the "
+                "middle = shrinkage toward the mean; arrows converging elsewhere = attractor regions. The CSV holds "
+                "every image's true and predicted ratings.")
+
+st.subheader("3 · How much of the plane do the errors use?")
+figure = figures.occupancy_figure(occupancies)
+st.plotly_chart(figure, width="stretch")
+export_row(figure, figures.occupancy_table(occupancies), page="affect", figure="occupancy", dataset=image_set.name,
+           encoder=",".join(spec for spec, _ in models), layer=geometry_scheme, key="export_affect_occupancy")
+with st.expander("How to read this"):
+    st.markdown(f"Trajectory: 20 points evenly on every segment true → predicted, binned on a {bins}×{bins} grid "
+                "over [1, 7]²; endpoint: the predictions alone. H = −Σ p log p / log(B²): 1 when errors spread over "
+                "the whole plane, near 0 when they collapse into a few cells. Points outside [1, 7] count in the "
+                "border cells.")
+
+st.subheader("4 · Do the errors share a direction?")
+figure = figures.error_rose_figure(panels)
+st.plotly_chart(figure, width="stretch")
+export_row(figure, figures.error_rose_table(panels), page="affect", figure="error_rose", dataset=image_set.name,
+           encoder=",".join(spec for spec, _ in models), layer=geometry_scheme, key="export_affect_rose")
+st.dataframe(pd.DataFrame({label: geometry.plv_by_category for label, geometry in geometries.items()}).T
+             .rename_axis("model").reset_index(), hide_index=True, width="stretch")
+with st.expander("How to read this"):
+    st.markdown("Each petal sums the magnitudes of errors pointing that way (0° = predicted valence too high, 90° = "
+                "arousal too high). Weighted phase-locking value PLV = |Σ wᵢ e^{iθᵢ}| / Σ wᵢ: 1 when all errors "
+                "point the same way (a systematic bias), near 0 when directions cancel. The table gives PLV per "
+                "category.")
+
+st.subheader("5 · Error geometry, all measures")
+summary = geometry_table(geometries)
+summary["feature_ed"] = [feature_ed(spec, layer) for spec, layer in models]
+st.dataframe(summary, hide_index=True, width="stretch")
+downloads = st.columns(4)
+downloads[0].download_button("Measures CSV", table_to_csv(summary), on_click="ignore", mime="text/csv",
+                             file_name=export_filename("affect", "geometry", image_set.name, ext="csv"),
+                             help="The table above.")
+downloads[1].download_button("Predictions CSV", table_to_csv(figures.error_field_table(panels)), on_click="ignore",
+                             mime="text/csv", help="Per-image true and out-of-fold predicted ratings.",
+                             file_name=export_filename("affect", "predictions", image_set.name, ext="csv"))
+with st.expander("How to read this"):
+    st.markdown("**plv**: weighted phase locking of error angles. **pull_index** ∈ [−1, 1]: magnitude-weighted "
+                "cosine between each error and the direction from the true rating to the training-fold mean "
+                "(> 0 = errors point to the centre); **slope_*** < 1 = shrinkage. **trajectory/endpoint_entropy**: "
+                "section 3. **n_attractors**: local maxima of a Gaussian KDE (Scott bandwidth) of the predictions, "
+                "ignoring bumps below 5% of the highest peak and merging maxima closer than 0.5; **fraction_near_attractor**: predictions within 0.5 "
+                "rating units of one. **error_ed**: participation ratio of the 2×2 error covariance (1 = errors "
+                "along one line, 2 = isotropic). **feature_ed**: participation ratio of the feature covariance.")
