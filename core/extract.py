@@ -8,6 +8,7 @@ are all stored is a cache hit that never loads the model.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -209,8 +210,12 @@ class _ImageRows(Dataset):
 
 
 def _default_workers(n_images: int) -> int:
-    # Worker start-up (~0.5 s each) only pays off when there is real decoding to overlap.
-    return 0 if n_images < 256 else min(4, max(1, (os.cpu_count() or 1) - 1))
+    # Forking worker processes from a multi-threaded process (the app runs extraction on a
+    # job thread) can kill or deadlock the workers, so off the main thread images load
+    # in-thread. Elsewhere worker start-up (~0.5 s) only pays off with real decoding to overlap.
+    if threading.current_thread() is not threading.main_thread() or n_images < 256:
+        return 0
+    return min(4, max(1, (os.cpu_count() or 1) - 1))
 
 
 def _autocast(device: torch.device):

@@ -158,3 +158,29 @@ def test_an_encoder_that_cannot_be_described_is_unavailable_not_an_exception(sma
     statuses = layer_statuses(small_set, f"file:timm:resnet18@{tmp_path / 'gone.pt'}", ["final"],
                               FeatureStore(tmp_path / "store"))
     assert [status.state for status in statuses] == ["unavailable"] and "gone.pt" in statuses[0].detail
+
+
+def test_extraction_off_the_main_thread_loads_images_in_thread(tmp_path, monkeypatch) -> None:
+    """The app extracts on a job thread, where forking DataLoader workers is unsafe."""
+    import threading
+
+    from torch.utils import data
+
+    workers_used: list[int] = []
+    original_init = data.DataLoader.__init__
+
+    def recording_init(self, *args, **kwargs):
+        workers_used.append(kwargs.get("num_workers", 0))
+        original_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(data.DataLoader, "__init__", recording_init)
+    (tmp_path / "images" / "grey").mkdir(parents=True)
+    for index in range(260):  # enough images that the main thread would use workers
+        Image.new("RGB", (8, 8), (index, index, index)).save(tmp_path / "images" / "grey" / f"{index}.png")
+    big = image_folder(tmp_path / "images")
+    store = FeatureStore(tmp_path / "store")
+    worker = threading.Thread(target=extract, args=(big, "pixels:4", ["final"], store))
+    worker.start()
+    worker.join(60)
+    assert workers_used == [0] and layer_statuses(big, "pixels:4", ["final"], store)[0].state == "cached"
+    assert extract_module._default_workers(260) >= 1  # main thread: workers allowed
