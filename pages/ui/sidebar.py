@@ -103,8 +103,10 @@ def _encoder_controls() -> list[str]:
         ok, _ = resources.encoder_availability(spec)
         return f"{'✓' if ok else '✗'} {CATALOGUE_LABELS.get(spec, spec)}"
 
+    # The add-encoder callback writes this key, so the default applies only before it exists.
+    default = None if "encoders" in st.session_state else list(DEFAULT_ENCODERS)
     chosen = st.multiselect(
-        "Encoders", options, default=list(DEFAULT_ENCODERS), format_func=label, key="encoders",
+        "Encoders", options, default=default, format_func=label, key="encoders",
         help="✓ = usable offline right now; ✗ = pretrained weights not cached here (needs network once, or "
              "a local file via file:...). Untrained twins are random-init controls; pixels:N is raw pixels.")
     for spec in chosen:
