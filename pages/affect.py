@@ -5,7 +5,7 @@ import streamlit as st
 
 from core import affect_figures as figures
 from core.affect import (SCHEME_LABELS, SCHEMES, TARGETS, cross_validated_predictions, metrics_table,
-                         paired_difference)
+                         paired_difference, per_group_metrics)
 from core.error_geometry import effective_dimensionality, error_field, error_geometry, error_vectors, geometry_table
 from core.export import export_filename, table_to_csv
 from pages.ui import resources
@@ -128,6 +128,16 @@ if len(models) > 1:
                                "ci_hi": test.ci[1], "p_value": test.p_value})
     st.caption("Paired bootstrap over images (1,000 resamples, seed 0): R²(model) − R²(versus), 95% CI, two-sided p.")
     st.dataframe(pd.DataFrame(paired), hide_index=True, width="stretch")
+with st.expander("Per held-out group"):
+    per_group = pd.concat([per_group_metrics(cv).assign(model=labels[(spec, layer)], scheme=scheme)
+                           for (spec, layer, scheme), cv in results.items()], ignore_index=True)
+    st.caption("r, R² and RMSE within each held-out theme group (LOTO), category (LOCO) or fold (K-fold); r needs "
+               "at least 3 images, R² at least 2. R² within a group compares to that group's own mean, so it is "
+               "often negative for small, homogeneous groups.")
+    st.dataframe(per_group, hide_index=True, width="stretch")
+    st.download_button("Per-group CSV", table_to_csv(per_group), mime="text/csv", on_click="ignore",
+                       file_name=export_filename("affect", "per_group", image_set.name, ext="csv"),
+                       help="The table above, for every encoder and scheme.")
 with st.expander("How to read this"):
     st.markdown("Bars: R² of the out-of-fold predictions over all images (1 − SSres/SStot), whiskers: bootstrap 95% "
                 "CI over images; hover for Pearson r. The axis stops at −1. **Δ** above a pair of bars is "

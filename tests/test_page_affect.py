@@ -46,6 +46,9 @@ def test_affect_page_renders_every_figure_for_two_encoders_and_both_schemes(demo
     assert any(note["text"].startswith("Δ ") for note in charts[0]["layout"]["annotations"])
     assert any(trace["type"] == "heatmap" for trace in charts[2]["data"])
     assert any(trace["type"] == "barpolar" for trace in charts[3]["data"])
+    per_group = next(frame.value for frame in app.dataframe if "group" in frame.value.columns)
+    loto_groups = per_group[(per_group["scheme"] == "loto") & (per_group["target"] == "valence")]
+    assert loto_groups["group"].nunique() == 48 and (loto_groups["n"] == 8).all()
     measures = app.dataframe[-1].value
     assert list(measures["model"]) == [f"{spec} [final]" for spec in ENCODERS]
     assert measures["trajectory_entropy"].between(0, 1).all() and measures["error_ed"].between(1, 2).all()
