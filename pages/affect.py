@@ -71,7 +71,14 @@ feature_sets = {(spec, layer): resources.feature_set(image_set, spec, layer, eff
                 for spec, layer in models}
 targets = metadata[list(TARGETS)].to_numpy(dtype=float)
 groups = {"loto": metadata["group"].to_numpy(dtype=str), "loco": metadata["category"].to_numpy(dtype=str),
-          "kfold": metadata["group"].to_numpy(dtype=str)}
+          "kfold": metadata["group"].to_numpy(dtype=str)}  # K-fold ignores groups
+
+
+def memoised(key: tuple, compute):
+    """Process-wide memo: keys start with a feature digest, so a new dataset or layer never hits."""
+    if key not in memo:
+        memo[key] = compute()
+    return memo[key]
 
 
 def model_label(spec: str, layer: str) -> str:
@@ -81,7 +88,7 @@ def model_label(spec: str, layer: str) -> str:
 def cross_validated(spec: str, layer: str, scheme: str):
     """Out-of-fold predictions, computed once per feature array and scheme (process-wide memo)."""
     feature_set = feature_sets[(spec, layer)]
-    key = ("affect", feature_set.key.digest, scheme, int(n_folds))
+    key = ("affect", feature_set.key.digest, scheme, int(n_folds) if scheme == "kfold" else 0)
     if key not in memo:
         text = f"{SCHEME_LABELS[scheme]}: {model_label(spec, layer)}"
         bar = st.progress(0.0, text=text)
@@ -92,12 +99,8 @@ def cross_validated(spec: str, layer: str, scheme: str):
     return memo[key]
 
 
-def feature_ed(spec: str, layer: str) -> float:
-    feature_set = feature_sets[(spec, layer)]
-    key = ("feature_ed", feature_set.key.digest)
-    if key not in memo:
-        memo[key] = effective_dimensionality(np.asarray(feature_set.features))
-    return memo[key]
+def digest(spec: str, layer: str) -> str:
+    return feature_sets[(spec, layer)].key.digest
 
 
 try:
@@ -109,8 +112,9 @@ except ValueError as error:  # e.g. too few groups for the scheme: explain, neve
 labels = {(spec, layer): model_label(spec, layer) for spec, layer in models}
 
 st.subheader("1 · How well do the features predict the ratings?")
-metrics = pd.concat([metrics_table(cv).assign(model=labels[(spec, layer)])
-                     for (spec, layer, scheme), cv in results.items()], ignore_index=True)
+metrics = pd.concat([memoised(("metrics", digest(spec, layer), scheme, n_folds), lambda cv=cv: metrics_table(cv))
+                     .assign(model=labels[(spec, layer)]) for (spec, layer, scheme), cv in results.items()],
+                    ignore_index=True)
 figure = figures.r2_summary_figure(metrics)
 st.plotly_chart(figure, width="stretch")
 export_row(figure, metrics, page="affect", figure="r2", dataset=image_set.name,
@@ -121,8 +125,11 @@ if len(models) > 1:
     for model in models[1:]:
         for scheme in schemes:
             for column, target in enumerate(TARGETS):
-                test = paired_difference(targets[:, column], results[(*model, scheme)].predictions[:, column],
-                                         results[(*reference, scheme)].predictions[:, column], target)
+                test = memoised(("paired", digest(*model), digest(*reference), scheme, n_folds, target),
+                                lambda: paired_difference(targets[:, column],
+                                                          results[(*model, scheme)].predictions[:, column],
+                                                          results[(*reference, scheme)].predictions[:, column],
+                                                          target))
                 paired.append({"model": labels[model], "versus": labels[reference], "scheme": scheme,
                                "target": target, "r2_difference": test.difference, "ci_lo": test.ci[0],
                                "ci_hi": test.ci[1], "p_value": test.p_value})
@@ -153,8 +160,9 @@ panels, geometries, occupancies = [], {}, {}
 for spec, layer in models:
     cv = results[(spec, layer, geometry_scheme)]
     errors = error_vectors(cv.targets, cv.predictions, zscore=zscore)
-    geometry = error_geometry(cv.targets, cv.predictions, cv.train_means, metadata["category"].to_numpy(dtype=str),
-                              zscore=zscore, bins=bins)
+    geometry = memoised(("geometry", digest(spec, layer), geometry_scheme, n_folds, zscore, bins),
+                        lambda: error_geometry(cv.targets, cv.predictions, cv.train_means,
+                                               metadata["category"].to_numpy(dtype=str), zscore=zscore, bins=bins))
     label = labels[(spec, layer)]
     geometries[label], occupancies[label] = geometry, (geometry.trajectory, geometry.endpoint)
     panels.append(figures.ErrorPanel(label, metadata["image_id"].to_numpy(dtype=str),
@@ -196,7 +204,10 @@ with st.expander("How to read this"):
 
 st.subheader("5 · Error geometry, all measures")
 summary = geometry_table(geometries)
-summary["feature_ed"] = [feature_ed(spec, layer) for spec, layer in models]
+summary["feature_ed"] = [memoised(("feature_ed", digest(spec, layer)),
+                                  lambda spec=spec, layer=layer: effective_dimensionality(
+                                      np.asarray(feature_sets[(spec, layer)].features)))
+                         for spec, layer in models]
 st.dataframe(summary, hide_index=True, width="stretch")
 downloads = st.columns(4)
 downloads[0].download_button("Measures CSV", table_to_csv(summary), on_click="ignore", mime="text/csv",
