@@ -28,6 +28,13 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def served_app(isolated_cache):
+    from core.datasets import demo
+    from core.extract import extract
+    from core.store import FeatureStore
+
+    image_set = demo(isolated_cache)  # the Affect page needs the default encoders' features
+    for spec in ("bundled:efficientnet_lite0", "pixels:32"):
+        extract(image_set, spec, ["final"], FeatureStore(isolated_cache / "features"))
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
@@ -43,11 +50,15 @@ def served_app(isolated_cache):
             time.sleep(0.3)
     yield f"http://127.0.0.1:{port}"
     server.terminate()
-    server.wait(10)
+    try:
+        server.wait(15)
+    except subprocess.TimeoutExpired:  # still busy with a rerun: stop it hard
+        server.kill()
+        server.wait(15)
 
 
-@pytest.mark.slow
-def test_features_page_renders_in_chromium(served_app, tmp_path) -> None:
+def screenshot_page(base_url: str, path: str, title: str, last_element: str, shot: Path, height: int) -> int:
+    """Open one page in headless Chromium, wait until it has drawn, screenshot; returns the plotly chart count."""
     chromium = find_chromium()
     if chromium is None:
         pytest.skip("Chromium not installed (apt-get install chromium)")
@@ -55,19 +66,31 @@ def test_features_page_renders_in_chromium(served_app, tmp_path) -> None:
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
-        page = browser.new_page(viewport={"width": 1500, "height": 1000})
-        page.goto(served_app)
-        page.wait_for_selector("h1:has-text('Features')", timeout=180_000)
-        page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=180_000)
-        page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+        page = browser.new_page(viewport={"width": 1500, "height": height})
+        page.goto(f"{base_url}/{path}")
+        page.wait_for_selector(f"h1:has-text('{title}')", timeout=180_000)
+        page.wait_for_selector(last_element, timeout=300_000)
+        page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=300_000)
         page.wait_for_timeout(1500)  # let plotly finish drawing
         assert page.locator("[data-testid='stException']").count() == 0
         assert page.locator("[data-testid='stSidebar']").get_by_text("Encoders").count() >= 1
-        shot = tmp_path / "features.png"
-        page.screenshot(path=str(shot), full_page=False)
+        charts = page.locator(".js-plotly-plot").count()
+        page.screenshot(path=str(shot))
         browser.close()
-    assert shot.stat().st_size > 20_000
     keep = os.environ.get("REPSCOPE_SCREENSHOTS")
     if keep:
         Path(keep).mkdir(parents=True, exist_ok=True)
-        shutil.copy(shot, Path(keep) / "features.png")
+        shutil.copy(shot, Path(keep) / shot.name)
+    return charts
+
+
+@pytest.mark.slow
+def test_features_page_renders_in_chromium(served_app, tmp_path) -> None:
+    charts = screenshot_page(served_app, "", "Features", ".js-plotly-plot", tmp_path / "features.png", 1000)
+    assert charts >= 1 and (tmp_path / "features.png").stat().st_size > 20_000
+
+
+@pytest.mark.slow
+def test_affect_page_renders_in_chromium(served_app, tmp_path) -> None:
+    charts = screenshot_page(served_app, "affect", "Affect", "text=5 · Error geometry", tmp_path / "affect.png", 4200)
+    assert charts == 4
