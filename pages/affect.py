@@ -9,7 +9,7 @@ from core.affect import (SCHEME_LABELS, SCHEMES, TARGETS, cross_validated_predic
 from core.error_geometry import effective_dimensionality, error_field, error_geometry, error_vectors, geometry_table
 from core.export import export_filename, table_to_csv
 from pages.ui import resources
-from pages.ui.export_row import export_row
+from pages.ui.export_row import figure_block
 from pages.ui.extraction import extraction_panel
 from pages.ui.sidebar import effective_pooling, render_sidebar
 
@@ -115,10 +115,17 @@ st.subheader("1 · How well do the features predict the ratings?")
 metrics = pd.concat([memoised(("metrics", digest(spec, layer), scheme, n_folds), lambda cv=cv: metrics_table(cv))
                      .assign(model=labels[(spec, layer)]) for (spec, layer, scheme), cv in results.items()],
                     ignore_index=True)
-figure = figures.r2_summary_figure(metrics)
-st.plotly_chart(figure, width="stretch")
-export_row(figure, metrics, page="affect", figure="r2", dataset=image_set.name,
-           encoder=",".join(spec for spec, _ in models), key="export_affect_r2")
+encoders = ",".join(spec for spec, _ in models)
+figure_block(figures.r2_summary_figure(metrics), metrics, page="affect", figure="r2", dataset=image_set.name,
+             encoder=encoders, how_to_read=(
+                 "Bars: R² of the out-of-fold predictions over all images (1 − SSres/SStot), whiskers: bootstrap 95% "
+                 "CI over images; hover for Pearson r. The axis stops at −1. **Δ** above a pair of bars is "
+                 "R²(LOTO) − R²(LOCO), the drop when a whole category is unseen in training: a large drop means the "
+                 "features predict affect through category membership rather than through content that transfers "
+                 "across categories.\n\nMethod: StandardScaler + RidgeCV (alpha per target from 15 values in "
+                 "10⁻²…10⁵, chosen by leave-one-out inside the training fold). One deviation from a plain pipeline: "
+                 "standardised features are clipped to ±10 training SDs, because post-ReLU channels that are silent "
+                 "in the training fold but fire in a held-out theme otherwise make predictions explode."))
 if len(models) > 1:
     reference = models[0]
     paired = []
@@ -145,15 +152,6 @@ with st.expander("Per held-out group"):
     st.download_button("Per-group CSV", table_to_csv(per_group), mime="text/csv", on_click="ignore",
                        file_name=export_filename("affect", "per_group", image_set.name, ext="csv"),
                        help="The table above, for every encoder and scheme.")
-with st.expander("How to read this"):
-    st.markdown("Bars: R² of the out-of-fold predictions over all images (1 − SSres/SStot), whiskers: bootstrap 95% "
-                "CI over images; hover for Pearson r. The axis stops at −1. **Δ** above a pair of bars is "
-                "R²(LOTO) − R²(LOCO), the drop when a whole category is unseen in training: a large drop means the "
-                "features predict affect through category membership rather than through content that transfers "
-                "across categories.\n\nMethod: StandardScaler + RidgeCV (alpha per target from 15 values in "
-                "10⁻²…10⁵, chosen by leave-one-out inside the training fold). One deviation from a plain pipeline: "
-                "standardised features are clipped to ±10 training SDs, because post-ReLU channels that are silent "
-                "in the training fold but fire in a held-out theme otherwise make predictions explode.")
 
 st.subheader(f"2 · Where do the errors point? ({SCHEME_LABELS[geometry_scheme]})")
 panels, geometries, occupancies = [], {}, {}
@@ -168,32 +166,25 @@ for spec, layer in models:
     panels.append(figures.ErrorPanel(label, metadata["image_id"].to_numpy(dtype=str),
                                      metadata["category"].to_numpy(dtype=str), cv.targets, cv.predictions, errors,
                                      error_field(cv.targets, errors), geometry.plv))
-figure = figures.error_field_figure(panels, color_by_category=color_by_category)
-st.plotly_chart(figure, width="stretch")
-export_row(figure, figures.error_field_table(panels), page="affect", figure="error_field", dataset=image_set.name,
-           encoder=",".join(spec for spec, _ in models), layer=geometry_scheme, key="export_affect_field")
-with st.expander("How to read this"):
-    st.markdown("Thin lines run from each image's true rating to its prediction (dot). Black arrows average the "
-                "errors of images whose *true* rating falls in each cell of an 8×8 grid. Arrows converging on the "
-                "middle = shrinkage toward the mean; arrows converging elsewhere = attractor regions. The CSV holds "
-                "every image's true and predicted ratings.")
+figure_block(figures.error_field_figure(panels, color_by_category=color_by_category),
+             figures.error_field_table(panels), page="affect", figure="error_field", dataset=image_set.name,
+             encoder=encoders, layer=geometry_scheme, how_to_read=(
+                 "Thin lines run from each image's true rating to its prediction (dot). Black arrows average the "
+                 "errors of images whose *true* rating falls in each cell of an 8×8 grid. Arrows converging on the "
+                 "middle = shrinkage toward the mean; arrows converging elsewhere = attractor regions. The CSV holds "
+                 "every image's true and predicted ratings."))
 
 st.subheader("3 · How much of the plane do the errors use?")
-figure = figures.occupancy_figure(occupancies)
-st.plotly_chart(figure, width="stretch")
-export_row(figure, figures.occupancy_table(occupancies), page="affect", figure="occupancy", dataset=image_set.name,
-           encoder=",".join(spec for spec, _ in models), layer=geometry_scheme, key="export_affect_occupancy")
-with st.expander("How to read this"):
-    st.markdown(f"Trajectory: 20 points evenly on every segment true → predicted, binned on a {bins}×{bins} grid "
-                "over [1, 7]²; endpoint: the predictions alone. H = −Σ p log p / log(B²): 1 when errors spread over "
-                "the whole plane, near 0 when they collapse into a few cells. Points outside [1, 7] count in the "
-                "border cells.")
+figure_block(figures.occupancy_figure(occupancies), figures.occupancy_table(occupancies), page="affect",
+             figure="occupancy", dataset=image_set.name, encoder=encoders, layer=geometry_scheme, how_to_read=(
+                 f"Trajectory: 20 points evenly on every segment true → predicted, binned on a {bins}×{bins} grid "
+                 "over [1, 7]²; endpoint: the predictions alone. H = −Σ p log p / log(B²): 1 when errors spread over "
+                 "the whole plane, near 0 when they collapse into a few cells. Points outside [1, 7] count in the "
+                 "border cells."))
 
 st.subheader("4 · Do the errors share a direction?")
-figure = figures.error_rose_figure(panels)
-st.plotly_chart(figure, width="stretch")
-export_row(figure, figures.error_rose_table(panels), page="affect", figure="error_rose", dataset=image_set.name,
-           encoder=",".join(spec for spec, _ in models), layer=geometry_scheme, key="export_affect_rose")
+figure_block(figures.error_rose_figure(panels), figures.error_rose_table(panels), page="affect",
+             figure="error_rose", dataset=image_set.name, encoder=encoders, layer=geometry_scheme)
 st.dataframe(pd.DataFrame({label: geometry.plv_by_category for label, geometry in geometries.items()}).T
              .rename_axis("model").reset_index(), hide_index=True, width="stretch")
 with st.expander("How to read this"):

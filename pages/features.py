@@ -4,7 +4,7 @@ import streamlit as st
 
 from core import figures
 from core.datasets import load_image
-from pages.ui.export_row import export_row
+from pages.ui.export_row import figure_block
 from pages.ui.extraction import extraction_panel
 from pages.ui.sidebar import render_sidebar
 
@@ -48,21 +48,15 @@ except ValueError as error:  # DatasetError names the unreadable file
 
 overview = st.tabs(["Images per category", "Theme group sizes"] + (["Ratings"] if image_set.has_affect else []))
 with overview[0]:
-    figure = figures.category_counts_figure(metadata)
-    st.plotly_chart(figure, width="stretch")
-    export_row(figure, figures.category_counts_table(metadata), page="features", figure="category_counts",
-               dataset=image_set.name, key="export_category_counts")
+    figure_block(figures.category_counts_figure(metadata), figures.category_counts_table(metadata),
+                 page="features", figure="category_counts", dataset=image_set.name)
 with overview[1]:
-    figure = figures.group_sizes_figure(metadata)
-    st.plotly_chart(figure, width="stretch")
-    export_row(figure, figures.group_sizes_table(metadata), page="features", figure="group_sizes",
-               dataset=image_set.name, key="export_group_sizes")
+    figure_block(figures.group_sizes_figure(metadata), figures.group_sizes_table(metadata), page="features",
+                 figure="group_sizes", dataset=image_set.name)
 if image_set.has_affect:
     with overview[2]:
-        figure = figures.target_histograms_figure(metadata)
-        st.plotly_chart(figure, width="stretch")
-        export_row(figure, figures.target_histograms_table(metadata), page="features", figure="ratings",
-                   dataset=image_set.name, key="export_ratings")
+        figure_block(figures.target_histograms_figure(metadata), figures.target_histograms_table(metadata),
+                     page="features", figure="ratings", dataset=image_set.name)
 
 st.subheader("Extraction")
 if not selection.encoders:

@@ -34,3 +34,14 @@ def export_row(fig: go.Figure, table: pd.DataFrame | None, *, page: str, figure:
             file_name=export_filename(page, figure, dataset, encoder, layer, fmt))
     if not static_ok:
         columns[-1].caption(f"PNG/SVG/PDF unavailable: {static_message}")
+
+
+def figure_block(fig: go.Figure, table: pd.DataFrame | None, *, page: str, figure: str, dataset: str,
+                 encoder: str = "", layer: str = "", how_to_read: str = "") -> None:
+    """The house figure: the chart, its export row and a "How to read this" expander."""
+    st.plotly_chart(fig, width="stretch")
+    export_row(fig, table, page=page, figure=figure, dataset=dataset, encoder=encoder, layer=layer,
+               key=f"export_{page}_{figure}")
+    if how_to_read:
+        with st.expander("How to read this"):
+            st.markdown(how_to_read)
