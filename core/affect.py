@@ -173,11 +173,16 @@ def paired_difference(y_true: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray
                             float(np.clip(p_value, 1 / n_boot, 1.0)), n_boot)
 
 
-def _ridge_pipeline(alphas: np.ndarray, clip_sd: float | None):
+def standardise_and_clip(clip_sd: float | None) -> list:
+    """Pipeline steps every probe starts with: StandardScaler, then the fixed ±clip_sd clip (module docstring)."""
     steps = [StandardScaler()]
     if clip_sd is not None:
         steps.append(FunctionTransformer(np.clip, kw_args={"a_min": -clip_sd, "a_max": clip_sd}))
-    return make_pipeline(*steps, RidgeCV(alphas=alphas, alpha_per_target=True))
+    return steps
+
+
+def _ridge_pipeline(alphas: np.ndarray, clip_sd: float | None):
+    return make_pipeline(*standardise_and_clip(clip_sd), RidgeCV(alphas=alphas, alpha_per_target=True))
 
 
 def _validate(features: np.ndarray, targets: np.ndarray, groups: np.ndarray) -> None:

@@ -149,6 +149,27 @@ class FeatureStore:
                                      "stored_at": time.time(), **(meta or {})})
 
 
+class ResultCache:
+    """JSON results of analyses (probe scores, ...) keyed by a string that starts with a feature digest.
+
+    Lets a rerun skip work already done, across sessions and processes. SQLite transactions
+    make each write atomic; values must be JSON (no pickles, as for the feature index).
+    """
+
+    def __init__(self, root: str | Path):
+        Path(root).mkdir(parents=True, exist_ok=True)
+        self._cache = diskcache.Cache(str(root), disk=diskcache.JSONDisk)
+
+    def get(self, key: str):
+        return self._cache.get(key)
+
+    def set(self, key: str, value) -> None:
+        self._cache.set(key, value)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._cache
+
+
 def _temporary_path(target: Path) -> Path:
     handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=".tmp.npy")
     os.close(handle)
