@@ -4,10 +4,12 @@ import streamlit as st
 st.set_page_config(page_title="RepScope", page_icon="🔭", layout="wide")
 
 # Only finished pages are listed; each later analysis adds its own line here. Every page
-# draws the shared sidebar itself (pages.ui.sidebar.render_sidebar) so its widgets are part
-# of the page run.
+# draws the shared sidebar itself (views.ui.sidebar.render_sidebar) so its widgets are part
+# of the page run. The folder is `views/`, not `pages/`: Streamlit treats a `pages/` folder
+# as legacy auto-discovered pages when a fresh server is first opened on a deep link
+# (e.g. /affect), which bypasses this navigation.
 navigation = st.navigation([
-    st.Page("pages/features.py", title="Features", icon="🧮", default=True),
-    st.Page("pages/affect.py", title="Affect", icon="🎭"),
+    st.Page("views/features.py", title="Features", icon="🧮", default=True),
+    st.Page("views/affect.py", title="Affect", icon="🎭"),
 ])
 navigation.run()

@@ -18,7 +18,7 @@ ENCODERS = ["bundled:efficientnet_lite0", "pixels:32"]
 
 def affect_page(**sidebar) -> AppTest:
     app = AppTest.from_file(APP, default_timeout=300)
-    app.switch_page("pages/affect.py").run()
+    app.switch_page("views/affect.py").run()
     for key, value in sidebar.items():
         getattr(app.sidebar, "selectbox" if key == "dataset_kind" else "text_input")(key=key).set_value(value)
         app.run()

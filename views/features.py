@@ -4,9 +4,9 @@ import streamlit as st
 
 from core import figures
 from core.datasets import load_image
-from pages.ui.export_row import figure_block
-from pages.ui.extraction import extraction_panel
-from pages.ui.sidebar import render_sidebar
+from views.ui.export_row import figure_block
+from views.ui.extraction import extraction_panel
+from views.ui.sidebar import render_sidebar
 
 THUMBNAILS_PER_CATEGORY = 4
 

@@ -8,7 +8,7 @@ import torch
 
 from core.datasets import DatasetError, ImageSet
 from core.encoders import CATALOGUE, SPEC_HELP, EncoderSpecError, parse_spec
-from pages.ui import resources
+from views.ui import resources
 
 DATASET_KINDS = {
     "demo": "Demo (procedural, offline)",

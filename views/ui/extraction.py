@@ -1,30 +1,37 @@
 """Extraction status, the Extract button and live progress: shared by every page that needs features."""
 from __future__ import annotations
 
+from typing import Mapping, Sequence
+
 import pandas as pd
 import streamlit as st
 
 from core.datasets import ImageSet
 from core.extract import LayerStatus, extract, layer_statuses
-from pages.ui import resources
-from pages.ui.sidebar import Selection, effective_pooling
+from views.ui import resources
+from views.ui.sidebar import Selection, effective_pooling
 
 STATE_HELP = ("cached = stored on disk, loads in milliseconds; missing = press Extract; "
               "unavailable = cannot be loaded here (reason in `detail`)")
 
 
-def extraction_panel(image_set: ImageSet, selection: Selection, *, show_table: bool = True) -> list[LayerStatus]:
-    """Status of every selected encoder x layer, an Extract button for the missing ones, live progress."""
+def extraction_panel(image_set: ImageSet, selection: Selection, *, show_table: bool = True,
+                     layers: Mapping[str, Sequence[str] | str] | None = None) -> list[LayerStatus]:
+    """Status of every selected encoder x layer, an Extract button for the missing ones, live progress.
+
+    `layers` overrides the sidebar's layers per encoder (e.g. "all" for the layer-probe page).
+    """
     store = resources.feature_store()
+    layers = dict(layers or selection.layers)
     statuses = [status for spec in selection.encoders
-                for status in layer_statuses(image_set, spec, selection.layers[spec], store,
+                for status in layer_statuses(image_set, spec, layers[spec], store,
                                              effective_pooling(spec, selection.pooling))]
     if show_table:
         st.dataframe(pd.DataFrame([vars(status) for status in statuses]), hide_index=True, width="stretch",
                      column_config={"state": st.column_config.TextColumn(help=STATE_HELP)})
     todo = sorted({status.encoder for status in statuses if status.state == "missing"})
     st.button(f"Extract {len(todo)} encoder(s)" if todo else "Everything selected is cached", type="primary",
-              disabled=not todo, on_click=_start_extraction, args=(image_set, selection, todo),
+              disabled=not todo, on_click=_start_extraction, args=(image_set, selection, layers, todo),
               help="Runs in the background: all selected layers of an encoder in one forward pass per batch, "
                    "written to the cache chunk by chunk. Changing widgets does not stop it; an interrupted run "
                    "resumes.")
@@ -35,15 +42,16 @@ def extraction_panel(image_set: ImageSet, selection: Selection, *, show_table: b
     return statuses
 
 
-def _start_extraction(image_set: ImageSet, selection: Selection, specs: list[str]) -> None:
+def _start_extraction(image_set: ImageSet, selection: Selection, layers: dict, specs: list[str]) -> None:
     store, registry = resources.feature_store(), resources.job_registry()
     st.session_state["extraction_errors"] = []
     for spec in specs:
-        layers, pooling = selection.layers[spec], effective_pooling(spec, selection.pooling)
-        key = f"extract|{image_set.fingerprint}|{spec}|{','.join(layers)}|{pooling}"
+        wanted, pooling = layers[spec], effective_pooling(spec, selection.pooling)
+        layer_list = wanted if isinstance(wanted, str) else ",".join(wanted)
+        key = f"extract|{image_set.fingerprint}|{spec}|{layer_list}|{pooling}"
 
-        def work(report, spec=spec, layers=layers, pooling=pooling):
-            extract(image_set, spec, layers, store, pooling=pooling, device=selection.device,
+        def work(report, spec=spec, wanted=wanted, pooling=pooling):
+            extract(image_set, spec, wanted, store, pooling=pooling, device=selection.device,
                     batch_size=selection.batch_size,
                     progress=lambda p: report(p.done, p.total, f"{p.images_per_s:.1f} images/s"))
 

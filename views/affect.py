@@ -8,10 +8,10 @@ from core.affect import (SCHEME_LABELS, SCHEMES, TARGETS, cross_validated_predic
                          paired_difference, per_group_metrics)
 from core.error_geometry import effective_dimensionality, error_field, error_geometry, error_vectors, geometry_table
 from core.export import export_filename, table_to_csv
-from pages.ui import resources
-from pages.ui.export_row import figure_block
-from pages.ui.extraction import extraction_panel
-from pages.ui.sidebar import effective_pooling, render_sidebar
+from views.ui import resources
+from views.ui.export_row import figure_block
+from views.ui.extraction import extraction_panel
+from views.ui.sidebar import effective_pooling, render_sidebar
 
 selection = render_sidebar()
 st.title("Affect")

@@ -7,7 +7,7 @@ from core import datasets
 from core.encoders import availability, describe
 from core.extract import FeatureSet, cached_features
 from core.jobs import JobRegistry
-from core.store import FeatureStore, default_cache_dir
+from core.store import FeatureStore, ResultCache, default_cache_dir
 
 
 @st.cache_resource
@@ -44,6 +44,12 @@ def encoder_layers(spec: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
 def feature_set(image_set: datasets.ImageSet, spec: str, layer: str, pooling: str) -> FeatureSet:
     """A stored feature array (memory-mapped); call only for layers whose status is `cached`."""
     return cached_features(image_set, spec, [layer], feature_store(), pooling)[layer]
+
+
+@st.cache_resource
+def result_cache() -> ResultCache:
+    """On-disk JSON results (probe scores per layer), shared by every session and process."""
+    return ResultCache(default_cache_dir() / "results")
 
 
 @st.cache_resource
