@@ -1,0 +1,108 @@
+"""Representational dissimilarity matrices (science.md §5) and RSA between them.
+
+`rdm` equals `scipy.spatial.distance.cdist(X, X, metric)` (a test checks it) but works in
+row chunks with BLAS products, in float32 by default, so a 10k-item RDM never builds an
+(N, N, d) intermediate. Loading an uploaded matrix (`load_matrix`, `as_rdm`) validates the
+item count and says what to fix.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import spearmanr
+
+METRICS = ("cosine", "correlation", "euclidean")
+METRIC_LABELS = {"cosine": "Cosine distance", "correlation": "Correlation distance (1 − Pearson r)",
+                 "euclidean": "Euclidean distance"}
+
+
+def rdm(features: np.ndarray, metric: str = "cosine", *, normalise: bool = False, dtype=np.float32,
+        chunk_size: int = 2048) -> np.ndarray:
+    """(N, d) features -> (N, N) symmetric RDM with a zero diagonal; `normalise` divides by its max."""
+    if metric not in METRICS:
+        raise ValueError(f"Unknown RDM metric {metric!r}; choose one of {', '.join(METRICS)}.")
+    features = np.asarray(features, dtype=np.float64)
+    if features.ndim != 2 or len(features) < 2:
+        raise ValueError(f"An RDM needs an (N, d) matrix with N >= 2; got shape {features.shape}.")
+    if not np.isfinite(features).all():
+        raise ValueError("The features contain NaN or infinite values; an RDM of them would be meaningless.")
+    if metric == "correlation":
+        features = features - features.mean(axis=1, keepdims=True)
+    if metric in ("cosine", "correlation"):
+        norms = np.linalg.norm(features, axis=1, keepdims=True)
+        if np.any(norms == 0):
+            raise ValueError(f"{int(np.sum(norms == 0))} rows are constant (zero norm), where {metric} distance "
+                             "is undefined; use the euclidean metric or drop those items.")
+        features = features / norms
+    squared_norms = np.einsum("ij,ij->i", features, features)
+    result = np.empty((len(features), len(features)), dtype=dtype)
+    for start in range(0, len(features), chunk_size):
+        block = features[start:start + chunk_size] @ features.T
+        if metric == "euclidean":
+            block = np.sqrt(np.maximum(squared_norms[start:start + chunk_size, None] + squared_norms - 2 * block, 0))
+        else:
+            block = 1.0 - block
+        result[start:start + chunk_size] = block
+    # Rounding makes the chunks' products differ in the last bit; RDMs must be exactly symmetric.
+    result = (result + result.T) / 2
+    np.fill_diagonal(result, 0)
+    return result / result.max() if normalise and result.max() > 0 else result
+
+
+def upper_triangle(matrix: np.ndarray) -> np.ndarray:
+    """(N, N) -> (N(N-1)/2,) entries above the diagonal."""
+    return matrix[np.triu_indices(len(matrix), k=1)]
+
+
+def rsa(rdm_a: np.ndarray, rdm_b: np.ndarray) -> float:
+    """Spearman correlation between the upper triangles of two (N, N) RDMs of the same items."""
+    if rdm_a.shape != rdm_b.shape:
+        raise ValueError(f"RSA needs RDMs of the same items; got shapes {rdm_a.shape} and {rdm_b.shape}.")
+    return float(spearmanr(upper_triangle(rdm_a), upper_triangle(rdm_b)).statistic)
+
+
+def load_matrix(data: bytes, filename: str) -> np.ndarray:
+    """An uploaded .npy, .txt or .csv file -> 2-D float64 array (a leading singleton axis is dropped)."""
+    suffix = Path(filename).suffix.lower()
+    try:
+        if suffix == ".npy":
+            matrix = np.load(io.BytesIO(data), allow_pickle=False)
+        elif suffix in (".txt", ".csv"):
+            text = data.decode("utf-8")
+            delimiter = "," if suffix == ".csv" or "," in text.splitlines()[0] else None
+            matrix = np.loadtxt(io.StringIO(text), delimiter=delimiter, ndmin=2)
+        else:
+            raise ValueError(f"{filename}: unsupported file type {suffix!r}; upload a .npy, .txt or .csv matrix.")
+    except (ValueError, UnicodeDecodeError, OSError) as error:
+        if "unsupported file type" in str(error):
+            raise
+        raise ValueError(f"{filename}: could not read a numeric matrix ({error}). Expected numbers only, "
+                         "no header row or item-name column, one row per item.") from error
+    matrix = np.asarray(matrix, dtype=np.float64)
+    while matrix.ndim > 2 and matrix.shape[0] == 1:
+        matrix = matrix[0]  # GWTune stores embeddings as (1, N, d)
+    if matrix.ndim != 2:
+        raise ValueError(f"{filename}: expected a 2-D matrix (N x d embedding or N x N RDM); got shape {matrix.shape}.")
+    if not np.isfinite(matrix).all():
+        raise ValueError(f"{filename}: contains NaN or infinite values; fill or drop them first.")
+    return matrix
+
+
+def is_rdm(matrix: np.ndarray) -> bool:
+    """True when (N, N) `matrix` is symmetric, non-negative and zero on the diagonal."""
+    return (matrix.ndim == 2 and matrix.shape[0] == matrix.shape[1] and np.allclose(matrix, matrix.T, atol=1e-6)
+            and np.allclose(np.diag(matrix), 0, atol=1e-6) and bool((matrix >= -1e-6).all()))
+
+
+def as_rdm(matrix: np.ndarray, n_items: int, metric: str, *, name: str = "the matrix",
+           normalise: bool = False) -> np.ndarray:
+    """An N x N RDM (used as is) or an N x d embedding (turned into an RDM) -> (N, N) float32 RDM."""
+    if len(matrix) != n_items:
+        raise ValueError(f"{name} has {len(matrix)} rows but the dataset has {n_items} items; rows must be the "
+                         "dataset's items in its order (see the Features page's metadata CSV).")
+    if is_rdm(matrix):
+        matrix = matrix.astype(np.float32)
+        return matrix / matrix.max() if normalise and matrix.max() > 0 else matrix
+    return rdm(matrix, metric, normalise=normalise)
