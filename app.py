@@ -11,5 +11,6 @@ st.set_page_config(page_title="RepScope", page_icon="🔭", layout="wide")
 navigation = st.navigation([
     st.Page("views/features.py", title="Features", icon="🧮", default=True),
     st.Page("views/affect.py", title="Affect", icon="🎭"),
+    st.Page("views/probes.py", title="Layer probes", icon="📈"),
 ])
 navigation.run()

@@ -55,6 +55,8 @@ def curve_summary(depth: np.ndarray, score: np.ndarray) -> CurveSummary:
     depth, score = np.asarray(depth, float), np.clip(np.asarray(score, float), 0.0, None)
     if not score.any():
         return CurveSummary(float("nan"), float("nan"), float("nan"))
+    if len(score) < 2:  # a single layer (pixels) has a peak but no distribution over depth
+        return CurveSummary(float(depth[0]), float("nan"), float("nan"))
     grid = np.union1d(np.linspace(0.0, 1.0, 301), depth)  # fine grid: the last-third boundary falls on it
     curve = np.interp(grid, depth, score)
     total = np.trapezoid(curve, grid)

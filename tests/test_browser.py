@@ -32,9 +32,15 @@ def served_app(isolated_cache):
     from core.extract import extract
     from core.store import FeatureStore
 
-    image_set = demo(isolated_cache)  # the Affect page needs the default encoders' features
+    from core.probes import encoder_curves
+    from core.store import ResultCache
+
+    image_set = demo(isolated_cache)  # the analysis pages need the default encoders' features
     for spec in ("bundled:efficientnet_lite0", "pixels:32"):
-        extract(image_set, spec, ["final"], FeatureStore(isolated_cache / "features"))
+        extract(image_set, spec, "all", FeatureStore(isolated_cache / "features"))
+        # The Layer probes page reads these cached scores; this test checks drawing, not probe speed.
+        encoder_curves(image_set, spec, FeatureStore(isolated_cache / "features"),
+                       results=ResultCache(isolated_cache / "results"))
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
@@ -74,6 +80,9 @@ def screenshot_page(base_url: str, path: str, title: str, last_element: str, sho
         page.wait_for_timeout(1500)  # let plotly finish drawing
         assert page.locator("[data-testid='stException']").count() == 0
         assert page.locator("[data-testid='stSidebar']").get_by_text("Encoders").count() >= 1
+        # st.navigation's labels, not file names: a deep link on a fresh server must not fall back
+        # to legacy pages/ discovery.
+        assert page.locator("[data-testid='stSidebarNav']").get_by_text("Layer probes").count() == 1
         charts = page.locator(".js-plotly-plot").count()
         page.screenshot(path=str(shot))
         browser.close()
@@ -84,6 +93,12 @@ def screenshot_page(base_url: str, path: str, title: str, last_element: str, sho
     return charts
 
 
+@pytest.mark.slow  # first on purpose: opens a deep link on the fresh server (see the navigation check)
+def test_affect_page_renders_in_chromium(served_app, tmp_path) -> None:
+    charts = screenshot_page(served_app, "affect", "Affect", "text=5 · Error geometry", tmp_path / "affect.png", 4200)
+    assert charts == 4
+
+
 @pytest.mark.slow
 def test_features_page_renders_in_chromium(served_app, tmp_path) -> None:
     charts = screenshot_page(served_app, "", "Features", ".js-plotly-plot", tmp_path / "features.png", 1000)
@@ -91,6 +106,7 @@ def test_features_page_renders_in_chromium(served_app, tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_affect_page_renders_in_chromium(served_app, tmp_path) -> None:
-    charts = screenshot_page(served_app, "affect", "Affect", "text=5 · Error geometry", tmp_path / "affect.png", 4200)
-    assert charts == 4
+def test_probes_page_renders_in_chromium(served_app, tmp_path) -> None:
+    charts = screenshot_page(served_app, "probes", "Layer probes", "text=Where does each curve",
+                             tmp_path / "probes.png", 1800)
+    assert charts == 2

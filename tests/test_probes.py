@@ -32,6 +32,11 @@ def test_step_at_the_end_puts_everything_late() -> None:
     assert summary.centre_of_mass == pytest.approx(1.0)
 
 
+def test_a_single_layer_has_a_peak_but_no_distribution_over_depth() -> None:
+    summary = curve_summary(normalised_depth(1), np.array([0.4]))
+    assert summary.peak_depth == 1.0 and np.isnan(summary.centre_of_mass) and np.isnan(summary.late_fraction)
+
+
 def test_negative_scores_count_as_no_information() -> None:
     summary = curve_summary(normalised_depth(5), np.array([-0.5, 0.2, 0.2, -0.1, -3.0]))
     assert summary.peak_depth == pytest.approx(0.25) and summary.centre_of_mass == pytest.approx(0.375)

@@ -1,0 +1,112 @@
+"""Layer probes: where in depth does an encoder hold affective and categorical information?"""
+import pandas as pd
+import streamlit as st
+
+from core.affect import SCHEME_LABELS, SCHEMES, TARGETS
+from core.export import export_filename, table_to_csv
+from core.probe_figures import AXES, BANDS, probe_curves_figure
+from core.probes import CATEGORY_SCHEMES, ProbeSettings, encoder_curves, summary_table
+from views.ui import resources
+from views.ui.export_row import figure_block
+from views.ui.extraction import extraction_panel
+from views.ui.sidebar import effective_pooling, render_sidebar
+
+selection = render_sidebar()
+st.title("Layer probes")
+st.caption("The Affect page's ridge probe of valence and arousal, and a logistic-regression category probe, at "
+           "every block of each encoder (science.md §4). Encoders of different depths share a normalised axis.")
+image_set = selection.image_set
+if image_set is None:
+    st.info(selection.dataset_error)
+    st.stop()
+metadata = image_set.metadata
+n_categories = metadata["category"].nunique()
+probes = (TARGETS if image_set.has_affect else ()) + (("category",) if n_categories > 1 else ())
+if not image_set.has_affect:
+    st.info(f"**{image_set.name}** has no valence/arousal ratings: only the category probe is shown.")
+if n_categories < 2:
+    st.warning(f"**{image_set.name}** has one category, so there is no category probe.")
+if not probes:
+    st.stop()
+
+controls = st.columns(4)
+scheme = controls[0].selectbox(
+    "Affect cross-validation", SCHEMES, format_func=SCHEME_LABELS.get, key="probes_scheme",
+    help="As on the Affect page: LOTO holds out one theme group at a time, LOCO a whole category, K-fold "
+         "shuffled folds. The final layer's numbers equal the Affect page's for the same scheme.")
+category_scheme = controls[1].selectbox(
+    "Category cross-validation", CATEGORY_SCHEMES, format_func=SCHEME_LABELS.get, key="probes_category_scheme",
+    help="Leave-One-Category-Out is not offered: the held-out category never appears in training, so a "
+         "category probe cannot name it. LOTO holds out theme groups; K-fold shuffles.")
+n_folds = controls[2].number_input("K (folds)", 2, 20, 5, key="probes_k", disabled="kfold" not in
+                                   (scheme, category_scheme), help="Folds of the shuffled K-fold scheme (seed 0).")
+band = controls[3].radio("Band", list(BANDS), format_func=BANDS.get, key="probes_band",
+                         help="±1 SE over folds (default): SD of the per-fold scores / √(number of folds), the "
+                              "uncertainty of the mean; folds share training images, so read it as a guide, not "
+                              "a test. Fold spread: ±1 SD of the per-fold scores (wide under LOTO, where a fold "
+                              "is one small theme group). Per-fold R² uses the variance of all images, so folds "
+                              "average to the pooled R². Bootstrap: 95% CI over images.")
+
+with st.expander("Features (all layers)", expanded=False):
+    statuses = extraction_panel(image_set, selection, layers={spec: "all" for spec in selection.encoders})
+ready = [spec for spec in selection.encoders
+         if all(status.state == "cached" for status in statuses if status.encoder == spec)]
+if not ready:
+    st.info("No selected encoder has all its layers extracted yet: open **Features (all layers)** above and press "
+            "Extract. One forward pass per batch gives every layer.")
+    st.stop()
+if len(ready) < len(selection.encoders):
+    st.caption(f"Waiting for all layers of: {', '.join(sorted(set(selection.encoders) - set(ready)))}.")
+
+settings = ProbeSettings(scheme, category_scheme, int(n_folds))
+curves = []
+for spec in ready:
+    bar = st.progress(0.0, text=f"Probing {spec}…")
+    try:
+        curves.append(encoder_curves(
+            image_set, spec, resources.feature_store(), settings=settings, probes=probes,
+            pooling=effective_pooling(spec, selection.pooling), results=resources.result_cache(),
+            progress=lambda done, total, layer, spec=spec: bar.progress(
+                done / total, text=f"Probing {spec}: layer {layer} ({done}/{total})")))
+    except ValueError as error:  # e.g. too few groups for the scheme: explain, never a traceback
+        st.error(f"{spec}: {error}")
+        st.stop()
+    bar.empty()
+curves = pd.concat(curves, ignore_index=True)
+
+how_to_read = (
+    "Each line is one encoder, each point one layer (hover for its name). R²: ridge regression of the rating "
+    f"from that layer's features, out-of-fold under {SCHEME_LABELS[scheme]} — the Affect page's probe. Category: "
+    f"balanced accuracy of a logistic regression under {SCHEME_LABELS[category_scheme]}, chance = 1/"
+    f"{n_categories} (dotted). Features are standardised and clipped to ±10 training SDs before each probe "
+    "(the Affect page explains why). A curve that rises only at the end holds the information late; a flat "
+    "curve spreads it across depth.")
+encoders = ",".join(ready)
+depth_tab, index_tab = st.tabs(["Normalised depth", "Layer index"])
+for tab, axis in ((depth_tab, "depth"), (index_tab, "layer_index")):
+    with tab:
+        figure_block(probe_curves_figure(curves, x=axis, band=band, category_chance=1 / n_categories), curves,
+                     page="probes", figure=f"curves_{axis}", dataset=image_set.name, encoder=encoders,
+                     layer=scheme, how_to_read=how_to_read if axis == "depth" else f"As the first tab, with "
+                     f"the {AXES[axis]} on the x axis: encoders of different depths no longer line up.")
+
+st.subheader("Where does each curve hold its information?")
+summaries = summary_table(curves)
+st.dataframe(summaries, hide_index=True, width="stretch", column_config={
+    column: st.column_config.NumberColumn(format="%.3f")
+    for column in ("peak_score", "peak_depth", "centre_of_mass", "late_fraction")})
+downloads = st.columns(4)
+downloads[0].download_button("Summaries CSV", table_to_csv(summaries), mime="text/csv", on_click="ignore",
+                             file_name=export_filename("probes", "summaries", image_set.name, ext="csv"),
+                             help="The table above.")
+downloads[1].download_button("Per-layer CSV", table_to_csv(curves), mime="text/csv", on_click="ignore",
+                             file_name=export_filename("probes", "per_layer", image_set.name, ext="csv"),
+                             help="Every encoder x layer x probe: score, bootstrap CI, fold SD, folds.")
+with st.expander("How to read this"):
+    st.markdown(
+        "Scores below zero count as zero here (an R² below 0 says nothing about where information sits). "
+        "**peak_depth**: normalised depth of the best layer. **centre_of_mass**: Σ depth·score / Σ score; 0.5 "
+        "for a flat curve. **late_fraction**: share of the area under the curve in the last third of depth; "
+        "1/3 for a flat curve, 1 when only the last layers carry information. Both are blank for an encoder "
+        "with a single layer (pixels). Depth runs from 0 (first block) "
+        "to 1 (last layer, the encoder's own pooled embedding `final`), evenly over the listed layers.")
