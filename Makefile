@@ -38,6 +38,7 @@ test-fast: setup
 
 bench: setup
 	$(BIN)/python bench/extract.py
+	$(BIN)/python bench/gwot.py
 
 clean:
 	rm -rf $(VENV) cache
