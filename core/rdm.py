@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 from scipy.stats import spearmanr
@@ -63,23 +64,30 @@ def rsa(rdm_a: np.ndarray, rdm_b: np.ndarray) -> float:
     return float(spearmanr(upper_triangle(rdm_a), upper_triangle(rdm_b)).statistic)
 
 
-def load_matrix(data: bytes, filename: str) -> np.ndarray:
-    """An uploaded .npy, .txt or .csv file -> 2-D float64 array (a leading singleton axis is dropped)."""
+def load_matrix(data: bytes, filename: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """An uploaded .npy, .txt or .csv file -> (2-D float64 matrix, (N,) item ids or None).
+
+    A CSV whose first column is not numeric is read as item ids (with or without a header
+    row), so that `as_rdm` can check and restore the dataset's item order.
+    """
     suffix = Path(filename).suffix.lower()
+    if suffix not in (".npy", ".txt", ".csv"):
+        raise ValueError(f"{filename}: unsupported file type {suffix!r}; upload a .npy, .txt or .csv matrix.")
+    item_ids = None
     try:
         if suffix == ".npy":
             matrix = np.load(io.BytesIO(data), allow_pickle=False)
-        elif suffix in (".txt", ".csv"):
-            text = data.decode("utf-8")
-            delimiter = "," if suffix == ".csv" or "," in text.splitlines()[0] else None
-            matrix = np.loadtxt(io.StringIO(text), delimiter=delimiter, ndmin=2)
         else:
-            raise ValueError(f"{filename}: unsupported file type {suffix!r}; upload a .npy, .txt or .csv matrix.")
-    except (ValueError, UnicodeDecodeError, OSError) as error:
-        if "unsupported file type" in str(error):
-            raise
-        raise ValueError(f"{filename}: could not read a numeric matrix ({error}). Expected numbers only, "
-                         "no header row or item-name column, one row per item.") from error
+            text = data.decode("utf-8")
+            first_line = text.splitlines()[0] if text.strip() else ""
+            delimiter = "," if suffix == ".csv" or "," in first_line else None
+            if suffix == ".csv" and not _is_number(first_line.split(",")[0]):
+                matrix, item_ids = _labelled_csv(text)
+            else:
+                matrix = np.loadtxt(io.StringIO(text), delimiter=delimiter, ndmin=2)
+    except (ValueError, UnicodeDecodeError, OSError, IndexError) as error:
+        raise ValueError(f"{filename}: could not read a numeric matrix ({error}). Expected one row per item: "
+                         "numbers only, or (CSV) the item id in the first column and numbers after it.") from error
     matrix = np.asarray(matrix, dtype=np.float64)
     while matrix.ndim > 2 and matrix.shape[0] == 1:
         matrix = matrix[0]  # GWTune stores embeddings as (1, N, d)
@@ -87,7 +95,7 @@ def load_matrix(data: bytes, filename: str) -> np.ndarray:
         raise ValueError(f"{filename}: expected a 2-D matrix (N x d embedding or N x N RDM); got shape {matrix.shape}.")
     if not np.isfinite(matrix).all():
         raise ValueError(f"{filename}: contains NaN or infinite values; fill or drop them first.")
-    return matrix
+    return matrix, item_ids
 
 
 def is_rdm(matrix: np.ndarray) -> bool:
@@ -96,13 +104,45 @@ def is_rdm(matrix: np.ndarray) -> bool:
             and np.allclose(np.diag(matrix), 0, atol=1e-6) and bool((matrix >= -1e-6).all()))
 
 
-def as_rdm(matrix: np.ndarray, n_items: int, metric: str, *, name: str = "the matrix",
-           normalise: bool = False) -> np.ndarray:
-    """An N x N RDM (used as is) or an N x d embedding (turned into an RDM) -> (N, N) float32 RDM."""
-    if len(matrix) != n_items:
-        raise ValueError(f"{name} has {len(matrix)} rows but the dataset has {n_items} items; rows must be the "
+def as_rdm(matrix: np.ndarray, items: Sequence[str], metric: str, *, item_ids: Sequence[str] | None = None,
+           name: str = "the matrix", normalise: bool = False) -> np.ndarray:
+    """An N x N RDM (used as is) or an N x d embedding (turned into an RDM) of the dataset's (N,) `items`.
+
+    Rows must be the dataset's items in its order; with `item_ids` (the rows' ids) the order is
+    checked and restored. Returns a (N, N) float32 RDM.
+    """
+    if len(matrix) != len(items):
+        raise ValueError(f"{name} has {len(matrix)} rows but the dataset has {len(items)} items; rows must be the "
                          "dataset's items in its order (see the Features page's metadata CSV).")
+    if item_ids is not None:
+        item_ids, items = np.asarray(item_ids).astype(str), np.asarray(items).astype(str)
+        unknown = sorted(set(item_ids) - set(items))
+        if unknown or len(set(item_ids)) != len(item_ids):
+            problem = (f"ids not in the dataset, e.g. {', '.join(unknown[:3])}" if unknown
+                       else "repeated ids")
+            raise ValueError(f"{name}: the first column holds item ids, but it has {problem}. Use the dataset's "
+                             "image_id values, one row per item.")
+        position = {item: row for row, item in enumerate(item_ids)}
+        order = np.array([position[item] for item in items])
+        matrix = matrix[order][:, order] if is_rdm(matrix) else matrix[order]
     if is_rdm(matrix):
         matrix = matrix.astype(np.float32)
         return matrix / matrix.max() if normalise and matrix.max() > 0 else matrix
     return rdm(matrix, metric, normalise=normalise)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _labelled_csv(text: str) -> tuple[np.ndarray, np.ndarray]:
+    """CSV with item ids in the first column and an optional header row -> (matrix, ids)."""
+    rows = [line.split(",") for line in text.splitlines() if line.strip()]
+    if not all(_is_number(value) for value in rows[0][1:]):
+        rows = rows[1:]  # header
+    ids = np.array([row[0].strip() for row in rows])
+    return np.array([[float(value) for value in row[1:]] for row in rows]), ids

@@ -32,17 +32,35 @@ def test_rsa_is_one_for_a_monotone_transform_and_near_zero_for_independent_rdms(
 
 def test_uploads_are_read_and_validated(tmp_path) -> None:
     embedding = RNG.normal(size=(1, 30, 5))  # GWTune's (1, N, d) layout
+    items = [f"item{index}" for index in range(30)]
     buffer = tmp_path / "e.npy"
     np.save(buffer, embedding)
-    matrix = load_matrix(buffer.read_bytes(), "e.npy")
-    assert matrix.shape == (30, 5)
-    np.testing.assert_allclose(as_rdm(matrix, 30, "euclidean"), cdist(matrix, matrix), atol=1e-5)
+    matrix, ids = load_matrix(buffer.read_bytes(), "e.npy")
+    assert matrix.shape == (30, 5) and ids is None
+    np.testing.assert_allclose(as_rdm(matrix, items, "euclidean"), cdist(matrix, matrix), atol=1e-5)
     given = cdist(matrix, matrix)
     csv = "\n".join(",".join(f"{value:.8f}" for value in row) for row in given).encode()
-    np.testing.assert_allclose(as_rdm(load_matrix(csv, "r.csv"), 30, "cosine"), given, atol=1e-6)  # used as is
-    with pytest.raises(ValueError, match="31 items"):
-        as_rdm(matrix, 31, "euclidean")
+    np.testing.assert_allclose(as_rdm(load_matrix(csv, "r.csv")[0], items, "cosine"), given, atol=1e-6)  # as is
+    with pytest.raises(ValueError, match="30 rows but the dataset has 31 items"):
+        as_rdm(matrix, items + ["extra"], "euclidean")
     with pytest.raises(ValueError, match="r.txt: could not read"):
         load_matrix(b"item,value\na,1\n", "r.txt")
     with pytest.raises(ValueError, match="unsupported file type"):
         load_matrix(b"", "r.json")
+
+
+def test_labelled_csv_rows_are_put_back_in_dataset_order() -> None:
+    embedding = RNG.normal(size=(6, 3))
+    items = [f"img{index}" for index in range(6)]
+    shuffled = [4, 0, 5, 1, 3, 2]
+    lines = ["image_id,a,b,c"] + [",".join([items[row], *(f"{v:.10f}" for v in embedding[row])]) for row in shuffled]
+    matrix, ids = load_matrix("\n".join(lines).encode(), "e.csv")
+    assert list(ids) == [items[row] for row in shuffled]
+    np.testing.assert_allclose(as_rdm(matrix, items, "euclidean", item_ids=ids), cdist(embedding, embedding),
+                               atol=1e-5)
+    rdm_lines = [",".join([items[row], *(f"{v:.10f}" for v in cdist(embedding, embedding)[row, shuffled])])
+                 for row in shuffled]  # an RDM with labelled rows, no header
+    matrix, ids = load_matrix("\n".join(rdm_lines).encode(), "r.csv")
+    np.testing.assert_allclose(as_rdm(matrix, items, "cosine", item_ids=ids), cdist(embedding, embedding), atol=1e-6)
+    with pytest.raises(ValueError, match="ids not in the dataset, e.g. stranger"):
+        as_rdm(matrix, items, "cosine", item_ids=["stranger"] + list(ids[1:]))
