@@ -12,5 +12,6 @@ navigation = st.navigation([
     st.Page("views/features.py", title="Features", icon="🧮", default=True),
     st.Page("views/affect.py", title="Affect", icon="🎭"),
     st.Page("views/probes.py", title="Layer probes", icon="📈"),
+    st.Page("views/alignment.py", title="Alignment", icon="🔗"),
 ])
 navigation.run()

@@ -13,6 +13,7 @@ import threading
 import zipfile
 from typing import Mapping
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -69,6 +70,13 @@ def figure_to_bytes(fig: go.Figure, fmt: str, *, width: int | None = None, heigh
 def table_to_csv(table: pd.DataFrame) -> bytes:
     """UTF-8 CSV without the index."""
     return table.to_csv(index=False).encode("utf-8")
+
+
+def array_to_npy(array: np.ndarray) -> bytes:
+    """An array as the bytes of a .npy file."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(array))
+    return buffer.getvalue()
 
 
 def export_filename(page: str, figure: str, dataset: str, encoder: str = "", layer: str = "",

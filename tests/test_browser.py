@@ -63,8 +63,12 @@ def served_app(isolated_cache):
         server.wait(15)
 
 
-def screenshot_page(base_url: str, path: str, title: str, last_element: str, shot: Path, height: int) -> int:
-    """Open one page in headless Chromium, wait until it has drawn, screenshot; returns the plotly chart count."""
+def screenshot_page(base_url: str, path: str, title: str, last_element: str, shot: Path, height: int,
+                    click: str | None = None) -> int:
+    """Open one page in headless Chromium (press the `click` button), wait until it has drawn, screenshot.
+
+    Returns the number of plotly charts on the page.
+    """
     chromium = find_chromium()
     if chromium is None:
         pytest.skip("Chromium not installed (apt-get install chromium)")
@@ -75,6 +79,8 @@ def screenshot_page(base_url: str, path: str, title: str, last_element: str, sho
         page = browser.new_page(viewport={"width": 1500, "height": height})
         page.goto(f"{base_url}/{path}")
         page.wait_for_selector(f"h1:has-text('{title}')", timeout=180_000)
+        if click:
+            page.get_by_role("button", name=click).click()
         page.wait_for_selector(last_element, timeout=300_000)
         page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=300_000)
         page.wait_for_timeout(1500)  # let plotly finish drawing
@@ -110,3 +116,10 @@ def test_probes_page_renders_in_chromium(served_app, tmp_path) -> None:
     charts = screenshot_page(served_app, "probes", "Layer probes", "text=Where does each curve",
                              tmp_path / "probes.png", 1800)
     assert charts == 2
+
+
+@pytest.mark.slow
+def test_alignment_page_renders_in_chromium(served_app, tmp_path) -> None:
+    charts = screenshot_page(served_app, "alignment", "Alignment", "text=RSA vs GWOT across targets",
+                             tmp_path / "alignment.png", 3600, click="Run alignment")
+    assert charts == 5

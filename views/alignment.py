@@ -1,0 +1,285 @@
+"""Alignment: entropic Gromov-Wasserstein optimal transport between two representations of the same items."""
+import hashlib
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+import torch
+
+from core.alignment_figures import (epsilon_search_figure, matching_rates_figure, per_category_figure,
+                                    rdm_pair_figure, transport_plan_figure)
+from core.datasets import ImageSet
+from core.export import array_to_npy, export_filename, table_to_csv
+from core.gwot import (BACKENDS, INIT_LABELS, INITS, SEARCHES, align, matching_summary, per_category_matching)
+from core.rdm import METRIC_LABELS, METRICS, as_rdm, load_matrix, rdm, rsa
+from views.ui import resources
+from views.ui.export_row import figure_block
+from views.ui.extraction import extraction_panel
+from views.ui.sidebar import effective_pooling, render_sidebar
+
+# science.md §5: cosine/correlation RDMs live in [0, 2], euclidean human embeddings in the tens.
+DEFAULT_EPS = {"cosine": (1e-4, 1e-1), "correlation": (1e-4, 1e-1), "euclidean": (1.0, 10.0)}
+
+selection = render_sidebar()
+st.title("Alignment")
+st.caption("Unsupervised alignment by entropic Gromov-Wasserstein optimal transport (science.md §5, GWTune's "
+           "protocol): which item of one representation corresponds to which item of the other, found from the "
+           "two RDMs alone, without being told the correspondence.")
+image_set: ImageSet | None = selection.image_set
+if image_set is None:
+    st.info(selection.dataset_error)
+    st.stop()
+items = image_set.metadata["image_id"].astype(str).to_numpy()
+categories = image_set.metadata["category"].astype(str).to_numpy()
+
+with st.expander("Features", expanded=False):
+    statuses = extraction_panel(image_set, selection)
+sources = {f"{status.encoder} · {status.layer}": ("features", status.encoder, status.layer)
+           for status in statuses if status.state == "cached"}
+if image_set.reference_embedding is not None:
+    sources = {f"human · {image_set.reference_name}": ("reference",), **sources}
+upload = st.file_uploader(
+    "Add a source: an N × d embedding or an N × N RDM", type=["npy", "txt", "csv"], key="alignment_upload",
+    help=f"Rows are the {len(items)} items of {image_set.name} in the dataset's order (the Features page's metadata "
+         "CSV), or, in a CSV, put each row's image_id in the first column and the order is checked and restored. "
+         "A symmetric matrix with a zero diagonal is used as an RDM; anything else as an embedding.")
+uploaded = None
+if upload is not None:
+    try:
+        uploaded = (upload.name, *load_matrix(upload.getvalue(), upload.name))
+        as_rdm(uploaded[1], items, "euclidean", item_ids=uploaded[2], name=upload.name)  # validate now
+        sources[f"upload · {upload.name}"] = ("upload", hashlib.sha256(upload.getvalue()).hexdigest()[:16])
+    except ValueError as error:
+        st.error(str(error))
+if len(sources) < 2:
+    st.info("Alignment needs two sources of the same items: extract an encoder layer (Features above; pick encoders "
+            "and layers in the sidebar), use a dataset with a human embedding (the demo has one), or upload a "
+            "matrix.")
+    st.stop()
+
+
+@st.cache_resource(max_entries=16, show_spinner="Computing RDM…", hash_funcs={ImageSet: lambda s: s.fingerprint})
+def source_rdm(image_set: ImageSet, source: tuple, metric: str, normalise: bool) -> np.ndarray:
+    """(N, N) float32 RDM of a source (features, the reference embedding or the uploaded matrix)."""
+    if source[0] == "reference":
+        return rdm(image_set.reference_embedding, metric, normalise=normalise)
+    if source[0] == "upload":
+        name, matrix, item_ids = uploaded
+        return as_rdm(matrix, items, metric, item_ids=item_ids, name=name, normalise=normalise)
+    _, spec, layer = source
+    features = resources.feature_set(image_set, spec, layer, effective_pooling(spec, selection.pooling))
+    return rdm(features.features, metric, normalise=normalise)
+
+
+names = list(sources)
+controls = st.columns(3)
+source_name = controls[0].selectbox("Source", names, key="alignment_source",
+                                    help="The representation whose items are transported (rows of the plan).")
+target_name = controls[1].selectbox("Target", names, index=min(1, len(names) - 1), key="alignment_target",
+                                    help="The representation they are transported to (columns). Model-vs-model "
+                                         "and model-vs-human are both fine; the same source twice is a sanity check.")
+metric = controls[2].selectbox("RDM metric", METRICS, format_func=METRIC_LABELS.get, key="alignment_metric",
+                               help="Dissimilarity between two items' vectors. Cosine is the usual choice for DNN "
+                                    "features, euclidean for SPoSE-style human embeddings.")
+settings = st.columns(5)
+default_low, default_high = DEFAULT_EPS[metric]
+eps_low = settings[0].number_input("ε from", min_value=1e-6, value=default_low, format="%.0e", key=f"eps_low_{metric}",
+                                   help="Smallest entropic regularisation tried. ε is in the units of the squared "
+                                        "RDM entries: defaults are [1e-4, 1e-1] for cosine/correlation RDMs and "
+                                        "[1, 10] for euclidean human embeddings (science.md §5). Too small for the "
+                                        "RDMs' scale and trials fail (reported, discarded).")
+eps_high = settings[1].number_input("ε to", min_value=1e-6, value=default_high, format="%.0e",
+                                    key=f"eps_high_{metric}", help="Largest ε tried (a blurrier plan).")
+n_eps = settings[2].number_input("Epsilons", 1, 50, 10, key="alignment_n_eps",
+                                 help="Number of ε values, log-spaced over the range.")
+init = settings[3].selectbox("Initial plan", INITS, format_func=INIT_LABELS.get, key="alignment_init",
+                             help="GW is non-convex: each init can land in a different local optimum. Random "
+                                  "positive: a random matrix scaled to uniform marginals. Permutation: a random "
+                                  "one-to-one plan / N. Uniform: p qᵀ (one deterministic init).")
+n_inits = settings[4].number_input("Inits per ε", 1, 20, 1, key="alignment_n_inits", disabled=init == "uniform",
+                                   help="Random initial plans per ε (seeds 0, 1, …). The trial with the smallest "
+                                        "GW distance over all ε and inits is selected. With annealing (below) one is "
+                                        "usually enough; without it, use several.")
+more = st.columns(5)
+search = more[0].selectbox("Search", SEARCHES, key="alignment_search",
+                           help="grid: all ε log-spaced. sequential: half of them on the grid, the rest between "
+                                "the neighbours of the best so far.")
+warm_start = more[1].checkbox("Anneal ε", value=True, key="alignment_warm_start",
+                              help="On (default): ε runs from large to small and each init continues from its own "
+                                   "plan at the previous ε. Several times faster, and on known answers it finds the "
+                                   "true matching where cold starts stall in a local optimum (a shuffled copy of the "
+                                   "demo's human embedding: 100% vs 50% top-1). At a large ε the problem has a "
+                                   "single optimum, so inits tend to follow the same path. Off: every trial starts "
+                                   "from its own initial plan (GWTune's protocol, science.md §5); use several inits.")
+backend = more[2].selectbox("Backend", BACKENDS, key="alignment_backend",
+                            format_func=lambda b: f"torch ({'GPU' if torch.cuda.is_available() else 'CPU'})" if b == "torch" else b,
+                            help="numpy on the CPU, or torch: on the GPU when there is one (much faster for "
+                                 "thousands of items), else on the CPU. Same selection either way.")
+normalise = more[3].checkbox("Divide RDMs by their max", key="alignment_normalise",
+                             help="Puts both RDMs in [0, 1] so one ε range suits both; off by default.")
+max_iter = more[4].number_input("Max iterations", 10, 5000, 1000, step=100, key="alignment_max_iter",
+                                help="Outer (mirror-descent) steps per trial; a trial stops earlier when the GW "
+                                     "objective changes by < 1e-6 (relative).")
+if eps_low > eps_high:
+    st.error(f"ε from ({eps_low:g}) is larger than ε to ({eps_high:g}); swap them.")
+    st.stop()
+search_settings = dict(eps_range=(float(eps_low), float(eps_high)), n_eps=int(n_eps), n_inits=int(n_inits), init=init,
+                       search=search, warm_start=warm_start, backend=backend, max_iter=int(max_iter))
+
+
+def job_key(source: str, target: str) -> str:
+    """Same data and settings -> same key: a finished result is reused, a running one is not restarted."""
+    parts = [image_set.fingerprint, repr(sources[source]), repr(sources[target]), metric, str(normalise),
+             selection.pooling, repr(sorted(search_settings.items()))]
+    return "align|" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
+
+
+def start_alignments(targets: list[str]) -> None:
+    """Button callback: one background job per target, so a long search survives reruns and page changes."""
+    registry = resources.job_registry()
+    source = source_rdm(image_set, sources[source_name], metric, normalise)
+    for target in targets:
+        target_matrix = source_rdm(image_set, sources[target], metric, normalise)
+
+        def work(report, target_matrix=target_matrix):
+            return align(source, target_matrix, **search_settings, progress=lambda done, total, trial: report(
+                done, total, f"ε {trial['epsilon']:.3g}, init {trial['init_seed']}: GW {trial['gw_distance']:.4g}, "
+                             f"top-1 {trial['top1']:.1%}" if trial["valid"] else f"ε {trial['epsilon']:.3g}: "
+                             f"discarded ({trial['note']})"))
+
+        key = job_key(source_name, target)
+        resources.job_registry().forget(key)  # a failed or cancelled earlier run may be retried
+        registry.submit(key, f"{source_name} → {target}", work)
+        st.session_state.setdefault("alignment_jobs", []).append(key)
+
+
+@st.fragment(run_every=1.0)
+def alignment_progress() -> None:
+    registry = resources.job_registry()
+    jobs = [job for job in map(registry.status, st.session_state.get("alignment_jobs", [])) if job is not None]
+    for job in jobs:
+        if job.state in ("queued", "running"):
+            row = st.columns([5, 1])
+            row[0].progress(job.fraction, text=f"{job.label} — {job.state}: trial {job.done}/{job.total or '?'} · "
+                                               f"{job.message} · {job.elapsed_s:.0f} s")
+            row[1].button("Cancel", key=f"cancel_{job.key}", on_click=registry.cancel, args=(job.key,),
+                          help="Stops after the current trial.")
+    if jobs and all(job.state not in ("queued", "running") for job in jobs):
+        st.session_state["alignment_jobs"] = []
+        st.rerun(scope="app")
+
+
+registry = resources.job_registry()
+key = job_key(source_name, target_name)
+status = registry.status(key)
+st.button("Run alignment", type="primary", on_click=start_alignments, args=([target_name],),
+          disabled=status is not None and status.state in ("queued", "running", "done"),
+          help="Runs in the background, one trial at a time, with a progress bar. Changing other widgets does not "
+               "stop it; the result is kept for these exact settings.")
+if st.session_state.get("alignment_jobs"):
+    alignment_progress()
+if status is not None and status.state in ("failed", "cancelled"):
+    message = status.error.split(": ", 1)[-1] if status.state == "failed" else "Cancelled."
+    st.error(f"{status.label}: {message}")
+if status is None or status.state != "done":
+    if status is None:
+        st.info("Pick a source and a target, then press **Run alignment**.")
+    st.stop()
+
+alignment = registry.result(key)
+source_matrix = source_rdm(image_set, sources[source_name], metric, normalise)
+target_matrix = source_rdm(image_set, sources[target_name], metric, normalise)
+plan, trials = alignment.transport_plan, alignment.trials
+pair = (source_name, target_name)
+label = f"{source_name}→{target_name}"
+summary = matching_summary(plan, categories)
+best = trials.loc[alignment.selected]
+metrics = st.columns(5)
+metrics[0].metric("Top-1 matching", f"{summary['rate'].iloc[0]:.1%}", help=f"Chance {summary['chance'].iloc[0]:.2%}")
+metrics[1].metric("Category matching", f"{summary['rate'].iloc[-1]:.1%}",
+                  help=f"Chance {summary['chance'].iloc[-1]:.1%} = Σ (category share)²")
+metrics[2].metric("Selected ε", f"{alignment.epsilon:.3g}", help="Smallest GW distance over all valid trials.")
+metrics[3].metric("GW distance", f"{alignment.gw_distance:.4g}", help="Without the entropy term (ot.gromov.gwloss).")
+metrics[4].metric("RSA (Spearman)", f"{rsa(source_matrix, target_matrix):.3f}",
+                  help="Spearman correlation of the two RDMs' upper triangles: the supervised contrast, which knows "
+                       "the correspondence.")
+discarded = trials[~trials["valid"]]
+if len(discarded):
+    st.warning(f"{len(discarded)} of {len(trials)} trials were discarded ({discarded['note'].iloc[0]}, …): ε too "
+               "small for these RDMs' scale. They are crossed in the epsilon search.")
+
+figure_block(rdm_pair_figure(source_matrix, target_matrix, categories, pair), None, page="alignment",
+             figure="rdms", dataset=image_set.name, encoder=label, how_to_read=(
+                 "Both RDMs with items ordered by category (white lines: category boundaries). GWOT compares the "
+                 "two matrices' shapes only: it never sees which row of one is which row of the other. Matrices "
+                 "over 600 items are shown block-averaged; downloads hold the full arrays."))
+per_category = per_category_matching(plan, categories)
+plan_column, rates_column = st.columns([3, 2])
+with plan_column:
+    log_colour = st.toggle("Log colour scale", key="alignment_log_colour",
+                           help="log₁₀ of N·T, floored at 1e-4: shows where the small mass goes.")
+    figure_block(transport_plan_figure(plan, categories, log_colour=log_colour, names=pair), None,
+                 page="alignment", figure="transport_plan", dataset=image_set.name, encoder=label, how_to_read=(
+                     "Row i is where source item i sends its mass, scaled by N so a row sums to 1 (N·T). A sharp "
+                     "diagonal means items are matched to themselves (top-1); mass inside the diagonal blocks "
+                     "means matched to the right category."))
+with rates_column:
+    figure_block(matching_rates_figure(summary), summary, page="alignment", figure="matching_rates",
+                 dataset=image_set.name, encoder=label, how_to_read=(
+                     "Top-k: fraction of source items whose k largest plan entries include their own target item. "
+                     "Category: the largest entry falls in the item's category. Red dashes: chance (k/N and "
+                     "Σ category share²). Always the selected trial's plan, never the best over trials."))
+figure_block(epsilon_search_figure(trials, alignment.selected), trials, page="alignment", figure="epsilon_search",
+             dataset=image_set.name, encoder=label, how_to_read=(
+                 "Every trial of the search. The selected trial (star) has the smallest GW distance without the "
+                 "entropy term, among valid trials; top-1 is shown for information and never used to select. "
+                 "Crossed: discarded trials (NaN, or plan mass off by more than 1e-5)."))
+figure_block(per_category_figure(per_category), per_category, page="alignment", figure="per_category",
+             dataset=image_set.name, encoder=label, how_to_read=(
+                 "The same rates within each category's source items; the dash is the category's chance (its "
+                 "share of the items). Sorted by category matching."))
+
+downloads = st.columns(3)
+downloads[0].download_button("Plan (NPY)", lambda: array_to_npy(plan), mime="application/octet-stream", on_click="ignore",
+                             file_name=export_filename("alignment", "transport_plan", image_set.name, label, ext="npy"),
+                             help="The selected (N, N) plan, rows and columns in the dataset's item order.")
+downloads[1].download_button("Plan (CSV)", lambda: table_to_csv(pd.DataFrame(plan, index=items, columns=items)),
+                             mime="text/csv", on_click="ignore",
+                             file_name=export_filename("alignment", "transport_plan", image_set.name, label, ext="csv"),
+                             help="The same plan with image_id row and column labels.")
+downloads[2].download_button("Trials (CSV)", table_to_csv(trials), mime="text/csv", on_click="ignore",
+                             file_name=export_filename("alignment", "trials", image_set.name, label, ext="csv"),
+                             help="Every (ε, init) trial: GW distance, top-1, time, iterations, converged, valid.")
+
+st.subheader("RSA vs GWOT across targets")
+others = [name for name in names if name != source_name]
+compared = st.multiselect("Targets to compare", others, default=others[:6], key="alignment_compare",
+                          help="Every target is aligned with the settings above. RSA needs the correspondence; "
+                               "GWOT finds it. A target with high RSA but low top-1 shares the coarse geometry "
+                               "but not the item-level structure.")
+rows, missing = [], []
+for target in compared:
+    target_status = registry.status(job_key(source_name, target))
+    result = registry.result(job_key(source_name, target)) if target_status and target_status.state == "done" else None
+    row = {"source": source_name, "target": target,
+           "rsa": rsa(source_matrix, source_rdm(image_set, sources[target], metric, normalise))}
+    if result is None:
+        missing.append(target)
+        row["gwot"] = target_status.state if target_status else "not run"
+    else:
+        rates = matching_summary(result.transport_plan, categories).set_index("measure")["rate"]
+        row.update(gwot="done", epsilon=result.epsilon, gw_distance=result.gw_distance,
+                   **{f"{measure}": rate for measure, rate in rates.items()})
+    rows.append(row)
+comparison = pd.DataFrame(rows)
+st.dataframe(comparison, hide_index=True, width="stretch", column_config={
+    column: st.column_config.NumberColumn(format="%.3f") for column in ("rsa", "gw_distance")})
+st.caption(f"Chance: top-1 {summary['chance'].iloc[0]:.2%}, top-5 {summary['chance'].iloc[1]:.2%}, top-10 "
+           f"{summary['chance'].iloc[2]:.2%}, category {summary['chance'].iloc[-1]:.1%}.")
+compare_buttons = st.columns(2)
+compare_buttons[0].button(f"Align to {len(missing)} more target(s)", on_click=start_alignments, args=(missing,),
+                          disabled=not missing, help="Background jobs, one per target, with the settings above.")
+compare_buttons[1].download_button("Comparison (CSV)", table_to_csv(comparison), mime="text/csv", on_click="ignore",
+                                   file_name=export_filename("alignment", "rsa_vs_gwot", image_set.name,
+                                                             source_name, ext="csv"),
+                                   help="The table above.")
