@@ -91,6 +91,16 @@ class ImageSet:
         return _assemble(self.name, self.root, tuple(self.paths[row] for row in rows),
                          self.metadata.iloc[rows].reset_index(drop=True), reference, self.reference_name)
 
+    def repeated(self, m: int) -> ImageSet:
+        """Each image m times in a row (N·m rows): ids `<id>#<k>`, with `source_id` and `view` (k) columns."""
+        rows = np.repeat(np.arange(len(self)), m)
+        metadata = self.metadata.iloc[rows].reset_index(drop=True)
+        metadata["source_id"], metadata["view"] = metadata["image_id"], np.tile(np.arange(m), len(self))
+        metadata["image_id"] = metadata["source_id"].astype(str) + "#" + metadata["view"].astype(str)
+        reference = None if self.reference_embedding is None else self.reference_embedding[rows]
+        return _assemble(self.name, self.root, tuple(self.paths[row] for row in rows), metadata, reference,
+                         self.reference_name)
+
 
 def load_image(path: Path) -> Image.Image:
     """One image file -> RGB PIL image (H, W, 3), EXIF-rotated, transparency composited onto white."""

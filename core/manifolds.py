@@ -1,0 +1,185 @@
+"""Geometry of augmentation sub-manifolds, uniformity/alignment and the eigenspectrum (science.md §6).
+
+Inputs are view features `views` of shape (N, m, D): m augmented views of each of N images
+(`core.augment.augmentation_views`). Formulas follow the official CLAMP code (normalisation,
+radius, loss, neighbour count), Wang & Isola's alignment/uniformity code and Stringer et
+al.'s power-law fit; each function says which.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial.distance import cdist
+
+from core.error_geometry import effective_dimensionality
+
+IMAGENET_RADIUS_SCALE = 8.5  # r_s (CLAMP: 7 for CIFAR, 8.5 for ImageNet)
+POWER_LAW_RANKS = (11, 500)  # Stringer et al.: fit ranks 11 .. min(500, N - 2)
+
+
+@dataclass(frozen=True, eq=False)
+class SubManifolds:
+    """Per-image statistics of N sub-manifolds of m views in D dimensions (CLAMP-normalised space)."""
+    centroids: np.ndarray  # (N, D) mean of the normalised views
+    traces: np.ndarray  # (N,) Σ_k ||z_k − c||² / (m − 1)
+    radii: np.ndarray  # (N,) r_s · sqrt(T / min(D, m))
+    neighbour_counts: np.ndarray  # (N,) other images j with d_ij < 0.99 · r_s · (ρ_i + ρ_j)
+    principal_axes: np.ndarray  # (N, D) unit principal eigenvector of each image's view covariance (raw features)
+    view_accuracy: np.ndarray  # (N,) fraction of the image's views whose nearest centroid is its own
+
+
+def clamp_normalise(views: np.ndarray) -> np.ndarray:
+    """(N, m, D) -> (N, m, D): subtract the mean over all views and images, then L2-normalise each view."""
+    centred = np.asarray(views, dtype=np.float64) - np.mean(views, axis=(0, 1), dtype=np.float64)
+    norms = np.linalg.norm(centred, axis=-1, keepdims=True)
+    return centred / np.where(norms > 0, norms, 1.0)
+
+
+def sub_manifolds(views: np.ndarray, radius_scale: float = IMAGENET_RADIUS_SCALE) -> SubManifolds:
+    """CLAMP statistics of (N, m, D) view features (see `SubManifolds`)."""
+    views = np.asarray(views, dtype=np.float64)
+    n, m, width = views.shape
+    if m < 2:
+        raise ValueError(f"Sub-manifolds need at least 2 views per image; got {m}.")
+    z = clamp_normalise(views)
+    centroids = z.mean(axis=1)
+    squared = np.sum((z - centroids[:, None]) ** 2, axis=(1, 2))
+    traces = squared / (m - 1)
+    radii = radius_scale * np.sqrt(traces / min(width, m))
+    # The neighbour count's radius has no r_s and divides the covariance by m (CLAMP's analysis code).
+    analysis_radii = np.sqrt(squared / m / min(width, m))
+    distances = cdist(centroids, centroids)
+    neighbours = distances < 0.99 * radius_scale * (analysis_radii[:, None] + analysis_radii[None, :])
+    np.fill_diagonal(neighbours, False)
+    return SubManifolds(centroids, traces, radii, neighbours.sum(axis=1), principal_axes(views),
+                        view_accuracy(z, centroids))
+
+
+def clamp_loss(centroids: np.ndarray, radii: np.ndarray) -> float:
+    """log(E + 1e-6), E = Σ_{i<j} (1 − d_ij/σ_ij)² over pairs with 1e-3 < d_ij < σ_ij = min(r_i + r_j, 1.5)."""
+    distances = cdist(centroids, centroids)
+    sigma = np.minimum(radii[:, None] + radii[None, :], 1.5)
+    upper = np.triu(np.ones_like(distances, dtype=bool), k=1)
+    in_range = upper & (distances > 1e-3) & (distances < sigma)
+    energy = np.sum((1 - distances[in_range] / sigma[in_range]) ** 2)
+    return float(np.log(energy + 1e-6))
+
+
+def principal_axes(views: np.ndarray) -> np.ndarray:
+    """(N, m, D) raw view features -> (N, D) unit principal eigenvector of each image's view covariance."""
+    centred = views - views.mean(axis=1, keepdims=True)
+    # The top right singular vector of the centred (m, D) views is the covariance's top eigenvector.
+    return np.stack([np.linalg.svd(block, full_matrices=False)[2][0] for block in centred])
+
+
+def view_accuracy(normalised_views: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """(N,) fraction of each image's (m, D) views whose nearest (N, D) centroid is the image's own."""
+    n, m, _ = normalised_views.shape
+    nearest = np.argmin(cdist(normalised_views.reshape(n * m, -1), centroids), axis=1)
+    return (nearest.reshape(n, m) == np.arange(n)[:, None]).mean(axis=1)
+
+
+def pair_histogram_values(manifolds: SubManifolds, categories: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+    """Centroid distance, centroid cosine and orientation cos² of every pair i < j, split intra/inter class."""
+    categories = np.asarray(categories).astype(str)
+    centroids = manifolds.centroids
+    unit = centroids / np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
+    measures = {"centroid_distance": cdist(centroids, centroids), "centroid_cosine": unit @ unit.T,
+                "orientation_cos2": (manifolds.principal_axes @ manifolds.principal_axes.T) ** 2}
+    rows, columns = np.triu_indices(len(centroids), k=1)
+    same = categories[rows] == categories[columns]
+    return {name: {"intra": values[rows, columns][same], "inter": values[rows, columns][~same]}
+            for name, values in measures.items()}
+
+
+def uniformity(features: np.ndarray, t: float = 2.0, chunk_rows: int = 2048) -> float:
+    """Wang & Isola's uniformity, reported positive: −log mean_{i<j} exp(−t ||x_i − x_j||²), x L2-normalised.
+
+    (N, D) features; Gram-matrix blocks of `chunk_rows` rows keep memory at O(chunk_rows · N).
+    """
+    x = _l2_normalise(features)
+    n = len(x)
+    if n < 2:
+        raise ValueError("Uniformity needs at least two feature vectors.")
+    total = 0.0
+    for start in range(0, n, chunk_rows):
+        block = x[start:start + chunk_rows] @ x.T
+        kernel = np.exp(-t * np.maximum(2 - 2 * block, 0))
+        rows = np.arange(start, start + len(block))[:, None]
+        total += float(np.sum(kernel[np.arange(n)[None, :] > rows]))  # pairs i < j only
+    return float(-np.log(total / (n * (n - 1) / 2)))
+
+
+def classwise_uniformity(features: np.ndarray, categories: np.ndarray, t: float = 2.0) -> dict[str, float]:
+    """Uniformity within each category (categories with one item are skipped)."""
+    categories = np.asarray(categories).astype(str)
+    return {category: uniformity(features[categories == category], t)
+            for category in sorted(set(categories)) if np.sum(categories == category) > 1}
+
+
+def alignment(views: np.ndarray, alpha: float = 2.0) -> float:
+    """Wang & Isola's alignment: mean ||x − x⁺||^alpha over all pairs of L2-normalised views of one image."""
+    x = _l2_normalise(views)
+    first, second = np.triu_indices(x.shape[1], k=1)
+    return float(np.mean(np.linalg.norm(x[:, first] - x[:, second], axis=-1) ** alpha))
+
+
+def class_distance_matrix(features: np.ndarray, categories: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """(C,) categories and (C, C) E||f(x0) − f(x1)||² for x0 in class i, x1 in class j (independent draws)."""
+    categories = np.asarray(categories).astype(str)
+    names = sorted(set(categories))
+    features = np.asarray(features, dtype=np.float64)
+    means = np.stack([features[categories == name].mean(axis=0) for name in names])
+    second_moments = np.array([np.mean(np.sum(features[categories == name] ** 2, axis=1)) for name in names])
+    return names, second_moments[:, None] + second_moments[None, :] - 2 * means @ means.T
+
+
+def eigenspectrum(features: np.ndarray) -> np.ndarray:
+    """(N, D) features -> (min(N, D),) covariance eigenvalues, descending."""
+    centred = np.asarray(features, dtype=np.float64) - np.mean(features, axis=0)
+    singular = np.linalg.svd(centred, compute_uv=False)
+    return singular ** 2 / max(len(centred) - 1, 1)
+
+
+def power_law_alpha(eigenvalues: np.ndarray, ranks: tuple[int, int] = POWER_LAW_RANKS) -> tuple[float, float]:
+    """(alpha, intercept): weighted least squares of log λ_n on −log n, weights 1/n, n in ranks[0] .. min(ranks[1], N−2).
+
+    λ_n ≈ exp(intercept) · n^(−alpha). NaN when fewer than 3 ranks are usable.
+    """
+    eigenvalues = np.asarray(eigenvalues, dtype=np.float64)
+    last = min(ranks[1], len(eigenvalues) - 2)
+    n = np.arange(ranks[0], last + 1)
+    values = eigenvalues[n - 1]
+    keep = values > 0
+    if keep.sum() < 3:
+        return float("nan"), float("nan")
+    n, values = n[keep], values[keep]
+    weights = 1.0 / n
+    design = np.column_stack([-np.log(n), np.ones(len(n))])
+    root = np.sqrt(weights)[:, None]
+    (alpha, intercept), *_ = np.linalg.lstsq(design * root, np.log(values) * root[:, 0], rcond=None)
+    return float(alpha), float(intercept)
+
+
+def _l2_normalise(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def manifold_summary(views: np.ndarray, categories: np.ndarray,
+                     radius_scale: float = IMAGENET_RADIUS_SCALE) -> dict[str, float]:
+    """One row of set-level numbers for (N, m, D) view features of N images with (N,) categories."""
+    manifolds = sub_manifolds(views, radius_scale)
+    n, m, _ = views.shape
+    flat_views, view_categories = views.reshape(n * m, -1), np.repeat(np.asarray(categories).astype(str), m)
+    alpha, _ = power_law_alpha(eigenspectrum(views.mean(axis=1)))
+    return {"clamp_loss": clamp_loss(manifolds.centroids, manifolds.radii),
+            "mean_radius": float(manifolds.radii.mean()),
+            "mean_neighbours": float(manifolds.neighbour_counts.mean()),
+            "view_accuracy": float(manifolds.view_accuracy.mean()),
+            "uniformity": uniformity(flat_views),
+            "classwise_uniformity": float(np.mean(list(classwise_uniformity(flat_views, view_categories).values()))),
+            "alignment": alignment(views),
+            "alpha": alpha,
+            "effective_dimensionality": effective_dimensionality(views.mean(axis=1))}
