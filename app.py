@@ -13,5 +13,6 @@ navigation = st.navigation([
     st.Page("views/affect.py", title="Affect", icon="🎭"),
     st.Page("views/probes.py", title="Layer probes", icon="📈"),
     st.Page("views/alignment.py", title="Alignment", icon="🔗"),
+    st.Page("views/manifolds.py", title="Manifolds", icon="🫧"),
 ])
 navigation.run()

@@ -14,7 +14,7 @@ import torchvision.transforms.functional as TF
 from PIL import Image, ImageFilter
 
 from core.datasets import ImageSet
-from core.extract import Progress, View, extract
+from core.extract import Progress, View, cached_features, extract
 from core.store import FeatureStore
 
 
@@ -122,3 +122,12 @@ def view_features(image_set: ImageSet, spec: str, layer: str, store: FeatureStor
     features = extract(views, spec, [layer], store, pooling=pooling, device=device, batch_size=batch_size, view=view,
                        progress=progress)[layer].features
     return np.asarray(features).reshape(len(image_set), m, -1)
+
+
+def cached_view_features(image_set: ImageSet, spec: str, layer: str, store: FeatureStore, *, m: int = 16,
+                         pipeline: AugmentationPipeline = AugmentationPipeline(), seed: int = 0,
+                         pooling: str = "auto") -> np.ndarray | None:
+    """The (N, m, D) view features if they are in the store, else None (never loads a model)."""
+    views, view = augmentation_views(image_set, m, pipeline, seed)
+    stored = cached_features(views, spec, [layer], store, pooling, view)[layer]
+    return None if stored is None else np.asarray(stored.features).reshape(len(image_set), m, -1)

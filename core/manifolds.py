@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.spatial import cKDTree
 from scipy.spatial.distance import cdist
 
 from core.error_geometry import effective_dimensionality
@@ -136,9 +137,9 @@ def class_distance_matrix(features: np.ndarray, categories: np.ndarray) -> tuple
 
 
 def eigenspectrum(features: np.ndarray) -> np.ndarray:
-    """(N, D) features -> (min(N, D),) covariance eigenvalues, descending."""
+    """(N, D) features -> (min(N − 1, D),) covariance eigenvalues, descending (centring removes one rank)."""
     centred = np.asarray(features, dtype=np.float64) - np.mean(features, axis=0)
-    singular = np.linalg.svd(centred, compute_uv=False)
+    singular = np.linalg.svd(centred, compute_uv=False)[:max(min(len(centred) - 1, centred.shape[1]), 1)]
     return singular ** 2 / max(len(centred) - 1, 1)
 
 
@@ -183,3 +184,63 @@ def manifold_summary(views: np.ndarray, categories: np.ndarray,
             "alignment": alignment(views),
             "alpha": alpha,
             "effective_dimensionality": effective_dimensionality(views.mean(axis=1))}
+
+
+MAP_METHODS = ("t-SNE", "UMAP")
+
+
+@dataclass(frozen=True, eq=False)
+class ManifoldAnalysis:
+    """Everything the Manifolds page draws for one encoder layer."""
+    summary: dict  # manifold_summary's row
+    per_image: "pd.DataFrame"  # image_id, category, radius, neighbours, view_accuracy, x, y (map)
+    pairs: "pd.DataFrame"  # measure, relation (intra/inter), value
+    class_names: list
+    class_distances: np.ndarray  # (C, C)
+    spectrum: np.ndarray  # (min(N, D),) eigenvalues of the centroids' covariance
+    alpha: float
+    intercept: float
+    map_scale: float  # map units per feature-space unit for the radius circles
+
+
+def analyse_manifolds(views: np.ndarray, categories: np.ndarray, image_ids: np.ndarray, *,
+                      radius_scale: float = IMAGENET_RADIUS_SCALE, map_method: str = "t-SNE",
+                      map_parameter: float = 30, seed: int = 0) -> ManifoldAnalysis:
+    """(N, m, D) view features of N images -> ManifoldAnalysis (2-D map of the CLAMP centroids included)."""
+    import pandas as pd
+    categories = np.asarray(categories).astype(str)
+    manifolds = sub_manifolds(views, radius_scale)
+    map_xy = embed_2d(manifolds.centroids, map_method, map_parameter, seed)
+    per_image = pd.DataFrame({"image_id": np.asarray(image_ids).astype(str), "category": categories,
+                              "radius": manifolds.radii, "neighbours": manifolds.neighbour_counts,
+                              "view_accuracy": manifolds.view_accuracy, "x": map_xy[:, 0], "y": map_xy[:, 1]})
+    pairs = pd.DataFrame([{"measure": measure, "relation": relation, "value": value}
+                          for measure, split in pair_histogram_values(manifolds, categories).items()
+                          for relation, values in split.items() for value in values])
+    n, m, _ = views.shape
+    names, distances = class_distance_matrix(views.reshape(n * m, -1), np.repeat(categories, m))
+    spectrum = eigenspectrum(views.mean(axis=1))
+    alpha, intercept = power_law_alpha(spectrum)
+    return ManifoldAnalysis(manifold_summary(views, categories, radius_scale), per_image, pairs, names, distances,
+                            spectrum, alpha, intercept, map_radius_scale(map_xy, manifolds.centroids))
+
+
+def embed_2d(points: np.ndarray, method: str = "t-SNE", parameter: float = 30, seed: int = 0) -> np.ndarray:
+    """(N, D) -> (N, 2) by t-SNE (parameter = perplexity) or UMAP (parameter = n_neighbors)."""
+    n = len(points)
+    if method == "t-SNE":
+        from sklearn.manifold import TSNE
+        return TSNE(perplexity=min(parameter, (n - 1) / 3), random_state=seed, init="pca").fit_transform(points)
+    if method == "UMAP":
+        import umap  # first call JIT-compiles (cached on disk by numba); the page caches results
+        return umap.UMAP(n_neighbors=int(min(parameter, n - 1)), random_state=seed).fit_transform(points)
+    raise ValueError(f"Unknown map method {method!r}; choose one of {', '.join(MAP_METHODS)}.")
+
+
+def map_radius_scale(map_xy: np.ndarray, centroids: np.ndarray) -> float:
+    """Map units per feature-space unit: median 2-D distance / median feature distance over each point's map neighbour."""
+    _, nearest = cKDTree(map_xy).query(map_xy, k=2)
+    pairs = nearest[:, 1]
+    map_distance = np.linalg.norm(map_xy - map_xy[pairs], axis=1)
+    feature_distance = np.linalg.norm(centroids - centroids[pairs], axis=1)
+    return float(np.median(map_distance) / max(np.median(feature_distance), 1e-12))

@@ -123,3 +123,10 @@ def test_alignment_page_renders_in_chromium(served_app, tmp_path) -> None:
     charts = screenshot_page(served_app, "alignment", "Alignment", "text=RSA vs GWOT across targets",
                              tmp_path / "alignment.png", 3600, click="Run alignment")
     assert charts == 5
+
+
+@pytest.mark.slow
+def test_manifolds_page_renders_in_chromium(served_app, tmp_path) -> None:
+    charts = screenshot_page(served_app, "manifolds", "Manifolds", "text=Metrics", tmp_path / "manifolds.png", 4200,
+                             click="Extract views")
+    assert charts == 2 * 2 + 4

@@ -15,20 +15,16 @@ from core.rdm import METRIC_LABELS, METRICS, as_rdm, load_matrix, rdm, rsa
 from views.ui import resources
 from views.ui.export_row import figure_block
 from views.ui.extraction import extraction_panel
-from views.ui.sidebar import effective_pooling, render_sidebar
+from views.ui.sidebar import effective_pooling, page_start
 
 # science.md §5: cosine/correlation RDMs live in [0, 2], euclidean human embeddings in the tens.
 DEFAULT_EPS = {"cosine": (1e-4, 1e-1), "correlation": (1e-4, 1e-1), "euclidean": (1.0, 10.0)}
 
-selection = render_sidebar()
-st.title("Alignment")
-st.caption("Unsupervised alignment by entropic Gromov-Wasserstein optimal transport (science.md §5, GWTune's "
-           "protocol): which item of one representation corresponds to which item of the other, found from the "
-           "two RDMs alone, without being told the correspondence.")
-image_set: ImageSet | None = selection.image_set
-if image_set is None:
-    st.info(selection.dataset_error)
-    st.stop()
+selection, image_set = page_start(
+    "Alignment",
+    "Unsupervised alignment by entropic Gromov-Wasserstein optimal transport (science.md §5, GWTune's "
+    "protocol): which item of one representation corresponds to which item of the other, found from the "
+    "two RDMs alone, without being told the correspondence.")
 items = image_set.metadata["image_id"].astype(str).to_numpy()
 categories = image_set.metadata["category"].astype(str).to_numpy()
 

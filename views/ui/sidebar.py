@@ -150,3 +150,14 @@ def _layer_control(spec: str) -> tuple[str, ...]:
         help="Blocks from shallow to deep; `final` is the model's pooled (CLIP: projected) embedding. "
              "All selected layers come out of one forward pass.")
     return tuple(name for name in layers if name in chosen)
+
+
+def page_start(title: str, caption: str) -> tuple[Selection, ImageSet]:
+    """Sidebar, title and caption of an analysis page; stops the page with the reason when no dataset loads."""
+    selection = render_sidebar()
+    st.title(title)
+    st.caption(caption)
+    if selection.image_set is None:
+        st.info(selection.dataset_error)
+        st.stop()
+    return selection, selection.image_set

@@ -1,0 +1,173 @@
+"""Manifolds: augmentation sub-manifolds (CLAMP), uniformity and class structure, the eigenspectrum."""
+import hashlib
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from core.augment import AugmentationPipeline, cached_view_features, per_class_subset, view_features
+from core.export import export_filename, table_to_csv
+from core.manifold_figures import (centroid_map_figure, class_distance_figure, eigenspectrum_figure,
+                                   pair_histograms_figure, radii_figure, uniformity_figure)
+from core.manifolds import IMAGENET_RADIUS_SCALE, MAP_METHODS, analyse_manifolds
+from views.ui import resources
+from views.ui.export_row import figure_block
+from views.ui.sidebar import effective_pooling, page_start
+
+selection, image_set = page_start(
+    "Manifolds",
+    "Each image becomes a cloud of m augmented views (CLAMP's pipeline); its centroid, radius, principal "
+    "axis and neighbours describe how the encoder packs images, and uniformity, alignment and the "
+    "eigenspectrum how it spreads them (science.md §6).")
+pairs = [(spec, layer) for spec in selection.encoders for layer in selection.layers.get(spec, ())]
+if not pairs:
+    st.info("Pick at least one encoder and layer in the sidebar.")
+    st.stop()
+
+controls = st.columns(5)
+chosen = controls[0].multiselect("Encoder · layer", [f"{spec} · {layer}" for spec, layer in pairs],
+                                 default=[f"{spec} · {layer}" for spec, layer in pairs][:2], key="manifold_pairs",
+                                 help="Each is analysed on the same images and views; figures show them side by side.")
+m = controls[1].number_input("Views per image (m)", 2, 64, 16, key="manifold_m",
+                             help="Augmented views per image (CLAMP uses 16). Extraction cost grows with m.")
+per_class = controls[2].number_input("Images per class", 2, 10_000, 25, key="manifold_per_class",
+                                     help="A random subset of each category (seed 0), for speed: images × m views "
+                                          "go through the encoder.")
+radius_scale = controls[3].number_input("r_s", 0.1, 50.0, IMAGENET_RADIUS_SCALE, step=0.5, key="manifold_rs",
+                                        help="CLAMP's radius scale: 8.5 for ImageNet models, 7 for CIFAR. Scales the "
+                                             "radii, the CLAMP loss's range and the neighbour threshold.")
+method = controls[4].selectbox("Map", MAP_METHODS, key="manifold_map",
+                               help="2-D map of the centroids. UMAP compiles itself on first use in a server "
+                                    "(tens of seconds, once); results are cached.")
+parameter = st.slider("Perplexity" if method == "t-SNE" else "UMAP neighbours", 2, 100, 30, key="manifold_map_param",
+                      help="t-SNE: perplexity (capped at (N − 1)/3). UMAP: n_neighbors. Larger = more global layout.")
+with st.expander("Augmentation pipeline (CLAMP defaults)"):
+    jitter = st.columns(4)
+    brightness = jitter[0].number_input("Brightness", 0.0, 1.0, 0.4, key="manifold_brightness",
+                                        help="Colour jitter strength (applied with p = 0.8).")
+    contrast = jitter[1].number_input("Contrast", 0.0, 1.0, 0.4, key="manifold_contrast", help="Colour jitter.")
+    saturation = jitter[2].number_input("Saturation", 0.0, 1.0, 0.2, key="manifold_saturation", help="Colour jitter.")
+    hue = jitter[3].number_input("Hue", 0.0, 0.5, 0.1, key="manifold_hue", help="Colour jitter.")
+    crop_min = st.slider("Smallest crop (share of the image area)", 0.01, 1.0, 0.08, key="manifold_crop",
+                         help="Random resized crop scale [this, 1]; then flip p = 0.5, grayscale p = 0.2, blur p = 0.5.")
+pipeline = AugmentationPipeline(crop_scale=(crop_min, 1.0), brightness=brightness, contrast=contrast,
+                                saturation=saturation, hue=hue)
+rows = per_class_subset(image_set, int(per_class))
+subset = image_set.subset(rows)
+selected = [pair for pair in pairs if f"{pair[0]} · {pair[1]}" in chosen]
+if not selected:
+    st.stop()
+
+
+def job_key(spec: str, layer: str) -> str:
+    parts = [subset.fingerprint, spec, layer, str(m), pipeline.name, effective_pooling(spec, selection.pooling)]
+    return "views|" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
+
+
+def start_extraction() -> None:
+    registry, store = resources.job_registry(), resources.feature_store()
+    for spec, layer in selected:
+        def work(report, spec=spec, layer=layer):
+            return view_features(subset, spec, layer, store, m=int(m), pipeline=pipeline,
+                                 pooling=effective_pooling(spec, selection.pooling), device=selection.device,
+                                 batch_size=selection.batch_size,
+                                 progress=lambda p: report(p.done, p.total, f"{p.images_per_s:.1f} views/s"))
+        registry.forget(job_key(spec, layer))
+        registry.submit(job_key(spec, layer), f"{spec} · {layer}", work)
+        st.session_state.setdefault("manifold_jobs", []).append(job_key(spec, layer))
+
+
+@st.fragment(run_every=1.0)
+def extraction_progress() -> None:
+    registry = resources.job_registry()
+    jobs = [job for job in map(registry.status, st.session_state.get("manifold_jobs", [])) if job is not None]
+    for job in jobs:
+        if job.state in ("queued", "running"):
+            st.progress(job.fraction, text=f"{job.label} — {job.state}: {job.done}/{job.total or '?'} views · "
+                                           f"{job.message}")
+    if jobs and all(job.state not in ("queued", "running") for job in jobs):
+        st.session_state["manifold_jobs"] = []
+        st.rerun(scope="app")
+
+
+registry = resources.job_registry()
+
+
+def stored_views(spec: str, layer: str) -> np.ndarray | None:
+    return cached_view_features(subset, spec, layer, resources.feature_store(), m=int(m), pipeline=pipeline,
+                                pooling=effective_pooling(spec, selection.pooling))
+
+
+views_by_pair = {pair: stored_views(*pair) for pair in selected}
+missing = [pair for pair, views in views_by_pair.items() if views is None]
+st.button(f"Extract views ({len(rows)} images × {m} views, {len(missing)} encoder layer(s))" if missing
+          else "All views extracted", type="primary", disabled=not missing, on_click=start_extraction,
+          help="Runs in the background and is cached on disk per encoder, layer, images, m and pipeline; changing "
+               "other widgets does not stop it.")
+if st.session_state.get("manifold_jobs"):
+    extraction_progress()
+for pair in missing:
+    status = registry.status(job_key(*pair))
+    if status is not None and status.state == "failed":
+        st.error(f"{status.label}: {status.error}")
+if missing:
+    st.info("Press **Extract views** to compute the augmented views.")
+    st.stop()
+
+
+@st.cache_data(max_entries=32, show_spinner="Analysing sub-manifolds…")
+def analysis(key: str, radius_scale: float, method: str, parameter: int):
+    """Cached per (views, r_s, map): a warm rerun draws without recomputing."""
+    return analyse_manifolds(views_by_pair[key_pairs[key]], subset.metadata["category"].to_numpy(), subset.metadata["image_id"].to_numpy(),
+                             radius_scale=radius_scale, map_method=method, map_parameter=parameter)
+
+
+key_pairs = {job_key(*pair): pair for pair in selected}
+results = {f"{spec} · {layer}": analysis(job_key(spec, layer), float(radius_scale), method, int(parameter))
+           for spec, layer in selected}
+label = ",".join(spec for spec, _ in selected)
+metrics = pd.DataFrame([{"encoder": name, **result.summary} for name, result in results.items()])
+figure_kwargs = dict(page="manifolds", dataset=image_set.name, encoder=label)
+
+tabs = st.tabs(list(results))
+for tab, (name, result) in zip(tabs, results.items()):
+    with tab:
+        figure_block(centroid_map_figure(result.per_image, result.map_scale, method), result.per_image,
+                     figure=f"map_{name}", **figure_kwargs, how_to_read=(
+                         f"Each dot is an image's centroid (mean of its {m} CLAMP-normalised views), placed by "
+                         f"{method}; the circle's radius is r_i × {result.map_scale:.3g}, the median ratio of 2-D "
+                         "to feature-space distance between each point and its nearest map neighbour (a map "
+                         "distorts distances, so read circles as relative sizes). Hover: image, radius, "
+                         "neighbours (other images within 0.99 · r_s · (ρ_i + ρ_j))."))
+        figure_block(class_distance_figure(result.class_names, result.class_distances, name), None,
+                     figure=f"class_distances_{name}", **figure_kwargs, how_to_read=(
+                         "E‖f(x₀) − f(x₁)‖² over views of class i and class j: off-diagonal = how far classes are "
+                         "apart, diagonal = twice the intra-class variance. Supervised training shrinks the diagonal."))
+pair_values = pd.concat([result.pairs.assign(encoder=name) for name, result in results.items()], ignore_index=True)
+figure_block(pair_histograms_figure(pair_values), None, figure="pair_histograms", **figure_kwargs, how_to_read=(
+    "Every pair of images, same class (intra) vs different class (inter): distance and cosine of their centroids, "
+    "and cos² between their sub-manifolds' principal axes (1 = parallel). Separated intra/inter histograms mean "
+    "class structure."))
+per_image = pd.concat([result.per_image.assign(encoder=name) for name, result in results.items()], ignore_index=True)
+figure_block(radii_figure(per_image), per_image, figure="radii", **figure_kwargs, how_to_read=(
+    "r_i = r_s · √(T_i / min(D, m)), T_i the views' summed squared deviation from the centroid / (m − 1), in the "
+    "CLAMP-normalised space (mean-centred, unit norm). Neighbours use the same radius without r_s (CLAMP's "
+    "analysis code)."))
+figure_block(uniformity_figure(metrics), metrics, figure="uniformity", **figure_kwargs, how_to_read=(
+    "Uniformity −log mean exp(−2‖x_i − x_j‖²) over all views (L2-normalised): higher = features spread over the "
+    "sphere. Class-wise: the same within each class, averaged. Alignment: mean ‖x − x⁺‖² between views of one "
+    "image: lower = invariant to the augmentations."))
+spectra = pd.concat([pd.DataFrame({"encoder": name, "rank": np.arange(1, len(result.spectrum) + 1),
+                                   "eigenvalue": result.spectrum}) for name, result in results.items()])
+fits = pd.DataFrame([{"encoder": name, "alpha": result.alpha, "intercept": result.intercept}
+                     for name, result in results.items()])
+figure_block(eigenspectrum_figure(spectra, fits), spectra, figure="eigenspectrum", **figure_kwargs, how_to_read=(
+    "Eigenvalues of the covariance of the image centroids (raw features), log-log. α: weighted least-squares slope "
+    "of log λ_n on −log n, weights 1/n, ranks 11 … min(500, N − 2) (Stringer et al. 2019); α ≈ 1 is the "
+    "critical decay seen in visual cortex."))
+st.subheader("Metrics")
+st.dataframe(metrics, hide_index=True, width="stretch")
+st.download_button("Metrics (CSV)", table_to_csv(metrics), mime="text/csv", on_click="ignore",
+                   file_name=export_filename("manifolds", "metrics", image_set.name, label, ext="csv"),
+                   help="One row per encoder · layer: CLAMP loss, mean radius, neighbours, view accuracy, "
+                        "uniformity, class-wise uniformity, alignment, α, effective dimensionality.")
