@@ -36,21 +36,29 @@ def centroid_map_figure(points: pd.DataFrame, scale: float, method: str) -> go.F
     return house_style(fig, title=f"Sub-manifold centroids ({method}); circles: radius × {scale:.3g}", height=560)
 
 
-def pair_histograms_figure(pairs: pd.DataFrame) -> go.Figure:
-    """Intra- vs inter-class histograms per measure (columns encoder, measure, relation, value)."""
-    measures = [measure for measure in PAIR_TITLES if measure in set(pairs["measure"])]
-    encoders = list(dict.fromkeys(pairs["encoder"]))
+def pair_histograms_figure(pairs: dict[str, dict[str, dict[str, np.ndarray]]], bins: int = 50) -> go.Figure:
+    """Intra- vs inter-class histograms: pairs[encoder][measure][relation] holds the values over image pairs.
+
+    Binned here (density over shared edges) so the browser gets 2 x `bins` bars per panel
+    instead of every one of the N(N−1)/2 pairs.
+    """
+    encoders = list(pairs)
+    measures = [measure for measure in PAIR_TITLES if measure in pairs[encoders[0]]]
     fig = make_subplots(rows=len(encoders), cols=len(measures), horizontal_spacing=0.06, vertical_spacing=0.12,
                         subplot_titles=[f"{PAIR_TITLES[m]} · {e}" for e in encoders for m in measures])
     for row, encoder in enumerate(encoders, start=1):
         for column, measure in enumerate(measures, start=1):
-            part = pairs[(pairs["encoder"] == encoder) & (pairs["measure"] == measure)]
+            split = pairs[encoder][measure]
+            edges = np.histogram_bin_edges(np.concatenate([split["intra"], split["inter"]]), bins=bins)
             for relation, color in (("intra", EXTENDED[0]), ("inter", EXTENDED[1])):
-                values = part.loc[part["relation"] == relation, "value"]
-                fig.add_trace(go.Histogram(x=values, name=f"{relation}-class", legendgroup=relation, opacity=0.6,
-                                           histnorm="probability density", marker_color=color, nbinsx=50,
-                                           showlegend=row == 1 and column == 1), row, column)
-    fig.update_layout(barmode="overlay")
+                density, _ = (np.histogram(split[relation], bins=edges, density=True) if len(split[relation])
+                              else (np.zeros(bins), edges))
+                fig.add_trace(go.Bar(x=(edges[:-1] + edges[1:]) / 2, y=density, width=np.diff(edges),
+                                     name=f"{relation}-class", legendgroup=relation, opacity=0.6, marker_color=color,
+                                     showlegend=row == 1 and column == 1,
+                                     hovertemplate=f"{relation}-class: %{{x:.3g}}, density %{{y:.3g}}<extra></extra>"),
+                              row, column)
+    fig.update_layout(barmode="overlay", bargap=0)
     return house_style(fig, title="Pairs of images: same class vs different class", height=300 * len(encoders) + 80)
 
 

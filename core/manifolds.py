@@ -214,9 +214,7 @@ def analyse_manifolds(views: np.ndarray, categories: np.ndarray, image_ids: np.n
     per_image = pd.DataFrame({"image_id": np.asarray(image_ids).astype(str), "category": categories,
                               "radius": manifolds.radii, "neighbours": manifolds.neighbour_counts,
                               "view_accuracy": manifolds.view_accuracy, "x": map_xy[:, 0], "y": map_xy[:, 1]})
-    pairs = pd.DataFrame([{"measure": measure, "relation": relation, "value": value}
-                          for measure, split in pair_histogram_values(manifolds, categories).items()
-                          for relation, values in split.items() for value in values])
+    pairs = pair_histogram_values(manifolds, categories)
     n, m, _ = views.shape
     names, distances = class_distance_matrix(views.reshape(n * m, -1), np.repeat(categories, m))
     spectrum = eigenspectrum(views.mean(axis=1))

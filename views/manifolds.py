@@ -94,8 +94,15 @@ registry = resources.job_registry()
 
 
 def stored_views(spec: str, layer: str) -> np.ndarray | None:
-    return cached_view_features(subset, spec, layer, resources.feature_store(), m=int(m), pipeline=pipeline,
-                                pooling=effective_pooling(spec, selection.pooling))
+    """The cached (N, m, D) views, memoised per process once found (building their cache key hashes N·m files)."""
+    memo, key = resources.result_memo(), job_key(spec, layer)
+    if key not in memo:
+        views = cached_view_features(subset, spec, layer, resources.feature_store(), m=int(m), pipeline=pipeline,
+                                     pooling=effective_pooling(spec, selection.pooling))
+        if views is None:
+            return None
+        memo[key] = views
+    return memo[key]
 
 
 views_by_pair = {pair: stored_views(*pair) for pair in selected}
@@ -115,7 +122,7 @@ if missing:
     st.stop()
 
 
-@st.cache_data(max_entries=32, show_spinner="Analysing sub-manifolds…")
+@st.cache_resource(max_entries=32, show_spinner="Analysing sub-manifolds…")  # immutable: no copy per rerun
 def analysis(key: str, radius_scale: float, method: str, parameter: int):
     """Cached per (views, r_s, map): a warm rerun draws without recomputing."""
     return analyse_manifolds(views_by_pair[key_pairs[key]], subset.metadata["category"].to_numpy(), subset.metadata["image_id"].to_numpy(),
@@ -143,8 +150,7 @@ for tab, (name, result) in zip(tabs, results.items()):
                      figure=f"class_distances_{name}", **figure_kwargs, how_to_read=(
                          "E‖f(x₀) − f(x₁)‖² over views of class i and class j: off-diagonal = how far classes are "
                          "apart, diagonal = twice the intra-class variance. Supervised training shrinks the diagonal."))
-pair_values = pd.concat([result.pairs.assign(encoder=name) for name, result in results.items()], ignore_index=True)
-figure_block(pair_histograms_figure(pair_values), None, figure="pair_histograms", **figure_kwargs, how_to_read=(
+figure_block(pair_histograms_figure({name: result.pairs for name, result in results.items()}), None, figure="pair_histograms", **figure_kwargs, how_to_read=(
     "Every pair of images, same class (intra) vs different class (inter): distance and cosine of their centroids, "
     "and cos² between their sub-manifolds' principal axes (1 = parallel). Separated intra/inter histograms mean "
     "class structure."))
