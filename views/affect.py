@@ -11,16 +11,12 @@ from core.export import export_filename, table_to_csv
 from views.ui import resources
 from views.ui.export_row import figure_block
 from views.ui.extraction import extraction_panel
-from views.ui.sidebar import effective_pooling, render_sidebar
+from views.ui.sidebar import effective_pooling, page_start
 
-selection = render_sidebar()
-st.title("Affect")
-st.caption("Frozen features → ridge regression of valence and arousal (science.md §2), then the geometry of the "
-           "out-of-fold errors in the valence-arousal plane (§3).")
-image_set = selection.image_set
-if image_set is None:
-    st.info(selection.dataset_error)
-    st.stop()
+selection, image_set = page_start(
+    "Affect",
+    "Frozen features → ridge regression of valence and arousal (science.md §2), then the geometry of the "
+    "out-of-fold errors in the valence-arousal plane (§3).")
 if not image_set.has_affect:
     st.info(f"**{image_set.name}** has no valence/arousal ratings. This page needs a dataset with `valence` and "
             "`arousal` columns: the demo, OASIS, or a manifest CSV with those columns.")

@@ -9,16 +9,12 @@ from core.probes import CATEGORY_SCHEMES, ProbeSettings, encoder_curves, summary
 from views.ui import resources
 from views.ui.export_row import figure_block
 from views.ui.extraction import extraction_panel
-from views.ui.sidebar import effective_pooling, render_sidebar
+from views.ui.sidebar import effective_pooling, page_start
 
-selection = render_sidebar()
-st.title("Layer probes")
-st.caption("The Affect page's ridge probe of valence and arousal, and a logistic-regression category probe, at "
-           "every block of each encoder (science.md §4). Encoders of different depths share a normalised axis.")
-image_set = selection.image_set
-if image_set is None:
-    st.info(selection.dataset_error)
-    st.stop()
+selection, image_set = page_start(
+    "Layer probes",
+    "The Affect page's ridge probe of valence and arousal, and a logistic-regression category probe, at "
+    "every block of each encoder (science.md §4). Encoders of different depths share a normalised axis.")
 metadata = image_set.metadata
 n_categories = metadata["category"].nunique()
 probes = (TARGETS if image_set.has_affect else ()) + (("category",) if n_categories > 1 else ())
