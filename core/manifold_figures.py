@@ -45,7 +45,7 @@ def pair_histograms_figure(pairs: dict[str, dict[str, dict[str, np.ndarray]]], b
     encoders = list(pairs)
     measures = [measure for measure in PAIR_TITLES if measure in pairs[encoders[0]]]
     fig = make_subplots(rows=len(encoders), cols=len(measures), horizontal_spacing=0.06, vertical_spacing=0.12,
-                        subplot_titles=[f"{PAIR_TITLES[m]} · {e}" for e in encoders for m in measures])
+                        subplot_titles=[PAIR_TITLES[m] for m in measures])
     for row, encoder in enumerate(encoders, start=1):
         for column, measure in enumerate(measures, start=1):
             split = pairs[encoder][measure]
@@ -58,6 +58,8 @@ def pair_histograms_figure(pairs: dict[str, dict[str, dict[str, np.ndarray]]], b
                                      showlegend=row == 1 and column == 1,
                                      hovertemplate=f"{relation}-class: %{{x:.3g}}, density %{{y:.3g}}<extra></extra>"),
                               row, column)
+    for row, encoder in enumerate(encoders, start=1):  # the encoder names its row: titles stay short
+        fig.update_yaxes(title=dict(text=encoder, font=dict(size=11)), row=row, col=1)
     fig.update_layout(barmode="overlay", bargap=0)
     return house_style(fig, title="Pairs of images: same class vs different class", height=300 * len(encoders) + 80)
 

@@ -168,10 +168,13 @@ def _l2_normalise(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
-def manifold_summary(views: np.ndarray, categories: np.ndarray,
-                     radius_scale: float = IMAGENET_RADIUS_SCALE) -> dict[str, float]:
-    """One row of set-level numbers for (N, m, D) view features of N images with (N,) categories."""
-    manifolds = sub_manifolds(views, radius_scale)
+def manifold_summary(views: np.ndarray, categories: np.ndarray, radius_scale: float = IMAGENET_RADIUS_SCALE,
+                     manifolds: SubManifolds | None = None) -> dict[str, float]:
+    """One row of set-level numbers for (N, m, D) view features of N images with (N,) categories.
+
+    Pass `manifolds` when `sub_manifolds(views, radius_scale)` is already at hand.
+    """
+    manifolds = sub_manifolds(views, radius_scale) if manifolds is None else manifolds
     n, m, _ = views.shape
     flat_views, view_categories = views.reshape(n * m, -1), np.repeat(np.asarray(categories).astype(str), m)
     alpha, _ = power_law_alpha(eigenspectrum(views.mean(axis=1)))
@@ -219,8 +222,9 @@ def analyse_manifolds(views: np.ndarray, categories: np.ndarray, image_ids: np.n
     names, distances = class_distance_matrix(views.reshape(n * m, -1), np.repeat(categories, m))
     spectrum = eigenspectrum(views.mean(axis=1))
     alpha, intercept = power_law_alpha(spectrum)
-    return ManifoldAnalysis(manifold_summary(views, categories, radius_scale), per_image, pairs, names, distances,
-                            spectrum, alpha, intercept, map_radius_scale(map_xy, manifolds.centroids))
+    summary = manifold_summary(views, categories, radius_scale, manifolds)
+    return ManifoldAnalysis(summary, per_image, pairs, names, distances, spectrum, alpha, intercept,
+                            map_radius_scale(map_xy, manifolds.centroids))
 
 
 def embed_2d(points: np.ndarray, method: str = "t-SNE", parameter: float = 30, seed: int = 0) -> np.ndarray:
