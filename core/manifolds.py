@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from scipy.spatial import cKDTree
 from scipy.spatial.distance import cdist
 
@@ -196,7 +197,7 @@ MAP_METHODS = ("t-SNE", "UMAP")
 class ManifoldAnalysis:
     """Everything the Manifolds page draws for one encoder layer."""
     summary: dict  # manifold_summary's row
-    per_image: "pd.DataFrame"  # image_id, category, radius, neighbours, view_accuracy, x, y (map)
+    per_image: pd.DataFrame  # image_id, category, radius, neighbours, view_accuracy, x, y (map)
     pairs: "pd.DataFrame"  # measure, relation (intra/inter), value
     class_names: list
     class_distances: np.ndarray  # (C, C)
@@ -210,7 +211,6 @@ def analyse_manifolds(views: np.ndarray, categories: np.ndarray, image_ids: np.n
                       radius_scale: float = IMAGENET_RADIUS_SCALE, map_method: str = "t-SNE",
                       map_parameter: float = 30, seed: int = 0) -> ManifoldAnalysis:
     """(N, m, D) view features of N images -> ManifoldAnalysis (2-D map of the CLAMP centroids included)."""
-    import pandas as pd
     categories = np.asarray(categories).astype(str)
     manifolds = sub_manifolds(views, radius_scale)
     map_xy = embed_2d(manifolds.centroids, map_method, map_parameter, seed)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.spatial.distance import cdist
 
 from core import gwot
 from core.gwot import (align, category_chance, category_matching_rate, initial_plan, matching_summary,
