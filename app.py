@@ -14,5 +14,6 @@ navigation = st.navigation([
     st.Page("views/probes.py", title="Layer probes", icon="📈"),
     st.Page("views/alignment.py", title="Alignment", icon="🔗"),
     st.Page("views/manifolds.py", title="Manifolds", icon="🫧"),
+    st.Page("views/inductive_bias.py", title="Inductive bias", icon="🧩"),
 ])
 navigation.run()

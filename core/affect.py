@@ -10,7 +10,8 @@ rows (SD ~1e-5) but fire in a held-out theme otherwise reach |z| in the tens of
 thousands and the predictions explode (demo, EfficientNet-Lite0, LOTO: valence R² −8.0
 without the clip, 0.35 with it). Clipping is fixed, not fitted, so it cannot leak. Schemes: Leave-One-Theme-Out
 (`loto`, groups = theme groups), Leave-One-Category-Out (`loco`, groups = categories),
-and shuffled K-fold (`kfold`).
+shuffled K-fold (`kfold`), and grouped K-fold (`gkfold`: every theme group in one fold, a tenth
+of LOTO's refits on OASIS).
 """
 from __future__ import annotations
 
@@ -20,12 +21,14 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 from sklearn.linear_model import RidgeCV
-from sklearn.model_selection import KFold, LeaveOneGroupOut
+from sklearn.model_selection import GroupKFold, KFold, LeaveOneGroupOut
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-SCHEMES = ("loto", "loco", "kfold")
-SCHEME_LABELS = {"loto": "Leave-One-Theme-Out", "loco": "Leave-One-Category-Out", "kfold": "K-fold"}
+SCHEMES = ("loto", "loco", "kfold", "gkfold")
+SCHEME_LABELS = {"loto": "Leave-One-Theme-Out", "loco": "Leave-One-Category-Out", "kfold": "K-fold",
+                 "gkfold": "Grouped K-fold (themes)"}
+K_FOLD_SCHEMES = ("kfold", "gkfold")  # schemes whose number of folds is a parameter
 RIDGE_ALPHAS = np.logspace(-2, 5, 15)
 CLIP_SD = 10.0
 TARGETS = ("valence", "arousal")
@@ -55,6 +58,11 @@ def fold_splits(n_images: int, groups: np.ndarray, scheme: str, *, n_splits: int
         if not 2 <= n_splits <= n_images:
             raise ValueError(f"K-fold needs 2 <= K <= {n_images} images; got K = {n_splits}.")
         return list(KFold(n_splits, shuffle=True, random_state=seed).split(rows))
+    if scheme == "gkfold":
+        distinct = np.unique(groups)
+        if not 2 <= n_splits <= len(distinct):
+            raise ValueError(f"Grouped K-fold needs 2 <= K <= {len(distinct)} theme groups; got K = {n_splits}.")
+        return list(GroupKFold(n_splits, shuffle=True, random_state=seed).split(rows, groups=groups))
     distinct = np.unique(groups)
     if len(distinct) < 2:
         what = "categories" if scheme == "loco" else "theme groups"
@@ -85,7 +93,7 @@ def cross_validated_predictions(features: np.ndarray, targets: np.ndarray, group
         predictions[test] = model.predict(features[test]).reshape(len(test), -1)
         train_means[test] = targets[train].mean(axis=0)
         fold[test] = index
-        held_out[test] = f"fold {index + 1}" if scheme == "kfold" else groups[test[0]]
+        held_out[test] = f"fold {index + 1}" if scheme in K_FOLD_SCHEMES else groups[test[0]]
         chosen[index] = np.broadcast_to(model[-1].alpha_, (targets.shape[1],))
         if progress is not None:
             progress(index + 1, len(splits))

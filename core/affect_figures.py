@@ -18,7 +18,7 @@ from core.affect import SCHEME_LABELS
 from core.error_geometry import ErrorField, Occupancy
 from core.figures import OKABE_ITO, category_colors, house_style
 
-SCHEME_COLORS = {"loto": OKABE_ITO[0], "loco": OKABE_ITO[5], "kfold": OKABE_ITO[2]}
+SCHEME_COLORS = {"loto": OKABE_ITO[0], "loco": OKABE_ITO[5], "kfold": OKABE_ITO[2], "gkfold": OKABE_ITO[3]}
 ROSE_BINS = 24
 
 

@@ -23,14 +23,14 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score
 from sklearn.pipeline import make_pipeline
 
-from core.affect import (CLIP_SD, TARGETS, CVPredictions, cross_validated_predictions, fold_splits, metrics_table,
+from core.affect import (CLIP_SD, K_FOLD_SCHEMES, TARGETS, CVPredictions, cross_validated_predictions, fold_splits, metrics_table,
                          standardise_and_clip)
 from core.datasets import ImageSet
 from core.encoders import describe
 from core.extract import feature_keys
 from core.store import FeatureStore, ResultCache
 
-CATEGORY_SCHEMES = ("loto", "kfold")
+CATEGORY_SCHEMES = ("loto", "kfold", "gkfold")
 PROBES = (*TARGETS, "category")
 LATE_THIRD = 2.0 / 3.0
 N_BOOT = 1000
@@ -70,15 +70,15 @@ def curve_summary(depth: np.ndarray, score: np.ndarray) -> CurveSummary:
 class ProbeSettings:
     """Cross-validation of the layer probes (part of every cached score's key)."""
 
-    scheme: str = "loto"  # affect probe: loto | loco | kfold
-    category_scheme: str = "loto"  # category probe: loto | kfold (LOCO is meaningless there)
+    scheme: str = "loto"  # affect probe: loto | loco | kfold | gkfold
+    category_scheme: str = "loto"  # category probe: loto | kfold | gkfold (LOCO is meaningless there)
     n_splits: int = 5  # folds of the K-fold scheme
     seed: int = 0
 
     def cache_key(self, digest: str, probe: str) -> str:
         """Key of one layer's scores for `probe` in {"affect", "category"}."""
         scheme = self.scheme if probe == "affect" else self.category_scheme
-        folds = self.n_splits if scheme == "kfold" else 0
+        folds = self.n_splits if scheme in K_FOLD_SCHEMES else 0
         return f"{CACHE_VERSION}|{digest}|{probe}|{scheme}|{folds}|{self.seed}|clip{CLIP_SD}|boot{N_BOOT}"
 
 
@@ -127,8 +127,13 @@ class RowSpanProjection(TransformerMixin, BaseEstimator):
 
 
 def category_probe(features: np.ndarray, categories: np.ndarray, groups: np.ndarray, scheme: str, *,
-                   n_splits: int = 5, seed: int = 0, clip_sd: float | None = CLIP_SD) -> CategoryProbe:
-    """Logistic-regression category probe of (N, D) features under grouped CV (LOTO or K-fold)."""
+                   n_splits: int = 5, seed: int = 0, clip_sd: float | None = CLIP_SD,
+                   train_features: np.ndarray | None = None) -> CategoryProbe:
+    """Logistic-regression category probe of (N, D) features under grouped CV (LOTO or K-fold).
+
+    `train_features` (N, D), if given, are what each fold trains on (e.g. clean features when
+    testing corrupted ones); the held-out rows are always predicted from `features`.
+    """
     if scheme not in CATEGORY_SCHEMES:
         raise ValueError("Leave-One-Category-Out is meaningless for a category probe (the held-out category is "
                          "never seen in training); use Leave-One-Theme-Out or K-fold.")
@@ -139,7 +144,8 @@ def category_probe(features: np.ndarray, categories: np.ndarray, groups: np.ndar
     fold_accuracies = []
     for train, test in fold_splits(len(categories), np.asarray(groups).astype(str), scheme, n_splits=n_splits,
                                    seed=seed):
-        predictions[test] = _fit_logistic(features[train], categories[train], clip_sd).predict(features[test])
+        fitted_on = features if train_features is None else train_features
+        predictions[test] = _fit_logistic(fitted_on[train], categories[train], clip_sd).predict(features[test])
         fold_accuracies.append(float(np.mean(predictions[test] == categories[test])))
     predictions = predictions.astype(str)
     return CategoryProbe(scheme, float(balanced_accuracy_score(categories, predictions)),

@@ -43,6 +43,17 @@ def test_no_image_ever_trains_its_own_prediction(scheme: str, label: str, monkey
                                    np.delete(targets, test_rows, axis=0).mean(axis=0))
 
 
+def test_grouped_kfold_keeps_every_theme_in_one_fold() -> None:
+    _, groups = synthetic()  # 24 theme groups of 5 images
+    splits = fold_splits(len(groups), groups, "gkfold", n_splits=5)
+    assert len(splits) == 5
+    assert sorted(np.concatenate([test for _, test in splits])) == list(range(len(groups)))
+    for train, test in splits:
+        assert not set(groups[train]) & set(groups[test])
+    with pytest.raises(ValueError, match="Grouped K-fold needs 2 <= K <= 24"):
+        fold_splits(len(groups), groups, "gkfold", n_splits=25)
+
+
 def test_linear_data_is_recovered_and_alphas_come_from_the_grid() -> None:
     features = RNG.normal(size=(300, 10))
     targets = features @ RNG.normal(size=(10, 2)) + RNG.normal(0, 0.1, (300, 2))

@@ -64,8 +64,9 @@ def served_app(isolated_cache):
 
 
 def screenshot_page(base_url: str, path: str, title: str, last_element: str, shot: Path, height: int,
-                    click: str | None = None, charts: int = 1) -> int:
-    """Open one page in headless Chromium (press the `click` button), wait until it has drawn, screenshot.
+                    click: str | None = None, charts: int = 1, fill: dict[str, str] | None = None) -> int:
+    """Open one page in headless Chromium (type `fill` into labelled inputs, press the `click` button), wait
+    until it has drawn, screenshot.
 
     Waits (up to 2 min) for at least `charts` plotly charts: plotly.js is a lazily loaded bundle, so on a busy
     machine the charts can appear seconds after the script has finished. Returns the number of charts drawn.
@@ -80,6 +81,10 @@ def screenshot_page(base_url: str, path: str, title: str, last_element: str, sho
         page = browser.new_page(viewport={"width": 1500, "height": height})
         page.goto(f"{base_url}/{path}")
         page.wait_for_selector(f"h1:has-text('{title}')", timeout=180_000)
+        for label, value in (fill or {}).items():
+            page.get_by_label(label).fill(value)
+            page.get_by_label(label).press("Enter")
+            page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=60_000)
         if click:
             page.get_by_role("button", name=click).click()
         page.wait_for_selector(last_element, timeout=300_000)
@@ -137,3 +142,11 @@ def test_manifolds_page_renders_in_chromium(served_app, tmp_path) -> None:
     charts = screenshot_page(served_app, "manifolds", "Manifolds", "text=Metrics", tmp_path / "manifolds.png", 4200,
                              click="Extract views", charts=2 * 2 + 4)
     assert charts == 2 * 2 + 4
+
+
+@pytest.mark.slow
+def test_inductive_bias_page_renders_in_chromium(served_app, tmp_path) -> None:
+    charts = screenshot_page(served_app, "inductive_bias", "Inductive bias", "text=4 · Similarity to the clean",
+                             tmp_path / "inductive_bias.png", 3000, click="Run (", charts=4,
+                             fill={"Images per class": "12"})
+    assert charts == 4

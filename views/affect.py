@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from core import affect_figures as figures
-from core.affect import (SCHEME_LABELS, SCHEMES, TARGETS, cross_validated_predictions, metrics_table,
+from core.affect import (K_FOLD_SCHEMES, SCHEME_LABELS, SCHEMES, TARGETS, cross_validated_predictions, metrics_table,
                          paired_difference, per_group_metrics)
 from core.error_geometry import effective_dimensionality, error_field, error_geometry, error_vectors, geometry_table
 from core.export import export_filename, table_to_csv
@@ -27,7 +27,8 @@ controls = st.columns([3, 2])
 schemes = controls[0].multiselect(
     "Cross-validation", SCHEMES, default=["loto", "loco"], format_func=SCHEME_LABELS.get, key="affect_schemes",
     help="LOTO holds out one theme group at a time (images of one theme never train their own prediction); LOCO "
-         "holds out a whole category: generalisation to unseen kinds of things. K-fold: shuffled folds.")
+         "holds out a whole category: generalisation to unseen kinds of things. K-fold: shuffled folds. Grouped K-fold: K folds of whole theme "
+         "groups (cheaper than LOTO).")
 if not schemes:
     st.info("Pick at least one cross-validation scheme.")
     st.stop()
@@ -44,8 +45,9 @@ color_by_category = options[1].toggle("Colour by category", value=True, key="aff
 bins = options[2].slider("Occupancy grid B", 8, 40, 20, key="affect_bins",
                           help="Cells per axis of the occupancy histograms over the rating range [1, 7]².")
 n_folds = 5
-if "kfold" in schemes:
-    n_folds = st.number_input("K (folds)", 2, 20, 5, key="affect_k", help="Folds of the shuffled K-fold scheme (seed 0).")
+if set(K_FOLD_SCHEMES) & set(schemes):
+    n_folds = st.number_input("K (folds)", 2, 20, 5, key="affect_k",
+                              help="Folds of the K-fold schemes (seed 0): shuffled images, or whole theme groups.")
 if "loco" in schemes and metadata["category"].nunique() < 2:
     st.warning("Leave-One-Category-Out needs at least two categories; this dataset has one, so LOCO is skipped. "
                "Use LOTO or K-fold.")
@@ -67,7 +69,8 @@ feature_sets = {(spec, layer): resources.feature_set(image_set, spec, layer, eff
                 for spec, layer in models}
 targets = metadata[list(TARGETS)].to_numpy(dtype=float)
 groups = {"loto": metadata["group"].to_numpy(dtype=str), "loco": metadata["category"].to_numpy(dtype=str),
-          "kfold": metadata["group"].to_numpy(dtype=str)}  # K-fold ignores groups
+          "kfold": metadata["group"].to_numpy(dtype=str),  # K-fold ignores groups
+          "gkfold": metadata["group"].to_numpy(dtype=str)}
 
 
 def memoised(key: tuple, compute):
@@ -84,7 +87,7 @@ def model_label(spec: str, layer: str) -> str:
 def cross_validated(spec: str, layer: str, scheme: str):
     """Out-of-fold predictions, computed once per feature array and scheme (process-wide memo)."""
     feature_set = feature_sets[(spec, layer)]
-    key = ("affect", feature_set.key.digest, scheme, int(n_folds) if scheme == "kfold" else 0)
+    key = ("affect", feature_set.key.digest, scheme, int(n_folds) if scheme in K_FOLD_SCHEMES else 0)
     if key not in memo:
         text = f"{SCHEME_LABELS[scheme]}: {model_label(spec, layer)}"
         bar = st.progress(0.0, text=text)

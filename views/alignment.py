@@ -13,6 +13,7 @@ from core.export import array_to_npy, export_filename, table_to_csv
 from core.gwot import (BACKENDS, INIT_LABELS, INITS, SEARCHES, align, matching_summary, per_category_matching)
 from core.rdm import METRIC_LABELS, METRICS, as_rdm, load_matrix, rdm, rsa
 from views.ui import resources
+from views.ui.background import has_jobs, job_progress, submit_job
 from views.ui.export_row import figure_block
 from views.ui.extraction import extraction_panel
 from views.ui.sidebar import effective_pooling, page_start
@@ -132,7 +133,6 @@ def job_key(source: str, target: str) -> str:
 
 def start_alignments(targets: list[str]) -> None:
     """Button callback: one background job per target, so a long search survives reruns and page changes."""
-    registry = resources.job_registry()
     source = source_rdm(image_set, sources[source_name], metric, normalise)
     for target in targets:
         target_matrix = source_rdm(image_set, sources[target], metric, normalise)
@@ -143,26 +143,7 @@ def start_alignments(targets: list[str]) -> None:
                              f"top-1 {trial['top1']:.1%}" if trial["valid"] else f"ε {trial['epsilon']:.3g}: "
                              f"discarded ({trial['note']})"))
 
-        key = job_key(source_name, target)
-        resources.job_registry().forget(key)  # a failed or cancelled earlier run may be retried
-        registry.submit(key, f"{source_name} → {target}", work)
-        st.session_state.setdefault("alignment_jobs", []).append(key)
-
-
-@st.fragment(run_every=1.0)
-def alignment_progress() -> None:
-    registry = resources.job_registry()
-    jobs = [job for job in map(registry.status, st.session_state.get("alignment_jobs", [])) if job is not None]
-    for job in jobs:
-        if job.state in ("queued", "running"):
-            row = st.columns([5, 1])
-            row[0].progress(job.fraction, text=f"{job.label} — {job.state}: trial {job.done}/{job.total or '?'} · "
-                                               f"{job.message} · {job.elapsed_s:.0f} s")
-            row[1].button("Cancel", key=f"cancel_{job.key}", on_click=registry.cancel, args=(job.key,),
-                          help="Stops after the current trial.")
-    if jobs and all(job.state not in ("queued", "running") for job in jobs):
-        st.session_state["alignment_jobs"] = []
-        st.rerun(scope="app")
+        submit_job("alignment_jobs", job_key(source_name, target), f"{source_name} → {target}", work)
 
 
 registry = resources.job_registry()
@@ -172,8 +153,8 @@ st.button("Run alignment", type="primary", on_click=start_alignments, args=([tar
           disabled=status is not None and status.state in ("queued", "running", "done"),
           help="Runs in the background, one trial at a time, with a progress bar. Changing other widgets does not "
                "stop it; the result is kept for these exact settings.")
-if st.session_state.get("alignment_jobs"):
-    alignment_progress()
+if has_jobs("alignment_jobs"):
+    job_progress("alignment_jobs", "trials", "Stops after the current trial.")
 if status is not None and status.state in ("failed", "cancelled"):
     message = status.error.split(": ", 1)[-1] if status.state == "failed" else "Cancelled."
     st.error(f"{status.label}: {message}")

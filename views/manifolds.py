@@ -11,6 +11,7 @@ from core.manifold_figures import (centroid_map_figure, class_distance_figure, e
                                    pair_histograms_figure, radii_figure, uniformity_figure)
 from core.manifolds import IMAGENET_RADIUS_SCALE, MAP_METHODS, analyse_manifolds
 from views.ui import resources
+from views.ui.background import has_jobs, job_progress, submit_job
 from views.ui.export_row import figure_block
 from views.ui.sidebar import effective_pooling, page_start
 
@@ -65,29 +66,14 @@ def job_key(spec: str, layer: str) -> str:
 
 
 def start_extraction() -> None:
-    registry, store = resources.job_registry(), resources.feature_store()
+    store = resources.feature_store()
     for spec, layer in selected:
         def work(report, spec=spec, layer=layer):
             return view_features(subset, spec, layer, store, m=int(m), pipeline=pipeline,
                                  pooling=effective_pooling(spec, selection.pooling), device=selection.device,
                                  batch_size=selection.batch_size,
                                  progress=lambda p: report(p.done, p.total, f"{p.images_per_s:.1f} views/s"))
-        registry.forget(job_key(spec, layer))
-        registry.submit(job_key(spec, layer), f"{spec} · {layer}", work)
-        st.session_state.setdefault("manifold_jobs", []).append(job_key(spec, layer))
-
-
-@st.fragment(run_every=1.0)
-def extraction_progress() -> None:
-    registry = resources.job_registry()
-    jobs = [job for job in map(registry.status, st.session_state.get("manifold_jobs", [])) if job is not None]
-    for job in jobs:
-        if job.state in ("queued", "running"):
-            st.progress(job.fraction, text=f"{job.label} — {job.state}: {job.done}/{job.total or '?'} views · "
-                                           f"{job.message}")
-    if jobs and all(job.state not in ("queued", "running") for job in jobs):
-        st.session_state["manifold_jobs"] = []
-        st.rerun(scope="app")
+        submit_job("manifold_jobs", job_key(spec, layer), f"{spec} · {layer}", work)
 
 
 registry = resources.job_registry()
@@ -111,12 +97,15 @@ st.button(f"Extract views ({len(rows)} images × {m} views, {len(missing)} encod
           else "All views extracted", type="primary", disabled=not missing, on_click=start_extraction,
           help="Runs in the background and is cached on disk per encoder, layer, images, m and pipeline; changing "
                "other widgets does not stop it.")
-if st.session_state.get("manifold_jobs"):
-    extraction_progress()
+if has_jobs("manifold_jobs"):
+    job_progress("manifold_jobs", "views", "Stops after the current batch; the views extracted so far stay cached "
+                                           "and the next run resumes from them.")
 for pair in missing:
     status = registry.status(job_key(*pair))
     if status is not None and status.state == "failed":
         st.error(f"{status.label}: {status.error}")
+    elif status is not None and status.state == "cancelled":
+        st.warning(f"{status.label}: cancelled. The views extracted so far are kept; Extract views resumes.")
 if missing:
     st.info("Press **Extract views** to compute the augmented views.")
     st.stop()

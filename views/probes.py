@@ -2,7 +2,7 @@
 import pandas as pd
 import streamlit as st
 
-from core.affect import SCHEME_LABELS, SCHEMES, TARGETS
+from core.affect import K_FOLD_SCHEMES, SCHEME_LABELS, SCHEMES, TARGETS
 from core.export import export_filename, table_to_csv
 from core.probe_figures import AXES, BANDS, probe_curves_figure
 from core.probes import CATEGORY_SCHEMES, ProbeSettings, encoder_curves, summary_table
@@ -29,13 +29,15 @@ controls = st.columns(4)
 scheme = controls[0].selectbox(
     "Affect cross-validation", SCHEMES, format_func=SCHEME_LABELS.get, key="probes_scheme",
     help="As on the Affect page: LOTO holds out one theme group at a time, LOCO a whole category, K-fold "
-         "shuffled folds. The final layer's numbers equal the Affect page's for the same scheme.")
+         "shuffled folds, grouped K-fold K folds of whole themes. The final layer's numbers equal the Affect "
+         "page's for the same scheme.")
 category_scheme = controls[1].selectbox(
     "Category cross-validation", CATEGORY_SCHEMES, format_func=SCHEME_LABELS.get, key="probes_category_scheme",
     help="Leave-One-Category-Out is not offered: the held-out category never appears in training, so a "
-         "category probe cannot name it. LOTO holds out theme groups; K-fold shuffles.")
-n_folds = controls[2].number_input("K (folds)", 2, 20, 5, key="probes_k", disabled="kfold" not in
-                                   (scheme, category_scheme), help="Folds of the shuffled K-fold scheme (seed 0).")
+         "category probe cannot name it. LOTO holds out theme groups; K-fold shuffles; grouped K-fold keeps each theme in one fold.")
+n_folds = controls[2].number_input("K (folds)", 2, 20, 5, key="probes_k",
+                                   disabled=not set(K_FOLD_SCHEMES) & {scheme, category_scheme},
+                                   help="Folds of the K-fold schemes (seed 0): shuffled images, or whole theme groups.")
 band = controls[3].radio("Band", list(BANDS), format_func=BANDS.get, key="probes_band",
                          help="±1 SE over folds (default): SD of the per-fold scores / √(number of folds), the "
                               "uncertainty of the mean; folds share training images, so read it as a guide, not "

@@ -1,0 +1,170 @@
+"""Inductive bias: frozen features and category probes under global/local patch shuffling and gamma distortion."""
+import hashlib
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from core.affect import K_FOLD_SCHEMES, SCHEME_LABELS
+from core.augment import per_class_subset
+from core.corruptions import CLEAN, DEFAULT_SEED, FAMILIES, FAMILY_LABELS, Corruption
+from core.datasets import load_image
+from core.export import export_filename, table_to_csv
+from core.inductive_bias import TRAIN_ON, BiasSettings, corruption_metrics
+from core.inductive_bias_figures import corruption_curves_figure, gallery_figure
+from core.probes import CATEGORY_SCHEMES
+from views.ui import resources
+from views.ui.background import has_jobs, job_progress, submit_job
+from views.ui.export_row import figure_block
+from views.ui.sidebar import effective_pooling, page_start
+
+GRID_SIZES = (2, 3, 4, 6, 7, 8, 14, 16, 28)
+GAMMAS = (0.2, 0.33, 0.5, 0.67, 1.5, 2.0, 2.5, 3.0)
+DEFAULT_LEVELS = {"glo": [2, 4, 8], "loc": [2, 4, 8], "gamma": [0.2, 0.5, 2.0, 2.5]}
+
+selection, image_set = page_start(
+    "Inductive bias",
+    "Destroy the global layout (glo_N: shuffle an N × N grid of patches), the local texture (loc_N: shuffle the "
+    "pixels inside each patch) or the tones (gamma) of every image, and measure how much category information the "
+    "frozen features keep (Zhong et al. 2023; science.md §7). Contrastive models lose far more than supervised "
+    "ones when the global structure goes.")
+pairs = [f"{spec} · {layer}" for spec in selection.encoders for layer in selection.layers.get(spec, ())]
+if not pairs:
+    st.info("Pick at least one encoder and layer in the sidebar.")
+    st.stop()
+if image_set.metadata["category"].nunique() < 2:
+    st.info(f"{image_set.name} has one category; the k-NN and linear probes need at least two.")
+    st.stop()
+
+controls = st.columns([3, 2, 2])
+chosen = controls[0].multiselect("Encoder · layer", pairs, default=pairs[:2], key="bias_pairs",
+                                 help="Each is measured on the same images and corruptions; curves share the axes.")
+families = controls[1].multiselect("Corruptions", FAMILIES, default=["glo", "loc"], format_func=FAMILY_LABELS.get,
+                                   key="bias_families",
+                                   help="glo_N: an N × N grid of patches changes places (one fixed permutation for "
+                                        "every image). loc_N: the pixels inside every patch are permuted (one "
+                                        "permutation for every patch). gamma: x' = 255 (x/255)^g.")
+per_class = controls[2].number_input("Images per class", 2, 100_000, 50, key="bias_per_class",
+                                     help="A random subset of each category (seed 0): every image goes through the "
+                                          "encoder once per corruption level.")
+levels = {}
+level_columns = st.columns(3)
+for column, family in zip(level_columns, FAMILIES):
+    if family in families:
+        options = GAMMAS if family == "gamma" else GRID_SIZES
+        levels[family] = column.multiselect(
+            f"{FAMILY_LABELS[family]} levels", options, default=DEFAULT_LEVELS[family], key=f"bias_levels_{family}",
+            help="Gamma exponents g (< 1 brightens, > 1 darkens)." if family == "gamma" else
+                 "Grid sizes N. Level 1 is the clean image, drawn as every curve's first point.")
+probe = st.columns(5)
+k = probe[0].number_input("k (neighbours)", 1, 200, 10, key="bias_k",
+                          help="k-NN probe: majority vote of the k cosine-nearest training images.")
+scheme = probe[1].selectbox("Cross-validation", CATEGORY_SCHEMES, index=CATEGORY_SCHEMES.index("gkfold"),
+                            format_func=SCHEME_LABELS.get, key="bias_scheme",
+                            help="For both probes. Grouped K-fold keeps each theme group in one fold (default: a "
+                                 "tenth of LOTO's refits on OASIS); LOTO holds out one theme at a time; K-fold "
+                                 "shuffles images (near-duplicates of a theme then help the k-NN probe).")
+n_splits = probe[2].number_input("K (folds)", 2, 20, 5, key="bias_n_splits", disabled=scheme not in K_FOLD_SCHEMES,
+                                 help="Folds of the K-fold schemes (seed 0).")
+train_on = probe[3].radio("Probes train on", TRAIN_ON, key="bias_train_on", horizontal=True,
+                          help="corrupted: each fold trains and tests on corrupted features (how much category "
+                               "information survives). clean: trains on clean images, tests corrupted held-out "
+                               "ones (does a clean readout still work).")
+seed = probe[4].number_input("Permutation seed", 0, 2**31 - 1, DEFAULT_SEED, key="bias_seed",
+                             help="Seed of the fixed shuffle permutation (Zhong et al. use 42).")
+per_image = st.toggle("A new permutation per image", key="bias_per_image",
+                      help="Random-per-image variant: each image gets its own permutation (seeded by the seed and "
+                           "its row), named glo_N_rand / loc_N_rand.")
+
+corruptions = [Corruption(family, float(level), int(seed), per_image) for family in families
+               for level in sorted(levels.get(family, []))]
+selected = [tuple(pair.split(" · ", 1)) for pair in chosen]
+if not selected or not corruptions:
+    st.info("Pick at least one encoder · layer, one corruption family and one level.")
+    st.stop()
+subset = image_set.subset(per_class_subset(image_set, int(per_class)))
+settings = BiasSettings(k=int(k), scheme=scheme, n_splits=int(n_splits), train_on=train_on)
+
+st.subheader("1 · Gallery")
+image_id = st.selectbox("Image", subset.metadata["image_id"].tolist(), key="bias_gallery_image",
+                        help="Any image of the subset; per-image permutations use its own seed, as in extraction.")
+row = subset.metadata["image_id"].tolist().index(image_id)
+clean_image = load_image(subset.paths[row])
+gallery = [(corruption.name, corruption(clean_image, row)) for corruption in [CLEAN, *corruptions]]
+figure_block(gallery_figure([(name, np.asarray(image)) for name, image in gallery], image_id), None,
+             page="inductive_bias", figure="gallery", dataset=image_set.name, how_to_read=(
+                 "The image as loaded, before the encoder's resize and crop, under every selected corruption. "
+                 "Where a side is not a multiple of N, the last (side mod N) pixel rows/columns stay in place."))
+
+
+def job_key(spec: str, layer: str) -> str:
+    parts = [subset.fingerprint, spec, layer, effective_pooling(spec, selection.pooling),
+             ",".join(c.name for c in corruptions), str(seed), repr(settings)]
+    return "bias|" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
+
+
+def start_runs() -> None:
+    for spec, layer in selected:
+        def work(report, spec=spec, layer=layer):
+            return corruption_metrics(subset, spec, layer, resources.feature_store(), corruptions, settings,
+                                      pooling=effective_pooling(spec, selection.pooling), device=selection.device,
+                                      batch_size=selection.batch_size, results=resources.result_cache(),
+                                      progress=report)
+
+        submit_job("bias_jobs", job_key(spec, layer), f"{spec} · {layer}", work)
+
+
+registry = resources.job_registry()
+statuses = {pair: registry.status(job_key(*pair)) for pair in selected}
+todo = [pair for pair, status in statuses.items() if status is None or status.state != "done"]
+st.button(f"Run ({len(subset)} images × {len(corruptions) + 1} conditions, {len(todo)} encoder · layer)" if todo
+          else "All selected runs are done", type="primary", disabled=not todo or has_jobs("bias_jobs"),
+          on_click=start_runs, help="Extracts clean and corrupted features (cached on disk like any features), then "
+                                    "runs both probes; in the background, so other widgets stay usable.")
+if has_jobs("bias_jobs"):
+    job_progress("bias_jobs", "images", "Stops after the current batch; extracted features stay cached.")
+for status in statuses.values():
+    if status is not None and status.state in ("failed", "cancelled"):
+        st.error(f"{status.label}: " + (status.error.split(": ", 1)[-1] if status.state == "failed" else
+                                        "cancelled. Finished features are kept; Run resumes."))
+if todo:
+    st.info("Press **Run** to extract the corrupted features and probe them.")
+    st.stop()
+
+metrics = pd.concat([registry.result(job_key(*pair)) for pair in selected], ignore_index=True)
+metrics.insert(0, "model", metrics["encoder"] + " · " + metrics["layer"])
+label = ",".join(spec for spec, _ in selected)
+kwargs = dict(page="inductive_bias", dataset=image_set.name, encoder=label)
+n_categories = subset.metadata["category"].nunique()
+majority = subset.metadata["category"].value_counts(normalize=True).max()
+
+st.subheader("2 · Category information vs corruption")
+view = st.radio("Show", ("accuracy", "relative drop"), horizontal=True, key="bias_view",
+                help="Relative drop = (clean − corrupted) / clean: 0 = unaffected, 1 = all above-zero accuracy lost.")
+measures = ["knn_accuracy", "linear_balanced_accuracy"] if view == "accuracy" else ["knn_drop", "linear_drop"]
+chance = {"knn_accuracy": majority, "linear_balanced_accuracy": 1 / n_categories} if view == "accuracy" else None
+figure_block(corruption_curves_figure(metrics, measures, title="Category probes vs corruption level", chance=chance),
+             metrics, figure="accuracy", **kwargs, how_to_read=(
+                 f"k-NN accuracy: majority vote of the {k} cosine-nearest training images; chance line = the "
+                 f"majority class share ({majority:.2f}). Linear: balanced accuracy of the Layer probes page's "
+                 f"logistic regression, error bars = bootstrap 95% CI over images; chance = 1/{n_categories}. "
+                 f"Both out of fold under {SCHEME_LABELS[scheme]}, trained on {train_on} features. A curve that "
+                 "falls fast with glo_N says the encoder relies on where parts are; with loc_N, on local texture."))
+st.subheader("3 · Uniformity")
+figure_block(corruption_curves_figure(metrics, ["uniformity"], title="Uniformity vs corruption level"), metrics,
+             figure="uniformity", **kwargs, how_to_read=(
+                 "−log mean exp(−2‖x_i − x_j‖²) over the L2-normalised features of all images: higher = spread over "
+                 "the sphere. A corruption that collapses images onto a few directions lowers it."))
+st.subheader("4 · Similarity to the clean features")
+figure_block(corruption_curves_figure(metrics, ["clean_similarity"], title="Cosine between corrupted and clean "
+                                      "features", floor="unrelated_similarity"), metrics, figure="clean_similarity",
+             **kwargs, how_to_read=(
+                 "Mean cosine between each image's corrupted and clean features, error bars ± SD over images. The "
+                 "dashed line of the same colour is the encoder's floor: the mean cosine between different images' "
+                 "clean features. At the floor the corrupted image is, to the encoder, just another image."))
+st.subheader("Metrics")
+st.dataframe(metrics, hide_index=True, width="stretch")
+st.download_button("Metrics (CSV)", table_to_csv(metrics), mime="text/csv", on_click="ignore",
+                   file_name=export_filename("inductive_bias", "metrics", image_set.name, label, ext="csv"),
+                   help="One row per encoder · layer · corruption: both probes (with fold SD, CI), drops, uniformity, "
+                        "clean similarity and its floor.")
