@@ -158,6 +158,18 @@ def _timm_preprocess(model: nn.Module) -> dict:
     return {key: list(value) if isinstance(value, tuple) else value for key, value in config.items()}
 
 
+def square_preprocess(size: int) -> dict:
+    """Preprocessing of a backbone trained at `size` px (Objective lab): resize + centre crop to size, ImageNet norm."""
+    return {"input_size": [3, size, size], "interpolation": "bicubic", "mean": [0.485, 0.456, 0.406],
+            "std": [0.229, 0.224, 0.225], "crop_pct": 1.0, "crop_mode": "center"}
+
+
+def transform_from_preprocess(preprocess: dict) -> Callable:
+    import timm
+    return timm.data.create_transform(**{key: tuple(value) if isinstance(value, list) else value
+                                         for key, value in preprocess.items()}, is_training=False)
+
+
 def _timm_transform(model: nn.Module) -> Callable:
     import timm
     return timm.data.create_transform(**timm.data.resolve_model_data_config(model), is_training=False)

@@ -9,6 +9,7 @@ An encoder is named by ONE spec string, used in the UI, the CLI, cache keys and 
     untrained:open_clip:ViT-B-16
     pixels:32                               raw RGB pixels resized to 32x32, flattened
     file:timm:resnet50@/path/w.pt           any timm / open_clip architecture, local weights
+    lab:<run id>                            a backbone trained in the Objective lab (core.train)
 
 `describe(spec)` is cheap (no weights; architectures are built on the meta device) and
 gives everything a cache key needs; `load_encoder(spec)` builds the real model.
@@ -29,7 +30,7 @@ from torch import nn
 
 from core import backbones
 
-SOURCES = ("open_clip", "timm", "bundled", "untrained", "pixels", "file")
+SOURCES = ("open_clip", "timm", "bundled", "untrained", "pixels", "file", "lab")
 FRAMEWORKS = ("timm", "open_clip")
 POOLINGS = ("auto", "cls", "mean", "gap")
 FINAL_LAYER = "final"
@@ -39,7 +40,8 @@ HUB_PROBE_TIMEOUT_S = 2.0
 
 SPEC_HELP = (
     "Encoder spec: `open_clip:<arch>@<tag>`, `timm:<model>[.<tag>]`, `bundled:efficientnet_lite0`, "
-    "`untrained:<timm|open_clip>:<arch>`, `pixels:<size>`, or `file:<timm|open_clip>:<arch>@<path>`."
+    "`untrained:<timm|open_clip>:<arch>`, `pixels:<size>`, `file:<timm|open_clip>:<arch>@<path>`, or "
+    "`lab:<run id>` (a finished Objective lab run)."
 )
 
 
@@ -71,6 +73,8 @@ class EncoderSpec:
             return f"{self.source}:{self.arch}"
         if self.source == "untrained":
             return f"untrained:{self.framework}:{self.arch}"
+        if self.source == "lab":
+            return f"lab:{self.arch}"
         return f"file:{self.framework}:{self.arch}@{self.weight_file}"
 
 
@@ -91,6 +95,8 @@ def parse_spec(spec: str) -> EncoderSpec:
         return EncoderSpec("open_clip", "open_clip", arch, tag)
     if source == "timm":
         return EncoderSpec("timm", "timm", rest)
+    if source == "lab":
+        return EncoderSpec("lab", "timm", rest)
     if source == "bundled":
         if rest not in BUNDLED:
             raise EncoderSpecError(f"No bundled encoder {rest!r}; bundled ones: {', '.join(BUNDLED)}.")
@@ -188,21 +194,42 @@ def describe(spec: str) -> EncoderInfo:
     if parsed.source == "pixels":
         preprocess = {"resize": [parsed.size, parsed.size], "interpolation": "bilinear", "scale": "0..1"}
         return EncoderInfo(str(parsed), (FINAL_LAYER,), False, False, "none", preprocess)
-    arch = backbones.describe_architecture(parsed.framework, parsed.arch, parsed.tag)
+    if parsed.source == "lab":
+        config = _lab_run(parsed.arch)
+        arch = backbones.describe_architecture("timm", config["backbone"])
+        preprocess = backbones.square_preprocess(config["image_size"])
+    else:
+        arch = backbones.describe_architecture(parsed.framework, parsed.arch, parsed.tag)
+        preprocess = arch.preprocess
     return EncoderInfo(
         spec=str(parsed),
         layers=arch.block_names + (FINAL_LAYER,),
         token_layers=arch.token_layers,
         has_cls=arch.has_cls,
         weights_id=weights_identity(parsed),
-        preprocess=arch.preprocess,
+        preprocess=preprocess,
     )
+
+
+def _lab_run(run_id: str) -> dict:
+    """config.json of a finished Objective lab run; ValueError saying what is missing."""
+    from core.store import default_cache_dir
+    run = default_cache_dir() / "lab" / run_id
+    if not (run / "config.json").is_file():
+        raise ValueError(f"No Objective lab run {run_id!r} in {run.parent}; train it on the Objective lab page.")
+    if not (run / "result.json").is_file():  # written after backbone.pt: the run's "finished" mark
+        raise ValueError(f"Objective lab run {run_id!r} has not finished training yet.")
+    return json.loads((run / "config.json").read_text())
 
 
 def weights_identity(spec: EncoderSpec) -> str:
     """The string that pins which weights a spec means (tag, package file, seed or file hash)."""
     if spec.source == "file":
         return "sha256:" + _file_sha256(Path(spec.weight_file).expanduser())
+    if spec.source == "lab":  # hashed once when training finished (describe() runs on every page rerun)
+        from core.store import default_cache_dir
+        result = default_cache_dir() / "lab" / spec.arch / "result.json"
+        return "sha256:" + json.loads(result.read_text())["backbone_sha256"]
     if spec.source == "untrained":
         return f"random-init-seed{UNTRAINED_SEED}"
     if spec.source == "bundled":
@@ -240,6 +267,10 @@ def load_encoder(spec: str, device: str | torch.device = "cpu") -> Encoder:
     parsed = parse_spec(spec)
     if parsed.source == "pixels":
         model, transform, forward = backbones.pixel_encoder(parsed.size)
+    elif parsed.source == "lab":
+        model, _, forward = backbones.build("timm", _lab_run(parsed.arch)["backbone"], "", "file",
+                                            _lab_weight_file(parsed.arch), seed=UNTRAINED_SEED)
+        transform = backbones.transform_from_preprocess(info.preprocess)
     else:
         weight_kind = parsed.source if parsed.source in ("untrained", "bundled", "file") else "hub"
         model, transform, forward = backbones.build(parsed.framework, parsed.arch, parsed.tag, weight_kind,
@@ -271,6 +302,11 @@ def _resolve_weight_file(spec: EncoderSpec) -> str | None:
             f"file:{spec.framework}:{spec.arch.split('.')[0]}@/path/to/weights. Offline alternatives: "
             f"bundled:efficientnet_lite0, untrained:{spec.framework}:{spec.arch.split('.')[0]}, pixels:32.")
     return None
+
+
+def _lab_weight_file(run_id: str) -> str:
+    from core.store import default_cache_dir
+    return str(default_cache_dir() / "lab" / run_id / "backbone.pt")
 
 
 def _reachable(host: str, port: int, timeout_s: float) -> bool:

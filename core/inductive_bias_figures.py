@@ -66,13 +66,14 @@ def corruption_curves_figure(table: pd.DataFrame, measures: Sequence[str], *, ti
                     x=rows["level"], y=rows[measure], mode="lines+markers", name=model, legendgroup=model,
                     showlegend=row == 1 and column == 1, line=dict(color=colors[model]),
                     error_y=_error_bars(rows, measure), customdata=rows[["corruption"]].to_numpy(),
-                    hovertemplate=f"%{{customdata[0]}}<br>{MEASURE_LABELS[measure]} %{{y:.3f}}<extra>{model}</extra>"))
+                    hovertemplate=f"%{{customdata[0]}}<br>{MEASURE_LABELS[measure]} %{{y:.3f}}<extra>{model}</extra>"),
+                    row=row, col=column)
                 if floor is not None:
                     fig.add_hline(y=float(rows[floor].iloc[0]), line=dict(color=colors[model], dash="dash", width=1),
                                   row=row, col=column)
             if chance and measure in chance:
-                fig.add_hline(y=chance[measure], line=dict(color="#888888", dash="dot"), row=row, col=column,
-                              annotation_text="chance" if column == 1 else None, annotation_position="bottom left")
+                label = dict(annotation_text="chance", annotation_position="bottom left") if column == 1 else {}
+                fig.add_hline(y=chance[measure], line=dict(color="#888888", dash="dot"), row=row, col=column, **label)
             fig.update_xaxes(type="log", tickvals=sorted(part["level"].unique()), row=row, col=column,
                              title=("N (grid)" if family != "gamma" else "g (gamma)") if row == len(measures) else None)
         fig.update_yaxes(title=MEASURE_LABELS[measure], row=row, col=1)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import torch
 from scipy.spatial import cKDTree
 from scipy.spatial.distance import cdist
 
@@ -58,14 +59,33 @@ def sub_manifolds(views: np.ndarray, radius_scale: float = IMAGENET_RADIUS_SCALE
                         view_accuracy(z, centroids))
 
 
-def clamp_loss(centroids: np.ndarray, radii: np.ndarray) -> float:
-    """log(E + 1e-6), E = Σ_{i<j} (1 − d_ij/σ_ij)² over pairs with 1e-3 < d_ij < σ_ij = min(r_i + r_j, 1.5)."""
-    distances = cdist(centroids, centroids)
-    sigma = np.minimum(radii[:, None] + radii[None, :], 1.5)
-    upper = np.triu(np.ones_like(distances, dtype=bool), k=1)
-    in_range = upper & (distances > 1e-3) & (distances < sigma)
-    energy = np.sum((1 - distances[in_range] / sigma[in_range]) ** 2)
-    return float(np.log(energy + 1e-6))
+def clamp_loss(centroids, radii):
+    """log(E + 1e-6), E = Σ_{i<j} (1 − d_ij/σ_ij)² over pairs with 1e-3 < d_ij < σ_ij = min(r_i + r_j, 1.5).
+
+    (N, D) centroids and (N,) radii as numpy arrays (returns a float) or torch tensors (returns a
+    differentiable 0-d tensor: the Objective lab trains with this very function).
+    """
+    xp = torch if isinstance(centroids, torch.Tensor) else np
+    squared_norms = (centroids ** 2).sum(axis=1)
+    squared = xp.clip(squared_norms[:, None] + squared_norms[None, :] - 2 * centroids @ centroids.T, 0, None)
+    sigma = xp.clip(radii[:, None] + radii[None, :], None, 1.5)
+    index = xp.arange(len(centroids))
+    in_range = (index[:, None] < index[None, :]) & (squared > 1e-6) & (squared < sigma ** 2)
+    distances = xp.sqrt(xp.where(in_range, squared, 1.0))  # no sqrt(0) on the diagonal: its gradient is inf
+    energy = xp.where(in_range, (1 - distances / sigma) ** 2, 0.0).sum()
+    loss = xp.log(energy + 1e-6)
+    return loss if xp is torch else float(loss)
+
+
+def clamp_packing_loss(views, radius_scale: float = IMAGENET_RADIUS_SCALE):
+    """CLAMP's loss of (N, m, D) view features (numpy or torch): normalise, centroids, radii, then `clamp_loss`."""
+    xp = torch if isinstance(views, torch.Tensor) else np
+    n, m, width = views.shape
+    centred = views - views.mean(axis=(0, 1), keepdims=True)
+    z = centred / xp.clip(xp.linalg.vector_norm(centred, axis=-1, keepdims=True), 1e-12, None)
+    centroids = z.mean(axis=1)
+    traces = ((z - centroids[:, None]) ** 2).sum(axis=(1, 2)) / (m - 1)
+    return clamp_loss(centroids, radius_scale * xp.sqrt(traces / min(width, m)))
 
 
 def principal_axes(views: np.ndarray) -> np.ndarray:

@@ -149,7 +149,9 @@ figure_block(corruption_curves_figure(metrics, measures, title="Category probes 
                  f"majority class share ({majority:.2f}). Linear: balanced accuracy of the Layer probes page's "
                  f"logistic regression, error bars = bootstrap 95% CI over images; chance = 1/{n_categories}. "
                  f"Both out of fold under {SCHEME_LABELS[scheme]}, trained on {train_on} features. A curve that "
-                 "falls fast with glo_N says the encoder relies on where parts are; with loc_N, on local texture."))
+                 "falls fast with glo_N says the encoder relies on where parts are; with loc_N, on local texture. glo_N "
+                 "destroys more as N grows (smaller patches change places), loc_N less (pixels stay inside smaller "
+                 "patches), so loc_2 is the harshest local shuffle."))
 st.subheader("3 · Uniformity")
 figure_block(corruption_curves_figure(metrics, ["uniformity"], title="Uniformity vs corruption level"), metrics,
              figure="uniformity", **kwargs, how_to_read=(
