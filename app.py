@@ -15,5 +15,6 @@ navigation = st.navigation([
     st.Page("views/alignment.py", title="Alignment", icon="🔗"),
     st.Page("views/manifolds.py", title="Manifolds", icon="🫧"),
     st.Page("views/inductive_bias.py", title="Inductive bias", icon="🧩"),
+    st.Page("views/lab.py", title="Objective lab", icon="🧪"),
 ])
 navigation.run()

@@ -238,11 +238,11 @@ def train(config: TrainConfig, cache_dir: str | Path, *, device: str = "cpu",
             loss.backward()
             optimizer.step()
             schedule.step()
-            history.append({"epoch": epoch + 1, "step": epoch * steps_per_epoch + step + 1, "loss": float(loss)})
+            history.append({"epoch": epoch + 1, "step": epoch * steps_per_epoch + step + 1, "loss": loss.item()})
             if progress is not None:
                 done = epoch * n + start + len(rows)
                 rate = (done - done_before) / max(time.perf_counter() - began, 1e-9)
-                progress(done, config.epochs * n, f"epoch {epoch + 1}/{config.epochs} · loss {float(loss):.4f} · "
+                progress(done, config.epochs * n, f"epoch {epoch + 1}/{config.epochs} · loss {loss.item():.4f} · "
                                                   f"{rate:.1f} images/s · ETA {(config.epochs * n - done) / rate:.0f} s")
         _save_torch(run / "checkpoint.pt", {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                             "schedule": schedule.state_dict(), "epoch": epoch + 1})
@@ -302,7 +302,11 @@ def list_runs(cache_dir: str | Path) -> list[LabRun]:
 
 
 def delete_run(cache_dir: str | Path, run_id: str) -> None:
-    shutil.rmtree(lab_dir(cache_dir) / run_id, ignore_errors=True)
+    """Remove one run's folder (never anything that is not a run folder)."""
+    load_run(cache_dir, run_id)  # raises unless <cache>/lab/<run_id>/config.json is a run
+    if not run_id or Path(run_id).name != run_id:
+        raise ValueError(f"Not a run id: {run_id!r}.")
+    shutil.rmtree(lab_dir(cache_dir) / run_id)
 
 
 def _write_json(target: Path, value) -> None:

@@ -8,6 +8,7 @@ from core.encoders import availability, describe
 from core.extract import FeatureSet, cached_features
 from core.jobs import JobRegistry
 from core.store import FeatureStore, ResultCache, default_cache_dir
+from core.train import LabRun, list_runs
 
 
 @st.cache_resource
@@ -60,3 +61,8 @@ def result_memo() -> dict:
     progress bar, which a cached function cannot drive.
     """
     return {}
+
+
+def lab_runs() -> list[LabRun]:
+    """Objective lab runs on disk (read each rerun: a run finishing in the background appears at once)."""
+    return list_runs(default_cache_dir())

@@ -32,13 +32,14 @@ class Selection:
     pooling: str
     device: str
     batch_size: int
+    dataset_spec: str = ""  # the dataset spec string, e.g. "demo" or "oasis:/data/oasis"
 
 
 def render_sidebar() -> Selection:
     """Draw the shared sidebar (same keys on every page, so choices carry over) and return the choice."""
     with st.sidebar:
         st.header("Data")
-        image_set, dataset_error = _dataset_controls()
+        image_set, dataset_error, dataset_spec = _dataset_controls()
         st.header("Encoders")
         encoders = _encoder_controls()
         layers = {spec: _layer_control(spec) for spec in encoders}
@@ -55,7 +56,8 @@ def render_sidebar() -> Selection:
                               help="auto = CUDA GPU when present (bf16/fp16 autocast), else CPU.")
         batch_size = st.number_input("Batch size", 1, 1024, 32, step=8, key="batch_size",
                                      help="Images per forward pass. Lower it if you run out of memory.")
-    return Selection(image_set, dataset_error, tuple(encoders), layers, pooling, device, int(batch_size))
+    return Selection(image_set, dataset_error, tuple(encoders), layers, pooling, device, int(batch_size),
+                     dataset_spec)
 
 
 def effective_pooling(spec: str, pooling: str) -> str:
@@ -64,7 +66,7 @@ def effective_pooling(spec: str, pooling: str) -> str:
     return pooling if pooling in poolings else poolings[0]
 
 
-def _dataset_controls() -> tuple[ImageSet | None, str]:
+def _dataset_controls() -> tuple[ImageSet | None, str, str]:
     kind = st.selectbox("Dataset", list(DATASET_KINDS), format_func=DATASET_KINDS.get, key="dataset_kind",
                         help="Demo works offline. OASIS: folder with OASIS.csv and images/. THINGS: folder with "
                              "object_images/<concept>/. Image folder: root/<category>/<image>. Manifest: a CSV "
@@ -80,7 +82,7 @@ def _dataset_controls() -> tuple[ImageSet | None, str]:
         categories = st.text_input("Category file (optional)", key="things_categories",
                                    help="27-category TSV (0/1 columns) or one-hot CSV indexed by unique id.").strip()
     if kind != "demo" and not path:
-        return None, "Enter the dataset path in the sidebar."
+        return None, "Enter the dataset path in the sidebar.", ""
     spec = "demo" if kind == "demo" else f"{kind}:{path}"
     options = {"embedding": embedding, "categories": categories}
     spec += "".join(f"|{name}={value}" for name, value in options.items() if value)
@@ -88,16 +90,17 @@ def _dataset_controls() -> tuple[ImageSet | None, str]:
         image_set = resources.image_set(spec)
     except DatasetError as error:
         st.error(str(error))
-        return None, str(error)
+        return None, str(error), spec
     targets = "valence/arousal" if image_set.has_affect else "no V-A ratings"
     st.caption(f"{image_set.name}: {len(image_set)} images, {len(image_set.categories)} categories, {targets}")
-    return image_set, ""
+    return image_set, "", spec
 
 
 def _encoder_controls() -> list[str]:
     if "extra_encoders" not in st.session_state:
         st.session_state["extra_encoders"] = []
-    options = [entry.spec for entry in CATALOGUE] + st.session_state["extra_encoders"]
+    lab = [run.spec for run in resources.lab_runs() if run.finished]  # trained on the Objective lab page
+    options = list(dict.fromkeys([entry.spec for entry in CATALOGUE] + lab + st.session_state["extra_encoders"]))
 
     def label(spec: str) -> str:
         ok, _ = resources.encoder_availability(spec)
