@@ -39,6 +39,7 @@ test-fast: setup
 bench: setup
 	$(BIN)/python bench/extract.py
 	$(BIN)/python bench/gwot.py
+	$(BIN)/python bench/lab.py
 
 clean:
 	rm -rf $(VENV) cache

@@ -57,7 +57,7 @@ def build(framework: str, arch: str, tag: str, weight_kind: str, weight_file: st
         if framework == "timm":
             model = _build_timm(arch, weight_kind, weight_file)
             transform = _timm_transform(model)
-            return model, transform, _timm_forward(model)
+            return model, transform, timm_forward(model)
         visual = _build_open_clip_visual(arch, tag, weight_kind, weight_file)
     transform = _open_clip_transform(describe_architecture("open_clip", arch, tag).preprocess)
     return visual, transform, _open_clip_forward(visual, _open_clip_block_names(_open_clip_vision_cfg(arch)))
@@ -218,7 +218,8 @@ def _load_user_weights(model: nn.Module, weight_file: str) -> nn.Module:
     return model
 
 
-def _timm_forward(model: nn.Module) -> ForwardLayers:
+def timm_forward(model: nn.Module) -> ForwardLayers:
+    """Multi-layer forward of a timm model: pooled block outputs and `final` (pre-logits) in one pass."""
     block_names = _timm_block_names(model)
     options: dict = {}
     if "extra_blocks" in inspect.signature(getattr(model, "forward_intermediates", lambda: None)).parameters:

@@ -268,9 +268,10 @@ def load_encoder(spec: str, device: str | torch.device = "cpu") -> Encoder:
     if parsed.source == "pixels":
         model, transform, forward = backbones.pixel_encoder(parsed.size)
     elif parsed.source == "lab":
-        model, _, forward = backbones.build("timm", _lab_run(parsed.arch)["backbone"], "", "file",
-                                            _lab_weight_file(parsed.arch), seed=UNTRAINED_SEED)
-        transform = backbones.transform_from_preprocess(info.preprocess)
+        from core.store import default_cache_dir
+        from core.train import load_backbone
+        model = load_backbone(default_cache_dir(), parsed.arch)
+        transform, forward = backbones.transform_from_preprocess(info.preprocess), backbones.timm_forward(model)
     else:
         weight_kind = parsed.source if parsed.source in ("untrained", "bundled", "file") else "hub"
         model, transform, forward = backbones.build(parsed.framework, parsed.arch, parsed.tag, weight_kind,
@@ -302,11 +303,6 @@ def _resolve_weight_file(spec: EncoderSpec) -> str | None:
             f"file:{spec.framework}:{spec.arch.split('.')[0]}@/path/to/weights. Offline alternatives: "
             f"bundled:efficientnet_lite0, untrained:{spec.framework}:{spec.arch.split('.')[0]}, pixels:32.")
     return None
-
-
-def _lab_weight_file(run_id: str) -> str:
-    from core.store import default_cache_dir
-    return str(default_cache_dir() / "lab" / run_id / "backbone.pt")
 
 
 def _reachable(host: str, port: int, timeout_s: float) -> bool:

@@ -52,7 +52,7 @@ class TrainConfig:
     dataset: str = "demo"
     backbone: str = "resnet18"
     image_size: int = 64
-    epochs: int = 10
+    epochs: int = 30
     batch_size: int = 64
     views: int = 4  # m for clamp (simclr always uses 2, the others 1)
     temperature: float = 0.2  # simclr and language
@@ -129,13 +129,32 @@ def objective_loss(config: TrainConfig, outputs: torch.Tensor, labels: torch.Ten
 
 # --- model and data --------------------------------------------------------------------
 
+def create_backbone(backbone: str, image_size: int) -> nn.Module:
+    """A randomly initialised timm model without classifier, built for `image_size` inputs where it has to be (ViTs)."""
+    import timm
+    try:
+        return timm.create_model(backbone, pretrained=False, num_classes=0, img_size=image_size)
+    except TypeError:  # CNNs take any size and no img_size argument
+        return timm.create_model(backbone, pretrained=False, num_classes=0)
+
+
+def load_backbone(cache_dir: str | Path, run_id: str) -> nn.Module:
+    """The trained backbone of a finished run, with its weights (the encoder behind `lab:<run id>`)."""
+    run = load_run(cache_dir, run_id)
+    if not run.finished:
+        raise ValueError(f"Objective lab run {run_id!r} has not finished training yet.")
+    model = create_backbone(run.config.backbone, run.config.image_size)
+    model.load_state_dict(torch.load(lab_dir(cache_dir) / run_id / "backbone.pt", map_location="cpu",
+                                     weights_only=True))
+    return model
+
+
 class LabModel(nn.Module):
     """timm backbone (no classifier) + projection head Linear-ReLU-Linear."""
 
-    def __init__(self, backbone: str, out_dim: int, hidden_dim: int = 512):
+    def __init__(self, backbone: str, out_dim: int, image_size: int, hidden_dim: int = 512):
         super().__init__()
-        import timm
-        self.backbone = timm.create_model(backbone, pretrained=False, num_classes=0)
+        self.backbone = create_backbone(backbone, image_size)
         self.head = nn.Sequential(nn.Linear(self.backbone.num_features, hidden_dim), nn.ReLU(),
                                   nn.Linear(hidden_dim, out_dim))
 
@@ -204,7 +223,7 @@ def train(config: TrainConfig, cache_dir: str | Path, *, device: str = "cpu",
     out_dim = {"supervised": len(category_names), "language": 384}.get(config.objective, config.projection_dim)
 
     torch.manual_seed(config.seed)
-    model = LabModel(config.backbone, out_dim).to(device)
+    model = LabModel(config.backbone, out_dim, config.image_size).to(device)
     import timm.optim
     optimizer = timm.optim.create_optimizer_v2(model, opt=config.optimizer, lr=config.lr,
                                                weight_decay=config.weight_decay)

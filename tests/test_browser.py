@@ -150,3 +150,11 @@ def test_inductive_bias_page_renders_in_chromium(served_app, tmp_path) -> None:
                              tmp_path / "inductive_bias.png", 3000, click="Run (", charts=4,
                              fill={"Images per class": "12"})
     assert charts == 4
+
+
+@pytest.mark.slow
+def test_lab_page_trains_and_renders_in_chromium(served_app, tmp_path) -> None:
+    charts = screenshot_page(served_app, "lab", "Objective lab", "text=All selected objectives are trained",
+                             tmp_path / "lab.png", 1800, click="Train", charts=1,
+                             fill={"Epochs": "1", "Images (0 = all)": "32", "Image size": "32"})
+    assert charts == 1

@@ -57,7 +57,7 @@ def test_clamp_objective_is_the_manifolds_page_loss() -> None:
 def test_clamp_loss_decreases_over_a_few_steps_on_the_demo(isolated_cache: Path) -> None:
     image_set = demo(isolated_cache)
     torch.manual_seed(0)
-    model = LabModel("resnet18", 32)
+    model = LabModel("resnet18", 32, image_size=32)
     pipeline = AugmentationPipeline(size=32)
     images = [image_set.paths[row] for row in range(0, 384, 24)]  # 16 images, 4 views each
     from core.datasets import load_image
@@ -70,7 +70,7 @@ def test_clamp_loss_decreases_over_a_few_steps_on_the_demo(isolated_cache: Path)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     assert losses[-1] < losses[0] - 0.1, losses
 
 

@@ -37,7 +37,7 @@ backbone = controls[1].text_input("Backbone (timm)", "resnet18", key="lab_backbo
 image_size = controls[2].number_input("Image size", 32, 384, 64, step=16, key="lab_image_size",
                                       help="Training resolution (random resized crops of this size); the run's "
                                            "encoder preprocesses at the same size.")
-epochs = controls[3].number_input("Epochs", 1, 1000, 10, key="lab_epochs", help="Passes over the images.")
+epochs = controls[3].number_input("Epochs", 1, 1000, 30, key="lab_epochs", help="Passes over the images.")
 more = st.columns(4)
 batch_size = more[0].number_input("Batch size", 4, 4096, 64, step=8, key="lab_batch_size",
                                   help="Images per step (each with its views).")

@@ -1,0 +1,55 @@
+"""Objective lab budget: train all four objectives with the page's defaults on the demo, against 15 minutes.
+
+Prints each objective's time and loss per epoch, the ratio of the total to the 15-minute budget
+(< 1 passes), and the four encoders' geometry on the Manifolds page's defaults (25 images per
+class, m = 16 views, r_s 8.5): contrastive objectives should spread features more uniformly
+than supervised training.
+
+    .venv/bin/python bench/lab.py [--cache DIR]   (a fresh DIR times training from scratch)
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.augment import per_class_subset, view_features  # noqa: E402
+from core.datasets import demo  # noqa: E402
+from core.manifolds import manifold_summary  # noqa: E402
+from core.store import FeatureStore, default_cache_dir  # noqa: E402
+from core.train import OBJECTIVES, TrainConfig, load_run, train  # noqa: E402
+
+BUDGET_S = 15 * 60
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cache", type=Path, default=default_cache_dir(), help="cache folder (runs go to <cache>/lab)")
+    cache = parser.parse_args().cache
+    image_set = demo(cache)
+    began, specs = time.perf_counter(), []
+    for objective in OBJECTIVES:
+        start = time.perf_counter()
+        run = load_run(cache, train(TrainConfig(objective), cache).name)
+        epochs = pd.DataFrame(run.history).groupby("epoch")["loss"].mean().round(3).tolist()
+        print(f"{objective:>10}  {time.perf_counter() - start:6.1f} s  loss per epoch {epochs}", flush=True)
+        specs.append(run.spec)
+    total = time.perf_counter() - began
+    print(f"all four: {total:.1f} s; ratio to the 15-minute budget {total / BUDGET_S:.2f} (< 1 passes; a run "
+          "already on disk counts ~0 s)")
+    subset = image_set.subset(per_class_subset(image_set, 25))
+    rows = []
+    for spec in specs:
+        views = view_features(subset, spec, "final", FeatureStore(cache / "features"), m=16)
+        summary = manifold_summary(views, subset.metadata["category"].to_numpy())
+        rows.append({"encoder": spec, **{key: value for key, value in summary.items() if not isinstance(value, dict)}})
+    print(pd.DataFrame(rows).round(3).to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()
