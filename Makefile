@@ -31,7 +31,7 @@ run: setup
 	$(BIN)/streamlit run app.py
 
 test: setup
-	$(BIN)/python -m pytest -m "slow or not slow" -q
+	$(BIN)/python -m pytest -m "slow or not slow" -q --durations=12
 
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow" -q

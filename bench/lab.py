@@ -10,6 +10,7 @@ than supervised training.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -31,6 +32,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", type=Path, default=default_cache_dir(), help="cache folder (runs go to <cache>/lab)")
     cache = parser.parse_args().cache
+    os.environ["REPSCOPE_CACHE"] = str(cache)  # where lab:<run id> encoders are looked up
     image_set = demo(cache)
     began, specs = time.perf_counter(), []
     for objective in OBJECTIVES:

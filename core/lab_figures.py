@@ -21,8 +21,9 @@ def loss_curves_figure(table: pd.DataFrame) -> go.Figure:
     colors = encoder_colors(table["run"])
     fig = go.Figure()
     for run, rows in table.groupby("run", sort=False):
-        fig.add_trace(go.Scatter(x=rows["step"], y=rows["loss"], mode="lines", name=run,
-                                 line=dict(color=colors[run]), customdata=rows[["epoch"]].to_numpy(),
+        fig.add_trace(go.Scatter(x=rows["step"], y=rows["loss"], mode="lines" if len(rows) > 60 else "lines+markers",
+                                 name=run, line=dict(color=colors[run]), marker=dict(size=5),
+                                 customdata=rows[["epoch"]].to_numpy(),
                                  hovertemplate="step %{x} · epoch %{customdata[0]}<br>loss %{y:.4f}"
                                                f"<extra>{run}</extra>"))
     fig.update_xaxes(title="step")

@@ -32,15 +32,9 @@ def served_app(isolated_cache):
     from core.extract import extract
     from core.store import FeatureStore
 
-    from core.probes import encoder_curves
-    from core.store import ResultCache
-
     image_set = demo(isolated_cache)  # the analysis pages need the default encoders' features
     for spec in ("bundled:efficientnet_lite0", "pixels:32"):
         extract(image_set, spec, "all", FeatureStore(isolated_cache / "features"))
-        # The Layer probes page reads these cached scores; this test checks drawing, not probe speed.
-        encoder_curves(image_set, spec, FeatureStore(isolated_cache / "features"),
-                       results=ResultCache(isolated_cache / "results"))
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
@@ -82,8 +76,9 @@ def screenshot_page(base_url: str, path: str, title: str, last_element: str, sho
         page.goto(f"{base_url}/{path}")
         page.wait_for_selector(f"h1:has-text('{title}')", timeout=180_000)
         for label, value in (fill or {}).items():
-            page.get_by_label(label).fill(value)
-            page.get_by_label(label).press("Enter")
+            field = page.get_by_role("spinbutton", name=label)  # not the widget's "Help for …" button
+            field.fill(value)
+            field.press("Enter")
             page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=60_000)
         if click:
             page.get_by_role("button", name=click).click()
@@ -94,6 +89,7 @@ def screenshot_page(base_url: str, path: str, title: str, last_element: str, sho
                                    timeout=120_000)
         except sync_api.TimeoutError:
             pass  # the caller's assertion on the count says what is missing
+        page.mouse.move(0, 0)  # no tooltip of the clicked button in the screenshot
         page.wait_for_timeout(1000)  # let plotly finish drawing the last trace
         assert page.locator("[data-testid='stException']").count() == 0
         assert page.locator("[data-testid='stSidebar']").get_by_text("Encoders").count() >= 1

@@ -32,9 +32,12 @@ scheme = controls[0].selectbox(
          "shuffled folds, grouped K-fold K folds of whole themes. The final layer's numbers equal the Affect "
          "page's for the same scheme.")
 category_scheme = controls[1].selectbox(
-    "Category cross-validation", CATEGORY_SCHEMES, format_func=SCHEME_LABELS.get, key="probes_category_scheme",
+    "Category cross-validation", CATEGORY_SCHEMES, index=CATEGORY_SCHEMES.index("gkfold"),
+    format_func=SCHEME_LABELS.get, key="probes_category_scheme",
     help="Leave-One-Category-Out is not offered: the held-out category never appears in training, so a "
-         "category probe cannot name it. LOTO holds out theme groups; K-fold shuffles; grouped K-fold keeps each theme in one fold.")
+         "category probe cannot name it. Grouped K-fold (default) keeps each theme group in one fold with K "
+         "refits per layer; LOTO refits once per theme (minutes for wide layers such as raw pixels); K-fold "
+         "shuffles images, so a theme's near-duplicates help.")
 n_folds = controls[2].number_input("K (folds)", 2, 20, 5, key="probes_k",
                                    disabled=not set(K_FOLD_SCHEMES) & {scheme, category_scheme},
                                    help="Folds of the K-fold schemes (seed 0): shuffled images, or whole theme groups.")
