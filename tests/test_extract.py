@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from core import cli, extract as extract_module
