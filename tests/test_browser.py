@@ -79,7 +79,8 @@ def screenshot_page(base_url: str, path: str, title: str, last_element: str, sho
             field = page.get_by_role("spinbutton", name=label)  # not the widget's "Help for …" button
             field.fill(value)
             field.press("Enter")
-            page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=60_000)
+            page.wait_for_timeout(1500)  # the rerun starts a moment after Enter; then wait for it to end
+            page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=120_000)
         if click:
             page.get_by_role("button", name=click).click()
         page.wait_for_selector(last_element, timeout=300_000)
@@ -136,7 +137,8 @@ def test_alignment_page_renders_in_chromium(served_app, tmp_path) -> None:
 @pytest.mark.slow
 def test_manifolds_page_renders_in_chromium(served_app, tmp_path) -> None:
     charts = screenshot_page(served_app, "manifolds", "Manifolds", "text=Metrics", tmp_path / "manifolds.png", 4200,
-                             click="Extract views", charts=2 * 2 + 4)
+                             click="Extract views", charts=2 * 2 + 4,
+                             fill={"Images per class": "8", "Views per image (m)": "4"})
     assert charts == 2 * 2 + 4
 
 
@@ -144,7 +146,7 @@ def test_manifolds_page_renders_in_chromium(served_app, tmp_path) -> None:
 def test_inductive_bias_page_renders_in_chromium(served_app, tmp_path) -> None:
     charts = screenshot_page(served_app, "inductive_bias", "Inductive bias", "text=4 · Similarity to the clean",
                              tmp_path / "inductive_bias.png", 3000, click="Run (", charts=4,
-                             fill={"Images per class": "12"})
+                             fill={"Images per class": "12", "K (folds)": "2"})
     assert charts == 4
 
 

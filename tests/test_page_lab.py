@@ -7,6 +7,8 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from core.train import TrainConfig
+
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
 
@@ -22,13 +24,17 @@ def test_a_tiny_run_trains_through_the_page_and_opens_on_manifolds(isolated_cach
     train = next(button for button in app.main.button if button.label.startswith("Train"))
     assert train.label == "Train 2 objective(s)"
     train.click().run()
+    # The page's settings, so the runs can be found among others in the session's cache.
+    specs = [f"lab:{TrainConfig(objective, epochs=1, max_images=32, image_size=32, batch_size=16).run_id}"
+             for objective in ("supervised", "clamp")]
     deadline = time.time() + 240
     while time.time() < deadline:
         time.sleep(0.5)
         app.run()
         assert not app.exception, [exception.value for exception in app.exception]
-        runs = next((frame.value for frame in app.dataframe if "objective" in frame.value.columns), None)
-        if runs is not None and runs["finished"].all() and len(runs) == 2:
+        table = next((frame.value for frame in app.dataframe if "objective" in frame.value.columns), None)
+        runs = None if table is None else table[table["spec"].isin(specs)]
+        if runs is not None and len(runs) == 2 and runs["finished"].all():
             break
     assert sorted(runs["objective"]) == ["clamp", "supervised"] and list(runs["epochs"]) == ["1/1", "1/1"]
     assert (runs["images"] == 32).all() and runs["final_loss"].notna().all()
