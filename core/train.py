@@ -313,6 +313,12 @@ def load_run(cache_dir: str | Path, run_id: str) -> LabRun:
                   history, result)
 
 
+def finished_run_ids(cache_dir: str | Path) -> list[str]:
+    """Ids of the finished runs (result.json written), without reading their histories."""
+    root = lab_dir(cache_dir)
+    return sorted(path.parent.name for path in root.glob("*/result.json")) if root.is_dir() else []
+
+
 def list_runs(cache_dir: str | Path) -> list[LabRun]:
     """Every run folder under `<cache>/lab`, by run id."""
     root = lab_dir(cache_dir)

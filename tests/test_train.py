@@ -13,7 +13,7 @@ from core.augment import AugmentationPipeline
 from core.datasets import demo
 from core.encoders import availability, describe
 from core.manifolds import clamp_packing_loss, manifold_summary
-from core.train import (LabModel, TrainConfig, _to_tensor, captions, language_loss, list_runs, load_run, nt_xent_loss,
+from core.train import (LabModel, TrainConfig, _to_tensor, captions, finished_run_ids, language_loss, list_runs, load_run, nt_xent_loss,
                         supervised_loss, train)
 
 E = math.e
@@ -89,6 +89,7 @@ def test_a_two_epoch_run_finishes_and_registers_an_encoder(isolated_cache: Path,
     assert record.finished and record.epochs_done == 2 and len(record.history) == 2 * 2
     assert record.result["images"] == 64 and record.result["final_loss"] == record.history[-1]["loss"]
     assert CONFIG.run_id in [run.run_id for run in list_runs(isolated_cache)]
+    assert CONFIG.run_id in finished_run_ids(isolated_cache)
     monkeypatch.setenv("REPSCOPE_CACHE", str(isolated_cache))
     info = describe(record.spec)
     assert info.layers == ("act1", "layer1", "layer2", "layer3", "layer4", "final")

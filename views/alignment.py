@@ -13,7 +13,7 @@ from core.export import array_to_npy, export_filename, table_to_csv
 from core.gwot import (BACKENDS, INIT_LABELS, INITS, SEARCHES, align, matching_summary, per_category_matching)
 from core.rdm import METRIC_LABELS, METRICS, as_rdm, load_matrix, rdm, rsa
 from views.ui import resources
-from views.ui.background import has_jobs, job_progress, submit_job
+from views.ui.background import has_jobs, job_outcomes, job_progress, submit_job
 from views.ui.export_row import figure_block
 from views.ui.extraction import extraction_panel
 from views.ui.sidebar import effective_pooling, page_start
@@ -155,9 +155,7 @@ st.button("Run alignment", type="primary", on_click=start_alignments, args=([tar
                "stop it; the result is kept for these exact settings.")
 if has_jobs("alignment_jobs"):
     job_progress("alignment_jobs", "trials", "Stops after the current trial.")
-if status is not None and status.state in ("failed", "cancelled"):
-    message = status.error.split(": ", 1)[-1] if status.state == "failed" else "Cancelled."
-    st.error(f"{status.label}: {message}")
+job_outcomes([key], "Cancelled.")
 if status is None or status.state != "done":
     if status is None:
         st.info("Pick a source and a target, then press **Run alignment**.")

@@ -9,13 +9,12 @@ from core.affect import K_FOLD_SCHEMES, SCHEME_LABELS
 from core.augment import per_class_subset
 from core.corruptions import CLEAN, DEFAULT_SEED, FAMILIES, FAMILY_LABELS, Corruption
 from core.datasets import load_image
-from core.export import export_filename, table_to_csv
 from core.inductive_bias import TRAIN_ON, BiasSettings, corruption_metrics
 from core.inductive_bias_figures import corruption_curves_figure, gallery_figure
 from core.probes import CATEGORY_SCHEMES
 from views.ui import resources
-from views.ui.background import has_jobs, job_progress, submit_job
-from views.ui.export_row import figure_block
+from views.ui.background import has_jobs, job_outcomes, job_progress, submit_job
+from views.ui.export_row import figure_block, table_block
 from views.ui.sidebar import effective_pooling, page_start
 
 GRID_SIZES = (2, 3, 4, 6, 7, 8, 14, 16, 28)
@@ -123,10 +122,7 @@ st.button(f"Run ({len(subset)} images × {len(corruptions) + 1} conditions, {len
                                     "runs both probes; in the background, so other widgets stay usable.")
 if has_jobs("bias_jobs"):
     job_progress("bias_jobs", "images", "Stops after the current batch; extracted features stay cached.")
-for status in statuses.values():
-    if status is not None and status.state in ("failed", "cancelled"):
-        st.error(f"{status.label}: " + (status.error.split(": ", 1)[-1] if status.state == "failed" else
-                                        "cancelled. Finished features are kept; Run resumes."))
+job_outcomes([job_key(*pair) for pair in todo], "cancelled. Finished features are kept; Run resumes.")
 if todo:
     st.info("Press **Run** to extract the corrupted features and probe them.")
     st.stop()
@@ -164,9 +160,6 @@ figure_block(corruption_curves_figure(metrics, ["clean_similarity"], title="Cosi
                  "Mean cosine between each image's corrupted and clean features, error bars ± SD over images. The "
                  "dashed line of the same colour is the encoder's floor: the mean cosine between different images' "
                  "clean features. At the floor the corrupted image is, to the encoder, just another image."))
-st.subheader("Metrics")
-st.dataframe(metrics, hide_index=True, width="stretch")
-st.download_button("Metrics (CSV)", table_to_csv(metrics), mime="text/csv", on_click="ignore",
-                   file_name=export_filename("inductive_bias", "metrics", image_set.name, label, ext="csv"),
-                   help="One row per encoder · layer · corruption: both probes (with fold SD, CI), drops, uniformity, "
-                        "clean similarity and its floor.")
+table_block(metrics, title="Metrics", page="inductive_bias", name="metrics", dataset=image_set.name, encoder=label,
+            help="One row per encoder · layer · corruption: both probes (with fold SD, CI), drops, uniformity, "
+                 "clean similarity and its floor.")

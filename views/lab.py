@@ -8,7 +8,7 @@ from core.lab_figures import loss_curves_figure, loss_curves_table
 from core.store import default_cache_dir
 from core.train import OBJECTIVES, OPTIMIZERS, TrainConfig, delete_run, load_run, train
 from views.ui import resources
-from views.ui.background import has_jobs, job_progress, submit_job
+from views.ui.background import has_jobs, job_outcomes, job_progress, submit_job
 from views.ui.export_row import figure_block
 from views.ui.sidebar import page_start
 
@@ -70,7 +70,7 @@ configs = {objective: TrainConfig(objective, dataset=selection.dataset_spec, bac
                                   optimizer=optimizer, lr=float(lr), weight_decay=float(weight_decay), seed=int(seed),
                                   max_images=int(max_images)) for objective in objectives}
 cache = default_cache_dir()
-finished = {run.run_id for run in resources.lab_runs() if run.finished}
+finished = {spec.removeprefix("lab:") for spec in resources.finished_lab_specs()}
 todo = [config for config in configs.values() if config.run_id not in finished]
 
 
@@ -88,11 +88,7 @@ st.button(f"Train {len(todo)} objective(s)" if todo else "All selected objective
 if has_jobs("lab_jobs"):
     job_progress("lab_jobs", "images", "Stops after the current step; the last finished epoch is kept and Train "
                                        "resumes from it.")
-for config in todo:
-    status = resources.job_registry().status(f"lab|{config.run_id}")
-    if status is not None and status.state in ("failed", "cancelled"):
-        st.error(f"{status.label}: " + (status.error.split(": ", 1)[-1] if status.state == "failed" else
-                                        "cancelled; Train resumes from the last finished epoch."))
+job_outcomes([f"lab|{config.run_id}" for config in todo], "cancelled; Train resumes from the last finished epoch.")
 
 
 @st.fragment(run_every=2.0 if has_jobs("lab_jobs") else None)

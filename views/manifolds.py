@@ -6,13 +6,12 @@ import pandas as pd
 import streamlit as st
 
 from core.augment import AugmentationPipeline, cached_view_features, per_class_subset, view_features
-from core.export import export_filename, table_to_csv
 from core.manifold_figures import (centroid_map_figure, class_distance_figure, eigenspectrum_figure,
                                    pair_histograms_figure, radii_figure, uniformity_figure)
 from core.manifolds import IMAGENET_RADIUS_SCALE, MAP_METHODS, analyse_manifolds
 from views.ui import resources
-from views.ui.background import has_jobs, job_progress, submit_job
-from views.ui.export_row import figure_block
+from views.ui.background import has_jobs, job_outcomes, job_progress, submit_job
+from views.ui.export_row import figure_block, table_block
 from views.ui.sidebar import effective_pooling, page_start
 
 selection, image_set = page_start(
@@ -76,9 +75,6 @@ def start_extraction() -> None:
         submit_job("manifold_jobs", job_key(spec, layer), f"{spec} · {layer}", work)
 
 
-registry = resources.job_registry()
-
-
 def stored_views(spec: str, layer: str) -> np.ndarray | None:
     """The cached (N, m, D) views, memoised per process once found (building their cache key hashes N·m files)."""
     memo, key = resources.result_memo(), job_key(spec, layer)
@@ -100,12 +96,8 @@ st.button(f"Extract views ({len(rows)} images × {m} views, {len(missing)} encod
 if has_jobs("manifold_jobs"):
     job_progress("manifold_jobs", "views", "Stops after the current batch; the views extracted so far stay cached "
                                            "and the next run resumes from them.")
-for pair in missing:
-    status = registry.status(job_key(*pair))
-    if status is not None and status.state == "failed":
-        st.error(f"{status.label}: {status.error}")
-    elif status is not None and status.state == "cancelled":
-        st.warning(f"{status.label}: cancelled. The views extracted so far are kept; Extract views resumes.")
+job_outcomes([job_key(*pair) for pair in missing],
+             "cancelled. The views extracted so far are kept; Extract views resumes.")
 if missing:
     st.info("Press **Extract views** to compute the augmented views.")
     st.stop()
@@ -160,9 +152,6 @@ figure_block(eigenspectrum_figure(spectra, fits), spectra, figure="eigenspectrum
     "Eigenvalues of the covariance of the image centroids (raw features), log-log. α: weighted least-squares slope "
     "of log λ_n on −log n, weights 1/n, ranks 11 … min(500, N − 2) (Stringer et al. 2019); α ≈ 1 is the "
     "critical decay seen in visual cortex."))
-st.subheader("Metrics")
-st.dataframe(metrics, hide_index=True, width="stretch")
-st.download_button("Metrics (CSV)", table_to_csv(metrics), mime="text/csv", on_click="ignore",
-                   file_name=export_filename("manifolds", "metrics", image_set.name, label, ext="csv"),
-                   help="One row per encoder · layer: CLAMP loss, mean radius, neighbours, view accuracy, "
-                        "uniformity, class-wise uniformity, alignment, α, effective dimensionality.")
+table_block(metrics, title="Metrics", page="manifolds", name="metrics", dataset=image_set.name, encoder=label,
+            help="One row per encoder · layer: CLAMP loss, mean radius, neighbours, view accuracy, uniformity, "
+                 "class-wise uniformity, alignment, α, effective dimensionality.")

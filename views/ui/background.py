@@ -21,6 +21,16 @@ def submit_job(session_key: str, key: str, label: str, work: Callable[[Callable[
     st.session_state.setdefault(session_key, []).append(key)
 
 
+def job_outcomes(keys, cancelled: str) -> None:
+    """An error per failed job (its message without the exception type) and per cancelled one (`cancelled`)."""
+    registry = resources.job_registry()
+    for status in filter(None, map(registry.status, keys)):
+        if status.state == "failed":
+            st.error(f"{status.label}: {status.error.split(': ', 1)[-1]}")
+        elif status.state == "cancelled":
+            st.error(f"{status.label}: {cancelled}")
+
+
 def has_jobs(session_key: str) -> bool:
     return bool(st.session_state.get(session_key))
 

@@ -45,3 +45,12 @@ def figure_block(fig: go.Figure, table: pd.DataFrame | None, *, page: str, figur
     if how_to_read:
         with st.expander("How to read this"):
             st.markdown(how_to_read)
+
+
+def table_block(table: pd.DataFrame, *, title: str, page: str, name: str, dataset: str, encoder: str,
+                help: str) -> None:
+    """A titled table with its CSV download (the page's summary numbers)."""
+    st.subheader(title)
+    st.dataframe(table, hide_index=True, width="stretch")
+    st.download_button(f"{title} (CSV)", table_to_csv(table), mime="text/csv", on_click="ignore", help=help,
+                       file_name=export_filename(page, name, dataset, encoder, ext="csv"))

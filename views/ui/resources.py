@@ -8,7 +8,7 @@ from core.encoders import availability, describe
 from core.extract import FeatureSet, cached_features
 from core.jobs import JobRegistry
 from core.store import FeatureStore, ResultCache, default_cache_dir
-from core.train import LabRun, list_runs
+from core.train import LabRun, finished_run_ids, list_runs
 
 
 @st.cache_resource
@@ -66,3 +66,8 @@ def result_memo() -> dict:
 def lab_runs() -> list[LabRun]:
     """Objective lab runs on disk (read each rerun: a run finishing in the background appears at once)."""
     return list_runs(default_cache_dir())
+
+
+def finished_lab_specs() -> list[str]:
+    """`lab:<run id>` of every finished Objective lab run (the sidebar lists them on every rerun: no history reads)."""
+    return [f"lab:{run_id}" for run_id in finished_run_ids(default_cache_dir())]

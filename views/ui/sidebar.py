@@ -99,7 +99,7 @@ def _dataset_controls() -> tuple[ImageSet | None, str, str]:
 def _encoder_controls() -> list[str]:
     if "extra_encoders" not in st.session_state:
         st.session_state["extra_encoders"] = []
-    lab = [run.spec for run in resources.lab_runs() if run.finished]  # trained on the Objective lab page
+    lab = resources.finished_lab_specs()  # trained on the Objective lab page
     options = list(dict.fromkeys([entry.spec for entry in CATALOGUE] + lab + st.session_state["extra_encoders"]))
 
     def label(spec: str) -> str:
