@@ -13,8 +13,8 @@ from core.augment import AugmentationPipeline
 from core.datasets import demo
 from core.encoders import availability, describe
 from core.manifolds import clamp_packing_loss, manifold_summary
-from core.train import (LabModel, TrainConfig, _to_tensor, captions, finished_run_ids, language_loss, list_runs, load_run, nt_xent_loss,
-                        supervised_loss, train)
+from core.train import (LabModel, TrainConfig, _to_tensor, captions, finished_run_ids, language_loss, list_runs,
+                        load_run, nt_xent_loss, supervised_loss, train)
 
 E = math.e
 
