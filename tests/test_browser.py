@@ -156,3 +156,98 @@ def test_lab_page_trains_and_renders_in_chromium(served_app, tmp_path) -> None:
                              tmp_path / "lab.png", 1800, click="Train", charts=1,
                              fill={"Epochs": "1", "Images (0 = all)": "32", "Image size": "32"})
     assert charts == 1
+
+
+def _settled(page) -> None:
+    """Wait for the rerun a widget change starts (it begins a moment after the event), then for its end."""
+    page.wait_for_timeout(800)
+    page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=120_000)
+
+
+def _sidebar_values(page) -> dict[str, str]:
+    """What the sidebar shows: dataset, path, encoder chips, layer chips of EfficientNet, pooling, batch size."""
+    sidebar = page.locator("[data-testid='stSidebar']")
+    page.wait_for_selector("[data-testid='stSidebar'] [data-testid='stNumberInput']", timeout=120_000)
+
+    def widget(kind: str, label: str) -> str:
+        return sidebar.locator(f"[data-testid='{kind}']").filter(has_text=label).first.inner_text()
+
+    def selected(label: str) -> str:  # a selectbox shows its value in its combobox input
+        return sidebar.locator("[data-testid='stSelectbox']").filter(has_text=label).locator("input").input_value()
+
+    path = sidebar.get_by_role("textbox", name="Path")
+    return {"dataset": selected("Dataset"), "path": path.input_value() if path.count() else "(no path field)",
+            "encoders": widget("stMultiSelect", "Encoders"),
+            "layers": widget("stMultiSelect", "Layers of EfficientNet-Lite0"),
+            "pooling": selected("Pooling of block outputs"),
+            "batch_size": sidebar.get_by_role("spinbutton", name="Batch size").input_value()}
+
+
+def _check_choices(values: dict[str, str], folder: Path, where: str, batch_size: bool = True) -> None:
+    assert "Image folder" in values["dataset"], (where, values)
+    assert values["path"] == str(folder), (where, values)
+    assert "untrained:timm:resnet18" in values["encoders"], (where, values)
+    assert "EfficientNet-Lite0" in values["encoders"] and "Raw pixels" not in values["encoders"], (where, values)
+    assert "blocks.3" in values["layers"] and "final" in values["layers"], (where, values)
+    assert values["pooling"] == "mean", (where, values)
+    if batch_size:
+        assert values["batch_size"] == "16", (where, values)
+
+
+@pytest.mark.slow
+def test_sidebar_choices_survive_every_page_switch_and_a_reload(served_app, isolated_cache, tmp_path) -> None:
+    """Issue 15: every page drew its own sidebar and a page switch reset it (dataset back to the demo)."""
+    chromium = find_chromium()
+    if chromium is None:
+        pytest.skip("Chromium not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    folder = tmp_path / "two_categories"
+    for index, image in enumerate(sorted((isolated_cache / "demo" / "images").glob("*.jpg"))[:8]):
+        (folder / f"class_{index % 2}").mkdir(parents=True, exist_ok=True)
+        shutil.copy(image, folder / f"class_{index % 2}" / image.name)
+    pages = ["Affect", "Layer probes", "Alignment", "Manifolds", "Inductive bias", "Objective lab", "Features"]
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1500, "height": 1400})
+        page.goto(served_app)
+        page.wait_for_selector("h1:has-text('Features')", timeout=180_000)
+        _settled(page)
+        sidebar = page.locator("[data-testid='stSidebar']")
+        sidebar.locator("[data-testid='stSelectbox']").filter(has_text="Dataset").click()
+        page.get_by_role("option", name="Image folder (one sub-folder per category)").click()
+        _settled(page)
+        path = sidebar.get_by_role("textbox", name="Path")
+        path.fill(str(folder))
+        path.press("Enter")
+        _settled(page)
+        spec = sidebar.get_by_role("textbox", name="Add an encoder by spec")
+        spec.fill("untrained:timm:resnet18")
+        sidebar.get_by_role("button", name="Add", exact=True).click()
+        _settled(page)
+        encoders = sidebar.locator("[data-testid='stMultiSelect']").filter(has_text="Encoders")
+        encoders.get_by_role("button", name="Remove ✓ Raw pixels 32x32").click()
+        _settled(page)
+        sidebar.locator("[data-testid='stMultiSelect']").filter(has_text="Layers of EfficientNet-Lite0").locator("input").click()
+        page.get_by_role("option", name="blocks.3", exact=True).click()
+        page.keyboard.press("Escape")
+        _settled(page)
+        sidebar.locator("[data-testid='stSelectbox']").filter(has_text="Pooling of block outputs").click()
+        page.get_by_role("option", name="mean", exact=True).click()
+        _settled(page)
+        batch = sidebar.get_by_role("spinbutton", name="Batch size")
+        batch.fill("16")
+        batch.press("Enter")
+        _settled(page)
+        _check_choices(_sidebar_values(page), folder, "Features")
+        for title in pages:
+            page.locator("[data-testid='stSidebarNav']").get_by_text(title, exact=True).click()
+            page.wait_for_selector(f"h1:has-text('{title}')", timeout=180_000)
+            _settled(page)
+            assert page.locator("[data-testid='stException']").count() == 0, title
+            _check_choices(_sidebar_values(page), folder, title)
+        # A reload is a new session: dataset, encoders, layers and pooling come back from the URL.
+        page.reload()
+        page.wait_for_selector("h1:has-text('Features')", timeout=180_000)
+        _settled(page)
+        _check_choices(_sidebar_values(page), folder, "reload", batch_size=False)
+        browser.close()
