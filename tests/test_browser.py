@@ -244,10 +244,13 @@ def test_sidebar_choices_survive_every_page_switch_and_a_reload(served_app, isol
             page.wait_for_selector(f"h1:has-text('{title}')", timeout=180_000)
             _settled(page)
             assert page.locator("[data-testid='stException']").count() == 0, title
+            assert page.get_by_text("Session State API").count() == 0, title  # default and state both set
             _check_choices(_sidebar_values(page), folder, title)
-        # A reload is a new session: dataset, encoders, layers and pooling come back from the URL.
+        # A reload is a new session: dataset, encoders (one added by spec too), layers and pooling come back
+        # from the URL.
         page.reload()
         page.wait_for_selector("h1:has-text('Features')", timeout=180_000)
         _settled(page)
         _check_choices(_sidebar_values(page), folder, "reload", batch_size=False)
+        assert page.get_by_text("Session State API").count() == 0
         browser.close()

@@ -1,17 +1,15 @@
 """The shared sidebar: dataset, encoders, layers, pooling, device, batch size.
 
 Every page draws it (AppTest drops sidebar elements drawn by app.py under st.navigation), and
-Streamlit treats the same key on two pages as two widgets: a page switch runs without the old
-page's widgets, so their state is gone when the next page draws its own. The choices therefore
-live in `st.session_state[KEPT]`, a dict no widget owns: a widget whose key is absent at the
-start of a run (page switch) is restored from it, a present one (rerun on the same page, a
-callback or test writing the key) is copied into it. Dataset, encoders, layers and pooling are
-also written to the URL (`?dataset=…&encoder=…`), so a reload or a shared link reproduces them.
+Streamlit treats the same key on two pages as two widgets, whose state a page switch drops.
+So every sidebar widget has `persist_state="session"` (its value follows the session across
+pages), and dataset, path, layers and pooling are bound to the URL (`bind="query-params"`), the
+encoders written there as `?encoder=<spec>`: a reload or a shared link reproduces them.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import streamlit as st
 import torch
@@ -29,9 +27,8 @@ DATASET_KINDS = {
 }
 DEFAULT_ENCODERS = ("bundled:efficientnet_lite0", "pixels:32")
 CATALOGUE_LABELS = {entry.spec: entry.label for entry in CATALOGUE}
-POOLINGS = ("auto", "cls", "mean", "gap")
-DEFAULT_BATCH_SIZE = 32
-KEPT = "sidebar_choices"  # session-state dict of every sidebar choice, owned by no widget
+KEEP = {"persist_state": "session"}  # every sidebar widget: survives page switches
+SHARE = {**KEEP, "bind": "query-params"}  # ... and lives in the URL
 
 
 @dataclass(frozen=True)
@@ -49,8 +46,7 @@ class Selection:
 
 
 def render_sidebar() -> Selection:
-    """Draw the shared sidebar (choices kept across pages, see the module docstring) and return the choice."""
-    _start_session_from_url()
+    """Draw the shared sidebar (same keys on every page, so choices carry over) and return the choice."""
     with st.sidebar:
         st.header("Data")
         image_set, dataset_error, dataset_spec = _dataset_controls()
@@ -59,80 +55,24 @@ def render_sidebar() -> Selection:
         layers = {spec: _layer_control(spec) for spec in encoders}
         st.header("Extraction")
         pooling = st.selectbox(
-            "Pooling of block outputs", POOLINGS, key=_kept("pooling", POOLINGS[0], POOLINGS),
+            "Pooling of block outputs", ("auto", "cls", "mean", "gap"), key="pooling", **SHARE,
             help="How a block's output becomes one vector per image. auto = the architecture's default: "
                  "cls (class token) for ViTs, gap (global average) for CNNs. mean = average of patch tokens "
                  "(ViTs). An encoder that cannot do the chosen pooling uses its default. The `final` layer "
                  "always uses the model's own pooled embedding.")
         devices = ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else []) + \
                   (["mps"] if torch.backends.mps.is_available() else [])
-        device = st.selectbox("Device", devices, key=_kept("device", devices[0], devices),
+        device = st.selectbox("Device", devices, key="device", **KEEP,
                               help="auto = CUDA GPU when present (bf16/fp16 autocast), else CPU.")
-        batch_size = st.number_input("Batch size", 1, 1024, step=8, key=_kept("batch_size", DEFAULT_BATCH_SIZE),
+        batch_size = st.number_input("Batch size", 1, 1024, 32, step=8, key="batch_size", **KEEP,
                                      help="Images per forward pass. Lower it if you run out of memory.")
-    _write_url(dataset_spec, encoders, layers, pooling)
     return Selection(image_set, dataset_error, tuple(encoders), layers, pooling, device, int(batch_size),
                      dataset_spec)
 
 
 def set_choice(name: str, value: Any) -> None:
     """Set a sidebar choice ("encoders", "pooling", "device", "batch_size", "layers::<spec>") from a callback."""
-    st.session_state.setdefault(KEPT, {})[name] = value
     st.session_state[name] = value
-
-
-def _kept(name: str, default: Any, options: Sequence | None = None) -> str:
-    """Widget key `name`, its value restored from KEPT on a page switch or adopted into KEPT otherwise.
-
-    A kept value no longer among `options` (a layer list that changed, a device gone) falls back to
-    `default`; a multiselect's list keeps the values that are still offered.
-    """
-    kept = st.session_state.setdefault(KEPT, {})
-    value = st.session_state[name] if name in st.session_state else kept.get(name, default)
-    if options is not None:
-        if isinstance(value, (list, tuple)):
-            value = [item for item in value if item in options]
-        elif value not in options:
-            value = default
-    kept[name] = st.session_state[name] = value
-    return name
-
-
-def _start_session_from_url() -> None:
-    """A new browser session (first visit, reload, shared link) starts from the URL's choices."""
-    if KEPT in st.session_state:
-        return
-    kept = st.session_state[KEPT] = {}
-    params = st.query_params
-    if "dataset" in params:
-        kind, _, rest = params["dataset"].partition(":")
-        if kind in DATASET_KINDS:
-            kept["dataset_kind"] = kind
-            path, *options = rest.split("|")
-            if kind != "demo":
-                kept[f"dataset_path_{kind}"] = path
-            for option in options:
-                name, _, value = option.partition("=")
-                if name in ("embedding", "categories"):
-                    kept[f"things_{name}"] = value
-    if "encoder" in params and "encoders" not in st.session_state:
-        kept["encoders"] = params.get_all("encoder")
-        kept["extra_encoders"] = [spec for spec in kept["encoders"] if spec not in CATALOGUE_LABELS]
-    for entry in params.get_all("layers"):  # "<spec>=<layer>,<layer>"
-        spec, _, names = entry.rpartition("=")
-        if spec:
-            kept[f"layers::{spec}"] = names.split(",") if names else []
-    if params.get("pooling") in POOLINGS:
-        kept["pooling"] = params["pooling"]
-
-
-def _write_url(dataset_spec: str, encoders: Sequence[str], layers: dict, pooling: str) -> None:
-    """Mirror the choices into the URL (only when they changed: each write is a message to the browser)."""
-    wanted = {"dataset": dataset_spec or "demo", "encoder": list(encoders),
-              "layers": [f"{spec}={','.join(names)}" for spec, names in layers.items()], "pooling": pooling}
-    current = {key: st.query_params.get_all(key) for key in wanted}
-    if any(current[key] != (value if isinstance(value, list) else [value]) for key, value in wanted.items()):
-        st.query_params.from_dict(wanted)
 
 
 def effective_pooling(spec: str, pooling: str) -> str:
@@ -142,20 +82,19 @@ def effective_pooling(spec: str, pooling: str) -> str:
 
 
 def _dataset_controls() -> tuple[ImageSet | None, str, str]:
-    kind = st.selectbox("Dataset", list(DATASET_KINDS), format_func=DATASET_KINDS.get,
-                        key=_kept("dataset_kind", "demo", list(DATASET_KINDS)),
+    kind = st.selectbox("Dataset", list(DATASET_KINDS), format_func=DATASET_KINDS.get, key="dataset_kind", **SHARE,
                         help="Demo works offline. OASIS: folder with OASIS.csv and images/. THINGS: folder with "
                              "object_images/<concept>/. Image folder: root/<category>/<image>. Manifest: a CSV "
                              "with a `path` column plus label/target columns.")
     path = embedding = categories = ""
     if kind != "demo":
-        path = st.text_input("Path", key=_kept(f"dataset_path_{kind}", ""), placeholder="/data/oasis",
+        path = st.text_input("Path", key=f"dataset_path_{kind}", **SHARE, placeholder="/data/oasis",
                              help="Folder (or CSV file for a manifest) on the machine running RepScope.").strip()
     if kind == "things":
-        embedding = st.text_input("Human embedding (optional)", key=_kept("things_embedding", ""),
+        embedding = st.text_input("Human embedding (optional)", key="things_embedding", **SHARE,
                                   help="SPoSE .txt (whitespace matrix) or .npy, shape (N, d) or (1, N, d), "
                                        "rows in unique-id order.").strip()
-        categories = st.text_input("Category file (optional)", key=_kept("things_categories", ""),
+        categories = st.text_input("Category file (optional)", key="things_categories", **SHARE,
                                    help="27-category TSV (0/1 columns) or one-hot CSV indexed by unique id.").strip()
     if kind != "demo" and not path:
         return None, "Enter the dataset path in the sidebar.", ""
@@ -173,24 +112,27 @@ def _dataset_controls() -> tuple[ImageSet | None, str, str]:
 
 
 def _encoder_controls() -> list[str]:
-    kept = st.session_state[KEPT]
-    extra = kept.setdefault("extra_encoders", [])  # specs added by hand, offered on every page
+    if "extra_encoders" not in st.session_state:
+        st.session_state["extra_encoders"] = []
     lab = resources.finished_lab_specs()  # trained on the Objective lab page
-    options = list(dict.fromkeys([entry.spec for entry in CATALOGUE] + lab + extra))
-    # A spec selected elsewhere (lab Open, a link, a test) joins the options rather than being dropped.
-    for spec in st.session_state.get("encoders", kept.get("encoders", [])):
-        if spec not in options:
-            options.append(spec)
-            extra.append(spec)
+    # The URL carries spec strings (`?encoder=…`), not the ✓/✗ labels a bound multiselect would store.
+    linked = [spec for spec in st.query_params.get_all("encoder") if _valid_spec(spec)]
+    # Specs added by hand, in a link, or by a callback (lab Open, tests) are offered, not dropped.
+    options = list(dict.fromkeys([entry.spec for entry in CATALOGUE] + lab + st.session_state["extra_encoders"]
+                                 + linked + list(st.session_state.get("encoders", []))))
 
     def label(spec: str) -> str:
         ok, _ = resources.encoder_availability(spec)
         return f"{'✓' if ok else '✗'} {CATALOGUE_LABELS.get(spec, spec)}"
 
+    # The add-encoder callback writes this key, so the default applies only before it exists.
+    default = None if "encoders" in st.session_state else (linked or list(DEFAULT_ENCODERS))
     chosen = st.multiselect(
-        "Encoders", options, format_func=label, key=_kept("encoders", list(DEFAULT_ENCODERS), options),
+        "Encoders", options, default=default, format_func=label, key="encoders", **KEEP,
         help="✓ = usable offline right now; ✗ = pretrained weights not cached here (needs network once, or "
              "a local file via file:...). Untrained twins are random-init controls; pixels:N is raw pixels.")
+    if st.query_params.get_all("encoder") != chosen:
+        st.query_params["encoder"] = chosen
     for spec in chosen:
         ok, reason = resources.encoder_availability(spec)
         if not ok:
@@ -204,6 +146,14 @@ def _encoder_controls() -> list[str]:
     return chosen
 
 
+def _valid_spec(spec: str) -> bool:
+    try:
+        parse_spec(spec)
+    except EncoderSpecError:
+        return False
+    return True
+
+
 def _add_encoder() -> None:
     """Form callback: runs before the widgets are drawn, so it may change the encoder selection."""
     st.session_state["encoder_spec_error"] = ""
@@ -214,11 +164,9 @@ def _add_encoder() -> None:
     except (EncoderSpecError, ValueError, RuntimeError) as error:
         st.session_state["encoder_spec_error"] = str(error)
         return
-    kept = st.session_state.setdefault(KEPT, {})
-    extra = kept.setdefault("extra_encoders", [])
-    if spec not in extra and spec not in CATALOGUE_LABELS:
-        extra.append(spec)
-    selected = st.session_state.get("encoders", kept.get("encoders", list(DEFAULT_ENCODERS)))
+    if spec not in st.session_state["extra_encoders"] and spec not in CATALOGUE_LABELS:
+        st.session_state["extra_encoders"].append(spec)
+    selected = st.session_state.get("encoders", list(DEFAULT_ENCODERS))
     if spec not in selected:
         set_choice("encoders", [*selected, spec])
 
@@ -230,7 +178,7 @@ def _layer_control(spec: str) -> tuple[str, ...]:
         st.error(f"{spec}: {error}")
         return ()
     chosen = st.multiselect(
-        f"Layers of {CATALOGUE_LABELS.get(spec, spec)}", layers, key=_kept(f"layers::{spec}", [layers[-1]], layers),
+        f"Layers of {CATALOGUE_LABELS.get(spec, spec)}", layers, default=[layers[-1]], key=f"layers::{spec}", **SHARE,
         help="Blocks from shallow to deep; `final` is the model's pooled (CLIP: projected) embedding. "
              "All selected layers come out of one forward pass.")
     return tuple(name for name in layers if name in chosen)
