@@ -12,6 +12,10 @@ without the clip, 0.35 with it). Clipping is fixed, not fitted, so it cannot lea
 (`loto`, groups = theme groups), Leave-One-Category-Out (`loco`, groups = categories),
 shuffled K-fold (`kfold`), and grouped K-fold (`gkfold`: every theme group in one fold, a tenth
 of LOTO's refits on OASIS).
+
+Reliability ceiling (docs/science.md): where a dataset ships each image's rater SD and N
+(OASIS: `Valence_SD`, `Valence_N`, ...), 1 − mean(SD²/N) / var(mean rating) bounds the R² any
+probe can reach on average, because SD²/N of an image is noise in its mean rating.
 """
 from __future__ import annotations
 
@@ -137,6 +141,66 @@ def metrics_table(cv: CVPredictions, *, n_boot: int = 1000, seed: int = 0) -> pd
     return pd.DataFrame(rows)
 
 
+@dataclass(frozen=True)
+class ReliabilityCeiling:
+    target: str
+    ceiling: float
+    ci: tuple[float, float]
+
+
+def reliability_ceiling(means: np.ndarray, sds: np.ndarray, counts: np.ndarray) -> float:
+    """1 − mean(SD²/N) / var(mean rating) of (n_images,) arrays; var with ddof=0, as R²'s SStot / n."""
+    return float(_ceilings(*(np.asarray(values, float)[None] for values in (means, sds, counts)))[0])
+
+
+def target_ceiling(means: np.ndarray, sds: np.ndarray, counts: np.ndarray, target: str, *, n_boot: int = 1000,
+                   seed: int = 0) -> ReliabilityCeiling:
+    """Ceiling of (n_images,) ratings with a percentile 95% CI over the same image resamples as the metrics."""
+    means, sds, counts = (np.asarray(values, float) for values in (means, sds, counts))
+    rows = _resample_rows(len(means), n_boot, seed)
+    low, high = np.nanpercentile(_ceilings(means[rows], sds[rows], counts[rows]), [2.5, 97.5])
+    return ReliabilityCeiling(target, reliability_ceiling(means, sds, counts), (float(low), float(high)))
+
+
+def rating_noise_columns(metadata: pd.DataFrame, target: str) -> tuple[str, str] | None:
+    """The (SD column, N column) of a target, e.g. ("Valence_SD", "Valence_N") matched case-insensitively, or None."""
+    by_name = {str(column).lower(): str(column) for column in metadata.columns}
+    sd_column, n_column = by_name.get(f"{target}_sd"), by_name.get(f"{target}_n")
+    return None if sd_column is None or n_column is None else (sd_column, n_column)
+
+
+def ceiling_table(metadata: pd.DataFrame, targets: Sequence[str] = TARGETS, *, n_boot: int = 1000,
+                  seed: int = 0) -> pd.DataFrame:
+    """Rows target, ceiling, ceiling_lo, ceiling_hi, ceiling_from ("SD col / N col") of targets with both columns.
+
+    A dataset without them gives an empty table; an SD that is missing or negative, or an N below 2, raises
+    ValueError naming the column and images.
+    """
+    rows = []
+    for target in targets:
+        columns = rating_noise_columns(metadata, target)
+        if columns is None:
+            continue
+        sds, counts = (pd.to_numeric(metadata[column], errors="coerce").to_numpy(float) for column in columns)
+        for column, bad in ((columns[0], ~(sds >= 0)), (columns[1], ~(counts >= 2))):
+            if bad.any():
+                ids = metadata["image_id"].astype(str).to_numpy()[bad]
+                raise ValueError(f"column {column} has {int(bad.sum())} unusable value(s) (images "
+                                 f"{', '.join(ids[:3])}{', ...' if len(ids) > 3 else ''}): an SD must be a number "
+                                 f">= 0 and N a count >= 2 raters; fix or remove the column to drop the ceiling.")
+        ceiling = target_ceiling(metadata[target].to_numpy(float), sds, counts, target, n_boot=n_boot, seed=seed)
+        rows.append({"target": target, "ceiling": ceiling.ceiling, "ceiling_lo": ceiling.ci[0],
+                     "ceiling_hi": ceiling.ci[1], "ceiling_from": " / ".join(columns)})
+    return pd.DataFrame(rows, columns=["target", "ceiling", "ceiling_lo", "ceiling_hi", "ceiling_from"])
+
+
+def with_ceiling(metrics: pd.DataFrame, ceilings: pd.DataFrame) -> pd.DataFrame:
+    """Metrics rows + ceiling, ceiling_lo, ceiling_hi and share_explainable = r2 / ceiling (NaN without a ceiling)."""
+    merged = metrics.merge(ceilings.drop(columns="ceiling_from"), on="target", how="left")
+    merged["share_explainable"] = merged["r2"] / merged["ceiling"]
+    return merged
+
+
 def per_group_metrics(cv: CVPredictions) -> pd.DataFrame:
     """One row per held-out group x target: group, target, n, r (NaN if n < 3), r2 (NaN if n < 2), rmse."""
     rows = []
@@ -205,6 +269,12 @@ def _validate(features: np.ndarray, targets: np.ndarray, groups: np.ndarray) -> 
 
 def _resample_rows(n: int, n_boot: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+
+
+def _ceilings(means: np.ndarray, sds: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Row-wise ceiling of (B, n) arrays: SD²/N is the error variance of a mean of N ratings (SD with ddof=1)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 1 - (sds ** 2 / counts).mean(axis=1) / means.var(axis=1)
 
 
 def _scores(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -20,6 +20,8 @@ from core.figures import OKABE_ITO, category_colors, house_style
 
 SCHEME_COLORS = {"loto": OKABE_ITO[0], "loco": OKABE_ITO[5], "kfold": OKABE_ITO[2], "gkfold": OKABE_ITO[3]}
 ROSE_BINS = 24
+CEILING_DASH_PX = 34  # wide enough to span a group of two or three bars at the page's default width
+CEILING_COLOR = "#222222"
 
 
 @dataclass(frozen=True, eq=False)
@@ -39,13 +41,16 @@ class ErrorPanel:
 def r2_summary_figure(metrics: pd.DataFrame) -> go.Figure:
     """Grouped bars of R² per model (x) and scheme (colour) with bootstrap 95% CIs, one panel per target.
 
-    metrics: columns model, scheme, target, r, r2, r2_lo, r2_hi. Where a model has both LOTO
-    and LOCO, Δ = R²(LOTO) − R²(LOCO) is written above its bars. The axis stops at −1: a
-    worse R² says "no better than nothing" and would otherwise flatten every other bar.
+    metrics: columns model, scheme, target, r, r2, r2_lo, r2_hi, optionally ceiling, ceiling_lo,
+    ceiling_hi (core.affect.with_ceiling): a dark dash over each model's bars marks the target's
+    reliability ceiling where it is not NaN. Where a model has both LOTO and LOCO, Δ = R²(LOTO) −
+    R²(LOCO) is written above its bars. The axis stops at −1: a worse R² says "no better than
+    nothing" and would otherwise flatten every other bar.
     """
     targets = list(dict.fromkeys(metrics["target"]))
     fig = make_subplots(rows=1, cols=len(targets), subplot_titles=[t.capitalize() for t in targets],
                         shared_yaxes=True, horizontal_spacing=0.05)
+    ceiling_drawn = False
     for column, target in enumerate(targets, start=1):
         part = metrics[metrics["target"] == target]
         for scheme, rows in part.groupby("scheme", sort=False):
@@ -58,6 +63,16 @@ def r2_summary_figure(metrics: pd.DataFrame) -> go.Figure:
                 hovertemplate="%{x}<br>R² %{y:.3f} [%{customdata[1]:.3f}, %{customdata[2]:.3f}]"
                               "<br>r %{customdata[0]:.3f}<extra>" + SCHEME_LABELS.get(scheme, scheme) + "</extra>"),
                 row=1, col=column)
+        ceiling = part.drop_duplicates("model").dropna(subset=["ceiling"]) if "ceiling" in part else part.iloc[:0]
+        if len(ceiling):
+            fig.add_trace(go.Scatter(
+                x=ceiling["model"], y=ceiling["ceiling"], mode="markers", name="reliability ceiling",
+                legendgroup="ceiling", showlegend=not ceiling_drawn,
+                marker=dict(symbol="line-ew", size=CEILING_DASH_PX, line=dict(width=3, color=CEILING_COLOR)),
+                customdata=ceiling[["ceiling_lo", "ceiling_hi"]].to_numpy(),
+                hovertemplate="reliability ceiling %{y:.3f} [%{customdata[0]:.3f}, %{customdata[1]:.3f}]"
+                              "<extra>" + target + "</extra>"), row=1, col=column)
+            ceiling_drawn = True
         wide = part.pivot_table(index="model", columns="scheme", values="r2", sort=False)
         if {"loto", "loco"} <= set(wide.columns):
             top = part.groupby("model", sort=False)["r2_hi"].max()
@@ -66,8 +81,9 @@ def r2_summary_figure(metrics: pd.DataFrame) -> go.Figure:
                                    text=f"Δ {row['loto'] - row['loco']:+.2f}",
                                    font=dict(size=11, color="#555555"))
     fig.update_layout(barmode="group")
-    fig.update_yaxes(range=[max(-1.0, float(metrics["r2_lo"].min()) - 0.05),
-                            min(1.05, float(metrics["r2_hi"].max()) + 0.15)])
+    ceilings = metrics["ceiling"].dropna().to_numpy(float) if "ceiling" in metrics else np.empty(0)
+    fig.update_yaxes(range=[max(-1.0, min(float(metrics["r2_lo"].min()), ceilings.min(initial=np.inf)) - 0.05),
+                            min(1.05, max(float(metrics["r2_hi"].max()) + 0.15, ceilings.max(initial=-np.inf) + 0.05))])
     fig.update_yaxes(title="R² (out of fold)", row=1, col=1)
     fig.add_hline(y=0, line_color="#888888", line_width=1)
     return house_style(fig, title="Generalisation: R² per encoder, target and cross-validation scheme", height=440)

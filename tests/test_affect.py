@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn import pipeline
 
 from core import affect
-from core.affect import (RIDGE_ALPHAS, cross_validated_predictions, fold_splits, metrics_table, paired_difference,
-                         per_group_metrics, target_metrics)
+from core.affect import (RIDGE_ALPHAS, ceiling_table, cross_validated_predictions, fold_splits, metrics_table,
+                         paired_difference, per_group_metrics, reliability_ceiling, target_ceiling, target_metrics,
+                         with_ceiling)
 
 RNG = np.random.default_rng(1)
 
@@ -132,3 +134,57 @@ def test_a_channel_silent_in_training_cannot_blow_up_held_out_predictions() -> N
     guarded = cross_validated_predictions(features, targets, groups, "loto")
     assert np.abs(unguarded.predictions[held_out]).max() > 100
     assert np.abs(guarded.predictions[held_out] - targets[held_out]).max() < 3
+
+
+def simulated_ratings(n_images: int, seed: int = 5):
+    """True scores t (var 1), then N_i raters each t_i + N(0, s_i): mean rating, sample SD (ddof=1), N."""
+    rng = np.random.default_rng(seed)
+    truth = rng.normal(4, 1, n_images)
+    counts = rng.integers(10, 41, n_images)
+    spread = rng.uniform(0.8, 2.0, n_images)
+    ratings = [t + rng.normal(0, s, n) for t, s, n in zip(truth, spread, counts)]
+    return (truth, np.array([r.mean() for r in ratings]), np.array([r.std(ddof=1) for r in ratings]),
+            counts.astype(float))
+
+
+def test_ceiling_is_the_r2_the_true_scores_reach() -> None:
+    truth, means, sds, counts = simulated_ratings(2000)
+    ceiling = reliability_ceiling(means, sds, counts)
+    r2_of_truth = target_metrics(means, truth, "valence", n_boot=10).r2
+    # ceiling − R²(t) = mean((y−t)² − SD²/N) / var(y) exactly, a mean of zero-expectation terms: 4 of its SEs.
+    terms = (means - truth) ** 2 - sds ** 2 / counts
+    tolerance = 4 * terms.std() / np.sqrt(len(terms)) / means.var()
+    assert tolerance < 0.02  # ~0.014 here, a fifth of the noise share the ceiling measures
+    assert ceiling == pytest.approx(r2_of_truth, abs=tolerance)
+    assert 0.88 < ceiling < 0.94  # mean(s²/N) ≈ 0.09 against var(y) ≈ 1.07: the noise is visible, not negligible
+
+
+def test_ceiling_uses_the_population_variance_and_is_one_without_rater_noise() -> None:
+    means = np.array([1.0, 2.0, 3.0, 4.0])  # var (ddof=0) = 1.25; SD²/N = 1/4 for every image
+    assert reliability_ceiling(means, np.ones(4), np.full(4, 4)) == pytest.approx(1 - 0.25 / 1.25)
+    exact = target_ceiling(means, np.zeros(4), np.full(4, 4), "valence", n_boot=200)
+    assert exact.ceiling == 1.0 and exact.ci == (1.0, 1.0)
+
+
+def test_ceiling_interval_is_seeded_and_contains_the_estimate() -> None:
+    _, means, sds, counts = simulated_ratings(300)
+    first, second = (target_ceiling(means, sds, counts, "arousal", seed=4) for _ in range(2))
+    assert first == second and first.ci[0] < first.ceiling < first.ci[1]
+    assert first.ci[1] - first.ci[0] < 0.1
+
+
+def test_ceiling_table_reads_sd_and_n_columns_and_explains_bad_ones() -> None:
+    _, means, sds, counts = simulated_ratings(50)
+    metadata = pd.DataFrame({"image_id": [f"i{k}" for k in range(50)], "valence": means, "arousal": means,
+                             "Valence_SD": sds, "Valence_N": counts, "arousal_sd": sds})  # arousal lacks its N
+    table = ceiling_table(metadata, n_boot=100)
+    assert list(table["target"]) == ["valence"] and table["ceiling_from"].iloc[0] == "Valence_SD / Valence_N"
+    assert table["ceiling"].iloc[0] == pytest.approx(reliability_ceiling(means, sds, counts))
+    assert ceiling_table(metadata[["image_id", "valence", "arousal"]]).empty
+    metrics = pd.DataFrame({"target": ["valence", "arousal"], "r2": [0.45, 0.3]})
+    merged = with_ceiling(metrics, table)
+    assert merged["share_explainable"].iloc[0] == pytest.approx(0.45 / table["ceiling"].iloc[0])
+    assert merged.loc[1, ["ceiling", "share_explainable"]].isna().all()
+    broken = metadata.assign(Valence_N=metadata["Valence_N"].where(metadata.index != 7, 1))
+    with pytest.raises(ValueError, match=r"column Valence_N has 1 unusable value\(s\) \(images i7\)"):
+        ceiling_table(broken)

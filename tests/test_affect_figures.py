@@ -32,6 +32,22 @@ def test_r2_bars_carry_the_values_and_the_loto_loco_drop() -> None:
     assert {note.text for note in figure.layout.annotations if note.text.startswith("Δ")} == {"Δ +0.26", "Δ +0.30"}
 
 
+def test_ceiling_dash_sits_at_each_targets_ceiling_and_only_where_there_is_one() -> None:
+    metrics = pd.DataFrame({"model": ["a", "b"] * 2, "scheme": "loto", "target": ["valence"] * 2 + ["arousal"] * 2,
+                            "r": 0.5, "r2": [0.3, 0.4, 0.2, 0.1], "r2_lo": 0.05, "r2_hi": 0.45,
+                            "ceiling": [0.93] * 2 + [np.nan] * 2, "ceiling_lo": [0.91] * 2 + [np.nan] * 2,
+                            "ceiling_hi": [0.95] * 2 + [np.nan] * 2})
+    figure = figures.r2_summary_figure(metrics)
+    dashes = [trace for trace in figure.data if trace.name == "reliability ceiling"]
+    assert len(dashes) == 1 and list(dashes[0].x) == ["a", "b"] and list(dashes[0].y) == [0.93, 0.93]
+    assert dashes[0].xaxis == "x" and dashes[0].showlegend  # valence panel only: arousal has no SD/N
+    assert "reliability ceiling %{y:.3f}" in dashes[0].hovertemplate
+    assert figure.layout.yaxis.range[1] >= 0.93 + 0.05  # the axis reaches the dash even when the bars stay low
+    without = figures.r2_summary_figure(metrics.drop(columns=["ceiling", "ceiling_lo", "ceiling_hi"]))
+    assert not [trace for trace in without.data if trace.type == "scatter"]
+    assert without.layout.yaxis.range[1] == pytest.approx(0.45 + 0.15)
+
+
 def test_rose_weights_sum_to_the_error_magnitudes(panel) -> None:
     table = figures.error_rose_table([panel])
     assert len(table) == figures.ROSE_BINS

@@ -4,8 +4,8 @@ import pandas as pd
 import streamlit as st
 
 from core import affect_figures as figures
-from core.affect import (K_FOLD_SCHEMES, SCHEME_LABELS, SCHEMES, TARGETS, cross_validated_predictions, metrics_table,
-                         paired_difference, per_group_metrics)
+from core.affect import (K_FOLD_SCHEMES, SCHEME_LABELS, SCHEMES, TARGETS, ceiling_table, cross_validated_predictions,
+                         metrics_table, paired_difference, per_group_metrics, with_ceiling)
 from core.error_geometry import effective_dimensionality, error_field, error_geometry, error_vectors, geometry_table
 from core.export import export_filename, table_to_csv
 from views.ui import resources
@@ -111,9 +111,19 @@ except ValueError as error:  # e.g. too few groups for the scheme: explain, neve
 labels = {(spec, layer): model_label(spec, layer) for spec, layer in models}
 
 st.subheader("1 · How well do the features predict the ratings?")
-metrics = pd.concat([memoised(("metrics", digest(spec, layer), scheme, n_folds), lambda cv=cv: metrics_table(cv))
-                     .assign(model=labels[(spec, layer)]) for (spec, layer, scheme), cv in results.items()],
-                    ignore_index=True)
+ceiling_note = ""
+try:
+    ceilings = memoised(("ceiling", image_set.fingerprint), lambda: ceiling_table(metadata))
+except ValueError as error:  # unusable SD/N columns: the R² still stands, only its ceiling is dropped
+    ceilings, ceiling_note = ceiling_table(metadata, targets=()), f"No reliability ceiling: {error}"
+without_ceiling = [target for target in TARGETS if target not in set(ceilings["target"])]
+if without_ceiling and not ceiling_note:
+    expected = ", ".join(f"`{target.capitalize()}_{suffix}`" for target in without_ceiling for suffix in ("SD", "N"))
+    ceiling_note = (f"No reliability ceiling for {' and '.join(without_ceiling)}: {image_set.name} has no per-image "
+                    f"rater SD and N columns ({expected}, as in OASIS), so the noise in its mean ratings is unknown.")
+metrics = with_ceiling(pd.concat([memoised(("metrics", digest(spec, layer), scheme, n_folds),
+                                           lambda cv=cv: metrics_table(cv)).assign(model=labels[(spec, layer)])
+                                  for (spec, layer, scheme), cv in results.items()], ignore_index=True), ceilings)
 encoders = ",".join(spec for spec, _ in models)
 figure_block(figures.r2_summary_figure(metrics), metrics, page="affect", figure="r2", dataset=image_set.name,
              encoder=encoders, how_to_read=(
@@ -121,10 +131,23 @@ figure_block(figures.r2_summary_figure(metrics), metrics, page="affect", figure=
                  "CI over images; hover for Pearson r. The axis stops at −1. **Δ** above a pair of bars is "
                  "R²(LOTO) − R²(LOCO), the drop when a whole category is unseen in training: a large drop means the "
                  "features predict affect through category membership rather than through content that transfers "
-                 "across categories.\n\nMethod: StandardScaler + RidgeCV (alpha per target from 15 values in "
-                 "10⁻²…10⁵, chosen by leave-one-out inside the training fold). One deviation from a plain pipeline: "
+                 "across categories.\n\n**Dark dash: reliability ceiling** = 1 − mean(SD²/N) / var(mean rating), "
+                 "from each image's rater SD and number of raters N. A mean of N ratings carries noise of variance "
+                 "SD²/N, so even the images' true scores would reach only this R² on average. **share_explainable** "
+                 "in the table below = R² / ceiling, the share of the explainable variance the probe captures. A "
+                 "probe can land slightly above the ceiling by chance, and the ceiling says nothing about readouts "
+                 "other than this linear one (docs/science.md).\n\n"
+                 "Method: StandardScaler + RidgeCV (alpha per target from 15 values in 10⁻²…10⁵, chosen by "
+                 "leave-one-out inside the training fold). One deviation from a plain pipeline: "
                  "standardised features are clipped to ±10 training SDs, because post-ReLU channels that are silent "
                  "in the training fold but fire in a held-out theme otherwise make predictions explode."))
+st.dataframe(metrics[["model", "scheme", "target", "r", "r2", "r2_lo", "r2_hi", "rmse", "ceiling", "ceiling_lo",
+                      "ceiling_hi", "share_explainable"]], hide_index=True, width="stretch")
+if ceiling_note:
+    st.caption(ceiling_note)
+elif image_set.name == "demo":
+    st.caption("The demo's SD and N columns are decorations (core/demo.py), not the noise its ratings were "
+               "generated with, so its ceiling is nominal.")
 if len(models) > 1:
     reference = models[0]
     paired = []
