@@ -27,6 +27,8 @@ BACKENDS = ("numpy", "torch")
 MASS_TOLERANCE = 1e-5  # a trial whose plan's total mass is off by more is discarded (science.md §5)
 TOP_K = (1, 5, 10)
 TIE_TOLERANCE = 1e-5  # relative; GW distances are float32 sums
+AGREEMENT_TOLERANCE = 1e-6  # relative; inits this close reached the same optimum
+EDGE_PLATEAU = 0.01  # an edge ε improving the GW distance by less than this (relative) is a plateau, not an edge
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,6 +45,65 @@ class Alignment:
     @property
     def gw_distance(self) -> float:
         return float(self.trials.loc[self.selected, "gw_distance"])
+
+
+@dataclass(frozen=True)
+class SearchWarning:
+    """Something about an alignment that misleads when read naively, and what to do about it."""
+    kind: str  # epsilon_low_edge | epsilon_high_edge | category_below_chance | inits_agree
+    message: str
+
+
+def search_warnings(alignment: Alignment, categories: np.ndarray | None = None) -> tuple[SearchWarning, ...]:
+    """Diagnose an alignment of N items ((N,) categories optional): ε at a grid edge, category rate below chance, identical inits."""
+    trials, found = alignment.trials, []
+    tried = np.sort(trials["epsilon"].unique())
+    if len(tried) > 1 and alignment.epsilon in (tried[0], tried[-1]) and _still_improving(trials, alignment.epsilon):
+        low = alignment.epsilon == tried[0]
+        found.append(SearchWarning(
+            "epsilon_low_edge" if low else "epsilon_high_edge",
+            f"The selected ε ({alignment.epsilon:.3g}) is the {'smallest' if low else 'largest'} one tried and the GW "
+            f"distance was still falling towards it, so the optimum may lie {'below' if low else 'above'} the range: "
+            f"widen it ({'ε from' if low else 'ε to'} {alignment.epsilon / 10 if low else alignment.epsilon * 10:.0e}) "
+            "and run again."))
+    if categories is not None:
+        rate, chance = category_matching_rate(alignment.transport_plan, categories), category_chance(categories)
+        if rate < chance:
+            found.append(SearchWarning(
+                "category_below_chance",
+                f"Category matching ({rate:.1%}) is below chance ({chance:.1%}): GWOT found a correspondence other "
+                "than the true one, e.g. whole categories swapped for one another (the two RDMs' category blocks "
+                "look alike). The rates describe that correspondence, not a failure to match anything. Compare the "
+                "GW distance of other optima: untick Anneal ε and use several inits per ε."))
+    valid = trials[trials["valid"]]
+    per_epsilon = [group for _, group in valid.groupby("epsilon") if len(group) > 1]
+    if per_epsilon and all(_same_optimum(group) for group in per_epsilon):
+        found.append(SearchWarning(
+            "inits_agree",
+            f"All {valid['init_seed'].nunique()} inits reached the same GW distance and top-1 at every ε: the "
+            "search explored a single optimum, so extra inits added nothing. With Anneal ε on, every init follows "
+            "the same path from the largest ε; untick it to let the inits explore different optima."))
+    return tuple(found)
+
+
+def _still_improving(trials: pd.DataFrame, edge: float) -> bool:
+    """Whether the best GW distance at the edge ε beats its neighbour ε's by more than EDGE_PLATEAU (relative).
+
+    The GW distance without entropy keeps shrinking slightly as ε -> 0 (less blur in the plan), so the smallest ε
+    is often selected although the optimum has plateaued; only a clear improvement says the range is too narrow.
+    """
+    best = trials[trials["valid"]].groupby("epsilon")["gw_distance"].min()
+    if edge not in best.index or len(best) < 2:
+        return True
+    position = best.index.get_loc(edge)
+    neighbour = best.iloc[1 if position == 0 else position - 1]
+    return bool(neighbour - best[edge] > EDGE_PLATEAU * abs(best[edge]))
+
+
+def _same_optimum(trials: pd.DataFrame) -> bool:
+    distances = trials["gw_distance"].to_numpy(dtype=np.float64)
+    spread = distances.max() - distances.min()
+    return bool(spread <= AGREEMENT_TOLERANCE * max(np.abs(distances).max(), 1e-12) and trials["top1"].nunique() == 1)
 
 
 def epsilon_grid(eps_range: tuple[float, float], n_eps: int) -> np.ndarray:

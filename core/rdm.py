@@ -74,10 +74,16 @@ def load_matrix(data: bytes, filename: str) -> tuple[np.ndarray, np.ndarray | No
     if suffix not in (".npy", ".txt", ".csv"):
         raise ValueError(f"{filename}: unsupported file type {suffix!r}; upload a .npy, .txt or .csv matrix.")
     item_ids = None
-    try:
-        if suffix == ".npy":
+    if suffix == ".npy":
+        try:
             matrix = np.load(io.BytesIO(data), allow_pickle=False)
-        else:
+        except (ValueError, OSError, EOFError) as error:
+            # numpy's own message suggests allow_pickle, which would run code from the upload.
+            raise ValueError(f"{filename}: not a NumPy array file of numbers. Save the matrix with numpy.save "
+                             "(a float array, not an object array or a pickle), or upload it as .csv or .txt "
+                             "instead.") from error
+    else:
+        try:
             text = data.decode("utf-8")
             first_line = text.splitlines()[0] if text.strip() else ""
             delimiter = "," if suffix == ".csv" or "," in first_line else None
@@ -85,9 +91,13 @@ def load_matrix(data: bytes, filename: str) -> tuple[np.ndarray, np.ndarray | No
                 matrix, item_ids = _labelled_csv(text)
             else:
                 matrix = np.loadtxt(io.StringIO(text), delimiter=delimiter, ndmin=2)
-    except (ValueError, UnicodeDecodeError, OSError, IndexError) as error:
-        raise ValueError(f"{filename}: could not read a numeric matrix ({error}). Expected one row per item: "
-                         "numbers only, or (CSV) the item id in the first column and numbers after it.") from error
+        except (ValueError, UnicodeDecodeError, OSError, IndexError) as error:
+            raise ValueError(f"{filename}: could not read a numeric matrix ({error}). Expected one row per item: "
+                             "numbers only, or (CSV) the item id in the first column and numbers after it.") from error
+        if matrix.size == 0:
+            raise ValueError(f"{filename}: not a numeric matrix: no numbers were found (only text, or a single "
+                             "column of ids). Expected one row per item: numbers only, or (CSV) the item id in the "
+                             "first column and numbers after it.")
     matrix = np.asarray(matrix, dtype=np.float64)
     while matrix.ndim > 2 and matrix.shape[0] == 1:
         matrix = matrix[0]  # GWTune stores embeddings as (1, N, d)
@@ -112,8 +122,10 @@ def as_rdm(matrix: np.ndarray, items: Sequence[str], metric: str, *, item_ids: S
     checked and restored. Returns a (N, N) float32 RDM.
     """
     if len(matrix) != len(items):
-        raise ValueError(f"{name} has {len(matrix)} rows but the dataset has {len(items)} items; rows must be the "
-                         "dataset's items in its order (see the Features page's metadata CSV).")
+        raise ValueError(f"{name} has {len(matrix)} rows but the dataset has {len(items)} items. Give one row per "
+                         f"item in the dataset's order, that of its image_id column ({_order_hint(items)}; for "
+                         "OASIS and the demo, the rows of OASIS.csv), or a CSV whose first column holds each row's "
+                         "image_id, in any order.")
     if item_ids is not None:
         item_ids, items = np.asarray(item_ids).astype(str), np.asarray(items).astype(str)
         unknown = sorted(set(item_ids) - set(items))
@@ -129,6 +141,12 @@ def as_rdm(matrix: np.ndarray, items: Sequence[str], metric: str, *, item_ids: S
         matrix = matrix.astype(np.float32)
         return matrix / matrix.max() if normalise and matrix.max() > 0 else matrix
     return rdm(matrix, metric, normalise=normalise)
+
+
+def _order_hint(items: Sequence[str]) -> str:
+    """The first and last item ids, so a user can check their file's order against them."""
+    shown = ", ".join(str(item) for item in items[:2])
+    return f"first {shown}, last {items[-1]}" if len(items) > 2 else f"items {shown}"
 
 
 def _is_number(text: str) -> bool:

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from core import gwot
-from core.gwot import (align, category_chance, category_matching_rate, initial_plan, matching_summary,
-                       per_category_matching, top_k_matching_rate)
+from core.gwot import (Alignment, align, category_chance, category_matching_rate, initial_plan, matching_summary,
+                       per_category_matching, search_warnings, top_k_matching_rate)
 from core.rdm import rdm
 
 RNG = np.random.default_rng(0)
@@ -123,3 +124,48 @@ def test_annealing_runs_epsilon_downwards_from_the_previous_plan() -> None:
     # The largest epsilon starts from the initial plan either way; the others do not.
     assert annealed.trials["gw_distance"].iloc[0] == cold.trials["gw_distance"].iloc[-1]
     assert top_k_matching_rate(annealed.transport_plan, 1) >= 0.9
+
+
+def _alignment(rows: list[tuple[float, int, float, float]], selected: int, plan: np.ndarray | None = None) -> Alignment:
+    trials = pd.DataFrame([{"epsilon": e, "init_seed": s, "gw_distance": d, "top1": t, "valid": True}
+                           for e, s, d, t in rows])
+    return Alignment(np.eye(4) / 4 if plan is None else plan, trials, selected)
+
+
+def test_search_warnings_flag_an_epsilon_at_either_edge_and_not_inside() -> None:
+    grid = [(1e-4, 0, 1.0, 0.5), (1e-3, 0, 2.0, 0.5), (1e-2, 0, 3.0, 0.5)]
+    low = search_warnings(_alignment(grid, 0))
+    assert [w.kind for w in low] == ["epsilon_low_edge"] and "ε from 1e-05" in low[0].message
+    rising = [(epsilon, seed, 4.0 - distance, top1) for epsilon, seed, distance, top1 in grid]  # best at 1e-2
+    high = search_warnings(_alignment(rising, 2))
+    assert [w.kind for w in high] == ["epsilon_high_edge"] and "ε to 1e-01" in high[0].message
+    assert search_warnings(_alignment(grid, 1)) == ()
+    assert search_warnings(_alignment(grid[:1], 0)) == ()  # a single ε has no edge to widen
+
+
+def test_an_edge_epsilon_on_a_plateau_is_not_flagged() -> None:
+    # As ε -> 0 the GW distance keeps shrinking a little; under 1 % against the neighbour ε is a plateau.
+    plateau = [(1e-5, 0, 1.000, 0.6), (1e-4, 0, 1.005, 0.6), (1e-3, 0, 1.5, 0.4)]
+    assert search_warnings(_alignment(plateau, 0)) == ()
+    falling = [(1e-5, 0, 1.000, 0.6), (1e-4, 0, 1.04, 0.6), (1e-3, 0, 1.5, 0.4)]
+    assert [w.kind for w in search_warnings(_alignment(falling, 0))] == ["epsilon_low_edge"]
+
+
+def test_search_warnings_flag_category_matching_below_chance() -> None:
+    categories = np.array(["a", "a", "b", "b"])
+    swapped = np.eye(4)[[2, 3, 0, 1]] / 4  # whole categories exchanged: category rate 0, chance 0.5
+    rows = [(1e-3, 0, 1.0, 0.0), (1e-2, 0, 2.0, 0.0)]
+    warnings = search_warnings(_alignment(rows, 0, swapped), categories)
+    below = next(w for w in warnings if w.kind == "category_below_chance")
+    assert "(0.0%) is below chance (50.0%)" in below.message and "swapped" in below.message
+    assert "category_below_chance" not in [w.kind for w in search_warnings(_alignment(rows, 0), categories)]
+
+
+def test_search_warnings_flag_inits_that_agree_at_every_epsilon_only() -> None:
+    agreeing = [(1e-3, 0, 1.0, 0.5), (1e-3, 1, 1.0 + 1e-8, 0.5), (1e-2, 0, 2.0, 0.25), (1e-2, 1, 2.0, 0.25)]
+    assert "inits_agree" in [w.kind for w in search_warnings(_alignment(agreeing, 0))]
+    one_differs = agreeing[:3] + [(1e-2, 1, 2.1, 0.25)]
+    other_top1 = agreeing[:3] + [(1e-2, 1, 2.0, 0.5)]
+    single_init = agreeing[::2]
+    for rows in (one_differs, other_top1, single_init):
+        assert "inits_agree" not in [w.kind for w in search_warnings(_alignment(rows, 0))]

@@ -1,4 +1,4 @@
-"""The Alignment page through AppTest on the demo: human embedding vs raw pixels, and an upload."""
+"""The Alignment page through AppTest on the demo: human embedding vs raw pixels (a known answer), and uploads."""
 from __future__ import annotations
 
 import json
@@ -65,6 +65,22 @@ def test_alignment_page_runs_a_search_and_draws_every_figure(pixel_features) -> 
     assert run_button.disabled  # same settings: the finished result is shown, not recomputed
 
 
+@pytest.mark.slow
+def test_the_demo_defaults_show_the_known_item_level_answer(pixel_features) -> None:
+    # The demo's human embedding is the images' 4 x 4 colour layout (core/demo.py): with every setting at
+    # its default, GWOT against raw pixels recovers most items (measured: top-1 64.8 %, category ~89 %).
+    app = run_page()
+    assert app.selectbox(key="alignment_target").value == f"{ENCODER} · final"
+    run_until_done(app, "Run alignment")
+    metrics = {metric.label: metric.value for metric in app.metric}
+    assert float(metrics["Top-1 matching"].rstrip("%")) >= 50  # chance 0.26 %
+    assert float(metrics["Category matching"].rstrip("%")) >= 80  # chance 25 %
+    assert float(metrics["RSA (Spearman)"]) > 0.9
+    # The default range reaches the plateau of the GW distance (ε from 1e-5): no edge warning, nor any other.
+    assert float(metrics["Selected ε"]) <= 1e-4
+    assert not app.warning, [warning.value for warning in app.warning]
+
+
 def test_an_uploaded_shuffled_copy_is_reordered_and_recovered(pixel_features) -> None:
     image_set = pixel_features
     ids = image_set.metadata["image_id"].astype(str).to_numpy()
@@ -76,8 +92,9 @@ def test_an_uploaded_shuffled_copy_is_reordered_and_recovered(pixel_features) ->
     app.run()
     app.selectbox(key="alignment_target").set_value("upload · shuffled.csv").run()
     run_until_done(app, "Run alignment")
-    # Annealing (the page default) finds the identity; cold starts stall at ~50% here.
-    assert next(metric for metric in app.metric if metric.label == "Top-1 matching").value == "100.0%"
+    # Annealing (the page default) finds the identity up to near-duplicate layouts (measured 97.4 %).
+    top1 = next(metric for metric in app.metric if metric.label == "Top-1 matching").value
+    assert float(top1.rstrip("%")) >= 95
     assert next(metric for metric in app.metric if metric.label == "RSA (Spearman)").value == "1.000"
 
 
@@ -86,7 +103,8 @@ def test_a_wrong_upload_says_what_is_wrong(pixel_features) -> None:
     app.file_uploader(key="alignment_upload").upload("small.csv", b"1,2\n3,4\n", "text/csv")
     app.run()
     assert not app.exception
-    assert any("small.csv has 2 rows but the dataset has 384 items" in error.value for error in app.error)
+    assert any("small.csv has 2 rows but the dataset has 384 items" in error.value and "OASIS.csv" in error.value
+               for error in app.error)
     assert "upload · small.csv" not in app.selectbox(key="alignment_source").options
 
 

@@ -1,6 +1,8 @@
 """RDMs equal scipy's cdist, RSA known answers, uploads validated with clear messages."""
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
@@ -64,3 +66,24 @@ def test_labelled_csv_rows_are_put_back_in_dataset_order() -> None:
     np.testing.assert_allclose(as_rdm(matrix, items, "cosine", item_ids=ids), cdist(embedding, embedding), atol=1e-6)
     with pytest.raises(ValueError, match="ids not in the dataset, e.g. stranger"):
         as_rdm(matrix, items, "cosine", item_ids=["stranger"] + list(ids[1:]))
+
+
+def test_a_text_file_named_csv_is_not_a_numeric_matrix() -> None:
+    with pytest.raises(ValueError, match="notes.csv: not a numeric matrix: no numbers were found"):
+        load_matrix(b"hello there\nsecond line\n", "notes.csv")
+
+
+@pytest.mark.parametrize("payload", [pickle.dumps({"rdm": [1, 2]}), b"1,2\n3,4\n", b""])
+def test_a_file_renamed_to_npy_is_explained_without_numpys_pickle_hint(payload: bytes) -> None:
+    with pytest.raises(ValueError, match="m.npy: not a NumPy array file of numbers") as raised:
+        load_matrix(payload, "m.npy")
+    assert "allow_pickle" not in str(raised.value)
+
+
+def test_a_row_count_mismatch_names_the_order_to_follow() -> None:
+    items = ["I1", "I2", "I3", "I4"]
+    with pytest.raises(ValueError) as raised:
+        as_rdm(np.ones((3, 2)), items, "euclidean", name="up.csv")
+    message = str(raised.value)
+    assert message.startswith("up.csv has 3 rows but the dataset has 4 items.")
+    assert "first I1, I2, last I4" in message and "OASIS.csv" in message and "Features page" not in message
