@@ -56,7 +56,8 @@ def _extract(args: argparse.Namespace, cache: Path) -> None:
     wanted = "all" if args.layers == "all" else [name.strip() for name in args.layers.split(",") if name.strip()]
     for spec in args.encoder:
         def report(progress: Progress) -> None:
-            print(f"\r{spec}: {progress.done}/{progress.total} images, {progress.images_per_s:.1f} img/s",
+            # Padded so a shorter line fully overwrites the previous one after the carriage return.
+            print(f"\r{spec}: {progress.done}/{progress.total} images · {progress.message}".ljust(100),
                   end="", file=sys.stderr, flush=True)
 
         feature_sets = extract(image_set, spec, wanted, store, pooling=args.pooling, device=args.device,

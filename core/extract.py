@@ -2,8 +2,9 @@
 
 All requested layers of one encoder come out of ONE forward pass per batch (the
 libraries' `forward_intermediates`). Rows are written to the store in chunks as they
-are computed, so an interrupted run resumes where it stopped; a request whose arrays
-are all stored is a cache hit that never loads the model.
+are computed (every CHUNK_ROWS rows or FLUSH_S seconds, whichever comes first), so an
+interrupted run resumes where it stopped; a request whose arrays are all stored is a
+cache hit that never loads the model.
 """
 from __future__ import annotations
 
@@ -19,11 +20,12 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from core.datasets import DatasetError, ImageSet, load_image
+from core.datasets import DatasetError, ImageSet, check_images, image_problems_message, load_image
 from core.encoders import FINAL_LAYER, EncoderInfo, availability, describe, load_encoder
 from core.store import FeatureKey, FeatureStore
 
 CHUNK_ROWS = 256
+FLUSH_S = 30.0  # a slow encoder (a ViT on a CPU) still keeps its work when killed before 256 rows
 
 
 @dataclass(frozen=True)
@@ -60,14 +62,34 @@ class FeatureSet:
 
 @dataclass(frozen=True)
 class Progress:
+    """`done` of `total` rows stored, `resumed` of them by an earlier, interrupted run.
+
+    Rates and the ETA count only the rows computed in this run over its `elapsed_s`.
+    """
+
     encoder: str
     done: int
     total: int
     elapsed_s: float
+    resumed: int = 0
 
     @property
     def images_per_s(self) -> float:
-        return self.done / self.elapsed_s if self.elapsed_s > 0 else 0.0
+        return (self.done - self.resumed) / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def eta_s(self) -> float | None:
+        return (self.total - self.done) / self.images_per_s if self.images_per_s > 0 else None
+
+    @property
+    def message(self) -> str:
+        """E.g. "96 resumed from the cache · 28.5 images/s in this run · ETA 21 s"."""
+        parts = [f"{self.resumed} resumed from the cache"] if self.resumed else []
+        if self.done > self.resumed:
+            parts.append(f"{self.images_per_s:.1f} images/s in this run")
+        if self.eta_s is not None and self.done < self.total:
+            parts.append(f"ETA {self.eta_s:.0f} s")
+        return " · ".join(parts) or "loading the model"
 
 
 def feature_keys(image_set: ImageSet, info: EncoderInfo, layers: Sequence[str] | str, pooling: str = "auto",
@@ -131,11 +153,12 @@ def resolve_device(device: str = "auto") -> torch.device:
 def extract(image_set: ImageSet, spec: str, layers: Sequence[str] | str, store: FeatureStore, *,
             pooling: str = "auto", device: str = "auto", batch_size: int = 32, num_workers: int | None = None,
             view: View = CLEAN, progress: Callable[[Progress], None] | None = None,
-            chunk_rows: int = CHUNK_ROWS) -> dict[str, FeatureSet]:
+            chunk_rows: int = CHUNK_ROWS, flush_s: float = FLUSH_S) -> dict[str, FeatureSet]:
     """Features (N, D) of every requested layer, extracted in one pass per batch or loaded from the store.
 
-    `progress` is called after every batch; raising from it cancels the run, keeping the
-    chunks written so far for the next call to resume from.
+    `progress` is called before the first batch and after every batch; raising from it cancels
+    the run, keeping the chunks written so far (every `chunk_rows` rows or `flush_s` seconds)
+    for the next call to resume from.
     """
     info = describe(spec)
     keys = feature_keys(image_set, info, layers, pooling, view)
@@ -145,16 +168,20 @@ def extract(image_set: ImageSet, spec: str, layers: Sequence[str] | str, store: 
             if missing:  # another process may have finished them while we waited
                 _extract_missing(image_set, spec, missing, store, device=device, batch_size=batch_size,
                                  num_workers=num_workers, view=view, progress=progress, chunk_rows=chunk_rows,
-                                 block_pooling=info.resolve_pooling(pooling))
+                                 flush_s=flush_s, block_pooling=info.resolve_pooling(pooling))
     return {layer: FeatureSet(key, store.load(key)) for layer, key in keys.items()}
 
 
 def _extract_missing(image_set: ImageSet, spec: str, missing: dict[str, FeatureKey], store: FeatureStore, *,
                      device: str, batch_size: int, num_workers: int | None, view: View,
-                     progress: Callable[[Progress], None] | None, chunk_rows: int, block_pooling: str) -> None:
+                     progress: Callable[[Progress], None] | None, chunk_rows: int, flush_s: float,
+                     block_pooling: str) -> None:
     total = len(image_set)
+    # The layer furthest behind sets the start; the others' overlapping rows are rewritten
+    # with the same values, which the store's stitching tolerates.
     start = min(store.rows_done(key) for key in missing.values())
-    start -= start % chunk_rows  # resume on a chunk boundary so chunks of all layers line up
+    if progress is not None:
+        progress(Progress(spec, start, total, 0.0, start))
     target = resolve_device(device)
     encoder = load_encoder(spec, target)
     layers = tuple(missing)
@@ -164,23 +191,27 @@ def _extract_missing(image_set: ImageSet, spec: str, missing: dict[str, FeatureK
         num_workers=_default_workers(total - start) if num_workers is None else num_workers,
     )
     buffers: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}
-    chunk_start, done, began = start, start, time.perf_counter()
+    chunk_start, done = start, start
+    began = chunk_began = time.perf_counter()
     for images, errors in loader:
         failed = [message for message in errors if message]
         if failed:
-            raise DatasetError(failed[0])
+            # Name every bad file of the set at once, not one per retry.
+            problems = check_images(image_set)
+            raise DatasetError(image_problems_message(problems) if problems else failed[0])
         with torch.inference_mode(), _autocast(target):
             outputs = encoder.forward_layers(images.to(target, non_blocking=True), layers, block_pooling)
         for layer in layers:
             buffers[layer].append(outputs[layer].float().cpu().numpy())
         done += len(images)
-        if done - chunk_start >= chunk_rows or done == total:
+        now = time.perf_counter()
+        if done - chunk_start >= chunk_rows or now - chunk_began >= flush_s or done == total:
             for layer in layers:
                 store.save_chunk(missing[layer], chunk_start, np.concatenate(buffers[layer]))
                 buffers[layer] = []
-            chunk_start = done
+            chunk_start, chunk_began = done, now
         if progress is not None:
-            progress(Progress(spec, done, total, time.perf_counter() - began))
+            progress(Progress(spec, done, total, time.perf_counter() - began, start))
     seconds = time.perf_counter() - began
     meta = {"dataset_name": image_set.name, "n_images": total, "device": str(target),
             "seconds": round(seconds, 3), "images_per_s": round((total - start) / max(seconds, 1e-9), 2)}

@@ -13,7 +13,8 @@ size), optimizer, cosine schedule and epochs for every objective; only the loss 
 A run lives in `<cache>/lab/<run id>/`: config.json (every setting), checkpoint.pt after each
 epoch (a killed run resumes from it), history.json (loss per step) and, when finished,
 backbone.pt and result.json (time, final loss, the weights' hash), after which the encoder
-spec `lab:<run id>` loads it like any other encoder.
+spec `lab:<run id>` loads it like any other encoder. A finished run drops its checkpoint
+(model + optimizer state, ~3/4 of the folder): nothing resumes from it any more.
 """
 from __future__ import annotations
 
@@ -271,6 +272,7 @@ def train(config: TrainConfig, cache_dir: str | Path, *, device: str = "cpu",
     _write_json(run / "result.json", {"seconds": round(time.perf_counter() - began, 1), "images": n,
                                       "final_loss": history[-1]["loss"] if history else None,
                                       "backbone_sha256": digest})
+    (run / "checkpoint.pt").unlink(missing_ok=True)
     return run
 
 

@@ -1,6 +1,8 @@
 """Extraction: one pass = per-layer passes, determinism, cache hits, resume, bad images, CLI."""
 from __future__ import annotations
 
+import dataclasses
+import re
 import time
 
 import numpy as np
@@ -10,7 +12,7 @@ from PIL import Image
 from core import cli, extract as extract_module
 from core.datasets import DatasetError, ImageSet, image_folder
 from core.encoders import describe, load_encoder
-from core.extract import View, cached_features, extract, feature_keys, layer_statuses
+from core.extract import Progress, View, cached_features, extract, feature_keys, layer_statuses
 from core.store import FeatureStore
 
 
@@ -78,10 +80,72 @@ def test_interrupted_extraction_resumes_from_its_last_chunk(small_set, tmp_path)
     resumed: list[int] = []
     result = extract(small_set, spec, ["layer3", "final"], store, batch_size=4, chunk_rows=4,
                      progress=lambda progress: resumed.append(progress.done))
-    assert resumed == [8, 12]  # the first 4 images were not recomputed
+    assert resumed == [4, 8, 12]  # starts at the 4 stored rows: they were not recomputed
     fresh = extract(small_set, spec, ["layer3", "final"], FeatureStore(tmp_path / "fresh"))
     for layer in ("layer3", "final"):
         np.testing.assert_allclose(result[layer].features, fresh[layer].features, rtol=1e-4, atol=1e-5)
+
+
+def counting_forward_passes(monkeypatch) -> list[int]:
+    """Images per forward pass of every encoder `extract` loads from now on."""
+    forwarded: list[int] = []
+
+    def load_counting(spec, device):
+        encoder = load_encoder(spec, device)
+
+        def forward_layers(images, layers, pooling):
+            forwarded.append(len(images))
+            return encoder.forward_layers(images, layers, pooling)
+
+        return dataclasses.replace(encoder, forward_layers=forward_layers)
+
+    monkeypatch.setattr(extract_module, "load_encoder", load_counting)
+    return forwarded
+
+
+def test_a_time_flush_keeps_every_batch_and_resume_recomputes_none(small_set, tmp_path, monkeypatch) -> None:
+    """flush_s=0: a chunk per batch long before chunk_rows, so a kill after 2 batches keeps 8 rows."""
+    store, spec, layers = FeatureStore(tmp_path), "untrained:timm:resnet18", ["layer2", "final"]
+    forwarded = counting_forward_passes(monkeypatch)
+
+    def kill_after_two_batches(progress) -> None:
+        if progress.done >= 8:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        extract(small_set, spec, layers, store, batch_size=4, flush_s=0, progress=kill_after_two_batches)
+    keys = feature_keys(small_set, describe(spec), layers)
+    assert forwarded == [4, 4] and [store.rows_done(key) for key in keys.values()] == [8, 8]
+    seen = []
+    result = extract(small_set, spec, layers, store, batch_size=4, flush_s=0, progress=seen.append)
+    assert forwarded == [4, 4, 4]  # only the last 4 images went through the model again
+    assert [(p.done, p.resumed) for p in seen] == [(8, 8), (12, 8)]
+    assert seen[-1].images_per_s == pytest.approx(4 / seen[-1].elapsed_s)  # this run's 4 rows, not 12
+    monkeypatch.undo()
+    fresh = extract(small_set, spec, layers, FeatureStore(tmp_path / "fresh"), batch_size=4)
+    for layer in layers:
+        np.testing.assert_allclose(result[layer].features, fresh[layer].features, rtol=1e-4, atol=1e-5)
+
+
+def test_without_the_time_flush_a_kill_before_the_first_chunk_keeps_nothing(small_set, tmp_path) -> None:
+    store = FeatureStore(tmp_path)
+
+    def kill_after_two_batches(progress) -> None:
+        if progress.done >= 8:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        extract(small_set, "pixels:4", ["final"], store, batch_size=4, flush_s=3600, progress=kill_after_two_batches)
+    assert store.rows_done(feature_keys(small_set, describe("pixels:4"), ["final"])["final"]) == 0
+
+
+def test_progress_message_counts_this_runs_rows_and_says_what_was_resumed() -> None:
+    resumed = Progress("vit", done=288, total=900, elapsed_s=4.0, resumed=96)
+    assert resumed.images_per_s == pytest.approx(48.0)  # (288 - 96) / 4
+    assert resumed.eta_s == pytest.approx(612 / 48)
+    assert resumed.message == "96 resumed from the cache · 48.0 images/s in this run · ETA 13 s"
+    assert Progress("vit", 0, 900, 0.0).message == "loading the model"
+    assert Progress("vit", 900, 900, 10.0).message == "90.0 images/s in this run"
 
 
 def test_a_view_is_cached_under_its_own_key(small_set, tmp_path) -> None:
@@ -113,6 +177,19 @@ def test_a_corrupt_image_is_reported_by_name(tmp_path) -> None:
         extract(image_folder(root), "pixels:4", ["final"], FeatureStore(tmp_path / "store"))
 
 
+def test_extraction_names_every_bad_file_of_the_set_at_once(tmp_path) -> None:
+    root = tmp_path / "broken"
+    (root / "cat").mkdir(parents=True)
+    for index in range(6):
+        Image.new("RGB", (16, 16)).save(root / "cat" / f"fine{index}.png")
+    (root / "cat" / "early.png").write_bytes(b"not an image")
+    (root / "cat" / "late.png").write_bytes(b"nor this")  # in a later batch than early.png
+    with pytest.raises(DatasetError) as caught:
+        extract(image_folder(root), "pixels:4", ["final"], FeatureStore(tmp_path / "store"), batch_size=2)
+    message = str(caught.value)
+    assert message.startswith("2 image file(s) cannot be read") and "early.png" in message and "late.png" in message
+
+
 def test_cli_extracts_into_the_cache_and_lists_layers(small_set, tmp_path, capsys) -> None:
     cache = tmp_path / "cache"
     assert cli.main(["--cache", str(cache), "extract", "--dataset", f"folder:{small_set.root}",
@@ -123,6 +200,23 @@ def test_cli_extracts_into_the_cache_and_lists_layers(small_set, tmp_path, capsy
     assert capsys.readouterr().out.split() == ["act1", "layer1", "layer2", "layer3", "layer4", "final"]
     assert cli.main(["list-layers", "nonsense"]) == 2
     assert "Unknown encoder spec" in capsys.readouterr().err
+
+
+def test_a_resumed_cli_run_says_what_it_resumed_and_rates_only_this_runs_rows(small_set, tmp_path, capsys) -> None:
+    cache = tmp_path / "cache"
+
+    def kill_after_two_batches(progress) -> None:
+        if progress.done >= 8:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        extract(small_set, "pixels:4", ["final"], FeatureStore(cache / "features"), batch_size=4, flush_s=0,
+                progress=kill_after_two_batches)
+    assert cli.main(["--cache", str(cache), "extract", "--dataset", f"folder:{small_set.root}",
+                     "--encoder", "pixels:4", "--batch-size", "4"]) == 0
+    lines = [line.strip() for line in capsys.readouterr().err.split("\r") if line.strip()]
+    assert lines[0] == "pixels:4: 8/12 images · 8 resumed from the cache"
+    assert re.fullmatch(r"pixels:4: 12/12 images · 8 resumed from the cache · [0-9.]+ images/s in this run", lines[-1])
 
 
 @pytest.mark.slow

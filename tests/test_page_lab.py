@@ -49,3 +49,21 @@ def test_a_tiny_run_trains_through_the_page_and_opens_on_manifolds(isolated_cach
     assert set(runs["spec"]) <= set(app.session_state["encoders"])
     assert app.title[0].value == "Manifolds"
     assert app.multiselect(key="manifold_pairs").value == [f"{spec} · final" for spec in runs["spec"]]
+    assert "extraction_jobs" not in app.session_state  # Manifolds extracts its own views
+
+    # Affect's figures need the runs' cached features: Open starts their extraction and says so.
+    app.switch_page("views/lab.py").run()
+    app.selectbox(key="lab_open_page").set_value("Affect").run()
+    next(button for button in app.main.button if button.label == "Open").click().run()
+    assert not app.exception, [exception.value for exception in app.exception]
+    assert app.title[0].value == "Affect"
+    assert len(app.session_state["extraction_jobs"]) == 2
+    assert "in the background" in app.toast[0].value and all(spec in app.toast[0].value for spec in runs["spec"])
+    app.switch_page("views/affect.py")  # AppTest's next runs stay on the page it was last told
+    deadline = time.time() + 120
+    while app.session_state["extraction_jobs"] and time.time() < deadline:
+        time.sleep(0.5)
+        app.run()
+        assert not app.exception, [exception.value for exception in app.exception]
+    table = next(frame.value for frame in app.dataframe if "state" in frame.value.columns)
+    assert list(table[table["encoder"].isin(runs["spec"])]["state"]) == ["cached", "cached"]

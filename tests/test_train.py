@@ -87,6 +87,9 @@ def test_a_two_epoch_run_finishes_and_registers_an_encoder(isolated_cache: Path,
     run = train(CONFIG, isolated_cache)
     record = load_run(isolated_cache, run.name)
     assert record.finished and record.epochs_done == 2 and len(record.history) == 2 * 2
+    # Nothing resumes a finished run: its checkpoint (model + optimizer state) is gone, the weights stay.
+    assert sorted(path.name for path in run.iterdir()) == ["backbone.pt", "config.json", "history.json",
+                                                           "result.json"]
     assert record.result["images"] == 64 and record.result["final_loss"] == record.history[-1]["loss"]
     assert CONFIG.run_id in [run.run_id for run in list_runs(isolated_cache)]
     assert CONFIG.run_id in finished_run_ids(isolated_cache)
@@ -110,7 +113,9 @@ def test_runs_are_deterministic_and_resume_from_the_last_epoch(isolated_cache: P
         train(CONFIG, other, progress=stop_in_second_epoch)
     interrupted = load_run(other, CONFIG.run_id)
     assert not interrupted.finished and interrupted.epochs_done == 1
+    assert (other / "lab" / CONFIG.run_id / "checkpoint.pt").is_file()
     resumed = train(CONFIG, other)
+    assert not (resumed / "checkpoint.pt").exists()
     assert load_run(other, CONFIG.run_id).history == load_run(isolated_cache, CONFIG.run_id).history
     first = torch.load(reference / "backbone.pt", weights_only=True)
     second = torch.load(resumed / "backbone.pt", weights_only=True)

@@ -3,19 +3,22 @@ import pandas as pd
 import streamlit as st
 import timm
 
-from core.extract import resolve_device
+from core.extract import layer_statuses, resolve_device
 from core.lab_figures import loss_curves_figure, loss_curves_table
 from core.store import default_cache_dir
 from core.train import OBJECTIVES, OPTIMIZERS, TrainConfig, delete_run, load_run, train
 from views.ui import resources
 from views.ui.background import has_jobs, job_outcomes, job_progress, submit_job
 from views.ui.export_row import figure_block
-from views.ui.sidebar import page_start
+from views.ui.extraction import start_extraction
+from views.ui.sidebar import page_start, set_choice
 
 OBJECTIVE_LABELS = {"supervised": "supervised (cross-entropy)", "simclr": "SimCLR (NT-Xent, 2 views)",
                     "clamp": "CLAMP (manifold packing, m views)", "language": "language-aligned (CLIP-style)"}
 PAGES = {"Manifolds": "views/manifolds.py", "Affect": "views/affect.py", "Alignment": "views/alignment.py",
          "Inductive bias": "views/inductive_bias.py"}
+# Pages whose figures use the cached clean features; Manifolds and Inductive bias extract their own views.
+NEEDS_FEATURES = ("Affect", "Alignment")
 
 selection, image_set = page_start(
     "Objective lab",
@@ -123,16 +126,28 @@ done = [run.spec for run in runs if run.finished]
 
 
 def open_runs(specs: list[str], page: str) -> None:
-    """Callback: put the runs' encoders (final layer) in the sidebar and on the Manifolds page, then switch."""
-    st.session_state["encoders"] = list(dict.fromkeys([*st.session_state.get("encoders", []), *specs]))
+    """Callback: put the runs' encoders (final layer) in the sidebar and on the Manifolds and Inductive bias
+    pages; for a page that needs cached features, start extracting the runs' `final` layer; then switch."""
+    set_choice("encoders", list(dict.fromkeys([*selection.encoders, *specs])))
     st.session_state["manifold_pairs"] = [f"{spec} · final" for spec in specs]
     st.session_state["bias_pairs"] = [f"{spec} · final" for spec in specs]
+    if page in NEEDS_FEATURES:
+        store = resources.feature_store()
+        missing = [spec for spec in specs
+                   if layer_statuses(image_set, spec, ["final"], store)[0].state == "missing"]
+        if missing:
+            start_extraction(image_set, missing, {spec: ["final"] for spec in missing}, selection.pooling,
+                             selection.device, selection.batch_size)
+            st.session_state["extraction_notice"] = (
+                f"Extracting the `final` layer of {', '.join(missing)} on {image_set.name} in the background; "
+                f"{page}'s figures include {'it' if len(missing) == 1 else 'them'} once done (progress under "
+                f"**Features**).")
     st.session_state["lab_switch_to"] = PAGES[page]
 
 
 def remove_run(spec: str) -> None:
     delete_run(cache, spec.removeprefix("lab:"))
-    st.session_state["encoders"] = [s for s in st.session_state.get("encoders", []) if s != spec]
+    set_choice("encoders", [s for s in selection.encoders if s != spec])
 
 
 actions = st.columns([3, 2, 1, 1])
@@ -142,7 +157,8 @@ page = actions[1].selectbox("Analysis page", list(PAGES), key="lab_open_page",
                             help="Opens the page with these encoders selected in the sidebar (final layer).")
 ready = [spec for spec in chosen if spec in done]
 actions[2].button("Open", on_click=open_runs, args=(ready, page), disabled=not ready,
-                  help="Adds the chosen finished runs to the sidebar's encoders and opens the page.")
+                  help="Adds the chosen finished runs to the sidebar's encoders and opens the page; for Affect and "
+                       "Alignment it first starts extracting the runs' final layer in the background.")
 actions[3].button("Delete", on_click=remove_run, args=(chosen[0] if len(chosen) == 1 else "",),
                   disabled=len(chosen) != 1 or has_jobs("lab_jobs"),
                   help="Deletes the one chosen run's folder (checkpoints, weights, history). Its cached features stay "

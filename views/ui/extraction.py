@@ -1,4 +1,12 @@
-"""Extraction status, the Extract button and live progress: shared by every page that needs features."""
+"""Extraction status, the Extract button and live progress: shared by every page that needs features.
+
+Background jobs of this session are listed in `st.session_state["extraction_jobs"]` (job keys)
+with their origin (dataset fingerprint, encoder) in `["extraction_origins"]`. A failed job's
+message is kept in `["extraction_errors"]` under that origin, so it shows only while that
+dataset and encoder are selected and goes when the encoder is extracted again. A page that
+starts jobs and switches to another (the lab's Open) leaves a line in `["extraction_notice"]`,
+shown there as a toast.
+"""
 from __future__ import annotations
 
 from typing import Mapping, Sequence
@@ -8,6 +16,7 @@ import streamlit as st
 
 from core.datasets import ImageSet
 from core.extract import LayerStatus, extract, layer_statuses
+from core.jobs import ACTIVE
 from views.ui import resources
 from views.ui.sidebar import Selection, effective_pooling
 
@@ -30,42 +39,83 @@ def extraction_panel(image_set: ImageSet, selection: Selection, *, show_table: b
         st.dataframe(pd.DataFrame([vars(status) for status in statuses]), hide_index=True, width="stretch",
                      column_config={"state": st.column_config.TextColumn(help=STATE_HELP)})
     todo = sorted({status.encoder for status in statuses if status.state == "missing"})
-    st.button(f"Extract {len(todo)} encoder(s)" if todo else "Everything selected is cached", type="primary",
-              disabled=not todo, on_click=_start_extraction, args=(image_set, selection, layers, todo),
+    unavailable = sorted({status.encoder for status in statuses if status.state == "unavailable"})
+    st.button(extract_button_label(len(todo), len(unavailable)), type="primary", disabled=not todo,
+              on_click=start_extraction,
+              args=(image_set, todo, layers, selection.pooling, selection.device, selection.batch_size),
               help="Runs in the background: all selected layers of an encoder in one forward pass per batch, "
                    "written to the cache chunk by chunk. Changing widgets does not stop it; an interrupted run "
                    "resumes.")
-    if st.session_state.get("extraction_jobs"):
-        _extraction_progress()
-    for message in st.session_state.get("extraction_errors", []):
-        st.error(message)
+    # Always drawn, also with nothing running: a fragment that a rerun no longer draws can stay
+    # on screen frozen at its last progress ("running: 352/384").
+    _progress_fragment(any(job.state in ACTIVE for job in _session_jobs()))()
+    if "extraction_notice" in st.session_state:  # set by a page that started jobs, then switched here
+        # A toast, because the panel may sit in a collapsed expander.
+        st.toast(st.session_state.pop("extraction_notice"), icon="⏳", duration="long")
+    errors = st.session_state.get("extraction_errors", {})
+    not_cached = {status.encoder for status in statuses if status.state != "cached"}
+    for spec in selection.encoders:
+        message = errors.get((image_set.fingerprint, spec))
+        if message and spec in not_cached:
+            st.error(f"{spec}: {message}")
     return statuses
 
 
-def _start_extraction(image_set: ImageSet, selection: Selection, layers: dict, specs: list[str]) -> None:
+def extract_button_label(n_missing: int, n_unavailable: int) -> str:
+    """What the Extract button does, or why there is nothing for it to do."""
+    if n_missing:
+        return f"Extract {n_missing} encoder(s)"
+    if n_unavailable:
+        return f"Nothing to extract: {n_unavailable} encoder(s) unavailable (see table)"
+    return "Everything selected is cached"
+
+
+def start_extraction(image_set: ImageSet, specs: Sequence[str], layers: Mapping[str, Sequence[str] | str],
+                     pooling: str, device: str, batch_size: int) -> None:
+    """Submit one background job per encoder: `layers[spec]` of it on `image_set`, the sidebar pooling
+    resolved per encoder. Any extraction panel then shows the jobs' progress and failures."""
     store, registry = resources.feature_store(), resources.job_registry()
-    st.session_state["extraction_errors"] = []
+    errors = st.session_state.setdefault("extraction_errors", {})
+    origins = st.session_state.setdefault("extraction_origins", {})
+    jobs = st.session_state.setdefault("extraction_jobs", [])
     for spec in specs:
-        wanted, pooling = layers[spec], effective_pooling(spec, selection.pooling)
+        wanted, spec_pooling = layers[spec], effective_pooling(spec, pooling)
         layer_list = wanted if isinstance(wanted, str) else ",".join(wanted)
-        key = f"extract|{image_set.fingerprint}|{spec}|{layer_list}|{pooling}"
+        key = f"extract|{image_set.fingerprint}|{spec}|{layer_list}|{spec_pooling}"
 
-        def work(report, spec=spec, wanted=wanted, pooling=pooling):
-            extract(image_set, spec, wanted, store, pooling=pooling, device=selection.device,
-                    batch_size=selection.batch_size,
-                    progress=lambda p: report(p.done, p.total, f"{p.images_per_s:.1f} images/s"))
+        def work(report, spec=spec, wanted=wanted, spec_pooling=spec_pooling):
+            extract(image_set, spec, wanted, store, pooling=spec_pooling, device=device, batch_size=batch_size,
+                    progress=lambda p: report(p.done, p.total, p.message))
 
+        errors.pop((image_set.fingerprint, spec), None)  # a retry replaces the old failure
         registry.submit(key, spec, work)
-        st.session_state.setdefault("extraction_jobs", []).append(key)
+        origins[key] = (image_set.fingerprint, spec)
+        if key not in jobs:
+            jobs.append(key)
 
 
-@st.fragment(run_every=1.0)
-def _extraction_progress() -> None:
+def _session_jobs() -> list:
     registry = resources.job_registry()
-    jobs = [job for job in map(registry.status, st.session_state.get("extraction_jobs", [])) if job is not None]
+    return [job for job in map(registry.status, st.session_state.get("extraction_jobs", [])) if job is not None]
+
+
+def _progress_fragment(active: bool):
+    # Polls every second only while a job runs; idle pages stay quiet.
+    return st.fragment(_extraction_progress, run_every=1.0 if active else None)
+
+
+def _extraction_progress() -> None:
+    jobs = _session_jobs()
     for job in jobs:
-        st.progress(job.fraction, text=f"{job.label} — {job.state}: {job.done}/{job.total} images · {job.message}")
-    if jobs and all(job.state not in ("queued", "running") for job in jobs):
-        st.session_state["extraction_errors"] = [f"{job.label}: {job.error}" for job in jobs if job.state == "failed"]
+        if job.state in ACTIVE:
+            st.progress(job.fraction, text=f"{job.label} — {job.state}: {job.done}/{job.total or '?'} images · "
+                                           f"{job.message}")
+    if jobs and all(job.state not in ACTIVE for job in jobs):
+        origins = st.session_state.get("extraction_origins", {})
+        errors = st.session_state.setdefault("extraction_errors", {})
+        for job in jobs:
+            if job.state == "failed" and job.key in origins:
+                errors[origins[job.key]] = job.error.split(": ", 1)[-1]  # without the exception type
         st.session_state["extraction_jobs"] = []
+        st.session_state["extraction_origins"] = {}
         st.rerun(scope="app")  # the page above now finds the features in the cache
