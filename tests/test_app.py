@@ -77,3 +77,24 @@ def test_extract_button_fills_the_cache_for_three_offline_encoders() -> None:
         assert not app.exception and not app.error, [error.value for error in app.error]
     assert status_states(app) == ["cached"] * 5
     assert app.main.button[0].disabled  # nothing left to extract
+
+
+def test_unreadable_images_are_named_when_the_dataset_loads(tmp_path) -> None:
+    """Issue 15: a corrupt image was found only at extraction, one at a time."""
+    import numpy as np
+    import pandas as pd
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, size=(40, 40, 3), dtype=np.uint8)).save(tmp_path / "good.jpg")
+    (tmp_path / "truncated.jpg").write_bytes((tmp_path / "good.jpg").read_bytes()[:300])
+    (tmp_path / "notes.jpg").write_text("not an image")
+    pd.DataFrame({"path": ["good.jpg", "truncated.jpg", "notes.jpg"]}).to_csv(tmp_path / "list.csv", index=False)
+    app = run_app()
+    app.sidebar.selectbox(key="dataset_kind").set_value("manifest").run()
+    app.sidebar.text_input(key="dataset_path_manifest").input(str(tmp_path / "list.csv")).run()
+    assert not app.exception
+    warning = next(warning.value for warning in app.sidebar.warning if "cannot be read" in warning.value)
+    assert warning.startswith("2 image file(s)") and "truncated.jpg" in warning and "notes.jpg" in warning
+    assert "good.jpg" not in warning
+    assert app.title[0].value == "Features"  # the dataset still loads: the good images stay usable

@@ -28,6 +28,12 @@ def image_set(spec: str) -> datasets.ImageSet:
     return datasets.load_dataset(spec, default_cache_dir())
 
 
+@st.cache_data(max_entries=16, show_spinner="Checking the images…")
+def image_problems(fingerprint: str, _image_set: datasets.ImageSet) -> list[datasets.ImageProblem]:
+    """Every unreadable image of the set with fingerprint `fingerprint` (the key: the set itself is not hashed)."""
+    return datasets.check_images(_image_set)
+
+
 @st.cache_data(ttl=60, show_spinner=False)
 def encoder_availability(spec: str) -> tuple[bool, str]:
     return availability(spec)
