@@ -4,17 +4,100 @@ Work runs on a thread pool; worker code reports progress through a callback and 
 touches the UI. The UI keeps one registry per process (Streamlit: `st.cache_resource`)
 and polls `status()`. A job is identified by a key: submitting a key that is queued or
 running returns the existing job instead of starting it twice.
+
+Estimates: a job submitted with a `rate_key` leaves its measured seconds per unit in a
+`RateStore` when it ends, so the next run of the same kind can be estimated before it
+starts (`describe_estimate`); while a job runs, `JobStatus.eta_s` extrapolates its own rate.
 """
 from __future__ import annotations
 
+import json
+import math
+import os
+import tempfile
 import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 ACTIVE = ("queued", "running")
+RATES_FILE = "job_rates.json"  # under the cache dir: estimates survive restarts
+
+
+def eta_seconds(done: int, total: int, elapsed_s: float) -> float | None:
+    """Seconds left at the rate so far: (total − done) × elapsed / done; None before the first unit."""
+    if done <= 0 or total <= 0:
+        return None
+    return max(total - done, 0) * elapsed_s / done
+
+
+def format_duration(seconds: float) -> str:
+    """Human duration rounded to the second: "45 s", "1 min 20 s", "2 h 5 min"."""
+    seconds = max(1, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        minutes, rest = divmod(seconds, 60)
+        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+
+def format_rate(seconds_per_unit: float, unit: str) -> str:
+    """"12.3 images/s" at one unit a second or faster, else "8.2 s per fit" (`unit` is a plural noun)."""
+    if seconds_per_unit <= 1.0:
+        return f"{1.0 / seconds_per_unit:.3g} {unit}/s"
+    return f"{seconds_per_unit:.3g} s per {unit[:-1] if unit.endswith('s') else unit}"
+
+
+def describe_estimate(seconds_per_unit: float | None, units: int, unit: str) -> str:
+    """"about 1 min 20 s (last measured 12.3 images/s)" for `units` at a measured rate; "" without one."""
+    if seconds_per_unit is None or units <= 0:
+        return ""
+    return f"about {format_duration(units * seconds_per_unit)} (last measured {format_rate(seconds_per_unit, unit)})"
+
+
+class RateStore:
+    """Last measured seconds per unit of finished jobs, by rate key, in one JSON file.
+
+    Written atomically (temporary file + rename), so a reader never sees half a file; an
+    unreadable or corrupt file counts as empty (estimates are a convenience, never an error)
+    and the next record replaces it. Two processes recording at once may drop one record.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._lock = threading.Lock()
+
+    def seconds_per_unit(self, key: str) -> float | None:
+        return self._read().get(key)
+
+    def record(self, key: str, seconds_per_unit: float) -> None:
+        if not (math.isfinite(seconds_per_unit) and seconds_per_unit > 0):
+            return
+        with self._lock:
+            rates = {**self._read(), key: float(seconds_per_unit)}
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.stem}.", suffix=".tmp")
+            try:
+                with os.fdopen(handle, "w") as file:
+                    json.dump(rates, file, indent=1, sort_keys=True)
+                os.replace(temporary, self.path)
+            finally:
+                Path(temporary).unlink(missing_ok=True)
+
+    def _read(self) -> dict[str, float]:
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(data, dict):
+            return {}
+        return {key: float(value) for key, value in data.items()
+                if type(value) in (int, float) and math.isfinite(value) and value > 0}
 
 
 class JobCancelled(Exception):
@@ -41,6 +124,11 @@ class JobStatus:
     def elapsed_s(self) -> float:
         return (self.finished_at or time.time()) - self.started_at
 
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds left while running, at this job's own rate so far (None before its first unit)."""
+        return eta_seconds(self.done, self.total, self.elapsed_s) if self.state == "running" else None
+
 
 @dataclass
 class _Job:
@@ -55,6 +143,8 @@ class _Job:
     finished_at: float | None = None
     result: Any = None
     cancel_requested: bool = False
+    rate_key: str | None = None
+    rates: RateStore | None = None
 
 
 class JobRegistry:
@@ -65,13 +155,18 @@ class JobRegistry:
         self._jobs: dict[str, _Job] = {}
         self._lock = threading.Lock()
 
-    def submit(self, key: str, label: str, work: Callable[[Callable[[int, int, str], None]], Any]) -> JobStatus:
-        """Run `work(report)` in the background; `report(done, total, message)` updates progress."""
+    def submit(self, key: str, label: str, work: Callable[[Callable[[int, int, str], None]], Any], *,
+               rate_key: str | None = None, rates: RateStore | None = None) -> JobStatus:
+        """Run `work(report)` in the background; `report(done, total, message)` updates progress.
+
+        With `rate_key` and `rates`, the job's seconds per unit (elapsed / done) is recorded there
+        when it ends done or cancelled after at least one unit.
+        """
         with self._lock:
             existing = self._jobs.get(key)
             if existing is not None and existing.state in ACTIVE:
                 return self._snapshot(existing)
-            job = self._jobs[key] = _Job(key, label)
+            job = self._jobs[key] = _Job(key, label, rate_key=rate_key, rates=rates)
         self._pool.submit(self._run, job, work)
         return self._snapshot(job)
 
@@ -129,8 +224,18 @@ class JobRegistry:
             job.message = traceback.format_exc(limit=3)
         else:
             state, error = "done", ""
+        finished_at = time.time()
         with self._lock:
-            job.state, job.error, job.result, job.finished_at = state, error, result, time.time()
+            done, elapsed_s = job.done, finished_at - job.started_at
+        # Recorded before the state is published, so whoever sees the job end also finds its rate. A cancelled
+        # job stops right after a unit (at a report), so its rate is as good as a finished one's.
+        if job.rates is not None and job.rate_key and state in ("done", "cancelled") and done > 0:
+            try:
+                job.rates.record(job.rate_key, elapsed_s / done)
+            except OSError:  # a read-only cache loses the estimate, never the job
+                pass
+        with self._lock:
+            job.state, job.error, job.result, job.finished_at = state, error, result, finished_at
 
     @staticmethod
     def _snapshot(job: _Job) -> JobStatus:

@@ -19,6 +19,7 @@ BANDS = {"fold_se": "±1 SE over folds", "fold_sd": "Fold spread (±1 SD)", "ci"
          "none": "No band"}
 AXES = {"depth": "normalised depth", "layer_index": "layer index"}
 R2_FLOOR = -1.0  # R² below −1 only says "worse than the mean" and would flatten every other curve
+AXIS_PAD = 0.04  # share of the x range left either side, so markers at the ends are not clipped
 
 
 def encoder_colors(encoders: Sequence[str]) -> dict[str, str]:
@@ -67,9 +68,15 @@ def probe_curves_figure(curves: pd.DataFrame, *, x: str = "depth", band: str = "
             scores = curves.loc[curves["probe"] == probe, "score"]
             if np.nanmin(scores) < R2_FLOOR:
                 fig.update_yaxes(range=[R2_FLOOR, max(np.nanmax(scores), 0.0) + 0.1], row=1, col=column)
-        fig.update_xaxes(title=AXES[x], row=1, col=column)
+        fig.update_xaxes(title=AXES[x], range=_x_range(curves, x), row=1, col=column)
     fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.22, x=0))
     return house_style(fig, height=440)
+
+
+def _x_range(curves: pd.DataFrame, x: str) -> list[float]:
+    """Fixed x range: depth always spans [0, 1] (plotly would centre a lone pixels point at 1 in [0, 2])."""
+    high = 1.0 if x == "depth" else max(float(curves[x].max()), 1.0)
+    return [-AXIS_PAD * high, high * (1 + AXIS_PAD)]
 
 
 def _band(curve: pd.DataFrame, band: str) -> tuple[np.ndarray | None, np.ndarray | None]:

@@ -4,10 +4,12 @@ The affect probe is the Affect page's (`core.affect.cross_validated_predictions`
 `metrics_table`), so the numbers of the final layer are the same. The category probe is a
 logistic regression under the same grouped cross-validation; Leave-One-Category-Out is
 meaningless for it (the held-out category never appears in training), so only LOTO and
-K-fold are offered. Curve summaries use normalised depth (0 = first block, 1 = last layer)
-and treat scores below zero as zero (an R² below 0 carries no information about where it
-peaks). Scores of every layer are cached by feature digest, so reruns and added encoders
-refit nothing already computed.
+K-fold are offered. Curve summaries use normalised depth (0 = first block, 1 = last layer;
+an encoder with a single layer, such as raw pixels, sits at 1: its one layer is its final
+embedding, compared with the other encoders' final layers) and treat scores below zero as
+zero (an R² below 0 carries no information about where it peaks). Scores of every layer
+are cached by feature digest, so reruns and added encoders refit nothing already computed;
+`pending_fits` lists what a run would still fit (the unit of a background job's progress).
 """
 from __future__ import annotations
 
@@ -46,7 +48,7 @@ class CurveSummary:
 
 
 def normalised_depth(n_layers: int) -> np.ndarray:
-    """(L,) evenly spaced depths from 0 (first block) to 1 (last layer)."""
+    """(L,) evenly spaced depths from 0 (first block) to 1 (last layer); a single layer is the final one: 1."""
     return np.linspace(0.0, 1.0, n_layers) if n_layers > 1 else np.ones(1)
 
 
@@ -75,11 +77,14 @@ class ProbeSettings:
     n_splits: int = 5  # folds of the K-fold scheme
     seed: int = 0
 
+    def fit_label(self, probe: str) -> str:
+        """"scheme|folds" of `probe` in {"affect", "category"} (folds 0 for the grouped leave-one-out schemes)."""
+        scheme = self.scheme if probe == "affect" else self.category_scheme
+        return f"{scheme}|{self.n_splits if scheme in K_FOLD_SCHEMES else 0}"
+
     def cache_key(self, digest: str, probe: str) -> str:
         """Key of one layer's scores for `probe` in {"affect", "category"}."""
-        scheme = self.scheme if probe == "affect" else self.category_scheme
-        folds = self.n_splits if scheme in K_FOLD_SCHEMES else 0
-        return f"{CACHE_VERSION}|{digest}|{probe}|{scheme}|{folds}|{self.seed}|clip{CLIP_SD}|boot{N_BOOT}"
+        return f"{CACHE_VERSION}|{digest}|{probe}|{self.fit_label(probe)}|{self.seed}|clip{CLIP_SD}|boot{N_BOOT}"
 
 
 @dataclass(frozen=True, eq=False)
@@ -206,16 +211,21 @@ def fold_r2(cv: CVPredictions) -> tuple[np.ndarray, np.ndarray]:
     return scores, np.array([np.sum(cv.fold == fold) for fold in folds])
 
 
+def probe_kinds(probes: Sequence[str]) -> list[str]:
+    """The fits behind `probes`: "affect" (one ridge fit gives valence and arousal) and/or "category"."""
+    return ["affect"] * any(probe in TARGETS for probe in probes) + ["category"] * ("category" in probes)
+
+
 def layer_probe_table(features_by_layer: Mapping[str, np.ndarray], targets: ProbeTargets,
                       settings: ProbeSettings = ProbeSettings(), *, probes: Sequence[str] = PROBES,
-                      cached: Callable[[str, str, Callable[[], list[dict]]], list[dict]] | None = None,
-                      progress: Callable[[int, int, str], None] | None = None) -> pd.DataFrame:
+                      cached: Callable[[str, str, Callable[[], list[dict]]], list[dict]] | None = None
+                      ) -> pd.DataFrame:
     """One encoder's curves: a row per layer (given in depth order) x probe.
 
     Columns: layer, layer_index, n_layers, depth, probe, scheme, score, ci_lo, ci_hi, fold_sd, n_folds.
     `cached(layer, kind, compute)` may return stored rows instead of calling `compute()`.
     """
-    kinds = ["affect"] * any(probe in TARGETS for probe in probes) + ["category"] * ("category" in probes)
+    kinds = probe_kinds(probes)
     layers = list(features_by_layer)
     depth = normalised_depth(len(layers))
     rows = []
@@ -227,34 +237,60 @@ def layer_probe_table(features_by_layer: Mapping[str, np.ndarray], targets: Prob
                 if row["probe"] in probes:
                     rows.append({"layer": layer, "layer_index": index, "n_layers": len(layers),
                                  "depth": float(depth[index]), **row})
-        if progress is not None:
-            progress(index + 1, len(layers), layer)
     return pd.DataFrame(rows)
+
+
+def pending_fits(image_set: ImageSet, spec: str, *, settings: ProbeSettings = ProbeSettings(),
+                 probes: Sequence[str] = PROBES, pooling: str = "auto",
+                 results: ResultCache | None = None) -> list[tuple[str, str]]:
+    """(layer, kind) of every fit of `spec` whose scores are not in `results` (all of them without a cache)."""
+    keys = feature_keys(image_set, describe(spec), "all", pooling)
+    return [(layer, kind) for layer, key in keys.items() for kind in probe_kinds(probes)
+            if results is None or settings.cache_key(key.digest, kind) not in results]
+
+
+def fit_rate_key(image_set: ImageSet, spec: str, fits: Sequence[tuple[str, str]], settings: ProbeSettings,
+                 pooling: str = "auto") -> str:
+    """Rate-memory key of `fits` of `spec`: a fit's cost depends on the images, the layers' widths and the schemes."""
+    kinds = sorted({kind for _, kind in fits})
+    return "|".join(["probes", image_set.name, str(len(image_set)), spec, pooling,
+                     *(f"{kind}:{settings.fit_label(kind)}" for kind in kinds)])
 
 
 def encoder_curves(image_set: ImageSet, spec: str, store: FeatureStore, *, settings: ProbeSettings = ProbeSettings(),
                    probes: Sequence[str] = PROBES, pooling: str = "auto", results: ResultCache | None = None,
                    progress: Callable[[int, int, str], None] | None = None) -> pd.DataFrame:
-    """layer_probe_table of every layer of `spec` read from the store (all must be extracted), plus `encoder`."""
+    """layer_probe_table of every layer of `spec` read from the store (all must be extracted), plus `encoder`.
+
+    `progress(done, total, "layer · kind")` counts the fits actually computed (`pending_fits`):
+    cached ones cost nothing, so they would only distort a job's rate and ETA.
+    """
     keys = feature_keys(image_set, describe(spec), "all", pooling)
     missing = [layer for layer, key in keys.items() if not store.has(key)]
     if missing:
         raise ValueError(f"{spec}: layer(s) {', '.join(missing)} are not extracted yet; extract all layers of this "
                          f"encoder first.")
+    n_pending = len(pending_fits(image_set, spec, settings=settings, probes=probes, pooling=pooling, results=results))
+    fitted = 0
+    if progress is not None:
+        progress(0, n_pending, "starting")
 
     def cached(layer: str, kind: str, compute: Callable[[], list[dict]]) -> list[dict]:
-        if results is None:
-            return compute()
+        nonlocal fitted
         key = settings.cache_key(keys[layer].digest, kind)
-        rows = results.get(key)
+        rows = None if results is None else results.get(key)
         if rows is None:
             rows = compute()
-            results.set(key, rows)
+            if results is not None:
+                results.set(key, rows)
+            fitted += 1
+            if progress is not None:
+                progress(fitted, n_pending, f"{layer} · {kind}")
         return rows
 
     features = {layer: store.load(key) for layer, key in keys.items()}  # memory-mapped: read only when refit
     table = layer_probe_table(features, ProbeTargets.from_metadata(image_set.metadata), settings, probes=probes,
-                              cached=cached, progress=progress)
+                              cached=cached)
     return table.assign(encoder=spec)[["encoder", *table.columns]]
 
 

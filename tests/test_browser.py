@@ -58,12 +58,14 @@ def served_app(isolated_cache):
 
 
 def screenshot_page(base_url: str, path: str, title: str, last_element: str, shot: Path, height: int,
-                    click: str | None = None, charts: int = 1, fill: dict[str, str] | None = None) -> int:
+                    click: str | None = None, charts: int = 1, fill: dict[str, str] | None = None,
+                    inspect=None) -> int:
     """Open one page in headless Chromium (type `fill` into labelled inputs, press the `click` button), wait
     until it has drawn, screenshot.
 
     Waits (up to 2 min) for at least `charts` plotly charts: plotly.js is a lazily loaded bundle, so on a busy
-    machine the charts can appear seconds after the script has finished. Returns the number of charts drawn.
+    machine the charts can appear seconds after the script has finished. `inspect(page)` runs last, for
+    assertions on what the page shows. Returns the number of charts drawn.
     """
     chromium = find_chromium()
     if chromium is None:
@@ -98,6 +100,8 @@ def screenshot_page(base_url: str, path: str, title: str, last_element: str, sho
         # to legacy pages/ discovery.
         assert page.locator("[data-testid='stSidebarNav']").get_by_text("Layer probes").count() == 1
         drawn = page.locator(".js-plotly-plot").count()
+        if inspect is not None:
+            inspect(page)
         page.screenshot(path=str(shot))
         browser.close()
     keep = os.environ.get("REPSCOPE_SCREENSHOTS")
@@ -123,14 +127,29 @@ def test_features_page_renders_in_chromium(served_app, tmp_path) -> None:
 @pytest.mark.slow
 def test_probes_page_renders_in_chromium(served_app, tmp_path) -> None:
     charts = screenshot_page(served_app, "probes", "Layer probes", "text=Where does each curve",
-                             tmp_path / "probes.png", 1800, charts=2)
+                             tmp_path / "probes.png", 1800, click="Compute probe curves", charts=2)
     assert charts == 2
+
+
+def _metric(page, label: str) -> str:
+    return page.locator("[data-testid='stMetric']").filter(has_text=label).locator(
+        "[data-testid='stMetricValue']").inner_text()
+
+
+def _demo_alignment_is_the_known_answer(page) -> None:
+    """Issue 15: with the defaults the demo aligned below chance; human vs raw pixels is now its known answer."""
+    assert "pixels:32 · final" in page.locator("[data-testid='stSelectbox']").filter(
+        has_text="Target").first.locator("input").input_value()
+    assert float(_metric(page, "Top-1 matching").rstrip("%")) >= 50  # chance 0.26 %
+    assert float(_metric(page, "Category matching").rstrip("%")) >= 80  # chance 25 %
+    assert page.get_by_text("below chance").count() == 0 and page.get_by_text("one tried").count() == 0
 
 
 @pytest.mark.slow
 def test_alignment_page_renders_in_chromium(served_app, tmp_path) -> None:
     charts = screenshot_page(served_app, "alignment", "Alignment", "text=RSA vs GWOT across targets",
-                             tmp_path / "alignment.png", 3600, click="Run alignment", charts=5)
+                             tmp_path / "alignment.png", 3600, click="Run alignment", charts=5,
+                             inspect=_demo_alignment_is_the_known_answer)
     assert charts == 5
 
 

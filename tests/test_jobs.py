@@ -1,9 +1,14 @@
-"""Job registry: progress, results, failures, cancellation, de-duplication."""
+"""Job registry: progress, results, failures, cancellation, de-duplication; ETA and the rate memory."""
 from __future__ import annotations
 
+import json
 import threading
+import time
+from pathlib import Path
 
-from core.jobs import JobRegistry
+import pytest
+
+from core.jobs import RATES_FILE, JobRegistry, RateStore, describe_estimate, eta_seconds, format_duration
 
 
 def test_job_reports_progress_and_result() -> None:
@@ -45,3 +50,81 @@ def test_cancel_stops_at_the_next_report_and_duplicates_are_not_started() -> Non
     release.set()
     assert registry.wait("c", 5).state == "cancelled"
     assert len(calls) == 1 and registry.result("c") is None
+
+
+def test_eta_is_the_remaining_units_at_the_rate_so_far() -> None:
+    assert eta_seconds(10, 40, 5.0) == 15.0  # 0.5 s per unit, 30 units left
+    assert eta_seconds(0, 40, 5.0) is None and eta_seconds(3, 0, 5.0) is None  # no rate yet / no total
+    assert eta_seconds(40, 40, 5.0) == 0.0
+
+
+def test_durations_and_estimates_read_like_a_person_would_say_them() -> None:
+    assert [format_duration(s) for s in (0.2, 15, 59.6, 80, 120, 3725, 7200)] == [
+        "1 s", "15 s", "1 min", "1 min 20 s", "2 min", "1 h 2 min", "2 h"]
+    assert describe_estimate(0.08, 1000, "images") == "about 1 min 20 s (last measured 12.5 images/s)"
+    assert describe_estimate(8.2, 10, "fits") == "about 1 min 22 s (last measured 8.2 s per fit)"
+    assert describe_estimate(None, 10, "fits") == "" and describe_estimate(1.0, 0, "fits") == ""
+
+
+def test_a_finished_job_leaves_its_rate_for_a_new_store_and_a_failed_one_does_not(tmp_path: Path) -> None:
+    path = tmp_path / "cache" / RATES_FILE
+    registry = JobRegistry()
+
+    def work(report):
+        for done in range(1, 5):
+            time.sleep(0.01)
+            report(done, 4)
+
+    registry.submit("a", "four units", work, rate_key="kind-a", rates=RateStore(path))
+    status = registry.wait("a", 5)
+    registry.submit("b", "broken", lambda report: report(1, 2) or 1 / 0, rate_key="kind-b", rates=RateStore(path))
+    registry.wait("b", 5)
+    reopened = RateStore(path)  # as after a restart: a new registry and store read the file
+    assert reopened.seconds_per_unit("kind-a") == pytest.approx(status.elapsed_s / 4)
+    assert reopened.seconds_per_unit("kind-a") >= 0.01
+    assert reopened.seconds_per_unit("kind-b") is None
+    assert json.loads(path.read_text()) == {"kind-a": reopened.seconds_per_unit("kind-a")}
+
+
+def test_a_cancelled_job_leaves_the_rate_of_the_units_it_finished(tmp_path: Path) -> None:
+    rates, release = RateStore(tmp_path / RATES_FILE), threading.Event()
+    registry = JobRegistry()
+
+    def work(report):
+        report(1, 10)
+        release.wait(5)
+        report(2, 10)  # cancellation is noticed here, right after the second unit
+
+    registry.submit("c", "slow", work, rate_key="kind-c", rates=rates)
+    registry.cancel("c")
+    release.set()
+    status = registry.wait("c", 5)
+    assert status.state == "cancelled" and rates.seconds_per_unit("kind-c") == pytest.approx(status.elapsed_s / 2)
+
+
+def test_a_corrupt_rate_file_is_ignored_then_replaced(tmp_path: Path) -> None:
+    path = tmp_path / RATES_FILE
+    for garbage in ("{not json", "[1, 2]", '{"a": "fast", "b": -1, "c": NaN, "d": true}'):
+        path.write_text(garbage)
+        assert RateStore(path).seconds_per_unit("a") is None
+    RateStore(path).record("a", 2.5)
+    assert RateStore(path).seconds_per_unit("a") == 2.5
+    assert not list(tmp_path.glob(".*.tmp"))  # the atomic write leaves no temporary file behind
+
+
+def test_running_status_has_an_eta_and_a_finished_one_none() -> None:
+    registry, release = JobRegistry(), threading.Event()
+
+    def work(report):
+        time.sleep(0.05)
+        report(1, 4)
+        release.wait(5)
+
+    registry.submit("d", "eta", work)
+    deadline = time.time() + 5
+    while registry.status("d").done == 0 and time.time() < deadline:
+        time.sleep(0.01)
+    running = registry.status("d")
+    assert running.eta_s == pytest.approx(3 * running.elapsed_s, rel=0.2)  # 3 units left at the first one's pace
+    release.set()
+    assert registry.wait("d", 5).eta_s is None

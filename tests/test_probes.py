@@ -11,6 +11,7 @@ from core import probes
 from core.affect import cross_validated_predictions, metrics_table
 from core.datasets import demo
 from core.extract import extract
+from core.jobs import JobCancelled
 from core.probe_figures import probe_curves_figure
 from core.probes import (ProbeSettings, ProbeTargets, category_probe, curve_summary, fold_r2, layer_probe_curves,
                          layer_probe_table, layer_scores, normalised_depth, summary_table)
@@ -166,3 +167,43 @@ def test_row_span_newton_fit_is_the_plain_logistic_regression() -> None:
     held_out = RNG.normal(size=(15, 300))
     assert spanned[0].basis_.shape == (300, 60)
     np.testing.assert_allclose(spanned.predict_proba(held_out), plain.predict_proba(held_out), atol=1e-5)
+
+
+def test_a_cancelled_run_keeps_its_fits_and_reports_only_the_fits_it_computes(small_demo, tmp_path: Path) -> None:
+    store, results = FeatureStore(tmp_path / "features"), ResultCache(tmp_path / "results")
+    spec = "pixels:8"
+    extract(small_demo, spec, "all", store)
+    settings = ProbeSettings(scheme="kfold", category_scheme="kfold", n_splits=3)
+    assert probes.pending_fits(small_demo, spec, settings=settings, results=results) == [("final", "affect"),
+                                                                                          ("final", "category")]
+    reports = []
+
+    def cancel_after_the_first_fit(done, total, message):
+        reports.append((done, total, message))
+        if done == 1:
+            raise JobCancelled("stop")
+
+    with pytest.raises(JobCancelled):
+        probes.encoder_curves(small_demo, spec, store, settings=settings, results=results,
+                              progress=cancel_after_the_first_fit)
+    assert reports == [(0, 2, "starting"), (1, 2, "final · affect")]
+    assert probes.pending_fits(small_demo, spec, settings=settings, results=results) == [("final", "category")]
+    reports.clear()
+    curves = probes.encoder_curves(small_demo, spec, store, settings=settings, results=results,
+                                   progress=lambda *report: reports.append(report))
+    assert reports == [(0, 1, "starting"), (1, 1, "final · category")]  # the affect fit came from the cache
+    assert list(curves["probe"]) == ["valence", "arousal", "category"] and (curves["depth"] == 1.0).all()
+    assert probes.pending_fits(small_demo, spec, settings=settings, results=results) == []
+    key = probes.fit_rate_key(small_demo, spec, [("final", "category")], settings)
+    assert key == f"probes|demo|96|{spec}|auto|category:kfold|3"
+
+
+def test_a_single_layer_encoder_sits_at_depth_one_on_a_zero_to_one_axis() -> None:
+    curves = pd.DataFrame({"encoder": "pixels:32", "layer": "final", "layer_index": 0, "depth": normalised_depth(1),
+                           "probe": "valence", "score": [0.2], "ci_lo": [0.1], "ci_hi": [0.3], "fold_sd": [0.1],
+                           "n_folds": [5]})
+    figure = probe_curves_figure(curves, x="depth")
+    assert list(figure.data[-1].x) == [1.0]
+    low, high = figure.layout.xaxis.range
+    assert -0.05 < low < 0 and 1 < high < 1.05  # plotly's own range for a lone point at 1 was [0, 2]
+    assert list(probe_curves_figure(curves, x="layer_index").layout.xaxis.range) == pytest.approx([-0.04, 1.04])

@@ -1,12 +1,17 @@
 """Layer probes: where in depth does an encoder hold affective and categorical information?"""
+import hashlib
+
 import pandas as pd
 import streamlit as st
 
 from core.affect import K_FOLD_SCHEMES, SCHEME_LABELS, SCHEMES, TARGETS
 from core.export import export_filename, table_to_csv
 from core.probe_figures import AXES, BANDS, probe_curves_figure
-from core.probes import CATEGORY_SCHEMES, ProbeSettings, encoder_curves, summary_table
+from core.jobs import ACTIVE
+from core.probes import (CATEGORY_SCHEMES, ProbeSettings, encoder_curves, fit_rate_key, pending_fits,
+                         summary_table)
 from views.ui import resources
+from views.ui.background import estimate_text, follow_jobs, has_jobs, job_outcomes, job_progress, submit_job
 from views.ui.export_row import figure_block
 from views.ui.extraction import extraction_panel
 from views.ui.sidebar import effective_pooling, page_start
@@ -60,20 +65,63 @@ if len(ready) < len(selection.encoders):
     st.caption(f"Waiting for all layers of: {', '.join(sorted(set(selection.encoders) - set(ready)))}.")
 
 settings = ProbeSettings(scheme, category_scheme, int(n_folds))
-curves = []
-for spec in ready:
-    bar = st.progress(0.0, text=f"Probing {spec}…")
-    try:
-        curves.append(encoder_curves(
-            image_set, spec, resources.feature_store(), settings=settings, probes=probes,
-            pooling=effective_pooling(spec, selection.pooling), results=resources.result_cache(),
-            progress=lambda done, total, layer, spec=spec: bar.progress(
-                done / total, text=f"Probing {spec}: layer {layer} ({done}/{total})")))
-    except ValueError as error:  # e.g. too few groups for the scheme: explain, never a traceback
-        st.error(f"{spec}: {error}")
+store, results = resources.feature_store(), resources.result_cache()
+pooling = {spec: effective_pooling(spec, selection.pooling) for spec in ready}
+pending = {spec: pending_fits(image_set, spec, settings=settings, probes=probes, pooling=pooling[spec],
+                              results=results) for spec in ready}
+todo = [spec for spec in ready if pending[spec]]
+
+
+def job_key(spec: str) -> str:
+    parts = [image_set.fingerprint, spec, pooling[spec], repr(settings), ",".join(probes)]
+    return "probes|" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
+
+
+def rate_key(spec: str) -> str:
+    return fit_rate_key(image_set, spec, pending[spec], settings, pooling[spec])
+
+
+def start_probes(specs: list[str]) -> None:
+    """Button callback: one background job per encoder, so a long fit survives reruns and page changes."""
+    for spec in specs:
+        def work(report, spec=spec):
+            return encoder_curves(image_set, spec, store, settings=settings, probes=probes, pooling=pooling[spec],
+                                  results=results, progress=report)
+
+        submit_job("probe_jobs", job_key(spec), spec, work, rate_key=rate_key(spec))
+
+
+if todo:
+    follow_jobs("probe_jobs", map(job_key, todo))
+    registry = resources.job_registry()
+    idle = [spec for spec in todo if (status := registry.status(job_key(spec))) is None or status.state not in ACTIVE]
+    n_fits = sum(len(pending[spec]) for spec in todo)
+    estimates = [f"{spec}: {text}" for spec in todo if (text := estimate_text(rate_key(spec), len(pending[spec]),
+                                                                            "fits"))]
+    action = st.columns([2, 3], vertical_alignment="center")
+    action[0].button(f"Compute probe curves ({n_fits} fits, {len(todo)} encoder{'s' * (len(todo) > 1)})",
+                     type="primary", disabled=not idle, on_click=start_probes, args=(idle,), key="probes_compute",
+                     help="One fit = one layer × one probe (the affect ridge gives valence and arousal together; the "
+                          "category probe is a second fit). Runs in the background with a progress bar, so other "
+                          "widgets and pages stay usable; every finished layer is cached, so a rerun, a cancelled "
+                          "run or an added encoder fits only what is missing.")
+    action[1].caption("Estimate — " + "; ".join(estimates) if estimates else
+                      "No estimate yet: the first run of these settings measures the rate for the next ones.")
+    if has_jobs("probe_jobs"):
+        job_progress("probe_jobs", "fits", "Stops after the current fit; the layers fitted so far stay cached and the "
+                                           "next run fits only the rest.")
+    job_outcomes(map(job_key, todo), "cancelled. The layers fitted so far are kept; Compute probe curves resumes.")
+    drawn = [spec for spec in ready if spec not in todo]
+    if not drawn:
+        st.info("Press **Compute probe curves** to fit the probes at every layer." if idle else
+                "The curves appear here when the fits finish; other widgets and pages stay usable meanwhile.")
         st.stop()
-    bar.empty()
-curves = pd.concat(curves, ignore_index=True)
+    st.caption(f"Not drawn until computed: {', '.join(todo)}.")
+else:
+    drawn = ready
+
+curves = pd.concat([encoder_curves(image_set, spec, store, settings=settings, probes=probes, pooling=pooling[spec],
+                                   results=results) for spec in drawn], ignore_index=True)
 
 how_to_read = (
     "Each line is one encoder, each point one layer (hover for its name). R²: ridge regression of the rating "
@@ -82,7 +130,7 @@ how_to_read = (
     f"{n_categories} (dotted). Features are standardised and clipped to ±10 training SDs before each probe "
     "(the Affect page explains why). A curve that rises only at the end holds the information late; a flat "
     "curve spreads it across depth.")
-encoders = ",".join(ready)
+encoders = ",".join(drawn)
 depth_tab, index_tab = st.tabs(["Normalised depth", "Layer index"])
 for tab, axis in ((depth_tab, "depth"), (index_tab, "layer_index")):
     with tab:
@@ -110,4 +158,5 @@ with st.expander("How to read this"):
         "for a flat curve. **late_fraction**: share of the area under the curve in the last third of depth; "
         "1/3 for a flat curve, 1 when only the last layers carry information. Both are blank for an encoder "
         "with a single layer (pixels). Depth runs from 0 (first block) "
-        "to 1 (last layer, the encoder's own pooled embedding `final`), evenly over the listed layers.")
+        "to 1 (last layer, the encoder's own pooled embedding `final`), evenly over the listed layers; an encoder "
+        "with a single layer (pixels) sits at 1, beside the other encoders' final layers.")
