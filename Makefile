@@ -40,6 +40,7 @@ bench: setup
 	$(BIN)/python bench/extract.py
 	$(BIN)/python bench/gwot.py
 	$(BIN)/python bench/lab.py
+	$(BIN)/python bench/pages.py
 
 clean:
 	rm -rf $(VENV) cache

@@ -11,6 +11,9 @@ or shuffled K-fold). By default every fold trains and tests on the corrupted fea
 category information survives); `train_on="clean"` trains on clean training images and tests
 the corrupted held-out ones (robustness of a clean readout). Drops are relative to the clean
 row: (clean − corrupted) / clean.
+
+`BIAS_PRESETS` holds the page's two settings (the bench reads the same ones): "quick", a
+demo run of about a minute on two cores, and "full", the paper-sized sweep.
 """
 from __future__ import annotations
 
@@ -20,9 +23,10 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 from sklearn.neighbors import KNeighborsClassifier
+from threadpoolctl import threadpool_limits
 
 from core.affect import K_FOLD_SCHEMES, fold_splits
-from core.corruptions import CLEAN, Corruption
+from core.corruptions import CLEAN, DEFAULT_SEED, FAMILIES, Corruption
 from core.datasets import ImageSet
 from core.extract import extract
 from core.manifolds import uniformity
@@ -32,6 +36,7 @@ from core.store import FeatureStore, ResultCache
 CACHE_VERSION = "inductive-v1"  # bump when a measure's definition changes
 TRAIN_ON = ("corrupted", "clean")
 METRICS = ("knn_accuracy", "linear_balanced_accuracy", "uniformity", "clean_similarity")
+SIMILARITY_BAND = (0.05, 0.95)  # quantiles over images of the clean-similarity band (a cosine stays in [-1, 1])
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,27 @@ class BiasSettings:
     def linear_key(self, digest: str, train_digest: str) -> str:
         folds = self.n_splits if self.scheme in K_FOLD_SCHEMES else 0
         return f"{CACHE_VERSION}|{digest}|train={train_digest}|linear|{self.scheme}|{folds}|{self.seed}"
+
+
+@dataclass(frozen=True)
+class BiasPreset:
+    """A page setting: images per category, the families selected and every family's levels, folds."""
+
+    per_class: int
+    families: tuple[str, ...]
+    levels: Mapping[str, tuple[float, ...]]  # every family of FAMILIES, selected or not
+    n_splits: int
+
+    def corruptions(self, seed: int = DEFAULT_SEED, per_image: bool = False) -> list[Corruption]:
+        """The selected families' levels, in FAMILIES order, each family's levels ascending."""
+        return [Corruption(family, float(level), seed, per_image) for family in FAMILIES if family in self.families
+                for level in sorted(self.levels[family])]
+
+
+BIAS_PRESETS = {
+    "quick": BiasPreset(25, ("glo", "loc"), {"glo": (2, 8), "loc": (2, 8), "gamma": (0.5, 2.0)}, 5),
+    "full": BiasPreset(50, ("glo", "loc"), {"glo": (2, 4, 8), "loc": (2, 4, 8), "gamma": (0.2, 0.5, 2.0, 2.5)}, 5),
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -108,37 +134,50 @@ def corruption_table(features: Mapping[Corruption, np.ndarray], categories: np.n
         raise ValueError("The clean features are needed: every drop and similarity is relative to them.")
     order = [CLEAN, *[corruption for corruption in features if corruption != CLEAN]]
     clean = np.asarray(features[CLEAN], dtype=np.float64)
-    train = clean if settings.train_on == "clean" else None
     floor = unrelated_similarity(clean)
-    rows = []
-    for index, corruption in enumerate(order):
-        x = np.asarray(features[corruption], dtype=np.float64)
-        if progress is not None:
-            progress(index, len(order), f"probing {corruption.name}")
-        knn = knn_probe(x, categories, groups, settings.scheme, k=settings.k, n_splits=settings.n_splits,
-                        seed=settings.seed, train_features=train)
-
-        def compute(x=x) -> dict:
-            probe = category_probe(x, categories, groups, settings.scheme, n_splits=settings.n_splits,
-                                   seed=settings.seed, train_features=train)
-            return {"score": probe.balanced_accuracy, "ci_lo": probe.ci[0], "ci_hi": probe.ci[1],
-                    "fold_sd": float(np.std(probe.fold_accuracies))}
-
-        scores = compute() if linear is None else linear(corruption, compute)
-        similarity = clean_similarity(clean, x)
-        rows.append({"corruption": corruption.name, "family": corruption.family, "level": corruption.level,
-                     "knn_accuracy": knn.accuracy, "knn_fold_sd": float(np.std(knn.fold_accuracies)),
-                     "linear_balanced_accuracy": scores["score"], "linear_ci_lo": scores["ci_lo"],
-                     "linear_ci_hi": scores["ci_hi"], "linear_fold_sd": scores["fold_sd"],
-                     "uniformity": uniformity(x), "clean_similarity": float(similarity.mean()),
-                     "clean_similarity_sd": float(similarity.std()), "unrelated_similarity": floor,
-                     "n_images": len(x)})
+    # One thread: these fits are small, and threaded OpenBLAS/OpenMP on busy cores (an extraction
+    # job, the server) made scipy's L-BFGS-B 10-30x slower on raw pixels (scipy issue 23191).
+    with threadpool_limits(limits=1):
+        rows = [_corruption_row(corruption, index, len(order), np.asarray(features[corruption], dtype=np.float64),
+                                clean, floor, categories, groups, settings, linear, progress)
+                for index, corruption in enumerate(order)]
     table = pd.DataFrame(rows)
     for measure, column in (("knn_drop", "knn_accuracy"), ("linear_drop", "linear_balanced_accuracy")):
         table[measure] = (table[column].iloc[0] - table[column]) / table[column].iloc[0]
     if progress is not None:
         progress(len(order), len(order), "done")
     return table
+
+
+def _corruption_row(corruption: Corruption, index: int, count: int, x: np.ndarray, clean: np.ndarray,
+                    floor: float, categories: np.ndarray, groups: np.ndarray, settings: BiasSettings,
+                    linear: Callable[[Corruption, Callable[[], dict]], dict] | None,
+                    progress: Callable[[int, int, str], None] | None) -> dict:
+    """corruption_table's row of one corruption's (N, D) features x against the (N, D) clean ones (floor: their
+    unrelated-image similarity)."""
+    if progress is not None:
+        progress(index, count, f"probing {corruption.name}")
+    train = clean if settings.train_on == "clean" else None
+    knn = knn_probe(x, categories, groups, settings.scheme, k=settings.k, n_splits=settings.n_splits,
+                    seed=settings.seed, train_features=train)
+
+    def compute() -> dict:
+        probe = category_probe(x, categories, groups, settings.scheme, n_splits=settings.n_splits,
+                               seed=settings.seed, train_features=train)
+        return {"score": probe.balanced_accuracy, "ci_lo": probe.ci[0], "ci_hi": probe.ci[1],
+                "fold_sd": float(np.std(probe.fold_accuracies))}
+
+    scores = compute() if linear is None else linear(corruption, compute)
+    similarity = clean_similarity(clean, x)
+    band_lo, band_hi = np.quantile(similarity, SIMILARITY_BAND)
+    return {"corruption": corruption.name, "family": corruption.family, "level": corruption.level,
+            "knn_accuracy": knn.accuracy, "knn_fold_sd": float(np.std(knn.fold_accuracies)),
+            "linear_balanced_accuracy": scores["score"], "linear_ci_lo": scores["ci_lo"],
+            "linear_ci_hi": scores["ci_hi"], "linear_fold_sd": scores["fold_sd"],
+            "uniformity": uniformity(x), "clean_similarity": float(similarity.mean()),
+            "clean_similarity_sd": float(similarity.std()), "clean_similarity_lo": float(band_lo),
+            "clean_similarity_hi": float(band_hi), "unrelated_similarity": floor,
+            "n_images": len(x)}
 
 
 def corruption_metrics(image_set: ImageSet, spec: str, layer: str, store: FeatureStore,
@@ -148,11 +187,12 @@ def corruption_metrics(image_set: ImageSet, spec: str, layer: str, store: Featur
                        progress: Callable[[int, int, str], None] | None = None) -> pd.DataFrame:
     """corruption_table of one encoder layer: extracts (or loads) the clean and every corrupted feature array.
 
-    Progress counts images: N per corruption to extract, then N per corruption to probe.
+    Progress counts the N images of every condition as they are extracted (N × conditions in all); the probes
+    then run at that count, their message naming the condition and how many are probed.
     """
     conditions = list(dict.fromkeys([CLEAN, *corruptions]))
     n = len(image_set)
-    total = 2 * n * len(conditions)
+    total = n * len(conditions)
     features, digests = {}, {}
     for index, corruption in enumerate(conditions):
         def extracted(p, index=index, corruption=corruption):
@@ -175,7 +215,7 @@ def corruption_metrics(image_set: ImageSet, spec: str, layer: str, store: Featur
 
     def probed(done: int, count: int, message: str) -> None:
         if progress is not None:
-            progress(n * len(conditions) + done * n, total, message)
+            progress(total, total, f"{message} ({done}/{count} conditions probed)")
 
     table = corruption_table(features, image_set.metadata["category"].to_numpy(),
                              image_set.metadata["group"].to_numpy(), settings, linear=linear, progress=probed)

@@ -3,6 +3,7 @@
 The measure figures take the stacked `corruption_metrics` tables (column `model` = "encoder · layer").
 The clean row is every family's level 1 (glo_1 = loc_1 = gamma_1 = clean), so each panel's curve
 starts from the clean value; x is logarithmic (N = 1, 2, 4, 8; g = 0.2 … 2.5 around 1).
+`corruption_curves_table` is the figure's twin: exactly the points (and bars, floors) it draws.
 """
 from __future__ import annotations
 
@@ -22,7 +23,11 @@ MEASURE_LABELS = {
     "knn_drop": "k-NN relative drop", "linear_drop": "Linear relative drop", "uniformity": "Uniformity",
     "clean_similarity": "Cosine to clean features",
 }
-ERRORS = {"linear_balanced_accuracy": ("linear_ci_lo", "linear_ci_hi"), "clean_similarity": "clean_similarity_sd"}
+# Bars as (low, high) columns: bootstrap 95% CI, and the 5-95% quantiles over images (a cosine band
+# that, unlike ± SD, cannot leave [-1, 1]).
+ERRORS = {"linear_balanced_accuracy": ("linear_ci_lo", "linear_ci_hi"),
+          "clean_similarity": ("clean_similarity_lo", "clean_similarity_hi")}
+POINT_COLUMNS = ["model", "family", "corruption", "level"]
 
 
 def gallery_figure(images: Sequence[tuple[str, np.ndarray]], image_id: str, columns: int = 6) -> go.Figure:
@@ -45,16 +50,27 @@ def by_family(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
             .sort_values(["model", "level"]) for family in FAMILIES if (table["family"] == family).any()}
 
 
+def corruption_curves_table(table: pd.DataFrame, measures: Sequence[str], floor: str | None = None) -> pd.DataFrame:
+    """The points of `corruption_curves_figure`: a row per model, family and level (clean = level 1 of each
+    family), columns model, family, corruption, level, then each measure with its bar columns, then `floor`."""
+    columns = [*POINT_COLUMNS]
+    for measure in measures:
+        columns += [measure, *ERRORS.get(measure, ())]
+    columns += [floor] if floor is not None else []
+    return pd.concat(list(by_family(table).values()), ignore_index=True)[columns]
+
+
 def corruption_curves_figure(table: pd.DataFrame, measures: Sequence[str], *, title: str,
                              chance: dict[str, float] | None = None, floor: str | None = None) -> go.Figure:
     """Rows = measures, columns = corruption families; a line per model over the corruption level.
 
-    Error bars: bootstrap 95% CI for the linear probe, ± SD over images for clean similarity.
-    `chance` draws a dotted line per measure; `floor` names a per-model column drawn dashed (the
-    unrelated-image similarity).
+    Error bars: bootstrap 95% CI for the linear probe, 5-95% quantiles over images for clean
+    similarity. `chance` draws a dotted line per measure; `floor` names a per-model column drawn
+    dashed (the unrelated-image similarity).
     """
-    families = by_family(table)
-    colors = encoder_colors(table["model"])
+    points = corruption_curves_table(table, measures, floor)
+    families = {family: part for family, part in points.groupby("family", sort=False)}
+    colors = encoder_colors(points["model"])
     fig = make_subplots(rows=len(measures), cols=len(families), shared_yaxes="rows", horizontal_spacing=0.04,
                         vertical_spacing=0.1 if len(measures) > 1 else 0.0,
                         subplot_titles=[FAMILY_LABELS[family] for family in families] + [""] * (
@@ -81,11 +97,9 @@ def corruption_curves_figure(table: pd.DataFrame, measures: Sequence[str], *, ti
 
 
 def _error_bars(rows: pd.DataFrame, measure: str) -> dict | None:
-    errors = ERRORS.get(measure)
-    if errors is None:
+    if measure not in ERRORS:
         return None
-    if isinstance(errors, str):
-        return dict(type="data", array=rows[errors], thickness=1, width=3)
-    lo, hi = errors
-    return dict(type="data", symmetric=False, array=rows[hi] - rows[measure], arrayminus=rows[measure] - rows[lo],
-                thickness=1, width=3)
+    lo, hi = ERRORS[measure]
+    # A mean can fall outside its quantile band on a skewed sample; the bar then has one side.
+    return dict(type="data", symmetric=False, array=np.maximum(rows[hi] - rows[measure], 0),
+                arrayminus=np.maximum(rows[measure] - rows[lo], 0), thickness=1, width=3)

@@ -3,7 +3,9 @@
 Inputs are view features `views` of shape (N, m, D): m augmented views of each of N images
 (`core.augment.augmentation_views`). Formulas follow the official CLAMP code (normalisation,
 radius, loss, neighbour count), Wang & Isola's alignment/uniformity code and Stringer et
-al.'s power-law fit; each function says which.
+al.'s power-law fit; each function says which. `MANIFOLD_PRESETS` holds the page's two settings
+(the bench reads the same ones): "quick", about a minute on the demo with two CPU cores, and
+"full", CLAMP's 16 views of 25 images per class.
 """
 from __future__ import annotations
 
@@ -14,11 +16,22 @@ import pandas as pd
 import torch
 from scipy.spatial import cKDTree
 from scipy.spatial.distance import cdist
+from threadpoolctl import threadpool_limits
 
 from core.error_geometry import effective_dimensionality
 
 IMAGENET_RADIUS_SCALE = 8.5  # r_s (CLAMP: 7 for CIFAR, 8.5 for ImageNet)
 POWER_LAW_RANKS = (11, 500)  # Stringer et al.: fit ranks 11 .. min(500, N - 2)
+
+
+@dataclass(frozen=True)
+class ViewPreset:
+    """A Manifolds page setting: images per category and augmented views per image."""
+    per_class: int
+    m: int
+
+
+MANIFOLD_PRESETS = {"quick": ViewPreset(per_class=12, m=8), "full": ViewPreset(per_class=25, m=16)}
 
 
 @dataclass(frozen=True, eq=False)
@@ -231,20 +244,23 @@ def analyse_manifolds(views: np.ndarray, categories: np.ndarray, image_ids: np.n
                       radius_scale: float = IMAGENET_RADIUS_SCALE, map_method: str = "t-SNE",
                       map_parameter: float = 30, seed: int = 0) -> ManifoldAnalysis:
     """(N, m, D) view features of N images -> ManifoldAnalysis (2-D map of the CLAMP centroids included)."""
-    categories = np.asarray(categories).astype(str)
-    manifolds = sub_manifolds(views, radius_scale)
-    map_xy = embed_2d(manifolds.centroids, map_method, map_parameter, seed)
-    per_image = pd.DataFrame({"image_id": np.asarray(image_ids).astype(str), "category": categories,
-                              "radius": manifolds.radii, "neighbours": manifolds.neighbour_counts,
-                              "view_accuracy": manifolds.view_accuracy, "x": map_xy[:, 0], "y": map_xy[:, 1]})
-    pairs = pair_histogram_values(manifolds, categories)
-    n, m, _ = views.shape
-    names, distances = class_distance_matrix(views.reshape(n * m, -1), np.repeat(categories, m))
-    spectrum = eigenspectrum(views.mean(axis=1))
-    alpha, intercept = power_law_alpha(spectrum)
-    summary = manifold_summary(views, categories, radius_scale, manifolds)
-    return ManifoldAnalysis(summary, per_image, pairs, names, distances, spectrum, alpha, intercept,
-                            map_radius_scale(map_xy, manifolds.centroids))
+    # One thread: on busy cores (an extraction job, the server) OpenMP's t-SNE ran ~40x slower
+    # threaded than single-threaded on 48 points, and these problems are too small to gain from threads.
+    with threadpool_limits(limits=1):
+        categories = np.asarray(categories).astype(str)
+        manifolds = sub_manifolds(views, radius_scale)
+        map_xy = embed_2d(manifolds.centroids, map_method, map_parameter, seed)
+        per_image = pd.DataFrame({"image_id": np.asarray(image_ids).astype(str), "category": categories,
+                                  "radius": manifolds.radii, "neighbours": manifolds.neighbour_counts,
+                                  "view_accuracy": manifolds.view_accuracy, "x": map_xy[:, 0], "y": map_xy[:, 1]})
+        pairs = pair_histogram_values(manifolds, categories)
+        n, m, _ = views.shape
+        names, distances = class_distance_matrix(views.reshape(n * m, -1), np.repeat(categories, m))
+        spectrum = eigenspectrum(views.mean(axis=1))
+        alpha, intercept = power_law_alpha(spectrum)
+        summary = manifold_summary(views, categories, radius_scale, manifolds)
+        return ManifoldAnalysis(summary, per_image, pairs, names, distances, spectrum, alpha, intercept,
+                                map_radius_scale(map_xy, manifolds.centroids))
 
 
 def embed_2d(points: np.ndarray, method: str = "t-SNE", parameter: float = 30, seed: int = 0) -> np.ndarray:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn import neighbors
 
@@ -9,8 +10,9 @@ from core import inductive_bias
 from core.augment import per_class_subset
 from core.corruptions import CLEAN, gamma, global_shuffle
 from core.datasets import demo
-from core.inductive_bias import (BiasSettings, clean_similarity, corruption_metrics, corruption_table, knn_probe,
-                                 unrelated_similarity)
+from core.inductive_bias import (BIAS_PRESETS, BiasSettings, clean_similarity, corruption_metrics, corruption_table,
+                                 knn_probe, unrelated_similarity)
+from core.inductive_bias_figures import corruption_curves_figure, corruption_curves_table
 from core.store import FeatureStore, ResultCache
 
 RNG = np.random.default_rng(3)
@@ -115,7 +117,13 @@ def test_metrics_extract_once_and_reuse_cached_probes(tmp_path, monkeypatch) -> 
     subset = image_set.subset(per_class_subset(image_set, 6))
     store, results = FeatureStore(tmp_path / "features"), ResultCache(tmp_path / "results")
     corruptions = [global_shuffle(1), global_shuffle(4), gamma(0.5)]
-    first = corruption_metrics(subset, "pixels:8", "final", store, corruptions, BiasSettings(k=3), results=results)
+    calls: list[tuple[int, int, str]] = []
+    first = corruption_metrics(subset, "pixels:8", "final", store, corruptions, BiasSettings(k=3), results=results,
+                               progress=lambda done, total, message: calls.append((done, total, message)))
+    # Progress counts each of the 24 images once per condition: 24 x 4, not twice that (extraction, then probes).
+    assert {total for _, total, _ in calls} == {24 * 4}
+    done = [count for count, _, _ in calls]
+    assert done == sorted(done) and done[-1] == 96 and calls[-1][2] == "done (4/4 conditions probed)"
     assert list(first["corruption"]) == ["clean", "glo_1", "glo_4", "gamma_0.5"]
     assert len(store.entries()) == 3  # glo_1 shows the clean pixels, so it shares the clean array
     assert first.loc[1, "clean_similarity"] == pytest.approx(1.0)
@@ -125,3 +133,47 @@ def test_metrics_extract_once_and_reuse_cached_probes(tmp_path, monkeypatch) -> 
     again = corruption_metrics(subset, "pixels:8", "final", store, corruptions, BiasSettings(k=3), results=results)
     assert not calls
     np.testing.assert_allclose(again["linear_balanced_accuracy"], first["linear_balanced_accuracy"])
+
+
+def test_similarity_band_stays_within_cosine_bounds_where_mean_plus_sd_would_not() -> None:
+    features, categories, groups = clustered(noise=0.05)
+    flipped = features.copy()
+    flipped[:8] *= -1  # 8 of 80 images point the opposite way: cosines 1 (72 images) and -1 (8)
+    table = corruption_table({CLEAN: features, gamma(2): flipped}, categories, groups, BiasSettings(k=5))
+    row = table.iloc[1]
+    assert row["clean_similarity"] == pytest.approx(0.8)
+    assert row["clean_similarity"] + row["clean_similarity_sd"] == pytest.approx(1.4)  # what ± SD drew
+    assert (row["clean_similarity_lo"], row["clean_similarity_hi"]) == pytest.approx((-1.0, 1.0))
+    metrics = table.assign(model="m")
+    bars = corruption_curves_figure(metrics, ["clean_similarity"], title="t").data[0].error_y
+    y = corruption_curves_table(metrics, ["clean_similarity"])["clean_similarity"].to_numpy()
+    assert np.all(y + np.asarray(bars.array) <= 1 + 1e-12) and np.all(y - np.asarray(bars.arrayminus) >= -1 - 1e-12)
+    np.testing.assert_allclose(np.asarray(bars.array), [0.0, 0.2], atol=1e-12)  # clean: all cosines 1, no bar
+
+
+def test_each_curve_figure_table_holds_exactly_its_points() -> None:
+    features, categories, groups = clustered(noise=0.05)
+    table = corruption_table({CLEAN: features, global_shuffle(2): features + 0.1, gamma(2): features * 2},
+                             categories, groups, BiasSettings(k=5))
+    metrics = pd.concat([table.assign(model="a"), table.assign(model="b")], ignore_index=True)
+    accuracy = corruption_curves_table(metrics, ["knn_accuracy", "linear_balanced_accuracy"])
+    assert list(accuracy.columns) == ["model", "family", "corruption", "level", "knn_accuracy",
+                                      "linear_balanced_accuracy", "linear_ci_lo", "linear_ci_hi"]
+    # Two models x two families x (clean as level 1 + one level): the clean row appears in both panels.
+    assert len(accuracy) == 8 and list(accuracy["corruption"][:4]) == ["clean", "glo_2", "clean", "glo_2"]
+    assert set(accuracy.loc[accuracy["family"] == "gamma", "corruption"]) == {"clean", "gamma_2"}
+    assert list(corruption_curves_table(metrics, ["uniformity"]).columns) == [
+        "model", "family", "corruption", "level", "uniformity"]
+    similarity = corruption_curves_table(metrics, ["clean_similarity"], floor="unrelated_similarity")
+    assert list(similarity.columns)[4:] == ["clean_similarity", "clean_similarity_lo", "clean_similarity_hi",
+                                            "unrelated_similarity"]
+    figure = corruption_curves_figure(metrics, ["knn_accuracy", "linear_balanced_accuracy"], title="t")
+    drawn = np.concatenate([trace.y for trace in figure.data if trace.yaxis in ("y", "y2")])
+    np.testing.assert_allclose(np.sort(drawn), np.sort(accuracy["knn_accuracy"].to_numpy()))
+
+
+def test_presets_list_their_families_levels_in_order() -> None:
+    quick, full = BIAS_PRESETS["quick"], BIAS_PRESETS["full"]
+    assert [c.name for c in quick.corruptions()] == ["glo_2", "glo_8", "loc_2", "loc_8"]
+    assert [c.name for c in full.corruptions()] == ["glo_2", "glo_4", "glo_8", "loc_2", "loc_4", "loc_8"]
+    assert quick.per_class * (len(quick.corruptions()) + 1) < full.per_class * (len(full.corruptions()) + 1) / 2

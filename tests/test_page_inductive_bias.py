@@ -1,4 +1,4 @@
-"""The Inductive bias page through AppTest on the demo: two encoders, two corruption families, every figure."""
+"""The Inductive bias page through AppTest on the demo: presets; two encoders, two corruption families, every figure."""
 from __future__ import annotations
 
 import json
@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core.inductive_bias import BIAS_PRESETS
+
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 ENCODERS = ["bundled:efficientnet_lite0", "pixels:32"]
 
 
-@pytest.mark.slow  # ~40 s: extracts 4 conditions for EfficientNet-Lite0 and fits both probes
+@pytest.mark.slow  # ~20 s unloaded: extracts 4 conditions for EfficientNet-Lite0 and fits both probes
 def test_inductive_bias_page_runs_and_draws_every_figure(isolated_cache: Path) -> None:
     app = AppTest.from_file(APP, default_timeout=300)
     app.session_state["encoders"] = ENCODERS
@@ -49,3 +51,25 @@ def test_inductive_bias_page_runs_and_draws_every_figure(isolated_cache: Path) -
     app.radio(key="bias_view").set_value("relative drop").run()
     drops = json.loads(app.get("plotly_chart")[1].proto.spec)
     assert drops["layout"]["yaxis"]["title"]["text"] == "k-NN relative drop"
+
+
+def test_defaults_are_the_quick_preset_and_the_full_one_is_one_click_away(isolated_cache: Path) -> None:
+    quick, full = BIAS_PRESETS["quick"], BIAS_PRESETS["full"]
+    app = AppTest.from_file(APP, default_timeout=120)
+    app.session_state["encoders"] = ENCODERS
+    app.switch_page("views/inductive_bias.py").run()
+    assert not app.exception, [exception.value for exception in app.exception]
+    run = next(button for button in app.main.button if button.label.startswith("Run ("))
+    assert run.label == f"Run ({4 * quick.per_class} images × {len(quick.corruptions()) + 1} conditions, 2 encoder · layer)"
+    assert run.label.startswith("Run (100 images × 5 conditions")  # 25 per class, clean + glo/loc 2 and 8
+    assert app.number_input(key="bias_n_splits").value == quick.n_splits
+    assert any(caption.value.startswith(("Estimate — ", "No estimate yet")) for caption in app.caption)  # a rate from an earlier test
+    assert app.button(key="bias_preset_quick").disabled and not app.button(key="bias_preset_full").disabled
+    app.button(key="bias_preset_full").click().run()
+    assert not app.exception, [exception.value for exception in app.exception]
+    assert app.number_input(key="bias_per_class").value == full.per_class
+    assert app.multiselect(key="bias_levels_glo").value == [2, 4, 8]
+    assert any(button.label.startswith("Run (200 images × 7 conditions") for button in app.main.button)
+    assert app.button(key="bias_preset_full").disabled and not app.button(key="bias_preset_quick").disabled
+    app.number_input(key="bias_per_class").set_value(20).run()  # an edit leaves both presets one click away
+    assert not app.button(key="bias_preset_full").disabled and not app.button(key="bias_preset_quick").disabled

@@ -1,4 +1,4 @@
-"""The Manifolds page through AppTest on the demo with two encoders: extract views, then every figure."""
+"""The Manifolds page through AppTest on the demo with two encoders: presets, extract views, then every figure."""
 from __future__ import annotations
 
 import json
@@ -6,6 +6,8 @@ import time
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
+
+from core.manifolds import MANIFOLD_PRESETS
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 ENCODERS = ["bundled:efficientnet_lite0", "pixels:32"]
@@ -36,3 +38,23 @@ def test_manifold_page_extracts_views_and_draws_every_figure(isolated_cache: Pat
     assert list(metrics["encoder"]) == [f"{spec} · final" for spec in ENCODERS]
     assert metrics["uniformity"].gt(0).all() and metrics["mean_radius"].gt(0).all()
     assert all(button.help for button in app.main.button)
+
+
+def test_defaults_are_the_quick_preset_and_the_full_one_is_one_click_away(isolated_cache: Path) -> None:
+    quick, full = MANIFOLD_PRESETS["quick"], MANIFOLD_PRESETS["full"]
+    app = AppTest.from_file(APP, default_timeout=120)
+    app.session_state["encoders"] = ENCODERS
+    app.switch_page("views/manifolds.py").run()
+    assert not app.exception, [exception.value for exception in app.exception]
+    assert (app.number_input(key="manifold_m").value, app.number_input(key="manifold_per_class").value) == (
+        quick.m, quick.per_class)
+    extract = next(button for button in app.main.button if button.label.startswith("Extract views"))
+    assert extract.label == f"Extract views ({4 * quick.per_class} images × {quick.m} views, 2 encoder layer(s))"
+    assert any(caption.value.startswith(("Estimate — ", "No estimate yet")) for caption in app.caption)  # a rate from an earlier test
+    assert app.button(key="manifold_preset_quick").disabled and not app.button(key="manifold_preset_full").disabled
+    app.button(key="manifold_preset_full").click().run()
+    assert not app.exception, [exception.value for exception in app.exception]
+    assert (app.number_input(key="manifold_m").value, app.number_input(key="manifold_per_class").value) == (16, 25)
+    assert (full.m, full.per_class) == (16, 25)  # CLAMP's setting
+    assert any(button.label.startswith("Extract views (100 images × 16 views") for button in app.main.button)
+    assert app.button(key="manifold_preset_full").disabled and not app.button(key="manifold_preset_quick").disabled

@@ -9,17 +9,17 @@ from core.affect import K_FOLD_SCHEMES, SCHEME_LABELS
 from core.augment import per_class_subset
 from core.corruptions import CLEAN, DEFAULT_SEED, FAMILIES, FAMILY_LABELS, Corruption
 from core.datasets import load_image
-from core.inductive_bias import TRAIN_ON, BiasSettings, corruption_metrics
-from core.inductive_bias_figures import corruption_curves_figure, gallery_figure
+from core.inductive_bias import BIAS_PRESETS, SIMILARITY_BAND, TRAIN_ON, BiasPreset, BiasSettings, corruption_metrics
+from core.inductive_bias_figures import corruption_curves_figure, corruption_curves_table, gallery_figure
 from core.probes import CATEGORY_SCHEMES
 from views.ui import resources
-from views.ui.background import has_jobs, job_outcomes, job_progress, submit_job
+from views.ui.background import estimate_text, has_jobs, job_outcomes, job_progress, submit_job
 from views.ui.export_row import figure_block, table_block
 from views.ui.sidebar import effective_pooling, page_start
 
 GRID_SIZES = (2, 3, 4, 6, 7, 8, 14, 16, 28)
 GAMMAS = (0.2, 0.33, 0.5, 0.67, 1.5, 2.0, 2.5, 3.0)
-DEFAULT_LEVELS = {"glo": [2, 4, 8], "loc": [2, 4, 8], "gamma": [0.2, 0.5, 2.0, 2.5]}
+QUICK, FULL = BIAS_PRESETS["quick"], BIAS_PRESETS["full"]
 
 selection, image_set = page_start(
     "Inductive bias",
@@ -35,15 +35,42 @@ if image_set.metadata["category"].nunique() < 2:
     st.info(f"{image_set.name} has one category; the k-NN and linear probes need at least two.")
     st.stop()
 
+
+def preset_state(preset: BiasPreset) -> dict:
+    """The widget values a preset sets, by session-state key (levels of the families it selects)."""
+    return {"bias_per_class": preset.per_class, "bias_families": list(preset.families), "bias_n_splits": preset.n_splits,
+            **{f"bias_levels_{family}": list(preset.levels[family]) for family in preset.families}}
+
+
+def apply_preset(preset: BiasPreset) -> None:
+    st.session_state.update(preset_state(preset))
+
+
+# Defaults go through session state (no `value=`), so a preset button's callback can set the widgets.
+for family in FAMILIES:
+    st.session_state.setdefault(f"bias_levels_{family}", list(QUICK.levels[family]))
+for key, value in preset_state(QUICK).items():
+    st.session_state.setdefault(key, value)
+preset_columns = st.columns(2)
+for column, name, preset, purpose in ((preset_columns[0], "Quick", QUICK, "about a minute on the demo, two CPU cores"),
+                                      (preset_columns[1], "Full", FULL, "Zhong et al.'s grid sizes N = 2, 4, 8")):
+    levels_text = "; ".join(f"{family} {', '.join(f'{level:g}' for level in preset.levels[family])}"
+                            for family in preset.families)
+    column.button(f"{name}: {preset.per_class} per class, {levels_text}", key=f"bias_preset_{name.lower()}",
+                  on_click=apply_preset, args=(preset,),
+                  disabled=all(st.session_state[key] == value for key, value in preset_state(preset).items()),
+                  help=f"Sets images per class, corruptions, their levels and K to the {name.lower()} setting "
+                       f"({purpose}); other widgets keep their values.")
+
 controls = st.columns([3, 2, 2])
-chosen = controls[0].multiselect("Encoder · layer", pairs, default=pairs[:2], key="bias_pairs",
+chosen = controls[0].multiselect("Encoder · layer", pairs, default=pairs[:2], key="bias_pairs", persist_state="session",
                                  help="Each is measured on the same images and corruptions; curves share the axes.")
-families = controls[1].multiselect("Corruptions", FAMILIES, default=["glo", "loc"], format_func=FAMILY_LABELS.get,
-                                   key="bias_families",
+families = controls[1].multiselect("Corruptions", FAMILIES, format_func=FAMILY_LABELS.get,
+                                   key="bias_families", persist_state="session",
                                    help="glo_N: an N × N grid of patches changes places (one fixed permutation for "
                                         "every image). loc_N: the pixels inside every patch are permuted (one "
                                         "permutation for every patch). gamma: x' = 255 (x/255)^g.")
-per_class = controls[2].number_input("Images per class", 2, 100_000, 50, key="bias_per_class",
+per_class = controls[2].number_input("Images per class", 2, 100_000, key="bias_per_class", persist_state="session",
                                      help="A random subset of each category (seed 0): every image goes through the "
                                           "encoder once per corruption level.")
 levels = {}
@@ -52,26 +79,26 @@ for column, family in zip(level_columns, FAMILIES):
     if family in families:
         options = GAMMAS if family == "gamma" else GRID_SIZES
         levels[family] = column.multiselect(
-            f"{FAMILY_LABELS[family]} levels", options, default=DEFAULT_LEVELS[family], key=f"bias_levels_{family}",
+            f"{FAMILY_LABELS[family]} levels", options, key=f"bias_levels_{family}", persist_state="session",
             help="Gamma exponents g (< 1 brightens, > 1 darkens)." if family == "gamma" else
                  "Grid sizes N. Level 1 is the clean image, drawn as every curve's first point.")
 probe = st.columns(5)
-k = probe[0].number_input("k (neighbours)", 1, 200, 10, key="bias_k",
+k = probe[0].number_input("k (neighbours)", 1, 200, BiasSettings().k, key="bias_k", persist_state="session",
                           help="k-NN probe: majority vote of the k cosine-nearest training images.")
-scheme = probe[1].selectbox("Cross-validation", CATEGORY_SCHEMES, index=CATEGORY_SCHEMES.index("gkfold"),
-                            format_func=SCHEME_LABELS.get, key="bias_scheme",
+scheme = probe[1].selectbox("Cross-validation", CATEGORY_SCHEMES, index=CATEGORY_SCHEMES.index(BiasSettings().scheme),
+                            format_func=SCHEME_LABELS.get, key="bias_scheme", persist_state="session",
                             help="For both probes. Grouped K-fold keeps each theme group in one fold (default: a "
                                  "tenth of LOTO's refits on OASIS); LOTO holds out one theme at a time; K-fold "
                                  "shuffles images (near-duplicates of a theme then help the k-NN probe).")
-n_splits = probe[2].number_input("K (folds)", 2, 20, 5, key="bias_n_splits", disabled=scheme not in K_FOLD_SCHEMES,
+n_splits = probe[2].number_input("K (folds)", 2, 20, key="bias_n_splits", persist_state="session", disabled=scheme not in K_FOLD_SCHEMES,
                                  help="Folds of the K-fold schemes (seed 0).")
-train_on = probe[3].radio("Probes train on", TRAIN_ON, key="bias_train_on", horizontal=True,
+train_on = probe[3].radio("Probes train on", TRAIN_ON, key="bias_train_on", persist_state="session", horizontal=True,
                           help="corrupted: each fold trains and tests on corrupted features (how much category "
                                "information survives). clean: trains on clean images, tests corrupted held-out "
                                "ones (does a clean readout still work).")
-seed = probe[4].number_input("Permutation seed", 0, 2**31 - 1, DEFAULT_SEED, key="bias_seed",
+seed = probe[4].number_input("Permutation seed", 0, 2**31 - 1, DEFAULT_SEED, key="bias_seed", persist_state="session",
                              help="Seed of the fixed shuffle permutation (Zhong et al. use 42).")
-per_image = st.toggle("A new permutation per image", key="bias_per_image",
+per_image = st.toggle("A new permutation per image", key="bias_per_image", persist_state="session",
                       help="Random-per-image variant: each image gets its own permutation (seeded by the seed and "
                            "its row), named glo_N_rand / loc_N_rand.")
 
@@ -85,7 +112,7 @@ subset = image_set.subset(per_class_subset(image_set, int(per_class)))
 settings = BiasSettings(k=int(k), scheme=scheme, n_splits=int(n_splits), train_on=train_on)
 
 st.subheader("1 · Gallery")
-image_id = st.selectbox("Image", subset.metadata["image_id"].tolist(), key="bias_gallery_image",
+image_id = st.selectbox("Image", subset.metadata["image_id"].tolist(), key="bias_gallery_image", persist_state="session",
                         help="Any image of the subset; per-image permutations use its own seed, as in extraction.")
 row = subset.metadata["image_id"].tolist().index(image_id)
 clean_image = load_image(subset.paths[row])
@@ -102,6 +129,12 @@ def job_key(spec: str, layer: str) -> str:
     return "bias|" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
 
 
+def rate_key(spec: str, layer: str) -> str:
+    """What one image of one condition costs: extraction on this dataset's images, plus its share of the probes."""
+    return "|".join(["bias", image_set.name, spec, layer, effective_pooling(spec, selection.pooling), selection.device,
+                     repr(settings)])
+
+
 def start_runs() -> None:
     for spec, layer in selected:
         def work(report, spec=spec, layer=layer):
@@ -110,16 +143,22 @@ def start_runs() -> None:
                                       batch_size=selection.batch_size, results=resources.result_cache(),
                                       progress=report)
 
-        submit_job("bias_jobs", job_key(spec, layer), f"{spec} · {layer}", work)
+        submit_job("bias_jobs", job_key(spec, layer), f"{spec} · {layer}", work, rate_key=rate_key(spec, layer))
 
 
 registry = resources.job_registry()
 statuses = {pair: registry.status(job_key(*pair)) for pair in selected}
 todo = [pair for pair, status in statuses.items() if status is None or status.state != "done"]
-st.button(f"Run ({len(subset)} images × {len(corruptions) + 1} conditions, {len(todo)} encoder · layer)" if todo
-          else "All selected runs are done", type="primary", disabled=not todo or has_jobs("bias_jobs"),
-          on_click=start_runs, help="Extracts clean and corrupted features (cached on disk like any features), then "
-                                    "runs both probes; in the background, so other widgets stay usable.")
+action = st.columns([2, 3], vertical_alignment="center")
+action[0].button(f"Run ({len(subset)} images × {len(corruptions) + 1} conditions, {len(todo)} encoder · layer)" if todo
+                 else "All selected runs are done", type="primary", disabled=not todo or has_jobs("bias_jobs"),
+                 on_click=start_runs, help="Extracts clean and corrupted features (cached on disk like any features), "
+                                           "then runs both probes; in the background, so other widgets stay usable.")
+estimates = [f"{spec} · {layer}: {text}" for spec, layer in todo
+             if (text := estimate_text(rate_key(spec, layer), len(subset) * (len(corruptions) + 1), "images"))]
+if todo:
+    action[1].caption("Estimate — " + "; ".join(estimates) if estimates else
+                      "No estimate yet: the first run measures the rate for the next ones.")
 if has_jobs("bias_jobs"):
     job_progress("bias_jobs", "images", "Stops after the current batch; extracted features stay cached.")
 job_outcomes([job_key(*pair) for pair in todo], "cancelled. Finished features are kept; Run resumes.")
@@ -135,12 +174,12 @@ n_categories = subset.metadata["category"].nunique()
 majority = subset.metadata["category"].value_counts(normalize=True).max()
 
 st.subheader("2 · Category information vs corruption")
-view = st.radio("Show", ("accuracy", "relative drop"), horizontal=True, key="bias_view",
+view = st.radio("Show", ("accuracy", "relative drop"), horizontal=True, key="bias_view", persist_state="session",
                 help="Relative drop = (clean − corrupted) / clean: 0 = unaffected, 1 = all above-zero accuracy lost.")
 measures = ["knn_accuracy", "linear_balanced_accuracy"] if view == "accuracy" else ["knn_drop", "linear_drop"]
 chance = {"knn_accuracy": majority, "linear_balanced_accuracy": 1 / n_categories} if view == "accuracy" else None
 figure_block(corruption_curves_figure(metrics, measures, title="Category probes vs corruption level", chance=chance),
-             metrics, figure="accuracy", **kwargs, how_to_read=(
+             corruption_curves_table(metrics, measures), figure="accuracy", **kwargs, how_to_read=(
                  f"k-NN accuracy: majority vote of the {k} cosine-nearest training images; chance line = the "
                  f"majority class share ({majority:.2f}). Linear: balanced accuracy of the Layer probes page's "
                  f"logistic regression, error bars = bootstrap 95% CI over images; chance = 1/{n_categories}. "
@@ -149,15 +188,18 @@ figure_block(corruption_curves_figure(metrics, measures, title="Category probes 
                  "destroys more as N grows (smaller patches change places), loc_N less (pixels stay inside smaller "
                  "patches), so loc_2 is the harshest local shuffle."))
 st.subheader("3 · Uniformity")
-figure_block(corruption_curves_figure(metrics, ["uniformity"], title="Uniformity vs corruption level"), metrics,
-             figure="uniformity", **kwargs, how_to_read=(
+figure_block(corruption_curves_figure(metrics, ["uniformity"], title="Uniformity vs corruption level"),
+             corruption_curves_table(metrics, ["uniformity"]), figure="uniformity", **kwargs, how_to_read=(
                  "−log mean exp(−2‖x_i − x_j‖²) over the L2-normalised features of all images: higher = spread over "
                  "the sphere. A corruption that collapses images onto a few directions lowers it."))
 st.subheader("4 · Similarity to the clean features")
 figure_block(corruption_curves_figure(metrics, ["clean_similarity"], title="Cosine between corrupted and clean "
-                                      "features", floor="unrelated_similarity"), metrics, figure="clean_similarity",
+                                      "features", floor="unrelated_similarity"),
+             corruption_curves_table(metrics, ["clean_similarity"], floor="unrelated_similarity"), figure="clean_similarity",
              **kwargs, how_to_read=(
-                 "Mean cosine between each image's corrupted and clean features, error bars ± SD over images. The "
+                 "Mean cosine between each image's corrupted and clean features; the bar spans the "
+                 f"{SIMILARITY_BAND[0]:.0%}–{SIMILARITY_BAND[1]:.0%} quantiles over images (the metrics table also "
+                 "has the SD). The "
                  "dashed line of the same colour is the encoder's floor: the mean cosine between different images' "
                  "clean features. At the floor the corrupted image is, to the encoder, just another image."))
 table_block(metrics, title="Metrics", page="inductive_bias", name="metrics", dataset=image_set.name, encoder=label,

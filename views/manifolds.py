@@ -8,9 +8,9 @@ import streamlit as st
 from core.augment import AugmentationPipeline, cached_view_features, per_class_subset, view_features
 from core.manifold_figures import (centroid_map_figure, class_distance_figure, eigenspectrum_figure,
                                    pair_histograms_figure, radii_figure, uniformity_figure)
-from core.manifolds import IMAGENET_RADIUS_SCALE, MAP_METHODS, analyse_manifolds
+from core.manifolds import IMAGENET_RADIUS_SCALE, MANIFOLD_PRESETS, MAP_METHODS, ViewPreset, analyse_manifolds
 from views.ui import resources
-from views.ui.background import has_jobs, job_outcomes, job_progress, submit_job
+from views.ui.background import estimate_text, has_jobs, job_outcomes, job_progress, submit_job
 from views.ui.export_row import figure_block, table_block
 from views.ui.sidebar import effective_pooling, page_start
 
@@ -24,31 +24,50 @@ if not pairs:
     st.info("Pick at least one encoder and layer in the sidebar.")
     st.stop()
 
+
+
+def apply_preset(preset: ViewPreset) -> None:
+    st.session_state.update(manifold_m=preset.m, manifold_per_class=preset.per_class)
+
+
+# Defaults go through session state (no `value=`), so a preset button's callback can set the widgets.
+QUICK = MANIFOLD_PRESETS["quick"]
+st.session_state.setdefault("manifold_m", QUICK.m)
+st.session_state.setdefault("manifold_per_class", QUICK.per_class)
+preset_columns = st.columns(2)
+for column, (name, preset), purpose in zip(preset_columns, MANIFOLD_PRESETS.items(),
+                                           ("about a minute on the demo, two CPU cores", "the CLAMP paper's setting")):
+    title = "Quick" if name == "quick" else "Full (CLAMP)"
+    column.button(f"{title}: {preset.m} views, {preset.per_class} per class", key=f"manifold_preset_{name}",
+                  on_click=apply_preset, args=(preset,),
+                  disabled=(st.session_state["manifold_m"], st.session_state["manifold_per_class"]) ==
+                           (preset.m, preset.per_class),
+                  help=f"Sets views per image and images per class to {purpose}; other widgets keep their values.")
 controls = st.columns(5)
 chosen = controls[0].multiselect("Encoder · layer", [f"{spec} · {layer}" for spec, layer in pairs],
-                                 default=[f"{spec} · {layer}" for spec, layer in pairs][:2], key="manifold_pairs",
+                                 default=[f"{spec} · {layer}" for spec, layer in pairs][:2], key="manifold_pairs", persist_state="session",
                                  help="Each is analysed on the same images and views; figures show them side by side.")
-m = controls[1].number_input("Views per image (m)", 2, 64, 16, key="manifold_m",
+m = controls[1].number_input("Views per image (m)", 2, 64, key="manifold_m", persist_state="session",
                              help="Augmented views per image (CLAMP uses 16). Extraction cost grows with m.")
-per_class = controls[2].number_input("Images per class", 2, 10_000, 25, key="manifold_per_class",
+per_class = controls[2].number_input("Images per class", 2, 10_000, key="manifold_per_class", persist_state="session",
                                      help="A random subset of each category (seed 0), for speed: images × m views "
                                           "go through the encoder.")
-radius_scale = controls[3].number_input("r_s", 0.1, 50.0, IMAGENET_RADIUS_SCALE, step=0.5, key="manifold_rs",
+radius_scale = controls[3].number_input("r_s", 0.1, 50.0, IMAGENET_RADIUS_SCALE, step=0.5, key="manifold_rs", persist_state="session",
                                         help="CLAMP's radius scale: 8.5 for ImageNet models, 7 for CIFAR. Scales the "
                                              "radii, the CLAMP loss's range and the neighbour threshold.")
-method = controls[4].selectbox("Map", MAP_METHODS, key="manifold_map",
+method = controls[4].selectbox("Map", MAP_METHODS, key="manifold_map", persist_state="session",
                                help="2-D map of the centroids. UMAP compiles itself on first use in a server "
                                     "(tens of seconds, once); results are cached.")
-parameter = st.slider("Perplexity" if method == "t-SNE" else "UMAP neighbours", 2, 100, 30, key="manifold_map_param",
+parameter = st.slider("Perplexity" if method == "t-SNE" else "UMAP neighbours", 2, 100, 30, key="manifold_map_param", persist_state="session",
                       help="t-SNE: perplexity (capped at (N − 1)/3). UMAP: n_neighbors. Larger = more global layout.")
 with st.expander("Augmentation pipeline (CLAMP defaults)"):
     jitter = st.columns(4)
-    brightness = jitter[0].number_input("Brightness", 0.0, 1.0, 0.4, key="manifold_brightness",
+    brightness = jitter[0].number_input("Brightness", 0.0, 1.0, 0.4, key="manifold_brightness", persist_state="session",
                                         help="Colour jitter strength (applied with p = 0.8).")
-    contrast = jitter[1].number_input("Contrast", 0.0, 1.0, 0.4, key="manifold_contrast", help="Colour jitter.")
-    saturation = jitter[2].number_input("Saturation", 0.0, 1.0, 0.2, key="manifold_saturation", help="Colour jitter.")
-    hue = jitter[3].number_input("Hue", 0.0, 0.5, 0.1, key="manifold_hue", help="Colour jitter.")
-    crop_min = st.slider("Smallest crop (share of the image area)", 0.01, 1.0, 0.08, key="manifold_crop",
+    contrast = jitter[1].number_input("Contrast", 0.0, 1.0, 0.4, key="manifold_contrast", persist_state="session", help="Colour jitter.")
+    saturation = jitter[2].number_input("Saturation", 0.0, 1.0, 0.2, key="manifold_saturation", persist_state="session", help="Colour jitter.")
+    hue = jitter[3].number_input("Hue", 0.0, 0.5, 0.1, key="manifold_hue", persist_state="session", help="Colour jitter.")
+    crop_min = st.slider("Smallest crop (share of the image area)", 0.01, 1.0, 0.08, key="manifold_crop", persist_state="session",
                          help="Random resized crop scale [this, 1]; then flip p = 0.5, grayscale p = 0.2, blur p = 0.5.")
 pipeline = AugmentationPipeline(crop_scale=(crop_min, 1.0), brightness=brightness, contrast=contrast,
                                 saturation=saturation, hue=hue)
@@ -64,6 +83,11 @@ def job_key(spec: str, layer: str) -> str:
     return "views|" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
 
 
+def rate_key(spec: str, layer: str) -> str:
+    """What one view costs: the encoder layer, pooling and device (views are 224-pixel crops of any dataset)."""
+    return "|".join(["manifold-views", spec, layer, effective_pooling(spec, selection.pooling), selection.device])
+
+
 def start_extraction() -> None:
     store = resources.feature_store()
     for spec, layer in selected:
@@ -72,7 +96,7 @@ def start_extraction() -> None:
                                  pooling=effective_pooling(spec, selection.pooling), device=selection.device,
                                  batch_size=selection.batch_size,
                                  progress=lambda p: report(p.done, p.total, f"{p.images_per_s:.1f} views/s"))
-        submit_job("manifold_jobs", job_key(spec, layer), f"{spec} · {layer}", work)
+        submit_job("manifold_jobs", job_key(spec, layer), f"{spec} · {layer}", work, rate_key=rate_key(spec, layer))
 
 
 def stored_views(spec: str, layer: str) -> np.ndarray | None:
@@ -89,10 +113,16 @@ def stored_views(spec: str, layer: str) -> np.ndarray | None:
 
 views_by_pair = {pair: stored_views(*pair) for pair in selected}
 missing = [pair for pair, views in views_by_pair.items() if views is None]
-st.button(f"Extract views ({len(rows)} images × {m} views, {len(missing)} encoder layer(s))" if missing
-          else "All views extracted", type="primary", disabled=not missing, on_click=start_extraction,
-          help="Runs in the background and is cached on disk per encoder, layer, images, m and pipeline; changing "
-               "other widgets does not stop it.")
+action = st.columns([2, 3], vertical_alignment="center")
+action[0].button(f"Extract views ({len(rows)} images × {m} views, {len(missing)} encoder layer(s))" if missing
+                 else "All views extracted", type="primary", disabled=not missing, on_click=start_extraction,
+                 help="Runs in the background and is cached on disk per encoder, layer, images, m and pipeline; "
+                      "changing other widgets does not stop it.")
+estimates = [f"{spec} · {layer}: {text}" for spec, layer in missing
+             if (text := estimate_text(rate_key(spec, layer), len(rows) * int(m), "views"))]
+if missing:
+    action[1].caption("Estimate — " + "; ".join(estimates) if estimates else
+                      "No estimate yet: the first extraction measures the rate for the next ones.")
 if has_jobs("manifold_jobs"):
     job_progress("manifold_jobs", "views", "Stops after the current batch; the views extracted so far stay cached "
                                            "and the next run resumes from them.")
