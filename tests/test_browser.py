@@ -265,10 +265,19 @@ def test_sidebar_choices_survive_every_page_switch_and_a_reload(served_app, isol
             assert page.locator("[data-testid='stException']").count() == 0, title
             assert page.get_by_text("Session State API").count() == 0, title  # default and state both set
             _check_choices(_sidebar_values(page), folder, title)
+            if title == "Layer probes":  # a page's own control is kept too
+                folds = page.get_by_role("spinbutton", name="K (folds)")
+                folds.fill("3")
+                folds.press("Enter")
+                _settled(page)
+        page.locator("[data-testid='stSidebarNav']").get_by_text("Layer probes", exact=True).click()
+        page.wait_for_selector("h1:has-text('Layer probes')", timeout=180_000)
+        _settled(page)
+        assert page.get_by_role("spinbutton", name="K (folds)").input_value() == "3"
         # A reload is a new session: dataset, encoders (one added by spec too), layers and pooling come back
         # from the URL.
         page.reload()
-        page.wait_for_selector("h1:has-text('Features')", timeout=180_000)
+        page.wait_for_selector("h1:has-text('Layer probes')", timeout=180_000)
         _settled(page)
         _check_choices(_sidebar_values(page), folder, "reload", batch_size=False)
         assert page.get_by_text("Session State API").count() == 0

@@ -25,7 +25,7 @@ metadata = image_set.metadata
 
 controls = st.columns([3, 2])
 schemes = controls[0].multiselect(
-    "Cross-validation", SCHEMES, default=["loto", "loco"], format_func=SCHEME_LABELS.get, key="affect_schemes",
+    "Cross-validation", SCHEMES, default=["loto", "loco"], format_func=SCHEME_LABELS.get, key="affect_schemes", persist_state="session",
     help="LOTO holds out one theme group at a time (images of one theme never train their own prediction); LOCO "
          "holds out a whole category: generalisation to unseen kinds of things. K-fold: shuffled folds. Grouped K-fold: K folds of whole theme "
          "groups (cheaper than LOTO).")
@@ -33,20 +33,20 @@ if not schemes:
     st.info("Pick at least one cross-validation scheme.")
     st.stop()
 geometry_scheme = controls[1].selectbox(
-    "Scheme for the error geometry", schemes, format_func=SCHEME_LABELS.get, key="affect_geometry_scheme",
+    "Scheme for the error geometry", schemes, format_func=SCHEME_LABELS.get, key="affect_geometry_scheme", persist_state="session",
     help="The out-of-fold predictions whose errors the figures below analyse.")
 options = st.columns(3)
-zscore = options[0].toggle("z-scored axes", key="affect_zscore",
+zscore = options[0].toggle("z-scored axes", key="affect_zscore", persist_state="session",
                             help="Divide each error axis by the SD of that rating before angles, PLV, pull and "
                                  "error ED (arousal varies less than valence in OASIS). Occupancy and attractors "
                                  "stay in rating units.")
-color_by_category = options[1].toggle("Colour by category", value=True, key="affect_color",
+color_by_category = options[1].toggle("Colour by category", value=True, key="affect_color", persist_state="session",
                                        help="Colour the per-image arrows by category (else grey).")
-bins = options[2].slider("Occupancy grid B", 8, 40, 20, key="affect_bins",
+bins = options[2].slider("Occupancy grid B", 8, 40, 20, key="affect_bins", persist_state="session",
                           help="Cells per axis of the occupancy histograms over the rating range [1, 7]².")
 n_folds = 5
 if set(K_FOLD_SCHEMES) & set(schemes):
-    n_folds = st.number_input("K (folds)", 2, 20, 5, key="affect_k",
+    n_folds = st.number_input("K (folds)", 2, 20, 5, key="affect_k", persist_state="session",
                               help="Folds of the K-fold schemes (seed 0): shuffled images, or whole theme groups.")
 if "loco" in schemes and metadata["category"].nunique() < 2:
     st.warning("Leave-One-Category-Out needs at least two categories; this dataset has one, so LOCO is skipped. "

@@ -75,56 +75,56 @@ def source_rdm(image_set: ImageSet, source: tuple, metric: str, normalise: bool)
 
 names = list(sources)
 controls = st.columns(3)
-source_name = controls[0].selectbox("Source", names, key="alignment_source",
+source_name = controls[0].selectbox("Source", names, key="alignment_source", persist_state="session",
                                     help="The representation whose items are transported (rows of the plan).")
 # The demo's human embedding is built from what raw pixels show (core/demo.py), so that pair is its known answer.
 known_pair = f"{KNOWN_ITEM_MATCH} · final"
 default_target = names.index(known_pair) if image_set.name == "demo" and known_pair in names else min(1, len(names) - 1)
-target_name = controls[1].selectbox("Target", names, index=default_target, key="alignment_target",
+target_name = controls[1].selectbox("Target", names, index=default_target, key="alignment_target", persist_state="session",
                                     help="The representation they are transported to (columns). Model-vs-model "
                                          "and model-vs-human are both fine; the same source twice is a sanity check. On the demo the default "
                                          f"is {KNOWN_ITEM_MATCH}: the demo's human embedding is the images' coarse "
                                          "colour layout, so GWOT should recover most items (a known answer).")
-metric = controls[2].selectbox("RDM metric", METRICS, format_func=METRIC_LABELS.get, key="alignment_metric",
+metric = controls[2].selectbox("RDM metric", METRICS, format_func=METRIC_LABELS.get, key="alignment_metric", persist_state="session",
                                help="Dissimilarity between two items' vectors. Cosine is the usual choice for DNN "
                                     "features, euclidean for SPoSE-style human embeddings.")
 settings = st.columns(5)
 default_low, default_high = DEFAULT_EPS[metric]
-eps_low = settings[0].number_input("ε from", min_value=1e-6, value=default_low, format="%.0e", key=f"eps_low_{metric}",
+eps_low = settings[0].number_input("ε from", min_value=1e-6, value=default_low, format="%.0e", key=f"eps_low_{metric}", persist_state="session",
                                    help="Smallest entropic regularisation tried. ε is in the units of the squared "
                                         "RDM entries: defaults are [1e-5, 1e-1] for cosine/correlation RDMs and "
                                         "[1, 10] for euclidean human embeddings (science.md §5). Too small for the "
                                         "RDMs' scale and trials fail (reported, discarded).")
 eps_high = settings[1].number_input("ε to", min_value=1e-6, value=default_high, format="%.0e",
-                                    key=f"eps_high_{metric}", help="Largest ε tried (a blurrier plan).")
-n_eps = settings[2].number_input("Epsilons", 1, 50, 10, key="alignment_n_eps",
+                                    key=f"eps_high_{metric}", persist_state="session", help="Largest ε tried (a blurrier plan).")
+n_eps = settings[2].number_input("Epsilons", 1, 50, 10, key="alignment_n_eps", persist_state="session",
                                  help="Number of ε values, log-spaced over the range.")
-init = settings[3].selectbox("Initial plan", INITS, format_func=INIT_LABELS.get, key="alignment_init",
+init = settings[3].selectbox("Initial plan", INITS, format_func=INIT_LABELS.get, key="alignment_init", persist_state="session",
                              help="GW is non-convex: each init can land in a different local optimum. Random "
                                   "positive: a random matrix scaled to uniform marginals. Permutation: a random "
                                   "one-to-one plan / N. Uniform: p qᵀ (one deterministic init).")
-n_inits = settings[4].number_input("Inits per ε", 1, 20, 1, key="alignment_n_inits", disabled=init == "uniform",
+n_inits = settings[4].number_input("Inits per ε", 1, 20, 1, key="alignment_n_inits", persist_state="session", disabled=init == "uniform",
                                    help="Random initial plans per ε (seeds 0, 1, …). The trial with the smallest "
                                         "GW distance over all ε and inits is selected. With annealing (below) one is "
                                         "usually enough; without it, use several.")
 more = st.columns(5)
-search = more[0].selectbox("Search", SEARCHES, key="alignment_search",
+search = more[0].selectbox("Search", SEARCHES, key="alignment_search", persist_state="session",
                            help="grid: all ε log-spaced. sequential: half of them on the grid, the rest between "
                                 "the neighbours of the best so far.")
-warm_start = more[1].checkbox("Anneal ε", value=True, key="alignment_warm_start",
+warm_start = more[1].checkbox("Anneal ε", value=True, key="alignment_warm_start", persist_state="session",
                               help="On (default): ε runs from large to small and each init continues from its own "
                                    "plan at the previous ε. Several times faster, and on known answers it finds the "
                                    "true matching where cold starts stall in a local optimum (a shuffled copy of the "
                                    "demo's human embedding: ≥ 95% top-1, tested). At a large ε the problem has a "
                                    "single optimum, so inits tend to follow the same path. Off: every trial starts "
                                    "from its own initial plan (GWTune's protocol, science.md §5); use several inits.")
-backend = more[2].selectbox("Backend", BACKENDS, key="alignment_backend",
+backend = more[2].selectbox("Backend", BACKENDS, key="alignment_backend", persist_state="session",
                             format_func=lambda b: f"torch ({'GPU' if torch.cuda.is_available() else 'CPU'})" if b == "torch" else b,
                             help="numpy on the CPU, or torch: on the GPU when there is one (much faster for "
                                  "thousands of items), else on the CPU. Same selection either way.")
-normalise = more[3].checkbox("Divide RDMs by their max", key="alignment_normalise",
+normalise = more[3].checkbox("Divide RDMs by their max", key="alignment_normalise", persist_state="session",
                              help="Puts both RDMs in [0, 1] so one ε range suits both; off by default.")
-max_iter = more[4].number_input("Max iterations", 10, 5000, 1000, step=100, key="alignment_max_iter",
+max_iter = more[4].number_input("Max iterations", 10, 5000, 1000, step=100, key="alignment_max_iter", persist_state="session",
                                 help="Outer (mirror-descent) steps per trial; a trial stops earlier when the GW "
                                      "objective changes by < 1e-6 (relative).")
 if eps_low > eps_high:
@@ -203,7 +203,7 @@ figure_block(rdm_pair_figure(source_matrix, target_matrix, categories, pair), No
 per_category = per_category_matching(plan, categories)
 plan_column, rates_column = st.columns([3, 2])
 with plan_column:
-    log_colour = st.toggle("Log colour scale", key="alignment_log_colour",
+    log_colour = st.toggle("Log colour scale", key="alignment_log_colour", persist_state="session",
                            help="log₁₀ of N·T, floored at 1e-4: shows where the small mass goes.")
     figure_block(transport_plan_figure(plan, categories, log_colour=log_colour, names=pair), None,
                  page="alignment", figure="transport_plan", dataset=image_set.name, encoder=label, how_to_read=(
@@ -240,7 +240,7 @@ downloads[2].download_button("Trials (CSV)", table_to_csv(trials), mime="text/cs
 
 st.subheader("RSA vs GWOT across targets")
 others = [name for name in names if name != source_name]
-compared = st.multiselect("Targets to compare", others, default=others[:6], key="alignment_compare",
+compared = st.multiselect("Targets to compare", others, default=others[:6], key="alignment_compare", persist_state="session",
                           help="Every target is aligned with the settings above. RSA needs the correspondence; "
                                "GWOT finds it. A target with high RSA but low top-1 shares the coarse geometry "
                                "but not the item-level structure.")

@@ -30,37 +30,37 @@ if image_set.metadata["category"].nunique() < 2:
     st.stop()
 
 controls = st.columns([3, 2, 1, 1])
-objectives = controls[0].multiselect("Objectives", OBJECTIVES, default=list(OBJECTIVES), key="lab_objectives",
+objectives = controls[0].multiselect("Objectives", OBJECTIVES, default=list(OBJECTIVES), key="lab_objectives", persist_state="session",
                                      format_func=OBJECTIVE_LABELS.get,
                                      help="Each is trained separately from the same initial weights (seed), on the "
                                           "same images and augmented views, for the same epochs.")
-backbone = controls[1].text_input("Backbone (timm)", "resnet18", key="lab_backbone",
+backbone = controls[1].text_input("Backbone (timm)", "resnet18", key="lab_backbone", persist_state="session",
                                   help="Any timm architecture, randomly initialised. resnet18 at 64 px trains on a CPU "
                                        "in minutes; ViTs want a GPU.").strip()
-image_size = controls[2].number_input("Image size", 32, 384, 64, step=16, key="lab_image_size",
+image_size = controls[2].number_input("Image size", 32, 384, 64, step=16, key="lab_image_size", persist_state="session",
                                       help="Training resolution (random resized crops of this size); the run's "
                                            "encoder preprocesses at the same size.")
-epochs = controls[3].number_input("Epochs", 1, 1000, 30, key="lab_epochs", help="Passes over the images.")
+epochs = controls[3].number_input("Epochs", 1, 1000, 30, key="lab_epochs", persist_state="session", help="Passes over the images.")
 more = st.columns(4)
-batch_size = more[0].number_input("Batch size", 4, 4096, 64, step=8, key="lab_batch_size",
+batch_size = more[0].number_input("Batch size", 4, 4096, 64, step=8, key="lab_batch_size", persist_state="session",
                                   help="Images per step (each with its views).")
-views = more[1].number_input("Views (CLAMP m)", 2, 32, 4, key="lab_views",
+views = more[1].number_input("Views (CLAMP m)", 2, 32, 4, key="lab_views", persist_state="session",
                              help="Views per image for CLAMP; SimCLR always uses 2, supervised and language 1.")
-seed = more[2].number_input("Seed", 0, 2**31 - 1, 0, key="lab_seed",
+seed = more[2].number_input("Seed", 0, 2**31 - 1, 0, key="lab_seed", persist_state="session",
                             help="Initial weights, image order and augmentations; the same seed gives the same run.")
-max_images = more[3].number_input("Images (0 = all)", 0, 10_000_000, 0, key="lab_max_images",
+max_images = more[3].number_input("Images (0 = all)", 0, 10_000_000, 0, key="lab_max_images", persist_state="session",
                                   help="Train on a random subset of this many images (seeded); 0 uses the whole set.")
 with st.expander("Optimiser and loss settings"):
     tuning = st.columns(5)
-    optimizer = tuning[0].selectbox("Optimiser", OPTIMIZERS, key="lab_optimizer",
+    optimizer = tuning[0].selectbox("Optimiser", OPTIMIZERS, key="lab_optimizer", persist_state="session",
                                     help="AdamW, or LARS (timm's) as in SimCLR; cosine schedule to 0 either way.")
-    lr = tuning[1].number_input("Learning rate", 1e-6, 10.0, 2e-3, format="%.0e", key="lab_lr",
+    lr = tuning[1].number_input("Learning rate", 1e-6, 10.0, 2e-3, format="%.0e", key="lab_lr", persist_state="session",
                                 help="Peak learning rate of the cosine schedule.")
-    weight_decay = tuning[2].number_input("Weight decay", 0.0, 1.0, 1e-4, format="%.0e", key="lab_weight_decay",
+    weight_decay = tuning[2].number_input("Weight decay", 0.0, 1.0, 1e-4, format="%.0e", key="lab_weight_decay", persist_state="session",
                                           help="Decoupled (AdamW) or LARS weight decay.")
-    temperature = tuning[3].number_input("Temperature τ", 0.01, 5.0, 0.2, key="lab_temperature",
+    temperature = tuning[3].number_input("Temperature τ", 0.01, 5.0, 0.2, key="lab_temperature", persist_state="session",
                                          help="Softmax temperature of SimCLR's NT-Xent and the language objective.")
-    radius_scale = tuning[4].number_input("CLAMP r_s", 0.5, 50.0, 7.0, key="lab_radius_scale",
+    radius_scale = tuning[4].number_input("CLAMP r_s", 0.5, 50.0, 7.0, key="lab_radius_scale", persist_state="session",
                                           help="CLAMP's radius scale (7 for CIFAR-sized images, 8.5 for ImageNet).")
 
 if backbone not in timm.list_models():
@@ -151,9 +151,9 @@ def remove_run(spec: str) -> None:
 
 
 actions = st.columns([3, 2, 1, 1])
-chosen = actions[0].multiselect("Runs", [run.spec for run in runs], default=done, key="lab_chosen_runs",
+chosen = actions[0].multiselect("Runs", [run.spec for run in runs], default=done, key="lab_chosen_runs", persist_state="session",
                                 help="Finished runs to open on an analysis page (side by side), or one to delete.")
-page = actions[1].selectbox("Analysis page", list(PAGES), key="lab_open_page",
+page = actions[1].selectbox("Analysis page", list(PAGES), key="lab_open_page", persist_state="session",
                             help="Opens the page with these encoders selected in the sidebar (final layer).")
 ready = [spec for spec in chosen if spec in done]
 actions[2].button("Open", on_click=open_runs, args=(ready, page), disabled=not ready,

@@ -32,21 +32,21 @@ if not probes:
 
 controls = st.columns(4)
 scheme = controls[0].selectbox(
-    "Affect cross-validation", SCHEMES, format_func=SCHEME_LABELS.get, key="probes_scheme",
+    "Affect cross-validation", SCHEMES, format_func=SCHEME_LABELS.get, key="probes_scheme", persist_state="session",
     help="As on the Affect page: LOTO holds out one theme group at a time, LOCO a whole category, K-fold "
          "shuffled folds, grouped K-fold K folds of whole themes. The final layer's numbers equal the Affect "
          "page's for the same scheme.")
 category_scheme = controls[1].selectbox(
     "Category cross-validation", CATEGORY_SCHEMES, index=CATEGORY_SCHEMES.index("gkfold"),
-    format_func=SCHEME_LABELS.get, key="probes_category_scheme",
+    format_func=SCHEME_LABELS.get, key="probes_category_scheme", persist_state="session",
     help="Leave-One-Category-Out is not offered: the held-out category never appears in training, so a "
          "category probe cannot name it. Grouped K-fold (default) keeps each theme group in one fold with K "
          "refits per layer; LOTO refits once per theme (minutes for wide layers such as raw pixels); K-fold "
          "shuffles images, so a theme's near-duplicates help.")
-n_folds = controls[2].number_input("K (folds)", 2, 20, 5, key="probes_k",
+n_folds = controls[2].number_input("K (folds)", 2, 20, 5, key="probes_k", persist_state="session",
                                    disabled=not set(K_FOLD_SCHEMES) & {scheme, category_scheme},
                                    help="Folds of the K-fold schemes (seed 0): shuffled images, or whole theme groups.")
-band = controls[3].radio("Band", list(BANDS), format_func=BANDS.get, key="probes_band",
+band = controls[3].radio("Band", list(BANDS), format_func=BANDS.get, key="probes_band", persist_state="session",
                          help="±1 SE over folds (default): SD of the per-fold scores / √(number of folds), the "
                               "uncertainty of the mean; folds share training images, so read it as a guide, not "
                               "a test. Fold spread: ±1 SD of the per-fold scores (wide under LOTO, where a fold "
