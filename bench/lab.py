@@ -1,7 +1,7 @@
 """Objective lab budget: train all four objectives with the page's defaults on the demo, against 15 minutes.
 
 Prints each objective's time and loss per epoch, the ratio of the total to the 15-minute budget
-(< 1 passes), and the four encoders' geometry on the Manifolds page's defaults (25 images per
+(< 1 passes), and the four encoders' geometry on the Manifolds page's Full preset (25 images per
 class, m = 16 views, r_s 8.5): contrastive objectives should spread features more uniformly
 than supervised training.
 
@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.augment import per_class_subset, view_features  # noqa: E402
 from core.datasets import demo  # noqa: E402
-from core.manifolds import manifold_summary  # noqa: E402
+from core.manifolds import MANIFOLD_PRESETS, manifold_summary  # noqa: E402
 from core.store import FeatureStore, default_cache_dir  # noqa: E402
 from core.train import OBJECTIVES, TrainConfig, load_run, train  # noqa: E402
 
@@ -44,10 +44,11 @@ def main() -> None:
     total = time.perf_counter() - began
     print(f"all four: {total:.1f} s; ratio to the 15-minute budget {total / BUDGET_S:.2f} (< 1 passes; a run "
           "already on disk counts ~0 s)")
-    subset = image_set.subset(per_class_subset(image_set, 25))
+    full = MANIFOLD_PRESETS["full"]
+    subset = image_set.subset(per_class_subset(image_set, full.per_class))
     rows = []
     for spec in specs:
-        views = view_features(subset, spec, "final", FeatureStore(cache / "features"), m=16)
+        views = view_features(subset, spec, "final", FeatureStore(cache / "features"), m=full.m)
         summary = manifold_summary(views, subset.metadata["category"].to_numpy())
         rows.append({"encoder": spec, **{key: value for key, value in summary.items() if not isinstance(value, dict)}})
     print(pd.DataFrame(rows).round(3).to_string(index=False))
