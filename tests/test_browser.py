@@ -282,3 +282,28 @@ def test_sidebar_choices_survive_every_page_switch_and_a_reload(served_app, isol
         _check_choices(_sidebar_values(page), folder, "reload", batch_size=False)
         assert page.get_by_text("Session State API").count() == 0
         browser.close()
+
+
+@pytest.mark.slow
+def test_no_progress_bar_outlives_its_extraction(served_app) -> None:
+    """Issue 15: a frozen "running: 352/384" bar stayed beside "Everything selected is cached"."""
+    chromium = find_chromium()
+    if chromium is None:
+        pytest.skip("Chromium not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1500, "height": 1400})
+        page.goto(served_app)
+        page.wait_for_selector("h1:has-text('Features')", timeout=180_000)
+        _settled(page)
+        sidebar = page.locator("[data-testid='stSidebar']")
+        sidebar.get_by_role("textbox", name="Add an encoder by spec").fill("pixels:6")  # new to this cache
+        sidebar.get_by_role("button", name="Add", exact=True).click()
+        _settled(page)
+        page.get_by_role("button", name="Extract 1 encoder(s)").click()
+        page.get_by_role("button", name="Everything selected is cached").wait_for(timeout=180_000)
+        _settled(page)
+        page.wait_for_timeout(2500)  # two more ticks of the 1 s progress fragment
+        assert page.locator("[data-testid='stProgress']").count() == 0
+        browser.close()
