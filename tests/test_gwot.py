@@ -13,6 +13,7 @@ from core.rdm import rdm
 RNG = np.random.default_rng(0)
 
 
+@pytest.mark.slow  # ~30-40 s on 2 cores
 def test_a_noisy_permuted_copy_is_recovered() -> None:
     n = 200
     cloud = RNG.normal(size=(n, 5))
@@ -64,6 +65,7 @@ def test_initial_plans_have_uniform_marginals(init: str) -> None:
     np.testing.assert_allclose(plan.sum(axis=0), 1 / 40, atol=1e-9)
 
 
+@pytest.mark.slow  # ~30-40 s on 2 cores
 def test_torch_and_numpy_backends_select_the_same_trial() -> None:
     pytest.importorskip("torch")
     cloud = RNG.normal(size=(80, 4))

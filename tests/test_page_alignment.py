@@ -114,3 +114,38 @@ def test_alignment_page_without_two_sources_says_what_to_do(isolated_cache: Path
     app.switch_page("views/alignment.py").run()
     assert not app.exception
     assert any("needs two sources" in info.value for info in app.info)
+
+
+@pytest.mark.slow
+def test_switching_pooling_changes_the_rdm(isolated_cache: Path, tmp_path: Path) -> None:
+    """Issue 16's bug: the cached RDM of a ViT block ignored the sidebar's pooling (cls -> mean kept cls)."""
+    from core.datasets import load_dataset
+    from core.rdm import rdm, rsa
+
+    source = demo(isolated_cache)
+    rows = [row for category in sorted(set(source.metadata["category"]))
+            for row in np.flatnonzero(source.metadata["category"].to_numpy() == category)[:4]]
+    manifest = tmp_path / "sixteen.csv"
+    source.metadata.iloc[rows].assign(path=[str(source.paths[row]) for row in rows])[
+        ["path", "category", "image_id"]].to_csv(manifest, index=False)
+    image_set = load_dataset(f"manifest:{manifest}", isolated_cache)
+    vit, store = "untrained:timm:vit_tiny_patch16_224", FeatureStore(isolated_cache / "features")
+    expected = {}
+    for pooling in ("cls", "mean"):
+        block = extract(image_set, vit, ["blocks.0"], store, pooling=pooling)["blocks.0"].features
+        pixels = extract(image_set, ENCODER, ["final"], store)["final"].features
+        expected[pooling] = rsa(rdm(block, "cosine"), rdm(pixels, "cosine"))
+    assert abs(expected["cls"] - expected["mean"]) > 0.01  # the two poolings really differ
+    state = dict(dataset_kind="manifest", dataset_path_manifest=str(manifest), pooling="cls",
+                 alignment_source=f"{vit} · blocks.0", alignment_target=f"{ENCODER} · final", alignment_n_eps=1)
+    state[f"layers::{vit}"] = ["blocks.0"]
+    app = AppTest.from_file(APP, default_timeout=300)
+    app.session_state["encoders"] = [vit, ENCODER]
+    for key, value in state.items():
+        app.session_state[key] = value
+    app.switch_page("views/alignment.py").run()
+    for pooling in ("cls", "mean"):
+        app.sidebar.selectbox(key="pooling").set_value(pooling).run()
+        run_until_done(app, "Run alignment")
+        rsa_shown = float(next(metric.value for metric in app.metric if metric.label == "RSA (Spearman)"))
+        assert rsa_shown == pytest.approx(expected[pooling], abs=1e-3), pooling

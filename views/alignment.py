@@ -35,7 +35,9 @@ categories = image_set.metadata["category"].astype(str).to_numpy()
 
 with st.expander("Features", expanded=False):
     statuses = extraction_panel(image_set, selection)
-sources = {f"{status.encoder} · {status.layer}": ("features", status.encoder, status.layer)
+# A source names everything its RDM depends on: source_rdm is cached on it.
+sources = {f"{status.encoder} · {status.layer}":
+           ("features", status.encoder, status.layer, effective_pooling(status.encoder, selection.pooling))
            for status in statuses if status.state == "cached"}
 if image_set.reference_embedding is not None:
     sources = {f"human · {image_set.reference_name}": ("reference",), **sources}
@@ -61,16 +63,19 @@ if len(sources) < 2:
 
 
 @st.cache_resource(max_entries=16, show_spinner="Computing RDM…", hash_funcs={ImageSet: lambda s: s.fingerprint})
-def source_rdm(image_set: ImageSet, source: tuple, metric: str, normalise: bool) -> np.ndarray:
-    """(N, N) float32 RDM of a source (features, the reference embedding or the uploaded matrix)."""
+def source_rdm(image_set: ImageSet, source: tuple, metric: str, normalise: bool, _uploaded: tuple | None) -> np.ndarray:
+    """(N, N) float32 RDM of a source: ("features", spec, layer, pooling), ("reference",) or ("upload", digest).
+
+    Every input is an argument (the upload by its digest inside `source`), never a page global.
+    """
     if source[0] == "reference":
         return rdm(image_set.reference_embedding, metric, normalise=normalise)
     if source[0] == "upload":
-        name, matrix, item_ids = uploaded
-        return as_rdm(matrix, items, metric, item_ids=item_ids, name=name, normalise=normalise)
-    _, spec, layer = source
-    features = resources.feature_set(image_set, spec, layer, effective_pooling(spec, selection.pooling))
-    return rdm(features.features, metric, normalise=normalise)
+        name, matrix, item_ids = _uploaded
+        return as_rdm(matrix, image_set.metadata["image_id"].astype(str).to_numpy(), metric, item_ids=item_ids,
+                      name=name, normalise=normalise)
+    _, spec, layer, pooling = source
+    return rdm(resources.feature_set(image_set, spec, layer, pooling).features, metric, normalise=normalise)
 
 
 names = list(sources)
@@ -143,9 +148,9 @@ def job_key(source: str, target: str) -> str:
 
 def start_alignments(targets: list[str]) -> None:
     """Button callback: one background job per target, so a long search survives reruns and page changes."""
-    source = source_rdm(image_set, sources[source_name], metric, normalise)
+    source = source_rdm(image_set, sources[source_name], metric, normalise, uploaded)
     for target in targets:
-        target_matrix = source_rdm(image_set, sources[target], metric, normalise)
+        target_matrix = source_rdm(image_set, sources[target], metric, normalise, uploaded)
 
         def work(report, target_matrix=target_matrix):
             return align(source, target_matrix, **search_settings, progress=lambda done, total, trial: report(
@@ -172,8 +177,8 @@ if status is None or status.state != "done":
     st.stop()
 
 alignment = registry.result(key)
-source_matrix = source_rdm(image_set, sources[source_name], metric, normalise)
-target_matrix = source_rdm(image_set, sources[target_name], metric, normalise)
+source_matrix = source_rdm(image_set, sources[source_name], metric, normalise, uploaded)
+target_matrix = source_rdm(image_set, sources[target_name], metric, normalise, uploaded)
 plan, trials = alignment.transport_plan, alignment.trials
 pair = (source_name, target_name)
 label = f"{source_name}→{target_name}"
@@ -249,7 +254,7 @@ for target in compared:
     target_status = registry.status(job_key(source_name, target))
     result = registry.result(job_key(source_name, target)) if target_status and target_status.state == "done" else None
     row = {"source": source_name, "target": target,
-           "rsa": rsa(source_matrix, source_rdm(image_set, sources[target], metric, normalise))}
+           "rsa": rsa(source_matrix, source_rdm(image_set, sources[target], metric, normalise, uploaded))}
     if result is None:
         missing.append(target)
         row["gwot"] = target_status.state if target_status else "not run"
