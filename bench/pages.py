@@ -32,7 +32,8 @@ from core.affect import TARGETS, cross_validated_predictions, metrics_table  # n
 from core.augment import per_class_subset, view_features  # noqa: E402
 from core.datasets import ImageSet, demo  # noqa: E402
 from core.extract import extract  # noqa: E402
-from core.gwot import align  # noqa: E402
+from core.demo import KNOWN_ITEM_MATCH  # noqa: E402
+from core.gwot import DEFAULT_EPS, align  # noqa: E402
 from core.inductive_bias import BIAS_PRESETS, BiasPreset, BiasSettings, corruption_metrics  # noqa: E402
 from core.manifolds import MANIFOLD_PRESETS, ViewPreset, analyse_manifolds  # noqa: E402
 from core.probes import ProbeSettings, encoder_curves  # noqa: E402
@@ -45,8 +46,8 @@ PAGES = ("affect", "probes", "alignment", "manifolds", "inductive_bias")
 # --- copied from the page sources (no shared defaults module): keep in step with them ---
 AFFECT_SCHEMES, AFFECT_FOLDS = ("loto", "loco"), 5  # views/affect.py: schemes default, K
 PROBE_SETTINGS = ProbeSettings("loto", "gkfold", 5)  # views/probes.py: first scheme, gkfold, K = 5
-ALIGNMENT = dict(eps_range=(1e-4, 1e-1), n_eps=10, n_inits=1, init="random", search="grid", warm_start=True,
-                 backend="numpy", max_iter=1000)  # views/alignment.py: cosine RDMs, human -> first encoder
+ALIGNMENT = dict(eps_range=DEFAULT_EPS["cosine"], n_eps=10, n_inits=1, init="random", search="grid",
+                 warm_start=True, backend="numpy", max_iter=1000)  # views/alignment.py: cosine, human -> pixels:32
 # --- end of copied defaults ---
 
 
@@ -79,7 +80,7 @@ def layer_probes(image_set: ImageSet, store: FeatureStore, results: ResultCache)
 
 
 def alignment(image_set: ImageSet, store: FeatureStore) -> None:
-    target = extract(image_set, ENCODERS[0], [LAYER], store, device="cpu")[LAYER].features
+    target = extract(image_set, KNOWN_ITEM_MATCH, [LAYER], store, device="cpu")[LAYER].features
     align(rdm(image_set.reference_embedding, "cosine"), rdm(target, "cosine"), **ALIGNMENT)
 
 
@@ -120,7 +121,7 @@ def main() -> None:
             ("features", "Features (final layer, baseline)", lambda: features(image_set, store)),
             ("affect", f"Affect ({' + '.join(AFFECT_SCHEMES)})", lambda: affect(image_set, store)),
             ("probes", "Layer probes (all layers + fits)", lambda: layer_probes(image_set, store, results)),
-            ("alignment", "Alignment (human -> EfficientNet)", lambda: alignment(image_set, store)),
+            ("alignment", f"Alignment (human -> {KNOWN_ITEM_MATCH})", lambda: alignment(image_set, store)),
             ("manifolds", f"Manifolds quick ({quick_views.per_class}/class, m {quick_views.m})",
              lambda: manifolds(image_set, store, quick_views)),
             ("inductive_bias", f"Inductive bias quick ({quick_bias.per_class}/class, "

@@ -11,7 +11,7 @@ from core.alignment_figures import (epsilon_search_figure, matching_rates_figure
 from core.datasets import ImageSet
 from core.export import array_to_npy, export_filename, table_to_csv
 from core.demo import KNOWN_ITEM_MATCH
-from core.gwot import (BACKENDS, INIT_LABELS, INITS, SEARCHES, align, matching_summary, per_category_matching,
+from core.gwot import (BACKENDS, DEFAULT_EPS, INIT_LABELS, INITS, SEARCHES, align, matching_summary, per_category_matching,
                        search_warnings)
 from core.rdm import METRIC_LABELS, METRICS, as_rdm, load_matrix, rdm, rsa
 from views.ui import resources
@@ -21,9 +21,6 @@ from views.ui.extraction import extraction_panel
 from views.ui.sidebar import effective_pooling, page_start
 
 # science.md §5: cosine/correlation RDMs live in [0, 2], euclidean human embeddings in the tens.
-# Cosine/correlation from 1e-5: on the demo's known answer the GW distance still fell by 4% from ε 2e-4 to 1e-4
-# and plateaus (< 0.2%) near 1e-5.
-DEFAULT_EPS = {"cosine": (1e-5, 1e-1), "correlation": (1e-5, 1e-1), "euclidean": (1.0, 10.0)}
 
 selection, image_set = page_start(
     "Alignment",
