@@ -149,3 +149,19 @@ def test_switching_pooling_changes_the_rdm(isolated_cache: Path, tmp_path: Path)
         run_until_done(app, "Run alignment")
         rsa_shown = float(next(metric.value for metric in app.metric if metric.label == "RSA (Spearman)"))
         assert rsa_shown == pytest.approx(expected[pooling], abs=1e-3), pooling
+
+
+@pytest.mark.slow
+def test_the_demo_human_embedding_matches_mean_colour_only_coarsely(pixel_features, isolated_cache: Path) -> None:
+    """The demo's second known answer: human vs pixels:1 (each image's mean colour) shares the coarse geometry
+    (high RSA) but not the items (top-1 a few per cent) — the RSA-vs-GWOT table's "high RSA, low top-1" case."""
+    from core.gwot import DEFAULT_EPS, align, top_k_matching_rate
+    from core.rdm import rdm, rsa
+
+    image_set = pixel_features
+    mean_colour = extract(image_set, "pixels:1", ["final"], FeatureStore(isolated_cache / "features"))["final"]
+    human, colour = rdm(image_set.reference_embedding, "cosine"), rdm(mean_colour.features, "cosine")
+    alignment = align(human, colour, eps_range=DEFAULT_EPS["cosine"], n_eps=10, n_inits=1, warm_start=True, seed=0)
+    top1 = top_k_matching_rate(alignment.transport_plan, 1)
+    assert rsa(human, colour) > 0.5  # measured 0.635
+    assert 1 / len(image_set) < top1 < 0.1  # measured 2.6 %: above chance (0.26 %), far from pixels:32's 65 %
