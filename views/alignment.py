@@ -15,7 +15,7 @@ from core.gwot import (BACKENDS, DEFAULT_EPS, INIT_LABELS, INITS, SEARCHES, alig
                        search_warnings)
 from core.rdm import METRIC_LABELS, METRICS, as_rdm, load_matrix, rdm, rsa
 from views.ui import resources
-from views.ui.background import has_jobs, job_outcomes, job_progress, submit_job
+from views.ui.background import job_outcomes, job_progress, submit_job
 from views.ui.export_row import figure_block
 from views.ui.extraction import extraction_panel
 from views.ui.sidebar import effective_pooling, page_start
@@ -165,8 +165,7 @@ st.button("Run alignment", type="primary", on_click=start_alignments, args=([tar
           disabled=status is not None and status.state in ("queued", "running", "done"),
           help="Runs in the background, one trial at a time, with a progress bar. Changing other widgets does not "
                "stop it; the result is kept for these exact settings.")
-if has_jobs("alignment_jobs"):
-    job_progress("alignment_jobs", "trials", "Stops after the current trial.")
+job_progress("alignment_jobs", "trials", "Stops after the current trial.")
 job_outcomes([key], "Cancelled.")
 if status is None or status.state != "done":
     if status is None:

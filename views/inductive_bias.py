@@ -159,8 +159,7 @@ estimates = [f"{spec} · {layer}: {text}" for spec, layer in todo
 if todo:
     action[1].caption("Estimate — " + "; ".join(estimates) if estimates else
                       "No estimate yet: the first run measures the rate for the next ones.")
-if has_jobs("bias_jobs"):
-    job_progress("bias_jobs", "images", "Stops after the current batch; extracted features stay cached.")
+job_progress("bias_jobs", "images", "Stops after the current batch; extracted features stay cached.")
 job_outcomes([job_key(*pair) for pair in todo], "cancelled. Finished features are kept; Run resumes.")
 if todo:
     st.info("Press **Run** to extract the corrupted features and probe them.")

@@ -88,9 +88,8 @@ st.button(f"Train {len(todo)} objective(s)" if todo else "All selected objective
           disabled=not todo or has_jobs("lab_jobs"), on_click=start_training,
           help="One run per objective, one after another, in the background: changing widgets or pages does not "
                "stop them. A run stopped midway resumes from its last finished epoch.")
-if has_jobs("lab_jobs"):
-    job_progress("lab_jobs", "images", "Stops after the current step; the last finished epoch is kept and Train "
-                                       "resumes from it.")
+job_progress("lab_jobs", "images", "Stops after the current step; the last finished epoch is kept and Train "
+                                   "resumes from it.")
 job_outcomes([f"lab|{config.run_id}" for config in todo], "cancelled; Train resumes from the last finished epoch.")
 
 

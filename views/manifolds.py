@@ -10,7 +10,7 @@ from core.manifold_figures import (centroid_map_figure, class_distance_figure, e
                                    pair_histograms_figure, radii_figure, uniformity_figure)
 from core.manifolds import IMAGENET_RADIUS_SCALE, MANIFOLD_PRESETS, MAP_METHODS, ViewPreset, analyse_manifolds
 from views.ui import resources
-from views.ui.background import estimate_text, has_jobs, job_outcomes, job_progress, submit_job
+from views.ui.background import estimate_text, job_outcomes, job_progress, submit_job
 from views.ui.export_row import figure_block, table_block
 from views.ui.sidebar import effective_pooling, page_start
 
@@ -123,9 +123,8 @@ estimates = [f"{spec} · {layer}: {text}" for spec, layer in missing
 if missing:
     action[1].caption("Estimate — " + "; ".join(estimates) if estimates else
                       "No estimate yet: the first extraction measures the rate for the next ones.")
-if has_jobs("manifold_jobs"):
-    job_progress("manifold_jobs", "views", "Stops after the current batch; the views extracted so far stay cached "
-                                           "and the next run resumes from them.")
+job_progress("manifold_jobs", "views", "Stops after the current batch; the views extracted so far stay cached "
+                                       "and the next run resumes from them.")
 job_outcomes([job_key(*pair) for pair in missing],
              "cancelled. The views extracted so far are kept; Extract views resumes.")
 if missing:

@@ -11,7 +11,7 @@ from core.jobs import ACTIVE
 from core.probes import (CATEGORY_SCHEMES, ProbeSettings, encoder_curves, fit_rate_key, pending_fits,
                          summary_table)
 from views.ui import resources
-from views.ui.background import estimate_text, follow_jobs, has_jobs, job_outcomes, job_progress, submit_job
+from views.ui.background import estimate_text, follow_jobs, job_outcomes, job_progress, submit_job
 from views.ui.export_row import figure_block
 from views.ui.extraction import extraction_panel
 from views.ui.sidebar import effective_pooling, page_start
@@ -107,9 +107,8 @@ if todo:
                           "run or an added encoder fits only what is missing.")
     action[1].caption("Estimate — " + "; ".join(estimates) if estimates else
                       "No estimate yet: the first run of these settings measures the rate for the next ones.")
-    if has_jobs("probe_jobs"):
-        job_progress("probe_jobs", "fits", "Stops after the current fit; the layers fitted so far stay cached and the "
-                                           "next run fits only the rest.")
+    job_progress("probe_jobs", "fits", "Stops after the current fit; the layers fitted so far stay cached and the "
+                                       "next run fits only the rest.")
     job_outcomes(map(job_key, todo), "cancelled. The layers fitted so far are kept; Compute probe curves resumes.")
     drawn = [spec for spec in ready if spec not in todo]
     if not drawn:

@@ -67,9 +67,19 @@ def has_jobs(session_key: str) -> bool:
     return bool(st.session_state.get(session_key))
 
 
-@st.fragment(run_every=1.0)
 def job_progress(session_key: str, unit: str, cancel_help: str) -> None:
-    """A progress bar (done/total `unit`, the job's message, elapsed time, ETA) and Cancel button per running job."""
+    """A progress bar (done/total `unit`, the job's message, elapsed time, ETA) and Cancel button per running job.
+
+    Call it on every run, jobs or not: a fragment that a rerun no longer draws can stay on screen frozen
+    at its last progress. It polls every second only while one of the session's jobs is active.
+    """
+    registry = resources.job_registry()
+    active = any(job is not None and job.state in ACTIVE
+                 for job in map(registry.status, st.session_state.get(session_key, [])))
+    st.fragment(_progress_rows, run_every=1.0 if active else None)(session_key, unit, cancel_help)
+
+
+def _progress_rows(session_key: str, unit: str, cancel_help: str) -> None:
     registry = resources.job_registry()
     jobs = [job for job in map(registry.status, st.session_state.get(session_key, [])) if job is not None]
     for job in jobs:
