@@ -20,7 +20,8 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from core.datasets import DatasetError, ImageSet, check_images, image_problems_message, load_image
+from core.datasets import DatasetError, ImageSet, load_image
+from core.image_check import check_images, image_problems_message
 from core.encoders import FINAL_LAYER, EncoderInfo, availability, describe, load_encoder
 from core.store import FeatureKey, FeatureStore
 

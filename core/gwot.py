@@ -213,7 +213,7 @@ def _logsumexp(nx, values, axis: int):
 def align(C_source: np.ndarray, C_target: np.ndarray, *, eps_range: tuple[float, float] = (1e-4, 1e-1),
           n_eps: int = 10, n_inits: int = 3, init: str = "random", search: str = "grid", warm_start: bool = False,
           max_iter: int = 1000, tol: float = 1e-6, backend: str = "numpy", seed: int = 0,
-          progress: Callable[[int, int, dict], None] | None = None) -> Alignment:
+          progress: Callable[[int, int, dict | None], None] | None = None) -> Alignment:
     """Search epsilon x initial plans for the entropic GW alignment of (N, N) C_source to (N, N) C_target.
 
     Item i of the source is the true partner of item i of the target (the `top1` column).
@@ -236,6 +236,8 @@ def align(C_source: np.ndarray, C_target: np.ndarray, *, eps_range: tuple[float,
     rows: list[dict] = []
     finished: dict[tuple[float, int], tuple] = {}  # (epsilon, seed) -> (plan, potentials), backend arrays
     best: dict = {"plan": None, "distance": np.inf, "row": -1}
+    if progress is not None:
+        progress(0, total, None)  # before the first trial (None: no trial yet), so a timer starts at zero
 
     def start_of(epsilon: float, init_seed: int) -> tuple:
         larger = [e for (e, s) in finished if s == init_seed and e > epsilon]

@@ -184,8 +184,10 @@ def corruption_metrics(image_set: ImageSet, spec: str, layer: str, store: Featur
                        corruptions: Sequence[Corruption], settings: BiasSettings = BiasSettings(), *,
                        pooling: str = "auto", device: str = "auto", batch_size: int = 32,
                        results: ResultCache | None = None,
-                       progress: Callable[[int, int, str], None] | None = None) -> pd.DataFrame:
+                       progress: Callable[[int, int, str, int], None] | None = None) -> pd.DataFrame:
     """corruption_table of one encoder layer: extracts (or loads) the clean and every corrupted feature array.
+
+    `progress(done, total, message, skipped)`: `skipped` of the `done` images came from the cache.
 
     Progress counts the N images of every condition as they are extracted (N × conditions in all); the probes
     then run at that count, their message naming the condition and how many are probed.
@@ -193,12 +195,14 @@ def corruption_metrics(image_set: ImageSet, spec: str, layer: str, store: Featur
     conditions = list(dict.fromkeys([CLEAN, *corruptions]))
     n = len(image_set)
     total = n * len(conditions)
-    features, digests = {}, {}
+    features, digests, resumed = {}, {}, [0] * len(conditions)
     for index, corruption in enumerate(conditions):
         def extracted(p, index=index, corruption=corruption):
+            resumed[index] = p.resumed  # rows found in the cache cost nothing: `skipped` keeps them out of rates
             if progress is not None:
-                progress(index * n + p.done, total, f"extracting {corruption.name}: {p.images_per_s:.1f} images/s")
+                progress(index * n + p.done, total, f"extracting {corruption.name}: {p.message}", sum(resumed))
 
+        resumed[index] = n  # a condition found whole in the store reports nothing: all cached
         feature_set = extract(image_set, spec, [layer], store, pooling=pooling, device=device,
                               batch_size=batch_size, view=corruption.view, progress=extracted)[layer]
         features[corruption], digests[corruption] = feature_set.features, feature_set.key.digest
@@ -215,7 +219,7 @@ def corruption_metrics(image_set: ImageSet, spec: str, layer: str, store: Featur
 
     def probed(done: int, count: int, message: str) -> None:
         if progress is not None:
-            progress(total, total, f"{message} ({done}/{count} conditions probed)")
+            progress(total, total, f"{message} ({done}/{count} conditions probed)", sum(resumed))
 
     table = corruption_table(features, image_set.metadata["category"].to_numpy(),
                              image_set.metadata["group"].to_numpy(), settings, linear=linear, progress=probed)

@@ -115,6 +115,7 @@ class JobStatus:
     error: str
     started_at: float
     finished_at: float | None
+    skipped: int = 0  # of `done`, units that cost nothing (resumed rows, cached results): not in the rate
 
     @property
     def fraction(self) -> float:
@@ -126,8 +127,10 @@ class JobStatus:
 
     @property
     def eta_s(self) -> float | None:
-        """Seconds left while running, at this job's own rate so far (None before its first unit)."""
-        return eta_seconds(self.done, self.total, self.elapsed_s) if self.state == "running" else None
+        """Seconds left while running, at this job's own rate over the units it computed (None when unknown)."""
+        if self.state != "running" or self.done >= self.total:  # e.g. a last phase that reports no units
+            return None
+        return eta_seconds(self.done - self.skipped, self.total - self.skipped, self.elapsed_s)
 
 
 @dataclass
@@ -145,6 +148,7 @@ class _Job:
     cancel_requested: bool = False
     rate_key: str | None = None
     rates: RateStore | None = None
+    skipped: int = 0
 
 
 class JobRegistry:
@@ -157,7 +161,8 @@ class JobRegistry:
 
     def submit(self, key: str, label: str, work: Callable[[Callable[[int, int, str], None]], Any], *,
                rate_key: str | None = None, rates: RateStore | None = None) -> JobStatus:
-        """Run `work(report)` in the background; `report(done, total, message)` updates progress.
+        """Run `work(report)` in the background; `report(done, total, message, skipped=0)` updates progress
+        (`skipped`: units of `done` that cost nothing, e.g. resumed rows, left out of the rate and ETA).
 
         With `rate_key` and `rates`, the job's seconds per unit (elapsed / done) is recorded there
         when it ends done or cancelled after at least one unit.
@@ -206,9 +211,9 @@ class JobRegistry:
         return self.status(key)
 
     def _run(self, job: _Job, work: Callable) -> None:
-        def report(done: int, total: int, message: str = "") -> None:
+        def report(done: int, total: int, message: str = "", skipped: int = 0) -> None:
             with self._lock:
-                job.done, job.total, job.message = done, total, message
+                job.done, job.total, job.message, job.skipped = done, total, message, skipped
                 if job.cancel_requested:
                     raise JobCancelled(job.key)
 
@@ -226,9 +231,10 @@ class JobRegistry:
             state, error = "done", ""
         finished_at = time.time()
         with self._lock:
-            done, elapsed_s = job.done, finished_at - job.started_at
+            done, elapsed_s = job.done - job.skipped, finished_at - job.started_at
         # Recorded before the state is published, so whoever sees the job end also finds its rate. A cancelled
-        # job stops right after a unit (at a report), so its rate is as good as a finished one's.
+        # job stops right after a unit (at a report), so its rate is as good as a finished one's. Skipped units
+        # (resumed rows, cached results) cost nothing and are not counted.
         if job.rates is not None and job.rate_key and state in ("done", "cancelled") and done > 0:
             try:
                 job.rates.record(job.rate_key, elapsed_s / done)
@@ -240,4 +246,4 @@ class JobRegistry:
     @staticmethod
     def _snapshot(job: _Job) -> JobStatus:
         return JobStatus(job.key, job.label, job.state, job.done, job.total, job.message, job.error,
-                         job.started_at, job.finished_at)
+                         job.started_at, job.finished_at, job.skipped)

@@ -243,6 +243,8 @@ def train(config: TrainConfig, cache_dir: str | Path, *, device: str = "cpu",
     images = [_preload(path, config.image_size) for path in image_set.paths]
     pipeline = AugmentationPipeline(size=config.image_size)
     began, done_before = time.perf_counter(), start_epoch * n
+    if progress is not None:  # before the first step: what a resumed run has done already is not timed
+        progress(done_before, config.epochs * n, f"starting at epoch {start_epoch + 1}/{config.epochs}")
     model.train()
     for epoch in range(start_epoch, config.epochs):
         order = np.random.default_rng((config.seed, epoch)).permutation(n)

@@ -79,12 +79,18 @@ def test_extract_button_fills_the_cache_for_three_offline_encoders() -> None:
     assert app.main.button[0].disabled  # nothing left to extract
 
 
-def test_unreadable_images_are_named_when_the_dataset_loads(tmp_path) -> None:
-    """Issue 15: a corrupt image was found only at extraction, one at a time."""
+@pytest.mark.parametrize("in_background", [False, True])
+def test_unreadable_images_are_named_when_the_dataset_loads(tmp_path, monkeypatch, in_background: bool) -> None:
+    """Issue 15: a corrupt image was found only at extraction, one at a time. Large sets are checked in the
+    background (here: any set, by lowering the threshold), and the page shows the result when the check ends."""
     import numpy as np
     import pandas as pd
     from PIL import Image
 
+    from views.ui import sidebar
+
+    if in_background:
+        monkeypatch.setattr(sidebar, "FOREGROUND_CHECK_MAX", 1)
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 256, size=(40, 40, 3), dtype=np.uint8)).save(tmp_path / "good.jpg")
     (tmp_path / "truncated.jpg").write_bytes((tmp_path / "good.jpg").read_bytes()[:300])
@@ -93,6 +99,10 @@ def test_unreadable_images_are_named_when_the_dataset_loads(tmp_path) -> None:
     app = run_app()
     app.sidebar.selectbox(key="dataset_kind").set_value("manifest").run()
     app.sidebar.text_input(key="dataset_path_manifest").input(str(tmp_path / "list.csv")).run()
+    deadline = time.time() + 30
+    while in_background and not app.sidebar.warning and time.time() < deadline:
+        time.sleep(0.2)
+        app.run()
     assert not app.exception
     warning = next(warning.value for warning in app.sidebar.warning if "cannot be read" in warning.value)
     assert warning.startswith("2 image file(s)") and "truncated.jpg" in warning and "notes.jpg" in warning

@@ -11,8 +11,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from core.datasets import (DATASET_SPEC_HELP, SPEC_FORMS, DatasetError, ImageSet, check_images, image_folder,
-                           image_problems_message, load_dataset, load_image, manifest, oasis, things)
+from core.datasets import (DATASET_SPEC_HELP, SPEC_FORMS, DatasetError, ImageSet, image_folder, load_dataset, load_image, manifest, oasis, things)
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 OASIS_ROOT = SHARED_DATA / "oasis"
@@ -412,42 +411,3 @@ def test_load_dataset_specs(tmp_path: Path, small_things) -> None:
 
 def test_load_dataset_oasis_spec(real_oasis: ImageSet, tmp_path: Path) -> None:
     assert load_dataset(f"oasis:{OASIS_ROOT}", tmp_path).fingerprint == real_oasis.fingerprint
-
-
-# --- image check ------------------------------------------------------------------------------------------
-
-def test_check_images_names_every_bad_file_in_one_call(tmp_path: Path) -> None:
-    photo = tmp_path / "pics" / "good" / "photo.jpg"
-    photo.parent.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    Image.fromarray(rng.integers(0, 256, size=(64, 80, 3), dtype=np.uint8)).save(photo, quality=90)
-    _tiny_image(tmp_path / "pics" / "good" / "icon.png")
-    truncated = tmp_path / "pics" / "bad" / "truncated.jpg"
-    truncated.parent.mkdir()
-    truncated.write_bytes(photo.read_bytes()[: photo.stat().st_size // 2])
-    text = tmp_path / "pics" / "bad" / "notes.jpg"
-    text.write_text("not an image, just text")
-    image_set = image_folder(tmp_path / "pics")
-    problems = check_images(image_set)
-    assert [(problem.row, problem.path.name) for problem in problems] == [(0, "notes.jpg"), (1, "truncated.jpg")]
-    assert "cannot identify" in problems[0].reason and "truncated" in problems[1].reason
-    message = image_problems_message(problems)
-    assert message.startswith("2 image file(s) cannot be read") and str(text) in message and str(truncated) in message
-    assert check_images(image_folder(tmp_path / "pics" / "good")) == []
-    seen = []
-    check_images(image_set, progress=lambda done, total: seen.append((done, total)))
-    assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)]
-
-
-def test_check_images_reports_a_file_deleted_after_loading(tmp_path: Path) -> None:
-    _tiny_image(tmp_path / "pics" / "a" / "one.png")
-    doomed = _tiny_image(tmp_path / "pics" / "a" / "two.png")
-    image_set = image_folder(tmp_path / "pics")
-    doomed.unlink()
-    assert [(problem.path, problem.reason) for problem in check_images(image_set)] == [(doomed, "file does not exist")]
-
-
-def test_check_images_of_real_oasis_is_clean_and_fast(real_oasis: ImageSet) -> None:
-    started = time.perf_counter()
-    assert check_images(real_oasis) == []
-    assert time.perf_counter() - started < 10  # measured 1.6 s for the 900 images on 2 busy CPU cores

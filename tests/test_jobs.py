@@ -128,3 +128,24 @@ def test_running_status_has_an_eta_and_a_finished_one_none() -> None:
     assert running.eta_s == pytest.approx(3 * running.elapsed_s, rel=0.2)  # 3 units left at the first one's pace
     release.set()
     assert registry.wait("d", 5).eta_s is None
+
+
+def test_skipped_units_are_left_out_of_the_rate_and_the_eta(tmp_path: Path) -> None:
+    """A resumed extraction reports its cached rows as skipped: they cost nothing, so they must not dilute the rate."""
+    from core.jobs import JobStatus
+
+    status = JobStatus("k", "k", "running", done=60, total=100, message="", error="", started_at=time.time() - 10,
+                       finished_at=None, skipped=50)
+    assert status.eta_s == pytest.approx(40.0, rel=0.05)  # 10 new units in 10 s, 40 left (not 10 s)
+    assert JobStatus("k", "k", "running", 100, 100, "", "", time.time() - 5, None).eta_s is None  # a last phase
+    rates, registry = RateStore(tmp_path / RATES_FILE), JobRegistry()
+
+    def resumed(report):
+        report(50, 100, "resumed", 50)
+        for done in range(51, 101):
+            time.sleep(0.002)
+            report(done, 100, "", 50)
+
+    registry.submit("r", "resumed", resumed, rate_key="work", rates=rates)
+    elapsed = registry.wait("r", 30).elapsed_s
+    assert rates.seconds_per_unit("work") == pytest.approx(elapsed / 50)  # 50 units computed, not 100

@@ -69,7 +69,8 @@ async def watches_with_a_session_open(*options: str) -> int:
 
 def test_the_served_app_puts_no_inotify_watch_on_its_folder() -> None:
     """Watchdog, Streamlit's default, watches app.py's folder recursively: .venv/, cache/, .git/ and all."""
-    assert asyncio.run(watches_with_a_session_open("--server.fileWatcherType", "watchdog")) > 1000  # measured 3310
+    if (ROOT / ".venv").is_dir():  # the baseline's size comes from a venv inside the repo, as `make` builds it
+        assert asyncio.run(watches_with_a_session_open("--server.fileWatcherType", "watchdog")) > 1000  # 3310
     assert asyncio.run(watches_with_a_session_open()) == 0
 
 

@@ -1,4 +1,6 @@
 """Affect: valence/arousal probes under Leave-One-Theme-Out / Leave-One-Category-Out, and their errors' geometry."""
+import time
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -8,6 +10,7 @@ from core.affect import (K_FOLD_SCHEMES, SCHEME_LABELS, SCHEMES, TARGETS, ceilin
                          metrics_table, paired_difference, per_group_metrics, with_ceiling)
 from core.error_geometry import effective_dimensionality, error_field, error_geometry, error_vectors, geometry_table
 from core.export import export_filename, table_to_csv
+from core.jobs import eta_seconds, format_duration
 from views.ui import resources
 from views.ui.export_row import figure_block
 from views.ui.extraction import extraction_panel
@@ -90,10 +93,15 @@ def cross_validated(spec: str, layer: str, scheme: str):
     key = ("affect", feature_set.key.digest, scheme, int(n_folds) if scheme in K_FOLD_SCHEMES else 0)
     if key not in memo:
         text = f"{SCHEME_LABELS[scheme]}: {model_label(spec, layer)}"
-        bar = st.progress(0.0, text=text)
-        memo[key] = cross_validated_predictions(
-            np.asarray(feature_set.features), targets, groups[scheme], scheme, n_splits=int(n_folds),
-            progress=lambda done, total: bar.progress(done / total, text=f"{text} — fold {done}/{total}"))
+        bar, began = st.progress(0.0, text=text), time.perf_counter()
+
+        def fold_done(done: int, total: int) -> None:
+            eta = eta_seconds(done, total, time.perf_counter() - began)
+            left = f" · ETA ~{format_duration(eta)}" if eta and done < total else ""
+            bar.progress(done / total, text=f"{text} — fold {done}/{total}{left}")
+
+        memo[key] = cross_validated_predictions(np.asarray(feature_set.features), targets, groups[scheme], scheme,
+                                                n_splits=int(n_folds), progress=fold_done)
         bar.empty()
     return memo[key]
 

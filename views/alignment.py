@@ -15,7 +15,7 @@ from core.gwot import (BACKENDS, DEFAULT_EPS, INIT_LABELS, INITS, SEARCHES, alig
                        search_warnings)
 from core.rdm import METRIC_LABELS, METRICS, as_rdm, load_matrix, rdm, rsa
 from views.ui import resources
-from views.ui.background import job_outcomes, job_progress, submit_job
+from views.ui.background import estimate_text, job_outcomes, job_progress, submit_job
 from views.ui.export_row import figure_block
 from views.ui.extraction import extraction_panel
 from views.ui.sidebar import effective_pooling, page_start
@@ -143,6 +143,19 @@ def job_key(source: str, target: str) -> str:
     return "align|" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
 
 
+# What a trial costs depends on the number of items and the search settings, not on which sources.
+trial_rate_key = f"align|{len(items)}|{metric}|{repr(sorted(search_settings.items()))}"
+n_trials = int(n_eps) * (1 if init == "uniform" else int(n_inits))
+
+
+def trial_message(trial: dict | None) -> str:
+    if trial is None:
+        return "starting"
+    if not trial["valid"]:
+        return f"ε {trial['epsilon']:.3g}: discarded ({trial['note']})"
+    return f"ε {trial['epsilon']:.3g}, init {trial['init_seed']}: GW {trial['gw_distance']:.4g}, top-1 {trial['top1']:.1%}"
+
+
 def start_alignments(targets: list[str]) -> None:
     """Button callback: one background job per target, so a long search survives reruns and page changes."""
     source = source_rdm(image_set, sources[source_name], metric, normalise, uploaded)
@@ -150,12 +163,11 @@ def start_alignments(targets: list[str]) -> None:
         target_matrix = source_rdm(image_set, sources[target], metric, normalise, uploaded)
 
         def work(report, target_matrix=target_matrix):
-            return align(source, target_matrix, **search_settings, progress=lambda done, total, trial: report(
-                done, total, f"ε {trial['epsilon']:.3g}, init {trial['init_seed']}: GW {trial['gw_distance']:.4g}, "
-                             f"top-1 {trial['top1']:.1%}" if trial["valid"] else f"ε {trial['epsilon']:.3g}: "
-                             f"discarded ({trial['note']})"))
+            return align(source, target_matrix, **search_settings,
+                         progress=lambda done, total, trial: report(done, total, trial_message(trial)))
 
-        submit_job("alignment_jobs", job_key(source_name, target), f"{source_name} → {target}", work)
+        submit_job("alignment_jobs", job_key(source_name, target), f"{source_name} → {target}", work,
+                   rate_key=trial_rate_key)
 
 
 registry = resources.job_registry()
@@ -165,6 +177,9 @@ st.button("Run alignment", type="primary", on_click=start_alignments, args=([tar
           disabled=status is not None and status.state in ("queued", "running", "done"),
           help="Runs in the background, one trial at a time, with a progress bar. Changing other widgets does not "
                "stop it; the result is kept for these exact settings.")
+if status is None:
+    st.caption(f"Estimate for {n_trials} trials: " + (estimate_text(trial_rate_key, n_trials, "trials") or
+                                                       "none yet (the first run measures the rate)."))
 job_progress("alignment_jobs", "trials", "Stops after the current trial.")
 job_outcomes([key], "Cancelled.")
 if status is None or status.state != "done":

@@ -37,9 +37,9 @@ if image_set.metadata["category"].nunique() < 2:
 
 
 def preset_state(preset: BiasPreset) -> dict:
-    """The widget values a preset sets, by session-state key (levels of the families it selects)."""
+    """The widget values a preset sets, by session-state key (the levels of every family, selected or not)."""
     return {"bias_per_class": preset.per_class, "bias_families": list(preset.families), "bias_n_splits": preset.n_splits,
-            **{f"bias_levels_{family}": list(preset.levels[family]) for family in preset.families}}
+            **{f"bias_levels_{family}": list(preset.levels[family]) for family in FAMILIES}}
 
 
 def apply_preset(preset: BiasPreset) -> None:
@@ -47,8 +47,6 @@ def apply_preset(preset: BiasPreset) -> None:
 
 
 # Defaults go through session state (no `value=`), so a preset button's callback can set the widgets.
-for family in FAMILIES:
-    st.session_state.setdefault(f"bias_levels_{family}", list(QUICK.levels[family]))
 for key, value in preset_state(QUICK).items():
     st.session_state.setdefault(key, value)
 preset_columns = st.columns(2)

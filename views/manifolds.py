@@ -95,7 +95,7 @@ def start_extraction() -> None:
             return view_features(subset, spec, layer, store, m=int(m), pipeline=pipeline,
                                  pooling=effective_pooling(spec, selection.pooling), device=selection.device,
                                  batch_size=selection.batch_size,
-                                 progress=lambda p: report(p.done, p.total, f"{p.images_per_s:.1f} views/s"))
+                                 progress=lambda p: report(p.done, p.total, p.message.replace("images", "views"), p.resumed))
         submit_job("manifold_jobs", job_key(spec, layer), f"{spec} · {layer}", work, rate_key=rate_key(spec, layer))
 
 

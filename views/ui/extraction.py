@@ -85,7 +85,7 @@ def start_extraction(image_set: ImageSet, specs: Sequence[str], layers: Mapping[
 
         def work(report, spec=spec, wanted=wanted, spec_pooling=spec_pooling):
             extract(image_set, spec, wanted, store, pooling=spec_pooling, device=device, batch_size=batch_size,
-                    progress=lambda p: report(p.done, p.total, p.message))
+                    progress=lambda p: report(p.done, p.total, p.message, p.resumed))
 
         errors.pop((image_set.fingerprint, spec), None)  # a retry replaces the old failure
         registry.submit(key, spec, work)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import datasets
+from core import datasets, image_check
 from core.encoders import availability, describe
 from core.extract import FeatureSet, cached_features
 from core.jobs import JobRegistry
@@ -22,6 +22,12 @@ def job_registry() -> JobRegistry:
     return JobRegistry(max_workers=1)
 
 
+@st.cache_resource
+def check_registry() -> JobRegistry:
+    """A worker of its own for image checks of large datasets, so they never queue behind an extraction."""
+    return JobRegistry(max_workers=1)
+
+
 @st.cache_resource(max_entries=8, show_spinner="Loading dataset…")
 def image_set(spec: str) -> datasets.ImageSet:
     """The ImageSet of a dataset spec such as `demo` or `oasis:/data/oasis` (DatasetError propagates)."""
@@ -29,9 +35,9 @@ def image_set(spec: str) -> datasets.ImageSet:
 
 
 @st.cache_data(max_entries=16, show_spinner="Checking the images…")
-def image_problems(fingerprint: str, _image_set: datasets.ImageSet) -> list[datasets.ImageProblem]:
+def image_problems(fingerprint: str, _image_set: datasets.ImageSet) -> list[image_check.ImageProblem]:
     """Every unreadable image of the set with fingerprint `fingerprint` (the key: the set itself is not hashed)."""
-    return datasets.check_images(_image_set)
+    return image_check.check_images(_image_set)
 
 
 @st.cache_data(ttl=60, show_spinner=False)

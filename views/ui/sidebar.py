@@ -14,7 +14,8 @@ from typing import Any
 import streamlit as st
 import torch
 
-from core.datasets import DatasetError, ImageSet, check_images, image_problems_message
+from core.datasets import DatasetError, ImageSet
+from core.image_check import check_images, image_problems_message
 from core.encoders import CATALOGUE, SPEC_HELP, EncoderSpecError, parse_spec
 from views.ui import resources
 
@@ -118,17 +119,30 @@ def _image_check(image_set: ImageSet) -> None:
     if len(image_set) <= FOREGROUND_CHECK_MAX:
         problems = resources.image_problems(image_set.fingerprint, image_set)
     else:
-        registry, key = resources.job_registry(), f"check|{image_set.fingerprint}"
+        # Its own worker: the shared registry's one worker may be busy extracting for minutes.
+        registry, key = resources.check_registry(), f"check|{image_set.fingerprint}"
         status = registry.status(key) or registry.submit(
             key, f"checking {image_set.name}",
             lambda report: check_images(image_set, lambda done, total: report(done, total, "")))
-        if status.state != "done":
-            st.caption(f"Checking the images in the background: {status.done}/{len(image_set)} "
-                       f"({status.state}); problems are listed here when it ends.")
+        if status.state in ("queued", "running"):
+            st.fragment(_check_progress, run_every=1.0)(key)
+            return
+        if status.state == "failed":
+            st.error(f"The image check of {image_set.name} failed: {status.error}")
             return
         problems = registry.result(key)
     if problems:
         st.warning(image_problems_message(problems))
+
+
+def _check_progress(key: str) -> None:
+    """Progress of a background image check; reruns the page once it ends, so its result shows."""
+    status = resources.check_registry().status(key)
+    if status.state in ("queued", "running"):
+        st.caption(f"Checking the images in the background: {status.done}/{status.total or '?'}; unreadable "
+                   "files are listed here when it ends.")
+    else:
+        st.rerun(scope="app")
 
 
 def _encoder_controls() -> list[str]:
