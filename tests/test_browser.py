@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -213,24 +214,32 @@ def _check_choices(values: dict[str, str], folder: Path, where: str, batch_size:
         assert values["batch_size"] == "16", (where, values)
 
 
-@pytest.mark.slow
-def test_sidebar_choices_survive_every_page_switch_and_a_reload(served_app, isolated_cache, tmp_path) -> None:
-    """Issue 15: every page drew its own sidebar and a page switch reset it (dataset back to the demo)."""
+@contextmanager
+def features_page(base_url: str):
+    """A headless Chromium tab on the served app's Features page, its first run ended."""
     chromium = find_chromium()
     if chromium is None:
         pytest.skip("Chromium not installed (apt-get install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1500, "height": 1400})
+        page.goto(base_url)
+        page.wait_for_selector("h1:has-text('Features')", timeout=180_000)
+        _settled(page)
+        yield page
+        browser.close()
+
+
+@pytest.mark.slow
+def test_sidebar_choices_survive_every_page_switch_and_a_reload(served_app, isolated_cache, tmp_path) -> None:
+    """Issue 15: every page drew its own sidebar and a page switch reset it (dataset back to the demo)."""
     folder = tmp_path / "two_categories"
     for index, image in enumerate(sorted((isolated_cache / "demo" / "images").glob("*.jpg"))[:8]):
         (folder / f"class_{index % 2}").mkdir(parents=True, exist_ok=True)
         shutil.copy(image, folder / f"class_{index % 2}" / image.name)
     pages = ["Affect", "Layer probes", "Alignment", "Manifolds", "Inductive bias", "Objective lab", "Features"]
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page(viewport={"width": 1500, "height": 1400})
-        page.goto(served_app)
-        page.wait_for_selector("h1:has-text('Features')", timeout=180_000)
-        _settled(page)
+    with features_page(served_app) as page:
         sidebar = page.locator("[data-testid='stSidebar']")
         sidebar.locator("[data-testid='stSelectbox']").filter(has_text="Dataset").click()
         page.get_by_role("option", name="Image folder (one sub-folder per category)").click()
@@ -281,22 +290,12 @@ def test_sidebar_choices_survive_every_page_switch_and_a_reload(served_app, isol
         _settled(page)
         _check_choices(_sidebar_values(page), folder, "reload", batch_size=False)
         assert page.get_by_text("Session State API").count() == 0
-        browser.close()
 
 
 @pytest.mark.slow
 def test_no_progress_bar_outlives_its_extraction(served_app) -> None:
     """Issue 15: a frozen "running: 352/384" bar stayed beside "Everything selected is cached"."""
-    chromium = find_chromium()
-    if chromium is None:
-        pytest.skip("Chromium not installed (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page(viewport={"width": 1500, "height": 1400})
-        page.goto(served_app)
-        page.wait_for_selector("h1:has-text('Features')", timeout=180_000)
-        _settled(page)
+    with features_page(served_app) as page:
         sidebar = page.locator("[data-testid='stSidebar']")
         sidebar.get_by_role("textbox", name="Add an encoder by spec").fill("pixels:6")  # new to this cache
         sidebar.get_by_role("button", name="Add", exact=True).click()
@@ -306,4 +305,3 @@ def test_no_progress_bar_outlives_its_extraction(served_app) -> None:
         _settled(page)
         page.wait_for_timeout(2500)  # two more ticks of the 1 s progress fragment
         assert page.locator("[data-testid='stProgress']").count() == 0
-        browser.close()
