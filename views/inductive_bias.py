@@ -13,7 +13,8 @@ from core.inductive_bias import BIAS_PRESETS, SIMILARITY_BAND, TRAIN_ON, BiasPre
 from core.inductive_bias_figures import corruption_curves_figure, corruption_curves_table, gallery_figure
 from core.probes import CATEGORY_SCHEMES
 from views.ui import resources
-from views.ui.background import estimate_text, has_jobs, job_outcomes, job_progress, submit_job
+from views.ui.background import estimates_caption, has_jobs, job_outcomes, job_progress, submit_job
+from views.ui.presets import preset_buttons
 from views.ui.export_row import figure_block, table_block
 from views.ui.sidebar import effective_pooling, page_start
 
@@ -42,23 +43,17 @@ def preset_state(preset: BiasPreset) -> dict:
             **{f"bias_levels_{family}": list(preset.levels[family]) for family in FAMILIES}}
 
 
-def apply_preset(preset: BiasPreset) -> None:
-    st.session_state.update(preset_state(preset))
+def levels_text(preset: BiasPreset) -> str:
+    return "; ".join(f"{family} {', '.join(f'{level:g}' for level in preset.levels[family])}"
+                     for family in preset.families)
 
 
-# Defaults go through session state (no `value=`), so a preset button's callback can set the widgets.
-for key, value in preset_state(QUICK).items():
-    st.session_state.setdefault(key, value)
-preset_columns = st.columns(2)
-for column, name, preset, purpose in ((preset_columns[0], "Quick", QUICK, "about a minute on the demo, two CPU cores"),
-                                      (preset_columns[1], "Full", FULL, "Zhong et al.'s grid sizes N = 2, 4, 8")):
-    levels_text = "; ".join(f"{family} {', '.join(f'{level:g}' for level in preset.levels[family])}"
-                            for family in preset.families)
-    column.button(f"{name}: {preset.per_class} per class, {levels_text}", key=f"bias_preset_{name.lower()}",
-                  on_click=apply_preset, args=(preset,),
-                  disabled=all(st.session_state[key] == value for key, value in preset_state(preset).items()),
-                  help=f"Sets images per class, corruptions, their levels and K to the {name.lower()} setting "
-                       f"({purpose}); other widgets keep their values.")
+preset_buttons("bias_preset", {
+    name.lower(): (f"{name}: {preset.per_class} per class, {levels_text(preset)}", preset_state(preset),
+                   f"Sets images per class, corruptions, their levels and K to the {name.lower()} setting "
+                   f"({purpose}); other widgets keep their values.")
+    for name, preset, purpose in (("Quick", QUICK, "about a minute on the demo, two CPU cores"),
+                                  ("Full", FULL, "Zhong et al.'s grid sizes N = 2, 4, 8"))})
 
 controls = st.columns([3, 2, 2])
 chosen = controls[0].multiselect("Encoder · layer", pairs, default=pairs[:2], key="bias_pairs", persist_state="session",
@@ -152,11 +147,10 @@ action[0].button(f"Run ({len(subset)} images × {len(corruptions) + 1} condition
                  else "All selected runs are done", type="primary", disabled=not todo or has_jobs("bias_jobs"),
                  on_click=start_runs, help="Extracts clean and corrupted features (cached on disk like any features), "
                                            "then runs both probes; in the background, so other widgets stay usable.")
-estimates = [f"{spec} · {layer}: {text}" for spec, layer in todo
-             if (text := estimate_text(rate_key(spec, layer), len(subset) * (len(corruptions) + 1), "images"))]
 if todo:
-    action[1].caption("Estimate — " + "; ".join(estimates) if estimates else
-                      "No estimate yet: the first run measures the rate for the next ones.")
+    action[1].caption(estimates_caption({f"{spec} · {layer}": (rate_key(spec, layer),
+                                                               len(subset) * (len(corruptions) + 1))
+                                         for spec, layer in todo}, "images"))
 job_progress("bias_jobs", "images", "Stops after the current batch; extracted features stay cached.")
 job_outcomes([job_key(*pair) for pair in todo], "cancelled. Finished features are kept; Run resumes.")
 if todo:

@@ -8,9 +8,10 @@ import streamlit as st
 from core.augment import AugmentationPipeline, cached_view_features, per_class_subset, view_features
 from core.manifold_figures import (centroid_map_figure, class_distance_figure, eigenspectrum_figure,
                                    pair_histograms_figure, radii_figure, uniformity_figure)
-from core.manifolds import IMAGENET_RADIUS_SCALE, MANIFOLD_PRESETS, MAP_METHODS, ViewPreset, analyse_manifolds
+from core.manifolds import IMAGENET_RADIUS_SCALE, MANIFOLD_PRESETS, MAP_METHODS, analyse_manifolds
 from views.ui import resources
-from views.ui.background import estimate_text, job_outcomes, job_progress, submit_job
+from views.ui.background import estimates_caption, job_outcomes, job_progress, submit_job
+from views.ui.presets import preset_buttons
 from views.ui.export_row import figure_block, table_block
 from views.ui.sidebar import effective_pooling, page_start
 
@@ -24,25 +25,12 @@ if not pairs:
     st.info("Pick at least one encoder and layer in the sidebar.")
     st.stop()
 
-
-
-def apply_preset(preset: ViewPreset) -> None:
-    st.session_state.update(manifold_m=preset.m, manifold_per_class=preset.per_class)
-
-
-# Defaults go through session state (no `value=`), so a preset button's callback can set the widgets.
-QUICK = MANIFOLD_PRESETS["quick"]
-st.session_state.setdefault("manifold_m", QUICK.m)
-st.session_state.setdefault("manifold_per_class", QUICK.per_class)
-preset_columns = st.columns(2)
-for column, (name, preset), purpose in zip(preset_columns, MANIFOLD_PRESETS.items(),
-                                           ("about a minute on the demo, two CPU cores", "the CLAMP paper's setting")):
-    title = "Quick" if name == "quick" else "Full (CLAMP)"
-    column.button(f"{title}: {preset.m} views, {preset.per_class} per class", key=f"manifold_preset_{name}",
-                  on_click=apply_preset, args=(preset,),
-                  disabled=(st.session_state["manifold_m"], st.session_state["manifold_per_class"]) ==
-                           (preset.m, preset.per_class),
-                  help=f"Sets views per image and images per class to {purpose}; other widgets keep their values.")
+preset_buttons("manifold_preset", {
+    name: (f"{title}: {preset.m} views, {preset.per_class} per class",
+           {"manifold_m": preset.m, "manifold_per_class": preset.per_class},
+           f"Sets views per image and images per class to {purpose}; other widgets keep their values.")
+    for (name, preset), title, purpose in zip(MANIFOLD_PRESETS.items(), ("Quick", "Full (CLAMP)"),
+                                              ("about a minute on the demo, two CPU cores", "the CLAMP paper's setting"))})
 controls = st.columns(5)
 chosen = controls[0].multiselect("Encoder · layer", [f"{spec} · {layer}" for spec, layer in pairs],
                                  default=[f"{spec} · {layer}" for spec, layer in pairs][:2], key="manifold_pairs", persist_state="session",
@@ -118,11 +106,9 @@ action[0].button(f"Extract views ({len(rows)} images × {m} views, {len(missing)
                  else "All views extracted", type="primary", disabled=not missing, on_click=start_extraction,
                  help="Runs in the background and is cached on disk per encoder, layer, images, m and pipeline; "
                       "changing other widgets does not stop it.")
-estimates = [f"{spec} · {layer}: {text}" for spec, layer in missing
-             if (text := estimate_text(rate_key(spec, layer), len(rows) * int(m), "views"))]
 if missing:
-    action[1].caption("Estimate — " + "; ".join(estimates) if estimates else
-                      "No estimate yet: the first extraction measures the rate for the next ones.")
+    action[1].caption(estimates_caption({f"{spec} · {layer}": (rate_key(spec, layer), len(rows) * int(m))
+                                         for spec, layer in missing}, "views"))
 job_progress("manifold_jobs", "views", "Stops after the current batch; the views extracted so far stay cached "
                                        "and the next run resumes from them.")
 job_outcomes([job_key(*pair) for pair in missing],

@@ -11,7 +11,7 @@ from core.jobs import ACTIVE
 from core.probes import (CATEGORY_SCHEMES, ProbeSettings, encoder_curves, fit_rate_key, pending_fits,
                          summary_table)
 from views.ui import resources
-from views.ui.background import estimate_text, follow_jobs, job_outcomes, job_progress, submit_job
+from views.ui.background import estimates_caption, follow_jobs, job_outcomes, job_progress, submit_job
 from views.ui.export_row import figure_block
 from views.ui.extraction import extraction_panel
 from views.ui.sidebar import effective_pooling, page_start
@@ -96,8 +96,6 @@ if todo:
     registry = resources.job_registry()
     idle = [spec for spec in todo if (status := registry.status(job_key(spec))) is None or status.state not in ACTIVE]
     n_fits = sum(len(pending[spec]) for spec in todo)
-    estimates = [f"{spec}: {text}" for spec in todo if (text := estimate_text(rate_key(spec), len(pending[spec]),
-                                                                            "fits"))]
     action = st.columns([2, 3], vertical_alignment="center")
     action[0].button(f"Compute probe curves ({n_fits} fits, {len(todo)} encoder{'s' * (len(todo) > 1)})",
                      type="primary", disabled=not idle, on_click=start_probes, args=(idle,), key="probes_compute",
@@ -105,8 +103,7 @@ if todo:
                           "category probe is a second fit). Runs in the background with a progress bar, so other "
                           "widgets and pages stay usable; every finished layer is cached, so a rerun, a cancelled "
                           "run or an added encoder fits only what is missing.")
-    action[1].caption("Estimate — " + "; ".join(estimates) if estimates else
-                      "No estimate yet: the first run of these settings measures the rate for the next ones.")
+    action[1].caption(estimates_caption({spec: (rate_key(spec), len(pending[spec])) for spec in todo}, "fits"))
     job_progress("probe_jobs", "fits", "Stops after the current fit; the layers fitted so far stay cached and the "
                                        "next run fits only the rest.")
     job_outcomes(map(job_key, todo), "cancelled. The layers fitted so far are kept; Compute probe curves resumes.")

@@ -43,6 +43,14 @@ def estimate_text(rate_key: str, units: int, unit: str) -> str:
     return describe_estimate(rate_store().seconds_per_unit(rate_key), units, unit)
 
 
+def estimates_caption(units_by_label: dict[str, tuple[str, int]], unit: str) -> str:
+    """"Estimate — a: about 20 s (…); b: …" over {label: (rate_key, units)}, or say no rate is known yet."""
+    estimates = [f"{label}: {text}" for label, (rate_key, units) in units_by_label.items()
+                 if (text := estimate_text(rate_key, units, unit))]
+    return ("Estimate — " + "; ".join(estimates) if estimates else
+            "No estimate yet: the first run of these settings measures the rate for the next ones.")
+
+
 def follow_jobs(session_key: str, keys: Iterable[str]) -> None:
     """Show the progress of jobs of `keys` still active but started elsewhere (another tab, a lost session)."""
     registry = resources.job_registry()

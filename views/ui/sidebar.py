@@ -16,6 +16,7 @@ import torch
 
 from core.datasets import DatasetError, ImageSet
 from core.image_check import check_images, image_problems_message
+from core.jobs import ACTIVE
 from core.encoders import CATALOGUE, SPEC_HELP, EncoderSpecError, parse_spec
 from views.ui import resources
 
@@ -124,7 +125,7 @@ def _image_check(image_set: ImageSet) -> None:
         status = registry.status(key) or registry.submit(
             key, f"checking {image_set.name}",
             lambda report: check_images(image_set, lambda done, total: report(done, total, "")))
-        if status.state in ("queued", "running"):
+        if status.state in ACTIVE:
             st.fragment(_check_progress, run_every=1.0)(key)
             return
         if status.state == "failed":
@@ -138,7 +139,7 @@ def _image_check(image_set: ImageSet) -> None:
 def _check_progress(key: str) -> None:
     """Progress of a background image check; reruns the page once it ends, so its result shows."""
     status = resources.check_registry().status(key)
-    if status.state in ("queued", "running"):
+    if status.state in ACTIVE:
         st.caption(f"Checking the images in the background: {status.done}/{status.total or '?'}; unreadable "
                    "files are listed here when it ends.")
     else:
