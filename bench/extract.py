@@ -5,7 +5,7 @@
 All three are timed end to end in the same run, from spec + image files to features:
 model construction, image decoding + preprocessing, forward passes. `bare` is the floor
 (`model(x)` over the batches, features discarded); `naive` is what many toolkits do (a
-forward hook on one block, one full pass per layer); `ours` is `core.extract.extract`
+forward hook on one block, one full pass per layer); `ours` is `core.features.extract.extract`
 on an empty cache, including its chunked writes. Targets: ours/bare <= 1.2, naive/ours >= 5.
 Also reports a cache hit on the same request.
 """
@@ -21,10 +21,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.datasets import demo, load_image  # noqa: E402
-from core.encoders import load_encoder  # noqa: E402
-from core.extract import extract  # noqa: E402
-from core.store import FeatureStore, default_cache_dir  # noqa: E402
+from core.data.datasets import demo, load_image  # noqa: E402
+from core.encoders.registry import load_encoder  # noqa: E402
+from core.features.extract import extract  # noqa: E402
+from core.features.store import FeatureStore  # noqa: E402
+from core.paths import cache_root  # noqa: E402
 
 
 def preprocessed_batches(encoder, paths, batch_size: int) -> list[torch.Tensor]:
@@ -68,7 +69,7 @@ def main() -> None:
     parser.add_argument("--encoder", default="untrained:timm:vit_base_patch16_224")
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args()
-    image_set = demo(default_cache_dir()).subset(range(args.images))
+    image_set = demo(cache_root()).subset(range(args.images))
     layers = [f"blocks.{index}" for index in range(12)]
     print(f"{args.encoder}, {len(layers)} layers, {args.images} demo images, batch {args.batch_size}, "
           f"{torch.get_num_threads()} torch threads, cpu")

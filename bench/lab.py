@@ -19,18 +19,22 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.augment import per_class_subset, view_features  # noqa: E402
-from core.datasets import demo  # noqa: E402
-from core.manifolds import MANIFOLD_PRESETS, manifold_summary  # noqa: E402
-from core.store import FeatureStore, default_cache_dir  # noqa: E402
-from core.train import OBJECTIVES, TrainConfig, load_run, train  # noqa: E402
+from core.analyses.manifolds import MANIFOLD_PRESETS, manifold_summary  # noqa: E402
+from core.data.datasets import (
+    demo,  # noqa: E402
+    per_class_subset,  # noqa: E402
+)
+from core.features.extract import view_features  # noqa: E402
+from core.features.store import FeatureStore  # noqa: E402
+from core.lab.train import OBJECTIVES, TrainConfig, load_run, train  # noqa: E402
+from core.paths import cache_root  # noqa: E402
 
 BUDGET_S = 15 * 60
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cache", type=Path, default=default_cache_dir(), help="cache folder (runs go to <cache>/lab)")
+    parser.add_argument("--cache", type=Path, default=cache_root(), help="cache folder (runs go to <cache>/lab)")
     cache = parser.parse_args().cache
     os.environ["REPSCOPE_CACHE"] = str(cache)  # where lab:<run id> encoders are looked up
     image_set = demo(cache)

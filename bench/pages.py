@@ -28,17 +28,23 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.affect import TARGETS, cross_validated_predictions, metrics_table  # noqa: E402
-from core.augment import per_class_subset, view_features  # noqa: E402
-from core.datasets import ImageSet, demo  # noqa: E402
-from core.extract import extract  # noqa: E402
-from core.demo import KNOWN_ITEM_MATCH  # noqa: E402
-from core.gwot import DEFAULT_EPS, align  # noqa: E402
-from core.inductive_bias import BIAS_PRESETS, BiasPreset, BiasSettings, corruption_metrics  # noqa: E402
-from core.manifolds import MANIFOLD_PRESETS, ViewPreset, analyse_manifolds  # noqa: E402
-from core.probes import ProbeSettings, encoder_curves  # noqa: E402
-from core.rdm import rdm  # noqa: E402
-from core.store import FeatureStore, ResultCache  # noqa: E402
+from core.analyses.affect import TARGETS, cross_validated_predictions, metrics_table  # noqa: E402
+from core.analyses.gwot import DEFAULT_EPS, align  # noqa: E402
+from core.analyses.inductive_bias import BIAS_PRESETS, BiasPreset, BiasSettings, corruption_metrics  # noqa: E402
+from core.analyses.manifolds import MANIFOLD_PRESETS, ViewPreset, analyse_manifolds  # noqa: E402
+from core.analyses.probes import ProbeSettings, encoder_curves  # noqa: E402
+from core.analyses.rdm import rdm  # noqa: E402
+from core.data.datasets import (  # noqa: E402
+    ImageSet,
+    demo,
+    per_class_subset,  # noqa: E402
+)
+from core.data.demo import KNOWN_ITEM_MATCH  # noqa: E402
+from core.features.extract import (
+    extract,  # noqa: E402
+    view_features,  # noqa: E402
+)
+from core.features.store import FeatureStore, ResultCache  # noqa: E402
 
 ENCODERS = ("bundled:efficientnet_lite0", "pixels:32")  # views/ui/sidebar.py DEFAULT_ENCODERS
 LAYER = "final"  # the sidebar's default layer

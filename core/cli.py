@@ -10,10 +10,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from core.datasets import DATASET_SPEC_HELP, DatasetError, load_dataset
-from core.encoders import CATALOGUE, SPEC_HELP, EncoderSpecError, WeightsUnavailable, availability, describe
-from core.extract import Progress, extract
-from core.store import FeatureStore, default_cache_dir
+from core.data.datasets import DATASET_SPEC_HELP, DatasetError, load_dataset
+from core.encoders.registry import availability, describe
+from core.encoders.specs import CATALOGUE, SPEC_HELP, EncoderSpecError, WeightsUnavailable
+from core.features.extract import Progress, extract
+from core.features.store import FeatureStore
+from core.paths import cache_root
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     layers.add_argument("spec", help=SPEC_HELP)
     commands.add_parser("catalogue", help="list the curated encoders and whether they work offline now")
     args = parser.parse_args(argv)
-    cache = args.cache or default_cache_dir()
+    cache = args.cache or cache_root()
     try:
         if args.command == "list-layers":
             info = describe(args.spec)

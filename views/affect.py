@@ -5,11 +5,27 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core import affect_figures as figures
-from core.affect import (K_FOLD_SCHEMES, SCHEME_LABELS, SCHEMES, TARGETS, ceiling_table, cross_validated_predictions,
-                         metrics_table, paired_difference, per_group_metrics, with_ceiling)
-from core.error_geometry import effective_dimensionality, error_field, error_geometry, error_vectors, geometry_table
+from core.analyses.affect import (
+    K_FOLD_SCHEMES,
+    SCHEME_LABELS,
+    SCHEMES,
+    TARGETS,
+    ceiling_table,
+    cross_validated_predictions,
+    metrics_table,
+    paired_difference,
+    per_group_metrics,
+    with_ceiling,
+)
+from core.analyses.error_geometry import (
+    effective_dimensionality,
+    error_field,
+    error_geometry,
+    error_vectors,
+    geometry_table,
+)
 from core.export import export_filename, table_to_csv
+from core.figures import affect as figures
 from core.jobs import eta_seconds, format_duration
 from views.ui import resources
 from views.ui.export_row import figure_block

@@ -6,14 +6,28 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from core.alignment_figures import (epsilon_search_figure, matching_rates_figure, per_category_figure,
-                                    rdm_pair_figure, transport_plan_figure)
-from core.datasets import ImageSet
+from core.analyses.gwot import (
+    BACKENDS,
+    DEFAULT_EPS,
+    INIT_LABELS,
+    INITS,
+    SEARCHES,
+    align,
+    matching_summary,
+    per_category_matching,
+    search_warnings,
+)
+from core.analyses.rdm import RDM_METRIC_LABELS, RDM_METRICS, as_rdm, load_matrix, rdm, rsa
+from core.data.datasets import ImageSet
+from core.data.demo import KNOWN_ITEM_MATCH
 from core.export import array_to_npy, export_filename, table_to_csv
-from core.demo import KNOWN_ITEM_MATCH
-from core.gwot import (BACKENDS, DEFAULT_EPS, INIT_LABELS, INITS, SEARCHES, align, matching_summary, per_category_matching,
-                       search_warnings)
-from core.rdm import METRIC_LABELS, METRICS, as_rdm, load_matrix, rdm, rsa
+from core.figures.alignment import (
+    epsilon_search_figure,
+    matching_rates_figure,
+    per_category_figure,
+    rdm_pair_figure,
+    transport_plan_figure,
+)
 from views.ui import resources
 from views.ui.background import estimate_text, job_outcomes, job_progress, submit_job
 from views.ui.export_row import figure_block
@@ -87,7 +101,7 @@ target_name = controls[1].selectbox("Target", names, index=default_target, key="
                                          "and model-vs-human are both fine; the same source twice is a sanity check. On the demo the default "
                                          f"is {KNOWN_ITEM_MATCH}: the demo's human embedding is the images' coarse "
                                          "colour layout, so GWOT should recover most items (a known answer).")
-metric = controls[2].selectbox("RDM metric", METRICS, format_func=METRIC_LABELS.get, key="alignment_metric", persist_state="session",
+metric = controls[2].selectbox("RDM metric", RDM_METRICS, format_func=RDM_METRIC_LABELS.get, key="alignment_metric", persist_state="session",
                                help="Dissimilarity between two items' vectors. Cosine is the usual choice for DNN "
                                     "features, euclidean for SPoSE-style human embeddings.")
 settings = st.columns(5)

@@ -2,8 +2,8 @@
 import numpy as np
 import streamlit as st
 
-from core import figures
-from core.datasets import load_image
+from core.data.datasets import load_image
+from core.figures import features as figures
 from views.ui.export_row import figure_block
 from views.ui.extraction import extraction_panel
 from views.ui.sidebar import render_sidebar

@@ -5,17 +5,23 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.affect import K_FOLD_SCHEMES, SCHEME_LABELS
-from core.augment import per_class_subset
-from core.corruptions import CLEAN, DEFAULT_SEED, FAMILIES, FAMILY_LABELS, Corruption
-from core.datasets import load_image
-from core.inductive_bias import BIAS_PRESETS, SIMILARITY_BAND, TRAIN_ON, BiasPreset, BiasSettings, corruption_metrics
-from core.inductive_bias_figures import corruption_curves_figure, corruption_curves_table, gallery_figure
-from core.probes import CATEGORY_SCHEMES
+from core.analyses.affect import K_FOLD_SCHEMES, SCHEME_LABELS
+from core.analyses.inductive_bias import (
+    BIAS_PRESETS,
+    SIMILARITY_BAND,
+    TRAIN_ON,
+    BiasPreset,
+    BiasSettings,
+    corruption_metrics,
+)
+from core.analyses.probes import CATEGORY_SCHEMES
+from core.data.corruptions import CLEAN, DEFAULT_SEED, FAMILIES, FAMILY_LABELS, Corruption
+from core.data.datasets import load_image, per_class_subset
+from core.figures.inductive_bias import corruption_curves_figure, corruption_curves_table, gallery_figure
 from views.ui import resources
 from views.ui.background import estimates_caption, has_jobs, job_outcomes, job_progress, submit_job
-from views.ui.presets import preset_buttons
 from views.ui.export_row import figure_block, table_block
+from views.ui.presets import preset_buttons
 from views.ui.sidebar import effective_pooling, page_start
 
 GRID_SIZES = (2, 3, 4, 6, 7, 8, 14, 16, 28)

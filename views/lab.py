@@ -3,10 +3,10 @@ import pandas as pd
 import streamlit as st
 import timm
 
-from core.extract import layer_statuses, resolve_device
-from core.lab_figures import loss_curves_figure, loss_curves_table
-from core.store import default_cache_dir
-from core.train import OBJECTIVES, OPTIMIZERS, TrainConfig, delete_run, load_run, train
+from core.features.extract import layer_statuses, resolve_device
+from core.figures.lab import loss_curves_figure, loss_curves_table
+from core.lab.train import OBJECTIVES, OPTIMIZERS, TrainConfig, delete_run, load_run, train
+from core.paths import cache_root
 from views.ui import resources
 from views.ui.background import has_jobs, job_outcomes, job_progress, submit_job
 from views.ui.export_row import figure_block
@@ -72,7 +72,7 @@ configs = {objective: TrainConfig(objective, dataset=selection.dataset_spec, bac
                                   views=int(views), temperature=float(temperature), radius_scale=float(radius_scale),
                                   optimizer=optimizer, lr=float(lr), weight_decay=float(weight_decay), seed=int(seed),
                                   max_images=int(max_images)) for objective in objectives}
-cache = default_cache_dir()
+cache = cache_root()
 finished = {spec.removeprefix("lab:") for spec in resources.finished_lab_specs()}
 todo = [config for config in configs.values() if config.run_id not in finished]
 

@@ -5,14 +5,22 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.augment import AugmentationPipeline, cached_view_features, per_class_subset, view_features
-from core.manifold_figures import (centroid_map_figure, class_distance_figure, eigenspectrum_figure,
-                                   pair_histograms_figure, radii_figure, uniformity_figure)
-from core.manifolds import IMAGENET_RADIUS_SCALE, MANIFOLD_PRESETS, MAP_METHODS, analyse_manifolds
+from core.analyses.manifolds import IMAGENET_RADIUS_SCALE, MANIFOLD_PRESETS, MAP_METHODS, analyse_manifolds
+from core.data.datasets import per_class_subset
+from core.data.transforms import AugmentationPipeline
+from core.features.extract import cached_view_features, view_features
+from core.figures.manifolds import (
+    centroid_map_figure,
+    class_distance_figure,
+    eigenspectrum_figure,
+    pair_histograms_figure,
+    radii_figure,
+    uniformity_figure,
+)
 from views.ui import resources
 from views.ui.background import estimates_caption, job_outcomes, job_progress, submit_job
-from views.ui.presets import preset_buttons
 from views.ui.export_row import figure_block, table_block
+from views.ui.presets import preset_buttons
 from views.ui.sidebar import effective_pooling, page_start
 
 selection, image_set = page_start(

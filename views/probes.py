@@ -4,12 +4,18 @@ import hashlib
 import pandas as pd
 import streamlit as st
 
-from core.affect import K_FOLD_SCHEMES, SCHEME_LABELS, SCHEMES, TARGETS
+from core.analyses.affect import K_FOLD_SCHEMES, SCHEME_LABELS, SCHEMES, TARGETS
+from core.analyses.probes import (
+    CATEGORY_SCHEMES,
+    ProbeSettings,
+    encoder_curves,
+    fit_rate_key,
+    pending_fits,
+    summary_table,
+)
 from core.export import export_filename, table_to_csv
-from core.probe_figures import AXES, BANDS, probe_curves_figure
+from core.figures.probes import AXES, BANDS, probe_curves_figure
 from core.jobs import ACTIVE
-from core.probes import (CATEGORY_SCHEMES, ProbeSettings, encoder_curves, fit_rate_key, pending_fits,
-                         summary_table)
 from views.ui import resources
 from views.ui.background import estimates_caption, follow_jobs, job_outcomes, job_progress, submit_job
 from views.ui.export_row import figure_block

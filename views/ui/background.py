@@ -16,13 +16,13 @@ from typing import Any, Callable, Iterable
 import streamlit as st
 
 from core.jobs import ACTIVE, RATES_FILE, RateStore, describe_estimate, format_duration
-from core.store import default_cache_dir
+from core.paths import cache_root
 from views.ui import resources
 
 
 @st.cache_resource
 def rate_store() -> RateStore:
-    return RateStore(default_cache_dir() / RATES_FILE)
+    return RateStore(cache_root() / RATES_FILE)
 
 
 def submit_job(session_key: str, key: str, label: str, work: Callable[[Callable[[int, int, str], None]], Any], *,

@@ -14,8 +14,8 @@ from typing import Mapping, Sequence
 import pandas as pd
 import streamlit as st
 
-from core.datasets import ImageSet
-from core.extract import LayerStatus, extract, layer_statuses
+from core.data.datasets import ImageSet
+from core.features.extract import LayerStatus, extract, layer_statuses
 from core.jobs import ACTIVE
 from views.ui import resources
 from views.ui.sidebar import Selection, effective_pooling

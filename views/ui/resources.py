@@ -3,17 +3,18 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import datasets, image_check
-from core.encoders import availability, describe
-from core.extract import FeatureSet, cached_features
+from core.data import datasets, image_check
+from core.encoders.registry import availability, describe
+from core.features.extract import FeatureSet, cached_features
+from core.features.store import FeatureStore, ResultCache
 from core.jobs import JobRegistry
-from core.store import FeatureStore, ResultCache, default_cache_dir
-from core.train import LabRun, finished_run_ids, list_runs
+from core.lab.train import LabRun, finished_run_ids, list_runs
+from core.paths import cache_root
 
 
 @st.cache_resource
 def feature_store() -> FeatureStore:
-    return FeatureStore(default_cache_dir() / "features")
+    return FeatureStore(cache_root() / "features")
 
 
 @st.cache_resource
@@ -31,7 +32,7 @@ def check_registry() -> JobRegistry:
 @st.cache_resource(max_entries=8, show_spinner="Loading dataset…")
 def image_set(spec: str) -> datasets.ImageSet:
     """The ImageSet of a dataset spec such as `demo` or `oasis:/data/oasis` (DatasetError propagates)."""
-    return datasets.load_dataset(spec, default_cache_dir())
+    return datasets.load_dataset(spec, cache_root())
 
 
 @st.cache_data(max_entries=16, show_spinner="Checking the images…")
@@ -62,7 +63,7 @@ def feature_set(image_set: datasets.ImageSet, spec: str, layer: str, pooling: st
 @st.cache_resource
 def result_cache() -> ResultCache:
     """On-disk JSON results (probe scores per layer), shared by every session and process."""
-    return ResultCache(default_cache_dir() / "results")
+    return ResultCache(cache_root() / "results")
 
 
 @st.cache_resource
@@ -77,9 +78,9 @@ def result_memo() -> dict:
 
 def lab_runs() -> list[LabRun]:
     """Objective lab runs on disk (read each rerun: a run finishing in the background appears at once)."""
-    return list_runs(default_cache_dir())
+    return list_runs(cache_root())
 
 
 def finished_lab_specs() -> list[str]:
     """`lab:<run id>` of every finished Objective lab run (the sidebar lists them on every rerun: no history reads)."""
-    return [f"lab:{run_id}" for run_id in finished_run_ids(default_cache_dir())]
+    return [f"lab:{run_id}" for run_id in finished_run_ids(cache_root())]

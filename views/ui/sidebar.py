@@ -14,10 +14,10 @@ from typing import Any
 import streamlit as st
 import torch
 
-from core.datasets import DatasetError, ImageSet
-from core.image_check import check_images, image_problems_message
+from core.data.datasets import DatasetError, ImageSet
+from core.data.image_check import check_images, image_problems_message
+from core.encoders.specs import CATALOGUE, SPEC_HELP, EncoderSpecError, parse_spec
 from core.jobs import ACTIVE
-from core.encoders import CATALOGUE, SPEC_HELP, EncoderSpecError, parse_spec
 from views.ui import resources
 
 DATASET_KINDS = {

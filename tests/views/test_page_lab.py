@@ -1,0 +1,68 @@
+"""The Objective lab page through AppTest: a tiny training run through the UI, then open it on Manifolds."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from core.lab.train import TrainConfig
+from tests.paths import APP
+
+
+def test_a_tiny_run_trains_through_the_page_and_opens_on_manifolds(isolated_cache: Path) -> None:
+    app = AppTest.from_file(APP, default_timeout=300)
+    app.session_state["lab_objectives"] = ["supervised", "clamp"]
+    app.session_state["lab_epochs"] = 1
+    app.session_state["lab_max_images"] = 32
+    app.session_state["lab_image_size"] = 32
+    app.session_state["lab_batch_size"] = 16
+    app.switch_page("views/lab.py").run()
+    assert not app.exception, [exception.value for exception in app.exception]
+    train = next(button for button in app.main.button if button.label.startswith("Train"))
+    assert train.label == "Train 2 objective(s)"
+    train.click().run()
+    # The page's settings, so the runs can be found among others in the session's cache.
+    specs = [f"lab:{TrainConfig(objective, epochs=1, max_images=32, image_size=32, batch_size=16).run_id}"
+             for objective in ("supervised", "clamp")]
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        time.sleep(0.5)
+        app.run()
+        assert not app.exception, [exception.value for exception in app.exception]
+        table = next((frame.value for frame in app.dataframe if "objective" in frame.value.columns), None)
+        runs = None if table is None else table[table["spec"].isin(specs)]
+        if runs is not None and len(runs) == 2 and runs["finished"].all():
+            break
+    assert sorted(runs["objective"]) == ["clamp", "supervised"] and list(runs["epochs"]) == ["1/1", "1/1"]
+    assert (runs["images"] == 32).all() and runs["final_loss"].notna().all()
+    curves = json.loads(app.get("plotly_chart")[0].proto.spec)
+    assert len(curves["data"]) == 2  # a loss curve per run
+    assert next(b for b in app.main.button if b.label.startswith("All selected")).disabled
+    assert all(button.help for button in app.main.button)
+
+    app.multiselect(key="lab_chosen_runs").set_value(list(runs["spec"])).run()
+    next(button for button in app.main.button if button.label == "Open").click().run()
+    assert not app.exception, [exception.value for exception in app.exception]
+    assert set(runs["spec"]) <= set(app.session_state["encoders"])
+    assert app.title[0].value == "Manifolds"
+    assert app.multiselect(key="manifold_pairs").value == [f"{spec} · final" for spec in runs["spec"]]
+    assert "extraction_jobs" not in app.session_state  # Manifolds extracts its own views
+
+    # Affect's figures need the runs' cached features: Open starts their extraction and says so.
+    app.switch_page("views/lab.py").run()
+    app.selectbox(key="lab_open_page").set_value("Affect").run()
+    next(button for button in app.main.button if button.label == "Open").click().run()
+    assert not app.exception, [exception.value for exception in app.exception]
+    assert app.title[0].value == "Affect"
+    assert len(app.session_state["extraction_jobs"]) == 2
+    assert "in the background" in app.toast[0].value and all(spec in app.toast[0].value for spec in runs["spec"])
+    app.switch_page("views/affect.py")  # AppTest's next runs stay on the page it was last told
+    deadline = time.time() + 120
+    while app.session_state["extraction_jobs"] and time.time() < deadline:
+        time.sleep(0.5)
+        app.run()
+        assert not app.exception, [exception.value for exception in app.exception]
+    table = next(frame.value for frame in app.dataframe if "state" in frame.value.columns)
+    assert list(table[table["encoder"].isin(runs["spec"])]["state"]) == ["cached", "cached"]

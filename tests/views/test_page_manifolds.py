@@ -1,0 +1,59 @@
+"""The Manifolds page through AppTest on the demo with two encoders: presets, extract views, then every figure."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from core.analyses.manifolds import MANIFOLD_PRESETS
+from tests.paths import APP
+
+ENCODERS = ["bundled:efficientnet_lite0", "pixels:32"]
+
+
+def test_manifold_page_extracts_views_and_draws_every_figure(isolated_cache: Path) -> None:
+    app = AppTest.from_file(APP, default_timeout=300)
+    app.session_state["encoders"] = ENCODERS
+    app.session_state["manifold_m"] = 4
+    app.session_state["manifold_per_class"] = 4
+    app.session_state["manifold_map_param"] = 5
+    app.switch_page("views/manifolds.py").run()
+    assert not app.exception, [exception.value for exception in app.exception]
+    assert any("Extract views" in info.value for info in app.info)
+    next(button for button in app.main.button if button.label.startswith("Extract views")).click().run()
+    deadline = time.time() + 240
+    while not app.get("plotly_chart") and time.time() < deadline:
+        time.sleep(0.5)
+        app.run()
+        assert not app.exception, [exception.value for exception in app.exception]
+    charts = [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
+    titles = [chart["layout"]["title"]["text"] for chart in charts]
+    assert len(charts) == 2 * 2 + 4  # per encoder: map and class distances; then 4 shared figures
+    assert sum(title.startswith("Sub-manifold centroids") for title in titles) == 2
+    centroid_map = charts[0]
+    assert len(centroid_map["layout"]["shapes"]) == 16  # a radius circle per image (4 categories x 4)
+    metrics = next(frame.value for frame in app.dataframe if "uniformity" in frame.value.columns)
+    assert list(metrics["encoder"]) == [f"{spec} · final" for spec in ENCODERS]
+    assert metrics["uniformity"].gt(0).all() and metrics["mean_radius"].gt(0).all()
+    assert all(button.help for button in app.main.button)
+
+
+def test_defaults_are_the_quick_preset_and_the_full_one_is_one_click_away(isolated_cache: Path) -> None:
+    quick = MANIFOLD_PRESETS["quick"]
+    app = AppTest.from_file(APP, default_timeout=120)
+    app.session_state["encoders"] = ENCODERS
+    app.switch_page("views/manifolds.py").run()
+    assert not app.exception, [exception.value for exception in app.exception]
+    assert (app.number_input(key="manifold_m").value, app.number_input(key="manifold_per_class").value) == (
+        quick.m, quick.per_class)
+    extract = next(button for button in app.main.button if button.label.startswith("Extract views"))
+    assert extract.label == f"Extract views ({4 * quick.per_class} images × {quick.m} views, 2 encoder layer(s))"
+    assert any(caption.value.startswith(("Estimate — ", "No estimate yet")) for caption in app.caption)  # a rate from an earlier test
+    assert app.button(key="manifold_preset_quick").disabled and not app.button(key="manifold_preset_full").disabled
+    app.button(key="manifold_preset_full").click().run()
+    assert not app.exception, [exception.value for exception in app.exception]
+    assert (app.number_input(key="manifold_m").value, app.number_input(key="manifold_per_class").value) == (16, 25)
+    assert any(button.label.startswith("Extract views (100 images × 16 views") for button in app.main.button)
+    assert app.button(key="manifold_preset_full").disabled and not app.button(key="manifold_preset_quick").disabled
