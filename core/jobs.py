@@ -11,10 +11,9 @@ starts (`describe_estimate`); while a job runs, `JobStatus.eta_s` extrapolates i
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
-import os
-import tempfile
 import threading
 import time
 import traceback
@@ -23,8 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from core.paths import atomic_write
+
 ACTIVE = ("queued", "running")
 RATES_FILE = "job_rates.json"  # under the cache dir: estimates survive restarts
+
+
+def job_key(kind: str, *parts: object) -> str:
+    """A job's key: `kind|<sha256 of the parts>`; the same inputs give the same key, so a rerun finds its job."""
+    return f"{kind}|" + hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:24]
 
 
 def eta_seconds(done: int, total: int, elapsed_s: float) -> float | None:
@@ -80,14 +86,7 @@ class RateStore:
             return
         with self._lock:
             rates = {**self._read(), key: float(seconds_per_unit)}
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.stem}.", suffix=".tmp")
-            try:
-                with os.fdopen(handle, "w") as file:
-                    json.dump(rates, file, indent=1, sort_keys=True)
-                os.replace(temporary, self.path)
-            finally:
-                Path(temporary).unlink(missing_ok=True)
+            atomic_write(self.path, lambda temporary: temporary.write_text(json.dumps(rates, indent=1, sort_keys=True)))
 
     def _read(self) -> dict[str, float]:
         try:

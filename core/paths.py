@@ -1,10 +1,32 @@
-"""Where RepScope keeps its cache: features, results, the demo, Objective lab runs."""
+"""Where RepScope keeps its cache (features, results, the demo, Objective lab runs), and the one atomic writer."""
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
+from typing import Callable
 
 
 def cache_root() -> Path:
     """`$REPSCOPE_CACHE`, else `cache/` beside the code (git-ignored)."""
     return Path(os.environ.get("REPSCOPE_CACHE", Path(__file__).resolve().parents[1] / "cache"))
+
+
+def atomic_write(target: str | Path, write: Callable[[Path], None]) -> None:
+    """Call `write(temporary)` on a unique file beside `target`, fsync it, then `os.replace` it onto `target`.
+
+    A killed process leaves either the old file or the new one, never half of one; the temporary
+    keeps the target's suffix (`np.save` would otherwise append `.npy`).
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}")
+    os.close(handle)
+    temporary = Path(name)
+    try:
+        write(temporary)
+        with temporary.open("rb+") as written:
+            os.fsync(written.fileno())
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)

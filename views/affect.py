@@ -94,9 +94,7 @@ groups = {"loto": metadata["group"].to_numpy(dtype=str), "loco": metadata["categ
 
 def memoised(key: tuple, compute):
     """Process-wide memo: keys start with a feature digest, so a new dataset or layer never hits."""
-    if key not in memo:
-        memo[key] = compute()
-    return memo[key]
+    return memo.get_or_compute(key, compute)
 
 
 def model_label(spec: str, layer: str) -> str:
@@ -107,7 +105,8 @@ def cross_validated(spec: str, layer: str, scheme: str):
     """Out-of-fold predictions, computed once per feature array and scheme (process-wide memo)."""
     feature_set = feature_sets[(spec, layer)]
     key = ("affect", feature_set.key.digest, scheme, int(n_folds) if scheme in K_FOLD_SCHEMES else 0)
-    if key not in memo:
+
+    def compute():
         text = f"{SCHEME_LABELS[scheme]}: {model_label(spec, layer)}"
         bar, began = st.progress(0.0, text=text), time.perf_counter()
 
@@ -116,10 +115,12 @@ def cross_validated(spec: str, layer: str, scheme: str):
             left = f" · ETA ~{format_duration(eta)}" if eta and done < total else ""
             bar.progress(done / total, text=f"{text} — fold {done}/{total}{left}")
 
-        memo[key] = cross_validated_predictions(np.asarray(feature_set.features), targets, groups[scheme], scheme,
-                                                n_splits=int(n_folds), progress=fold_done)
+        predictions = cross_validated_predictions(np.asarray(feature_set.features), targets, groups[scheme], scheme,
+                                                  n_splits=int(n_folds), progress=fold_done)
         bar.empty()
-    return memo[key]
+        return predictions
+
+    return memo.get_or_compute(key, compute)
 
 
 def digest(spec: str, layer: str) -> str:

@@ -28,6 +28,7 @@ from core.figures.alignment import (
     rdm_pair_figure,
     transport_plan_figure,
 )
+from core.jobs import job_key
 from views.ui import resources
 from views.ui.background import estimate_text, job_outcomes, job_progress, submit_job
 from views.ui.export_row import figure_block
@@ -150,11 +151,11 @@ search_settings = dict(eps_range=(float(eps_low), float(eps_high)), n_eps=int(n_
                        search=search, warm_start=warm_start, backend=backend, max_iter=int(max_iter))
 
 
-def job_key(source: str, target: str) -> str:
+def alignment_job_key(source: str, target: str) -> str:
     """Same data and settings -> same key: a finished result is reused, a running one is not restarted."""
     parts = [image_set.fingerprint, repr(sources[source]), repr(sources[target]), metric, str(normalise),
              selection.pooling, repr(sorted(search_settings.items()))]
-    return "align|" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
+    return job_key("align", *parts)
 
 
 # What a trial costs depends on the number of items and the search settings, not on which sources.
@@ -180,12 +181,12 @@ def start_alignments(targets: list[str]) -> None:
             return align(source, target_matrix, **search_settings,
                          progress=lambda done, total, trial: report(done, total, trial_message(trial)))
 
-        submit_job("alignment_jobs", job_key(source_name, target), f"{source_name} → {target}", work,
+        submit_job("alignment_jobs", alignment_job_key(source_name, target), f"{source_name} → {target}", work,
                    rate_key=trial_rate_key)
 
 
 registry = resources.job_registry()
-key = job_key(source_name, target_name)
+key = alignment_job_key(source_name, target_name)
 status = registry.status(key)
 st.button("Run alignment", type="primary", on_click=start_alignments, args=([target_name],),
           disabled=status is not None and status.state in ("queued", "running", "done"),
@@ -276,8 +277,8 @@ compared = st.multiselect("Targets to compare", others, default=others[:6], key=
                                "but not the item-level structure.")
 rows, missing = [], []
 for target in compared:
-    target_status = registry.status(job_key(source_name, target))
-    result = registry.result(job_key(source_name, target)) if target_status and target_status.state == "done" else None
+    target_status = registry.status(alignment_job_key(source_name, target))
+    result = registry.result(alignment_job_key(source_name, target)) if target_status and target_status.state == "done" else None
     row = {"source": source_name, "target": target,
            "rsa": rsa(source_matrix, source_rdm(image_set, sources[target], metric, normalise, uploaded))}
     if result is None:

@@ -1,5 +1,4 @@
 """Inductive bias: frozen features and category probes under global/local patch shuffling and gamma distortion."""
-import hashlib
 
 import numpy as np
 import pandas as pd
@@ -18,6 +17,7 @@ from core.analyses.probes import CATEGORY_SCHEMES
 from core.data.corruptions import CLEAN, DEFAULT_SEED, FAMILIES, FAMILY_LABELS, Corruption
 from core.data.datasets import load_image, per_class_subset
 from core.figures.inductive_bias import corruption_curves_figure, corruption_curves_table, gallery_figure
+from core.jobs import job_key
 from views.ui import resources
 from views.ui.background import estimates_caption, has_jobs, job_outcomes, job_progress, submit_job
 from views.ui.export_row import figure_block, table_block
@@ -122,10 +122,10 @@ figure_block(gallery_figure([(name, np.asarray(image)) for name, image in galler
                  "Where a side is not a multiple of N, the last (side mod N) pixel rows/columns stay in place."))
 
 
-def job_key(spec: str, layer: str) -> str:
+def bias_job_key(spec: str, layer: str) -> str:
     parts = [subset.fingerprint, spec, layer, effective_pooling(spec, selection.pooling),
              ",".join(c.name for c in corruptions), str(seed), repr(settings)]
-    return "bias|" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
+    return job_key("bias", *parts)
 
 
 def rate_key(spec: str, layer: str) -> str:
@@ -142,11 +142,11 @@ def start_runs() -> None:
                                       batch_size=selection.batch_size, results=resources.result_cache(),
                                       progress=report)
 
-        submit_job("bias_jobs", job_key(spec, layer), f"{spec} · {layer}", work, rate_key=rate_key(spec, layer))
+        submit_job("bias_jobs", bias_job_key(spec, layer), f"{spec} · {layer}", work, rate_key=rate_key(spec, layer))
 
 
 registry = resources.job_registry()
-statuses = {pair: registry.status(job_key(*pair)) for pair in selected}
+statuses = {pair: registry.status(bias_job_key(*pair)) for pair in selected}
 todo = [pair for pair, status in statuses.items() if status is None or status.state != "done"]
 action = st.columns([2, 3], vertical_alignment="center")
 action[0].button(f"Run ({len(subset)} images × {len(corruptions) + 1} conditions, {len(todo)} encoder · layer)" if todo
@@ -158,12 +158,12 @@ if todo:
                                                                len(subset) * (len(corruptions) + 1))
                                          for spec, layer in todo}, "images"))
 job_progress("bias_jobs", "images", "Stops after the current batch; extracted features stay cached.")
-job_outcomes([job_key(*pair) for pair in todo], "cancelled. Finished features are kept; Run resumes.")
+job_outcomes([bias_job_key(*pair) for pair in todo], "cancelled. Finished features are kept; Run resumes.")
 if todo:
     st.info("Press **Run** to extract the corrupted features and probe them.")
     st.stop()
 
-metrics = pd.concat([registry.result(job_key(*pair)) for pair in selected], ignore_index=True)
+metrics = pd.concat([registry.result(bias_job_key(*pair)) for pair in selected], ignore_index=True)
 metrics.insert(0, "model", metrics["encoder"] + " · " + metrics["layer"])
 label = ",".join(spec for spec, _ in selected)
 kwargs = dict(page="inductive_bias", dataset=image_set.name, encoder=label)

@@ -1,5 +1,4 @@
 """Manifolds: augmentation sub-manifolds (CLAMP), uniformity and class structure, the eigenspectrum."""
-import hashlib
 
 import numpy as np
 import pandas as pd
@@ -17,6 +16,7 @@ from core.figures.manifolds import (
     radii_figure,
     uniformity_figure,
 )
+from core.jobs import job_key
 from views.ui import resources
 from views.ui.background import estimates_caption, job_outcomes, job_progress, submit_job
 from views.ui.export_row import figure_block, table_block
@@ -74,9 +74,9 @@ if not selected:
     st.stop()
 
 
-def job_key(spec: str, layer: str) -> str:
+def manifold_job_key(spec: str, layer: str) -> str:
     parts = [subset.fingerprint, spec, layer, str(m), pipeline.name, effective_pooling(spec, selection.pooling)]
-    return "views|" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
+    return job_key("views", *parts)
 
 
 def rate_key(spec: str, layer: str) -> str:
@@ -92,19 +92,16 @@ def start_extraction() -> None:
                                  pooling=effective_pooling(spec, selection.pooling), device=selection.device,
                                  batch_size=selection.batch_size,
                                  progress=lambda p: report(p.done, p.total, p.message.replace("images", "views"), p.resumed))
-        submit_job("manifold_jobs", job_key(spec, layer), f"{spec} · {layer}", work, rate_key=rate_key(spec, layer))
+        submit_job("manifold_jobs", manifold_job_key(spec, layer), f"{spec} · {layer}", work, rate_key=rate_key(spec, layer))
 
 
 def stored_views(spec: str, layer: str) -> np.ndarray | None:
     """The cached (N, m, D) views, memoised per process once found (building their cache key hashes N·m files)."""
-    memo, key = resources.result_memo(), job_key(spec, layer)
-    if key not in memo:
-        views = cached_view_features(subset, spec, layer, resources.feature_store(), m=int(m), pipeline=pipeline,
-                                     pooling=effective_pooling(spec, selection.pooling))
-        if views is None:
-            return None
-        memo[key] = views
-    return memo[key]
+    pooling = effective_pooling(spec, selection.pooling)
+    return resources.result_memo().get_or_compute(  # None (not extracted yet) is not memoised
+        manifold_job_key(spec, layer),
+        lambda: cached_view_features(subset, spec, layer, resources.feature_store(), m=int(m), pipeline=pipeline,
+                                     pooling=pooling))
 
 
 views_by_pair = {pair: stored_views(*pair) for pair in selected}
@@ -119,7 +116,7 @@ if missing:
                                          for spec, layer in missing}, "views"))
 job_progress("manifold_jobs", "views", "Stops after the current batch; the views extracted so far stay cached "
                                        "and the next run resumes from them.")
-job_outcomes([job_key(*pair) for pair in missing],
+job_outcomes([manifold_job_key(*pair) for pair in missing],
              "cancelled. The views extracted so far are kept; Extract views resumes.")
 if missing:
     st.info("Press **Extract views** to compute the augmented views.")
@@ -133,8 +130,8 @@ def analysis(key: str, radius_scale: float, method: str, parameter: int):
                              radius_scale=radius_scale, map_method=method, map_parameter=parameter)
 
 
-key_pairs = {job_key(*pair): pair for pair in selected}
-results = {f"{spec} · {layer}": analysis(job_key(spec, layer), float(radius_scale), method, int(parameter))
+key_pairs = {manifold_job_key(*pair): pair for pair in selected}
+results = {f"{spec} · {layer}": analysis(manifold_job_key(spec, layer), float(radius_scale), method, int(parameter))
            for spec, layer in selected}
 label = ",".join(spec for spec, _ in selected)
 metrics = pd.DataFrame([{"encoder": name, **result.summary} for name, result in results.items()])

@@ -1,5 +1,4 @@
 """Layer probes: where in depth does an encoder hold affective and categorical information?"""
-import hashlib
 
 import pandas as pd
 import streamlit as st
@@ -15,7 +14,7 @@ from core.analyses.probes import (
 )
 from core.export import export_filename, table_to_csv
 from core.figures.probes import AXES, BANDS, probe_curves_figure
-from core.jobs import ACTIVE
+from core.jobs import ACTIVE, job_key
 from views.ui import resources
 from views.ui.background import estimates_caption, follow_jobs, job_outcomes, job_progress, submit_job
 from views.ui.export_row import figure_block
@@ -78,9 +77,9 @@ pending = {spec: pending_fits(image_set, spec, settings=settings, probes=probes,
 todo = [spec for spec in ready if pending[spec]]
 
 
-def job_key(spec: str) -> str:
+def probe_job_key(spec: str) -> str:
     parts = [image_set.fingerprint, spec, pooling[spec], repr(settings), ",".join(probes)]
-    return "probes|" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
+    return job_key("probes", *parts)
 
 
 def rate_key(spec: str) -> str:
@@ -94,13 +93,13 @@ def start_probes(specs: list[str]) -> None:
             return encoder_curves(image_set, spec, store, settings=settings, probes=probes, pooling=pooling[spec],
                                   results=results, progress=report)
 
-        submit_job("probe_jobs", job_key(spec), spec, work, rate_key=rate_key(spec))
+        submit_job("probe_jobs", probe_job_key(spec), spec, work, rate_key=rate_key(spec))
 
 
 if todo:
-    follow_jobs("probe_jobs", map(job_key, todo))
+    follow_jobs("probe_jobs", map(probe_job_key, todo))
     registry = resources.job_registry()
-    idle = [spec for spec in todo if (status := registry.status(job_key(spec))) is None or status.state not in ACTIVE]
+    idle = [spec for spec in todo if (status := registry.status(probe_job_key(spec))) is None or status.state not in ACTIVE]
     n_fits = sum(len(pending[spec]) for spec in todo)
     action = st.columns([2, 3], vertical_alignment="center")
     action[0].button(f"Compute probe curves ({n_fits} fits, {len(todo)} encoder{'s' * (len(todo) > 1)})",

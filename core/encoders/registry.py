@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from core.encoders import backbones
-from core.encoders.specs import BUNDLED, FINAL_LAYER, EncoderSpec, EncoderSpecError, WeightsUnavailable, parse_spec
+from core.encoders.specs import FINAL_LAYER, EncoderSpec, EncoderSpecError, WeightsUnavailable, parse_spec
 from core.paths import cache_root
 
 UNTRAINED_SEED = 0

@@ -12,16 +12,19 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
+import threading
 import time
+from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Callable, Hashable, Iterator, Sequence
 
 import diskcache
 import numpy as np
 from filelock import FileLock
+
+from core.paths import atomic_write
 
 
 @dataclass(frozen=True)
@@ -117,15 +120,16 @@ class FeatureStore:
             raise RuntimeError(f"Feature chunks for {key.encoder} / {key.layer} cover {self.rows_done(key)} of "
                                f"{n_rows} rows; run the extraction again to resume.")
         width = np.load(chunks[0][2], mmap_mode="r").shape[1]
-        target = self.path(key)
-        temporary = _temporary_path(target)
-        # Written through a memmap so the whole array never sits in RAM twice.
-        stitched = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.float32, shape=(n_rows, width))
-        for start, stop, path in chunks:
-            stitched[start:stop] = np.load(path)
-        stitched.flush()
-        del stitched
-        os.replace(temporary, target)
+
+        def stitch(temporary: Path) -> None:
+            # Written through a memmap so the whole array never sits in RAM twice.
+            stitched = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.float32, shape=(n_rows, width))
+            for start, stop, path in chunks:
+                stitched[start:stop] = np.load(path)
+            stitched.flush()
+            del stitched
+
+        atomic_write(self.path(key), stitch)
         self._record(key, (n_rows, width), meta)
         shutil.rmtree(self._chunk_dir(key), ignore_errors=True)
         return self.load(key)
@@ -169,21 +173,48 @@ class ResultCache:
     def __contains__(self, key: str) -> bool:
         return key in self._cache
 
+    def get_or_compute(self, key: str, compute: Callable[[], Any]) -> tuple[Any, bool]:
+        """(value, computed): the stored value, else `compute()` stored under `key` first."""
+        value = self._cache.get(key)
+        if value is not None:
+            return value, False
+        value = compute()
+        self._cache.set(key, value)
+        return value, True
 
-def _temporary_path(target: Path) -> Path:
-    handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=".tmp.npy")
-    os.close(handle)
-    return Path(name)
+
+class Memo:
+    """A bounded in-process memo (least recently used out first) for results too large or unJSONable for ResultCache.
+
+    Keys should start with a feature digest, so a new dataset or layer never hits a stale entry.
+    """
+
+    def __init__(self, max_entries: int = 256):
+        self.max_entries = max_entries
+        self._entries: OrderedDict[Hashable, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get_or_compute(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """The memoised value of `key`, else `compute()` (None results are not kept: "not ready yet")."""
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return self._entries[key]
+        value = compute()
+        if value is not None:
+            with self._lock:
+                self._entries[key] = value
+                self._entries.move_to_end(key)
+                while len(self._entries) > self.max_entries:
+                    self._entries.popitem(last=False)
+        return value
 
 
 def _atomic_save(target: Path, array: np.ndarray) -> None:
-    temporary = _temporary_path(target)
-    try:
-        with temporary.open("wb") as handle:
-            np.save(handle, array)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
-
+    atomic_write(target, lambda temporary: np.save(temporary, array))

@@ -5,14 +5,12 @@ figure is the frame's rows for the probes it shows.
 """
 from __future__ import annotations
 
-from typing import Sequence
-
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from core.figures.style import EXTENDED, encoder_colors, house_style
+from core.figures.style import encoder_colors, house_style
 
 PROBE_TITLES = {"valence": "Valence R²", "arousal": "Arousal R²", "category": "Category balanced accuracy"}
 BANDS = {"fold_se": "±1 SE over folds", "fold_sd": "Fold spread (±1 SD)", "ci": "Bootstrap 95% CI",

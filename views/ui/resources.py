@@ -6,7 +6,7 @@ import streamlit as st
 from core.data import datasets, image_check
 from core.encoders.registry import availability, describe
 from core.features.extract import FeatureSet, cached_features
-from core.features.store import FeatureStore, ResultCache
+from core.features.store import FeatureStore, Memo, ResultCache
 from core.jobs import JobRegistry
 from core.lab.train import LabRun, finished_run_ids, list_runs
 from core.paths import cache_root
@@ -67,13 +67,13 @@ def result_cache() -> ResultCache:
 
 
 @st.cache_resource
-def result_memo() -> dict:
-    """Process-wide memo of analysis results keyed by feature digest + parameters.
+def result_memo() -> Memo:
+    """Process-wide bounded memo of analysis results keyed by feature digest + parameters.
 
-    A plain dict rather than st.cache_data: results are computed in the page with a live
-    progress bar, which a cached function cannot drive.
+    Not st.cache_data: results are computed in the page with a live progress bar, which a
+    cached function cannot drive.
     """
-    return {}
+    return Memo(max_entries=512)
 
 
 def lab_runs() -> list[LabRun]:
