@@ -22,7 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.data.datasets import demo, load_image  # noqa: E402
-from core.encoders.registry import load_encoder  # noqa: E402
+from core.encoders.registry import describe, load_encoder  # noqa: E402
 from core.features.extract import extract  # noqa: E402
 from core.features.store import FeatureStore  # noqa: E402
 from core.paths import cache_root  # noqa: E402
@@ -35,7 +35,7 @@ def preprocessed_batches(encoder, paths, batch_size: int) -> list[torch.Tensor]:
 
 def time_bare(spec: str, paths, batch_size: int) -> float:
     started = time.perf_counter()
-    encoder = load_encoder(spec)
+    encoder = load_encoder(describe(spec))
     with torch.inference_mode():
         for batch in preprocessed_batches(encoder, paths, batch_size):
             encoder.model(batch)
@@ -44,7 +44,7 @@ def time_bare(spec: str, paths, batch_size: int) -> float:
 
 def time_naive(spec: str, paths, layers: list[str], batch_size: int) -> float:
     started = time.perf_counter()
-    encoder = load_encoder(spec)
+    encoder = load_encoder(describe(spec))
     batches = preprocessed_batches(encoder, paths, batch_size)  # decoded once: generous to the baseline
     captured: list[torch.Tensor] = []
     for layer in layers:
@@ -59,7 +59,7 @@ def time_naive(spec: str, paths, layers: list[str], batch_size: int) -> float:
 
 def time_ours(image_set, spec: str, layers: list[str], batch_size: int, store: FeatureStore) -> float:
     started = time.perf_counter()
-    extract(image_set, spec, layers, store, batch_size=batch_size, device="cpu")
+    extract(image_set, describe(spec), layers, store, batch_size=batch_size, device="cpu")
     return time.perf_counter() - started
 
 

@@ -24,9 +24,11 @@ from core.data.datasets import (
     demo,  # noqa: E402
     per_class_subset,  # noqa: E402
 )
+from core.encoders.registry import describe  # noqa: E402
 from core.features.extract import view_features  # noqa: E402
 from core.features.store import FeatureStore  # noqa: E402
-from core.lab.train import OBJECTIVES, TrainConfig, load_run, train  # noqa: E402
+from core.lab.runs import OBJECTIVES, TrainConfig, load_run  # noqa: E402
+from core.lab.train import train  # noqa: E402
 from core.paths import cache_root  # noqa: E402
 
 BUDGET_S = 15 * 60
@@ -52,9 +54,9 @@ def main() -> None:
     subset = image_set.subset(per_class_subset(image_set, full.per_class))
     rows = []
     for spec in specs:
-        views = view_features(subset, spec, "final", FeatureStore(cache / "features"), m=full.m)
+        views = view_features(subset, describe(spec), "final", FeatureStore(cache / "features"), m=full.m)
         summary = manifold_summary(views, subset.metadata["category"].to_numpy())
-        rows.append({"encoder": spec, **{key: value for key, value in summary.items() if not isinstance(value, dict)}})
+        rows.append({"encoder": spec, **summary.row()})
     print(pd.DataFrame(rows).round(3).to_string(index=False))
 
 

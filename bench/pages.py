@@ -29,6 +29,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.analyses.affect import TARGETS, cross_validated_predictions, metrics_table  # noqa: E402
+from core.analyses.cv import CrossValidation  # noqa: E402
 from core.analyses.gwot import DEFAULT_EPS, align  # noqa: E402
 from core.analyses.inductive_bias import BIAS_PRESETS, BiasPreset, BiasSettings, corruption_metrics  # noqa: E402
 from core.analyses.manifolds import MANIFOLD_PRESETS, ViewPreset, analyse_manifolds  # noqa: E402
@@ -40,6 +41,7 @@ from core.data.datasets import (  # noqa: E402
     per_class_subset,  # noqa: E402
 )
 from core.data.demo import KNOWN_ITEM_MATCH  # noqa: E402
+from core.encoders.registry import describe  # noqa: E402
 from core.features.extract import (
     extract,  # noqa: E402
     view_features,  # noqa: E402
@@ -65,28 +67,28 @@ def timed(function) -> float:
 
 def features(image_set: ImageSet, store: FeatureStore) -> None:
     for spec in ENCODERS:
-        extract(image_set, spec, [LAYER], store, device="cpu")
+        extract(image_set, describe(spec), [LAYER], store, device="cpu")
 
 
 def affect(image_set: ImageSet, store: FeatureStore) -> None:
     metadata = image_set.metadata
     targets = metadata[list(TARGETS)].to_numpy(dtype=float)
-    groups = {"loto": metadata["group"].to_numpy(dtype=str), "loco": metadata["category"].to_numpy(dtype=str)}
     for spec in ENCODERS:
-        x = np.asarray(extract(image_set, spec, [LAYER], store, device="cpu")[LAYER].features)
+        x = np.asarray(extract(image_set, describe(spec), [LAYER], store, device="cpu")[LAYER].features)
         for scheme in AFFECT_SCHEMES:
-            metrics_table(cross_validated_predictions(x, targets, groups[scheme], scheme, n_splits=AFFECT_FOLDS))
+            cv = CrossValidation(scheme, AFFECT_FOLDS)
+            metrics_table(cross_validated_predictions(x, targets, cv.groups(metadata), cv))
 
 
 def layer_probes(image_set: ImageSet, store: FeatureStore, results: ResultCache) -> None:
     for spec in ENCODERS:
-        extract(image_set, spec, "all", store, device="cpu")
-        encoder_curves(image_set, spec, store, settings=PROBE_SETTINGS, probes=(*TARGETS, "category"),
+        extract(image_set, describe(spec), "all", store, device="cpu")
+        encoder_curves(image_set, describe(spec), store, settings=PROBE_SETTINGS, probes=(*TARGETS, "category"),
                        results=results)
 
 
 def alignment(image_set: ImageSet, store: FeatureStore) -> None:
-    target = extract(image_set, KNOWN_ITEM_MATCH, [LAYER], store, device="cpu")[LAYER].features
+    target = extract(image_set, describe(KNOWN_ITEM_MATCH), [LAYER], store, device="cpu")[LAYER].features
     align(rdm(image_set.reference_embedding, "cosine"), rdm(target, "cosine"), **ALIGNMENT)
 
 
@@ -94,7 +96,7 @@ def manifolds(image_set: ImageSet, store: FeatureStore, preset: ViewPreset) -> N
     subset = image_set.subset(per_class_subset(image_set, preset.per_class))
     categories, ids = subset.metadata["category"].to_numpy(), subset.metadata["image_id"].to_numpy()
     for spec in ENCODERS:
-        views = view_features(subset, spec, LAYER, store, m=preset.m, device="cpu")
+        views = view_features(subset, describe(spec), LAYER, store, m=preset.m, device="cpu")
         analyse_manifolds(views, categories, ids)  # the page's defaults: r_s 8.5, t-SNE, perplexity 30
 
 
@@ -102,7 +104,7 @@ def inductive_bias(image_set: ImageSet, store: FeatureStore, results: ResultCach
     subset = image_set.subset(per_class_subset(image_set, preset.per_class))
     settings = BiasSettings(n_splits=preset.n_splits)  # k, scheme and train_on: BiasSettings' defaults, as the page
     for spec in ENCODERS:
-        corruption_metrics(subset, spec, LAYER, store, preset.corruptions(), settings, device="cpu", results=results)
+        corruption_metrics(subset, describe(spec), LAYER, store, preset.corruptions(), settings, device="cpu", results=results)
 
 
 def main() -> None:

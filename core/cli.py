@@ -10,8 +10,9 @@ import argparse
 import sys
 from pathlib import Path
 
+import core.lab  # noqa: F401  (registers the `lab:<run id>` encoders)
 from core.data.datasets import DATASET_SPEC_HELP, DatasetError, load_dataset
-from core.encoders.registry import availability, describe
+from core.encoders.registry import describe, spec_availability
 from core.encoders.specs import CATALOGUE, SPEC_HELP, EncoderSpecError, WeightsUnavailable
 from core.features.extract import Progress, extract
 from core.features.store import FeatureStore
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"# pooling: {', '.join(info.poolings)} (default {info.default_pooling})", file=sys.stderr)
         elif args.command == "catalogue":
             for entry in CATALOGUE:
-                ok, reason = availability(entry.spec)
+                ok, reason = spec_availability(entry.spec)
                 print(f"{'ok ' if ok else '-- '} {entry.spec:45s} {entry.label} [{reason}]")
         else:
             _extract(args, cache)
@@ -62,7 +63,7 @@ def _extract(args: argparse.Namespace, cache: Path) -> None:
             print(f"\r{spec}: {progress.done}/{progress.total} images · {progress.message}".ljust(100),
                   end="", file=sys.stderr, flush=True)
 
-        feature_sets = extract(image_set, spec, wanted, store, pooling=args.pooling, device=args.device,
+        feature_sets = extract(image_set, describe(spec), wanted, store, pooling=args.pooling, device=args.device,
                                batch_size=args.batch_size, num_workers=args.workers, progress=report)
         print(file=sys.stderr)
         for layer, feature_set in feature_sets.items():

@@ -1,29 +1,10 @@
 """Affect: valence/arousal probes under Leave-One-Theme-Out / Leave-One-Category-Out, and their errors' geometry."""
 import time
 
-import numpy as np
-import pandas as pd
 import streamlit as st
 
-from core.analyses.affect import (
-    K_FOLD_SCHEMES,
-    SCHEME_LABELS,
-    SCHEMES,
-    TARGETS,
-    ceiling_table,
-    cross_validated_predictions,
-    metrics_table,
-    paired_difference,
-    per_group_metrics,
-    with_ceiling,
-)
-from core.analyses.error_geometry import (
-    effective_dimensionality,
-    error_field,
-    error_geometry,
-    error_vectors,
-    geometry_table,
-)
+from core.analyses.affect_report import affect_analysis
+from core.analyses.cv import K_FOLD_SCHEMES, SCHEMES, CrossValidation, scheme_label
 from core.export import export_filename, table_to_csv
 from core.figures import affect as figures
 from core.jobs import eta_seconds, format_duration
@@ -40,11 +21,11 @@ if not image_set.has_affect:
     st.info(f"**{image_set.name}** has no valence/arousal ratings. This page needs a dataset with `valence` and "
             "`arousal` columns: the demo, OASIS, or a manifest CSV with those columns.")
     st.stop()
-metadata = image_set.metadata
 
 controls = st.columns([3, 2])
 schemes = controls[0].multiselect(
-    "Cross-validation", SCHEMES, default=["loto", "loco"], format_func=SCHEME_LABELS.get, key="affect_schemes", persist_state="session",
+    "Cross-validation", list(SCHEMES), default=["loto", "loco"], format_func=scheme_label, key="affect_schemes",
+    persist_state="session",
     help="LOTO holds out one theme group at a time (images of one theme never train their own prediction); LOCO "
          "holds out a whole category: generalisation to unseen kinds of things. K-fold: shuffled folds. Grouped K-fold: K folds of whole theme "
          "groups (cheaper than LOTO).")
@@ -52,8 +33,8 @@ if not schemes:
     st.info("Pick at least one cross-validation scheme.")
     st.stop()
 geometry_scheme = controls[1].selectbox(
-    "Scheme for the error geometry", schemes, format_func=SCHEME_LABELS.get, key="affect_geometry_scheme", persist_state="session",
-    help="The out-of-fold predictions whose errors the figures below analyse.")
+    "Scheme for the error geometry", schemes, format_func=scheme_label, key="affect_geometry_scheme",
+    persist_state="session", help="The out-of-fold predictions whose errors the figures below analyse.")
 options = st.columns(3)
 zscore = options[0].toggle("z-scored axes", key="affect_zscore", persist_state="session",
                             help="Divide each error axis by the SD of that rating before angles, PLV, pull and "
@@ -67,7 +48,7 @@ n_folds = 5
 if set(K_FOLD_SCHEMES) & set(schemes):
     n_folds = st.number_input("K (folds)", 2, 20, 5, key="affect_k", persist_state="session",
                               help="Folds of the K-fold schemes (seed 0): shuffled images, or whole theme groups.")
-if "loco" in schemes and metadata["category"].nunique() < 2:
+if "loco" in schemes and image_set.metadata["category"].nunique() < 2:
     st.warning("Leave-One-Category-Out needs at least two categories; this dataset has one, so LOCO is skipped. "
                "Use LOTO or K-fold.")
     schemes = [scheme for scheme in schemes if scheme != "loco"]
@@ -77,163 +58,97 @@ if "loco" in schemes and metadata["category"].nunique() < 2:
 
 with st.expander("Features", expanded=False):
     statuses = extraction_panel(image_set, selection)
-models = [(status.encoder, status.layer) for status in statuses if status.state == "cached"]
-if not models:
+feature_sets = {f"{status.encoder} [{status.layer}]": resources.feature_set(
+                    image_set, resources.encoder_info(status.encoder), status.layer,
+                    effective_pooling(status.encoder, selection.pooling))
+                for status in statuses if status.state == "cached"}
+if not feature_sets:
     st.info("None of the selected encoder × layer features are extracted yet: open **Features** above and press "
             "Extract.")
     st.stop()
-
-memo = resources.result_memo()
-feature_sets = {(spec, layer): resources.feature_set(image_set, spec, layer, effective_pooling(spec, selection.pooling))
-                for spec, layer in models}
-targets = metadata[list(TARGETS)].to_numpy(dtype=float)
-groups = {"loto": metadata["group"].to_numpy(dtype=str), "loco": metadata["category"].to_numpy(dtype=str),
-          "kfold": metadata["group"].to_numpy(dtype=str),  # K-fold ignores groups
-          "gkfold": metadata["group"].to_numpy(dtype=str)}
+cvs = [CrossValidation(scheme, int(n_folds)) for scheme in schemes]
+geometry_cv = CrossValidation(geometry_scheme, int(n_folds))
+bar, started = st.empty(), {}
 
 
-def memoised(key: tuple, compute):
-    """Process-wide memo: keys start with a feature digest, so a new dataset or layer never hits."""
-    return memo.get_or_compute(key, compute)
+def fold_done(task: str, done: int, total: int) -> None:
+    """Progress of one cross-validation, with an ETA from its own folds so far."""
+    started.setdefault(task, time.perf_counter())
+    eta = eta_seconds(done, total, time.perf_counter() - started[task])
+    left = f" · ETA ~{format_duration(eta)}" if eta and done < total else ""
+    bar.progress(done / total, text=f"{task} — fold {done}/{total}{left}")
 
 
-def model_label(spec: str, layer: str) -> str:
-    return f"{spec} [{layer}]"
-
-
-def cross_validated(spec: str, layer: str, scheme: str):
-    """Out-of-fold predictions, computed once per feature array and scheme (process-wide memo)."""
-    feature_set = feature_sets[(spec, layer)]
-    key = ("affect", feature_set.key.digest, scheme, int(n_folds) if scheme in K_FOLD_SCHEMES else 0)
-
-    def compute():
-        text = f"{SCHEME_LABELS[scheme]}: {model_label(spec, layer)}"
-        bar, began = st.progress(0.0, text=text), time.perf_counter()
-
-        def fold_done(done: int, total: int) -> None:
-            eta = eta_seconds(done, total, time.perf_counter() - began)
-            left = f" · ETA ~{format_duration(eta)}" if eta and done < total else ""
-            bar.progress(done / total, text=f"{text} — fold {done}/{total}{left}")
-
-        predictions = cross_validated_predictions(np.asarray(feature_set.features), targets, groups[scheme], scheme,
-                                                  n_splits=int(n_folds), progress=fold_done)
-        bar.empty()
-        return predictions
-
-    return memo.get_or_compute(key, compute)
-
-
-def digest(spec: str, layer: str) -> str:
-    return feature_sets[(spec, layer)].key.digest
-
-
+memo = resources.result_memo()  # keys start with the feature digests: a new dataset or layer never hits
+key = (*(feature_set.key.digest for feature_set in feature_sets.values()), "affect", *feature_sets,
+       *(cv.key for cv in cvs), geometry_cv.key, zscore, bins)
 try:
-    results = {(spec, layer, scheme): cross_validated(spec, layer, scheme)
-               for spec, layer in models for scheme in schemes}
+    analysis = memo.get_or_compute(key, lambda: affect_analysis(image_set, feature_sets, cvs, geometry_cv,
+                                                                zscore=zscore, bins=bins, memo=memo,
+                                                                progress=fold_done))
 except ValueError as error:  # e.g. too few groups for the scheme: explain, never a traceback
     st.error(str(error))
     st.stop()
-labels = {(spec, layer): model_label(spec, layer) for spec, layer in models}
+bar.empty()
+encoders = ",".join(status.encoder for status in statuses if status.state == "cached")
+export = dict(page="affect", dataset=image_set.name, encoder=encoders)
 
 st.subheader("1 · How well do the features predict the ratings?")
-ceiling_note = ""
-try:
-    ceilings = memoised(("ceiling", image_set.fingerprint), lambda: ceiling_table(metadata))
-except ValueError as error:  # unusable SD/N columns: the R² still stands, only its ceiling is dropped
-    ceilings, ceiling_note = ceiling_table(metadata, targets=()), f"No reliability ceiling: {error}"
-without_ceiling = [target for target in TARGETS if target not in set(ceilings["target"])]
-if without_ceiling and not ceiling_note:
-    expected = ", ".join(f"`{target.capitalize()}_{suffix}`" for target in without_ceiling for suffix in ("SD", "N"))
-    ceiling_note = (f"No reliability ceiling for {' and '.join(without_ceiling)}: {image_set.name} has no per-image "
-                    f"rater SD and N columns ({expected}, as in OASIS), so the noise in its mean ratings is unknown.")
-metrics = with_ceiling(pd.concat([memoised(("metrics", digest(spec, layer), scheme, n_folds),
-                                           lambda cv=cv: metrics_table(cv)).assign(model=labels[(spec, layer)])
-                                  for (spec, layer, scheme), cv in results.items()], ignore_index=True), ceilings)
-encoders = ",".join(spec for spec, _ in models)
-figure_block(figures.r2_summary_figure(metrics), metrics, page="affect", figure="r2", dataset=image_set.name,
-             encoder=encoders, how_to_read=(
-                 "Bars: R² of the out-of-fold predictions over all images (1 − SSres/SStot), whiskers: bootstrap 95% "
-                 "CI over images; hover for Pearson r. The axis stops at −1. **Δ** above a pair of bars is "
-                 "R²(LOTO) − R²(LOCO), the drop when a whole category is unseen in training: a large drop means the "
-                 "features predict affect through category membership rather than through content that transfers "
-                 "across categories.\n\n**Dark dash: reliability ceiling** = 1 − mean(SD²/N) / var(mean rating), "
-                 "from each image's rater SD and number of raters N. A mean of N ratings carries noise of variance "
-                 "SD²/N, so even the images' true scores would reach only this R² on average. **share_explainable** "
-                 "in the table below = R² / ceiling, the share of the explainable variance the probe captures. A "
-                 "probe can land slightly above the ceiling by chance, and the ceiling says nothing about readouts "
-                 "other than this linear one (docs/science.md).\n\n"
-                 "Method: StandardScaler + RidgeCV (alpha per target from 15 values in 10⁻²…10⁵, chosen by "
-                 "leave-one-out inside the training fold). One deviation from a plain pipeline: "
-                 "standardised features are clipped to ±10 training SDs, because post-ReLU channels that are silent "
-                 "in the training fold but fire in a held-out theme otherwise make predictions explode."))
-st.dataframe(metrics[["model", "scheme", "target", "r", "r2", "r2_lo", "r2_hi", "rmse", "ceiling", "ceiling_lo",
-                      "ceiling_hi", "share_explainable"]], hide_index=True, width="stretch")
-if ceiling_note:
-    st.caption(ceiling_note)
+figure_block(figures.r2_summary_figure(analysis.metrics), analysis.metrics, figure="r2", **export, how_to_read=(
+    "Bars: R² of the out-of-fold predictions over all images (1 − SSres/SStot), whiskers: bootstrap 95% "
+    "CI over images; hover for Pearson r. The axis stops at −1. **Δ** above a pair of bars is "
+    "R²(LOTO) − R²(LOCO), the drop when a whole category is unseen in training: a large drop means the "
+    "features predict affect through category membership rather than through content that transfers "
+    "across categories.\n\n**Dark dash: reliability ceiling** = 1 − mean(SD²/N) / var(mean rating), "
+    "from each image's rater SD and number of raters N. A mean of N ratings carries noise of variance "
+    "SD²/N, so even the images' true scores would reach only this R² on average. **share_explainable** "
+    "in the table below = R² / ceiling, the share of the explainable variance the probe captures. A "
+    "probe can land slightly above the ceiling by chance, and the ceiling says nothing about readouts "
+    "other than this linear one (docs/science.md).\n\n"
+    "Method: StandardScaler + RidgeCV (alpha per target from 15 values in 10⁻²…10⁵, chosen by "
+    "leave-one-out inside the training fold). One deviation from a plain pipeline: "
+    "standardised features are clipped to ±10 training SDs, because post-ReLU channels that are silent "
+    "in the training fold but fire in a held-out theme otherwise make predictions explode."))
+st.dataframe(analysis.metrics[["model", "scheme", "target", "r", "r2", "r2_lo", "r2_hi", "rmse", "ceiling",
+                               "ceiling_lo", "ceiling_hi", "share_explainable"]], hide_index=True, width="stretch")
+if analysis.ceiling_note:
+    st.caption(analysis.ceiling_note)
 elif image_set.name == "demo":
     st.caption("The demo's SD and N columns are decorations (core/demo.py), not the noise its ratings were "
                "generated with, so its ceiling is nominal.")
-if len(models) > 1:
-    reference = models[0]
-    paired = []
-    for model in models[1:]:
-        for scheme in schemes:
-            for column, target in enumerate(TARGETS):
-                test = memoised(("paired", digest(*model), digest(*reference), scheme, n_folds, target),
-                                lambda: paired_difference(targets[:, column],
-                                                          results[(*model, scheme)].predictions[:, column],
-                                                          results[(*reference, scheme)].predictions[:, column],
-                                                          target))
-                paired.append({"model": labels[model], "versus": labels[reference], "scheme": scheme,
-                               "target": target, "r2_difference": test.difference, "ci_lo": test.ci[0],
-                               "ci_hi": test.ci[1], "p_value": test.p_value})
+if not analysis.paired.empty:
     st.caption("Paired bootstrap over images (1,000 resamples, seed 0): R²(model) − R²(versus), 95% CI, two-sided p.")
-    st.dataframe(pd.DataFrame(paired), hide_index=True, width="stretch")
+    st.dataframe(analysis.paired, hide_index=True, width="stretch")
 with st.expander("Per held-out group"):
-    per_group = pd.concat([per_group_metrics(cv).assign(model=labels[(spec, layer)], scheme=scheme)
-                           for (spec, layer, scheme), cv in results.items()], ignore_index=True)
     st.caption("r, R² and RMSE within each held-out theme group (LOTO), category (LOCO) or fold (K-fold); r needs "
                "at least 3 images, R² at least 2. R² within a group compares to that group's own mean, so it is "
                "often negative for small, homogeneous groups.")
-    st.dataframe(per_group, hide_index=True, width="stretch")
-    st.download_button("Per-group CSV", table_to_csv(per_group), mime="text/csv", on_click="ignore",
+    st.dataframe(analysis.per_group, hide_index=True, width="stretch")
+    st.download_button("Per-group CSV", table_to_csv(analysis.per_group), mime="text/csv", on_click="ignore",
                        file_name=export_filename("affect", "per_group", image_set.name, ext="csv"),
                        help="The table above, for every encoder and scheme.")
 
-st.subheader(f"2 · Where do the errors point? ({SCHEME_LABELS[geometry_scheme]})")
-panels, geometries, occupancies = [], {}, {}
-for spec, layer in models:
-    cv = results[(spec, layer, geometry_scheme)]
-    errors = error_vectors(cv.targets, cv.predictions, zscore=zscore)
-    geometry = memoised(("geometry", digest(spec, layer), geometry_scheme, n_folds, zscore, bins),
-                        lambda: error_geometry(cv.targets, cv.predictions, cv.train_means,
-                                               metadata["category"].to_numpy(dtype=str), zscore=zscore, bins=bins))
-    label = labels[(spec, layer)]
-    geometries[label], occupancies[label] = geometry, (geometry.trajectory, geometry.endpoint)
-    panels.append(figures.ErrorPanel(label, metadata["image_id"].to_numpy(dtype=str),
-                                     metadata["category"].to_numpy(dtype=str), cv.targets, cv.predictions, errors,
-                                     error_field(cv.targets, errors), geometry.plv))
-figure_block(figures.error_field_figure(panels, color_by_category=color_by_category),
-             figures.error_field_table(panels), page="affect", figure="error_field", dataset=image_set.name,
-             encoder=encoders, layer=geometry_scheme, how_to_read=(
+st.subheader(f"2 · Where do the errors point? ({geometry_cv.label})")
+predictions = figures.error_field_table(analysis.panels)
+figure_block(figures.error_field_figure(analysis.panels, color_by_category=color_by_category), predictions,
+             figure="error_field", layer=geometry_scheme, **export, how_to_read=(
                  "Thin lines run from each image's true rating to its prediction (dot). Black arrows average the "
                  "errors of images whose *true* rating falls in each cell of an 8×8 grid. Arrows converging on the "
                  "middle = shrinkage toward the mean; arrows converging elsewhere = attractor regions. The CSV holds "
                  "every image's true and predicted ratings."))
 
 st.subheader("3 · How much of the plane do the errors use?")
-figure_block(figures.occupancy_figure(occupancies), figures.occupancy_table(occupancies), page="affect",
-             figure="occupancy", dataset=image_set.name, encoder=encoders, layer=geometry_scheme, how_to_read=(
+figure_block(figures.occupancy_figure(analysis.occupancies), figures.occupancy_table(analysis.occupancies),
+             figure="occupancy", layer=geometry_scheme, **export, how_to_read=(
                  f"Trajectory: 20 points evenly on every segment true → predicted, binned on a {bins}×{bins} grid "
                  "over [1, 7]²; endpoint: the predictions alone. H = −Σ p log p / log(B²): 1 when errors spread over "
                  "the whole plane, near 0 when they collapse into a few cells. Points outside [1, 7] count in the "
                  "border cells."))
 
 st.subheader("4 · Do the errors share a direction?")
-figure_block(figures.error_rose_figure(panels), figures.error_rose_table(panels), page="affect",
-             figure="error_rose", dataset=image_set.name, encoder=encoders, layer=geometry_scheme)
-st.dataframe(pd.DataFrame({label: geometry.plv_by_category for label, geometry in geometries.items()}).T
-             .rename_axis("model").reset_index(), hide_index=True, width="stretch")
+figure_block(figures.error_rose_figure(analysis.panels), figures.error_rose_table(analysis.panels),
+             figure="error_rose", layer=geometry_scheme, **export)
+st.dataframe(analysis.plv_by_category, hide_index=True, width="stretch")
 with st.expander("How to read this"):
     st.markdown("Each petal sums the magnitudes of errors pointing that way (0° = predicted valence too high, 90° = "
                 "arousal too high). Weighted phase-locking value PLV = |Σ wᵢ e^{iθᵢ}| / Σ wᵢ: 1 when all errors "
@@ -241,18 +156,13 @@ with st.expander("How to read this"):
                 "category.")
 
 st.subheader("5 · Error geometry, all measures")
-summary = geometry_table(geometries)
-summary["feature_ed"] = [memoised(("feature_ed", digest(spec, layer)),
-                                  lambda spec=spec, layer=layer: effective_dimensionality(
-                                      np.asarray(feature_sets[(spec, layer)].features)))
-                         for spec, layer in models]
-st.dataframe(summary, hide_index=True, width="stretch")
+st.dataframe(analysis.measures, hide_index=True, width="stretch")
 downloads = st.columns(4)
-downloads[0].download_button("Measures CSV", table_to_csv(summary), on_click="ignore", mime="text/csv",
+downloads[0].download_button("Measures CSV", table_to_csv(analysis.measures), on_click="ignore", mime="text/csv",
                              file_name=export_filename("affect", "geometry", image_set.name, ext="csv"),
                              help="The table above.")
-downloads[1].download_button("Predictions CSV", table_to_csv(figures.error_field_table(panels)), on_click="ignore",
-                             mime="text/csv", help="Per-image true and out-of-fold predicted ratings.",
+downloads[1].download_button("Predictions CSV", table_to_csv(predictions), on_click="ignore", mime="text/csv",
+                             help="Per-image true and out-of-fold predicted ratings.",
                              file_name=export_filename("affect", "predictions", image_set.name, ext="csv"))
 with st.expander("How to read this"):
     st.markdown("**plv**: weighted phase locking of error angles. **pull_index** ∈ [−1, 1]: magnitude-weighted "

@@ -1,10 +1,7 @@
 """Alignment: entropic Gromov-Wasserstein optimal transport between two representations of the same items."""
-import hashlib
-
 import numpy as np
 import pandas as pd
 import streamlit as st
-import torch
 
 from core.analyses.gwot import (
     BACKENDS,
@@ -12,14 +9,24 @@ from core.analyses.gwot import (
     INIT_LABELS,
     INITS,
     SEARCHES,
+    Alignment,
     align,
-    matching_summary,
-    per_category_matching,
-    search_warnings,
+    alignment_report,
+    backend_label,
+    rsa_vs_gwot,
 )
-from core.analyses.rdm import RDM_METRIC_LABELS, RDM_METRICS, as_rdm, load_matrix, rdm, rsa
+from core.analyses.rdm import (
+    RDM_METRIC_LABELS,
+    RDM_METRICS,
+    RdmSource,
+    layer_source,
+    reference_source,
+    source_rdm,
+    upload_source,
+)
 from core.data.datasets import ImageSet
 from core.data.demo import KNOWN_ITEM_MATCH
+from core.encoders.specs import FINAL_LAYER, ModelLayer
 from core.export import array_to_npy, export_filename, table_to_csv
 from core.figures.alignment import (
     epsilon_search_figure,
@@ -47,26 +54,22 @@ categories = image_set.metadata["category"].astype(str).to_numpy()
 
 with st.expander("Features", expanded=False):
     statuses = extraction_panel(image_set, selection)
-# A source names everything its RDM depends on: source_rdm is cached on it.
-sources = {f"{status.encoder} · {status.layer}":
-           ("features", status.encoder, status.layer, effective_pooling(status.encoder, selection.pooling))
-           for status in statuses if status.state == "cached"}
+sources = [layer_source(ModelLayer(status.encoder, status.layer), effective_pooling(status.encoder, selection.pooling))
+           for status in statuses if status.state == "cached"]
 if image_set.reference_embedding is not None:
-    sources = {f"human · {image_set.reference_name}": ("reference",), **sources}
+    sources.insert(0, reference_source(image_set.reference_name, image_set.reference_embedding))
 upload = st.file_uploader(
     "Add a source: an N × d embedding or an N × N RDM", type=["npy", "txt", "csv"], key="alignment_upload",
     help=f"Rows are the {len(items)} items of {image_set.name} in the dataset's order (its image_id column: for OASIS "
          "and the demo, the rows of OASIS.csv), or, in a CSV, put each row's image_id in the first column and the "
          "order is checked and restored. "
          "A symmetric matrix with a zero diagonal is used as an RDM; anything else as an embedding.")
-uploaded = None
 if upload is not None:
     try:
-        uploaded = (upload.name, *load_matrix(upload.getvalue(), upload.name))
-        as_rdm(uploaded[1], items, "euclidean", item_ids=uploaded[2], name=upload.name)  # validate now
-        sources[f"upload · {upload.name}"] = ("upload", hashlib.sha256(upload.getvalue()).hexdigest()[:16])
+        sources.append(upload_source(upload.name, upload.getvalue(), items))
     except ValueError as error:
         st.error(str(error))
+sources = {source.label: source for source in sources}
 if len(sources) < 2:
     st.info("Alignment needs two sources of the same items: extract an encoder layer (Features above; pick encoders "
             "and layers in the sidebar), use a dataset with a human embedding (the demo has one), or upload a "
@@ -74,20 +77,15 @@ if len(sources) < 2:
     st.stop()
 
 
-@st.cache_resource(max_entries=16, show_spinner="Computing RDM…", hash_funcs={ImageSet: lambda s: s.fingerprint})
-def source_rdm(image_set: ImageSet, source: tuple, metric: str, normalise: bool, _uploaded: tuple | None) -> np.ndarray:
-    """(N, N) float32 RDM of a source: ("features", spec, layer, pooling), ("reference",) or ("upload", digest).
-
-    Every input is an argument (the upload by its digest inside `source`), never a page global.
-    """
-    if source[0] == "reference":
-        return rdm(image_set.reference_embedding, metric, normalise=normalise)
-    if source[0] == "upload":
-        name, matrix, item_ids = _uploaded
-        return as_rdm(matrix, image_set.metadata["image_id"].astype(str).to_numpy(), metric, item_ids=item_ids,
-                      name=name, normalise=normalise)
-    _, spec, layer, pooling = source
-    return rdm(resources.feature_set(image_set, spec, layer, pooling).features, metric, normalise=normalise)
+@st.cache_resource(max_entries=16, show_spinner="Computing RDM…",
+                   hash_funcs={ImageSet: lambda s: s.fingerprint, RdmSource: lambda s: s.key})
+def cached_rdm(image_set: ImageSet, source: RdmSource, metric: str, normalise: bool) -> np.ndarray:
+    """(N, N) float32 RDM of a source; every input is an argument (a layer's pooling is part of its source)."""
+    layer = source.model_layer
+    features = None if layer is None else resources.feature_set(
+        image_set, resources.encoder_info(layer.spec), layer.layer, source.pooling).features
+    return source_rdm(source, image_set.metadata["image_id"].astype(str).to_numpy(), metric, normalise=normalise,
+                      features=features)
 
 
 names = list(sources)
@@ -95,7 +93,7 @@ controls = st.columns(3)
 source_name = controls[0].selectbox("Source", names, key="alignment_source", persist_state="session",
                                     help="The representation whose items are transported (rows of the plan).")
 # The demo's human embedding is built from what raw pixels show (core/demo.py), so that pair is its known answer.
-known_pair = f"{KNOWN_ITEM_MATCH} · final"
+known_pair = ModelLayer(KNOWN_ITEM_MATCH, FINAL_LAYER).label
 default_target = names.index(known_pair) if image_set.name == "demo" and known_pair in names else min(1, len(names) - 1)
 target_name = controls[1].selectbox("Target", names, index=default_target, key="alignment_target", persist_state="session",
                                     help="The representation they are transported to (columns). Model-vs-model "
@@ -136,7 +134,7 @@ warm_start = more[1].checkbox("Anneal ε", value=True, key="alignment_warm_start
                                    "single optimum, so inits tend to follow the same path. Off: every trial starts "
                                    "from its own initial plan (GWTune's protocol, science.md §5); use several inits.")
 backend = more[2].selectbox("Backend", BACKENDS, key="alignment_backend", persist_state="session",
-                            format_func=lambda b: f"torch ({'GPU' if torch.cuda.is_available() else 'CPU'})" if b == "torch" else b,
+                            format_func=backend_label,
                             help="numpy on the CPU, or torch: on the GPU when there is one (much faster for "
                                  "thousands of items), else on the CPU. Same selection either way.")
 normalise = more[3].checkbox("Divide RDMs by their max", key="alignment_normalise", persist_state="session",
@@ -153,7 +151,7 @@ search_settings = dict(eps_range=(float(eps_low), float(eps_high)), n_eps=int(n_
 
 def alignment_job_key(source: str, target: str) -> str:
     """Same data and settings -> same key: a finished result is reused, a running one is not restarted."""
-    parts = [image_set.fingerprint, repr(sources[source]), repr(sources[target]), metric, str(normalise),
+    parts = [image_set.fingerprint, sources[source].key, sources[target].key, metric, str(normalise),
              selection.pooling, repr(sorted(search_settings.items()))]
     return job_key("align", *parts)
 
@@ -173,9 +171,9 @@ def trial_message(trial: dict | None) -> str:
 
 def start_alignments(targets: list[str]) -> None:
     """Button callback: one background job per target, so a long search survives reruns and page changes."""
-    source = source_rdm(image_set, sources[source_name], metric, normalise, uploaded)
+    source = cached_rdm(image_set, sources[source_name], metric, normalise)
     for target in targets:
-        target_matrix = source_rdm(image_set, sources[target], metric, normalise, uploaded)
+        target_matrix = cached_rdm(image_set, sources[target], metric, normalise)
 
         def work(report, target_matrix=target_matrix):
             return align(source, target_matrix, **search_settings,
@@ -202,24 +200,23 @@ if status is None or status.state != "done":
         st.info("Pick a source and a target, then press **Run alignment**.")
     st.stop()
 
-alignment = registry.result(key)
-source_matrix = source_rdm(image_set, sources[source_name], metric, normalise, uploaded)
-target_matrix = source_rdm(image_set, sources[target_name], metric, normalise, uploaded)
+source_matrix = cached_rdm(image_set, sources[source_name], metric, normalise)
+target_matrix = cached_rdm(image_set, sources[target_name], metric, normalise)
+report = alignment_report(registry.result(key), source_matrix, target_matrix, categories)
+alignment, summary = report.alignment, report.rates
 plan, trials = alignment.transport_plan, alignment.trials
 pair = (source_name, target_name)
 label = f"{source_name}→{target_name}"
-summary = matching_summary(plan, categories)
-best = trials.loc[alignment.selected]
 metrics = st.columns(5)
 metrics[0].metric("Top-1 matching", f"{summary['rate'].iloc[0]:.1%}", help=f"Chance {summary['chance'].iloc[0]:.2%}")
 metrics[1].metric("Category matching", f"{summary['rate'].iloc[-1]:.1%}",
                   help=f"Chance {summary['chance'].iloc[-1]:.1%} = Σ (category share)²")
 metrics[2].metric("Selected ε", f"{alignment.epsilon:.3g}", help="Smallest GW distance over all valid trials.")
 metrics[3].metric("GW distance", f"{alignment.gw_distance:.4g}", help="Without the entropy term (ot.gromov.gwloss).")
-metrics[4].metric("RSA (Spearman)", f"{rsa(source_matrix, target_matrix):.3f}",
+metrics[4].metric("RSA (Spearman)", f"{report.rsa:.3f}",
                   help="Spearman correlation of the two RDMs' upper triangles: the supervised contrast, which knows "
                        "the correspondence.")
-for warning in search_warnings(alignment, categories):
+for warning in report.warnings:
     st.warning(warning.message)
 discarded = trials[~trials["valid"]]
 if len(discarded):
@@ -231,7 +228,6 @@ figure_block(rdm_pair_figure(source_matrix, target_matrix, categories, pair), No
                  "Both RDMs with items ordered by category (white lines: category boundaries). GWOT compares the "
                  "two matrices' shapes only: it never sees which row of one is which row of the other. Matrices "
                  "over 600 items are shown block-averaged; downloads hold the full arrays."))
-per_category = per_category_matching(plan, categories)
 plan_column, rates_column = st.columns([3, 2])
 with plan_column:
     log_colour = st.toggle("Log colour scale", key="alignment_log_colour", persist_state="session",
@@ -252,7 +248,7 @@ figure_block(epsilon_search_figure(trials, alignment.selected), trials, page="al
                  "Every trial of the search. The selected trial (star) has the smallest GW distance without the "
                  "entropy term, among valid trials; top-1 is shown for information and never used to select. "
                  "Crossed: discarded trials (NaN, or plan mass off by more than 1e-5)."))
-figure_block(per_category_figure(per_category), per_category, page="alignment", figure="per_category",
+figure_block(per_category_figure(report.per_category), report.per_category, page="alignment", figure="per_category",
              dataset=image_set.name, encoder=label, how_to_read=(
                  "The same rates within each category's source items; the dash is the category's chance (its "
                  "share of the items). Sorted by category matching."))
@@ -275,21 +271,21 @@ compared = st.multiselect("Targets to compare", others, default=others[:6], key=
                           help="Every target is aligned with the settings above. RSA needs the correspondence; "
                                "GWOT finds it. A target with high RSA but low top-1 shares the coarse geometry "
                                "but not the item-level structure.")
-rows, missing = [], []
-for target in compared:
-    target_status = registry.status(alignment_job_key(source_name, target))
-    result = registry.result(alignment_job_key(source_name, target)) if target_status and target_status.state == "done" else None
-    row = {"source": source_name, "target": target,
-           "rsa": rsa(source_matrix, source_rdm(image_set, sources[target], metric, normalise, uploaded))}
-    if result is None:
-        missing.append(target)
-        row["gwot"] = target_status.state if target_status else "not run"
-    else:
-        rates = matching_summary(result.transport_plan, categories).set_index("measure")["rate"]
-        row.update(gwot="done", epsilon=result.epsilon, gw_distance=result.gw_distance,
-                   **{f"{measure}": rate for measure, rate in rates.items()})
-    rows.append(row)
-comparison = pd.DataFrame(rows)
+
+
+def outcome(target: str) -> Alignment | str:
+    """The finished alignment of the source to `target`, or the state of its search."""
+    job = registry.status(alignment_job_key(source_name, target))
+    if job is None:
+        return "not run"
+    return registry.result(job.key) if job.state == "done" else job.state
+
+
+outcomes = {target: outcome(target) for target in compared}
+missing = [target for target, result in outcomes.items() if not isinstance(result, Alignment)]
+comparison = rsa_vs_gwot(source_name, source_matrix,
+                         {target: cached_rdm(image_set, sources[target], metric, normalise) for target in compared},
+                         outcomes, categories)
 st.dataframe(comparison, hide_index=True, width="stretch", column_config={
     column: st.column_config.NumberColumn(format="%.3f") for column in ("rsa", "gw_distance")})
 st.caption(f"Chance: top-1 {summary['chance'].iloc[0]:.2%}, top-5 {summary['chance'].iloc[1]:.2%}, top-10 "

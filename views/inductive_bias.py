@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.analyses.affect import K_FOLD_SCHEMES, SCHEME_LABELS
+from core.analyses.cv import CATEGORY_SCHEMES, K_FOLD_SCHEMES, scheme_label
 from core.analyses.inductive_bias import (
     BIAS_PRESETS,
     SIMILARITY_BAND,
@@ -13,9 +13,9 @@ from core.analyses.inductive_bias import (
     BiasSettings,
     corruption_metrics,
 )
-from core.analyses.probes import CATEGORY_SCHEMES
 from core.data.corruptions import CLEAN, DEFAULT_SEED, FAMILIES, FAMILY_LABELS, Corruption
 from core.data.datasets import load_image, per_class_subset
+from core.encoders.specs import ModelLayer
 from core.figures.inductive_bias import corruption_curves_figure, corruption_curves_table, gallery_figure
 from core.jobs import job_key
 from views.ui import resources
@@ -34,7 +34,7 @@ selection, image_set = page_start(
     "pixels inside each patch) or the tones (gamma) of every image, and measure how much category information the "
     "frozen features keep (Zhong et al. 2023; science.md §7). Contrastive models lose far more than supervised "
     "ones when the global structure goes.")
-pairs = [f"{spec} · {layer}" for spec in selection.encoders for layer in selection.layers.get(spec, ())]
+pairs = [ModelLayer(spec, layer) for spec in selection.encoders for layer in selection.layers.get(spec, ())]
 if not pairs:
     st.info("Pick at least one encoder and layer in the sidebar.")
     st.stop()
@@ -62,7 +62,9 @@ preset_buttons("bias_preset", {
                                   ("Full", FULL, "Zhong et al.'s grid sizes N = 2, 4, 8"))})
 
 controls = st.columns([3, 2, 2])
-chosen = controls[0].multiselect("Encoder · layer", pairs, default=pairs[:2], key="bias_pairs", persist_state="session",
+by_label = {pair.label: pair for pair in pairs}  # the widget holds labels: the Objective lab page sets them too
+chosen = controls[0].multiselect("Encoder · layer", list(by_label), default=list(by_label)[:2], key="bias_pairs",
+                                 persist_state="session",
                                  help="Each is measured on the same images and corruptions; curves share the axes.")
 families = controls[1].multiselect("Corruptions", FAMILIES, format_func=FAMILY_LABELS.get,
                                    key="bias_families", persist_state="session",
@@ -85,7 +87,7 @@ probe = st.columns(5)
 k = probe[0].number_input("k (neighbours)", 1, 200, BiasSettings().k, key="bias_k", persist_state="session",
                           help="k-NN probe: majority vote of the k cosine-nearest training images.")
 scheme = probe[1].selectbox("Cross-validation", CATEGORY_SCHEMES, index=CATEGORY_SCHEMES.index(BiasSettings().scheme),
-                            format_func=SCHEME_LABELS.get, key="bias_scheme", persist_state="session",
+                            format_func=scheme_label, key="bias_scheme", persist_state="session",
                             help="For both probes. Grouped K-fold keeps each theme group in one fold (default: a "
                                  "tenth of LOTO's refits on OASIS); LOTO holds out one theme at a time; K-fold "
                                  "shuffles images (near-duplicates of a theme then help the k-NN probe).")
@@ -103,7 +105,7 @@ per_image = st.toggle("A new permutation per image", key="bias_per_image", persi
 
 corruptions = [Corruption(family, float(level), int(seed), per_image) for family in families
                for level in sorted(levels.get(family, []))]
-selected = [tuple(pair.split(" · ", 1)) for pair in chosen]
+selected = [by_label[label] for label in chosen]
 if not selected or not corruptions:
     st.info("Pick at least one encoder · layer, one corruption family and one level.")
     st.stop()
@@ -122,31 +124,31 @@ figure_block(gallery_figure([(name, np.asarray(image)) for name, image in galler
                  "Where a side is not a multiple of N, the last (side mod N) pixel rows/columns stay in place."))
 
 
-def bias_job_key(spec: str, layer: str) -> str:
-    parts = [subset.fingerprint, spec, layer, effective_pooling(spec, selection.pooling),
+def bias_job_key(pair: ModelLayer) -> str:
+    parts = [subset.fingerprint, pair.spec, pair.layer, effective_pooling(pair.spec, selection.pooling),
              ",".join(c.name for c in corruptions), str(seed), repr(settings)]
     return job_key("bias", *parts)
 
 
-def rate_key(spec: str, layer: str) -> str:
+def rate_key(pair: ModelLayer) -> str:
     """What one image of one condition costs: extraction on this dataset's images, plus its share of the probes."""
-    return "|".join(["bias", image_set.name, spec, layer, effective_pooling(spec, selection.pooling), selection.device,
-                     repr(settings)])
+    return "|".join(["bias", image_set.name, pair.spec, pair.layer, effective_pooling(pair.spec, selection.pooling),
+                     selection.device, repr(settings)])
 
 
 def start_runs() -> None:
-    for spec, layer in selected:
-        def work(report, spec=spec, layer=layer):
-            return corruption_metrics(subset, spec, layer, resources.feature_store(), corruptions, settings,
-                                      pooling=effective_pooling(spec, selection.pooling), device=selection.device,
+    for pair in selected:
+        def work(report, pair=pair, encoder=resources.encoder_info(pair.spec)):
+            return corruption_metrics(subset, encoder, pair.layer, resources.feature_store(), corruptions, settings,
+                                      pooling=effective_pooling(pair.spec, selection.pooling), device=selection.device,
                                       batch_size=selection.batch_size, results=resources.result_cache(),
                                       progress=report)
 
-        submit_job("bias_jobs", bias_job_key(spec, layer), f"{spec} · {layer}", work, rate_key=rate_key(spec, layer))
+        submit_job("bias_jobs", bias_job_key(pair), pair.label, work, rate_key=rate_key(pair))
 
 
 registry = resources.job_registry()
-statuses = {pair: registry.status(bias_job_key(*pair)) for pair in selected}
+statuses = {pair: registry.status(bias_job_key(pair)) for pair in selected}
 todo = [pair for pair, status in statuses.items() if status is None or status.state != "done"]
 action = st.columns([2, 3], vertical_alignment="center")
 action[0].button(f"Run ({len(subset)} images × {len(corruptions) + 1} conditions, {len(todo)} encoder · layer)" if todo
@@ -154,18 +156,17 @@ action[0].button(f"Run ({len(subset)} images × {len(corruptions) + 1} condition
                  on_click=start_runs, help="Extracts clean and corrupted features (cached on disk like any features), "
                                            "then runs both probes; in the background, so other widgets stay usable.")
 if todo:
-    action[1].caption(estimates_caption({f"{spec} · {layer}": (rate_key(spec, layer),
-                                                               len(subset) * (len(corruptions) + 1))
-                                         for spec, layer in todo}, "images"))
+    action[1].caption(estimates_caption({pair.label: (rate_key(pair), len(subset) * (len(corruptions) + 1))
+                                         for pair in todo}, "images"))
 job_progress("bias_jobs", "images", "Stops after the current batch; extracted features stay cached.")
-job_outcomes([bias_job_key(*pair) for pair in todo], "cancelled. Finished features are kept; Run resumes.")
+job_outcomes([bias_job_key(pair) for pair in todo], "cancelled. Finished features are kept; Run resumes.")
 if todo:
     st.info("Press **Run** to extract the corrupted features and probe them.")
     st.stop()
 
-metrics = pd.concat([registry.result(bias_job_key(*pair)) for pair in selected], ignore_index=True)
-metrics.insert(0, "model", metrics["encoder"] + " · " + metrics["layer"])
-label = ",".join(spec for spec, _ in selected)
+metrics = pd.concat([registry.result(bias_job_key(pair)) for pair in selected], ignore_index=True)
+metrics.insert(0, "model", [ModelLayer(spec, layer).label for spec, layer in zip(metrics["encoder"], metrics["layer"])])
+label = ",".join(pair.spec for pair in selected)
 kwargs = dict(page="inductive_bias", dataset=image_set.name, encoder=label)
 n_categories = subset.metadata["category"].nunique()
 majority = subset.metadata["category"].value_counts(normalize=True).max()
@@ -180,7 +181,7 @@ figure_block(corruption_curves_figure(metrics, measures, title="Category probes 
                  f"k-NN accuracy: majority vote of the {k} cosine-nearest training images; chance line = the "
                  f"majority class share ({majority:.2f}). Linear: balanced accuracy of the Layer probes page's "
                  f"logistic regression, error bars = bootstrap 95% CI over images; chance = 1/{n_categories}. "
-                 f"Both out of fold under {SCHEME_LABELS[scheme]}, trained on {train_on} features. A curve that "
+                 f"Both out of fold under {scheme_label(scheme)}, trained on {train_on} features. A curve that "
                  "falls fast with glo_N says the encoder relies on where parts are; with loc_N, on local texture. glo_N "
                  "destroys more as N grows (smaller patches change places), loc_N less (pixels stay inside smaller "
                  "patches), so loc_2 is the harshest local shuffle."))

@@ -5,7 +5,8 @@ import timm
 
 from core.features.extract import layer_statuses, resolve_device
 from core.figures.lab import loss_curves_figure, loss_curves_table
-from core.lab.train import OBJECTIVES, OPTIMIZERS, TrainConfig, delete_run, load_run, train
+from core.lab.runs import OBJECTIVES, OPTIMIZERS, TrainConfig, delete_run, load_run
+from core.lab.train import train
 from core.paths import cache_root
 from views.ui import resources
 from views.ui.background import has_jobs, job_outcomes, job_progress, submit_job
@@ -133,7 +134,7 @@ def open_runs(specs: list[str], page: str) -> None:
     if page in NEEDS_FEATURES:
         store = resources.feature_store()
         missing = [spec for spec in specs
-                   if layer_statuses(image_set, spec, ["final"], store)[0].state == "missing"]
+                   if layer_statuses(image_set, resources.encoder_info(spec), ["final"], store)[0].state == "missing"]
         if missing:
             start_extraction(image_set, missing, {spec: ["final"] for spec in missing}, selection.pooling,
                              selection.device, selection.batch_size)

@@ -1,12 +1,19 @@
 """Manifolds: augmentation sub-manifolds (CLAMP), uniformity and class structure, the eigenspectrum."""
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 
-from core.analyses.manifolds import IMAGENET_RADIUS_SCALE, MANIFOLD_PRESETS, MAP_METHODS, analyse_manifolds
+from core.analyses.manifolds import (
+    IMAGENET_RADIUS_SCALE,
+    MANIFOLD_PRESETS,
+    MAP_METHODS,
+    ManifoldAnalysis,
+    analyse_manifolds,
+    compare_manifolds,
+)
 from core.data.datasets import per_class_subset
 from core.data.transforms import AugmentationPipeline
+from core.encoders.specs import ModelLayer
 from core.features.extract import cached_view_features, view_features
 from core.figures.manifolds import (
     centroid_map_figure,
@@ -26,10 +33,10 @@ from views.ui.sidebar import effective_pooling, page_start
 selection, image_set = page_start(
     "Manifolds",
     "Each image becomes a cloud of m augmented views (CLAMP's pipeline); its centroid, radius, principal "
-    "axis and neighbours describe how the encoder packs images, and uniformity, alignment and the "
+    "axis and neighbours describe how the encoder packs images, and uniformity, view alignment and the "
     "eigenspectrum how it spreads them (science.md §6).")
-pairs = [(spec, layer) for spec in selection.encoders for layer in selection.layers.get(spec, ())]
-if not pairs:
+model_layers = [ModelLayer(spec, layer) for spec in selection.encoders for layer in selection.layers.get(spec, ())]
+if not model_layers:
     st.info("Pick at least one encoder and layer in the sidebar.")
     st.stop()
 
@@ -40,8 +47,8 @@ preset_buttons("manifold_preset", {
     for (name, preset), title, purpose in zip(MANIFOLD_PRESETS.items(), ("Quick", "Full (CLAMP)"),
                                               ("about a minute on the demo, two CPU cores", "the CLAMP paper's setting"))})
 controls = st.columns(5)
-chosen = controls[0].multiselect("Encoder · layer", [f"{spec} · {layer}" for spec, layer in pairs],
-                                 default=[f"{spec} · {layer}" for spec, layer in pairs][:2], key="manifold_pairs", persist_state="session",
+chosen = controls[0].multiselect("Encoder · layer", [layer.label for layer in model_layers],
+                                 default=[layer.label for layer in model_layers][:2], key="manifold_pairs", persist_state="session",
                                  help="Each is analysed on the same images and views; figures show them side by side.")
 m = controls[1].number_input("Views per image (m)", 2, 64, key="manifold_m", persist_state="session",
                              help="Augmented views per image (CLAMP uses 16). Extraction cost grows with m.")
@@ -69,54 +76,55 @@ pipeline = AugmentationPipeline(crop_scale=(crop_min, 1.0), brightness=brightnes
                                 saturation=saturation, hue=hue)
 rows = per_class_subset(image_set, int(per_class))
 subset = image_set.subset(rows)
-selected = [pair for pair in pairs if f"{pair[0]} · {pair[1]}" in chosen]
+selected = [layer for layer in model_layers if layer.label in chosen]
 if not selected:
     st.stop()
 
 
-def manifold_job_key(spec: str, layer: str) -> str:
-    parts = [subset.fingerprint, spec, layer, str(m), pipeline.name, effective_pooling(spec, selection.pooling)]
-    return job_key("views", *parts)
+def pooling_of(layer: ModelLayer) -> str:
+    return effective_pooling(layer.spec, selection.pooling)
 
 
-def rate_key(spec: str, layer: str) -> str:
+def manifold_job_key(layer: ModelLayer) -> str:
+    return job_key("views", subset.fingerprint, layer.spec, layer.layer, str(m), pipeline.name, pooling_of(layer))
+
+
+def rate_key(layer: ModelLayer) -> str:
     """What one view costs: the encoder layer, pooling and device (views are 224-pixel crops of any dataset)."""
-    return "|".join(["manifold-views", spec, layer, effective_pooling(spec, selection.pooling), selection.device])
+    return "|".join(["manifold-views", layer.spec, layer.layer, pooling_of(layer), selection.device])
 
 
 def start_extraction() -> None:
     store = resources.feature_store()
-    for spec, layer in selected:
-        def work(report, spec=spec, layer=layer):
-            return view_features(subset, spec, layer, store, m=int(m), pipeline=pipeline,
-                                 pooling=effective_pooling(spec, selection.pooling), device=selection.device,
-                                 batch_size=selection.batch_size,
+    for layer in selected:
+        def work(report, layer=layer, encoder=resources.encoder_info(layer.spec)):
+            return view_features(subset, encoder, layer.layer, store, m=int(m), pipeline=pipeline,
+                                 pooling=pooling_of(layer), device=selection.device, batch_size=selection.batch_size,
                                  progress=lambda p: report(p.done, p.total, p.message.replace("images", "views"), p.resumed))
-        submit_job("manifold_jobs", manifold_job_key(spec, layer), f"{spec} · {layer}", work, rate_key=rate_key(spec, layer))
+        submit_job("manifold_jobs", manifold_job_key(layer), layer.label, work, rate_key=rate_key(layer))
 
 
-def stored_views(spec: str, layer: str) -> np.ndarray | None:
+def stored_views(layer: ModelLayer) -> np.ndarray | None:
     """The cached (N, m, D) views, memoised per process once found (building their cache key hashes N·m files)."""
-    pooling = effective_pooling(spec, selection.pooling)
     return resources.result_memo().get_or_compute(  # None (not extracted yet) is not memoised
-        manifold_job_key(spec, layer),
-        lambda: cached_view_features(subset, spec, layer, resources.feature_store(), m=int(m), pipeline=pipeline,
-                                     pooling=pooling))
+        manifold_job_key(layer),
+        lambda: cached_view_features(subset, resources.encoder_info(layer.spec), layer.layer, resources.feature_store(),
+                                     m=int(m), pipeline=pipeline, pooling=pooling_of(layer)))
 
 
-views_by_pair = {pair: stored_views(*pair) for pair in selected}
-missing = [pair for pair, views in views_by_pair.items() if views is None]
+views_by_layer = {layer: stored_views(layer) for layer in selected}
+missing = [layer for layer, views in views_by_layer.items() if views is None]
 action = st.columns([2, 3], vertical_alignment="center")
 action[0].button(f"Extract views ({len(rows)} images × {m} views, {len(missing)} encoder layer(s))" if missing
                  else "All views extracted", type="primary", disabled=not missing, on_click=start_extraction,
                  help="Runs in the background and is cached on disk per encoder, layer, images, m and pipeline; "
                       "changing other widgets does not stop it.")
 if missing:
-    action[1].caption(estimates_caption({f"{spec} · {layer}": (rate_key(spec, layer), len(rows) * int(m))
-                                         for spec, layer in missing}, "views"))
+    action[1].caption(estimates_caption({layer.label: (rate_key(layer), len(rows) * int(m)) for layer in missing},
+                                        "views"))
 job_progress("manifold_jobs", "views", "Stops after the current batch; the views extracted so far stay cached "
                                        "and the next run resumes from them.")
-job_outcomes([manifold_job_key(*pair) for pair in missing],
+job_outcomes([manifold_job_key(layer) for layer in missing],
              "cancelled. The views extracted so far are kept; Extract views resumes.")
 if missing:
     st.info("Press **Extract views** to compute the augmented views.")
@@ -124,18 +132,19 @@ if missing:
 
 
 @st.cache_resource(max_entries=32, show_spinner="Analysing sub-manifolds…")  # immutable: no copy per rerun
-def analysis(key: str, radius_scale: float, method: str, parameter: int):
-    """Cached per (views, r_s, map): a warm rerun draws without recomputing."""
-    return analyse_manifolds(views_by_pair[key_pairs[key]], subset.metadata["category"].to_numpy(), subset.metadata["image_id"].to_numpy(),
-                             radius_scale=radius_scale, map_method=method, map_parameter=parameter)
+def analysis(views_key: str, _views: np.ndarray, _categories: np.ndarray, _image_ids: np.ndarray, radius_scale: float,
+             method: str, parameter: int) -> ManifoldAnalysis:
+    """Cached per (views, r_s, map): `views_key` names the images, encoder layer, m, pipeline and pooling."""
+    return analyse_manifolds(_views, _categories, _image_ids, radius_scale=radius_scale, map_method=method,
+                             map_parameter=parameter)
 
 
-key_pairs = {manifold_job_key(*pair): pair for pair in selected}
-results = {f"{spec} · {layer}": analysis(manifold_job_key(spec, layer), float(radius_scale), method, int(parameter))
-           for spec, layer in selected}
-label = ",".join(spec for spec, _ in selected)
-metrics = pd.DataFrame([{"encoder": name, **result.summary} for name, result in results.items()])
-figure_kwargs = dict(page="manifolds", dataset=image_set.name, encoder=label)
+results = {layer.label: analysis(manifold_job_key(layer), views_by_layer[layer], subset.metadata["category"].to_numpy(),
+                                 subset.metadata["image_id"].to_numpy(), float(radius_scale), method, int(parameter))
+           for layer in selected}
+comparison = compare_manifolds(results)
+label = ",".join(layer.spec for layer in selected)
+figure_kwargs = {"page": "manifolds", "dataset": image_set.name, "encoder": label}
 
 tabs = st.tabs(list(results))
 for tab, (name, result) in zip(tabs, results.items()):
@@ -151,27 +160,22 @@ for tab, (name, result) in zip(tabs, results.items()):
                      figure=f"class_distances_{name}", **figure_kwargs, how_to_read=(
                          "E‖f(x₀) − f(x₁)‖² over views of class i and class j: off-diagonal = how far classes are "
                          "apart, diagonal = twice the intra-class variance. Supervised training shrinks the diagonal."))
-figure_block(pair_histograms_figure({name: result.pairs for name, result in results.items()}), None, figure="pair_histograms", **figure_kwargs, how_to_read=(
+figure_block(pair_histograms_figure(comparison.pairs), None, figure="pair_histograms", **figure_kwargs, how_to_read=(
     "Every pair of images, same class (intra) vs different class (inter): distance and cosine of their centroids, "
     "and cos² between their sub-manifolds' principal axes (1 = parallel). Separated intra/inter histograms mean "
     "class structure."))
-per_image = pd.concat([result.per_image.assign(encoder=name) for name, result in results.items()], ignore_index=True)
-figure_block(radii_figure(per_image), per_image, figure="radii", **figure_kwargs, how_to_read=(
+figure_block(radii_figure(comparison.per_image), comparison.per_image, figure="radii", **figure_kwargs, how_to_read=(
     "r_i = r_s · √(T_i / min(D, m)), T_i the views' summed squared deviation from the centroid / (m − 1), in the "
     "CLAMP-normalised space (mean-centred, unit norm). Neighbours use the same radius without r_s (CLAMP's "
     "analysis code)."))
-figure_block(uniformity_figure(metrics), metrics, figure="uniformity", **figure_kwargs, how_to_read=(
+figure_block(uniformity_figure(comparison.metrics), comparison.metrics, figure="uniformity", **figure_kwargs, how_to_read=(
     "Uniformity −log mean exp(−2‖x_i − x_j‖²) over all views (L2-normalised): higher = features spread over the "
     "sphere. Class-wise: the same within each class, averaged. Alignment: mean ‖x − x⁺‖² between views of one "
     "image: lower = invariant to the augmentations."))
-spectra = pd.concat([pd.DataFrame({"encoder": name, "rank": np.arange(1, len(result.spectrum) + 1),
-                                   "eigenvalue": result.spectrum}) for name, result in results.items()])
-fits = pd.DataFrame([{"encoder": name, "alpha": result.alpha, "intercept": result.intercept}
-                     for name, result in results.items()])
-figure_block(eigenspectrum_figure(spectra, fits), spectra, figure="eigenspectrum", **figure_kwargs, how_to_read=(
+figure_block(eigenspectrum_figure(comparison.spectra, comparison.fits), comparison.spectra, figure="eigenspectrum", **figure_kwargs, how_to_read=(
     "Eigenvalues of the covariance of the image centroids (raw features), log-log. α: weighted least-squares slope "
     "of log λ_n on −log n, weights 1/n, ranks 11 … min(500, N − 2) (Stringer et al. 2019); α ≈ 1 is the "
     "critical decay seen in visual cortex."))
-table_block(metrics, title="Metrics", page="manifolds", name="metrics", dataset=image_set.name, encoder=label,
+table_block(comparison.metrics, title="Metrics", page="manifolds", name="metrics", dataset=image_set.name, encoder=label,
             help="One row per encoder · layer: CLAMP loss, mean radius, neighbours, view accuracy, uniformity, "
-                 "class-wise uniformity, alignment, α, effective dimensionality.")
+                 "class-wise uniformity, view alignment (Wang & Isola), α, effective dimensionality.")

@@ -3,9 +3,9 @@
 import pandas as pd
 import streamlit as st
 
-from core.analyses.affect import K_FOLD_SCHEMES, SCHEME_LABELS, SCHEMES, TARGETS
+from core.analyses.affect import TARGETS
+from core.analyses.cv import CATEGORY_SCHEMES, K_FOLD_SCHEMES, SCHEMES, scheme_label
 from core.analyses.probes import (
-    CATEGORY_SCHEMES,
     ProbeSettings,
     encoder_curves,
     fit_rate_key,
@@ -37,13 +37,13 @@ if not probes:
 
 controls = st.columns(4)
 scheme = controls[0].selectbox(
-    "Affect cross-validation", SCHEMES, format_func=SCHEME_LABELS.get, key="probes_scheme", persist_state="session",
+    "Affect cross-validation", list(SCHEMES), format_func=scheme_label, key="probes_scheme", persist_state="session",
     help="As on the Affect page: LOTO holds out one theme group at a time, LOCO a whole category, K-fold "
          "shuffled folds, grouped K-fold K folds of whole themes. The final layer's numbers equal the Affect "
          "page's for the same scheme.")
 category_scheme = controls[1].selectbox(
     "Category cross-validation", CATEGORY_SCHEMES, index=CATEGORY_SCHEMES.index("gkfold"),
-    format_func=SCHEME_LABELS.get, key="probes_category_scheme", persist_state="session",
+    format_func=scheme_label, key="probes_category_scheme", persist_state="session",
     help="Leave-One-Category-Out is not offered: the held-out category never appears in training, so a "
          "category probe cannot name it. Grouped K-fold (default) keeps each theme group in one fold with K "
          "refits per layer; LOTO refits once per theme (minutes for wide layers such as raw pixels); K-fold "
@@ -72,7 +72,7 @@ if len(ready) < len(selection.encoders):
 settings = ProbeSettings(scheme, category_scheme, int(n_folds))
 store, results = resources.feature_store(), resources.result_cache()
 pooling = {spec: effective_pooling(spec, selection.pooling) for spec in ready}
-pending = {spec: pending_fits(image_set, spec, settings=settings, probes=probes, pooling=pooling[spec],
+pending = {spec: pending_fits(image_set, resources.encoder_info(spec), settings=settings, probes=probes, pooling=pooling[spec],
                               results=results) for spec in ready}
 todo = [spec for spec in ready if pending[spec]]
 
@@ -89,8 +89,8 @@ def rate_key(spec: str) -> str:
 def start_probes(specs: list[str]) -> None:
     """Button callback: one background job per encoder, so a long fit survives reruns and page changes."""
     for spec in specs:
-        def work(report, spec=spec):
-            return encoder_curves(image_set, spec, store, settings=settings, probes=probes, pooling=pooling[spec],
+        def work(report, spec=spec, encoder=resources.encoder_info(spec)):
+            return encoder_curves(image_set, encoder, store, settings=settings, probes=probes, pooling=pooling[spec],
                                   results=results, progress=report)
 
         submit_job("probe_jobs", probe_job_key(spec), spec, work, rate_key=rate_key(spec))
@@ -111,7 +111,7 @@ if todo:
     action[1].caption(estimates_caption({spec: (rate_key(spec), len(pending[spec])) for spec in todo}, "fits"))
     job_progress("probe_jobs", "fits", "Stops after the current fit; the layers fitted so far stay cached and the "
                                        "next run fits only the rest.")
-    job_outcomes(map(job_key, todo), "cancelled. The layers fitted so far are kept; Compute probe curves resumes.")
+    job_outcomes(map(probe_job_key, todo), "cancelled. The layers fitted so far are kept; Compute probe curves resumes.")
     drawn = [spec for spec in ready if spec not in todo]
     if not drawn:
         st.info("Press **Compute probe curves** to fit the probes at every layer." if idle else
@@ -121,13 +121,13 @@ if todo:
 else:
     drawn = ready
 
-curves = pd.concat([encoder_curves(image_set, spec, store, settings=settings, probes=probes, pooling=pooling[spec],
+curves = pd.concat([encoder_curves(image_set, resources.encoder_info(spec), store, settings=settings, probes=probes, pooling=pooling[spec],
                                    results=results) for spec in drawn], ignore_index=True)
 
 how_to_read = (
     "Each line is one encoder, each point one layer (hover for its name). R²: ridge regression of the rating "
-    f"from that layer's features, out-of-fold under {SCHEME_LABELS[scheme]} — the Affect page's probe. Category: "
-    f"balanced accuracy of a logistic regression under {SCHEME_LABELS[category_scheme]}, chance = 1/"
+    f"from that layer's features, out-of-fold under {scheme_label(scheme)} — the Affect page's probe. Category: "
+    f"balanced accuracy of a logistic regression under {scheme_label(category_scheme)}, chance = 1/"
     f"{n_categories} (dotted). Features are standardised and clipped to ±10 training SDs before each probe "
     "(the Affect page explains why). A curve that rises only at the end holds the information late; a flat "
     "curve spreads it across depth.")

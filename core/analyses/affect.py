@@ -8,10 +8,8 @@ Deviation from science.md, on by default (`clip_sd=10`): standardised features a
 clipped to ±10 training SDs. Post-ReLU channels that are nearly silent in the training
 rows (SD ~1e-5) but fire in a held-out theme otherwise reach |z| in the tens of
 thousands and the predictions explode (demo, EfficientNet-Lite0, LOTO: valence R² −8.0
-without the clip, 0.35 with it). Clipping is fixed, not fitted, so it cannot leak. Schemes: Leave-One-Theme-Out
-(`loto`, groups = theme groups), Leave-One-Category-Out (`loco`, groups = categories),
-shuffled K-fold (`kfold`), and grouped K-fold (`gkfold`: every theme group in one fold, a tenth
-of LOTO's refits on OASIS).
+without the clip, 0.35 with it). Clipping is fixed, not fitted, so it cannot leak. The outer
+folds come from a `core.analyses.cv.CrossValidation` (LOTO, LOCO, K-fold or grouped K-fold).
 
 Reliability ceiling (docs/science.md): where a dataset ships each image's rater SD and N
 (OASIS: `Valence_SD`, `Valence_N`, ...), 1 − mean(SD²/N) / var(mean rating) bounds the R² any
@@ -25,14 +23,11 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 from sklearn.linear_model import RidgeCV
-from sklearn.model_selection import GroupKFold, KFold, LeaveOneGroupOut
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-SCHEMES = ("loto", "loco", "kfold", "gkfold")
-SCHEME_LABELS = {"loto": "Leave-One-Theme-Out", "loco": "Leave-One-Category-Out", "kfold": "K-fold",
-                 "gkfold": "Grouped K-fold (themes)"}
-K_FOLD_SCHEMES = ("kfold", "gkfold")  # schemes whose number of folds is a parameter
+from core.analyses.cv import CrossValidation
+
 RIDGE_ALPHAS = np.logspace(-2, 5, 15)
 CLIP_SD = 10.0
 TARGETS = ("valence", "arousal")
@@ -52,40 +47,21 @@ class CVPredictions:
     target_names: tuple[str, ...]
 
 
-def fold_splits(n_images: int, groups: np.ndarray, scheme: str, *, n_splits: int = 5,
-                seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(train rows, test rows) of every outer fold of a scheme."""
-    if scheme not in SCHEMES:
-        raise ValueError(f"Unknown cross-validation scheme {scheme!r}; choose one of {', '.join(SCHEMES)}.")
-    rows = np.arange(n_images)
-    if scheme == "kfold":
-        if not 2 <= n_splits <= n_images:
-            raise ValueError(f"K-fold needs 2 <= K <= {n_images} images; got K = {n_splits}.")
-        return list(KFold(n_splits, shuffle=True, random_state=seed).split(rows))
-    if scheme == "gkfold":
-        distinct = np.unique(groups)
-        if not 2 <= n_splits <= len(distinct):
-            raise ValueError(f"Grouped K-fold needs 2 <= K <= {len(distinct)} theme groups; got K = {n_splits}.")
-        return list(GroupKFold(n_splits, shuffle=True, random_state=seed).split(rows, groups=groups))
-    distinct = np.unique(groups)
-    if len(distinct) < 2:
-        what = "categories" if scheme == "loco" else "theme groups"
-        raise ValueError(f"{SCHEME_LABELS[scheme]} needs at least two {what}; this dataset has "
-                         f"{len(distinct)} ({', '.join(map(str, distinct[:3]))}). Use another scheme "
-                         f"(Leave-One-Theme-Out or K-fold).")
-    return list(LeaveOneGroupOut().split(rows, groups=groups))
-
-
-def cross_validated_predictions(features: np.ndarray, targets: np.ndarray, groups: np.ndarray, scheme: str, *,
-                                n_splits: int = 5, seed: int = 0, alphas: np.ndarray = RIDGE_ALPHAS,
+def cross_validated_predictions(features: np.ndarray, targets: np.ndarray, groups: np.ndarray,
+                                cv: CrossValidation, *, alphas: np.ndarray = RIDGE_ALPHAS,
                                 clip_sd: float | None = CLIP_SD, target_names: Sequence[str] = TARGETS,
                                 progress: Callable[[int, int], None] | None = None) -> CVPredictions:
-    """Out-of-fold ridge predictions: features (N, D), targets (N, T), groups (N,) -> CVPredictions."""
+    """Out-of-fold ridge predictions: features (N, D), targets (N, T), groups (N,) -> CVPredictions.
+
+    `progress(done, total)` is called with 0 before the first fold and after every fold.
+    """
     features = np.asarray(features, dtype=np.float64)
     targets = np.asarray(targets, dtype=np.float64).reshape(len(targets), -1)
     groups = np.asarray(groups).astype(str)
     _validate(features, targets, groups)
-    splits = fold_splits(len(features), groups, scheme, n_splits=n_splits, seed=seed)
+    splits = cv.split(groups)
+    if progress is not None:
+        progress(0, len(splits))
     predictions = np.empty_like(targets)
     train_means = np.empty_like(targets)
     fold = np.empty(len(features), dtype=int)
@@ -97,11 +73,11 @@ def cross_validated_predictions(features: np.ndarray, targets: np.ndarray, group
         predictions[test] = model.predict(features[test]).reshape(len(test), -1)
         train_means[test] = targets[train].mean(axis=0)
         fold[test] = index
-        held_out[test] = f"fold {index + 1}" if scheme in K_FOLD_SCHEMES else groups[test[0]]
+        held_out[test] = f"fold {index + 1}" if cv.is_k_fold else groups[test[0]]
         chosen[index] = np.broadcast_to(model[-1].alpha_, (targets.shape[1],))
         if progress is not None:
             progress(index + 1, len(splits))
-    return CVPredictions(scheme, targets, predictions, fold, held_out.astype(str), chosen, train_means,
+    return CVPredictions(cv.scheme, targets, predictions, fold, held_out.astype(str), chosen, train_means,
                          tuple(target_names))
 
 

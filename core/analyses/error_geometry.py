@@ -16,6 +16,8 @@ import pandas as pd
 from scipy.ndimage import maximum_filter
 from scipy.stats import gaussian_kde
 
+from core.analyses.spectra import effective_dimensionality
+
 RATING_EXTENT = (1.0, 7.0)
 
 
@@ -136,15 +138,6 @@ def attractors(y_pred: np.ndarray, *, grid_size: int = 60, extent: tuple[float, 
     distances = np.linalg.norm(y_pred[:, None, :] - maxima[None, :, :], axis=2)
     fraction = float((distances.min(axis=1) <= radius).mean()) if len(maxima) else 0.0
     return Attractors(maxima, density, grid, fraction, radius)
-
-
-def effective_dimensionality(samples: np.ndarray) -> float:
-    """Participation ratio (Σλ)² / Σλ² of the covariance eigenvalues of (N, D) samples."""
-    centred = np.asarray(samples, float) - np.mean(samples, axis=0)
-    # The Gram matrix has the same non-zero spectrum as the covariance: use the smaller one.
-    gram = centred @ centred.T if len(centred) < centred.shape[1] else centred.T @ centred
-    eigenvalues = np.clip(np.linalg.eigvalsh(gram), 0, None)
-    return float(eigenvalues.sum() ** 2 / (eigenvalues ** 2).sum()) if eigenvalues.any() else 0.0
 
 
 @dataclass(frozen=True)

@@ -3,21 +3,25 @@
 The solver is POT's projected-gradient entropic GW (square loss, uniform marginals), written
 out here so that each Sinkhorn step is `sinkhorn_log` warm-started from the previous step's
 dual potentials, and so the outer loop stops when the GW objective stops moving (relative
-change < `tol`, checked every `check_every` steps) instead of when the plan changes by less
-than 1e-9. Both only change how fast the same fixed point is reached. Every (epsilon, init)
+change < `tol` between steps) instead of when the plan changes by less than 1e-9. Both only change how fast the same fixed point is reached. Every (epsilon, init)
 trial is kept; the selected trial is the valid one with the smallest GW distance WITHOUT the
 entropy term (`ot.gromov.gwloss`), and every matching rate is that trial's, never the best
-over trials (GWTune's protocol).
+over trials (GWTune's protocol). Arrays are numpy or torch (on the GPU when there is one), both
+through POT's backend; `rsa_vs_gwot` puts a source's RSA and GWOT results against several
+targets in one table.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from functools import cache
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import ot
 import pandas as pd
+
+from core.analyses.rdm import rsa
 
 INITS = ("random", "permutation", "uniform")
 INIT_LABELS = {"random": "Random positive plan", "permutation": "Random permutation / N",
@@ -133,8 +137,18 @@ def initial_plan(n: int, m: int, init: str, seed: int) -> np.ndarray:
     raise ValueError(f"Unknown initial plan {init!r}; choose one of {', '.join(INITS)}.")
 
 
+@dataclass(frozen=True, eq=False)
+class EntropicGW:
+    """One entropic GW solve: the (N, M) plan and dual potentials stay in the inputs' backend."""
+    plan: Any  # (N, M) transport plan
+    gw_distance: float  # without the entropy term (ot.gromov.gwloss)
+    iterations: int  # outer (mirror-descent) steps
+    converged: bool  # the GW objective stopped moving before max_iter
+    potentials: tuple  # ((N,), (M,)) Sinkhorn dual potentials, to warm-start the next solve
+
+
 def entropic_gw(C1, C2, epsilon: float, plan, *, max_iter: int = 1000, tol: float = 1e-6,
-                sinkhorn_iter: int = 1000, sinkhorn_tol: float = 1e-5, potentials=None):
+                sinkhorn_iter: int = 1000, sinkhorn_tol: float = 1e-5, potentials=None) -> EntropicGW:
     """Entropic GW (square loss) of (N, N) C1 and (M, M) C2 from the (N, M) plan, in the arrays' backend.
 
     Each step is a mirror-descent step (POT's PGD solver): gradient, then the Sinkhorn projection of
@@ -142,7 +156,6 @@ def entropic_gw(C1, C2, epsilon: float, plan, *, max_iter: int = 1000, tol: floa
     potentials. Stops when the GW objective changes by less than `tol` (relative) between steps.
     `sinkhorn_tol` bounds the L1 error of the row marginals; the GW distance of a plan moves by
     ~that error x max(C)² (on THINGS euclidean RDMs, 1e-5 -> ~0.005 of a distance of ~15).
-    Returns (plan, gw_distance without entropy, outer iterations, converged, potentials).
     """
     nx = ot.backend.get_backend(C1, C2, plan)
     p, q = ot.unif(len(C1), type_as=C1), ot.unif(len(C2), type_as=C2)
@@ -159,7 +172,7 @@ def entropic_gw(C1, C2, epsilon: float, plan, *, max_iter: int = 1000, tol: floa
         previous = loss
         plan, potentials = log_stabilised_sinkhorn(gradient, epsilon, potentials, max_iter=sinkhorn_iter,
                                                    tol=sinkhorn_tol)
-    return plan, float(ot.gromov.gwloss(constC, hC1, hC2, plan, nx)), iteration, converged, potentials
+    return EntropicGW(plan, float(ot.gromov.gwloss(constC, hC1, hC2, plan, nx)), iteration, converged, potentials)
 
 
 def log_stabilised_sinkhorn(cost, epsilon: float, potentials=None, *, max_iter: int = 1000, tol: float = 1e-5,
@@ -251,20 +264,19 @@ def align(C_source: np.ndarray, C_target: np.ndarray, *, eps_range: tuple[float,
                 began = time.perf_counter()
                 plan, potentials = start_of(epsilon, init_seed)
                 with np.errstate(all="ignore"):  # overflow shows up as a NaN plan, reported as such
-                    plan, distance, iterations, converged, potentials = entropic_gw(
-                        C1, C2, epsilon, plan, max_iter=max_iter, tol=tol, potentials=potentials)
-                plan_numpy = _to_numpy(plan)
-                valid, note = check_plan(plan_numpy, distance)
-                rows.append({"epsilon": epsilon, "init_seed": init_seed, "gw_distance": distance,
+                    solved = entropic_gw(C1, C2, epsilon, plan, max_iter=max_iter, tol=tol, potentials=potentials)
+                plan_numpy = ot.backend.to_numpy(solved.plan)
+                valid, note = check_plan(plan_numpy, solved.gw_distance)
+                rows.append({"epsilon": epsilon, "init_seed": init_seed, "gw_distance": solved.gw_distance,
                              "top1": top_k_matching_rate(plan_numpy, 1) if valid else np.nan,
-                             "seconds": time.perf_counter() - began, "iterations": iterations,
-                             "converged": converged, "valid": valid, "note": note})
+                             "seconds": time.perf_counter() - began, "iterations": solved.iterations,
+                             "converged": solved.converged, "valid": valid, "note": note})
                 if valid:
-                    finished[(epsilon, init_seed)] = (plan, potentials)
+                    finished[(epsilon, init_seed)] = (solved.plan, solved.potentials)
                     # Closer than float32 can tell is a tie, kept by the earlier trial, so that both
                     # backends select the same trial when two inits reach the same optimum.
-                    if distance < best["distance"] * (1 - TIE_TOLERANCE):
-                        best.update(plan=plan_numpy, distance=distance, row=len(rows) - 1)
+                    if solved.gw_distance < best["distance"] * (1 - TIE_TOLERANCE):
+                        best.update(plan=plan_numpy, distance=solved.gw_distance, row=len(rows) - 1)
                 if progress is not None:
                     progress(len(rows), total, rows[-1])
 
@@ -308,6 +320,44 @@ def matching_summary(plan: np.ndarray, categories: np.ndarray | None = None, ks:
     if categories is not None:
         rows.append({"measure": "category", "rate": category_matching_rate(plan, categories),
                      "chance": category_chance(categories)})
+    return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True, eq=False)
+class AlignmentReport:
+    """What the Alignment page shows of one finished alignment of N items with categories."""
+    alignment: Alignment
+    rates: pd.DataFrame  # matching_summary: top-1/5/10 and category, rate and chance
+    per_category: pd.DataFrame  # per_category_matching
+    rsa: float  # Spearman correlation of the two RDMs: the supervised contrast
+    warnings: tuple[SearchWarning, ...]
+
+
+def alignment_report(alignment: Alignment, source_rdm: np.ndarray, target_rdm: np.ndarray,
+                     categories: np.ndarray) -> AlignmentReport:
+    """Rates, per-category rates, RSA and warnings of an alignment of (N, N) source_rdm to target_rdm."""
+    return AlignmentReport(alignment, matching_summary(alignment.transport_plan, categories),
+                           per_category_matching(alignment.transport_plan, categories), rsa(source_rdm, target_rdm),
+                           search_warnings(alignment, categories))
+
+
+def rsa_vs_gwot(source: str, source_rdm: np.ndarray, target_rdms: Mapping[str, np.ndarray],
+                outcomes: Mapping[str, Alignment | str], categories: np.ndarray | None = None) -> pd.DataFrame:
+    """A row per target of (N, N) RDMs: source, target, rsa, gwot, and epsilon, gw_distance and the rates once aligned.
+
+    `outcomes[target]` is the target's finished Alignment, or the state of its search ("running", "not run", ...),
+    which fills the gwot column; RSA needs the correspondence, GWOT finds it.
+    """
+    rows = []
+    for target, target_rdm in target_rdms.items():
+        outcome = outcomes.get(target, "not run")
+        row = {"source": source, "target": target, "rsa": rsa(source_rdm, target_rdm)}
+        if isinstance(outcome, Alignment):
+            rates = matching_summary(outcome.transport_plan, categories).set_index("measure")["rate"]
+            row.update(gwot="done", epsilon=outcome.epsilon, gw_distance=outcome.gw_distance, **rates.to_dict())
+        else:
+            row["gwot"] = outcome
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -369,16 +419,26 @@ def _validate(C_source: np.ndarray, C_target: np.ndarray) -> tuple[np.ndarray, n
     return source, target
 
 
+def backend_label(backend: str) -> str:
+    """How the page names a backend: numpy, or torch with where it runs (GPU or CPU)."""
+    if backend != "torch":
+        return backend
+    return f"torch ({'GPU' if _torch_float32()[1].is_cuda else 'CPU'})"
+
+
+@cache  # a backend instance allocates random generators (on the GPU too): one per process, as POT keeps
+def _torch_float32():
+    """POT's torch backend and a float32 tensor on the device it computes on (a GPU when there is one)."""
+    nx = ot.backend.TorchBackend()
+    # POT lists one float32 and one float64 template tensor per device it found, CUDA after the CPU.
+    return nx, max((t for t in nx.__type_list__ if t.element_size() == 4), key=lambda t: t.is_cuda)
+
+
 def _converter(backend: str) -> Callable[[np.ndarray], object]:
     """float32 arrays in the chosen backend; torch runs on the GPU when there is one."""
     if backend == "numpy":
         return lambda array: np.asarray(array, dtype=np.float32)
     if backend == "torch":
-        import torch
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        return lambda array: torch.as_tensor(np.asarray(array, dtype=np.float32), device=device)
+        nx, template = _torch_float32()
+        return lambda array: nx.from_numpy(np.asarray(array, dtype=np.float32), type_as=template)
     raise ValueError(f"Unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}.")
-
-
-def _to_numpy(array) -> np.ndarray:
-    return array.detach().cpu().numpy() if hasattr(array, "detach") else np.asarray(array)

@@ -25,11 +25,12 @@ import pandas as pd
 from sklearn.neighbors import KNeighborsClassifier
 from threadpoolctl import threadpool_limits
 
-from core.analyses.affect import K_FOLD_SCHEMES, fold_splits
+from core.analyses.cv import CATEGORY_SCHEMES, CrossValidation
 from core.analyses.manifolds import uniformity
-from core.analyses.probes import CATEGORY_SCHEMES, category_probe
+from core.analyses.probes import category_probe
 from core.data.corruptions import CLEAN, DEFAULT_SEED, FAMILIES, Corruption
 from core.data.datasets import ImageSet
+from core.encoders.registry import EncoderInfo
 from core.features.extract import extract
 from core.features.store import FeatureStore, ResultCache
 
@@ -50,7 +51,7 @@ class BiasSettings:
     train_on: str = "corrupted"  # corrupted | clean
 
     def __post_init__(self):
-        if self.scheme not in CATEGORY_SCHEMES:
+        if not CrossValidation(self.scheme).suits_category_probe:
             raise ValueError(f"Category probes take one of {', '.join(CATEGORY_SCHEMES)}; got {self.scheme!r} "
                              "(Leave-One-Category-Out never trains on the held-out category).")
         if self.train_on not in TRAIN_ON:
@@ -58,9 +59,13 @@ class BiasSettings:
         if self.k < 1:
             raise ValueError(f"k-NN needs k >= 1; got {self.k}.")
 
+    @property
+    def cv(self) -> CrossValidation:
+        return CrossValidation(self.scheme, self.n_splits, self.seed)
+
     def linear_key(self, digest: str, train_digest: str) -> str:
-        folds = self.n_splits if self.scheme in K_FOLD_SCHEMES else 0
-        return f"{CACHE_VERSION}|{digest}|train={train_digest}|linear|{self.scheme}|{folds}|{self.seed}"
+        """Key of a linear-probe score of features `digest` trained on `train_digest` ("same": themselves)."""
+        return f"{CACHE_VERSION}|{digest}|train={train_digest}|linear|{self.cv.key}|{self.seed}"
 
 
 @dataclass(frozen=True)
@@ -91,15 +96,14 @@ class KnnProbe:
     predictions: np.ndarray  # (N,) out-of-fold category predictions
 
 
-def knn_probe(features: np.ndarray, categories: np.ndarray, groups: np.ndarray, scheme: str, *, k: int = 10,
-              n_splits: int = 5, seed: int = 0, train_features: np.ndarray | None = None) -> KnnProbe:
-    """Cosine k-NN category accuracy of (N, D) features under grouped CV; neighbours come from training folds only."""
+def knn_probe(features: np.ndarray, categories: np.ndarray, groups: np.ndarray, cv: CrossValidation, *,
+              k: int = 10, train_features: np.ndarray | None = None) -> KnnProbe:
+    """Cosine k-NN category accuracy of (N, D) features under CV over (N,) groups; neighbours from training folds only."""
     categories = np.asarray(categories).astype(str)
     fitted_on = features if train_features is None else train_features
     predictions = np.empty(len(categories), dtype=object)
     fold_accuracies = []
-    for train, test in fold_splits(len(categories), np.asarray(groups).astype(str), scheme, n_splits=n_splits,
-                                   seed=seed):
+    for train, test in cv.split(groups):
         model = KNeighborsClassifier(n_neighbors=min(k, len(train)), metric="cosine", algorithm="brute")
         predictions[test] = model.fit(fitted_on[train], categories[train]).predict(features[test])
         fold_accuracies.append(float(np.mean(predictions[test] == categories[test])))
@@ -123,15 +127,21 @@ def unrelated_similarity(clean: np.ndarray) -> float:
 
 
 def corruption_table(features: Mapping[Corruption, np.ndarray], categories: np.ndarray, groups: np.ndarray,
-                     settings: BiasSettings = BiasSettings(), *,
-                     linear: Callable[[Corruption, Callable[[], dict]], dict] | None = None,
+                     settings: BiasSettings = BiasSettings(), *, results: ResultCache | None = None,
+                     digests: Mapping[Corruption, str] | None = None,
                      progress: Callable[[int, int, str], None] | None = None) -> pd.DataFrame:
     """One row per corruption (the clean one first) from {corruption: (N, D) features}; must include CLEAN.
 
-    `linear(corruption, compute)` may return a cached linear-probe score instead of computing it.
+    With `results` and the feature `digests` of every corruption, linear-probe scores are read from
+    (or stored in) the cache.
     """
     if CLEAN not in features:
         raise ValueError("The clean features are needed: every drop and similarity is relative to them.")
+    if results is not None and digests is None:
+        raise ValueError("Caching linear-probe scores needs the feature digest of every corruption.")
+    linear_keys = None if results is None else {
+        corruption: settings.linear_key(digests[corruption], digests[CLEAN] if settings.train_on == "clean" else "same")
+        for corruption in features}
     order = [CLEAN, *[corruption for corruption in features if corruption != CLEAN]]
     clean = np.asarray(features[CLEAN], dtype=np.float64)
     floor = unrelated_similarity(clean)
@@ -139,7 +149,8 @@ def corruption_table(features: Mapping[Corruption, np.ndarray], categories: np.n
     # job, the server) made scipy's L-BFGS-B 10-30x slower on raw pixels (scipy issue 23191).
     with threadpool_limits(limits=1):
         rows = [_corruption_row(corruption, index, len(order), np.asarray(features[corruption], dtype=np.float64),
-                                clean, floor, categories, groups, settings, linear, progress)
+                                clean, floor, categories, groups, settings, results,
+                                None if results is None else linear_keys[corruption], progress)
                 for index, corruption in enumerate(order)]
     table = pd.DataFrame(rows)
     for measure, column in (("knn_drop", "knn_accuracy"), ("linear_drop", "linear_balanced_accuracy")):
@@ -151,23 +162,21 @@ def corruption_table(features: Mapping[Corruption, np.ndarray], categories: np.n
 
 def _corruption_row(corruption: Corruption, index: int, count: int, x: np.ndarray, clean: np.ndarray,
                     floor: float, categories: np.ndarray, groups: np.ndarray, settings: BiasSettings,
-                    linear: Callable[[Corruption, Callable[[], dict]], dict] | None,
+                    results: ResultCache | None, linear_key: str | None,
                     progress: Callable[[int, int, str], None] | None) -> dict:
     """corruption_table's row of one corruption's (N, D) features x against the (N, D) clean ones (floor: their
-    unrelated-image similarity)."""
+    unrelated-image similarity); the linear-probe score is cached in `results` under `linear_key`."""
     if progress is not None:
         progress(index, count, f"probing {corruption.name}")
     train = clean if settings.train_on == "clean" else None
-    knn = knn_probe(x, categories, groups, settings.scheme, k=settings.k, n_splits=settings.n_splits,
-                    seed=settings.seed, train_features=train)
+    knn = knn_probe(x, categories, groups, settings.cv, k=settings.k, train_features=train)
 
     def compute() -> dict:
-        probe = category_probe(x, categories, groups, settings.scheme, n_splits=settings.n_splits,
-                               seed=settings.seed, train_features=train)
+        probe = category_probe(x, categories, groups, settings.cv, train_features=train)
         return {"score": probe.balanced_accuracy, "ci_lo": probe.ci[0], "ci_hi": probe.ci[1],
                 "fold_sd": float(np.std(probe.fold_accuracies))}
 
-    scores = compute() if linear is None else linear(corruption, compute)
+    scores = compute() if results is None else results.get_or_compute(linear_key, compute)[0]
     similarity = clean_similarity(clean, x)
     band_lo, band_hi = np.quantile(similarity, SIMILARITY_BAND)
     return {"corruption": corruption.name, "family": corruption.family, "level": corruption.level,
@@ -180,7 +189,7 @@ def _corruption_row(corruption: Corruption, index: int, count: int, x: np.ndarra
             "n_images": len(x)}
 
 
-def corruption_metrics(image_set: ImageSet, spec: str, layer: str, store: FeatureStore,
+def corruption_metrics(image_set: ImageSet, encoder: EncoderInfo, layer: str, store: FeatureStore,
                        corruptions: Sequence[Corruption], settings: BiasSettings = BiasSettings(), *,
                        pooling: str = "auto", device: str = "auto", batch_size: int = 32,
                        results: ResultCache | None = None,
@@ -203,26 +212,17 @@ def corruption_metrics(image_set: ImageSet, spec: str, layer: str, store: Featur
                 progress(index * n + p.done, total, f"extracting {corruption.name}: {p.message}", sum(resumed))
 
         resumed[index] = n  # a condition found whole in the store reports nothing: all cached
-        feature_set = extract(image_set, spec, [layer], store, pooling=pooling, device=device,
+        feature_set = extract(image_set, encoder, [layer], store, pooling=pooling, device=device,
                               batch_size=batch_size, input_transform=corruption.input_transform, progress=extracted)[layer]
         features[corruption], digests[corruption] = feature_set.features, feature_set.key.digest
-
-    def linear(corruption: Corruption, compute: Callable[[], dict]) -> dict:
-        if results is None:
-            return compute()
-        key = settings.linear_key(digests[corruption], digests[CLEAN] if settings.train_on == "clean" else "same")
-        scores = results.get(key)
-        if scores is None:
-            scores = compute()
-            results.set(key, scores)
-        return scores
 
     def probed(done: int, count: int, message: str) -> None:
         if progress is not None:
             progress(total, total, f"{message} ({done}/{count} conditions probed)", sum(resumed))
 
     table = corruption_table(features, image_set.metadata["category"].to_numpy(),
-                             image_set.metadata["group"].to_numpy(), settings, linear=linear, progress=probed)
+                             settings.cv.groups(image_set.metadata), settings, results=results, digests=digests,
+                             progress=probed)
     table.insert(0, "layer", layer)
-    table.insert(0, "encoder", spec)
+    table.insert(0, "encoder", encoder.spec)
     return table

@@ -1,27 +1,29 @@
-"""Geometry of augmentation sub-manifolds, uniformity/alignment and the eigenspectrum (science.md §6).
+"""Geometry of augmentation sub-manifolds, uniformity and view alignment, and the eigenspectrum (science.md §6).
 
 Inputs are view features `views` of shape (N, m, D): m augmented views of each of N images
 (`core.data.transforms.augmentation_views`). Formulas follow the official CLAMP code (normalisation,
-radius, loss, neighbour count), Wang & Isola's alignment/uniformity code and Stringer et
-al.'s power-law fit; each function says which. `MANIFOLD_PRESETS` holds the page's two settings
-(the bench reads the same ones): "quick", about a minute on the demo with two CPU cores, and
-"full", CLAMP's 16 views of 25 images per class.
+radius, loss, neighbour count) and Wang & Isola's alignment/uniformity code (`view_alignment`,
+not to be confused with the Alignment page's GWOT); the eigenspectrum and its power-law fit are
+`core.analyses.spectra`'s. Each function says which. The CLAMP loss works in numpy or torch
+through POT's backend (`ot.backend.get_backend`): the Objective lab trains with it.
+`MANIFOLD_PRESETS` holds the page's two settings (the bench reads the same ones): "quick", about
+a minute on the demo with two CPU cores, and "full", CLAMP's 16 views of 25 images per class.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Mapping
 
 import numpy as np
+import ot
 import pandas as pd
-import torch
 from scipy.spatial import cKDTree
 from scipy.spatial.distance import cdist
 from threadpoolctl import threadpool_limits
 
-from core.analyses.error_geometry import effective_dimensionality
+from core.analyses.spectra import Spectrum, effective_dimensionality, spectrum, spectrum_tables
 
 IMAGENET_RADIUS_SCALE = 8.5  # r_s (CLAMP: 7 for CIFAR, 8.5 for ImageNet)
-POWER_LAW_RANKS = (11, 500)  # Stringer et al.: fit ranks 11 .. min(500, N - 2)
 
 
 @dataclass(frozen=True)
@@ -78,27 +80,27 @@ def clamp_loss(centroids, radii):
     (N, D) centroids and (N,) radii as numpy arrays (returns a float) or torch tensors (returns a
     differentiable 0-d tensor: the Objective lab trains with this very function).
     """
-    xp = torch if isinstance(centroids, torch.Tensor) else np
+    nx = ot.backend.get_backend(centroids, radii)
     squared_norms = (centroids ** 2).sum(axis=1)
-    squared = xp.clip(squared_norms[:, None] + squared_norms[None, :] - 2 * centroids @ centroids.T, 0, None)
-    sigma = xp.clip(radii[:, None] + radii[None, :], None, 1.5)
-    index = xp.arange(len(centroids))
+    squared = nx.clip(squared_norms[:, None] + squared_norms[None, :] - 2 * centroids @ centroids.T, 0, None)
+    sigma = nx.clip(radii[:, None] + radii[None, :], None, 1.5)
+    index = nx.arange(len(centroids), type_as=centroids)
     in_range = (index[:, None] < index[None, :]) & (squared > 1e-6) & (squared < sigma ** 2)
-    distances = xp.sqrt(xp.where(in_range, squared, 1.0))  # no sqrt(0) on the diagonal: its gradient is inf
-    energy = xp.where(in_range, (1 - distances / sigma) ** 2, 0.0).sum()
-    loss = xp.log(energy + 1e-6)
-    return loss if xp is torch else float(loss)
+    distances = nx.sqrt(nx.where(in_range, squared, 1.0))  # no sqrt(0) on the diagonal: its gradient is inf
+    energy = nx.where(in_range, (1 - distances / sigma) ** 2, 0.0).sum()
+    loss = nx.log(energy + 1e-6)
+    return float(loss) if nx.__name__ == "numpy" else loss
 
 
 def clamp_packing_loss(views, radius_scale: float = IMAGENET_RADIUS_SCALE):
     """CLAMP's loss of (N, m, D) view features (numpy or torch): normalise, centroids, radii, then `clamp_loss`."""
-    xp = torch if isinstance(views, torch.Tensor) else np
+    nx = ot.backend.get_backend(views)
     n, m, width = views.shape
     centred = views - views.mean(axis=(0, 1), keepdims=True)
-    z = centred / xp.clip(xp.linalg.vector_norm(centred, axis=-1, keepdims=True), 1e-12, None)
+    z = centred / nx.clip(nx.norm(centred, axis=-1, keepdims=True), 1e-12, None)
     centroids = z.mean(axis=1)
     traces = ((z - centroids[:, None]) ** 2).sum(axis=(1, 2)) / (m - 1)
-    return clamp_loss(centroids, radius_scale * xp.sqrt(traces / min(width, m)))
+    return clamp_loss(centroids, radius_scale * nx.sqrt(traces / min(width, m)))
 
 
 def principal_axes(views: np.ndarray) -> np.ndarray:
@@ -153,7 +155,7 @@ def classwise_uniformity(features: np.ndarray, categories: np.ndarray, t: float 
             for category in sorted(set(categories)) if np.sum(categories == category) > 1}
 
 
-def alignment(views: np.ndarray, alpha: float = 2.0) -> float:
+def view_alignment(views: np.ndarray, alpha: float = 2.0) -> float:
     """Wang & Isola's alignment: mean ||x − x⁺||^alpha over all pairs of L2-normalised views of one image."""
     x = _l2_normalise(views)
     first, second = np.triu_indices(x.shape[1], k=1)
@@ -170,57 +172,48 @@ def class_distance_matrix(features: np.ndarray, categories: np.ndarray) -> tuple
     return names, second_moments[:, None] + second_moments[None, :] - 2 * means @ means.T
 
 
-def eigenspectrum(features: np.ndarray) -> np.ndarray:
-    """(N, D) features -> (min(N − 1, D),) covariance eigenvalues, descending (centring removes one rank)."""
-    centred = np.asarray(features, dtype=np.float64) - np.mean(features, axis=0)
-    singular = np.linalg.svd(centred, compute_uv=False)[:max(min(len(centred) - 1, centred.shape[1]), 1)]
-    return singular ** 2 / max(len(centred) - 1, 1)
-
-
-def power_law_alpha(eigenvalues: np.ndarray, ranks: tuple[int, int] = POWER_LAW_RANKS) -> tuple[float, float]:
-    """(alpha, intercept): weighted least squares of log λ_n on −log n, weights 1/n, n in ranks[0] .. min(ranks[1], N−2).
-
-    λ_n ≈ exp(intercept) · n^(−alpha). NaN when fewer than 3 ranks are usable.
-    """
-    eigenvalues = np.asarray(eigenvalues, dtype=np.float64)
-    last = min(ranks[1], len(eigenvalues) - 2)
-    n = np.arange(ranks[0], last + 1)
-    values = eigenvalues[n - 1]
-    keep = values > 0
-    if keep.sum() < 3:
-        return float("nan"), float("nan")
-    n, values = n[keep], values[keep]
-    weights = 1.0 / n
-    design = np.column_stack([-np.log(n), np.ones(len(n))])
-    root = np.sqrt(weights)[:, None]
-    (alpha, intercept), *_ = np.linalg.lstsq(design * root, np.log(values) * root[:, 0], rcond=None)
-    return float(alpha), float(intercept)
-
-
 def _l2_normalise(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
+@dataclass(frozen=True)
+class ManifoldSummary:
+    """Set-level numbers of N images' sub-manifolds: one row of the Manifolds page's metrics table."""
+    clamp_loss: float
+    mean_radius: float
+    mean_neighbours: float
+    view_accuracy: float
+    uniformity: float
+    classwise_uniformity: float  # mean over categories
+    view_alignment: float  # Wang & Isola's alignment
+    alpha: float  # power-law exponent of the centroids' eigenspectrum
+    effective_dimensionality: float  # of the centroids
+
+    def row(self) -> dict[str, float]:
+        """The numbers by name, in table-column order."""
+        return asdict(self)
+
+
 def manifold_summary(views: np.ndarray, categories: np.ndarray, radius_scale: float = IMAGENET_RADIUS_SCALE,
-                     manifolds: SubManifolds | None = None) -> dict[str, float]:
-    """One row of set-level numbers for (N, m, D) view features of N images with (N,) categories.
+                     manifolds: SubManifolds | None = None) -> ManifoldSummary:
+    """Set-level numbers for (N, m, D) view features of N images with (N,) categories.
 
     Pass `manifolds` when `sub_manifolds(views, radius_scale)` is already at hand.
     """
     manifolds = sub_manifolds(views, radius_scale) if manifolds is None else manifolds
     n, m, _ = views.shape
     flat_views, view_categories = views.reshape(n * m, -1), np.repeat(np.asarray(categories).astype(str), m)
-    alpha, _ = power_law_alpha(eigenspectrum(views.mean(axis=1)))
-    return {"clamp_loss": clamp_loss(manifolds.centroids, manifolds.radii),
-            "mean_radius": float(manifolds.radii.mean()),
-            "mean_neighbours": float(manifolds.neighbour_counts.mean()),
-            "view_accuracy": float(manifolds.view_accuracy.mean()),
-            "uniformity": uniformity(flat_views),
-            "classwise_uniformity": float(np.mean(list(classwise_uniformity(flat_views, view_categories).values()))),
-            "alignment": alignment(views),
-            "alpha": alpha,
-            "effective_dimensionality": effective_dimensionality(views.mean(axis=1))}
+    return ManifoldSummary(
+        clamp_loss=clamp_loss(manifolds.centroids, manifolds.radii),
+        mean_radius=float(manifolds.radii.mean()),
+        mean_neighbours=float(manifolds.neighbour_counts.mean()),
+        view_accuracy=float(manifolds.view_accuracy.mean()),
+        uniformity=uniformity(flat_views),
+        classwise_uniformity=float(np.mean(list(classwise_uniformity(flat_views, view_categories).values()))),
+        view_alignment=view_alignment(views),
+        alpha=spectrum(views.mean(axis=1)).alpha,
+        effective_dimensionality=effective_dimensionality(views.mean(axis=1)))
 
 
 MAP_METHODS = ("t-SNE", "UMAP")
@@ -229,14 +222,12 @@ MAP_METHODS = ("t-SNE", "UMAP")
 @dataclass(frozen=True, eq=False)
 class ManifoldAnalysis:
     """Everything the Manifolds page draws for one encoder layer."""
-    summary: dict  # manifold_summary's row
+    summary: ManifoldSummary
     per_image: pd.DataFrame  # image_id, category, radius, neighbours, view_accuracy, x, y (map)
-    pairs: "pd.DataFrame"  # measure, relation (intra/inter), value
-    class_names: list
+    pairs: dict[str, dict[str, np.ndarray]]  # pair_histogram_values: measure -> intra/inter -> values
+    class_names: list[str]
     class_distances: np.ndarray  # (C, C)
-    spectrum: np.ndarray  # (min(N, D),) eigenvalues of the centroids' covariance
-    alpha: float
-    intercept: float
+    spectrum: Spectrum  # of the (N, D) centroids of the raw views
     map_scale: float  # map units per feature-space unit for the radius circles
 
 
@@ -256,11 +247,30 @@ def analyse_manifolds(views: np.ndarray, categories: np.ndarray, image_ids: np.n
         pairs = pair_histogram_values(manifolds, categories)
         n, m, _ = views.shape
         names, distances = class_distance_matrix(views.reshape(n * m, -1), np.repeat(categories, m))
-        spectrum = eigenspectrum(views.mean(axis=1))
-        alpha, intercept = power_law_alpha(spectrum)
         summary = manifold_summary(views, categories, radius_scale, manifolds)
-        return ManifoldAnalysis(summary, per_image, pairs, names, distances, spectrum, alpha, intercept,
+        return ManifoldAnalysis(summary, per_image, pairs, names, distances, spectrum(views.mean(axis=1)),
                                 map_radius_scale(map_xy, manifolds.centroids))
+
+
+@dataclass(frozen=True, eq=False)
+class ManifoldComparison:
+    """The Manifolds page's shared tables for several named encoder layers (column `encoder`)."""
+    metrics: pd.DataFrame  # a row per encoder layer: encoder, then ManifoldSummary's fields
+    per_image: pd.DataFrame  # every ManifoldAnalysis.per_image with an encoder column
+    pairs: dict[str, dict[str, dict[str, np.ndarray]]]  # encoder -> pair_histogram_values
+    spectra: pd.DataFrame  # encoder, rank, eigenvalue
+    fits: pd.DataFrame  # encoder, alpha, intercept
+
+
+def compare_manifolds(analyses: Mapping[str, ManifoldAnalysis]) -> ManifoldComparison:
+    """Tables across encoder layers from their analyses, keyed by the name the page shows."""
+    spectra, fits = spectrum_tables({name: result.spectrum for name, result in analyses.items()})
+    return ManifoldComparison(
+        metrics=pd.DataFrame([{"encoder": name, **result.summary.row()} for name, result in analyses.items()]),
+        per_image=pd.concat([result.per_image.assign(encoder=name) for name, result in analyses.items()],
+                            ignore_index=True),
+        pairs={name: result.pairs for name, result in analyses.items()},
+        spectra=spectra, fits=fits)
 
 
 def embed_2d(points: np.ndarray, method: str = "t-SNE", parameter: float = 30, seed: int = 0) -> np.ndarray:

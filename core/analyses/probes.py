@@ -14,7 +14,7 @@ are cached by feature digest, so reruns and added encoders refit nothing already
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -27,20 +27,18 @@ from sklearn.pipeline import make_pipeline
 
 from core.analyses.affect import (
     CLIP_SD,
-    K_FOLD_SCHEMES,
     TARGETS,
     CVPredictions,
     cross_validated_predictions,
-    fold_splits,
     metrics_table,
     standardise_and_clip,
 )
+from core.analyses.cv import CrossValidation
 from core.data.datasets import ImageSet
-from core.encoders.registry import describe
+from core.encoders.registry import EncoderInfo
 from core.features.extract import feature_keys
 from core.features.store import FeatureStore, ResultCache
 
-CATEGORY_SCHEMES = ("loto", "kfold", "gkfold")
 PROBES = (*TARGETS, "category")
 LATE_THIRD = 2.0 / 3.0
 N_BOOT = 1000
@@ -85,14 +83,13 @@ class ProbeSettings:
     n_splits: int = 5  # folds of the K-fold scheme
     seed: int = 0
 
-    def fit_label(self, probe: str) -> str:
-        """"scheme|folds" of `probe` in {"affect", "category"} (folds 0 for the grouped leave-one-out schemes)."""
-        scheme = self.scheme if probe == "affect" else self.category_scheme
-        return f"{scheme}|{self.n_splits if scheme in K_FOLD_SCHEMES else 0}"
+    def cv(self, probe: str) -> CrossValidation:
+        """The cross-validation of `probe` in {"affect", "category"}."""
+        return CrossValidation(self.scheme if probe == "affect" else self.category_scheme, self.n_splits, self.seed)
 
     def cache_key(self, digest: str, probe: str) -> str:
-        """Key of one layer's scores for `probe` in {"affect", "category"}."""
-        return f"{CACHE_VERSION}|{digest}|{probe}|{self.fit_label(probe)}|{self.seed}|clip{CLIP_SD}|boot{N_BOOT}"
+        """Key of one layer's scores for `probe` in {"affect", "category"} (the seed also seeds the bootstrap)."""
+        return f"{CACHE_VERSION}|{digest}|{probe}|{self.cv(probe).key}|{self.seed}|clip{CLIP_SD}|boot{N_BOOT}"
 
 
 @dataclass(frozen=True, eq=False)
@@ -108,9 +105,9 @@ class ProbeTargets:
         ratings = metadata[list(TARGETS)].to_numpy(dtype=float) if set(TARGETS) <= set(metadata) else None
         return cls(ratings, metadata["category"].to_numpy(dtype=str), metadata["group"].to_numpy(dtype=str))
 
-    def groups(self, scheme: str) -> np.ndarray:
-        """(N,) held-out units of a scheme: categories for LOCO, theme groups otherwise (K-fold ignores them)."""
-        return self.categories if scheme == "loco" else self.themes
+    def groups(self, cv: CrossValidation) -> np.ndarray:
+        """(N,) held-out units of `cv`: categories for LOCO, theme groups otherwise (K-fold ignores them)."""
+        return self.categories if cv.groups_column == "category" else self.themes
 
 
 @dataclass(frozen=True, eq=False)
@@ -139,15 +136,15 @@ class RowSpanProjection(TransformerMixin, BaseEstimator):
         return X if self.basis_ is None else X @ self.basis_
 
 
-def category_probe(features: np.ndarray, categories: np.ndarray, groups: np.ndarray, scheme: str, *,
-                   n_splits: int = 5, seed: int = 0, clip_sd: float | None = CLIP_SD,
-                   train_features: np.ndarray | None = None) -> CategoryProbe:
-    """Logistic-regression category probe of (N, D) features under grouped CV (LOTO or K-fold).
+def category_probe(features: np.ndarray, categories: np.ndarray, groups: np.ndarray, cv: CrossValidation, *,
+                   clip_sd: float | None = CLIP_SD, train_features: np.ndarray | None = None) -> CategoryProbe:
+    """Logistic-regression category probe of (N, D) features under grouped CV (LOTO or K-fold) over (N,) groups.
 
     `train_features` (N, D), if given, are what each fold trains on (e.g. clean features when
-    testing corrupted ones); the held-out rows are always predicted from `features`.
+    testing corrupted ones); the held-out rows are always predicted from `features`. The
+    bootstrap CI uses `cv.seed`.
     """
-    if scheme not in CATEGORY_SCHEMES:
+    if not cv.suits_category_probe:
         raise ValueError("Leave-One-Category-Out is meaningless for a category probe (the held-out category is "
                          "never seen in training); use Leave-One-Theme-Out or K-fold.")
     categories = np.asarray(categories).astype(str)
@@ -155,14 +152,14 @@ def category_probe(features: np.ndarray, categories: np.ndarray, groups: np.ndar
         raise ValueError("The category probe needs at least two categories; this dataset has one.")
     predictions = np.empty(len(categories), dtype=object)
     fold_accuracies = []
-    for train, test in fold_splits(len(categories), np.asarray(groups).astype(str), scheme, n_splits=n_splits,
-                                   seed=seed):
-        fitted_on = features if train_features is None else train_features
+    fitted_on = features if train_features is None else train_features
+    for train, test in cv.split(groups):
         predictions[test] = _fit_logistic(fitted_on[train], categories[train], clip_sd).predict(features[test])
         fold_accuracies.append(float(np.mean(predictions[test] == categories[test])))
     predictions = predictions.astype(str)
-    return CategoryProbe(scheme, float(balanced_accuracy_score(categories, predictions)),
-                         _balanced_accuracy_ci(categories, predictions, seed), np.array(fold_accuracies), predictions)
+    return CategoryProbe(cv.scheme, float(balanced_accuracy_score(categories, predictions)),
+                         _balanced_accuracy_ci(categories, predictions, cv.seed), np.array(fold_accuracies),
+                         predictions)
 
 
 def _fit_logistic(features: np.ndarray, categories: np.ndarray, clip_sd: float | None):
@@ -181,42 +178,53 @@ def _fit_logistic(features: np.ndarray, categories: np.ndarray, clip_sd: float |
                          LogisticRegression(solver="newton-cholesky", max_iter=200)).fit(features, categories)
 
 
-def layer_scores(features: np.ndarray, targets: ProbeTargets, settings: ProbeSettings, probe: str) -> list[dict]:
-    """Scores of one layer's (N, D) features for probe "affect" (a row per target) or "category" (one row).
+@dataclass(frozen=True)
+class LayerScore:
+    """One probe's score at one layer (stored in the ResultCache as its dict)."""
 
-    Row keys: probe, scheme, score, ci_lo, ci_hi (bootstrap 95% over images), fold_sd (SD of the
-    per-fold scores), n_folds. Per-fold R² divides by the variance over ALL images, so the
-    fold-size-weighted mean of the fold scores is exactly the pooled R² (`score`).
+    probe: str  # valence | arousal | category
+    scheme: str
+    score: float  # R² or balanced accuracy over all out-of-fold predictions
+    ci_lo: float  # bootstrap 95% CI over images
+    ci_hi: float
+    fold_sd: float  # SD of the per-fold scores
+    n_folds: int
+
+
+def layer_scores(features: np.ndarray, targets: ProbeTargets, settings: ProbeSettings, probe: str) -> list[LayerScore]:
+    """Scores of one layer's (N, D) features for probe "affect" (one per target) or "category" (one).
+
+    Per-fold R² divides by the variance over ALL images, so the fold-size-weighted mean of the
+    fold scores is exactly the pooled R² (`score`).
     """
     features = np.asarray(features, dtype=np.float64)
+    cv = settings.cv(probe)
     if probe == "category":
-        result = category_probe(features, targets.categories, targets.groups(settings.category_scheme),
-                                settings.category_scheme, n_splits=settings.n_splits, seed=settings.seed)
-        return [{"probe": "category", "scheme": settings.category_scheme, "score": result.balanced_accuracy,
-                 "ci_lo": result.ci[0], "ci_hi": result.ci[1], "fold_sd": float(np.std(result.fold_accuracies)),
-                 "n_folds": len(result.fold_accuracies)}]
+        result = category_probe(features, targets.categories, targets.groups(cv), cv)
+        return [LayerScore("category", cv.scheme, result.balanced_accuracy, *result.ci,
+                           float(np.std(result.fold_accuracies)), len(result.fold_accuracies))]
     if targets.ratings is None:
         raise ValueError("This dataset has no valence/arousal ratings, so there is no affect probe.")
-    cv = cross_validated_predictions(features, targets.ratings, targets.groups(settings.scheme), settings.scheme,
-                                     n_splits=settings.n_splits, seed=settings.seed)
-    scores, sizes = fold_r2(cv)
+    predictions = cross_validated_predictions(features, targets.ratings, targets.groups(cv), cv)
+    scores, sizes = fold_r2(predictions)
     fold_sd = np.sqrt(np.average((scores - np.average(scores, axis=0, weights=sizes)) ** 2, axis=0, weights=sizes))
-    return [{"probe": record["target"], "scheme": settings.scheme, "score": record["r2"], "ci_lo": record["r2_lo"],
-             "ci_hi": record["r2_hi"], "fold_sd": float(fold_sd[column]), "n_folds": len(sizes)}
-            for column, record in enumerate(metrics_table(cv, n_boot=N_BOOT, seed=settings.seed).to_dict("records"))]
+    return [LayerScore(record["target"], cv.scheme, record["r2"], record["r2_lo"], record["r2_hi"],
+                       float(fold_sd[column]), len(sizes))
+            for column, record in enumerate(metrics_table(predictions, n_boot=N_BOOT, seed=cv.seed).to_dict("records"))]
 
 
-def fold_r2(cv: CVPredictions) -> tuple[np.ndarray, np.ndarray]:
+def fold_r2(out_of_fold: CVPredictions) -> tuple[np.ndarray, np.ndarray]:
     """Per-fold R² (n_folds, T) against the variance over all images, and fold sizes (n_folds,).
 
     Dividing by the variance of all images (not the fold's own) keeps a fold of one theme
     from scoring badly just because its ratings are homogeneous, and makes the
     size-weighted mean of the folds exactly the pooled R².
     """
-    folds = np.unique(cv.fold)
-    squared_error = (cv.predictions - cv.targets) ** 2
-    scores = np.array([1.0 - squared_error[cv.fold == fold].mean(axis=0) / cv.targets.var(axis=0) for fold in folds])
-    return scores, np.array([np.sum(cv.fold == fold) for fold in folds])
+    fold, targets = out_of_fold.fold, out_of_fold.targets
+    squared_error = (out_of_fold.predictions - targets) ** 2
+    folds = np.unique(fold)
+    scores = np.array([1.0 - squared_error[fold == index].mean(axis=0) / targets.var(axis=0) for index in folds])
+    return scores, np.array([np.sum(fold == index) for index in folds])
 
 
 def probe_kinds(probes: Sequence[str]) -> list[str]:
@@ -225,89 +233,86 @@ def probe_kinds(probes: Sequence[str]) -> list[str]:
 
 
 def layer_probe_table(features_by_layer: Mapping[str, np.ndarray], targets: ProbeTargets,
-                      settings: ProbeSettings = ProbeSettings(), *, probes: Sequence[str] = PROBES,
-                      cached: Callable[[str, str, Callable[[], list[dict]]], list[dict]] | None = None
-                      ) -> pd.DataFrame:
-    """One encoder's curves: a row per layer (given in depth order) x probe.
+                      settings: ProbeSettings = ProbeSettings(), *, probes: Sequence[str] = PROBES) -> pd.DataFrame:
+    """One encoder's curves from in-memory (N, D) features per layer (given in depth order), nothing cached.
 
     Columns: layer, layer_index, n_layers, depth, probe, scheme, score, ci_lo, ci_hi, fold_sd, n_folds.
-    `cached(layer, kind, compute)` may return stored rows instead of calling `compute()`.
     """
-    kinds = probe_kinds(probes)
-    layers = list(features_by_layer)
+    scores = {(layer, kind): layer_scores(np.asarray(features), targets, settings, kind)
+              for layer, features in features_by_layer.items() for kind in probe_kinds(probes)}
+    return curve_table(list(features_by_layer), scores, probes)
+
+
+def curve_table(layers: Sequence[str], scores: Mapping[tuple[str, str], Sequence[LayerScore]],
+                probes: Sequence[str] = PROBES) -> pd.DataFrame:
+    """The rows of layer_probe_table from the scores of every (layer, kind), layers in depth order."""
     depth = normalised_depth(len(layers))
-    rows = []
-    for index, layer in enumerate(layers):
-        for kind in kinds:
-            compute = (lambda layer=layer, kind=kind:
-                       layer_scores(np.asarray(features_by_layer[layer]), targets, settings, kind))
-            for row in (compute() if cached is None else cached(layer, kind, compute)):
-                if row["probe"] in probes:
-                    rows.append({"layer": layer, "layer_index": index, "n_layers": len(layers),
-                                 "depth": float(depth[index]), **row})
+    rows = [{"layer": layer, "layer_index": index, "n_layers": len(layers), "depth": float(depth[index]),
+             **asdict(score)}
+            for index, layer in enumerate(layers) for kind in probe_kinds(probes)
+            for score in scores[layer, kind] if score.probe in probes]
     return pd.DataFrame(rows)
 
 
-def pending_fits(image_set: ImageSet, spec: str, *, settings: ProbeSettings = ProbeSettings(),
+def pending_fits(image_set: ImageSet, encoder: EncoderInfo, *, settings: ProbeSettings = ProbeSettings(),
                  probes: Sequence[str] = PROBES, pooling: str = "auto",
                  results: ResultCache | None = None) -> list[tuple[str, str]]:
-    """(layer, kind) of every fit of `spec` whose scores are not in `results` (all of them without a cache)."""
-    keys = feature_keys(image_set, describe(spec), "all", pooling)
+    """(layer, kind) of every fit of `encoder` whose scores are not in `results` (all of them without a cache)."""
+    keys = feature_keys(image_set, encoder, "all", pooling)
     return [(layer, kind) for layer, key in keys.items() for kind in probe_kinds(probes)
             if results is None or settings.cache_key(key.digest, kind) not in results]
 
 
 def fit_rate_key(image_set: ImageSet, spec: str, fits: Sequence[tuple[str, str]], settings: ProbeSettings,
                  pooling: str = "auto") -> str:
-    """Rate-memory key of `fits` of `spec`: a fit's cost depends on the images, the layers' widths and the schemes."""
-    kinds = sorted({kind for _, kind in fits})
+    """Rate-memory key of `fits` of `spec`: a fit's cost depends on the images, the layers' widths and the folds."""
+    folds = {kind: settings.cv(kind) for kind in sorted({kind for _, kind in fits})}
     return "|".join(["probes", image_set.name, str(len(image_set)), spec, pooling,
-                     *(f"{kind}:{settings.fit_label(kind)}" for kind in kinds)])
+                     *(f"{kind}:{cv.scheme}|{cv.get_n_splits(cv.groups(image_set.metadata))}"
+                       for kind, cv in folds.items())])
 
 
-def encoder_curves(image_set: ImageSet, spec: str, store: FeatureStore, *, settings: ProbeSettings = ProbeSettings(),
+def encoder_curves(image_set: ImageSet, encoder: EncoderInfo, store: FeatureStore, *, settings: ProbeSettings = ProbeSettings(),
                    probes: Sequence[str] = PROBES, pooling: str = "auto", results: ResultCache | None = None,
                    progress: Callable[[int, int, str], None] | None = None) -> pd.DataFrame:
-    """layer_probe_table of every layer of `spec` read from the store (all must be extracted), plus `encoder`.
+    """layer_probe_table of every layer of `encoder` read from the store (all must be extracted), plus `encoder`.
 
     `progress(done, total, "layer · kind")` counts the fits actually computed (`pending_fits`):
     cached ones cost nothing, so they would only distort a job's rate and ETA.
     """
-    keys = feature_keys(image_set, describe(spec), "all", pooling)
+    keys = feature_keys(image_set, encoder, "all", pooling)
     missing = [layer for layer, key in keys.items() if not store.has(key)]
     if missing:
-        raise ValueError(f"{spec}: layer(s) {', '.join(missing)} are not extracted yet; extract all layers of this "
+        raise ValueError(f"{encoder.spec}: layer(s) {', '.join(missing)} are not extracted yet; extract all layers of this "
                          f"encoder first.")
-    n_pending = len(pending_fits(image_set, spec, settings=settings, probes=probes, pooling=pooling, results=results))
-    fitted = 0
+    n_pending = len(pending_fits(image_set, encoder, settings=settings, probes=probes, pooling=pooling,
+                                 results=results))
     if progress is not None:
         progress(0, n_pending, "starting")
+    targets = ProbeTargets.from_metadata(image_set.metadata)
+    scores, fitted = {}, 0
+    for layer, key in keys.items():
+        for kind in probe_kinds(probes):
+            def compute(layer=layer, kind=kind) -> list[dict]:  # the store's arrays are memory-mapped: read only here
+                return [asdict(score) for score in layer_scores(store.load(keys[layer]), targets, settings, kind)]
 
-    def cached(layer: str, kind: str, compute: Callable[[], list[dict]]) -> list[dict]:
-        nonlocal fitted
-        key = settings.cache_key(keys[layer].digest, kind)
-        rows = None if results is None else results.get(key)
-        if rows is None:
-            rows = compute()
-            if results is not None:
-                results.set(key, rows)
-            fitted += 1
-            if progress is not None:
-                progress(fitted, n_pending, f"{layer} · {kind}")
-        return rows
-
-    features = {layer: store.load(key) for layer, key in keys.items()}  # memory-mapped: read only when refit
-    table = layer_probe_table(features, ProbeTargets.from_metadata(image_set.metadata), settings, probes=probes,
-                              cached=cached)
-    return table.assign(encoder=spec)[["encoder", *table.columns]]
+            stored, computed = ((compute(), True) if results is None else
+                                results.get_or_compute(settings.cache_key(key.digest, kind), compute))
+            scores[layer, kind] = [LayerScore(**row) for row in stored]
+            if computed:
+                fitted += 1
+                if progress is not None:
+                    progress(fitted, n_pending, f"{layer} · {kind}")
+    table = curve_table(list(keys), scores, probes)
+    return table.assign(encoder=encoder.spec)[["encoder", *table.columns]]
 
 
-def layer_probe_curves(image_set: ImageSet, specs: Sequence[str], store: FeatureStore, *,
+def layer_probe_curves(image_set: ImageSet, encoders: Sequence[EncoderInfo], store: FeatureStore, *,
                        settings: ProbeSettings = ProbeSettings(), probes: Sequence[str] = PROBES,
                        pooling: str = "auto", results: ResultCache | None = None) -> pd.DataFrame:
     """encoder_curves of several encoders stacked (the per-layer numbers behind every figure of the page)."""
-    return pd.concat([encoder_curves(image_set, spec, store, settings=settings, probes=probes, pooling=pooling,
-                                     results=results) for spec in specs], ignore_index=True)
+    return pd.concat([encoder_curves(image_set, encoder, store, settings=settings, probes=probes, pooling=pooling,
+                                     results=results) for encoder in encoders], ignore_index=True)
 
 
 def summary_table(curves: pd.DataFrame) -> pd.DataFrame:

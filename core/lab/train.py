@@ -10,11 +10,9 @@ size), optimizer, cosine schedule and epochs for every objective; only the loss 
 - language:   CLIP-style InfoNCE between images and frozen sentence embeddings of a caption
               built from the metadata ("a photo of <group>, a kind of <category>").
 
-A run lives in `<cache>/lab/<run id>/`: config.json (every setting), checkpoint.pt after each
-epoch (a killed run resumes from it), history.json (loss per step) and, when finished,
-backbone.pt and result.json (time, final loss, the weights' hash), after which the encoder
-spec `lab:<run id>` loads it like any other encoder. A finished run drops its checkpoint
-(model + optimizer state, ~3/4 of the folder): nothing resumes from it any more.
+Runs are stored as `core.lab.runs` describes (config, checkpoint per epoch, history, backbone,
+result). A finished run drops its checkpoint (model + optimizer state, ~3/4 of the folder):
+nothing resumes from it any more.
 """
 from __future__ import annotations
 
@@ -22,10 +20,8 @@ import hashlib
 import json
 import math
 import os
-import shutil
-import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
@@ -38,49 +34,11 @@ from torch import nn
 from core.analyses.manifolds import clamp_packing_loss
 from core.data.datasets import ImageSet, load_dataset, load_image
 from core.data.transforms import AugmentationPipeline
+from core.lab.runs import TrainConfig, create_backbone, lab_dir
+from core.paths import atomic_write
 
-OBJECTIVES = ("supervised", "simclr", "clamp", "language")
-OPTIMIZERS = ("adamw", "lars")
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 CAPTION = "a photo of {group}, a kind of {category}"
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Every setting of one run; the run id hashes all of them."""
-
-    objective: str
-    dataset: str = "demo"
-    backbone: str = "resnet18"
-    image_size: int = 64
-    epochs: int = 30
-    batch_size: int = 64
-    views: int = 4  # m for clamp (simclr always uses 2, the others 1)
-    temperature: float = 0.2  # simclr and language
-    radius_scale: float = 7.0  # CLAMP's r_s (7 for CIFAR-sized images)
-    optimizer: str = "adamw"
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    projection_dim: int = 128
-    seed: int = 0
-    max_images: int = 0  # 0 = every image of the dataset
-
-    def __post_init__(self):
-        if self.objective not in OBJECTIVES:
-            raise ValueError(f"Unknown objective {self.objective!r}; choose one of {', '.join(OBJECTIVES)}.")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"Unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}.")
-        if self.objective == "clamp" and self.views < 2:
-            raise ValueError("CLAMP needs at least 2 views per image.")
-
-    @property
-    def run_id(self) -> str:
-        digest = hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:8]
-        return f"{self.objective}-{self.backbone}-{digest}"
-
-    @property
-    def views_per_image(self) -> int:
-        return {"simclr": 2, "clamp": self.views}.get(self.objective, 1)
 
 
 # --- losses ----------------------------------------------------------------------------
@@ -130,26 +88,6 @@ def objective_loss(config: TrainConfig, outputs: torch.Tensor, labels: torch.Ten
 
 # --- model and data --------------------------------------------------------------------
 
-def create_backbone(backbone: str, image_size: int) -> nn.Module:
-    """A randomly initialised timm model without classifier, built for `image_size` inputs where it has to be (ViTs)."""
-    import timm
-    try:
-        return timm.create_model(backbone, pretrained=False, num_classes=0, img_size=image_size)
-    except TypeError:  # CNNs take any size and no img_size argument
-        return timm.create_model(backbone, pretrained=False, num_classes=0)
-
-
-def load_backbone(cache_dir: str | Path, run_id: str) -> nn.Module:
-    """The trained backbone of a finished run, with its weights (the encoder behind `lab:<run id>`)."""
-    run = load_run(cache_dir, run_id)
-    if not run.finished:
-        raise ValueError(f"Objective lab run {run_id!r} has not finished training yet.")
-    model = create_backbone(run.config.backbone, run.config.image_size)
-    model.load_state_dict(torch.load(lab_dir(cache_dir) / run_id / "backbone.pt", map_location="cpu",
-                                     weights_only=True))
-    return model
-
-
 class LabModel(nn.Module):
     """timm backbone (no classifier) + projection head Linear-ReLU-Linear."""
 
@@ -196,10 +134,6 @@ def training_images(config: TrainConfig, cache_dir: Path) -> ImageSet:
 
 
 # --- training --------------------------------------------------------------------------
-
-def lab_dir(cache_dir: str | Path) -> Path:
-    return Path(cache_dir) / "lab"
-
 
 def train(config: TrainConfig, cache_dir: str | Path, *, device: str = "cpu",
           progress: Callable[[int, int, str], None] | None = None) -> Path:
@@ -287,73 +221,9 @@ def _preload(path, size: int) -> Image.Image:
     return image
 
 
-# --- runs on disk ----------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class LabRun:
-    run_id: str
-    config: TrainConfig
-    finished: bool
-    epochs_done: int
-    history: list  # [{"epoch", "step", "loss"}]
-    result: dict  # seconds, images, final_loss once finished
-
-    @property
-    def spec(self) -> str:
-        return f"lab:{self.run_id}"
-
-
-def load_run(cache_dir: str | Path, run_id: str) -> LabRun:
-    """A run's settings and state; ValueError naming the folder when it is not a run."""
-    run = lab_dir(cache_dir) / run_id
-    try:
-        config = TrainConfig(**json.loads((run / "config.json").read_text()))
-    except (OSError, ValueError, TypeError) as error:
-        raise ValueError(f"{run} is not an Objective lab run ({error}).") from None
-    history = json.loads((run / "history.json").read_text()) if (run / "history.json").is_file() else []
-    result = json.loads((run / "result.json").read_text()) if (run / "result.json").is_file() else {}
-    finished = bool(result)
-    return LabRun(run_id, config, finished, config.epochs if finished else max([h["epoch"] for h in history], default=0),
-                  history, result)
-
-
-def finished_run_ids(cache_dir: str | Path) -> list[str]:
-    """Ids of the finished runs (result.json written), without reading their histories."""
-    root = lab_dir(cache_dir)
-    return sorted(path.parent.name for path in root.glob("*/result.json")) if root.is_dir() else []
-
-
-def list_runs(cache_dir: str | Path) -> list[LabRun]:
-    """Every run folder under `<cache>/lab`, by run id."""
-    root = lab_dir(cache_dir)
-    return [load_run(cache_dir, path.name) for path in sorted(root.iterdir())
-            if (path / "config.json").is_file()] if root.is_dir() else []
-
-
-def delete_run(cache_dir: str | Path, run_id: str) -> None:
-    """Remove one run's folder (never anything that is not a run folder)."""
-    load_run(cache_dir, run_id)  # raises unless <cache>/lab/<run_id>/config.json is a run
-    if not run_id or Path(run_id).name != run_id:
-        raise ValueError(f"Not a run id: {run_id!r}.")
-    shutil.rmtree(lab_dir(cache_dir) / run_id)
-
-
 def _write_json(target: Path, value) -> None:
-    _atomic(target, lambda handle: handle.write(json.dumps(value, indent=1).encode()))
+    atomic_write(target, lambda temporary: temporary.write_text(json.dumps(value, indent=1)))
 
 
 def _save_torch(target: Path, value) -> None:
-    _atomic(target, lambda handle: torch.save(value, handle))
-
-
-def _atomic(target: Path, write: Callable) -> None:
-    handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(name, target)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
+    atomic_write(target, lambda temporary: torch.save(value, temporary))

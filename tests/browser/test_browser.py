@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from core.encoders.registry import describe
 from core.export import find_chromium
 from tests.paths import REPO_ROOT as ROOT
 
@@ -34,7 +35,7 @@ def served_app(isolated_cache):
 
     image_set = demo(isolated_cache)  # the analysis pages need the default encoders' features
     for spec in ("bundled:efficientnet_lite0", "pixels:32"):
-        extract(image_set, spec, "all", FeatureStore(isolated_cache / "features"))
+        extract(image_set, describe(spec), "all", FeatureStore(isolated_cache / "features"))
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",

@@ -3,11 +3,17 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from core.data.datasets import demo
+from core.encoders import registry
+from core.features.extract import extract
+from core.features.store import FeatureStore
 from tests.paths import APP
 
 
@@ -108,3 +114,26 @@ def test_unreadable_images_are_named_when_the_dataset_loads(tmp_path, monkeypatc
     assert warning.startswith("2 image file(s)") and "truncated.jpg" in warning and "notes.jpg" in warning
     assert "good.jpg" not in warning
     assert app.title[0].value == "Features"  # the dataset still loads: the good images stay usable
+
+
+def test_a_spec_is_described_once_on_its_way_from_the_sidebar_to_the_affect_figure(isolated_cache: Path,
+                                                                                  monkeypatch) -> None:
+    """Issue 16: sidebar labels and layers, extraction status and the Affect figure share one description."""
+    extract(demo(isolated_cache), registry.describe("pixels:32"), ["final"], FeatureStore(isolated_cache / "features"))
+    st.cache_data.clear()  # a cold start: every spec is described here, not by an earlier test
+    described: Counter = Counter()
+    for source in {type(source) for source in registry.SOURCES.values()}:
+        def counting(self, spec, original=source.describe):
+            described[str(spec)] += 1
+            return original(self, spec)
+
+        monkeypatch.setattr(source, "describe", counting)
+    app = AppTest.from_file(APP, default_timeout=300)
+    app.session_state["encoders"] = ["pixels:32"]
+    app.switch_page("views/affect.py").run()
+    assert not app.exception, [exception.value for exception in app.exception]
+    assert app.title[0].value == "Affect" and app.get("plotly_chart")  # the figure was drawn
+    assert described["pixels:32"] == 1 and max(described.values()) == 1
+    described.clear()
+    app.run()
+    assert not app.exception and not described  # a warm rerun describes nothing

@@ -11,6 +11,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from core.data.datasets import demo
+from core.encoders.registry import describe
 from core.features import extract as extract_module
 from core.features.extract import extract
 from core.features.store import FeatureStore
@@ -72,10 +73,10 @@ def test_an_extraction_error_belongs_to_its_dataset(tmp_path: Path) -> None:
 
 
 def test_the_extract_button_names_unavailable_encoders(isolated_cache: Path, monkeypatch) -> None:
-    extract(demo(isolated_cache), "pixels:32", ["final"], FeatureStore(isolated_cache / "features"))
+    extract(demo(isolated_cache), describe("pixels:32"), ["final"], FeatureStore(isolated_cache / "features"))
     available = extract_module.availability
-    monkeypatch.setattr(extract_module, "availability", lambda spec: (False, "weights not in the local cache")
-                        if spec == UNAVAILABLE else available(spec))
+    monkeypatch.setattr(extract_module, "availability", lambda encoder: (False, "weights not in the local cache")
+                        if encoder.spec == UNAVAILABLE else available(encoder))
     app = AppTest.from_file(APP, default_timeout=180)
     app.session_state["encoders"] = ["pixels:32", UNAVAILABLE]
     app.run()

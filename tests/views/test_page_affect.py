@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.analyses.affect import ceiling_table
 from core.data.datasets import demo, manifest
+from core.encoders.registry import describe
 from core.features.extract import extract
 from core.features.store import FeatureStore
 from tests.paths import APP
@@ -32,7 +33,7 @@ def affect_page(**sidebar) -> AppTest:
 def demo_features(isolated_cache: Path):
     image_set = demo(isolated_cache)
     for spec in ENCODERS:
-        extract(image_set, spec, ["final"], FeatureStore(isolated_cache / "features"))
+        extract(image_set, describe(spec), ["final"], FeatureStore(isolated_cache / "features"))
     return image_set
 
 
@@ -80,7 +81,7 @@ def test_loco_on_a_single_category_is_explained_not_a_traceback(demo_features, t
     table = demo_features.metadata.assign(path=[str(path) for path in demo_features.paths], category="all")
     csv = tmp_path / "one_category.csv"
     table[["path", "image_id", "category", "group", "valence", "arousal"]].to_csv(csv, index=False)
-    extract(manifest(csv), "pixels:32", ["final"], FeatureStore(Path(demo_features.root).parent / "features"))
+    extract(manifest(csv), describe("pixels:32"), ["final"], FeatureStore(Path(demo_features.root).parent / "features"))
     app = affect_page(dataset_kind="manifest", dataset_path_manifest=str(csv))
     assert any("at least two categories" in warning.value for warning in app.warning)
     assert app.get("plotly_chart")  # LOTO still analysed
@@ -96,7 +97,7 @@ def test_unusable_rater_sd_drops_only_the_ceiling(isolated_cache: Path, tmp_path
     csv = tmp_path / "bad_sd.csv"
     table[["path", "image_id", "category", "group", "valence", "arousal", "Valence_SD", "Valence_N"]].to_csv(
         csv, index=False)
-    extract(manifest(csv), "pixels:32", ["final"], FeatureStore(isolated_cache / "features"))
+    extract(manifest(csv), describe("pixels:32"), ["final"], FeatureStore(isolated_cache / "features"))
     app = affect_page(dataset_kind="manifest", dataset_path_manifest=str(csv))
     bad_image = table.loc[rows[3], "image_id"]
     assert any(f"column Valence_SD has 1 unusable value(s) (images {bad_image})" in caption.value

@@ -10,6 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.data.datasets import demo
+from core.encoders.registry import describe
 from core.features.extract import extract
 from core.features.store import FeatureStore
 from tests.paths import APP
@@ -20,7 +21,7 @@ ENCODER = "pixels:32"
 @pytest.fixture(scope="module")
 def pixel_features(isolated_cache: Path):
     image_set = demo(isolated_cache)
-    extract(image_set, ENCODER, ["final"], FeatureStore(isolated_cache / "features"))
+    extract(image_set, describe(ENCODER), ["final"], FeatureStore(isolated_cache / "features"))
     return image_set
 
 
@@ -132,8 +133,8 @@ def test_switching_pooling_changes_the_rdm(isolated_cache: Path, tmp_path: Path)
     vit, store = "untrained:timm:vit_tiny_patch16_224", FeatureStore(isolated_cache / "features")
     expected = {}
     for pooling in ("cls", "mean"):
-        block = extract(image_set, vit, ["blocks.0"], store, pooling=pooling)["blocks.0"].features
-        pixels = extract(image_set, ENCODER, ["final"], store)["final"].features
+        block = extract(image_set, describe(vit), ["blocks.0"], store, pooling=pooling)["blocks.0"].features
+        pixels = extract(image_set, describe(ENCODER), ["final"], store)["final"].features
         expected[pooling] = rsa(rdm(block, "cosine"), rdm(pixels, "cosine"))
     assert abs(expected["cls"] - expected["mean"]) > 0.01  # the two poolings really differ
     state = dict(dataset_kind="manifest", dataset_path_manifest=str(manifest), pooling="cls",
@@ -159,7 +160,7 @@ def test_the_demo_human_embedding_matches_mean_colour_only_coarsely(pixel_featur
     from core.analyses.rdm import rdm, rsa
 
     image_set = pixel_features
-    mean_colour = extract(image_set, "pixels:1", ["final"], FeatureStore(isolated_cache / "features"))["final"]
+    mean_colour = extract(image_set, describe("pixels:1"), ["final"], FeatureStore(isolated_cache / "features"))["final"]
     human, colour = rdm(image_set.reference_embedding, "cosine"), rdm(mean_colour.features, "cosine")
     alignment = align(human, colour, eps_range=DEFAULT_EPS["cosine"], n_eps=10, n_inits=1, warm_start=True, seed=0)
     top1 = top_k_matching_rate(alignment.transport_plan, 1)

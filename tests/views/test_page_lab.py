@@ -7,7 +7,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from core.lab.train import TrainConfig
+from core.lab.runs import TrainConfig
 from tests.paths import APP
 
 

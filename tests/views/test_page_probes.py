@@ -31,14 +31,14 @@ PIXELS_POOLING = describe("pixels:8").poolings[0]  # what the sidebar's default 
 def all_layers(isolated_cache: Path):
     image_set = demo(isolated_cache)
     for spec in ENCODERS:
-        extract(image_set, spec, "all", FeatureStore(isolated_cache / "features"))
+        extract(image_set, describe(spec), "all", FeatureStore(isolated_cache / "features"))
     return image_set
 
 
 @pytest.fixture(scope="module")
 def pixels(isolated_cache: Path):
     image_set = demo(isolated_cache)
-    extract(image_set, "pixels:8", "all", FeatureStore(isolated_cache / "features"))
+    extract(image_set, describe("pixels:8"), "all", FeatureStore(isolated_cache / "features"))
     return image_set
 
 
@@ -157,7 +157,7 @@ def test_pixels_alone_fit_in_the_background_then_draw_at_once_from_the_cache(pix
 def test_the_button_shows_the_estimate_from_the_last_measured_rate(pixels, isolated_cache: Path) -> None:
     state = dict(probes_scheme="kfold", probes_category_scheme="kfold", probes_k=7)
     settings = ProbeSettings("kfold", "kfold", 7)
-    fits = pending_fits(pixels, "pixels:8", settings=settings, probes=("valence", "arousal", "category"))
+    fits = pending_fits(pixels, describe("pixels:8"), settings=settings, probes=("valence", "arousal", "category"))
     RateStore(isolated_cache / RATES_FILE).record(fit_rate_key(pixels, "pixels:8", fits, settings, PIXELS_POOLING),
                                                   40.0)
     app = run_page("views/probes.py", encoders=["pixels:8"], **state)

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable
 
 import streamlit as st
 
-from core.jobs import ACTIVE, RATES_FILE, RateStore, describe_estimate, format_duration
+from core.jobs import ACTIVE, RATES_FILE, JobStatus, RateStore, describe_estimate, format_duration
 from core.paths import cache_root
 from views.ui import resources
 
@@ -35,7 +35,9 @@ def submit_job(session_key: str, key: str, label: str, work: Callable[[Callable[
     registry = resources.job_registry()
     registry.forget(key)
     registry.submit(key, label, work, rate_key=rate_key, rates=rate_store())
-    st.session_state.setdefault(session_key, []).append(key)
+    keys = st.session_state.setdefault(session_key, [])
+    if key not in keys:
+        keys.append(key)
 
 
 def estimate_text(rate_key: str, units: int, unit: str) -> str:
@@ -75,29 +77,39 @@ def has_jobs(session_key: str) -> bool:
     return bool(st.session_state.get(session_key))
 
 
-def job_progress(session_key: str, unit: str, cancel_help: str) -> None:
+def job_progress(session_key: str, unit: str, cancel_help: str | None,
+                 on_end: Callable[[list[JobStatus]], None] | None = None) -> None:
     """A progress bar (done/total `unit`, the job's message, elapsed time, ETA) and Cancel button per running job.
 
-    Call it on every run, jobs or not: a fragment that a rerun no longer draws can stay on screen frozen
-    at its last progress. It polls every second only while one of the session's jobs is active.
+    `cancel_help` None: no Cancel button. `on_end(statuses)` runs once all the jobs have ended, before the
+    list is emptied and the page reruns (e.g. to keep their failures). Call it on every run, jobs or not: a
+    fragment that a rerun no longer draws can stay on screen frozen at its last progress. It polls every
+    second only while one of the session's jobs is active.
     """
     registry = resources.job_registry()
     active = any(job is not None and job.state in ACTIVE
                  for job in map(registry.status, st.session_state.get(session_key, [])))
-    st.fragment(_progress_rows, run_every=1.0 if active else None)(session_key, unit, cancel_help)
+    st.fragment(_progress_rows, run_every=1.0 if active else None)(session_key, unit, cancel_help, on_end)
 
 
-def _progress_rows(session_key: str, unit: str, cancel_help: str) -> None:
+def _progress_rows(session_key: str, unit: str, cancel_help: str | None,
+                   on_end: Callable[[list[JobStatus]], None] | None) -> None:
     registry = resources.job_registry()
     jobs = [job for job in map(registry.status, st.session_state.get(session_key, [])) if job is not None]
     for job in jobs:
         if job.state in ACTIVE:
             eta = "" if job.eta_s is None else f" · ETA ~{format_duration(job.eta_s)}"
+            text = (f"{job.label} — {job.state}: {job.done}/{job.total or '?'} {unit} · {job.message} · "
+                    f"{format_duration(job.elapsed_s)}{eta}")
+            if cancel_help is None:
+                st.progress(job.fraction, text=text)
+                continue
             row = st.columns([5, 1])
-            row[0].progress(job.fraction, text=f"{job.label} — {job.state}: {job.done}/{job.total or '?'} {unit} · "
-                                               f"{job.message} · {format_duration(job.elapsed_s)}{eta}")
+            row[0].progress(job.fraction, text=text)
             row[1].button("Cancel", key=f"cancel_{job.key}", on_click=registry.cancel, args=(job.key,),
                           help=cancel_help)
     if jobs and all(job.state not in ACTIVE for job in jobs):
+        if on_end is not None:
+            on_end(jobs)
         st.session_state[session_key] = []
         st.rerun(scope="app")

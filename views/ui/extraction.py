@@ -15,9 +15,11 @@ import pandas as pd
 import streamlit as st
 
 from core.data.datasets import ImageSet
+from core.encoders.registry import UNUSABLE
 from core.features.extract import LayerStatus, extract, layer_statuses
-from core.jobs import ACTIVE
+from core.jobs import JobStatus, job_key
 from views.ui import resources
+from views.ui.background import job_progress, submit_job
 from views.ui.sidebar import Selection, effective_pooling
 
 STATE_HELP = ("cached = stored on disk, loads in milliseconds; missing = press Extract; "
@@ -30,11 +32,9 @@ def extraction_panel(image_set: ImageSet, selection: Selection, *, show_table: b
 
     `layers` overrides the sidebar's layers per encoder (e.g. "all" for the layer-probe page).
     """
-    store = resources.feature_store()
     layers = dict(layers or selection.layers)
     statuses = [status for spec in selection.encoders
-                for status in layer_statuses(image_set, spec, layers[spec], store,
-                                             effective_pooling(spec, selection.pooling))]
+                for status in _statuses(image_set, spec, layers[spec], selection.pooling)]
     if show_table:
         st.dataframe(pd.DataFrame([vars(status) for status in statuses]), hide_index=True, width="stretch",
                      column_config={"state": st.column_config.TextColumn(help=STATE_HELP)})
@@ -46,9 +46,7 @@ def extraction_panel(image_set: ImageSet, selection: Selection, *, show_table: b
               help="Runs in the background: all selected layers of an encoder in one forward pass per batch, "
                    "written to the cache chunk by chunk. Changing widgets does not stop it; an interrupted run "
                    "resumes.")
-    # Always drawn, also with nothing running: a fragment that a rerun no longer draws can stay
-    # on screen frozen at its last progress ("running: 352/384").
-    _progress_fragment(any(job.state in ACTIVE for job in _session_jobs()))()
+    job_progress("extraction_jobs", "images", None, on_end=_keep_failures)
     if "extraction_notice" in st.session_state:  # set by a page that started jobs, then switched here
         # A toast, because the panel may sit in a collapsed expander.
         st.toast(st.session_state.pop("extraction_notice"), icon="⏳", duration="long")
@@ -59,6 +57,16 @@ def extraction_panel(image_set: ImageSet, selection: Selection, *, show_table: b
         if message and spec in not_cached:
             st.error(f"{spec}: {message}")
     return statuses
+
+
+def _statuses(image_set: ImageSet, spec: str, layers: Sequence[str] | str, pooling: str) -> list[LayerStatus]:
+    """layer_statuses of one selected encoder; a spec that cannot be described is one `unavailable` row."""
+    store = resources.feature_store()
+    try:
+        encoder = resources.encoder_info(spec)
+    except UNUSABLE:
+        return layer_statuses(image_set, spec, layers, store)  # describes it again, to give the reason
+    return layer_statuses(image_set, encoder, layers, store, effective_pooling(spec, pooling))
 
 
 def extract_button_label(n_missing: int, n_unavailable: int) -> str:
@@ -74,48 +82,28 @@ def start_extraction(image_set: ImageSet, specs: Sequence[str], layers: Mapping[
                      pooling: str, device: str, batch_size: int) -> None:
     """Submit one background job per encoder: `layers[spec]` of it on `image_set`, the sidebar pooling
     resolved per encoder. Any extraction panel then shows the jobs' progress and failures."""
-    store, registry = resources.feature_store(), resources.job_registry()
+    store = resources.feature_store()
     errors = st.session_state.setdefault("extraction_errors", {})
     origins = st.session_state.setdefault("extraction_origins", {})
-    jobs = st.session_state.setdefault("extraction_jobs", [])
     for spec in specs:
         wanted, spec_pooling = layers[spec], effective_pooling(spec, pooling)
         layer_list = wanted if isinstance(wanted, str) else ",".join(wanted)
-        key = f"extract|{image_set.fingerprint}|{spec}|{layer_list}|{spec_pooling}"
+        key = job_key("extract", image_set.fingerprint, spec, layer_list, spec_pooling)
 
-        def work(report, spec=spec, wanted=wanted, spec_pooling=spec_pooling):
-            extract(image_set, spec, wanted, store, pooling=spec_pooling, device=device, batch_size=batch_size,
+        def work(report, encoder=resources.encoder_info(spec), wanted=wanted, spec_pooling=spec_pooling):
+            extract(image_set, encoder, wanted, store, pooling=spec_pooling, device=device, batch_size=batch_size,
                     progress=lambda p: report(p.done, p.total, p.message, p.resumed))
 
         errors.pop((image_set.fingerprint, spec), None)  # a retry replaces the old failure
-        registry.submit(key, spec, work)
+        submit_job("extraction_jobs", key, spec, work)
         origins[key] = (image_set.fingerprint, spec)
-        if key not in jobs:
-            jobs.append(key)
 
 
-def _session_jobs() -> list:
-    registry = resources.job_registry()
-    return [job for job in map(registry.status, st.session_state.get("extraction_jobs", [])) if job is not None]
-
-
-def _progress_fragment(active: bool):
-    # Polls every second only while a job runs; idle pages stay quiet.
-    return st.fragment(_extraction_progress, run_every=1.0 if active else None)
-
-
-def _extraction_progress() -> None:
-    jobs = _session_jobs()
+def _keep_failures(jobs: list[JobStatus]) -> None:
+    """Once the session's extractions have ended: file each failure under its dataset and encoder."""
+    origins = st.session_state.get("extraction_origins", {})
+    errors = st.session_state.setdefault("extraction_errors", {})
     for job in jobs:
-        if job.state in ACTIVE:
-            st.progress(job.fraction, text=f"{job.label} — {job.state}: {job.done}/{job.total or '?'} images · "
-                                           f"{job.message}")
-    if jobs and all(job.state not in ACTIVE for job in jobs):
-        origins = st.session_state.get("extraction_origins", {})
-        errors = st.session_state.setdefault("extraction_errors", {})
-        for job in jobs:
-            if job.state == "failed" and job.key in origins:
-                errors[origins[job.key]] = job.error.split(": ", 1)[-1]  # without the exception type
-        st.session_state["extraction_jobs"] = []
-        st.session_state["extraction_origins"] = {}
-        st.rerun(scope="app")  # the page above now finds the features in the cache
+        if job.state == "failed" and job.key in origins:
+            errors[origins[job.key]] = job.error.split(": ", 1)[-1]  # without the exception type
+    st.session_state["extraction_origins"] = {}

@@ -4,11 +4,11 @@ from __future__ import annotations
 import streamlit as st
 
 from core.data import datasets, image_check
-from core.encoders.registry import availability, describe
+from core.encoders.registry import UNUSABLE, EncoderInfo, availability, describe, describe_version
 from core.features.extract import FeatureSet, cached_features
 from core.features.store import FeatureStore, Memo, ResultCache
 from core.jobs import JobRegistry
-from core.lab.train import LabRun, finished_run_ids, list_runs
+from core.lab.runs import LabRun, finished_run_ids, list_runs  # importing the lab registers `lab:` specs
 from core.paths import cache_root
 
 
@@ -41,23 +41,31 @@ def image_problems(fingerprint: str, _image_set: datasets.ImageSet) -> list[imag
     return image_check.check_images(_image_set)
 
 
+def encoder_info(spec: str) -> EncoderInfo:
+    """The spec described once: every page and widget asks here (errors of `describe` propagate, uncached)."""
+    return _described(spec, describe_version(spec))
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _described(spec: str, version: str) -> EncoderInfo:
+    """`version` is the key part that changes with the weight file or lab run behind a file: / lab: spec."""
+    return describe(spec)
+
+
 @st.cache_data(ttl=60, show_spinner=False)
 def encoder_availability(spec: str) -> tuple[bool, str]:
-    return availability(spec)
-
-
-@st.cache_data(show_spinner=False)
-def encoder_layers(spec: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(layers, pooling options) of an encoder."""
-    info = describe(spec)
-    return info.layers, info.poolings
+    """(usable offline now, why not), re-checked every minute: weights may have been downloaded meanwhile."""
+    try:
+        return availability(encoder_info(spec))
+    except UNUSABLE as error:
+        return False, str(error)
 
 
 @st.cache_resource(max_entries=64, show_spinner=False,
                    hash_funcs={datasets.ImageSet: lambda image_set: image_set.fingerprint})
-def feature_set(image_set: datasets.ImageSet, spec: str, layer: str, pooling: str) -> FeatureSet:
+def feature_set(image_set: datasets.ImageSet, encoder: EncoderInfo, layer: str, pooling: str) -> FeatureSet:
     """A stored feature array (memory-mapped); call only for layers whose status is `cached`."""
-    return cached_features(image_set, spec, [layer], feature_store(), pooling)[layer]
+    return cached_features(image_set, encoder, [layer], feature_store(), pooling)[layer]
 
 
 @st.cache_resource

@@ -80,7 +80,7 @@ def set_choice(name: str, value: Any) -> None:
 
 def effective_pooling(spec: str, pooling: str) -> str:
     """The pooling an encoder will use for the sidebar choice (its default if unsupported)."""
-    _, poolings = resources.encoder_layers(spec)
+    poolings = resources.encoder_info(spec).poolings
     return pooling if pooling in poolings else poolings[0]
 
 
@@ -195,7 +195,7 @@ def _add_encoder() -> None:
     typed = st.session_state.get("new_encoder_spec", "").strip()
     try:
         spec = str(parse_spec(typed))
-        resources.encoder_layers(spec)
+        resources.encoder_info(spec)
     except (EncoderSpecError, ValueError, RuntimeError) as error:
         st.session_state["encoder_spec_error"] = str(error)
         return
@@ -208,7 +208,7 @@ def _add_encoder() -> None:
 
 def _layer_control(spec: str) -> tuple[str, ...]:
     try:
-        layers, _ = resources.encoder_layers(spec)
+        layers = resources.encoder_info(spec).layers
     except (ValueError, RuntimeError) as error:
         st.error(f"{spec}: {error}")
         return ()

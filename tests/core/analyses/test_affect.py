@@ -11,7 +11,6 @@ from core.analyses.affect import (
     RIDGE_ALPHAS,
     ceiling_table,
     cross_validated_predictions,
-    fold_splits,
     metrics_table,
     paired_difference,
     per_group_metrics,
@@ -20,6 +19,7 @@ from core.analyses.affect import (
     target_metrics,
     with_ceiling,
 )
+from core.analyses.cv import CrossValidation
 
 RNG = np.random.default_rng(1)
 
@@ -43,7 +43,7 @@ def test_no_image_ever_trains_its_own_prediction(scheme: str, label: str, monkey
         return original_fit(self, X, y, **kwargs)
 
     monkeypatch.setattr(pipeline.Pipeline, "fit", recording_fit)
-    cv = cross_validated_predictions(features, targets, labels, scheme)
+    cv = cross_validated_predictions(features, targets, labels, CrossValidation(scheme))
     assert len(seen_training_rows) == len(np.unique(labels))
     for fold, training in enumerate(seen_training_rows):
         test_rows = np.flatnonzero(cv.fold == fold)
@@ -57,19 +57,19 @@ def test_no_image_ever_trains_its_own_prediction(scheme: str, label: str, monkey
 
 def test_grouped_kfold_keeps_every_theme_in_one_fold() -> None:
     _, groups = synthetic()  # 24 theme groups of 5 images
-    splits = fold_splits(len(groups), groups, "gkfold", n_splits=5)
+    splits = CrossValidation("gkfold", n_splits=5).split(groups)
     assert len(splits) == 5
     assert sorted(np.concatenate([test for _, test in splits])) == list(range(len(groups)))
     for train, test in splits:
         assert not set(groups[train]) & set(groups[test])
     with pytest.raises(ValueError, match="Grouped K-fold needs 2 <= K <= 24"):
-        fold_splits(len(groups), groups, "gkfold", n_splits=25)
+        CrossValidation("gkfold", n_splits=25).split(groups)
 
 
 def test_linear_data_is_recovered_and_alphas_come_from_the_grid() -> None:
     features = RNG.normal(size=(300, 10))
     targets = features @ RNG.normal(size=(10, 2)) + RNG.normal(0, 0.1, (300, 2))
-    cv = cross_validated_predictions(features, targets, np.zeros(300), "kfold", n_splits=5)
+    cv = cross_validated_predictions(features, targets, np.zeros(300), CrossValidation("kfold", n_splits=5))
     table = metrics_table(cv, n_boot=200)
     assert (table["r2"] > 0.9).all() and cv.alphas.shape == (5, 2)
     assert np.isin(cv.alphas, RIDGE_ALPHAS).all()
@@ -84,18 +84,18 @@ def test_category_only_information_generalises_across_themes_but_not_categories(
     targets = np.column_stack([valence, valence])
     one_hot = (categories[:, None] == np.unique(categories)[None, :]).astype(float)
     features = np.hstack([one_hot, RNG.normal(size=(len(categories), 5))])
-    loto = metrics_table(cross_validated_predictions(features, targets, groups, "loto"), n_boot=100)
-    loco = metrics_table(cross_validated_predictions(features, targets, categories, "loco"), n_boot=100)
+    loto = metrics_table(cross_validated_predictions(features, targets, groups, CrossValidation("loto")), n_boot=100)
+    loco = metrics_table(cross_validated_predictions(features, targets, categories, CrossValidation("loco")), n_boot=100)
     assert loto["r2"].iloc[0] > 0.8 and loco["r2"].iloc[0] < 0.1
 
 
 def test_single_category_under_loco_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="at least two categories"):
-        fold_splits(10, np.array(["same"] * 10), "loco")
+        CrossValidation("loco").split(np.array(["same"] * 10))
     with pytest.raises(ValueError, match="Unknown cross-validation scheme"):
-        fold_splits(10, np.arange(10), "loo")
+        CrossValidation("loo").split(np.arange(10))
     with pytest.raises(ValueError, match="NaN"):
-        cross_validated_predictions(np.full((10, 2), np.nan), np.ones((10, 2)), np.arange(10) % 2, "loto")
+        cross_validated_predictions(np.full((10, 2), np.nan), np.ones((10, 2)), np.arange(10) % 2, CrossValidation("loto"))
 
 
 def test_bootstrap_intervals_contain_the_estimate_and_are_seeded() -> None:
@@ -119,7 +119,7 @@ def test_paired_difference_of_identical_and_clearly_different_models() -> None:
 
 def test_per_group_metrics_rows() -> None:
     categories, groups = synthetic(n_categories=2, groups_per_category=2, per_group=3)
-    cv = cross_validated_predictions(RNG.normal(size=(12, 3)), RNG.normal(size=(12, 2)), categories, "loco")
+    cv = cross_validated_predictions(RNG.normal(size=(12, 3)), RNG.normal(size=(12, 2)), categories, CrossValidation("loco"))
     table = per_group_metrics(cv)
     assert len(table) == 4 and set(table["group"]) == {"c0", "c1"} and (table["n"] == 6).all()
 
@@ -140,8 +140,8 @@ def test_a_channel_silent_in_training_cannot_blow_up_held_out_predictions() -> N
     held_out = groups == groups[0]
     features[held_out, 0] = 5.0  # a post-ReLU channel that fires only in one theme
     targets = np.column_stack([features[:, 1], features[:, 2]]) + RNG.normal(0, 0.1, (len(groups), 2))
-    unguarded = cross_validated_predictions(features, targets, groups, "loto", clip_sd=None)
-    guarded = cross_validated_predictions(features, targets, groups, "loto")
+    unguarded = cross_validated_predictions(features, targets, groups, CrossValidation("loto"), clip_sd=None)
+    guarded = cross_validated_predictions(features, targets, groups, CrossValidation("loto"))
     assert np.abs(unguarded.predictions[held_out]).max() > 100
     assert np.abs(guarded.predictions[held_out] - targets[held_out]).max() < 3
 

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 
 from core.analyses.affect import TARGETS, ceiling_table, cross_validated_predictions, metrics_table
+from core.analyses.cv import CrossValidation
 from core.data.datasets import oasis
+from core.encoders.registry import describe
 from core.features.extract import extract
 from core.features.store import FeatureStore
 
@@ -19,9 +21,10 @@ def test_real_model_beats_pixels_and_loses_r2_on_unseen_categories(oasis_root, i
               "loco": image_set.metadata["category"].to_numpy(dtype=str)}
     r2 = {}
     for spec in ("bundled:efficientnet_lite0", "pixels:32"):
-        features = np.asarray(extract(image_set, spec, ["final"], store)["final"].features)
+        features = np.asarray(extract(image_set, describe(spec), ["final"], store)["final"].features)
         for scheme, labels in groups.items():
-            table = metrics_table(cross_validated_predictions(features, targets, labels, scheme)).set_index("target")
+            table = metrics_table(cross_validated_predictions(features, targets, labels,
+                                                              CrossValidation(scheme))).set_index("target")
             r2[spec, scheme] = table["r2"].to_dict()
             print(spec, scheme, table[["r", "r2", "r2_lo", "r2_hi", "rmse"]].round(3).to_dict("index"))
     for scheme in groups:

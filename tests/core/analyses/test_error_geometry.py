@@ -7,7 +7,6 @@ import pytest
 from core.analyses.error_geometry import (
     attractors,
     centreward_pull,
-    effective_dimensionality,
     endpoint_occupancy,
     error_field,
     error_geometry,
@@ -70,16 +69,6 @@ def test_occupancy_rows_are_arousal_and_outside_points_fall_in_border_cells() ->
     grid = endpoint_occupancy(np.array([[1.2, 6.8], [9.0, 0.0]]), bins=6)
     assert grid.counts[5, 0] == 1  # valence low (column 0), arousal high (last row)
     assert grid.counts[0, 5] == 1  # clipped into the corner cell
-
-
-def test_effective_dimensionality_of_isotropic_and_rank_one_data() -> None:
-    assert effective_dimensionality(RNG.normal(size=(20_000, 5))) == pytest.approx(5.0, abs=0.1)
-    line = np.outer(RNG.normal(size=300), RNG.normal(size=8))
-    assert effective_dimensionality(line) == pytest.approx(1.0, abs=1e-6)
-    wide = RNG.normal(size=(30, 200))  # Gram path (N < D) agrees with the covariance spectrum
-    covariance_eigenvalues = np.clip(np.linalg.eigvalsh(np.cov(wide.T, bias=True)), 0, None)
-    expected = covariance_eigenvalues.sum() ** 2 / (covariance_eigenvalues ** 2).sum()
-    assert effective_dimensionality(wide) == pytest.approx(expected, rel=1e-6)
 
 
 def test_two_clusters_of_predictions_are_two_attractors() -> None:

@@ -180,3 +180,27 @@ def test_search_warnings_flag_inits_that_agree_at_every_epsilon_only() -> None:
     single_init = agreeing[::2]
     for rows in (one_differs, other_top1, single_init):
         assert "inits_agree" not in [w.kind for w in search_warnings(_alignment(rows, 0))]
+
+
+def test_rsa_vs_gwot_has_a_row_per_target_with_rates_once_aligned() -> None:
+    categories = np.array(["a", "a", "b", "b"])
+    cloud = RNG.normal(size=(4, 3))
+    source = rdm(cloud, "euclidean")
+    targets = {"same": source, "other": rdm(RNG.normal(size=(4, 3)), "euclidean")}
+    done = _alignment([(1e-3, 0, 1.0, 1.0)], 0)
+    table = gwot.rsa_vs_gwot("src", source, targets, {"same": done, "other": "running"}, categories)
+    assert table["target"].tolist() == ["same", "other"] and table["gwot"].tolist() == ["done", "running"]
+    assert table.loc[0, "rsa"] == pytest.approx(1.0) and table.loc[0, "top-1"] == 1.0
+    assert table.loc[0, "category"] == 1.0 and np.isnan(table.loc[1, "top-1"])
+    assert gwot.rsa_vs_gwot("src", source, targets, {}, categories)["gwot"].tolist() == ["not run", "not run"]
+    report = gwot.alignment_report(done, source, source, categories)
+    assert report.rsa == pytest.approx(1.0) and report.rates.set_index("measure").loc["top-1", "rate"] == 1.0
+    assert report.per_category["category"].tolist() == ["a", "b"]
+
+
+def test_entropic_gw_returns_its_plan_distance_and_potentials() -> None:
+    source = rdm(np.random.default_rng(0).normal(size=(20, 3)), "euclidean")  # own RNG: independent of test order
+    solved = gwot.entropic_gw(source, source, 0.05, initial_plan(20, 20, "uniform", 0))
+    assert solved.converged and 1 <= solved.iterations <= 1000 and solved.gw_distance >= 0
+    np.testing.assert_allclose(solved.plan.sum(axis=1), 1 / 20, atol=1e-5)
+    assert [len(potential) for potential in solved.potentials] == [20, 20]

@@ -7,6 +7,7 @@ import pytest
 from sklearn import neighbors
 
 from core.analyses import inductive_bias
+from core.analyses.cv import CrossValidation
 from core.analyses.inductive_bias import (
     BIAS_PRESETS,
     BiasSettings,
@@ -18,6 +19,7 @@ from core.analyses.inductive_bias import (
 )
 from core.data.corruptions import CLEAN, gamma, global_shuffle
 from core.data.datasets import demo, per_class_subset
+from core.encoders.registry import describe
 from core.features.store import FeatureStore, ResultCache
 from core.figures.inductive_bias import corruption_curves_figure, corruption_curves_table
 
@@ -52,7 +54,7 @@ def test_knn_never_uses_a_neighbour_from_the_held_out_theme(monkeypatch) -> None
     monkeypatch.setattr(neighbors.KNeighborsClassifier, "fit", recording_fit)
     for scheme, folds in (("loto", 20), ("gkfold", 5)):
         fitted.clear()
-        knn_probe(features, categories, groups, scheme, k=3)
+        knn_probe(features, categories, groups, CrossValidation(scheme), k=3)
         assert len(fitted) == folds
         for training in fitted:
             rows = [int(np.flatnonzero((features == row).all(axis=1))[0]) for row in training]
@@ -70,8 +72,8 @@ def test_theme_siblings_cannot_vote_for_each_other() -> None:
     features = np.repeat(theme_vectors, 2, axis=0) + 0.01 * RNG.normal(size=(2 * n_themes, dims))
     categories = np.tile(["a", "b"], n_themes)
     groups = np.repeat(np.arange(n_themes), 2).astype(str)
-    assert knn_probe(features, categories, groups, "kfold", k=1).accuracy < 0.2
-    assert knn_probe(features, categories, groups, "gkfold", k=1).accuracy > 0.3
+    assert knn_probe(features, categories, groups, CrossValidation("kfold"), k=1).accuracy < 0.2
+    assert knn_probe(features, categories, groups, CrossValidation("gkfold"), k=1).accuracy > 0.3
 
 
 def test_similarities_have_known_values() -> None:
@@ -124,7 +126,7 @@ def test_metrics_extract_once_and_reuse_cached_probes(tmp_path, monkeypatch) -> 
     store, results = FeatureStore(tmp_path / "features"), ResultCache(tmp_path / "results")
     corruptions = [global_shuffle(1), global_shuffle(4), gamma(0.5)]
     calls: list[tuple[int, int, str]] = []
-    first = corruption_metrics(subset, "pixels:8", "final", store, corruptions, BiasSettings(k=3), results=results,
+    first = corruption_metrics(subset, describe("pixels:8"), "final", store, corruptions, BiasSettings(k=3), results=results,
                                progress=lambda done, total, message, skipped: calls.append((done, total, message)))
     # Progress counts each of the 24 images once per condition: 24 x 4, not twice that (extraction, then probes).
     assert {total for _, total, _ in calls} == {24 * 4}
@@ -136,7 +138,7 @@ def test_metrics_extract_once_and_reuse_cached_probes(tmp_path, monkeypatch) -> 
     assert first.loc[2, "clean_similarity"] < 0.99 and first.loc[3, "clean_similarity"] < 0.999
     calls = []
     monkeypatch.setattr(inductive_bias, "category_probe", lambda *args, **kwargs: calls.append(1))
-    again = corruption_metrics(subset, "pixels:8", "final", store, corruptions, BiasSettings(k=3), results=results)
+    again = corruption_metrics(subset, describe("pixels:8"), "final", store, corruptions, BiasSettings(k=3), results=results)
     assert not calls
     np.testing.assert_allclose(again["linear_balanced_accuracy"], first["linear_balanced_accuracy"])
 

@@ -6,6 +6,7 @@ import pytest
 from core.analyses.inductive_bias import BiasSettings, corruption_metrics
 from core.data.corruptions import global_shuffle
 from core.data.datasets import oasis
+from core.encoders.registry import describe
 from core.features.store import FeatureStore, ResultCache
 
 SPEC = "bundled:efficientnet_lite0"
@@ -14,7 +15,7 @@ SPEC = "bundled:efficientnet_lite0"
 @pytest.mark.slow
 def test_global_shuffle_lowers_knn_category_accuracy_on_oasis(oasis_root, isolated_cache) -> None:
     image_set = oasis(oasis_root)  # 900 images, 4 categories, 248 theme groups
-    table = corruption_metrics(image_set, SPEC, "final", FeatureStore(isolated_cache / "features"),
+    table = corruption_metrics(image_set, describe(SPEC), "final", FeatureStore(isolated_cache / "features"),
                                [global_shuffle(8)], BiasSettings(k=10, scheme="gkfold"),
                                results=ResultCache(isolated_cache / "results")).set_index("corruption")
     print(table.drop(columns=["encoder", "layer", "family"]).round(3).to_string())

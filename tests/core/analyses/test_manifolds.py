@@ -1,4 +1,4 @@
-"""Known answers for the sub-manifold geometry, uniformity/alignment and the power-law fit (science.md §6)."""
+"""Known answers for the sub-manifold geometry, uniformity and view alignment (science.md §6)."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,19 +7,21 @@ import torch
 from PIL import Image
 
 from core.analyses.manifolds import (
-    alignment,
+    analyse_manifolds,
     clamp_loss,
     clamp_normalise,
+    clamp_packing_loss,
     class_distance_matrix,
-    eigenspectrum,
+    compare_manifolds,
     manifold_summary,
     pair_histogram_values,
-    power_law_alpha,
     sub_manifolds,
     uniformity,
+    view_alignment,
 )
 from core.data.datasets import per_class_subset
 from core.data.transforms import AugmentationPipeline, augmentation_views
+from core.encoders.registry import describe
 from core.features.extract import view_features
 
 RNG = np.random.default_rng(0)
@@ -39,12 +41,12 @@ def test_uniformity_and_alignment_equal_wang_and_isola() -> None:
     unit = torch.nn.functional.normalize(torch.tensor(views), dim=-1)
     assert uniformity(views[:, 0]) == pytest.approx(-wang_isola_uniformity(unit[:, 0]), rel=1e-10)
     assert uniformity(views[:, 0], chunk_rows=7) == pytest.approx(uniformity(views[:, 0]), rel=1e-12)
-    assert alignment(views) == pytest.approx(wang_isola_alignment(unit[:, 0], unit[:, 1]), rel=1e-10)
+    assert view_alignment(views) == pytest.approx(wang_isola_alignment(unit[:, 0], unit[:, 1]), rel=1e-10)
     four = RNG.normal(size=(20, 4, 8))  # every pair of views of an image is a positive pair
     unit = torch.nn.functional.normalize(torch.tensor(four), dim=-1)
     pairs = [(a, b) for a in range(4) for b in range(a + 1, 4)]
     expected = np.mean([wang_isola_alignment(unit[:, a], unit[:, b]) for a, b in pairs])
-    assert alignment(four) == pytest.approx(expected, rel=1e-10)
+    assert view_alignment(four) == pytest.approx(expected, rel=1e-10)
 
 
 def direct_clamp_loss(centroids: np.ndarray, radii: np.ndarray) -> float:
@@ -84,13 +86,6 @@ def test_radius_follows_the_clamp_formula() -> None:
     np.testing.assert_allclose(np.linalg.norm(manifolds.principal_axes, axis=1), 1)
 
 
-def test_power_law_alpha_recovers_the_exponent() -> None:
-    ranks = np.arange(1, 1001)
-    assert power_law_alpha(ranks ** -1.2)[0] == pytest.approx(1.2, abs=1e-9)
-    samples = RNG.normal(size=(4000, 300)) * np.sqrt(np.arange(1, 301) ** -1.2)  # covariance spectrum n^-1.2
-    assert power_law_alpha(eigenspectrum(samples))[0] == pytest.approx(1.2, abs=0.05)
-
-
 def test_pair_histograms_and_class_distances_split_by_category() -> None:
     categories = np.repeat(["a", "b"], 10)
     views = np.concatenate([RNG.normal(0, 1, (10, 4, 5)), RNG.normal(6, 1, (10, 4, 5))])
@@ -125,11 +120,11 @@ def test_view_features_are_extracted_once_per_pipeline_and_seed(isolated_cache) 
     assert len(rows) == 2 * len(image_set.categories)
     subset, store = image_set.subset(rows), FeatureStore(isolated_cache / "features")
     kwargs = dict(m=3, pipeline=AugmentationPipeline(size=32), seed=0)
-    views = view_features(subset, "pixels:8", "final", store, **kwargs)
+    views = view_features(subset, describe("pixels:8"), "final", store, **kwargs)
     assert views.shape == (len(rows), 3, 192)
     assert not np.allclose(views[:, 0], views[:, 1])  # different views of one image
     calls = []
-    again = view_features(subset, "pixels:8", "final", store, progress=calls.append, **kwargs)
+    again = view_features(subset, describe("pixels:8"), "final", store, progress=calls.append, **kwargs)
     assert calls == [] and np.array_equal(again, views)  # cached: no forward pass
 
 
@@ -138,7 +133,28 @@ def test_summary_of_tight_clusters_has_small_radii_and_perfect_view_accuracy() -
     tight, loose = centres + 0.01 * RNG.normal(size=(24, 8, 64)), centres + 1.0 * RNG.normal(size=(24, 8, 64))
     categories = np.repeat(["a", "b", "c"], 8)
     tight_summary, loose_summary = manifold_summary(tight, categories), manifold_summary(loose, categories)
-    assert tight_summary["view_accuracy"] == 1.0 and tight_summary["mean_radius"] < 0.1 * loose_summary["mean_radius"]
-    assert tight_summary["alignment"] < loose_summary["alignment"]
-    assert set(tight_summary) >= {"clamp_loss", "uniformity", "classwise_uniformity", "alpha",
-                                  "effective_dimensionality", "mean_neighbours"}
+    assert tight_summary.view_accuracy == 1.0 and tight_summary.mean_radius < 0.1 * loose_summary.mean_radius
+    assert tight_summary.view_alignment < loose_summary.view_alignment
+    assert set(tight_summary.row()) >= {"clamp_loss", "uniformity", "classwise_uniformity", "alpha",
+                                        "effective_dimensionality", "mean_neighbours"}
+
+
+def test_clamp_loss_is_the_same_number_in_numpy_and_torch() -> None:
+    views = RNG.normal(size=(10, 4, 6))
+    loss = clamp_packing_loss(torch.tensor(views), 7.0)
+    assert isinstance(loss, torch.Tensor) and isinstance(clamp_packing_loss(views, 7.0), float)
+    assert loss.item() == pytest.approx(clamp_packing_loss(views, 7.0), rel=1e-12)
+
+
+def test_compare_manifolds_stacks_every_encoders_tables() -> None:
+    categories, ids = np.repeat(["a", "b"], 8), np.array([f"img{index}" for index in range(16)])
+    analyses = {name: analyse_manifolds(RNG.normal(size=(16, 3, 20)), categories, ids, map_parameter=5)
+                for name in ("x · final", "y · final")}
+    comparison = compare_manifolds(analyses)
+    assert comparison.metrics["encoder"].tolist() == list(analyses)
+    assert list(comparison.metrics.columns[1:]) == list(analyses["x · final"].summary.row())
+    assert "view_alignment" in comparison.metrics.columns and "alignment" not in comparison.metrics.columns
+    assert len(comparison.per_image) == 32 and set(comparison.per_image["encoder"]) == set(analyses)
+    assert comparison.fits["alpha"].tolist() == [result.spectrum.alpha for result in analyses.values()]
+    assert len(comparison.spectra) == sum(len(result.spectrum.eigenvalues) for result in analyses.values())
+    assert comparison.pairs["y · final"] is analyses["y · final"].pairs

@@ -9,6 +9,7 @@ import pytest
 
 from core.analyses import probes
 from core.analyses.affect import cross_validated_predictions, metrics_table
+from core.analyses.cv import CrossValidation
 from core.analyses.probes import (
     ProbeSettings,
     ProbeTargets,
@@ -22,6 +23,7 @@ from core.analyses.probes import (
     summary_table,
 )
 from core.data.datasets import demo
+from core.encoders.registry import describe
 from core.features.extract import extract
 from core.features.store import FeatureStore, ResultCache
 from core.figures.probes import probe_curves_figure
@@ -64,10 +66,10 @@ def test_category_probe_finds_a_category_signal_and_refuses_loco() -> None:
     categories, groups = grouped_data()
     informative = (categories[:, None] == np.unique(categories)).astype(float) + RNG.normal(0, 0.3, (90, 3))
     noise = RNG.normal(size=(90, 3))
-    assert category_probe(informative, categories, groups, "loto").balanced_accuracy > 0.9
-    assert category_probe(noise, categories, groups, "loto").balanced_accuracy < 0.6
+    assert category_probe(informative, categories, groups, CrossValidation("loto")).balanced_accuracy > 0.9
+    assert category_probe(noise, categories, groups, CrossValidation("loto")).balanced_accuracy < 0.6
     with pytest.raises(ValueError, match="meaningless"):
-        category_probe(informative, categories, groups, "loco")
+        category_probe(informative, categories, groups, CrossValidation("loco"))
 
 
 def test_final_layer_numbers_equal_the_affect_probe() -> None:
@@ -75,7 +77,8 @@ def test_final_layer_numbers_equal_the_affect_probe() -> None:
     layers = {"blocks.0": RNG.normal(size=(90, 8)), "final": RNG.normal(size=(90, 8))}
     ratings = layers["final"][:, :2] @ np.array([[1.0, 0.2], [0.3, 1.0]]) + RNG.normal(0, 0.2, (90, 2))
     curves = layer_probe_table(layers, ProbeTargets(ratings, categories, groups))
-    affect = metrics_table(cross_validated_predictions(layers["final"], ratings, groups, "loto")).set_index("target")
+    affect = metrics_table(cross_validated_predictions(layers["final"], ratings, groups,
+                                                       CrossValidation("loto"))).set_index("target")
     final = curves[curves["layer"] == "final"].set_index("probe")
     for target in ("valence", "arousal"):
         assert final.loc[target, "score"] == affect.loc[target, "r2"]
@@ -91,7 +94,7 @@ def test_fold_scores_average_to_the_pooled_r2() -> None:
     categories, groups = grouped_data()
     features = RNG.normal(size=(90, 6))
     ratings = features[:, :2] + RNG.normal(0, 0.5, (90, 2))
-    cv = cross_validated_predictions(features, ratings, groups, "loto")
+    cv = cross_validated_predictions(features, ratings, groups, CrossValidation("loto"))
     scores, sizes = fold_r2(cv)
     pooled = metrics_table(cv)["r2"].to_numpy()
     assert scores.shape == (15, 2) and sizes.sum() == 90
@@ -101,9 +104,9 @@ def test_fold_scores_average_to_the_pooled_r2() -> None:
 def test_category_probe_ci_brackets_the_score_and_collapses_when_perfect() -> None:
     categories, groups = grouped_data()
     separable = (categories[:, None] == np.unique(categories)).astype(float) * 10
-    perfect = category_probe(separable, categories, groups, "loto")
+    perfect = category_probe(separable, categories, groups, CrossValidation("loto"))
     assert perfect.balanced_accuracy == 1.0 and perfect.ci == (1.0, 1.0)
-    noisy = category_probe(separable / 10 + RNG.normal(0, 0.7, (90, 3)), categories, groups, "loto")
+    noisy = category_probe(separable / 10 + RNG.normal(0, 0.7, (90, 3)), categories, groups, CrossValidation("loto"))
     assert noisy.ci[0] <= noisy.balanced_accuracy <= noisy.ci[1] and noisy.ci[1] - noisy.ci[0] > 0.05
 
 
@@ -125,29 +128,29 @@ def test_cached_scores_are_never_refit_and_a_new_encoder_computes_only_itself(sm
     results = ResultCache(tmp_path / "results")
     settings = ProbeSettings(scheme="kfold", category_scheme="kfold", n_splits=3)
     for spec in ("pixels:8", "bundled:efficientnet_lite0"):
-        extract(small_demo, spec, "all", store)
+        extract(small_demo, describe(spec), "all", store)
     fits = []
     real_layer_scores = probes.layer_scores
     monkeypatch.setattr(probes, "layer_scores", lambda *args: fits.append(args[-1]) or real_layer_scores(*args))
-    first = layer_probe_curves(small_demo, ["pixels:8"], store, settings=settings, results=results)
+    first = layer_probe_curves(small_demo, [describe("pixels:8")], store, settings=settings, results=results)
     assert len(fits) == 2  # one layer x (affect, category)
-    both = layer_probe_curves(small_demo, ["pixels:8", "bundled:efficientnet_lite0"], store, settings=settings,
+    both = layer_probe_curves(small_demo, [describe("pixels:8"), describe("bundled:efficientnet_lite0")], store, settings=settings,
                               results=results)
     assert len(fits) == 2 + 2 * 9  # only the added encoder's nine layers were fitted
     pd.testing.assert_frame_equal(both[both["encoder"] == "pixels:8"].reset_index(drop=True), first)
     bundled = both[both["encoder"] == "bundled:efficientnet_lite0"]
     assert list(bundled["layer"].unique()) == ["stem", *(f"blocks.{i}" for i in range(7)), "final"]
     assert bundled["depth"].min() == 0.0 and bundled["depth"].max() == 1.0 and (bundled["n_layers"] == 9).all()
-    layer_probe_curves(small_demo, ["pixels:8"], store, settings=ProbeSettings(scheme="kfold", n_splits=3),
+    layer_probe_curves(small_demo, [describe("pixels:8")], store, settings=ProbeSettings(scheme="kfold", n_splits=3),
                        results=results)  # a new category scheme refits only the category probe
     assert fits[-1] == "category" and len(fits) == 2 + 2 * 9 + 1
 
 
 def test_curves_refuse_encoders_with_layers_not_extracted(small_demo, tmp_path: Path) -> None:
     store = FeatureStore(tmp_path / "features")
-    extract(small_demo, "bundled:efficientnet_lite0", ["final"], store)
+    extract(small_demo, describe("bundled:efficientnet_lite0"), ["final"], store)
     with pytest.raises(ValueError, match=r"stem, blocks.0.*not extracted yet"):
-        layer_probe_curves(small_demo, ["bundled:efficientnet_lite0"], store)
+        layer_probe_curves(small_demo, [describe("bundled:efficientnet_lite0")], store)
 
 
 def test_se_band_is_the_fold_sd_over_root_n_folds() -> None:
@@ -182,9 +185,9 @@ def test_row_span_newton_fit_is_the_plain_logistic_regression() -> None:
 def test_a_cancelled_run_keeps_its_fits_and_reports_only_the_fits_it_computes(small_demo, tmp_path: Path) -> None:
     store, results = FeatureStore(tmp_path / "features"), ResultCache(tmp_path / "results")
     spec = "pixels:8"
-    extract(small_demo, spec, "all", store)
+    extract(small_demo, describe(spec), "all", store)
     settings = ProbeSettings(scheme="kfold", category_scheme="kfold", n_splits=3)
-    assert probes.pending_fits(small_demo, spec, settings=settings, results=results) == [("final", "affect"),
+    assert probes.pending_fits(small_demo, describe(spec), settings=settings, results=results) == [("final", "affect"),
                                                                                           ("final", "category")]
     reports = []
 
@@ -194,16 +197,16 @@ def test_a_cancelled_run_keeps_its_fits_and_reports_only_the_fits_it_computes(sm
             raise JobCancelled("stop")
 
     with pytest.raises(JobCancelled):
-        probes.encoder_curves(small_demo, spec, store, settings=settings, results=results,
+        probes.encoder_curves(small_demo, describe(spec), store, settings=settings, results=results,
                               progress=cancel_after_the_first_fit)
     assert reports == [(0, 2, "starting"), (1, 2, "final · affect")]
-    assert probes.pending_fits(small_demo, spec, settings=settings, results=results) == [("final", "category")]
+    assert probes.pending_fits(small_demo, describe(spec), settings=settings, results=results) == [("final", "category")]
     reports.clear()
-    curves = probes.encoder_curves(small_demo, spec, store, settings=settings, results=results,
+    curves = probes.encoder_curves(small_demo, describe(spec), store, settings=settings, results=results,
                                    progress=lambda *report: reports.append(report))
     assert reports == [(0, 1, "starting"), (1, 1, "final · category")]  # the affect fit came from the cache
     assert list(curves["probe"]) == ["valence", "arousal", "category"] and (curves["depth"] == 1.0).all()
-    assert probes.pending_fits(small_demo, spec, settings=settings, results=results) == []
+    assert probes.pending_fits(small_demo, describe(spec), settings=settings, results=results) == []
     key = probes.fit_rate_key(small_demo, spec, [("final", "category")], settings)
     assert key == f"probes|demo|96|{spec}|auto|category:kfold|3"
 

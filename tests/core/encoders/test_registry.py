@@ -65,7 +65,7 @@ def skimage_images() -> dict[str, Image.Image]:
 
 
 def test_bundled_efficientnet_knows_a_cat_and_an_espresso(skimage_images) -> None:
-    encoder = load_encoder("bundled:efficientnet_lite0")
+    encoder = load_encoder(describe("bundled:efficientnet_lite0"))
     batch = torch.stack([encoder.transform(skimage_images[name]) for name in ("chelsea", "coffee")])
     with torch.inference_mode():
         predicted = encoder.model(batch).argmax(dim=-1).tolist()
@@ -74,15 +74,15 @@ def test_bundled_efficientnet_knows_a_cat_and_an_espresso(skimage_images) -> Non
 
 
 def test_untrained_encoders_are_the_same_network_every_time() -> None:
-    first = load_encoder("untrained:timm:resnet18").model.state_dict()
-    second = load_encoder("untrained:timm:resnet18").model.state_dict()
+    first = load_encoder(describe("untrained:timm:resnet18")).model.state_dict()
+    second = load_encoder(describe("untrained:timm:resnet18")).model.state_dict()
     assert all(torch.equal(first[name], second[name]) for name in first)
 
 
 @pytest.mark.parametrize("spec", ["untrained:timm:vit_small_patch16_224", "untrained:open_clip:ViT-B-32",
                                   "bundled:efficientnet_lite0"])
 def test_one_pass_gives_every_layer_and_matches_single_layer_passes(spec: str, skimage_images) -> None:
-    encoder = load_encoder(spec)
+    encoder = load_encoder(describe(spec))
     batch = torch.stack([encoder.transform(image) for image in skimage_images.values()])
     layers = encoder.info.layers
     with torch.inference_mode():
@@ -96,7 +96,7 @@ def test_one_pass_gives_every_layer_and_matches_single_layer_passes(spec: str, s
 
 
 def test_pixels_are_the_resized_image(skimage_images) -> None:
-    encoder = load_encoder("pixels:8")
+    encoder = load_encoder(describe("pixels:8"))
     vector = encoder.forward_layers(encoder.transform(skimage_images["coffee"])[None], ("final",), "gap")["final"]
     assert vector.shape == (1, 3 * 8 * 8) and 0.0 <= float(vector.min()) and float(vector.max()) <= 1.0
 
@@ -107,18 +107,18 @@ def test_missing_weights_fail_fast_and_say_what_to_do() -> None:
     for spec in ("timm:vit_base_patch16_224.augreg_in21k", "open_clip:ViT-B-16@openai"):
         started = time.perf_counter()
         with pytest.raises(WeightsUnavailable) as error:
-            load_encoder(spec)
+            load_encoder(describe(spec))
         assert time.perf_counter() - started < 5.0
         assert "file:" in str(error.value) and "network" in str(error.value)
-        assert encoders.availability(spec)[0] is False
+        assert encoders.availability(describe(spec))[0] is False
 
 
 def test_user_weight_file_loads_and_is_identified_by_its_hash(tmp_path) -> None:
-    source = load_encoder("untrained:timm:resnet18").model
+    source = load_encoder(describe("untrained:timm:resnet18")).model
     path = tmp_path / "weights.pt"
     torch.save(source.state_dict(), path)
-    encoder = load_encoder(f"file:timm:resnet18@{path}")
+    encoder = load_encoder(describe(f"file:timm:resnet18@{path}"))
     assert all(torch.equal(value, source.state_dict()[name]) for name, value in encoder.model.state_dict().items())
     assert encoder.info.weights_id.startswith("sha256:")
     with pytest.raises(WeightsUnavailable):
-        load_encoder(f"file:timm:resnet18@{tmp_path / 'missing.pt'}")
+        load_encoder(describe(f"file:timm:resnet18@{tmp_path / 'missing.pt'}"))

@@ -32,8 +32,8 @@ def small_set(tmp_path_factory) -> ImageSet:
 
 
 def test_pixels_features_are_the_resized_images_in_row_order(small_set, tmp_path) -> None:
-    features = extract(small_set, "pixels:8", ["final"], FeatureStore(tmp_path))["final"].features
-    encoder = load_encoder("pixels:8")
+    features = extract(small_set, describe("pixels:8"), ["final"], FeatureStore(tmp_path))["final"].features
+    encoder = load_encoder(describe("pixels:8"))
     expected = np.stack([encoder.transform(Image.open(path).convert("RGB")).flatten().numpy()
                          for path in small_set.paths])
     np.testing.assert_allclose(features, expected, atol=1e-6)
@@ -41,11 +41,11 @@ def test_pixels_features_are_the_resized_images_in_row_order(small_set, tmp_path
 
 def test_all_layers_in_one_pass_equal_one_layer_at_a_time_and_are_deterministic(small_set, tmp_path) -> None:
     spec = "untrained:timm:resnet18"
-    together = extract(small_set, spec, "all", FeatureStore(tmp_path / "a"), batch_size=5)
-    again = extract(small_set, spec, "all", FeatureStore(tmp_path / "b"), batch_size=12)
+    together = extract(small_set, describe(spec), "all", FeatureStore(tmp_path / "a"), batch_size=5)
+    again = extract(small_set, describe(spec), "all", FeatureStore(tmp_path / "b"), batch_size=12)
     assert list(together) == ["act1", "layer1", "layer2", "layer3", "layer4", "final"]
     for layer in ("layer2", "final"):
-        alone = extract(small_set, spec, [layer], FeatureStore(tmp_path / f"only-{layer}"))[layer]
+        alone = extract(small_set, describe(spec), [layer], FeatureStore(tmp_path / f"only-{layer}"))[layer]
         np.testing.assert_allclose(together[layer].features, alone.features, rtol=1e-4, atol=1e-5)
     for layer, feature_set in together.items():
         np.testing.assert_allclose(feature_set.features, again[layer].features, rtol=1e-4, atol=1e-5)
@@ -60,7 +60,7 @@ def test_cache_hit_never_loads_the_model_and_is_fast(small_set, tmp_path, monkey
     store.save(key, np.random.default_rng(0).normal(size=(1000, 768)).astype(np.float32))
     monkeypatch.setattr(extract_module, "load_encoder", lambda *a, **k: pytest.fail("model loaded on a cache hit"))
     started = time.perf_counter()
-    hit = extract(small_set, spec, ["blocks.5"], store)["blocks.5"]
+    hit = extract(small_set, describe(spec), ["blocks.5"], store)["blocks.5"]
     assert time.perf_counter() - started < 1.0
     assert hit.features.shape == (1000, 768)
 
@@ -75,15 +75,15 @@ def test_interrupted_extraction_resumes_from_its_last_chunk(small_set, tmp_path)
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        extract(small_set, spec, ["layer3", "final"], store, batch_size=4, chunk_rows=4,
+        extract(small_set, describe(spec), ["layer3", "final"], store, batch_size=4, chunk_rows=4,
                 progress=stop_after_first_chunk)
     keys = feature_keys(small_set, describe(spec), ["layer3", "final"])
     assert [store.rows_done(key) for key in keys.values()] == [4, 4] and not store.has(keys["final"])
     resumed: list[int] = []
-    result = extract(small_set, spec, ["layer3", "final"], store, batch_size=4, chunk_rows=4,
+    result = extract(small_set, describe(spec), ["layer3", "final"], store, batch_size=4, chunk_rows=4,
                      progress=lambda progress: resumed.append(progress.done))
     assert resumed == [4, 8, 12]  # starts at the 4 stored rows: they were not recomputed
-    fresh = extract(small_set, spec, ["layer3", "final"], FeatureStore(tmp_path / "fresh"))
+    fresh = extract(small_set, describe(spec), ["layer3", "final"], FeatureStore(tmp_path / "fresh"))
     for layer in ("layer3", "final"):
         np.testing.assert_allclose(result[layer].features, fresh[layer].features, rtol=1e-4, atol=1e-5)
 
@@ -92,8 +92,8 @@ def counting_forward_passes(monkeypatch) -> list[int]:
     """Images per forward pass of every encoder `extract` loads from now on."""
     forwarded: list[int] = []
 
-    def load_counting(spec, device):
-        encoder = load_encoder(spec, device)
+    def load_counting(info, device):
+        encoder = load_encoder(info, device)
 
         def forward_layers(images, layers, pooling):
             forwarded.append(len(images))
@@ -115,16 +115,16 @@ def test_a_time_flush_keeps_every_batch_and_resume_recomputes_none(small_set, tm
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        extract(small_set, spec, layers, store, batch_size=4, flush_s=0, progress=kill_after_two_batches)
+        extract(small_set, describe(spec), layers, store, batch_size=4, flush_s=0, progress=kill_after_two_batches)
     keys = feature_keys(small_set, describe(spec), layers)
     assert forwarded == [4, 4] and [store.rows_done(key) for key in keys.values()] == [8, 8]
     seen = []
-    result = extract(small_set, spec, layers, store, batch_size=4, flush_s=0, progress=seen.append)
+    result = extract(small_set, describe(spec), layers, store, batch_size=4, flush_s=0, progress=seen.append)
     assert forwarded == [4, 4, 4]  # only the last 4 images went through the model again
     assert [(p.done, p.resumed) for p in seen] == [(8, 8), (12, 8)]
     assert seen[-1].images_per_s == pytest.approx(4 / seen[-1].elapsed_s)  # this run's 4 rows, not 12
     monkeypatch.undo()
-    fresh = extract(small_set, spec, layers, FeatureStore(tmp_path / "fresh"), batch_size=4)
+    fresh = extract(small_set, describe(spec), layers, FeatureStore(tmp_path / "fresh"), batch_size=4)
     for layer in layers:
         np.testing.assert_allclose(result[layer].features, fresh[layer].features, rtol=1e-4, atol=1e-5)
 
@@ -137,7 +137,7 @@ def test_without_the_time_flush_a_kill_before_the_first_chunk_keeps_nothing(smal
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        extract(small_set, "pixels:4", ["final"], store, batch_size=4, flush_s=3600, progress=kill_after_two_batches)
+        extract(small_set, describe("pixels:4"), ["final"], store, batch_size=4, flush_s=3600, progress=kill_after_two_batches)
     assert store.rows_done(feature_keys(small_set, describe("pixels:4"), ["final"])["final"]) == 0
 
 
@@ -153,21 +153,36 @@ def test_progress_message_counts_this_runs_rows_and_says_what_was_resumed() -> N
 def test_a_view_is_cached_under_its_own_key(small_set, tmp_path) -> None:
     store = FeatureStore(tmp_path)
     flipped = InputTransform("hflip", lambda image, row: image.transpose(Image.Transpose.FLIP_LEFT_RIGHT))
-    clean = extract(small_set, "pixels:4", ["final"], store)["final"]
-    mirrored = extract(small_set, "pixels:4", ["final"], store, input_transform=flipped)["final"]
+    clean = extract(small_set, describe("pixels:4"), ["final"], store)["final"]
+    mirrored = extract(small_set, describe("pixels:4"), ["final"], store, input_transform=flipped)["final"]
     assert clean.key != mirrored.key and clean.key.view == "clean" and mirrored.key.view == "hflip"
     image = mirrored.features[0].reshape(3, 4, 4)
     np.testing.assert_allclose(image[:, :, ::-1], clean.features[0].reshape(3, 4, 4), atol=1e-6)
+
+
+def test_a_described_encoder_is_never_parsed_or_described_again(small_set, tmp_path, monkeypatch) -> None:
+    """Issue 16: status (availability included), extraction and cached features all read the one EncoderInfo."""
+    from core.encoders import registry
+
+    info, store = describe("pixels:4"), FeatureStore(tmp_path)
+    entered: list[str] = []
+    monkeypatch.setattr(registry, "parse_spec", lambda spec: entered.append(spec))
+    monkeypatch.setattr(registry.PixelSource, "describe", lambda self, spec: entered.append(str(spec)))
+    assert layer_statuses(small_set, info, ["final"], store)[0].state == "missing"
+    extract(small_set, info, ["final"], store)
+    assert layer_statuses(small_set, info, ["final"], store)[0].state == "cached"
+    assert cached_features(small_set, info, ["final"], store)["final"].features.shape == (12, 48)
+    assert entered == []
 
 
 def test_statuses_go_from_missing_to_cached(small_set, tmp_path) -> None:
     store = FeatureStore(tmp_path)
     before = layer_statuses(small_set, "pixels:4", ["final"], store)
     assert [status.state for status in before] == ["missing"]
-    extract(small_set, "pixels:4", ["final"], store)
+    extract(small_set, describe("pixels:4"), ["final"], store)
     after = layer_statuses(small_set, "pixels:4", ["final"], store)
     assert after[0].state == "cached" and after[0].detail == "12 x 48"
-    assert cached_features(small_set, "pixels:4", ["final"], store)["final"].features.shape == (12, 48)
+    assert cached_features(small_set, describe("pixels:4"), ["final"], store)["final"].features.shape == (12, 48)
 
 
 def test_a_corrupt_image_is_reported_by_name(tmp_path) -> None:
@@ -176,7 +191,7 @@ def test_a_corrupt_image_is_reported_by_name(tmp_path) -> None:
     Image.new("RGB", (16, 16)).save(root / "cat" / "fine.png")
     (root / "cat" / "garbage.png").write_bytes(b"not an image at all")
     with pytest.raises(DatasetError, match="garbage.png"):
-        extract(image_folder(root), "pixels:4", ["final"], FeatureStore(tmp_path / "store"))
+        extract(image_folder(root), describe("pixels:4"), ["final"], FeatureStore(tmp_path / "store"))
 
 
 def test_extraction_names_every_bad_file_of_the_set_at_once(tmp_path) -> None:
@@ -187,7 +202,7 @@ def test_extraction_names_every_bad_file_of_the_set_at_once(tmp_path) -> None:
     (root / "cat" / "early.png").write_bytes(b"not an image")
     (root / "cat" / "late.png").write_bytes(b"nor this")  # in a later batch than early.png
     with pytest.raises(DatasetError) as caught:
-        extract(image_folder(root), "pixels:4", ["final"], FeatureStore(tmp_path / "store"), batch_size=2)
+        extract(image_folder(root), describe("pixels:4"), ["final"], FeatureStore(tmp_path / "store"), batch_size=2)
     message = str(caught.value)
     assert message.startswith("2 image file(s) cannot be read") and "early.png" in message and "late.png" in message
 
@@ -212,7 +227,7 @@ def test_a_resumed_cli_run_says_what_it_resumed_and_rates_only_this_runs_rows(sm
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        extract(small_set, "pixels:4", ["final"], FeatureStore(cache / "features"), batch_size=4, flush_s=0,
+        extract(small_set, describe("pixels:4"), ["final"], FeatureStore(cache / "features"), batch_size=4, flush_s=0,
                 progress=kill_after_two_batches)
     assert cli.main(["--cache", str(cache), "extract", "--dataset", f"folder:{small_set.root}",
                      "--encoder", "pixels:4", "--batch-size", "4"]) == 0
@@ -241,8 +256,8 @@ def test_bundled_features_of_real_oasis_separate_its_categories(oasis_root, isol
         return cross_val_score(classifier, features, categories, groups=groups, cv=GroupKFold(5),
                                scoring="balanced_accuracy").mean()
 
-    bundled = extract(image_set, "bundled:efficientnet_lite0", ["final"], store)["final"].features
-    pixels = extract(image_set, "pixels:32", ["final"], store)["final"].features
+    bundled = extract(image_set, describe("bundled:efficientnet_lite0"), ["final"], store)["final"].features
+    pixels = extract(image_set, describe("pixels:32"), ["final"], store)["final"].features
     assert bundled.shape == (900, 1280) and np.isfinite(bundled).all()
     bundled_accuracy, pixel_accuracy = probe(np.asarray(bundled)), probe(np.asarray(pixels))
     assert bundled_accuracy > 0.65 and bundled_accuracy > pixel_accuracy + 0.25  # measured: 0.74 vs 0.32
@@ -273,7 +288,7 @@ def test_extraction_off_the_main_thread_loads_images_in_thread(tmp_path, monkeyp
         Image.new("RGB", (8, 8), (index, index, index)).save(tmp_path / "images" / "grey" / f"{index}.png")
     big = image_folder(tmp_path / "images")
     store = FeatureStore(tmp_path / "store")
-    worker = threading.Thread(target=extract, args=(big, "pixels:4", ["final"], store))
+    worker = threading.Thread(target=extract, args=(big, describe("pixels:4"), ["final"], store))
     worker.start()
     worker.join(60)
     assert workers_used == [0] and layer_statuses(big, "pixels:4", ["final"], store)[0].state == "cached"

@@ -13,19 +13,8 @@ from core.analyses.manifolds import clamp_packing_loss, manifold_summary
 from core.data.datasets import demo
 from core.data.transforms import AugmentationPipeline
 from core.encoders.registry import availability, describe
-from core.lab.train import (
-    LabModel,
-    TrainConfig,
-    _to_tensor,
-    captions,
-    finished_run_ids,
-    language_loss,
-    list_runs,
-    load_run,
-    nt_xent_loss,
-    supervised_loss,
-    train,
-)
+from core.lab.runs import TrainConfig, finished_run_ids, list_runs, load_run
+from core.lab.train import LabModel, _to_tensor, captions, language_loss, nt_xent_loss, supervised_loss, train
 
 E = math.e
 
@@ -53,7 +42,7 @@ def test_language_loss_by_hand_with_repeated_captions() -> None:
 
 def test_clamp_objective_is_the_manifolds_page_loss() -> None:
     views = np.random.default_rng(0).normal(size=(12, 4, 8))
-    reported = manifold_summary(views, np.repeat(["a", "b"], 6), radius_scale=7.0)["clamp_loss"]
+    reported = manifold_summary(views, np.repeat(["a", "b"], 6), radius_scale=7.0).clamp_loss
     assert clamp_packing_loss(views, 7.0) == pytest.approx(reported, rel=1e-9)
     tensor = torch.tensor(views, requires_grad=True)
     loss = clamp_packing_loss(tensor, 7.0)
@@ -107,7 +96,7 @@ def test_a_two_epoch_run_finishes_and_registers_an_encoder(isolated_cache: Path,
     monkeypatch.setenv("REPSCOPE_CACHE", str(isolated_cache))
     info = describe(record.spec)
     assert info.layers == ("act1", "layer1", "layer2", "layer3", "layer4", "final")
-    assert info.preprocess["input_size"] == [3, 32, 32] and availability(record.spec) == (True, "available offline")
+    assert info.preprocess["input_size"] == [3, 32, 32] and availability(info) == (True, "available offline")
 
 
 def test_runs_are_deterministic_and_resume_from_the_last_epoch(isolated_cache: Path, tmp_path: Path) -> None:

@@ -1,0 +1,174 @@
+"""Objective lab runs on disk, and the `lab:<run id>` encoder source they register.
+
+A run lives in `<cache>/lab/<run id>/`: config.json (every setting of its `TrainConfig`),
+checkpoint.pt after each epoch (a killed run resumes from it), history.json (loss per step)
+and, when finished, backbone.pt and result.json (time, final loss, the weights' hash). From
+then on the spec `lab:<run id>` describes and loads it like any other encoder: importing this
+module registers the source with `core.encoders.registry` (the registry never imports the lab).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from core.encoders import backbones
+from core.encoders.registry import Built, EncoderInfo, Source, file_version, info_from_architecture, register_source
+from core.encoders.specs import EncoderSpec
+from core.paths import cache_root
+
+OBJECTIVES = ("supervised", "simclr", "clamp", "language")
+OPTIMIZERS = ("adamw", "lars")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every setting of one run; the run id hashes all of them."""
+
+    objective: str
+    dataset: str = "demo"
+    backbone: str = "resnet18"
+    image_size: int = 64
+    epochs: int = 30
+    batch_size: int = 64
+    views: int = 4  # m for clamp (simclr always uses 2, the others 1)
+    temperature: float = 0.2  # simclr and language
+    radius_scale: float = 7.0  # CLAMP's r_s (7 for CIFAR-sized images)
+    optimizer: str = "adamw"
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    projection_dim: int = 128
+    seed: int = 0
+    max_images: int = 0  # 0 = every image of the dataset
+
+    def __post_init__(self):
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"Unknown objective {self.objective!r}; choose one of {', '.join(OBJECTIVES)}.")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"Unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}.")
+        if self.objective == "clamp" and self.views < 2:
+            raise ValueError("CLAMP needs at least 2 views per image.")
+
+    @property
+    def run_id(self) -> str:
+        digest = hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:8]
+        return f"{self.objective}-{self.backbone}-{digest}"
+
+    @property
+    def views_per_image(self) -> int:
+        return {"simclr": 2, "clamp": self.views}.get(self.objective, 1)
+
+
+def lab_dir(cache_dir: str | Path) -> Path:
+    return Path(cache_dir) / "lab"
+
+
+@dataclass(frozen=True)
+class LabRun:
+    run_id: str
+    config: TrainConfig
+    finished: bool
+    epochs_done: int
+    history: list  # [{"epoch", "step", "loss"}]
+    result: dict  # seconds, images, final_loss once finished
+
+    @property
+    def spec(self) -> str:
+        return f"lab:{self.run_id}"
+
+
+def load_run(cache_dir: str | Path, run_id: str) -> LabRun:
+    """A run's settings and state; ValueError naming the folder when it is not a run."""
+    run = lab_dir(cache_dir) / run_id
+    try:
+        config = TrainConfig(**json.loads((run / "config.json").read_text()))
+    except (OSError, ValueError, TypeError) as error:
+        raise ValueError(f"{run} is not an Objective lab run ({error}).") from None
+    history = json.loads((run / "history.json").read_text()) if (run / "history.json").is_file() else []
+    result = json.loads((run / "result.json").read_text()) if (run / "result.json").is_file() else {}
+    finished = bool(result)
+    return LabRun(run_id, config, finished, config.epochs if finished else max([h["epoch"] for h in history], default=0),
+                  history, result)
+
+
+def finished_run_ids(cache_dir: str | Path) -> list[str]:
+    """Ids of the finished runs (result.json written), without reading their histories."""
+    root = lab_dir(cache_dir)
+    return sorted(path.parent.name for path in root.glob("*/result.json")) if root.is_dir() else []
+
+
+def list_runs(cache_dir: str | Path) -> list[LabRun]:
+    """Every run folder under `<cache>/lab`, by run id."""
+    root = lab_dir(cache_dir)
+    return [load_run(cache_dir, path.name) for path in sorted(root.iterdir())
+            if (path / "config.json").is_file()] if root.is_dir() else []
+
+
+def delete_run(cache_dir: str | Path, run_id: str) -> None:
+    """Remove one run's folder (never anything that is not a run folder)."""
+    load_run(cache_dir, run_id)  # raises unless <cache>/lab/<run_id>/config.json is a run
+    if not run_id or Path(run_id).name != run_id:
+        raise ValueError(f"Not a run id: {run_id!r}.")
+    shutil.rmtree(lab_dir(cache_dir) / run_id)
+
+
+def create_backbone(backbone: str, image_size: int) -> nn.Module:
+    """A randomly initialised timm model without classifier, built for `image_size` inputs where it has to be (ViTs)."""
+    import timm
+    try:
+        return timm.create_model(backbone, pretrained=False, num_classes=0, img_size=image_size)
+    except TypeError:  # CNNs take any size and no img_size argument
+        return timm.create_model(backbone, pretrained=False, num_classes=0)
+
+
+def load_backbone(cache_dir: str | Path, run_id: str) -> nn.Module:
+    """The trained backbone of a finished run, with its weights (the encoder behind `lab:<run id>`)."""
+    run = load_run(cache_dir, run_id)
+    if not run.finished:
+        raise ValueError(f"Objective lab run {run_id!r} has not finished training yet.")
+    model = create_backbone(run.config.backbone, run.config.image_size)
+    model.load_state_dict(torch.load(lab_dir(cache_dir) / run_id / "backbone.pt", map_location="cpu",
+                                     weights_only=True))
+    return model
+
+
+class LabSource(Source):
+    """`lab:<run id>`: a finished run's backbone under the current cache root, preprocessed at its training size."""
+
+    def describe(self, spec: EncoderSpec) -> EncoderInfo:
+        config = _finished_config(spec.arch)
+        arch = backbones.describe_architecture("timm", config["backbone"])
+        return info_from_architecture(spec, arch, self.weights_id(spec), backbones.square_preprocess(config["image_size"]))
+
+    def weights_id(self, spec: EncoderSpec) -> str:
+        # Hashed once when training finished: describe() runs on page reruns, the weights stay unread.
+        result = lab_dir(cache_root()) / spec.arch / "result.json"
+        return "sha256:" + json.loads(result.read_text())["backbone_sha256"]
+
+    def check_offline(self, spec: EncoderSpec) -> None:
+        _finished_config(spec.arch)
+
+    def load(self, spec: EncoderSpec, info: EncoderInfo) -> Built:
+        model = load_backbone(cache_root(), spec.arch)
+        return model, backbones.transform_from_preprocess(info.preprocess), backbones.timm_forward(model)
+
+    def version(self, spec: EncoderSpec) -> str:
+        return file_version(lab_dir(cache_root()) / spec.arch / "result.json")
+
+
+def _finished_config(run_id: str) -> dict:
+    """config.json of a finished run under the cache root; ValueError saying what is missing."""
+    run = lab_dir(cache_root()) / run_id
+    if not (run / "config.json").is_file():
+        raise ValueError(f"No Objective lab run {run_id!r} in {run.parent}; train it on the Objective lab page.")
+    if not (run / "result.json").is_file():  # written after backbone.pt: the run's "finished" mark
+        raise ValueError(f"Objective lab run {run_id!r} has not finished training yet.")
+    return json.loads((run / "config.json").read_text())
+
+
+register_source("lab", LabSource())
