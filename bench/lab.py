@@ -20,10 +20,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.analyses.manifolds import MANIFOLD_PRESETS, manifold_summary  # noqa: E402
-from core.data.datasets import (
-    demo,  # noqa: E402
-    per_class_subset,  # noqa: E402
-)
+from core.data.datasets import demo, per_class_subset  # noqa: E402
 from core.encoders.registry import describe  # noqa: E402
 from core.features.extract import view_features  # noqa: E402
 from core.features.store import FeatureStore  # noqa: E402

@@ -42,10 +42,7 @@ from core.data.datasets import (  # noqa: E402
 )
 from core.data.demo import KNOWN_ITEM_MATCH  # noqa: E402
 from core.encoders.registry import describe  # noqa: E402
-from core.features.extract import (
-    extract,  # noqa: E402
-    view_features,  # noqa: E402
-)
+from core.features.extract import extract, view_features  # noqa: E402
 from core.features.store import FeatureStore, ResultCache  # noqa: E402
 
 ENCODERS = ("bundled:efficientnet_lite0", "pixels:32")  # views/ui/sidebar.py DEFAULT_ENCODERS

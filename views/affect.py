@@ -15,7 +15,7 @@ from views.ui.sidebar import effective_pooling, page_start
 
 selection, image_set = page_start(
     "Affect",
-    "Frozen features → ridge regression of valence and arousal (science.md §2), then the geometry of the "
+    "Frozen features → ridge regression of valence and arousal (docs/science.md §2), then the geometry of the "
     "out-of-fold errors in the valence-arousal plane (§3).")
 if not image_set.has_affect:
     st.info(f"**{image_set.name}** has no valence/arousal ratings. This page needs a dataset with `valence` and "
@@ -104,7 +104,7 @@ figure_block(figures.r2_summary_figure(analysis.metrics), analysis.metrics, figu
     "SD²/N, so even the images' true scores would reach only this R² on average. **share_explainable** "
     "in the table below = R² / ceiling, the share of the explainable variance the probe captures. A "
     "probe can land slightly above the ceiling by chance, and the ceiling says nothing about readouts "
-    "other than this linear one (docs/science.md).\n\n"
+    "other than this linear one (docs/science.md §2.1).\n\n"
     "Method: StandardScaler + RidgeCV (alpha per target from 15 values in 10⁻²…10⁵, chosen by "
     "leave-one-out inside the training fold). One deviation from a plain pipeline: "
     "standardised features are clipped to ±10 training SDs, because post-ReLU channels that are silent "

@@ -3,38 +3,16 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.analyses.gwot import (
-    BACKENDS,
-    DEFAULT_EPS,
-    INIT_LABELS,
-    INITS,
-    SEARCHES,
-    Alignment,
-    align,
-    alignment_report,
-    backend_label,
-    rsa_vs_gwot,
-)
-from core.analyses.rdm import (
-    RDM_METRIC_LABELS,
-    RDM_METRICS,
-    RdmSource,
-    layer_source,
-    reference_source,
-    source_rdm,
-    upload_source,
-)
+from core.analyses.gwot import (BACKENDS, DEFAULT_EPS, INIT_LABELS, INITS, SEARCHES, Alignment, align,
+                                alignment_report, backend_label, rsa_vs_gwot)
+from core.analyses.rdm import (RDM_METRIC_LABELS, RDM_METRICS, RdmSource, layer_source, reference_source, source_rdm,
+                               upload_source)
 from core.data.datasets import ImageSet
 from core.data.demo import KNOWN_ITEM_MATCH
 from core.encoders.specs import FINAL_LAYER, ModelLayer
 from core.export import array_to_npy, export_filename, table_to_csv
-from core.figures.alignment import (
-    epsilon_search_figure,
-    matching_rates_figure,
-    per_category_figure,
-    rdm_pair_figure,
-    transport_plan_figure,
-)
+from core.figures.alignment import (epsilon_search_figure, matching_rates_figure, per_category_figure,
+                                    rdm_pair_figure, transport_plan_figure)
 from core.jobs import job_key
 from views.ui import resources
 from views.ui.background import estimate_text, job_outcomes, job_progress, submit_job
@@ -42,11 +20,11 @@ from views.ui.export_row import figure_block
 from views.ui.extraction import extraction_panel
 from views.ui.sidebar import effective_pooling, page_start
 
-# science.md §5: cosine/correlation RDMs live in [0, 2], euclidean human embeddings in the tens.
+# docs/science.md §5: cosine/correlation RDMs live in [0, 2], euclidean human embeddings in the tens.
 
 selection, image_set = page_start(
     "Alignment",
-    "Unsupervised alignment by entropic Gromov-Wasserstein optimal transport (science.md §5, GWTune's "
+    "Unsupervised alignment by entropic Gromov-Wasserstein optimal transport (docs/science.md §5, GWTune's "
     "protocol): which item of one representation corresponds to which item of the other, found from the "
     "two RDMs alone, without being told the correspondence.")
 items = image_set.metadata["image_id"].astype(str).to_numpy()
@@ -108,7 +86,7 @@ default_low, default_high = DEFAULT_EPS[metric]
 eps_low = settings[0].number_input("ε from", min_value=1e-6, value=default_low, format="%.0e", key=f"eps_low_{metric}", persist_state="session",
                                    help="Smallest entropic regularisation tried. ε is in the units of the squared "
                                         "RDM entries: defaults are [1e-5, 1e-1] for cosine/correlation RDMs and "
-                                        "[1, 10] for euclidean human embeddings (science.md §5). Too small for the "
+                                        "[1, 10] for euclidean human embeddings (docs/science.md §5). Too small for the "
                                         "RDMs' scale and trials fail (reported, discarded).")
 eps_high = settings[1].number_input("ε to", min_value=1e-6, value=default_high, format="%.0e",
                                     key=f"eps_high_{metric}", persist_state="session", help="Largest ε tried (a blurrier plan).")
@@ -132,7 +110,7 @@ warm_start = more[1].checkbox("Anneal ε", value=True, key="alignment_warm_start
                                    "true matching where cold starts stall in a local optimum (a shuffled copy of the "
                                    "demo's human embedding: ≥ 95% top-1, tested). At a large ε the problem has a "
                                    "single optimum, so inits tend to follow the same path. Off: every trial starts "
-                                   "from its own initial plan (GWTune's protocol, science.md §5); use several inits.")
+                                   "from its own initial plan (GWTune's protocol, docs/science.md §5); use several inits.")
 backend = more[2].selectbox("Backend", BACKENDS, key="alignment_backend", persist_state="session",
                             format_func=backend_label,
                             help="numpy on the CPU, or torch: on the GPU when there is one (much faster for "

@@ -24,7 +24,7 @@ counts[0].metric("Images", len(image_set))
 counts[1].metric("Categories", metadata["category"].nunique())
 counts[2].metric("Theme groups", metadata["group"].nunique(),
                  help="Images sharing a theme (OASIS: the Theme without its number). Leave-One-Theme-Out "
-                      "cross-validation holds out one group at a time.")
+                      "cross-validation holds out one group at a time (docs/science.md §1, §2).")
 counts[3].metric("Targets", "valence, arousal" if image_set.has_affect else "none")
 
 

@@ -5,14 +5,8 @@ import pandas as pd
 import streamlit as st
 
 from core.analyses.cv import CATEGORY_SCHEMES, K_FOLD_SCHEMES, scheme_label
-from core.analyses.inductive_bias import (
-    BIAS_PRESETS,
-    SIMILARITY_BAND,
-    TRAIN_ON,
-    BiasPreset,
-    BiasSettings,
-    corruption_metrics,
-)
+from core.analyses.inductive_bias import (BIAS_PRESETS, SIMILARITY_BAND, TRAIN_ON, BiasPreset, BiasSettings,
+                                          corruption_metrics)
 from core.data.corruptions import CLEAN, DEFAULT_SEED, FAMILIES, FAMILY_LABELS, Corruption
 from core.data.datasets import load_image, per_class_subset
 from core.encoders.specs import ModelLayer
@@ -32,7 +26,7 @@ selection, image_set = page_start(
     "Inductive bias",
     "Destroy the global layout (glo_N: shuffle an N × N grid of patches), the local texture (loc_N: shuffle the "
     "pixels inside each patch) or the tones (gamma) of every image, and measure how much category information the "
-    "frozen features keep (Zhong et al. 2023; science.md §7). Contrastive models lose far more than supervised "
+    "frozen features keep (Zhong et al. 2023; docs/science.md §7). Contrastive models lose far more than supervised "
     "ones when the global structure goes.")
 pairs = [ModelLayer(spec, layer) for spec in selection.encoders for layer in selection.layers.get(spec, ())]
 if not pairs:

@@ -3,26 +3,14 @@
 import numpy as np
 import streamlit as st
 
-from core.analyses.manifolds import (
-    IMAGENET_RADIUS_SCALE,
-    MANIFOLD_PRESETS,
-    MAP_METHODS,
-    ManifoldAnalysis,
-    analyse_manifolds,
-    compare_manifolds,
-)
+from core.analyses.manifolds import (IMAGENET_RADIUS_SCALE, MANIFOLD_PRESETS, MAP_METHODS, ManifoldAnalysis,
+                                     analyse_manifolds, compare_manifolds)
 from core.data.datasets import per_class_subset
 from core.data.transforms import AugmentationPipeline
 from core.encoders.specs import ModelLayer
 from core.features.extract import cached_view_features, view_features
-from core.figures.manifolds import (
-    centroid_map_figure,
-    class_distance_figure,
-    eigenspectrum_figure,
-    pair_histograms_figure,
-    radii_figure,
-    uniformity_figure,
-)
+from core.figures.manifolds import (centroid_map_figure, class_distance_figure, eigenspectrum_figure,
+                                    pair_histograms_figure, radii_figure, uniformity_figure)
 from core.jobs import job_key
 from views.ui import resources
 from views.ui.background import estimates_caption, job_outcomes, job_progress, submit_job
@@ -34,7 +22,7 @@ selection, image_set = page_start(
     "Manifolds",
     "Each image becomes a cloud of m augmented views (CLAMP's pipeline); its centroid, radius, principal "
     "axis and neighbours describe how the encoder packs images, and uniformity, view alignment and the "
-    "eigenspectrum how it spreads them (science.md §6).")
+    "eigenspectrum how it spreads them (docs/science.md §6).")
 model_layers = [ModelLayer(spec, layer) for spec in selection.encoders for layer in selection.layers.get(spec, ())]
 if not model_layers:
     st.info("Pick at least one encoder and layer in the sidebar.")

@@ -5,13 +5,7 @@ import streamlit as st
 
 from core.analyses.affect import TARGETS
 from core.analyses.cv import CATEGORY_SCHEMES, K_FOLD_SCHEMES, SCHEMES, scheme_label
-from core.analyses.probes import (
-    ProbeSettings,
-    encoder_curves,
-    fit_rate_key,
-    pending_fits,
-    summary_table,
-)
+from core.analyses.probes import ProbeSettings, encoder_curves, fit_rate_key, pending_fits, summary_table
 from core.export import export_filename, table_to_csv
 from core.figures.probes import AXES, BANDS, probe_curves_figure
 from core.jobs import ACTIVE, job_key
@@ -24,7 +18,7 @@ from views.ui.sidebar import effective_pooling, page_start
 selection, image_set = page_start(
     "Layer probes",
     "The Affect page's ridge probe of valence and arousal, and a logistic-regression category probe, at "
-    "every block of each encoder (science.md §4). Encoders of different depths share a normalised axis.")
+    "every block of each encoder (docs/science.md §4). Encoders of different depths share a normalised axis.")
 metadata = image_set.metadata
 n_categories = metadata["category"].nunique()
 probes = (TARGETS if image_set.has_affect else ()) + (("category",) if n_categories > 1 else ())

@@ -1,17 +1,17 @@
-"""Cross-validated valence/arousal regression from frozen features (science.md §2).
+"""Cross-validated valence/arousal regression from frozen features (docs/science.md §2).
 
 Per outer fold a StandardScaler + RidgeCV pipeline is fit on the training rows only;
 RidgeCV picks alpha per target by its efficient leave-one-out CV inside those rows, so
 nothing from a held-out image touches scaling or alpha.
 
-Deviation from science.md, on by default (`clip_sd=10`): standardised features are
+Deviation from the brief (docs/science.md §2), on by default (`clip_sd=10`): standardised features are
 clipped to ±10 training SDs. Post-ReLU channels that are nearly silent in the training
 rows (SD ~1e-5) but fire in a held-out theme otherwise reach |z| in the tens of
 thousands and the predictions explode (demo, EfficientNet-Lite0, LOTO: valence R² −8.0
 without the clip, 0.35 with it). Clipping is fixed, not fitted, so it cannot leak. The outer
 folds come from a `core.analyses.cv.CrossValidation` (LOTO, LOCO, K-fold or grouped K-fold).
 
-Reliability ceiling (docs/science.md): where a dataset ships each image's rater SD and N
+Reliability ceiling (docs/science.md §2.1): where a dataset ships each image's rater SD and N
 (OASIS: `Valence_SD`, `Valence_N`, ...), 1 − mean(SD²/N) / var(mean rating) bounds the R² any
 probe can reach on average, because SD²/N of an image is noise in its mean rating.
 """
@@ -73,7 +73,7 @@ def cross_validated_predictions(features: np.ndarray, targets: np.ndarray, group
         predictions[test] = model.predict(features[test]).reshape(len(test), -1)
         train_means[test] = targets[train].mean(axis=0)
         fold[test] = index
-        held_out[test] = f"fold {index + 1}" if cv.is_k_fold else groups[test[0]]
+        held_out[test] = f"fold {index + 1}" if cv.definition.k_fold else groups[test[0]]
         chosen[index] = np.broadcast_to(model[-1].alpha_, (targets.shape[1],))
         if progress is not None:
             progress(index + 1, len(splits))

@@ -1,4 +1,4 @@
-"""The Affect page's analysis in one call (science.md §2–3): every table and panel the page draws.
+"""The Affect page's analysis in one call (docs/science.md §2–3): every table and panel the page draws.
 
 `affect_analysis` runs the ridge probe of valence and arousal for several encoder layers under
 several cross-validations, then builds the metrics table (with the reliability ceiling), paired
@@ -15,26 +15,11 @@ from typing import Any, Callable, Hashable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from core.analyses.affect import (
-    TARGETS,
-    CVPredictions,
-    ceiling_table,
-    cross_validated_predictions,
-    metrics_table,
-    paired_difference,
-    per_group_metrics,
-    with_ceiling,
-)
+from core.analyses.affect import (TARGETS, CVPredictions, ceiling_table, cross_validated_predictions, metrics_table,
+                                  paired_difference, per_group_metrics, with_ceiling)
 from core.analyses.cv import CrossValidation
-from core.analyses.error_geometry import (
-    ErrorField,
-    ErrorGeometry,
-    Occupancy,
-    error_field,
-    error_geometry,
-    error_vectors,
-    geometry_table,
-)
+from core.analyses.error_geometry import (ErrorField, ErrorGeometry, Occupancy, error_field, error_geometry,
+                                          error_vectors, geometry_table)
 from core.analyses.spectra import effective_dimensionality
 from core.data.datasets import ImageSet
 from core.features.extract import FeatureSet

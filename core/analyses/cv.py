@@ -3,9 +3,9 @@
 `SCHEMES` is the registry: Leave-One-Theme-Out (`loto`, one fold per theme group), Leave-One-
 Category-Out (`loco`, one fold per category), shuffled K-fold (`kfold`) and grouped K-fold
 (`gkfold`: K folds of whole theme groups, a tenth of LOTO's refits on OASIS). A
-`CrossValidation(scheme, n_splits, seed)` gives the folds (`split`), the metadata column whose
-values it holds out together (`groups`), its name (`label`) and a short string for cache keys
-(`key`) that names K and the seed only where the scheme uses them.
+`CrossValidation(scheme, n_splits, seed)` gives the folds (`split`), its registry entry
+(`definition`), the metadata values it holds out together (`groups`), its name (`label`) and a
+short string for cache keys (`key`) that names K and the seed only where the scheme uses them.
 """
 from __future__ import annotations
 
@@ -54,33 +54,26 @@ class CrossValidation:
             raise ValueError(f"Unknown cross-validation scheme {self.scheme!r}; choose one of {', '.join(SCHEMES)}.")
 
     @property
-    def is_k_fold(self) -> bool:
-        return SCHEMES[self.scheme].k_fold
-
-    @property
-    def suits_category_probe(self) -> bool:
-        return SCHEMES[self.scheme].suits_category_probe
+    def definition(self) -> Scheme:
+        """The scheme's registry entry: label, groups_column, k_fold, suits_category_probe."""
+        return SCHEMES[self.scheme]
 
     @property
     def label(self) -> str:
-        return SCHEMES[self.scheme].label
-
-    @property
-    def groups_column(self) -> str:
-        return SCHEMES[self.scheme].groups_column
+        return self.definition.label
 
     @property
     def key(self) -> str:
         """"loto", "loco", or "kfold|K|seed" / "gkfold|K|seed": what determines the folds, for cache keys."""
-        return f"{self.scheme}|{self.n_splits}|{self.seed}" if self.is_k_fold else self.scheme
+        return f"{self.scheme}|{self.n_splits}|{self.seed}" if self.definition.k_fold else self.scheme
 
     def groups(self, metadata: pd.DataFrame) -> np.ndarray:
         """(N,) held-out units of the images in `metadata`: categories for LOCO, theme groups otherwise."""
-        return metadata[self.groups_column].to_numpy(dtype=str)
+        return metadata[self.definition.groups_column].to_numpy(dtype=str)
 
     def get_n_splits(self, groups: np.ndarray) -> int:
         """Number of folds over (N,) groups: K, or the number of distinct groups."""
-        return self.n_splits if self.is_k_fold else len(np.unique(np.asarray(groups).astype(str)))
+        return self.n_splits if self.definition.k_fold else len(np.unique(np.asarray(groups).astype(str)))
 
     def split(self, groups: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         """(train rows, test rows) of every fold over (N,) groups (ignored by shuffled K-fold)."""
@@ -97,7 +90,7 @@ class CrossValidation:
                                  f"{self.n_splits}.")
             return list(GroupKFold(self.n_splits, shuffle=True, random_state=self.seed).split(rows, groups=groups))
         if len(distinct) < 2:
-            what = "categories" if self.groups_column == "category" else "theme groups"
+            what = "categories" if self.definition.groups_column == "category" else "theme groups"
             raise ValueError(f"{self.label} needs at least two {what}; this dataset has {len(distinct)} "
                              f"({', '.join(map(str, distinct[:3]))}). Use another scheme (Leave-One-Theme-Out or "
                              f"K-fold).")

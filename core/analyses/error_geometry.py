@@ -1,4 +1,4 @@
-"""Geometry of prediction errors in the valence-arousal plane (science.md §3).
+"""Geometry of prediction errors in the valence-arousal plane (docs/science.md §3).
 
 e_i = yhat_i − y_i, w_i = ||e_i||, theta_i = atan2(e_arousal, e_valence). With
 `zscore=True` each error axis is divided by the SD of that rating before angles, PLV,

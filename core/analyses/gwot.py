@@ -1,4 +1,4 @@
-"""Entropic Gromov-Wasserstein alignment of two RDMs with an epsilon search (science.md §5).
+"""Entropic Gromov-Wasserstein alignment of two RDMs with an epsilon search (docs/science.md §5).
 
 The solver is POT's projected-gradient entropic GW (square loss, uniform marginals), written
 out here so that each Sinkhorn step is `sinkhorn_log` warm-started from the previous step's
@@ -21,6 +21,8 @@ import numpy as np
 import ot
 import pandas as pd
 
+from core.analyses.matching import (category_chance, category_matching_rate, matching_summary, per_category_matching,
+                                    top_k_matching_rate)
 from core.analyses.rdm import rsa
 
 INITS = ("random", "permutation", "uniform")
@@ -28,8 +30,7 @@ INIT_LABELS = {"random": "Random positive plan", "permutation": "Random permutat
                "uniform": "Uniform (p qᵀ, one init)"}
 SEARCHES = ("grid", "sequential")
 BACKENDS = ("numpy", "torch")
-MASS_TOLERANCE = 1e-5  # a trial whose plan's total mass is off by more is discarded (science.md §5)
-TOP_K = (1, 5, 10)
+MASS_TOLERANCE = 1e-5  # a trial whose plan's total mass is off by more is discarded (docs/science.md §5)
 TIE_TOLERANCE = 1e-5  # relative; GW distances are float32 sums
 # The Alignment page's ε range per RDM metric. Cosine/correlation from 1e-5: on the demo's known answer the
 # GW distance still fell by 4% from ε 2e-4 to 1e-4 and plateaus (< 0.2%) near 1e-5.
@@ -290,39 +291,6 @@ def align(C_source: np.ndarray, C_target: np.ndarray, *, eps_range: tuple[float,
     return Alignment(best["plan"].astype(np.float64), trials, best["row"])
 
 
-def top_k_matching_rate(plan: np.ndarray, k: int = 1) -> float:
-    """Fraction of rows i of an (N, N) plan whose k largest entries include column i."""
-    top = _top_columns(plan, k)
-    return float(np.mean((top == np.arange(len(plan))[:, None]).any(axis=1)))
-
-
-def category_matching_rate(plan: np.ndarray, source_categories: np.ndarray, target_categories: np.ndarray | None = None,
-                           k: int = 1) -> float:
-    """Fraction of rows i of an (N, M) plan whose k largest entries include a column of i's category."""
-    return float(np.mean(_category_hits(plan, source_categories, target_categories, k)))
-
-
-def per_category_matching(plan: np.ndarray, categories: np.ndarray) -> pd.DataFrame:
-    """A row per category: n_items, top1 (within the category's rows), category_match, chance_category."""
-    categories = np.asarray(categories).astype(str)
-    identity_hits = _top_columns(plan, 1)[:, 0] == np.arange(len(plan))
-    category_hits = _category_hits(plan, categories, categories, 1)
-    rows = [{"category": category, "n_items": int(np.sum(members)), "top1": float(identity_hits[members].mean()),
-             "category_match": float(category_hits[members].mean()), "chance_category": float(np.mean(members))}
-            for category, members in ((c, categories == c) for c in dict.fromkeys(categories))]
-    return pd.DataFrame(rows)
-
-
-def matching_summary(plan: np.ndarray, categories: np.ndarray | None = None, ks: Sequence[int] = TOP_K) -> pd.DataFrame:
-    """A row per rate (top-k for each k, and category when given): measure, rate, chance."""
-    n = len(plan)
-    rows = [{"measure": f"top-{k}", "rate": top_k_matching_rate(plan, k), "chance": min(k, n) / n} for k in ks]
-    if categories is not None:
-        rows.append({"measure": "category", "rate": category_matching_rate(plan, categories),
-                     "chance": category_chance(categories)})
-    return pd.DataFrame(rows)
-
-
 @dataclass(frozen=True, eq=False)
 class AlignmentReport:
     """What the Alignment page shows of one finished alignment of N items with categories."""
@@ -359,26 +327,6 @@ def rsa_vs_gwot(source: str, source_rdm: np.ndarray, target_rdms: Mapping[str, n
             row["gwot"] = outcome
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def category_chance(categories: np.ndarray) -> float:
-    """Σ_c (n_c / N)², the category matching rate of a random one-to-one plan."""
-    _, counts = np.unique(np.asarray(categories).astype(str), return_counts=True)
-    return float(np.sum((counts / counts.sum()) ** 2))
-
-
-def _top_columns(plan: np.ndarray, k: int) -> np.ndarray:
-    # A stable sort breaks ties by column index, as GWTune does, so a flat plan is not a perfect match.
-    return np.argsort(-np.asarray(plan), axis=1, kind="stable")[:, :k]
-
-
-def _category_hits(plan, source_categories, target_categories, k) -> np.ndarray:
-    source_categories = np.asarray(source_categories).astype(str)
-    target_categories = source_categories if target_categories is None else np.asarray(target_categories).astype(str)
-    if len(source_categories) != plan.shape[0] or len(target_categories) != plan.shape[1]:
-        raise ValueError(f"Category labels ({len(source_categories)}, {len(target_categories)}) do not match the "
-                         f"plan's shape {plan.shape}.")
-    return (target_categories[_top_columns(plan, k)] == source_categories[:, None]).any(axis=1)
 
 
 def check_plan(plan: np.ndarray, distance: float) -> tuple[bool, str]:

@@ -1,4 +1,4 @@
-"""Spatial inductive bias (science.md §7): how frozen features hold up under input corruptions.
+"""Spatial inductive bias (docs/science.md §7): how frozen features hold up under input corruptions.
 
 Per encoder layer and corruption level (`core.data.corruptions`):
 - k-NN accuracy: majority vote of the k cosine-nearest training images, out of fold;
@@ -51,7 +51,7 @@ class BiasSettings:
     train_on: str = "corrupted"  # corrupted | clean
 
     def __post_init__(self):
-        if not CrossValidation(self.scheme).suits_category_probe:
+        if not CrossValidation(self.scheme).definition.suits_category_probe:
             raise ValueError(f"Category probes take one of {', '.join(CATEGORY_SCHEMES)}; got {self.scheme!r} "
                              "(Leave-One-Category-Out never trains on the held-out category).")
         if self.train_on not in TRAIN_ON:

@@ -1,4 +1,4 @@
-"""Geometry of augmentation sub-manifolds, uniformity and view alignment, and the eigenspectrum (science.md §6).
+"""Geometry of augmentation sub-manifolds, uniformity and view alignment, and the eigenspectrum (docs/science.md §6).
 
 Inputs are view features `views` of shape (N, m, D): m augmented views of each of N images
 (`core.data.transforms.augmentation_views`). Formulas follow the official CLAMP code (normalisation,

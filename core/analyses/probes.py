@@ -1,4 +1,4 @@
-"""Layer-wise probes (science.md §4): affect R² and category balanced accuracy at every block.
+"""Layer-wise probes (docs/science.md §4): affect R² and category balanced accuracy at every block.
 
 The affect probe is the Affect page's (`core.analyses.affect.cross_validated_predictions` +
 `metrics_table`), so the numbers of the final layer are the same. The category probe is a
@@ -25,14 +25,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score
 from sklearn.pipeline import make_pipeline
 
-from core.analyses.affect import (
-    CLIP_SD,
-    TARGETS,
-    CVPredictions,
-    cross_validated_predictions,
-    metrics_table,
-    standardise_and_clip,
-)
+from core.analyses.affect import (CLIP_SD, TARGETS, CVPredictions, cross_validated_predictions, metrics_table,
+                                  standardise_and_clip)
 from core.analyses.cv import CrossValidation
 from core.data.datasets import ImageSet
 from core.encoders.registry import EncoderInfo
@@ -107,7 +101,7 @@ class ProbeTargets:
 
     def groups(self, cv: CrossValidation) -> np.ndarray:
         """(N,) held-out units of `cv`: categories for LOCO, theme groups otherwise (K-fold ignores them)."""
-        return self.categories if cv.groups_column == "category" else self.themes
+        return self.categories if cv.definition.groups_column == "category" else self.themes
 
 
 @dataclass(frozen=True, eq=False)
@@ -144,7 +138,7 @@ def category_probe(features: np.ndarray, categories: np.ndarray, groups: np.ndar
     testing corrupted ones); the held-out rows are always predicted from `features`. The
     bootstrap CI uses `cv.seed`.
     """
-    if not cv.suits_category_probe:
+    if not cv.definition.suits_category_probe:
         raise ValueError("Leave-One-Category-Out is meaningless for a category probe (the held-out category is "
                          "never seen in training); use Leave-One-Theme-Out or K-fold.")
     categories = np.asarray(categories).astype(str)

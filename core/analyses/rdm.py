@@ -1,4 +1,4 @@
-"""Representational dissimilarity matrices (science.md §5), RSA between them, and where an RDM comes from.
+"""Representational dissimilarity matrices (docs/science.md §5), RSA between them, and where an RDM comes from.
 
 `rdm` equals `scipy.spatial.distance.cdist(X, X, metric)` (a test checks it) but works in
 row chunks with BLAS products, in float32 by default, so a 10k-item RDM never builds an

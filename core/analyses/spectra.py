@@ -1,4 +1,4 @@
-"""Covariance spectra of feature sets: effective dimensionality and the power-law decay (science.md §6).
+"""Covariance spectra of feature sets: effective dimensionality and the power-law decay (docs/science.md §3, §6).
 
 `effective_dimensionality` is the participation ratio (Σλ)² / Σλ² of the covariance eigenvalues
 (used for the Affect page's errors and features and the Manifolds page's centroids);

@@ -1,4 +1,4 @@
-"""Input corruptions of Zhong et al. (ICCV 2023) that probe spatial inductive bias (science.md §7).
+"""Input corruptions of Zhong et al. (ICCV 2023) that probe spatial inductive bias (docs/science.md §7).
 
 - gamma g:   x' = 255 (x / 255)^g per channel;
 - glo_N:     cut the image into an N x N grid of patches and permute the patch positions;

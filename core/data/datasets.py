@@ -10,7 +10,6 @@ with a message naming the file, row or column and what to do about it.
 from __future__ import annotations
 
 import hashlib
-import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,8 @@ import pandas as pd
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from core.data.demo import REFERENCE_FILE, ensure_demo
+from core.data.tables import (DatasetError, absolute, existing_folder, listing, numeric, read_table, read_text,
+                              require_columns, require_files, require_filled)
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 CORE_COLUMNS = ("image_id", "category", "group")
@@ -33,7 +34,6 @@ THINGS_OPTIONS = ("unique_ids", "embedding", "categories")
 DEFAULT_CATEGORY = "all"
 NO_CATEGORY = "uncategorised"
 FINGERPRINT_CHARS = 16
-LISTED_AT_MOST = 5
 SPEC_FORMS = ("demo", "oasis:<root>", "things:<root>", "folder:<root>", "manifest:<csv>")
 
 DATASET_SPEC_HELP = (
@@ -46,10 +46,6 @@ DATASET_SPEC_HELP = (
     "`manifest:<csv>` (a CSV with a `path` column, relative to the CSV or absolute, and optional "
     "category, group, image_id, valence, arousal and any other columns)."
 )
-
-
-class DatasetError(ValueError):
-    """Bad dataset input; the message names the file, row or column and says what to do."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -122,7 +118,7 @@ def load_image(path: Path) -> Image.Image:
 
 def oasis(root: str | Path) -> ImageSet:
     """OASIS folder (OASIS.csv + images/<Theme>.jpg) -> ImageSet of N images with valence/arousal (1-7)."""
-    folder = _existing_folder(root, "OASIS root")
+    folder = existing_folder(root, "OASIS root")
     paths, metadata = _read_oasis(folder)
     return _assemble("oasis", folder, paths, metadata)
 
@@ -138,7 +134,7 @@ def demo(cache_dir: str | Path) -> ImageSet:
 def things(root: str | Path, *, unique_ids: str | Path | None = None, embedding: str | Path | None = None,
            categories: str | Path | None = None) -> ImageSet:
     """THINGS concept folders -> ImageSet of N concepts (first image each), optional (N, d) embedding."""
-    folder = _existing_folder(root, "THINGS root")
+    folder = existing_folder(root, "THINGS root")
     image_root = next((folder / name for name in THINGS_IMAGE_FOLDERS if (folder / name).is_dir()), None)
     if image_root is None:
         raise DatasetError(f"{folder} has no {' or '.join(n + '/' for n in THINGS_IMAGE_FOLDERS)} folder; "
@@ -159,7 +155,7 @@ def things(root: str | Path, *, unique_ids: str | Path | None = None, embedding:
 
 def image_folder(root: str | Path) -> ImageSet:
     """root/<category>/<image> tree -> ImageSet; image_id = relative path without extension, group = category."""
-    folder = _existing_folder(root, "image folder")
+    folder = existing_folder(root, "image folder")
     relative = sorted((path.relative_to(folder) for path in folder.rglob("*")
                        if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
                        and not any(part.startswith(".") for part in path.relative_to(folder).parts)),
@@ -178,23 +174,23 @@ def manifest(csv_path: str | Path) -> ImageSet:
     csv_file = Path(csv_path).expanduser().resolve()
     if not csv_file.is_file():
         raise DatasetError(f"manifest {csv_file} not found; give the path of a CSV with a `path` column.")
-    table = _read_table(csv_file)
-    _require_columns(table, ("path",), csv_file.name)
-    _require_filled(table, "path", csv_file.name)
-    paths = tuple(_absolute(csv_file.parent, value) for value in table["path"].astype(str).str.strip())
-    _require_files(paths, [f"line {row + 2}" for row in range(len(paths))], csv_file.name,
+    table = read_table(csv_file)
+    require_columns(table, ("path",), csv_file.name)
+    require_filled(table, "path", csv_file.name)
+    paths = tuple(absolute(csv_file.parent, value) for value in table["path"].astype(str).str.strip())
+    require_files(paths, [f"line {row + 2}" for row in range(len(paths))], csv_file.name,
                    "fix the `path` values (relative to the CSV's folder or absolute)")
     metadata = table.copy()
     defaults = {"category": lambda: DEFAULT_CATEGORY, "group": lambda: metadata["category"],
                 "image_id": lambda: [path.stem for path in paths]}
     for column, default in defaults.items():
         if column in table.columns:
-            _require_filled(table, column, csv_file.name)
+            require_filled(table, column, csv_file.name)
         else:
             metadata[column] = default()
     for column in AFFECT_COLUMNS:
         if column in table.columns:
-            metadata[column] = _numeric(table, column, csv_file.name, table["path"].astype(str))
+            metadata[column] = numeric(table, column, csv_file.name, table["path"].astype(str))
     return _assemble(f"manifest:{csv_file.stem}", csv_file.parent, paths, metadata)
 
 
@@ -233,7 +229,7 @@ def _assemble(name: str, root: Path, paths: tuple[Path, ...], metadata: pd.DataF
         table[column] = table[column].astype(str)
     duplicated = table["image_id"][table["image_id"].duplicated()].unique().tolist()
     if duplicated:
-        raise DatasetError(f"dataset {name}: duplicate image ids {_listing(duplicated)}; every image needs a "
+        raise DatasetError(f"dataset {name}: duplicate image ids {listing(duplicated)}; every image needs a "
                            f"unique id (rename or remove the duplicates).")
     for column in AFFECT_COLUMNS:
         if column in table.columns:
@@ -269,20 +265,20 @@ def _read_oasis(folder: Path) -> tuple[tuple[Path, ...], pd.DataFrame]:
     csv_file = folder / OASIS_CSV
     if not csv_file.is_file():
         raise DatasetError(f"{csv_file} not found; an OASIS root must contain {OASIS_CSV} and an images/ folder.")
-    table = _read_table(csv_file)
-    _require_columns(table, OASIS_REQUIRED, csv_file.name)
+    table = read_table(csv_file)
+    require_columns(table, OASIS_REQUIRED, csv_file.name)
     for column in ("Theme", "Category"):
-        _require_filled(table, column, csv_file.name)
+        require_filled(table, column, csv_file.name)
     themes = table["Theme"].astype(str).str.strip()
     duplicated = themes[themes.duplicated()].unique().tolist()
     if duplicated:
-        raise DatasetError(f"{csv_file.name}: duplicate Theme(s) {_listing(duplicated)}; each row must name its "
+        raise DatasetError(f"{csv_file.name}: duplicate Theme(s) {listing(duplicated)}; each row must name its "
                            f"own image.")
     image_dir = folder / "images"
     if not image_dir.is_dir():
         raise DatasetError(f"{image_dir} not found; OASIS images must sit in images/<Theme>.jpg next to {OASIS_CSV}.")
     paths = tuple(image_dir / f"{theme}.jpg" for theme in themes)
-    _require_files(paths, [f"Theme {theme!r} (line {row + 2})" for row, theme in enumerate(themes)], csv_file.name,
+    require_files(paths, [f"Theme {theme!r} (line {row + 2})" for row, theme in enumerate(themes)], csv_file.name,
                    "restore the files or remove those rows")
     # The real file's first column has no header; pandas calls it "Unnamed: 0".
     unnamed_id = {table.columns[0]: "oasis_id"} if table.columns[0].startswith("Unnamed:") else {}
@@ -292,8 +288,8 @@ def _read_oasis(folder: Path) -> tuple[tuple[Path, ...], pd.DataFrame]:
         "category": table["Category"].astype(str).str.strip(),
         # "Acorns 1" -> "Acorns": OASIS numbers the images of one theme.
         "group": [re.sub(r"\s*\d+$", "", theme) or theme for theme in themes],
-        "valence": _numeric(table, "Valence_mean", csv_file.name, themes.map(lambda theme: f"Theme {theme!r}")),
-        "arousal": _numeric(table, "Arousal_mean", csv_file.name, themes.map(lambda theme: f"Theme {theme!r}")),
+        "valence": numeric(table, "Valence_mean", csv_file.name, themes.map(lambda theme: f"Theme {theme!r}")),
+        "arousal": numeric(table, "Arousal_mean", csv_file.name, themes.map(lambda theme: f"Theme {theme!r}")),
     })
     return paths, pd.concat([metadata, extras], axis=1)
 
@@ -304,7 +300,7 @@ def _things_concept_ids(folder: Path, image_root: Path, unique_ids: str | Path |
     if unique_ids is not None and not id_file.is_file():
         raise DatasetError(f"unique-id file {id_file} not found; give a text file with one concept id per line.")
     if id_file.is_file():
-        ids = [line.strip() for line in _read_text(id_file).splitlines() if line.strip()]
+        ids = [line.strip() for line in read_text(id_file).splitlines() if line.strip()]
         if not ids:
             raise DatasetError(f"unique-id file {id_file} is empty; it needs one concept id per line.")
         return ids
@@ -322,7 +318,7 @@ def _first_image_per_concept(image_root: Path, concept_ids: list[str]) -> tuple[
     missing = [concept for concept, path in first_files.items() if path is None]
     if missing:
         raise DatasetError(f"{len(missing)} concept(s) have no image folder (or an empty one) under {image_root}: "
-                           f"{_listing(missing)}; add <concept>/<image>.jpg or drop the ids from the unique-id list.")
+                           f"{listing(missing)}; add <concept>/<image>.jpg or drop the ids from the unique-id list.")
     return tuple(first_files[concept] for concept in concept_ids)
 
 
@@ -331,7 +327,7 @@ def _things_categories(path: Path, concept_ids: list[str]) -> tuple[list[str], l
     if not path.is_file():
         raise DatasetError(f"category file {path} not found; give a one-hot CSV indexed by unique id or a THINGS "
                            f"category TSV.")
-    table = _read_table(path)
+    table = read_table(path)
     key_column = next((column for column in table.columns if column.lower() == "word"), table.columns[0])
     table = table[table[key_column].notna() & (table[key_column].astype(str).str.strip() != "")]
     # Definitions and other text columns are not categories; 0/1 columns (blank = 0) are.
@@ -346,7 +342,7 @@ def _things_categories(path: Path, concept_ids: list[str]) -> tuple[list[str], l
     matched = [row_of.get(_normalise_concept(concept)) for concept in concept_ids]
     missing = [concept for concept, row in zip(concept_ids, matched) if row is None]
     if missing:
-        raise DatasetError(f"category file {path} has no row for {len(missing)} concept(s): {_listing(missing)}; "
+        raise DatasetError(f"category file {path} has no row for {len(missing)} concept(s): {listing(missing)}; "
                            f"use the category file that matches these unique ids.")
     memberships = flags[category_columns].fillna(0).to_numpy()[matched] == 1
     listed = [[name for name, member in zip(category_columns, row) if member] for row in memberships]
@@ -381,80 +377,6 @@ def _load_embedding(path: Path, rows: int) -> np.ndarray:
     if not np.isfinite(matrix).all():
         raise DatasetError(f"embedding {path} contains NaN or infinite values; fix or replace the file.")
     return matrix.astype(np.float32)
-
-
-def _read_text(path: Path) -> str:
-    """File -> text with '\\n' line endings, whatever the original endings (old Mac CR, CRLF) and encoding."""
-    raw = path.read_bytes()
-    try:
-        return raw.decode("utf-8-sig").replace("\r\n", "\n").replace("\r", "\n")
-    except UnicodeDecodeError:  # legacy spreadsheets export Latin-1
-        return raw.decode("latin-1").replace("\r\n", "\n").replace("\r", "\n")
-
-
-def _read_table(path: Path) -> pd.DataFrame:
-    """CSV (or .tsv / .txt tab-separated) -> DataFrame with whitespace-stripped column names."""
-    separator = "\t" if path.suffix.lower() in (".tsv", ".txt") else ","
-    try:
-        table = pd.read_csv(io.StringIO(_read_text(path)), sep=separator)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
-        raise DatasetError(f"cannot parse {path} ({error}); check that it is a "
-                           f"{'tab' if separator == chr(9) else 'comma'}-separated table with a header row.") from error
-    table.columns = [str(column).strip() for column in table.columns]
-    return table
-
-
-def _require_columns(table: pd.DataFrame, required: Sequence[str], source: str) -> None:
-    """Raise naming the first missing column and listing the columns found."""
-    for column in required:
-        if column not in table.columns:
-            raise DatasetError(f"{source}: required column {column!r} is missing; columns found: "
-                               f"{list(table.columns)}. Add or rename the column.")
-
-
-def _require_filled(table: pd.DataFrame, column: str, source: str) -> None:
-    """Raise naming the lines where `column` is blank."""
-    blank = np.flatnonzero(table[column].isna() | (table[column].astype(str).str.strip() == ""))
-    if len(blank):
-        raise DatasetError(f"{source}: column {column!r} is empty in line(s) {_listing(blank + 2)}; fill it in or "
-                           f"remove the row(s).")
-
-
-def _require_files(paths: Sequence[Path], labels: Sequence[str], source: str, remedy: str) -> None:
-    """Raise naming the rows (labels) whose image file does not exist, with the path each expects."""
-    missing = [f"{labels[row]} expects {path}" for row, path in enumerate(paths) if not path.is_file()]
-    if missing:
-        raise DatasetError(f"{source}: image file(s) missing: {_listing(missing)}; {remedy}.")
-
-
-def _numeric(table: pd.DataFrame, column: str, source: str, labels: pd.Series) -> np.ndarray:
-    """(N,) float64 values of `column`; raise naming the rows (line + label) that are empty or not numbers."""
-    values = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=np.float64)
-    bad = [f"line {row + 2} ({labels.iloc[row]})" for row in np.flatnonzero(~np.isfinite(values))]
-    if bad:
-        raise DatasetError(f"{source}: {column} is empty or not a number in {_listing(bad)}; fill in the value or "
-                           f"remove the row(s).")
-    return values
-
-
-def _listing(items: Sequence) -> str:
-    """The first LISTED_AT_MOST items joined by ', ', plus ' (and K more)' when cut."""
-    shown = ", ".join(str(item) for item in list(items)[:LISTED_AT_MOST])
-    return shown + (f" (and {len(items) - LISTED_AT_MOST} more)" if len(items) > LISTED_AT_MOST else "")
-
-
-def _absolute(base: Path, value: str) -> Path:
-    """A path from a table, relative to `base` unless absolute, as an absolute path."""
-    path = Path(value).expanduser()
-    return (path if path.is_absolute() else base / path).resolve()
-
-
-def _existing_folder(root: str | Path, what: str) -> Path:
-    """Absolute folder path, or DatasetError when it does not exist."""
-    folder = Path(root).expanduser().resolve()
-    if not folder.is_dir():
-        raise DatasetError(f"{what} {folder} is not an existing folder; check the path.")
-    return folder
 
 
 def per_class_subset(image_set: ImageSet, images_per_class: int | None, seed: int = 0) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Figures of the Affect page: R² summary, error vector fields, occupancy heatmaps, error roses.
 
 Each figure has a `*_table` twin with exactly the numbers it draws (for CSV export).
-Angles follow science.md §3: theta = atan2(e_arousal, e_valence), so 0° points to higher
+Angles follow docs/science.md §3: theta = atan2(e_arousal, e_valence), so 0° points to higher
 valence and 90° to higher arousal.
 """
 from __future__ import annotations

@@ -62,7 +62,7 @@ def render_sidebar() -> Selection:
             help="How a block's output becomes one vector per image. auto = the architecture's default: "
                  "cls (class token) for ViTs, gap (global average) for CNNs. mean = average of patch tokens "
                  "(ViTs). An encoder that cannot do the chosen pooling uses its default. The `final` layer "
-                 "always uses the model's own pooled embedding.")
+                 "always uses the model's own pooled embedding (docs/science.md §1.2).")
         devices = ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else []) + \
                   (["mps"] if torch.backends.mps.is_available() else [])
         device = st.selectbox("Device", devices, key="device", **KEEP,
@@ -215,7 +215,7 @@ def _layer_control(spec: str) -> tuple[str, ...]:
     chosen = st.multiselect(
         f"Layers of {CATALOGUE_LABELS.get(spec, spec)}", layers, default=[layers[-1]], key=f"layers::{spec}", **SHARE,
         help="Blocks from shallow to deep; `final` is the model's pooled (CLIP: projected) embedding. "
-             "All selected layers come out of one forward pass.")
+             "All selected layers come out of one forward pass (docs/science.md §1.2).")
     return tuple(name for name in layers if name in chosen)
 
 

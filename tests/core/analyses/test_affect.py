@@ -7,18 +7,9 @@ import pytest
 from sklearn import pipeline
 
 from core.analyses import affect
-from core.analyses.affect import (
-    RIDGE_ALPHAS,
-    ceiling_table,
-    cross_validated_predictions,
-    metrics_table,
-    paired_difference,
-    per_group_metrics,
-    reliability_ceiling,
-    target_ceiling,
-    target_metrics,
-    with_ceiling,
-)
+from core.analyses.affect import (RIDGE_ALPHAS, ceiling_table, cross_validated_predictions, metrics_table,
+                                  paired_difference, per_group_metrics, reliability_ceiling, target_ceiling,
+                                  target_metrics, with_ceiling)
 from core.analyses.cv import CrossValidation
 
 RNG = np.random.default_rng(1)

@@ -1,21 +1,12 @@
-"""Known answers for the error-geometry measures of science.md §3."""
+"""Known answers for the error-geometry measures of docs/science.md §3."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from core.analyses.error_geometry import (
-    attractors,
-    centreward_pull,
-    endpoint_occupancy,
-    error_field,
-    error_geometry,
-    error_plv,
-    error_vectors,
-    occupancy_entropy,
-    trajectory_occupancy,
-    weighted_plv,
-)
+from core.analyses.error_geometry import (attractors, centreward_pull, endpoint_occupancy, error_field,
+                                          error_geometry, error_plv, error_vectors, occupancy_entropy,
+                                          trajectory_occupancy, weighted_plv)
 
 RNG = np.random.default_rng(0)
 

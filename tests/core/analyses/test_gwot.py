@@ -6,17 +6,9 @@ import pandas as pd
 import pytest
 
 from core.analyses import gwot
-from core.analyses.gwot import (
-    Alignment,
-    align,
-    category_chance,
-    category_matching_rate,
-    initial_plan,
-    matching_summary,
-    per_category_matching,
-    search_warnings,
-    top_k_matching_rate,
-)
+from core.analyses.gwot import Alignment, align, initial_plan, search_warnings
+from core.analyses.matching import (category_chance, category_matching_rate, matching_summary, per_category_matching,
+                                    top_k_matching_rate)
 from core.analyses.rdm import rdm
 
 RNG = np.random.default_rng(0)

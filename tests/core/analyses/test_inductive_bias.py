@@ -8,15 +8,8 @@ from sklearn import neighbors
 
 from core.analyses import inductive_bias
 from core.analyses.cv import CrossValidation
-from core.analyses.inductive_bias import (
-    BIAS_PRESETS,
-    BiasSettings,
-    clean_similarity,
-    corruption_metrics,
-    corruption_table,
-    knn_probe,
-    unrelated_similarity,
-)
+from core.analyses.inductive_bias import (BIAS_PRESETS, BiasSettings, clean_similarity, corruption_metrics,
+                                          corruption_table, knn_probe, unrelated_similarity)
 from core.data.corruptions import CLEAN, gamma, global_shuffle
 from core.data.datasets import demo, per_class_subset
 from core.encoders.registry import describe

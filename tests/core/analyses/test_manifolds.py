@@ -1,4 +1,4 @@
-"""Known answers for the sub-manifold geometry, uniformity and view alignment (science.md §6)."""
+"""Known answers for the sub-manifold geometry, uniformity and view alignment (docs/science.md §6)."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,19 +6,9 @@ import pytest
 import torch
 from PIL import Image
 
-from core.analyses.manifolds import (
-    analyse_manifolds,
-    clamp_loss,
-    clamp_normalise,
-    clamp_packing_loss,
-    class_distance_matrix,
-    compare_manifolds,
-    manifold_summary,
-    pair_histogram_values,
-    sub_manifolds,
-    uniformity,
-    view_alignment,
-)
+from core.analyses.manifolds import (analyse_manifolds, clamp_loss, clamp_normalise, clamp_packing_loss,
+                                     class_distance_matrix, compare_manifolds, manifold_summary,
+                                     pair_histogram_values, sub_manifolds, uniformity, view_alignment)
 from core.data.datasets import per_class_subset
 from core.data.transforms import AugmentationPipeline, augmentation_views
 from core.encoders.registry import describe

@@ -10,18 +10,9 @@ import pytest
 from core.analyses import probes
 from core.analyses.affect import cross_validated_predictions, metrics_table
 from core.analyses.cv import CrossValidation
-from core.analyses.probes import (
-    ProbeSettings,
-    ProbeTargets,
-    category_probe,
-    curve_summary,
-    fold_r2,
-    layer_probe_curves,
-    layer_probe_table,
-    layer_scores,
-    normalised_depth,
-    summary_table,
-)
+from core.analyses.probes import (ProbeSettings, ProbeTargets, category_probe, curve_summary, fold_r2,
+                                  layer_probe_curves, layer_probe_table, layer_scores, normalised_depth,
+                                  summary_table)
 from core.data.datasets import demo
 from core.encoders.registry import describe
 from core.features.extract import extract

@@ -1,4 +1,4 @@
-"""Known answers for effective dimensionality and the eigenspectrum's power-law fit (science.md §6)."""
+"""Known answers for effective dimensionality and the eigenspectrum's power-law fit (docs/science.md §6)."""
 from __future__ import annotations
 
 import numpy as np

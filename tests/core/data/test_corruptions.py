@@ -1,4 +1,4 @@
-"""Corruptions of science.md §7: identities, exact permutations, one fixed permutation for every image."""
+"""Corruptions of docs/science.md §7: identities, exact permutations, one fixed permutation for every image."""
 from __future__ import annotations
 
 import numpy as np

@@ -11,18 +11,8 @@ import pytest
 from PIL import Image
 
 from core.data.datasets import ImageSet, demo, load_dataset, load_image
-from core.data.demo import (
-    ATTRIBUTES,
-    CATEGORIES,
-    COMPLETE_MARKER,
-    DEMO_FOLDER,
-    IMAGE_SIZE,
-    REFERENCE_FILE,
-    STAGING_PREFIX,
-    colour_layout,
-    ensure_demo,
-    noiseless_ratings,
-)
+from core.data.demo import (ATTRIBUTES, CATEGORIES, COMPLETE_MARKER, DEMO_FOLDER, IMAGE_SIZE, REFERENCE_FILE,
+                            STAGING_PREFIX, colour_layout, ensure_demo, noiseless_ratings)
 
 OASIS_HEADER = ",Theme,Category,Source,Valence_mean,Valence_SD,Valence_N,Arousal_mean,Arousal_SD,Arousal_N"
 N_IMAGES = 384
