@@ -47,4 +47,4 @@ clean:
 
 # Refresh the README screenshot from the running app in headless Chromium.
 screenshot: setup
-	REPSCOPE_SCREENSHOTS=tests/screenshots $(BIN)/python -m pytest tests/test_browser.py -m slow -q
+	REPSCOPE_SCREENSHOTS=tests/screenshots $(BIN)/python -m pytest tests/browser/test_browser.py -m slow -q

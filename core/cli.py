@@ -13,7 +13,7 @@ from pathlib import Path
 import core.lab  # noqa: F401  (registers the `lab:<run id>` encoders)
 from core.data.datasets import DATASET_SPEC_HELP, DatasetError, load_dataset
 from core.encoders.registry import describe, spec_availability
-from core.encoders.specs import CATALOGUE, SPEC_HELP, EncoderSpecError, WeightsUnavailable
+from core.encoders.specs import CATALOGUE, POOLINGS, SPEC_HELP, EncoderSpecError, WeightsUnavailable
 from core.features.extract import Progress, extract
 from core.features.store import FeatureStore
 from core.paths import cache_root
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--dataset", default="demo", help=DATASET_SPEC_HELP)
     run.add_argument("--encoder", action="append", required=True, help=SPEC_HELP + " Repeat for several.")
     run.add_argument("--layers", default="final", help='comma-separated layer names, or "all" (default: final)')
-    run.add_argument("--pooling", default="auto", choices=("auto", "cls", "mean", "gap"))
+    run.add_argument("--pooling", default="auto", choices=POOLINGS)
     run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     run.add_argument("--batch-size", type=int, default=32)
     run.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: automatic)")

@@ -114,7 +114,7 @@ st.dataframe(analysis.metrics[["model", "scheme", "target", "r", "r2", "r2_lo", 
 if analysis.ceiling_note:
     st.caption(analysis.ceiling_note)
 elif image_set.name == "demo":
-    st.caption("The demo's SD and N columns are decorations (core/demo.py), not the noise its ratings were "
+    st.caption("The demo's SD and N columns are decorations (core/data/demo.py), not the noise its ratings were "
                "generated with, so its ceiling is nominal.")
 if not analysis.paired.empty:
     st.caption("Paired bootstrap over images (1,000 resamples, seed 0): R²(model) − R²(versus), 95% CI, two-sided p.")

@@ -20,8 +20,6 @@ from views.ui.export_row import figure_block
 from views.ui.extraction import extraction_panel
 from views.ui.sidebar import effective_pooling, page_start
 
-# docs/science.md §5: cosine/correlation RDMs live in [0, 2], euclidean human embeddings in the tens.
-
 selection, image_set = page_start(
     "Alignment",
     "Unsupervised alignment by entropic Gromov-Wasserstein optimal transport (docs/science.md §5, GWTune's "
@@ -70,7 +68,7 @@ names = list(sources)
 controls = st.columns(3)
 source_name = controls[0].selectbox("Source", names, key="alignment_source", persist_state="session",
                                     help="The representation whose items are transported (rows of the plan).")
-# The demo's human embedding is built from what raw pixels show (core/demo.py), so that pair is its known answer.
+# The demo's human embedding is built from what raw pixels show (core/data/demo.py), so that pair is its known answer.
 known_pair = ModelLayer(KNOWN_ITEM_MATCH, FINAL_LAYER).label
 default_target = names.index(known_pair) if image_set.name == "demo" and known_pair in names else min(1, len(names) - 1)
 target_name = controls[1].selectbox("Target", names, index=default_target, key="alignment_target", persist_state="session",
@@ -130,7 +128,7 @@ search_settings = dict(eps_range=(float(eps_low), float(eps_high)), n_eps=int(n_
 def alignment_job_key(source: str, target: str) -> str:
     """Same data and settings -> same key: a finished result is reused, a running one is not restarted."""
     parts = [image_set.fingerprint, sources[source].key, sources[target].key, metric, str(normalise),
-             selection.pooling, repr(sorted(search_settings.items()))]
+             repr(sorted(search_settings.items()))]  # a layer source's key holds its own pooling
     return job_key("align", *parts)
 
 

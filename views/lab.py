@@ -3,9 +3,10 @@ import pandas as pd
 import streamlit as st
 import timm
 
+from core.encoders.specs import parse_spec
 from core.features.extract import layer_statuses, resolve_device
 from core.figures.lab import loss_curves_figure, loss_curves_table
-from core.lab.runs import OBJECTIVES, OPTIMIZERS, TrainConfig, delete_run, load_run
+from core.lab.runs import OBJECTIVES, OPTIMIZERS, TrainConfig, delete_run, finished_run_ids, load_run
 from core.lab.train import train
 from core.paths import cache_root
 from views.ui import resources
@@ -74,7 +75,7 @@ configs = {objective: TrainConfig(objective, dataset=selection.dataset_spec, bac
                                   optimizer=optimizer, lr=float(lr), weight_decay=float(weight_decay), seed=int(seed),
                                   max_images=int(max_images)) for objective in objectives}
 cache = cache_root()
-finished = {spec.removeprefix("lab:") for spec in resources.finished_lab_specs()}
+finished = set(finished_run_ids(cache))
 todo = [config for config in configs.values() if config.run_id not in finished]
 
 
@@ -146,7 +147,7 @@ def open_runs(specs: list[str], page: str) -> None:
 
 
 def remove_run(spec: str) -> None:
-    delete_run(cache, spec.removeprefix("lab:"))
+    delete_run(cache, parse_spec(spec).arch)  # a lab spec's arch is its run id
     set_choice("encoders", [s for s in selection.encoders if s != spec])
 
 

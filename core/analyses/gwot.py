@@ -32,7 +32,8 @@ SEARCHES = ("grid", "sequential")
 BACKENDS = ("numpy", "torch")
 MASS_TOLERANCE = 1e-5  # a trial whose plan's total mass is off by more is discarded (docs/science.md §5)
 TIE_TOLERANCE = 1e-5  # relative; GW distances are float32 sums
-# The Alignment page's ε range per RDM metric. Cosine/correlation from 1e-5: on the demo's known answer the
+# The Alignment page's ε range per RDM metric (docs/science.md §5): cosine/correlation RDMs live in [0, 2],
+# euclidean human embeddings in the tens. Cosine/correlation from 1e-5: on the demo's known answer the
 # GW distance still fell by 4% from ε 2e-4 to 1e-4 and plateaus (< 0.2%) near 1e-5.
 DEFAULT_EPS = {"cosine": (1e-5, 1e-1), "correlation": (1e-5, 1e-1), "euclidean": (1.0, 10.0)}
 AGREEMENT_TOLERANCE = 1e-6  # relative; inits this close reached the same optimum

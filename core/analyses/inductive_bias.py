@@ -36,7 +36,6 @@ from core.features.store import FeatureStore, ResultCache
 
 CACHE_VERSION = "inductive-v1"  # bump when a measure's definition changes
 TRAIN_ON = ("corrupted", "clean")
-BIAS_MEASURES = ("knn_accuracy", "linear_balanced_accuracy", "uniformity", "clean_similarity")
 SIMILARITY_BAND = (0.05, 0.95)  # quantiles over images of the clean-similarity band (a cosine stays in [-1, 1])
 
 
@@ -176,7 +175,7 @@ def _corruption_row(corruption: Corruption, index: int, count: int, x: np.ndarra
         return {"score": probe.balanced_accuracy, "ci_lo": probe.ci[0], "ci_hi": probe.ci[1],
                 "fold_sd": float(np.std(probe.fold_accuracies))}
 
-    scores = compute() if results is None else results.get_or_compute(linear_key, compute)[0]
+    scores = compute() if results is None else results.get_or_compute(linear_key, compute)
     similarity = clean_similarity(clean, x)
     band_lo, band_hi = np.quantile(similarity, SIMILARITY_BAND)
     return {"corruption": corruption.name, "family": corruption.family, "level": corruption.level,

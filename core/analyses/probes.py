@@ -287,13 +287,16 @@ def encoder_curves(image_set: ImageSet, encoder: EncoderInfo, store: FeatureStor
     scores, fitted = {}, 0
     for layer, key in keys.items():
         for kind in probe_kinds(probes):
+            fresh = []
+
             def compute(layer=layer, kind=kind) -> list[dict]:  # the store's arrays are memory-mapped: read only here
+                fresh.append(True)
                 return [asdict(score) for score in layer_scores(store.load(keys[layer]), targets, settings, kind)]
 
-            stored, computed = ((compute(), True) if results is None else
-                                results.get_or_compute(settings.cache_key(key.digest, kind), compute))
+            stored = compute() if results is None else results.get_or_compute(settings.cache_key(key.digest, kind),
+                                                                                 compute)
             scores[layer, kind] = [LayerScore(**row) for row in stored]
-            if computed:
+            if fresh:  # reported once stored, so a cancel raised by `progress` never loses a finished fit
                 fitted += 1
                 if progress is not None:
                     progress(fitted, n_pending, f"{layer} · {kind}")

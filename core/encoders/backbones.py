@@ -43,7 +43,6 @@ def describe_architecture(framework: str, arch: str, tag: str = "") -> Architect
                         isinstance(vision_cfg.get("layers"), int), _open_clip_preprocess(arch, tag, vision_cfg))
 
 
-WEIGHT_KINDS = ("untrained", "bundled", "hub", "file")
 
 
 def build(framework: str, arch: str, tag: str, weight_kind: str, weight_file: str | None,

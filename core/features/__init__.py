@@ -1,1 +1,1 @@
-"""Features on disk: `store` (FeatureKey, FeatureStore, ResultCache, atomic writes), `extract` (batched multi-layer extraction)."""
+"""Features on disk: `store` (FeatureKey, FeatureStore, ResultCache, the in-process Memo) and `extract`."""

@@ -173,14 +173,13 @@ class ResultCache:
     def __contains__(self, key: str) -> bool:
         return key in self._cache
 
-    def get_or_compute(self, key: str, compute: Callable[[], Any]) -> tuple[Any, bool]:
-        """(value, computed): the stored value, else `compute()` stored under `key` first."""
+    def get_or_compute(self, key: str, compute: Callable[[], Any]) -> Any:
+        """The stored value of `key`, else `compute()`, stored first (as `Memo.get_or_compute`, but on disk)."""
         value = self._cache.get(key)
-        if value is not None:
-            return value, False
-        value = compute()
-        self._cache.set(key, value)
-        return value, True
+        if value is None:
+            value = compute()
+            self._cache.set(key, value)
+        return value
 
 
 class Memo:

@@ -26,6 +26,11 @@ OBJECTIVES = ("supervised", "simclr", "clamp", "language")
 OPTIMIZERS = ("adamw", "lars")
 
 
+
+def lab_spec(run_id: str) -> str:
+    """The encoder spec of a run, `lab:<run id>` (its run id is the spec's `arch`)."""
+    return str(EncoderSpec("lab", "timm", run_id))
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Every setting of one run; the run id hashes all of them."""
@@ -79,7 +84,7 @@ class LabRun:
 
     @property
     def spec(self) -> str:
-        return f"lab:{self.run_id}"
+        return lab_spec(self.run_id)
 
 
 def load_run(cache_dir: str | Path, run_id: str) -> LabRun:

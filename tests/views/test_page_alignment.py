@@ -68,7 +68,7 @@ def test_alignment_page_runs_a_search_and_draws_every_figure(pixel_features) -> 
 
 @pytest.mark.slow
 def test_the_demo_defaults_show_the_known_item_level_answer(pixel_features) -> None:
-    # The demo's human embedding is the images' 4 x 4 colour layout (core/demo.py): with every setting at
+    # The demo's human embedding is the images' 4 x 4 colour layout (core/data/demo.py): with every setting at
     # its default, GWOT against raw pixels recovers most items (measured: top-1 64.8 %, category 89.8 %).
     app = run_page()
     assert app.selectbox(key="alignment_target").value == f"{ENCODER} · final"

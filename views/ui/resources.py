@@ -8,7 +8,7 @@ from core.encoders.registry import UNUSABLE, EncoderInfo, availability, describe
 from core.features.extract import FeatureSet, cached_features
 from core.features.store import FeatureStore, Memo, ResultCache
 from core.jobs import JobRegistry
-from core.lab.runs import LabRun, finished_run_ids, list_runs  # importing the lab registers `lab:` specs
+from core.lab.runs import LabRun, finished_run_ids, lab_spec, list_runs  # importing the lab registers `lab:` specs
 from core.paths import cache_root
 
 
@@ -91,4 +91,4 @@ def lab_runs() -> list[LabRun]:
 
 def finished_lab_specs() -> list[str]:
     """`lab:<run id>` of every finished Objective lab run (the sidebar lists them on every rerun: no history reads)."""
-    return [f"lab:{run_id}" for run_id in finished_run_ids(cache_root())]
+    return [lab_spec(run_id) for run_id in finished_run_ids(cache_root())]

@@ -16,7 +16,7 @@ import torch
 
 from core.data.datasets import DatasetError, ImageSet
 from core.data.image_check import check_images, image_problems_message
-from core.encoders.specs import CATALOGUE, SPEC_HELP, EncoderSpecError, parse_spec
+from core.encoders.specs import CATALOGUE, POOLINGS, SPEC_HELP, EncoderSpecError, parse_spec
 from core.jobs import ACTIVE
 from views.ui import resources
 
@@ -58,7 +58,7 @@ def render_sidebar() -> Selection:
         layers = {spec: _layer_control(spec) for spec in encoders}
         st.header("Extraction")
         pooling = st.selectbox(
-            "Pooling of block outputs", ("auto", "cls", "mean", "gap"), key="pooling", **SHARE,
+            "Pooling of block outputs", POOLINGS, key="pooling", **SHARE,
             help="How a block's output becomes one vector per image. auto = the architecture's default: "
                  "cls (class token) for ViTs, gap (global average) for CNNs. mean = average of patch tokens "
                  "(ViTs). An encoder that cannot do the chosen pooling uses its default. The `final` layer "
