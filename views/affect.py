@@ -5,11 +5,12 @@ import streamlit as st
 
 from core.analyses.affect_report import affect_analysis
 from core.analyses.cv import K_FOLD_SCHEMES, SCHEMES, CrossValidation, scheme_label
-from core.export import export_filename, table_to_csv
+from core.export import export_filename
 from core.figures import affect as figures
 from core.jobs import eta_seconds, format_duration
+from core.provenance import provenance_from_keys
 from views.ui import resources
-from views.ui.export_row import figure_block
+from views.ui.export_row import figure_block, table_download
 from views.ui.extraction import extraction_panel
 from views.ui.sidebar import effective_pooling, page_start
 
@@ -91,7 +92,12 @@ except ValueError as error:  # e.g. too few groups for the scheme: explain, neve
     st.stop()
 bar.empty()
 encoders = ",".join(status.encoder for status in statuses if status.state == "cached")
-export = dict(page="affect", dataset=image_set.name, encoder=encoders)
+provenance = provenance_from_keys(
+    [feature_set.key for feature_set in feature_sets.values()],
+    {"cross_validation": [cv.key for cv in cvs], "geometry_cross_validation": geometry_cv.key, "zscore": zscore,
+     "bins": bins}, dataset=image_set.name, dataset_fingerprint=image_set.fingerprint, label="{encoder} [{layer}]",
+    store=resources.feature_store())
+export = dict(page="affect", dataset=image_set.name, encoder=encoders, provenance=provenance)
 
 st.subheader("1 · How well do the features predict the ratings?")
 figure_block(figures.r2_summary_figure(analysis.metrics), analysis.metrics, figure="r2", **export, how_to_read=(
@@ -124,9 +130,9 @@ with st.expander("Per held-out group"):
                "at least 3 images, R² at least 2. R² within a group compares to that group's own mean, so it is "
                "often negative for small, homogeneous groups.")
     st.dataframe(analysis.per_group, hide_index=True, width="stretch")
-    st.download_button("Per-group CSV", table_to_csv(analysis.per_group), mime="text/csv", on_click="ignore",
-                       file_name=export_filename("affect", "per_group", image_set.name, ext="csv"),
-                       help="The table above, for every encoder and scheme.")
+    table_download("Per-group CSV", analysis.per_group, provenance,
+                   help="The table above, for every encoder and scheme.",
+                   file_stem=export_filename("affect", "per_group", image_set.name, ext=""))
 
 st.subheader(f"2 · Where do the errors point? ({geometry_cv.label})")
 predictions = figures.error_field_table(analysis.panels)
@@ -158,12 +164,10 @@ with st.expander("How to read this"):
 st.subheader("5 · Error geometry, all measures")
 st.dataframe(analysis.measures, hide_index=True, width="stretch")
 downloads = st.columns(4)
-downloads[0].download_button("Measures CSV", table_to_csv(analysis.measures), on_click="ignore", mime="text/csv",
-                             file_name=export_filename("affect", "geometry", image_set.name, ext="csv"),
-                             help="The table above.")
-downloads[1].download_button("Predictions CSV", table_to_csv(predictions), on_click="ignore", mime="text/csv",
-                             help="Per-image true and out-of-fold predicted ratings.",
-                             file_name=export_filename("affect", "predictions", image_set.name, ext="csv"))
+table_download("Measures CSV", analysis.measures, provenance, help="The table above.", container=downloads[0],
+               file_stem=export_filename("affect", "geometry", image_set.name, ext=""))
+table_download("Predictions CSV", predictions, provenance, help="Per-image true and out-of-fold predicted ratings.",
+               file_stem=export_filename("affect", "predictions", image_set.name, ext=""), container=downloads[1])
 with st.expander("How to read this"):
     st.markdown("**plv**: weighted phase locking of error angles. **pull_index** ∈ [−1, 1]: magnitude-weighted "
                 "cosine between each error and the direction from the true rating to the training-fold mean "

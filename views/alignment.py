@@ -11,12 +11,15 @@ from core.data.datasets import ImageSet
 from core.data.demo import KNOWN_ITEM_MATCH
 from core.encoders.specs import FINAL_LAYER, ModelLayer
 from core.export import array_to_npy, export_filename, table_to_csv
+from core.features.extract import feature_keys
+from core.features.store import FeatureKey
 from core.figures.alignment import (epsilon_search_figure, matching_rates_figure, per_category_figure,
                                     rdm_pair_figure, transport_plan_figure)
 from core.jobs import job_key
+from core.provenance import Provenance, provenance_from_keys
 from views.ui import resources
 from views.ui.background import estimate_text, job_outcomes, job_progress, submit_job
-from views.ui.export_row import figure_block
+from views.ui.export_row import figure_block, file_download, table_download
 from views.ui.extraction import extraction_panel
 from views.ui.sidebar import effective_pooling, page_start
 
@@ -159,6 +162,21 @@ def start_alignments(targets: list[str]) -> None:
                    rate_key=trial_rate_key)
 
 
+def layer_key(source: RdmSource) -> FeatureKey:
+    """The feature key of an encoder-layer source."""
+    layer = source.model_layer
+    return feature_keys(image_set, resources.encoder_info(layer.spec), [layer.layer], source.pooling)[layer.layer]
+
+
+def alignment_provenance(targets: list[str]) -> Provenance:
+    """What aligning the source to `targets` used: the features of its encoder-layer sources and the settings."""
+    keys = [layer_key(sources[name]) for name in [source_name, *targets] if sources[name].model_layer is not None]
+    parameters = {"source": sources[source_name].key, "targets": [sources[name].key for name in targets],
+                  "metric": metric, "normalise": normalise, **search_settings}
+    return provenance_from_keys(keys, parameters, dataset=image_set.name, dataset_fingerprint=image_set.fingerprint,
+                                store=resources.feature_store())
+
+
 registry = resources.job_registry()
 key = alignment_job_key(source_name, target_name)
 status = registry.status(key)
@@ -183,6 +201,7 @@ alignment, summary = report.alignment, report.rates
 plan, trials = alignment.transport_plan, alignment.trials
 pair = (source_name, target_name)
 label = f"{source_name}→{target_name}"
+provenance = alignment_provenance([target_name])
 metrics = st.columns(5)
 metrics[0].metric("Top-1 matching", f"{summary['rate'].iloc[0]:.1%}", help=f"Chance {summary['chance'].iloc[0]:.2%}")
 metrics[1].metric("Category matching", f"{summary['rate'].iloc[-1]:.1%}",
@@ -200,7 +219,7 @@ if len(discarded):
                "small for these RDMs' scale. They are crossed in the epsilon search.")
 
 figure_block(rdm_pair_figure(source_matrix, target_matrix, categories, pair), None, page="alignment",
-             figure="rdms", dataset=image_set.name, encoder=label, how_to_read=(
+             figure="rdms", dataset=image_set.name, encoder=label, provenance=provenance, how_to_read=(
                  "Both RDMs with items ordered by category (white lines: category boundaries). GWOT compares the "
                  "two matrices' shapes only: it never sees which row of one is which row of the other. Matrices "
                  "over 600 items are shown block-averaged; downloads hold the full arrays."))
@@ -209,37 +228,40 @@ with plan_column:
     log_colour = st.toggle("Log colour scale", key="alignment_log_colour", persist_state="session",
                            help="log₁₀ of N·T, floored at 1e-4: shows where the small mass goes.")
     figure_block(transport_plan_figure(plan, categories, log_colour=log_colour, names=pair), None,
-                 page="alignment", figure="transport_plan", dataset=image_set.name, encoder=label, how_to_read=(
+                 page="alignment", figure="transport_plan", dataset=image_set.name, encoder=label,
+                 provenance=provenance, how_to_read=(
                      "Row i is where source item i sends its mass, scaled by N so a row sums to 1 (N·T). A sharp "
                      "diagonal means items are matched to themselves (top-1); mass inside the diagonal blocks "
                      "means matched to the right category."))
 with rates_column:
     figure_block(matching_rates_figure(summary), summary, page="alignment", figure="matching_rates",
-                 dataset=image_set.name, encoder=label, how_to_read=(
+                 dataset=image_set.name, encoder=label, provenance=provenance, how_to_read=(
                      "Top-k: fraction of source items whose k largest plan entries include their own target item. "
                      "Category: the largest entry falls in the item's category. Red dashes: chance (k/N and "
                      "Σ category share²). Always the selected trial's plan, never the best over trials."))
 figure_block(epsilon_search_figure(trials, alignment.selected), trials, page="alignment", figure="epsilon_search",
-             dataset=image_set.name, encoder=label, how_to_read=(
+             dataset=image_set.name, encoder=label, provenance=provenance, how_to_read=(
                  "Every trial of the search. The selected trial (star) has the smallest GW distance without the "
                  "entropy term, among valid trials; top-1 is shown for information and never used to select. "
                  "Crossed: discarded trials (NaN, or plan mass off by more than 1e-5)."))
 figure_block(per_category_figure(report.per_category), report.per_category, page="alignment", figure="per_category",
-             dataset=image_set.name, encoder=label, how_to_read=(
+             dataset=image_set.name, encoder=label, provenance=provenance, how_to_read=(
                  "The same rates within each category's source items; the dash is the category's chance (its "
                  "share of the items). Sorted by category matching."))
 
 downloads = st.columns(3)
-downloads[0].download_button("Plan (NPY)", lambda: array_to_npy(plan), mime="application/octet-stream", on_click="ignore",
-                             file_name=export_filename("alignment", "transport_plan", image_set.name, label, ext="npy"),
-                             help="The selected (N, N) plan, rows and columns in the dataset's item order.")
-downloads[1].download_button("Plan (CSV)", lambda: table_to_csv(pd.DataFrame(plan, index=items, columns=items)),
-                             mime="text/csv", on_click="ignore",
-                             file_name=export_filename("alignment", "transport_plan", image_set.name, label, ext="csv"),
-                             help="The same plan with image_id row and column labels.")
-downloads[2].download_button("Trials (CSV)", table_to_csv(trials), mime="text/csv", on_click="ignore",
-                             file_name=export_filename("alignment", "trials", image_set.name, label, ext="csv"),
-                             help="Every (ε, init) trial: GW distance, top-1, time, iterations, converged, valid.")
+plan_stem = export_filename("alignment", "transport_plan", image_set.name, label, ext="")
+file_download("Plan (NPY)", f"{plan_stem}.npy", lambda: array_to_npy(plan), provenance, file_stem=f"{plan_stem}_npy",
+              container=downloads[0], help="A zip: the selected (N, N) plan, rows and columns in the dataset's item "
+                                           "order, and provenance.json.")
+file_download("Plan (CSV)", f"{plan_stem}.csv", container=downloads[1], provenance=provenance,
+              data=lambda: table_to_csv(pd.DataFrame(plan, columns=items).set_axis(items).rename_axis("image_id")
+                                        .reset_index()),
+              file_stem=f"{plan_stem}_csv", help="A zip: the same plan with image_id row and column labels, and "
+                                                 "provenance.json.")
+table_download("Trials (CSV)", trials, provenance, container=downloads[2],
+               file_stem=export_filename("alignment", "trials", image_set.name, label, ext=""),
+               help="Every (ε, init) trial: GW distance, top-1, time, iterations, converged, valid.")
 
 st.subheader("RSA vs GWOT across targets")
 others = [name for name in names if name != source_name]
@@ -269,7 +291,6 @@ st.caption(f"Chance: top-1 {summary['chance'].iloc[0]:.2%}, top-5 {summary['chan
 compare_buttons = st.columns(2)
 compare_buttons[0].button(f"Align to {len(missing)} more target(s)", on_click=start_alignments, args=(missing,),
                           disabled=not missing, help="Background jobs, one per target, with the settings above.")
-compare_buttons[1].download_button("Comparison (CSV)", table_to_csv(comparison), mime="text/csv", on_click="ignore",
-                                   file_name=export_filename("alignment", "rsa_vs_gwot", image_set.name,
-                                                             source_name, ext="csv"),
-                                   help="The table above.")
+table_download("Comparison (CSV)", comparison, alignment_provenance(compared), container=compare_buttons[1],
+               file_stem=export_filename("alignment", "rsa_vs_gwot", image_set.name, source_name, ext=""),
+               help="The table above.")

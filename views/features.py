@@ -3,10 +3,13 @@ import numpy as np
 import streamlit as st
 
 from core.data.datasets import load_image
+from core.features.extract import feature_keys
 from core.figures import features as figures
-from views.ui.export_row import figure_block
+from core.provenance import Provenance, provenance_from_keys
+from views.ui import resources
+from views.ui.export_row import figure_block, provenance_expander
 from views.ui.extraction import extraction_panel
-from views.ui.sidebar import render_sidebar
+from views.ui.sidebar import effective_pooling, render_sidebar
 
 THUMBNAILS_PER_CATEGORY = 4
 
@@ -46,23 +49,32 @@ try:
 except ValueError as error:  # DatasetError names the unreadable file
     st.warning(f"Thumbnails unavailable: {error}")
 
+# The overview figures come from the dataset's metadata alone: their provenance is the dataset.
+dataset_provenance = Provenance(image_set.name, image_set.fingerprint,
+                                parameters={"dataset_spec": selection.dataset_spec, "images": len(image_set)})
 overview = st.tabs(["Images per category", "Theme group sizes"] + (["Ratings"] if image_set.has_affect else []))
 with overview[0]:
     figure_block(figures.category_counts_figure(metadata), figures.category_counts_table(metadata),
-                 page="features", figure="category_counts", dataset=image_set.name)
+                 page="features", figure="category_counts", dataset=image_set.name, provenance=dataset_provenance)
 with overview[1]:
     figure_block(figures.group_sizes_figure(metadata), figures.group_sizes_table(metadata), page="features",
-                 figure="group_sizes", dataset=image_set.name)
+                 figure="group_sizes", dataset=image_set.name, provenance=dataset_provenance)
 if image_set.has_affect:
     with overview[2]:
         figure_block(figures.target_histograms_figure(metadata), figures.target_histograms_table(metadata),
-                     page="features", figure="ratings", dataset=image_set.name)
+                     page="features", figure="ratings", dataset=image_set.name, provenance=dataset_provenance)
 
 st.subheader("Extraction")
 if not selection.encoders:
     st.info("Pick at least one encoder in the sidebar.")
     st.stop()
-extraction_panel(image_set, selection)
+cached = [status for status in extraction_panel(image_set, selection) if status.state == "cached"]
+if cached:
+    provenance_expander(provenance_from_keys(
+        [feature_keys(image_set, resources.encoder_info(status.encoder), [status.layer],
+                      effective_pooling(status.encoder, selection.pooling))[status.layer] for status in cached],
+        {"pooling": selection.pooling}, dataset=image_set.name, dataset_fingerprint=image_set.fingerprint,
+        store=resources.feature_store()))
 
 with st.expander("How to read this"):
     st.markdown(

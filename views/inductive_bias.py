@@ -1,4 +1,5 @@
 """Inductive bias: frozen features and category probes under global/local patch shuffling and gamma distortion."""
+from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
@@ -10,8 +11,11 @@ from core.analyses.inductive_bias import (BIAS_PRESETS, SIMILARITY_BAND, TRAIN_O
 from core.data.corruptions import CLEAN, DEFAULT_SEED, FAMILIES, FAMILY_LABELS, Corruption
 from core.data.datasets import load_image, per_class_subset
 from core.encoders.specs import ModelLayer
+from core.features.extract import feature_keys
+from core.features.store import FeatureKey
 from core.figures.inductive_bias import corruption_curves_figure, corruption_curves_table, gallery_figure
 from core.jobs import job_key
+from core.provenance import Provenance, provenance_from_keys
 from views.ui import resources
 from views.ui.background import estimates_caption, has_jobs, job_outcomes, job_progress, submit_job
 from views.ui.export_row import figure_block, table_block
@@ -112,8 +116,13 @@ image_id = st.selectbox("Image", subset.metadata["image_id"].tolist(), key="bias
 row = subset.metadata["image_id"].tolist().index(image_id)
 clean_image = load_image(subset.paths[row])
 gallery = [(corruption.name, corruption(clean_image, row)) for corruption in [CLEAN, *corruptions]]
+corruption_parameters = {"corruptions": [corruption.name for corruption in corruptions], "permutation_seed": int(seed),
+                         "per_image_permutation": per_image}
 figure_block(gallery_figure([(name, np.asarray(image)) for name, image in gallery], image_id), None,
-             page="inductive_bias", figure="gallery", dataset=image_set.name, how_to_read=(
+             page="inductive_bias", figure="gallery", dataset=image_set.name,
+             provenance=Provenance(image_set.name, image_set.fingerprint, parameters={
+                 "image_id": image_id, "subset_fingerprint": subset.fingerprint, **corruption_parameters}),
+             how_to_read=(
                  "The image as loaded, before the encoder's resize and crop, under every selected corruption. "
                  "Where a side is not a multiple of N, the last (side mod N) pixel rows/columns stay in place."))
 
@@ -161,7 +170,21 @@ if todo:
 metrics = pd.concat([registry.result(bias_job_key(pair)) for pair in selected], ignore_index=True)
 metrics.insert(0, "model", [ModelLayer(spec, layer).label for spec, layer in zip(metrics["encoder"], metrics["layer"])])
 label = ",".join(pair.spec for pair in selected)
-kwargs = dict(page="inductive_bias", dataset=image_set.name, encoder=label)
+
+
+def condition_keys(pair: ModelLayer) -> list[FeatureKey]:
+    """Feature keys of a pair's clean and corrupted features (those `corruption_metrics` extracted)."""
+    encoder, pooling = resources.encoder_info(pair.spec), effective_pooling(pair.spec, selection.pooling)
+    return [feature_keys(subset, encoder, [pair.layer], pooling, corruption.input_transform)[pair.layer]
+            for corruption in [CLEAN, *corruptions]]
+
+
+provenance = provenance_from_keys(
+    [key for pair in selected for key in condition_keys(pair)],
+    {**asdict(settings), **corruption_parameters, "images_per_class": int(per_class),
+     "subset_fingerprint": subset.fingerprint}, dataset=image_set.name, dataset_fingerprint=image_set.fingerprint,
+    store=resources.feature_store())
+kwargs = dict(page="inductive_bias", dataset=image_set.name, encoder=label, provenance=provenance)
 n_categories = subset.metadata["category"].nunique()
 majority = subset.metadata["category"].value_counts(normalize=True).max()
 
@@ -195,5 +218,6 @@ figure_block(corruption_curves_figure(metrics, ["clean_similarity"], title="Cosi
                  "dashed line of the same colour is the encoder's floor: the mean cosine between different images' "
                  "clean features. At the floor the corrupted image is, to the encoder, just another image."))
 table_block(metrics, title="Metrics", page="inductive_bias", name="metrics", dataset=image_set.name, encoder=label,
+            provenance=provenance,
             help="One row per encoder · layer · corruption: both probes (with fold SD, CI), drops, uniformity, "
                  "clean similarity and its floor.")

@@ -1,4 +1,6 @@
 """Objective lab: train one backbone under different pretraining objectives, then analyse every run anywhere."""
+from dataclasses import asdict
+
 import pandas as pd
 import streamlit as st
 import timm
@@ -9,6 +11,7 @@ from core.figures.lab import loss_curves_figure, loss_curves_table
 from core.lab.runs import OBJECTIVES, OPTIMIZERS, TrainConfig, delete_run, finished_run_ids, load_run
 from core.lab.train import train
 from core.paths import cache_root
+from core.provenance import Provenance
 from views.ui import resources
 from views.ui.background import has_jobs, job_outcomes, job_progress, submit_job
 from views.ui.export_row import figure_block
@@ -103,7 +106,14 @@ def loss_curves() -> None:
     if not runs:
         return
     table = loss_curves_table({f"{run.config.objective} · {run.run_id}": run.history for run in runs})
+    # Not stored features: what produced a curve is its run's whole TrainConfig.
+    provenance = Provenance(image_set.name, image_set.fingerprint, parameters={"runs": {
+        f"{run.config.objective} · {run.run_id}": {
+            "spec": run.spec, **asdict(run.config), "epochs_done": run.epochs_done,
+            "weights": f"sha256:{run.result['backbone_sha256']}" if run.finished else "in training"}
+        for run in runs}})
     figure_block(loss_curves_figure(table), table, page="lab", figure="loss_curves", dataset=image_set.name,
+                 provenance=provenance,
                  how_to_read="Mean loss of each optimisation step, logged once per epoch. Losses of different "
                              "objectives are not comparable with each other; compare their geometry on the "
                              "analysis pages instead.")

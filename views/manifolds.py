@@ -6,12 +6,14 @@ import streamlit as st
 from core.analyses.manifolds import (IMAGENET_RADIUS_SCALE, MANIFOLD_PRESETS, MAP_METHODS, ManifoldAnalysis,
                                      analyse_manifolds, compare_manifolds)
 from core.data.datasets import per_class_subset
-from core.data.transforms import AugmentationPipeline
+from core.data.transforms import AugmentationPipeline, augmentation_views
 from core.encoders.specs import ModelLayer
-from core.features.extract import cached_view_features, view_features
+from core.features.extract import cached_view_features, feature_keys, view_features
+from core.features.store import FeatureKey
 from core.figures.manifolds import (centroid_map_figure, class_distance_figure, eigenspectrum_figure,
                                     pair_histograms_figure, radii_figure, uniformity_figure)
 from core.jobs import job_key
+from core.provenance import provenance_from_keys
 from views.ui import resources
 from views.ui.background import estimates_caption, job_outcomes, job_progress, submit_job
 from views.ui.export_row import figure_block, table_block
@@ -100,6 +102,15 @@ def stored_views(layer: ModelLayer) -> np.ndarray | None:
                                      m=int(m), pipeline=pipeline, pooling=pooling_of(layer)))
 
 
+def views_key(layer: ModelLayer) -> FeatureKey:
+    """The feature key of a layer's cached views, memoised like the views (it hashes N·m file stats)."""
+    def key() -> FeatureKey:
+        views, input_transform = augmentation_views(subset, int(m), pipeline)
+        return feature_keys(views, resources.encoder_info(layer.spec), [layer.layer], pooling_of(layer),
+                            input_transform)[layer.layer]
+    return resources.result_memo().get_or_compute(("key", manifold_job_key(layer)), key)
+
+
 views_by_layer = {layer: stored_views(layer) for layer in selected}
 missing = [layer for layer, views in views_by_layer.items() if views is None]
 action = st.columns([2, 3], vertical_alignment="center")
@@ -131,8 +142,13 @@ results = {layer.label: analysis(manifold_job_key(layer), views_by_layer[layer],
                                  subset.metadata["image_id"].to_numpy(), float(radius_scale), method, int(parameter))
            for layer in selected}
 comparison = compare_manifolds(results)
+provenance = provenance_from_keys(
+    [views_key(layer) for layer in selected],
+    {"views_per_image": int(m), "images_per_class": int(per_class), "subset_fingerprint": subset.fingerprint,
+     "radius_scale": float(radius_scale), "map": method, "map_parameter": int(parameter)},
+    dataset=image_set.name, dataset_fingerprint=image_set.fingerprint, store=resources.feature_store())
 label = ",".join(layer.spec for layer in selected)
-figure_kwargs = {"page": "manifolds", "dataset": image_set.name, "encoder": label}
+figure_kwargs = {"page": "manifolds", "dataset": image_set.name, "encoder": label, "provenance": provenance}
 
 tabs = st.tabs(list(results))
 for tab, (name, result) in zip(tabs, results.items()):
@@ -165,5 +181,6 @@ figure_block(eigenspectrum_figure(comparison.spectra, comparison.fits), comparis
     "of log λ_n on −log n, weights 1/n, ranks 11 … min(500, N − 2) (Stringer et al. 2019); α ≈ 1 is the "
     "critical decay seen in visual cortex."))
 table_block(comparison.metrics, title="Metrics", page="manifolds", name="metrics", dataset=image_set.name, encoder=label,
+            provenance=provenance,
             help="One row per encoder · layer: CLAMP loss, mean radius, neighbours, view accuracy, uniformity, "
                  "class-wise uniformity, view alignment (Wang & Isola), α, effective dimensionality.")

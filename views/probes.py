@@ -1,17 +1,21 @@
 """Layer probes: where in depth does an encoder hold affective and categorical information?"""
 
+from dataclasses import asdict
+
 import pandas as pd
 import streamlit as st
 
 from core.analyses.affect import TARGETS
 from core.analyses.cv import CATEGORY_SCHEMES, K_FOLD_SCHEMES, SCHEMES, scheme_label
 from core.analyses.probes import ProbeSettings, encoder_curves, fit_rate_key, pending_fits, summary_table
-from core.export import export_filename, table_to_csv
+from core.export import export_filename
+from core.features.extract import feature_keys
 from core.figures.probes import AXES, BANDS, probe_curves_figure
 from core.jobs import ACTIVE, job_key
+from core.provenance import provenance_from_keys
 from views.ui import resources
 from views.ui.background import estimates_caption, follow_jobs, job_outcomes, job_progress, submit_job
-from views.ui.export_row import figure_block
+from views.ui.export_row import figure_block, table_download
 from views.ui.extraction import extraction_panel
 from views.ui.sidebar import effective_pooling, page_start
 
@@ -126,13 +130,18 @@ how_to_read = (
     "(the Affect page explains why). A curve that rises only at the end holds the information late; a flat "
     "curve spreads it across depth.")
 encoders = ",".join(drawn)
+keys = [key for spec in drawn
+        for key in feature_keys(image_set, resources.encoder_info(spec), "all", pooling[spec]).values()]
+provenance = provenance_from_keys(keys, {**asdict(settings), "probes": list(probes), "band": band}, store=store,
+                                  dataset=image_set.name, dataset_fingerprint=image_set.fingerprint)
 depth_tab, index_tab = st.tabs(["Normalised depth", "Layer index"])
 for tab, axis in ((depth_tab, "depth"), (index_tab, "layer_index")):
     with tab:
         figure_block(probe_curves_figure(curves, x=axis, band=band, category_chance=1 / n_categories), curves,
                      page="probes", figure=f"curves_{axis}", dataset=image_set.name, encoder=encoders,
-                     layer=scheme, how_to_read=how_to_read if axis == "depth" else f"As the first tab, with "
-                     f"the {AXES[axis]} on the x axis: encoders of different depths no longer line up.")
+                     layer=scheme, provenance=provenance, how_to_read=how_to_read if axis == "depth" else
+                     f"As the first tab, with the {AXES[axis]} on the x axis: encoders of different depths no longer "
+                     "line up.")
 
 st.subheader("Where does each curve hold its information?")
 summaries = summary_table(curves)
@@ -140,12 +149,11 @@ st.dataframe(summaries, hide_index=True, width="stretch", column_config={
     column: st.column_config.NumberColumn(format="%.3f")
     for column in ("peak_score", "peak_depth", "centre_of_mass", "late_fraction")})
 downloads = st.columns(4)
-downloads[0].download_button("Summaries CSV", table_to_csv(summaries), mime="text/csv", on_click="ignore",
-                             file_name=export_filename("probes", "summaries", image_set.name, ext="csv"),
-                             help="The table above.")
-downloads[1].download_button("Per-layer CSV", table_to_csv(curves), mime="text/csv", on_click="ignore",
-                             file_name=export_filename("probes", "per_layer", image_set.name, ext="csv"),
-                             help="Every encoder x layer x probe: score, bootstrap CI, fold SD, folds.")
+table_download("Summaries CSV", summaries, provenance, help="The table above.", container=downloads[0],
+               file_stem=export_filename("probes", "summaries", image_set.name, ext=""))
+table_download("Per-layer CSV", curves, provenance, container=downloads[1],
+               file_stem=export_filename("probes", "per_layer", image_set.name, ext=""),
+               help="Every encoder x layer x probe: score, bootstrap CI, fold SD, folds.")
 with st.expander("How to read this"):
     st.markdown(
         "Scores below zero count as zero here (an R² below 0 says nothing about where information sits). "
