@@ -123,7 +123,7 @@ class Corruption:
         if self.is_identity:
             return IDENTITY  # identical pixels: share the clean features
         name = f"corrupt:{self.name}|seed={self.seed}" if self.shuffles else f"corrupt:{self.name}"
-        return InputTransform(name=name, apply=lambda image, row: self(image, row))
+        return InputTransform(name=name, apply=self)  # itself, not a closure: it pickles into DataLoader workers
 
 
 CLEAN = Corruption("clean")

@@ -23,7 +23,8 @@ class InputTransform:
 
     The name is part of the cache key, so corrupted or augmented inputs are cached
     like clean ones. `apply(image, row)` gets the image's row so per-image randomness
-    can be seeded reproducibly.
+    can be seeded reproducibly; it must pickle (a module-level function or a dataclass
+    with `__call__`, not a lambda) to run in extraction's DataLoader worker processes.
     """
 
     name: str = "clean"
@@ -96,6 +97,19 @@ class AugmentationPipeline:
         return view
 
 
+@dataclass(frozen=True)
+class SeededAugmentation:
+    """`apply` of the augmentation views: row r's view drawn with the Generator seeded by (seed, r).
+
+    A dataclass rather than a closure, so it pickles into DataLoader worker processes.
+    """
+    pipeline: AugmentationPipeline
+    seed: int
+
+    def __call__(self, image: Image.Image, row: int) -> Image.Image:
+        return self.pipeline(image, np.random.default_rng((self.seed, row)))
+
+
 def augmentation_views(image_set: ImageSet, m: int, pipeline: AugmentationPipeline = AugmentationPipeline(),
                        seed: int = 0) -> tuple[ImageSet, InputTransform]:
     """(N·m rows: image i's views at rows i·m … i·m + m − 1) ImageSet and the InputTransform that augments each row.
@@ -106,8 +120,7 @@ def augmentation_views(image_set: ImageSet, m: int, pipeline: AugmentationPipeli
     if m < 2:
         raise ValueError(f"A sub-manifold needs at least 2 views per image; got m = {m}.")
     views = image_set.repeated(m)
-    return views, InputTransform(name=f"{pipeline.name}|m={m}|seed={seed}",
-                                 apply=lambda image, row: pipeline(image, np.random.default_rng((seed, row))))
+    return views, InputTransform(name=f"{pipeline.name}|m={m}|seed={seed}", apply=SeededAugmentation(pipeline, seed))
 
 
 def _short(value) -> str:
