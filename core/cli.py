@@ -12,8 +12,10 @@ from pathlib import Path
 
 import core.lab  # noqa: F401  (registers the `lab:<run id>` encoders)
 from core.data.datasets import DATASET_SPEC_HELP, DatasetError, load_dataset
+from core.encoders.catalogue import PARADIGMS, entries_of
 from core.encoders.registry import describe, spec_availability
-from core.encoders.specs import CATALOGUE, POOLINGS, SPEC_HELP, EncoderSpecError, WeightsUnavailable
+from core.encoders.specs import (DEFAULT_DIM, MAX_DIM, MIN_DIM, POOLINGS, SPEC_HELP, EncoderSpecError, WeightsUnavailable,
+                                 pooling_name)
 from core.features.extract import Progress, extract
 from core.features.store import FeatureStore
 from core.paths import cache_root
@@ -27,30 +29,51 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--dataset", default="demo", help=DATASET_SPEC_HELP)
     run.add_argument("--encoder", action="append", required=True, help=SPEC_HELP + " Repeat for several.")
     run.add_argument("--layers", default="final", help='comma-separated layer names, or "all" (default: final)')
-    run.add_argument("--pooling", default="auto", choices=POOLINGS)
+    run.add_argument("--pooling", default="auto", type=pooling_name, metavar="POOLING",
+                     help=f"pooling of block outputs: {', '.join(POOLINGS)} or flat:<dim> (dim {MIN_DIM}..{MAX_DIM}; "
+                          f"flat = flat:{DEFAULT_DIM}: the whole block output, sparse-random-projected to dim values; "
+                          "docs/science.md §1.2). Default: auto")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     run.add_argument("--batch-size", type=int, default=32)
     run.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: automatic)")
     layers = commands.add_parser("list-layers", help="print the layers an encoder offers")
     layers.add_argument("spec", help=SPEC_HELP)
-    commands.add_parser("catalogue", help="list the curated encoders and whether they work offline now")
+    catalogue = commands.add_parser("catalogue", help="the curated encoders by paradigm, ✓ where usable offline now")
+    catalogue.add_argument("--paradigm", action="append", choices=PARADIGMS,
+                           help="only this paradigm (repeat for several; default: all)")
     args = parser.parse_args(argv)
     cache = args.cache or cache_root()
     try:
         if args.command == "list-layers":
             info = describe(args.spec)
             print("\n".join(info.layers))
-            print(f"# pooling: {', '.join(info.poolings)} (default {info.default_pooling})", file=sys.stderr)
+            flat = ", flat[:<dim>]" if info.supports_flat else ""
+            print(f"# pooling: {', '.join(info.poolings)}{flat} (default {info.default_pooling})", file=sys.stderr)
         elif args.command == "catalogue":
-            for entry in CATALOGUE:
-                ok, reason = spec_availability(entry.spec)
-                print(f"{'ok ' if ok else '-- '} {entry.spec:45s} {entry.label} [{reason}]")
+            print(catalogue_table(args.paradigm or PARADIGMS))
         else:
             _extract(args, cache)
     except (DatasetError, EncoderSpecError, WeightsUnavailable, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0
+
+
+def catalogue_table(paradigms) -> str:
+    """The catalogue as an aligned text table, ✓ / ✗ = usable offline right now (✗ rows say why)."""
+    rows = [("", "paradigm", "spec", "label", "training data", "params", "download")]
+    reasons: dict[str, int] = {}  # why not, and for how many
+    for entry in entries_of(tuple(paradigms)):
+        ok, reason = spec_availability(entry.spec)
+        rows.append(("✓" if ok else "✗", entry.paradigm, entry.spec, entry.label, entry.training_data,
+                     f"{entry.params_m:.1f}M", f"{entry.download_mb} MB" if entry.download_mb else "-"))
+        if not ok:
+            reasons[reason] = reasons.get(reason, 0) + 1
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    n_usable = sum(row[0] == "✓" for row in rows[1:])
+    why_not = [f"✗ ({count}): {reason}" for reason, count in reasons.items()]
+    return "\n".join(lines + ["", f"{n_usable} of {len(rows) - 1} usable offline now."] + why_not)
 
 
 def _extract(args: argparse.Namespace, cache: Path) -> None:

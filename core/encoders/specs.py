@@ -1,4 +1,4 @@
-"""Encoder spec strings: their grammar, parsing, the errors, and the catalogue.
+"""Encoder spec strings: their grammar, parsing and the errors (the curated list: `core.encoders.catalogue`).
 
 An encoder is named by ONE spec string, used in the UI, the CLI, cache keys and exports:
 
@@ -19,7 +19,10 @@ from dataclasses import dataclass
 
 SPEC_PREFIXES = ("open_clip", "timm", "bundled", "untrained", "pixels", "file", "lab")
 FRAMEWORKS = ("timm", "open_clip")
-POOLINGS = ("auto", "cls", "mean", "gap")
+POOLINGS = ("auto", "cls", "mean", "gap", "flat")  # flat also as flat:<dim> (core.features.projection)
+FLAT = "flat"  # the whole block output, randomly projected to <dim>
+DEFAULT_DIM = 4096
+MIN_DIM, MAX_DIM = 16, 65536
 FINAL_LAYER = "final"
 BUNDLED = {"efficientnet_lite0": "efficientnet_lite0"}  # bundled name -> timm architecture
 
@@ -97,28 +100,27 @@ def parse_spec(spec: str) -> EncoderSpec:
     return EncoderSpec("file", framework, arch, weight_file=path)
 
 
-@dataclass(frozen=True)
-class CatalogueEntry:
-    spec: str
-    label: str
-    family: str  # language-supervised, supervised, self-supervised, control
+def flat_dim(pooling: str) -> int | None:
+    """The dim of "flat" / "flat:<dim>", None for any other pooling; ValueError for a malformed dim."""
+    name, colon, dim = pooling.partition(":")
+    if name != FLAT:
+        return None
+    if not colon:
+        return DEFAULT_DIM
+    if not dim.isdigit() or not MIN_DIM <= int(dim) <= MAX_DIM:
+        raise ValueError(f"flat pooling needs an integer dim in {MIN_DIM}..{MAX_DIM} (flat:<dim>, or flat for "
+                         f"flat:{DEFAULT_DIM}); got {pooling!r}.")
+    return int(dim)
 
 
-CATALOGUE: tuple[CatalogueEntry, ...] = (
-    CatalogueEntry("bundled:efficientnet_lite0", "EfficientNet-Lite0, ImageNet-1k (bundled)", "supervised"),
-    CatalogueEntry("open_clip:ViT-B-16@openai", "CLIP ViT-B/16, OpenAI", "language-supervised"),
-    CatalogueEntry("open_clip:ViT-B-16@laion2b_s34b_b88k", "CLIP ViT-B/16, LAION-2B", "language-supervised"),
-    CatalogueEntry("timm:vit_base_patch16_224.augreg_in21k", "ViT-B/16, ImageNet-21k (AugReg)", "supervised"),
-    CatalogueEntry("timm:vit_base_patch16_224.dino", "DINO ViT-B/16", "self-supervised"),
-    CatalogueEntry("timm:vit_base_patch14_dinov2.lvd142m", "DINOv2 ViT-B/14", "self-supervised"),
-    CatalogueEntry("timm:vit_base_patch16_224.mae", "MAE ViT-B/16", "self-supervised"),
-    CatalogueEntry("timm:resnet50.tv_in1k", "ResNet-50, ImageNet-1k (torchvision)", "supervised"),
-    CatalogueEntry("untrained:timm:vit_base_patch16_224", "ViT-B/16, untrained", "control"),
-    CatalogueEntry("untrained:open_clip:ViT-B-16", "CLIP ViT-B/16 image tower, untrained", "control"),
-    CatalogueEntry("untrained:timm:resnet50", "ResNet-50, untrained", "control"),
-    CatalogueEntry("untrained:timm:efficientnet_lite0", "EfficientNet-Lite0, untrained", "control"),
-    CatalogueEntry("pixels:32", "Raw pixels 32x32", "control"),
-)
+def pooling_name(text: str) -> str:
+    """`text` as a pooling: one of POOLINGS, or flat in its canonical form "flat:<dim>"; ValueError otherwise."""
+    dim = flat_dim(text)
+    if dim is not None:
+        return f"{FLAT}:{dim}"
+    if text not in POOLINGS:
+        raise ValueError(f"Unknown pooling {text!r}; choose {', '.join(POOLINGS)} or flat:<dim>.")
+    return text
 
 
 @dataclass(frozen=True, order=True)

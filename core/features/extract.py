@@ -8,6 +8,8 @@ cache hit that never loads the model.
 """
 from __future__ import annotations
 
+import multiprocessing
+import multiprocessing.forkserver
 import os
 import threading
 import time
@@ -25,10 +27,13 @@ from core.data.image_check import check_images, image_problems_message
 from core.data.transforms import IDENTITY, AugmentationPipeline, InputTransform, augmentation_views
 from core.encoders.registry import UNUSABLE, EncoderInfo, availability, describe, load_encoder
 from core.encoders.specs import FINAL_LAYER
+from core.encoders.specs import flat_dim
+from core.features.projection import FlatReducer, key_pooling
 from core.features.store import FeatureKey, FeatureStore
 
 CHUNK_ROWS = 256
-FLUSH_S = 30.0  # a slow encoder (a ViT on a CPU) still keeps its work when killed before 256 rows
+FLUSH_S = 30.0
+WORKER_PRELOAD = ("core.features.extract", "timm.data", "open_clip.transform")  # what unpickling a dataset needs  # a slow encoder (a ViT on a CPU) still keeps its work when killed before 256 rows
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,8 +86,8 @@ class Progress:
 
 def feature_keys(image_set: ImageSet, info: EncoderInfo, layers: Sequence[str] | str, pooling: str = "auto",
                  input_transform: InputTransform = IDENTITY) -> dict[str, FeatureKey]:
-    """Cache key of every requested layer, in depth order ("all" = every layer)."""
-    block_pooling = info.resolve_pooling(pooling)
+    """Cache key of every requested layer, in depth order ("all" = every layer); flat adds its projection's id."""
+    block_pooling = key_pooling(info.resolve_pooling(pooling))
     return {
         layer: FeatureKey(encoder=info.spec, weights=info.weights_id, layer=layer,
                           pooling="model" if layer == FINAL_LAYER else block_pooling,
@@ -175,14 +180,18 @@ def _extract_missing(image_set: ImageSet, info: EncoderInfo, missing: dict[str, 
     if progress is not None:
         progress(Progress(info.spec, start, total, 0.0, start))
     target = resolve_device(device)
+    workers = _default_workers(total - start) if num_workers is None else num_workers
+    worker_context = _worker_context(workers)  # before the model loads: a cold fork server starts meanwhile
     encoder = load_encoder(info, target)
     layers = tuple(missing)
     loader = DataLoader(
         _ImageRows(image_set.paths, encoder.transform, input_transform, start),
         batch_size=batch_size, shuffle=False, pin_memory=target.type == "cuda",
-        num_workers=_default_workers(total - start) if num_workers is None else num_workers,
+        num_workers=workers, multiprocessing_context=worker_context,
     )
     buffers: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}
+    flat = flat_dim(block_pooling)
+    reducer = FlatReducer(flat) if flat is not None else None  # projections built on first use, this call only
     chunk_start, done = start, start
     began = chunk_began = time.perf_counter()
     for images, errors in loader:
@@ -194,7 +203,8 @@ def _extract_missing(image_set: ImageSet, info: EncoderInfo, missing: dict[str, 
         with torch.inference_mode(), _autocast(target):
             outputs = encoder.forward_layers(images.to(target, non_blocking=True), layers, block_pooling)
         for layer in layers:
-            buffers[layer].append(outputs[layer].float().cpu().numpy())
+            # pop: a flat layer's unreduced batch is freed once reduced, before the next forward makes its own
+            buffers[layer].append(_stored_rows(outputs.pop(layer), layer, reducer))
         done += len(images)
         now = time.perf_counter()
         if done - chunk_start >= chunk_rows or now - chunk_began >= flush_s or done == total:
@@ -209,6 +219,12 @@ def _extract_missing(image_set: ImageSet, info: EncoderInfo, missing: dict[str, 
             "seconds": round(seconds, 3), "images_per_s": round((total - start) / max(seconds, 1e-9), 2)}
     for layer in layers:
         store.finalize(missing[layer], total, meta)
+
+
+def _stored_rows(output: torch.Tensor, layer: str, reducer: FlatReducer | None) -> np.ndarray:
+    """A layer's (B, D) float32 rows as stored: flat blocks' (B, n_features) reduced to (B, dim)."""
+    rows = output.float().cpu().numpy()
+    return rows if reducer is None or layer == FINAL_LAYER else reducer.reduce(layer, rows)
 
 
 class _ImageRows(Dataset):
@@ -233,12 +249,28 @@ class _ImageRows(Dataset):
 
 
 def _default_workers(n_images: int) -> int:
-    # Forking worker processes from a multi-threaded process (the app runs extraction on a
-    # job thread) can kill or deadlock the workers, so off the main thread images load
-    # in-thread. Elsewhere worker start-up (~0.5 s) only pays off with real decoding to overlap.
-    if threading.current_thread() is not threading.main_thread() or n_images < 256:
+    # Worker start-up (~0.05 s forked or from the running fork server, 3-4 s while that server first
+    # starts) only pays off with real decoding to overlap; one CPU stays for the forward pass.
+    if n_images < 256:
         return 0
-    return min(4, max(1, (os.cpu_count() or 1) - 1))
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(4, max(1, cpus - 1))
+
+
+def _worker_context(num_workers: int) -> multiprocessing.context.BaseContext | None:
+    """How DataLoader workers start: None (the platform default, fork on Linux, as the CLI always had) on the main
+    thread; off it (the app's job thread), where forking a multi-threaded process can deadlock the child, from
+    the standard library's fork server, or spawned where there is none."""
+    if num_workers == 0 or threading.current_thread() is threading.main_thread():
+        return None
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    # The server imports these once (~3 s) and each worker forks from it in ~0.05 s, instead of importing torch
+    # afresh in every worker. The preload list is process-wide; extraction is the fork server's only user here.
+    context.set_forkserver_preload(list(WORKER_PRELOAD))
+    multiprocessing.forkserver.ensure_running()  # now, so its imports overlap with loading the model
+    return context
 
 
 def _autocast(device: torch.device):

@@ -34,7 +34,7 @@ class FeatureKey:
     encoder: str  # canonical spec string
     weights: str  # weight identity: tag, package file, seed or file hash
     layer: str
-    pooling: str  # cls | mean | gap | model (the encoder's own pooled "final" embedding)
+    pooling: str  # cls | mean | gap | flat:<dim>/<projection> | model (the encoder's own pooled "final" embedding)
     preprocess: str  # JSON of the preprocessing config
     dataset: str  # ImageSet fingerprint
     view: str = "clean"  # input transform applied before preprocessing (corruption, augmentation)

@@ -185,7 +185,8 @@ def _settled(page) -> None:
 
 
 def _sidebar_values(page) -> dict[str, str]:
-    """What the sidebar shows: dataset, path, encoder chips, layer chips of EfficientNet, pooling, batch size."""
+    """What the sidebar shows: dataset, path, encoder chips, layer chips of EfficientNet, pooling, batch size and
+    the paradigm filter."""
     sidebar = page.locator("[data-testid='stSidebar']")
     page.wait_for_selector("[data-testid='stSidebar'] [data-testid='stNumberInput']", timeout=120_000)
 
@@ -200,7 +201,8 @@ def _sidebar_values(page) -> dict[str, str]:
             "encoders": widget("stMultiSelect", "Encoders"),
             "layers": widget("stMultiSelect", "Layers of EfficientNet-Lite0"),
             "pooling": selected("Pooling of block outputs"),
-            "batch_size": sidebar.get_by_role("spinbutton", name="Batch size").input_value()}
+            "batch_size": sidebar.get_by_role("spinbutton", name="Batch size").input_value(),
+            "paradigms": ", ".join(sidebar.locator("[data-testid='stBaseButton-pillsActive']").all_inner_texts())}
 
 
 def _check_choices(values: dict[str, str], folder: Path, where: str, batch_size: bool = True) -> None:
@@ -210,7 +212,8 @@ def _check_choices(values: dict[str, str], folder: Path, where: str, batch_size:
     assert "EfficientNet-Lite0" in values["encoders"] and "Raw pixels" not in values["encoders"], (where, values)
     assert "blocks.3" in values["layers"] and "final" in values["layers"], (where, values)
     assert values["pooling"] == "mean", (where, values)
-    if batch_size:
+    if batch_size:  # and the paradigm filter: session state, not in the URL
+        assert values["paradigms"] == "CLIP", (where, values)
         assert values["batch_size"] == "16", (where, values)
 
 
@@ -253,7 +256,9 @@ def test_sidebar_choices_survive_every_page_switch_and_a_reload(served_app, isol
         sidebar.get_by_role("button", name="Add", exact=True).click()
         _settled(page)
         encoders = sidebar.locator("[data-testid='stMultiSelect']").filter(has_text="Encoders")
-        encoders.get_by_role("button", name="Remove ✓ Raw pixels 32x32").click()
+        encoders.get_by_role("button", name="Remove ✓ Raw pixels 32x32 · control").click()
+        _settled(page)
+        sidebar.get_by_role("button", name="CLIP", exact=True).click()  # a paradigm pill: the catalogue filter
         _settled(page)
         sidebar.locator("[data-testid='stMultiSelect']").filter(has_text="Layers of EfficientNet-Lite0").locator("input").click()
         page.get_by_role("option", name="blocks.3", exact=True).click()

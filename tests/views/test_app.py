@@ -137,3 +137,23 @@ def test_a_spec_is_described_once_on_its_way_from_the_sidebar_to_the_affect_figu
     described.clear()
     app.run()
     assert not app.exception and not described  # a warm rerun describes nothing
+
+
+def test_paradigms_filter_the_catalogue_and_a_whole_paradigm_is_added_at_once() -> None:
+    from core.encoders.catalogue import CATALOGUE_BY_SPEC, SELF_SUPERVISED, SSL_FINE_TUNED, entries_of
+    app = run_app()
+    app.session_state["encoder_paradigms"] = [SSL_FINE_TUNED]
+    app.run()
+    offered = app.sidebar.multiselect(key="encoders").options  # "✓ <label> · <paradigm>"
+    fine_tuned = [entry.spec for entry in entries_of([SSL_FINE_TUNED])]
+    selected = ["bundled:efficientnet_lite0", "pixels:32"]  # what is selected stays offered whatever the filter
+    offered_labels = {option.split(" ", 1)[1].rsplit(" · ", 1)[0] for option in offered}
+    catalogue_labels = {entry.label for entry in CATALOGUE_BY_SPEC.values()}  # not lab runs of other tests
+    assert offered_labels & catalogue_labels == {CATALOGUE_BY_SPEC[spec].label for spec in fine_tuned + selected}
+    app.sidebar.selectbox(key="paradigm_to_add").set_value(SELF_SUPERVISED)
+    app.sidebar.button(key="add_paradigm").click().run()
+    assert not app.exception
+    chosen = app.sidebar.multiselect(key="encoders").value
+    assert chosen == ["bundled:efficientnet_lite0", "pixels:32"] + [entry.spec for entry in entries_of([SELF_SUPERVISED])]
+    assert app.session_state["encoder_paradigms"] == [SSL_FINE_TUNED, SELF_SUPERVISED]  # the filter shows them
+    assert any("weights not in the Hugging Face cache" in caption.value for caption in app.sidebar.caption)

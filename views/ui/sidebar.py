@@ -16,7 +16,8 @@ import torch
 
 from core.data.datasets import DatasetError, ImageSet
 from core.data.image_check import check_images, image_problems_message
-from core.encoders.specs import CATALOGUE, POOLINGS, SPEC_HELP, EncoderSpecError, parse_spec
+from core.encoders.catalogue import CATALOGUE, CATALOGUE_BY_SPEC, PARADIGM_HELP, PARADIGMS, entries_of
+from core.encoders.specs import DEFAULT_DIM, FLAT, MAX_DIM, MIN_DIM, POOLINGS, SPEC_HELP, EncoderSpecError, parse_spec
 from core.jobs import ACTIVE
 from views.ui import resources
 
@@ -28,7 +29,6 @@ DATASET_KINDS = {
     "manifest": "Manifest CSV",
 }
 DEFAULT_ENCODERS = ("bundled:efficientnet_lite0", "pixels:32")
-CATALOGUE_LABELS = {entry.spec: entry.label for entry in CATALOGUE}
 KEEP = {"persist_state": "session"}  # every sidebar widget: survives page switches
 SHARE = {**KEEP, "bind": "query-params"}  # ... and lives in the URL
 FOREGROUND_CHECK_MAX = 2000  # images checked while the page waits (OASIS: 1.6 s for 900)
@@ -61,8 +61,17 @@ def render_sidebar() -> Selection:
             "Pooling of block outputs", POOLINGS, key="pooling", **SHARE,
             help="How a block's output becomes one vector per image. auto = the architecture's default: "
                  "cls (class token) for ViTs, gap (global average) for CNNs. mean = average of patch tokens "
-                 "(ViTs). An encoder that cannot do the chosen pooling uses its default. The `final` layer "
-                 "always uses the model's own pooled embedding (docs/science.md §1.2).")
+                 "(ViTs). flat = the whole token sequence or feature map, flattened and reduced by a seeded sparse "
+                 "random projection (one per layer, the same for every image and run) to the dimension below: "
+                 "spatial detail kept, memory bounded. An encoder that cannot do the chosen pooling uses its "
+                 "default. The `final` layer always uses the model's own pooled embedding (docs/science.md §1.2).")
+        if pooling == FLAT:
+            flat_dimension = st.number_input(
+                "Flat dimension", MIN_DIM, MAX_DIM, DEFAULT_DIM, step=512, key="flat_dim", **SHARE,
+                help="Columns of the random projection of `flat` features. Euclidean and cosine distances between "
+                     "images are kept to within a few % at 4096 (Johnson-Lindenstrauss); correlation distances are "
+                     "not. Blocks smaller than this are stored unprojected (docs/science.md §1.2).")
+            pooling = f"{FLAT}:{int(flat_dimension)}"
         devices = ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else []) + \
                   (["mps"] if torch.backends.mps.is_available() else [])
         device = st.selectbox("Device", devices, key="device", **KEEP,
@@ -79,9 +88,12 @@ def set_choice(name: str, value: Any) -> None:
 
 
 def effective_pooling(spec: str, pooling: str) -> str:
-    """The pooling an encoder will use for the sidebar choice (its default if unsupported)."""
-    poolings = resources.encoder_info(spec).poolings
-    return pooling if pooling in poolings else poolings[0]
+    """The pooling an encoder will use for the sidebar choice (flat as "flat:<dim>"; its default if unsupported)."""
+    info = resources.encoder_info(spec)
+    try:
+        return info.resolve_pooling(pooling)
+    except ValueError:
+        return info.default_pooling
 
 
 def _dataset_controls() -> tuple[ImageSet | None, str, str]:
@@ -152,13 +164,19 @@ def _encoder_controls() -> list[str]:
     lab = resources.finished_lab_specs()  # trained on the Objective lab page
     # The URL carries spec strings (`?encoder=…`), not the ✓/✗ labels a bound multiselect would store.
     linked = [spec for spec in st.query_params.get_all("encoder") if _valid_spec(spec)]
+    paradigms = st.pills(
+        "Paradigms", PARADIGMS, selection_mode="multi", key="encoder_paradigms", **KEEP,
+        help="Which catalogue encoders the list below offers, by how they were trained (none picked = all): "
+             + "; ".join(f"**{name}**: {text}" for name, text in PARADIGM_HELP.items()) + ".")
+    offered = entries_of(paradigms) if paradigms else CATALOGUE
     # Specs added by hand, in a link, or by a callback (lab Open, tests) are offered, not dropped.
-    options = list(dict.fromkeys([entry.spec for entry in CATALOGUE] + lab + st.session_state["extra_encoders"]
+    options = list(dict.fromkeys([entry.spec for entry in offered] + lab + st.session_state["extra_encoders"]
                                  + linked + list(st.session_state.get("encoders", []))))
 
     def label(spec: str) -> str:
         ok, _ = resources.encoder_availability(spec)
-        return f"{'✓' if ok else '✗'} {CATALOGUE_LABELS.get(spec, spec)}"
+        entry = CATALOGUE_BY_SPEC.get(spec)
+        return f"{'✓' if ok else '✗'} {entry.label} · {entry.paradigm}" if entry else f"{'✓' if ok else '✗'} {spec}"
 
     # The add-encoder callback writes this key, so the default applies only before it exists.
     default = None if "encoders" in st.session_state else (linked or list(DEFAULT_ENCODERS))
@@ -168,16 +186,25 @@ def _encoder_controls() -> list[str]:
              "a local file via file:...). Untrained twins are random-init controls; pixels:N is raw pixels.")
     if st.query_params.get_all("encoder") != chosen:
         st.query_params["encoder"] = chosen
+    unusable: dict[str, list[str]] = {}  # one line per reason, not per encoder (a paradigm adds ten at once)
     for spec in chosen:
         ok, reason = resources.encoder_availability(spec)
         if not ok:
-            st.caption(f"✗ `{spec}`: {reason}")
+            unusable.setdefault(reason, []).append(f"`{spec}`")
+    for reason, names in unusable.items():
+        st.caption(f"✗ {', '.join(names)}: {reason}")
     with st.form("add_encoder", clear_on_submit=True, border=False):
         st.text_input("Add an encoder by spec", placeholder="timm:convnext_tiny.fb_in1k", help=SPEC_HELP,
                       key="new_encoder_spec")
         st.form_submit_button("Add", help="Validate the spec and add it to the list above.", on_click=_add_encoder)
     if st.session_state.get("encoder_spec_error"):
         st.error(st.session_state["encoder_spec_error"])
+    add_columns = st.columns([3, 2], vertical_alignment="bottom")
+    add_columns[0].selectbox("Add a whole paradigm", PARADIGMS, key="paradigm_to_add", **KEEP,
+                             help="Every catalogue encoder of this paradigm joins the list above (✗ ones need their "
+                                  "weights downloaded once).")
+    add_columns[1].button("Add all", key="add_paradigm", on_click=_add_paradigm,
+                          help="Add every catalogue encoder of the chosen paradigm to the selection.")
     return chosen
 
 
@@ -199,11 +226,24 @@ def _add_encoder() -> None:
     except (EncoderSpecError, ValueError, RuntimeError) as error:
         st.session_state["encoder_spec_error"] = str(error)
         return
-    if spec not in st.session_state["extra_encoders"] and spec not in CATALOGUE_LABELS:
+    if spec not in st.session_state["extra_encoders"] and spec not in CATALOGUE_BY_SPEC:
         st.session_state["extra_encoders"].append(spec)
     selected = st.session_state.get("encoders", list(DEFAULT_ENCODERS))
     if spec not in selected:
         set_choice("encoders", [*selected, spec])
+
+
+def _add_paradigm() -> None:
+    """Button callback: append every catalogue encoder of the chosen paradigm to the selection."""
+    paradigm = st.session_state.get("paradigm_to_add", PARADIGMS[0])
+    selected = st.session_state.get("encoders", list(DEFAULT_ENCODERS))
+    set_choice("encoders", list(dict.fromkeys([*selected, *(entry.spec for entry in entries_of([paradigm]))])))
+    if st.session_state.get("encoder_paradigms") and paradigm not in st.session_state["encoder_paradigms"]:
+        set_choice("encoder_paradigms", [*st.session_state["encoder_paradigms"], paradigm])
+
+
+def _encoder_label(spec: str) -> str:
+    return CATALOGUE_BY_SPEC[spec].label if spec in CATALOGUE_BY_SPEC else spec
 
 
 def _layer_control(spec: str) -> tuple[str, ...]:
@@ -213,7 +253,7 @@ def _layer_control(spec: str) -> tuple[str, ...]:
         st.error(f"{spec}: {error}")
         return ()
     chosen = st.multiselect(
-        f"Layers of {CATALOGUE_LABELS.get(spec, spec)}", layers, default=[layers[-1]], key=f"layers::{spec}", **SHARE,
+        f"Layers of {_encoder_label(spec)}", layers, default=[layers[-1]], key=f"layers::{spec}", **SHARE,
         help="Blocks from shallow to deep; `final` is the model's pooled (CLIP: projected) embedding. "
              "All selected layers come out of one forward pass (docs/science.md §1.2).")
     return tuple(name for name in layers if name in chosen)
