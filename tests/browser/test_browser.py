@@ -202,7 +202,7 @@ def _sidebar_values(page) -> dict[str, str]:
             "layers": widget("stMultiSelect", "Layers of EfficientNet-Lite0"),
             "pooling": selected("Pooling of block outputs"),
             "batch_size": sidebar.get_by_role("spinbutton", name="Batch size").input_value(),
-            "paradigms": ", ".join(sidebar.locator("[data-testid='stBaseButton-pillsActive']").all_inner_texts())}
+            "paradigms": ", ".join(sidebar.locator("button[data-variant='pills'][aria-pressed='true']").all_inner_texts())}
 
 
 def _check_choices(values: dict[str, str], folder: Path, where: str, batch_size: bool = True) -> None:
@@ -211,9 +211,9 @@ def _check_choices(values: dict[str, str], folder: Path, where: str, batch_size:
     assert "untrained:timm:resnet18" in values["encoders"], (where, values)
     assert "EfficientNet-Lite0" in values["encoders"] and "Raw pixels" not in values["encoders"], (where, values)
     assert "blocks.3" in values["layers"] and "final" in values["layers"], (where, values)
-    assert values["pooling"] == "mean", (where, values)
+    assert values["pooling"] == "mean", (where, values["pooling"])
     if batch_size:  # and the paradigm filter: session state, not in the URL
-        assert values["paradigms"] == "CLIP", (where, values)
+        assert values["paradigms"] == "CLIP", (where, values["paradigms"])
         assert values["batch_size"] == "16", (where, values)
 
 
@@ -264,7 +264,8 @@ def test_sidebar_choices_survive_every_page_switch_and_a_reload(served_app, isol
         page.get_by_role("option", name="blocks.3", exact=True).click()
         page.keyboard.press("Escape")
         _settled(page)
-        sidebar.locator("[data-testid='stSelectbox']").filter(has_text="Pooling of block outputs").click()
+        sidebar.locator("[data-testid='stSelectbox']").filter(has_text="Pooling of block outputs").locator("input").click()
+        page.keyboard.press("ArrowDown")  # a click only focuses it here (after the Escape above); the key opens it
         page.get_by_role("option", name="mean", exact=True).click()
         _settled(page)
         batch = sidebar.get_by_role("spinbutton", name="Batch size")
