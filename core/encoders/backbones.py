@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torchvision.transforms import v2 as transforms_v2
 
-from core.encoders.specs import FINAL_LAYER
+from core.encoders.specs import FINAL_LAYER, flat_dim
 
 ForwardLayers = Callable[[torch.Tensor, tuple[str, ...], str], dict[str, torch.Tensor]]
 
@@ -295,7 +295,7 @@ def pool(output: torch.Tensor | tuple[torch.Tensor, torch.Tensor], pooling: str)
     token's D values contiguous; maps -> (B, C * H * W) in C-order. The caller reduces it to (B, dim)
     (`core.features.projection`) batch by batch.
     """
-    if pooling.partition(":")[0] == "flat":
+    if flat_dim(pooling) is not None:
         return (torch.cat([output[1], output[0]], dim=1) if isinstance(output, tuple) else output).flatten(1)
     if isinstance(output, tuple):
         patches, prefix = output

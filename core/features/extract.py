@@ -4,7 +4,9 @@ All requested layers of one encoder come out of ONE forward pass per batch (the
 libraries' `forward_intermediates`). Rows are written to the store in chunks as they
 are computed (every CHUNK_ROWS rows or FLUSH_S seconds, whichever comes first), so an
 interrupted run resumes where it stopped; a request whose arrays are all stored is a
-cache hit that never loads the model.
+cache hit that never loads the model. `flat:<dim>` blocks are projected batch by batch
+(core.features.projection). Off the main thread (the app's job thread) DataLoader workers
+start from the standard library's fork server, never by forking the threaded process.
 """
 from __future__ import annotations
 
@@ -26,14 +28,13 @@ from core.data.datasets import DatasetError, ImageSet, load_image
 from core.data.image_check import check_images, image_problems_message
 from core.data.transforms import IDENTITY, AugmentationPipeline, InputTransform, augmentation_views
 from core.encoders.registry import UNUSABLE, EncoderInfo, availability, describe, load_encoder
-from core.encoders.specs import FINAL_LAYER
-from core.encoders.specs import flat_dim
+from core.encoders.specs import FINAL_LAYER, flat_dim
 from core.features.projection import FlatReducer, key_pooling
 from core.features.store import FeatureKey, FeatureStore
 
 CHUNK_ROWS = 256
-FLUSH_S = 30.0
-WORKER_PRELOAD = ("core.features.extract", "timm.data", "open_clip.transform")  # what unpickling a dataset needs  # a slow encoder (a ViT on a CPU) still keeps its work when killed before 256 rows
+FLUSH_S = 30.0  # a slow encoder (a ViT on a CPU) still keeps its work when killed before 256 rows
+WORKER_PRELOAD = ("core.features.extract", "timm.data", "open_clip.transform")  # what unpickling a dataset needs
 
 
 @dataclass(frozen=True, eq=False)
