@@ -13,6 +13,7 @@ navigation = st.navigation([
     st.Page("views/affect.py", title="Affect", icon="🎭"),
     st.Page("views/probes.py", title="Layer probes", icon="📈"),
     st.Page("views/alignment.py", title="Alignment", icon="🔗"),
+    st.Page("views/similarity.py", title="Similarity", icon="🟰"),
     st.Page("views/manifolds.py", title="Manifolds", icon="🫧"),
     st.Page("views/inductive_bias.py", title="Inductive bias", icon="🧩"),
     st.Page("views/lab.py", title="Objective lab", icon="🧪"),

@@ -3,6 +3,7 @@
     python -m core extract --dataset oasis:/data/oasis --encoder timm:vit_base_patch16_224.augreg_in21k --layers all
     python -m core list-layers open_clip:ViT-B-16@openai
     python -m core catalogue
+    python -m core similarity A.npy B.npy C.csv --measure cka_linear,rsa_spearman --bootstrap 1000 --json
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from core.encoders.specs import (DEFAULT_DIM, MAX_DIM, MIN_DIM, POOLINGS, SPEC_H
 from core.features.extract import Progress, extract
 from core.features.store import FeatureStore
 from core.paths import cache_root
+from core.similarity_cli import add_similarity_parser, run_similarity
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     catalogue = commands.add_parser("catalogue", help="the curated encoders by paradigm, ✓ where usable offline now")
     catalogue.add_argument("--paradigm", action="append", choices=PARADIGMS,
                            help="only this paradigm (repeat for several; default: all)")
+    add_similarity_parser(commands)
     args = parser.parse_args(argv)
     cache = args.cache or cache_root()
     try:
@@ -51,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"# pooling: {', '.join(info.poolings)}{flat} (default {info.default_pooling})", file=sys.stderr)
         elif args.command == "catalogue":
             print(catalogue_table(args.paradigm or PARADIGMS))
+        elif args.command == "similarity":
+            run_similarity(args)
         else:
             _extract(args, cache)
     except (DatasetError, EncoderSpecError, WeightsUnavailable, ValueError) as error:

@@ -27,16 +27,17 @@ selection, image_set = page_start(
     "Alignment",
     "Unsupervised alignment by entropic Gromov-Wasserstein optimal transport (docs/science.md §5, GWTune's "
     "protocol): which item of one representation corresponds to which item of the other, found from the "
-    "two RDMs alone, without being told the correspondence.")
+    "two RDMs alone, without being told the correspondence.", needs_images=False)
 items = image_set.metadata["image_id"].astype(str).to_numpy()
 categories = image_set.metadata["category"].astype(str).to_numpy()
 
-with st.expander("Features", expanded=False):
-    statuses = extraction_panel(image_set, selection)
-sources = [layer_source(ModelLayer(status.encoder, status.layer), effective_pooling(status.encoder, selection.pooling))
-           for status in statuses if status.state == "cached"]
-if image_set.reference_embedding is not None:
-    sources.insert(0, reference_source(image_set.reference_name, image_set.reference_embedding))
+statuses = []  # a set of representations only has no images to extract from
+if image_set.has_images:
+    with st.expander("Features", expanded=False):
+        statuses = extraction_panel(image_set, selection)
+sources = [reference_source(reference.name, reference.embedding) for reference in image_set.references]
+sources += [layer_source(ModelLayer(status.encoder, status.layer), effective_pooling(status.encoder, selection.pooling))
+            for status in statuses if status.state == "cached"]
 upload = st.file_uploader(
     "Add a source: an N × d embedding or an N × N RDM", type=["npy", "txt", "csv"], key="alignment_upload",
     help=f"Rows are the {len(items)} items of {image_set.name} in the dataset's order (its image_id column: for OASIS "

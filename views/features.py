@@ -9,7 +9,7 @@ from core.provenance import Provenance, provenance_from_keys
 from views.ui import resources
 from views.ui.export_row import figure_block, provenance_expander
 from views.ui.extraction import extraction_panel
-from views.ui.sidebar import effective_pooling, render_sidebar
+from views.ui.sidebar import effective_pooling, render_sidebar, require_images
 
 THUMBNAILS_PER_CATEGORY = 4
 
@@ -19,6 +19,7 @@ if selection.image_set is None:
     st.info(selection.dataset_error)
     st.stop()
 image_set = selection.image_set
+require_images(image_set, "Features")
 metadata = image_set.metadata
 
 st.subheader(f"Dataset: {image_set.name}")

@@ -65,3 +65,9 @@ def _category_hits(plan, source_categories, target_categories, k) -> np.ndarray:
         raise ValueError(f"Category labels ({len(source_categories)}, {len(target_categories)}) do not match the "
                          f"plan's shape {plan.shape}.")
     return (target_categories[_top_columns(plan, k)] == source_categories[:, None]).any(axis=1)
+
+
+def stored_alignment_key(dataset_fingerprint: str, source: str, target: str) -> str:
+    """The result-cache key under which the Alignment page keeps the matching rates of its latest finished
+    alignment of `source` to `target` (each "<label>|<pooling>"), for the Similarity page to read, never re-run."""
+    return f"gwot_matching|{dataset_fingerprint}|{source}|{target}"

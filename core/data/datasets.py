@@ -1,8 +1,9 @@
-"""Image-set loaders (OASIS, THINGS, category folders, CSV manifests, the procedural demo).
+"""Dataset loaders (OASIS, THINGS, category folders, CSV manifests, the procedural demo, embeddings only).
 
 Every loader returns an `ImageSet`: absolute image paths, a metadata table aligned with them
-(image_id, category, group, optional valence/arousal, extras), an optional reference
-("human") embedding and a fingerprint for cache keys. Loading never decodes images, so even
+(image_id, category, group, optional valence/arousal, extras), optional named reference
+("human") embeddings and a fingerprint for cache keys. An `embeddings:` set has references and
+no images at all (`has_images` False): nothing that decodes images may be given one. Loading never decodes images, so even
 large sets load quickly; `check_images` finds every unreadable image in one pass (about 1 ms
 per image) and `load_image` names the file it fails on. Every bad input raises `DatasetError`
 with a message naming the file, row or column and what to do about it.
@@ -20,6 +21,7 @@ import pandas as pd
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from core.data.demo import REFERENCE_FILE, ensure_demo
+from core.data.embeddings import Reference, load_embedding, read_representations, things_categories
 from core.data.tables import (DatasetError, absolute, existing_folder, listing, numeric, read_table, read_text,
                               require_columns, require_files, require_filled)
 
@@ -31,10 +33,11 @@ OASIS_REQUIRED = ("Theme", "Category", "Valence_mean", "Arousal_mean")
 THINGS_IMAGE_FOLDERS = ("object_images", "images")
 THINGS_UNIQUE_IDS = "unique_id.txt"
 THINGS_OPTIONS = ("unique_ids", "embedding", "categories")
+EMBEDDINGS_OPTIONS = ("categories", "ids")
 DEFAULT_CATEGORY = "all"
-NO_CATEGORY = "uncategorised"
 FINGERPRINT_CHARS = 16
-SPEC_FORMS = ("demo", "oasis:<root>", "things:<root>", "folder:<root>", "manifest:<csv>")
+SPEC_FORMS = ("demo", "oasis:<root>", "things:<root>", "folder:<root>", "manifest:<csv>",
+              "embeddings:<folder | file1,file2,...>")
 
 DATASET_SPEC_HELP = (
     "Dataset spec: `demo` (a procedural 384-image set with known valence/arousal, generated once in "
@@ -44,32 +47,50 @@ DATASET_SPEC_HELP = (
     "`|categories=<one-hot .csv | category .tsv>` or `|unique_ids=<file>` to attach a human "
     "embedding, categories or another concept order); `folder:<root>` (root/<category>/<image>); "
     "`manifest:<csv>` (a CSV with a `path` column, relative to the CSV or absolute, and optional "
-    "category, group, image_id, valence, arousal and any other columns)."
+    "category, group, image_id, valence, arousal and any other columns); `embeddings:<folder | file1,file2,...>` "
+    "(representations without images: every .npy/.txt/.csv matrix, (N, d) or (1, N, d), is one representation of "
+    "the same N items, named by its file stem; a one-hot category CSV in the folder gives the categories and item "
+    "ids; append `|categories=<.csv>` or `|ids=<file, one id per line>` to name them)."
 )
 
 
 @dataclass(frozen=True, eq=False)
 class ImageSet:
-    """N images with aligned metadata rows and an optional (N, d) reference embedding."""
+    """N items (images, or only representations when `paths` is empty) with aligned metadata rows and
+    named (N, d) references."""
 
     name: str
     root: Path
     paths: tuple[Path, ...]
     metadata: pd.DataFrame
     fingerprint: str
-    reference_embedding: np.ndarray | None = None
-    reference_name: str | None = None
+    references: tuple[Reference, ...] = ()
 
     def __post_init__(self) -> None:
-        reference_rows = len(self.paths) if self.reference_embedding is None else len(self.reference_embedding)
-        aligned = len(self.paths) == len(self.metadata) == reference_rows
+        rows = [len(reference.embedding) for reference in self.references]
+        aligned = (not self.paths or len(self.paths) == len(self.metadata)) and set(rows) <= {len(self.metadata)}
         if not aligned or not set(CORE_COLUMNS) <= set(self.metadata.columns):
             raise DatasetError(f"{self.name}: {len(self.paths)} paths, {len(self.metadata)} metadata rows with "
-                               f"columns {list(self.metadata.columns)} and {reference_rows} reference rows; "
-                               f"need one row per image and the columns {list(CORE_COLUMNS)}.")
+                               f"columns {list(self.metadata.columns)} and {rows} reference rows; "
+                               f"need one row per item and the columns {list(CORE_COLUMNS)}.")
 
     def __len__(self) -> int:
-        return len(self.paths)
+        return len(self.metadata)
+
+    @property
+    def has_images(self) -> bool:
+        """False for a set of representations only (`embeddings:`): no extraction, image check or training."""
+        return bool(self.paths)
+
+    @property
+    def reference_embedding(self) -> np.ndarray | None:
+        """(N, d) float32 first reference, or None."""
+        return self.references[0].embedding if self.references else None
+
+    @property
+    def reference_name(self) -> str | None:
+        """The first reference's name, or None."""
+        return self.references[0].name if self.references else None
 
     @property
     def has_affect(self) -> bool:
@@ -84,9 +105,8 @@ class ImageSet:
     def subset(self, indices: Sequence[int]) -> ImageSet:
         """Rows `indices` (n,) as a new ImageSet re-indexed 0..n-1, reference rows and fingerprint included."""
         rows = [int(index) for index in indices]
-        reference = None if self.reference_embedding is None else self.reference_embedding[rows]
-        return _assemble(self.name, self.root, tuple(self.paths[row] for row in rows),
-                         self.metadata.iloc[rows].reset_index(drop=True), reference, self.reference_name)
+        return _assemble(self.name, self.root, self._paths_of(rows), self.metadata.iloc[rows].reset_index(drop=True),
+                         self._references_of(rows))
 
     def repeated(self, m: int) -> ImageSet:
         """Each image m times in a row (N·m rows): ids `<id>#<k>`, with `source_id` and `view` (k) columns."""
@@ -94,9 +114,13 @@ class ImageSet:
         metadata = self.metadata.iloc[rows].reset_index(drop=True)
         metadata["source_id"], metadata["view"] = metadata["image_id"], np.tile(np.arange(m), len(self))
         metadata["image_id"] = metadata["source_id"].astype(str) + "#" + metadata["view"].astype(str)
-        reference = None if self.reference_embedding is None else self.reference_embedding[rows]
-        return _assemble(self.name, self.root, tuple(self.paths[row] for row in rows), metadata, reference,
-                         self.reference_name)
+        return _assemble(self.name, self.root, self._paths_of(rows), metadata, self._references_of(rows))
+
+    def _paths_of(self, rows: Sequence[int]) -> tuple[Path, ...]:
+        return tuple(self.paths[row] for row in rows) if self.paths else ()
+
+    def _references_of(self, rows: Sequence[int]) -> tuple[Reference, ...]:
+        return tuple(Reference(reference.name, reference.embedding[rows]) for reference in self.references)
 
 
 def load_image(path: Path) -> Image.Image:
@@ -127,8 +151,8 @@ def demo(cache_dir: str | Path) -> ImageSet:
     """Procedural demo (384 images, see core.data.demo) with its (384, 48) synthetic human embedding."""
     folder = ensure_demo(cache_dir)
     paths, metadata = _read_oasis(folder)
-    reference = _load_embedding(folder / REFERENCE_FILE, len(paths))
-    return _assemble("demo", folder, paths, metadata, reference, "demo human")
+    reference = Reference("demo human", load_embedding(folder / REFERENCE_FILE, len(paths)))
+    return _assemble("demo", folder, paths, metadata, (reference,))
 
 
 def things(root: str | Path, *, unique_ids: str | Path | None = None, embedding: str | Path | None = None,
@@ -143,14 +167,24 @@ def things(root: str | Path, *, unique_ids: str | Path | None = None, embedding:
     paths = _first_image_per_concept(image_root, concept_ids)
     metadata = pd.DataFrame({"image_id": concept_ids, "category": DEFAULT_CATEGORY, "group": concept_ids})
     if categories is not None:
-        primary, listed = _things_categories(Path(categories).expanduser(), concept_ids)
+        primary, listed = things_categories(Path(categories).expanduser(), concept_ids)
         metadata["category"] = primary
         metadata["categories"] = listed
-    reference, reference_name = None, None
+    references = ()
     if embedding is not None:
         embedding_path = Path(embedding).expanduser()
-        reference, reference_name = _load_embedding(embedding_path, len(concept_ids)), embedding_path.stem
-    return _assemble("things", folder, paths, metadata, reference, reference_name)
+        references = (Reference(embedding_path.stem, load_embedding(embedding_path, len(concept_ids))),)
+    return _assemble("things", folder, paths, metadata, references)
+
+
+def embeddings(location: str | Path, *, categories: str | Path | None = None,
+               ids: str | Path | None = None) -> ImageSet:
+    """Matrices of the same N items without images (core.data.embeddings) -> ImageSet of N items, no paths."""
+    held = read_representations(location, categories=categories, ids=ids)
+    metadata = pd.DataFrame({"image_id": held.ids, "category": DEFAULT_CATEGORY, "group": held.ids})
+    if held.categories is not None:
+        metadata["category"], metadata["categories"] = held.categories
+    return _assemble(held.name, held.root, (), metadata, held.references)
 
 
 def image_folder(root: str | Path) -> ImageSet:
@@ -202,28 +236,32 @@ def load_dataset(spec: str, cache_dir: str | Path) -> ImageSet:
     kind, separator, argument = text.partition(":")
     argument = argument.strip()
     loaders = {"oasis": oasis, "folder": image_folder, "manifest": manifest}
-    if not separator or (kind not in loaders and kind != "things"):
+    with_options = {"things": (things, "THINGS", THINGS_OPTIONS), "embeddings": (embeddings, "embeddings",
+                                                                                  EMBEDDINGS_OPTIONS)}
+    if not separator or (kind not in loaders and kind not in with_options):
         raise DatasetError(f"unknown dataset spec {spec!r}; valid forms: {', '.join(SPEC_FORMS)}.")
     if not argument:
         raise DatasetError(f"dataset spec {spec!r} names no path; write it as {kind}:<path>.")
-    if kind != "things":
+    if kind in loaders:
         return loaders[kind](argument)
+    loader, label, allowed = with_options[kind]
     root, *options = argument.split("|")
     keywords = {}
     for option in options:
         key, equals, value = (part.strip() for part in option.partition("="))
-        if key not in THINGS_OPTIONS or not equals or not value:
-            raise DatasetError(f"bad THINGS option {option!r} in {spec!r}; use "
-                               + ", ".join(f"|{name}=<file>" for name in THINGS_OPTIONS) + ".")
+        if key not in allowed or not equals or not value:
+            raise DatasetError(f"bad {label} option {option!r} in {spec!r}; use "
+                               + ", ".join(f"|{name}=<file>" for name in allowed) + ".")
         keywords[key] = value
-    return things(root.strip(), **keywords)
+    return loader(root.strip(), **keywords)
 
 
 def _assemble(name: str, root: Path, paths: tuple[Path, ...], metadata: pd.DataFrame,
-              reference: np.ndarray | None = None, reference_name: str | None = None) -> ImageSet:
+              references: tuple[Reference, ...] = ()) -> ImageSet:
     """Validate metadata (N rows), order its columns, fingerprint, and build the ImageSet."""
-    if not paths:
-        raise DatasetError(f"dataset {name} ({root}) contains no images; add images or pick another dataset.")
+    if not paths and (not references or not len(metadata)):
+        raise DatasetError(f"dataset {name} ({root}) contains no {'items' if references else 'images'}; add "
+                           f"{'rows' if references else 'images'} or pick another dataset.")
     table = metadata.reset_index(drop=True)
     for column in CORE_COLUMNS:
         table[column] = table[column].astype(str)
@@ -236,15 +274,15 @@ def _assemble(name: str, root: Path, paths: tuple[Path, ...], metadata: pd.DataF
             table[column] = table[column].astype(np.float64)
     extras = [column for column in table.columns if column not in CORE_COLUMNS + AFFECT_COLUMNS]
     table = table[[c for c in CORE_COLUMNS + AFFECT_COLUMNS if c in table.columns] + extras]
-    if reference is not None:
-        reference = np.ascontiguousarray(reference, dtype=np.float32)
+    references = tuple(Reference(reference.name, np.ascontiguousarray(reference.embedding, dtype=np.float32))
+                       for reference in references)
     return ImageSet(name=name, root=root, paths=paths, metadata=table,
-                    fingerprint=_fingerprint(root, paths, table, reference),
-                    reference_embedding=reference, reference_name=reference_name)
+                    fingerprint=_fingerprint(root, paths, table, references), references=references)
 
 
-def _fingerprint(root: Path, paths: tuple[Path, ...], metadata: pd.DataFrame, reference: np.ndarray | None) -> str:
-    """sha256 over every image's (relative path, size, mtime_ns), the metadata CSV and reference bytes."""
+def _fingerprint(root: Path, paths: tuple[Path, ...], metadata: pd.DataFrame,
+                 references: tuple[Reference, ...]) -> str:
+    """sha256 over every image's (relative path, size, mtime_ns), the metadata CSV and every reference's bytes."""
     digest = hashlib.sha256()
     for path in paths:
         try:
@@ -255,8 +293,8 @@ def _fingerprint(root: Path, paths: tuple[Path, ...], metadata: pd.DataFrame, re
         label = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix()
         digest.update(f"{label}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     digest.update(metadata.to_csv().encode())
-    if reference is not None:
-        digest.update(f"{reference.shape}".encode() + reference.tobytes())
+    for reference in references:  # names left out: one reference hashes as before references had names
+        digest.update(f"{reference.embedding.shape}".encode() + reference.embedding.tobytes())
     return digest.hexdigest()[:FINGERPRINT_CHARS]
 
 
@@ -320,63 +358,6 @@ def _first_image_per_concept(image_root: Path, concept_ids: list[str]) -> tuple[
         raise DatasetError(f"{len(missing)} concept(s) have no image folder (or an empty one) under {image_root}: "
                            f"{listing(missing)}; add <concept>/<image>.jpg or drop the ids from the unique-id list.")
     return tuple(first_files[concept] for concept in concept_ids)
-
-
-def _things_categories(path: Path, concept_ids: list[str]) -> tuple[list[str], list[str]]:
-    """Category file (one-hot CSV by unique id, or THINGS TSV by Word) -> (N,) first category, (N,) ';'-joined all."""
-    if not path.is_file():
-        raise DatasetError(f"category file {path} not found; give a one-hot CSV indexed by unique id or a THINGS "
-                           f"category TSV.")
-    table = read_table(path)
-    key_column = next((column for column in table.columns if column.lower() == "word"), table.columns[0])
-    table = table[table[key_column].notna() & (table[key_column].astype(str).str.strip() != "")]
-    # Definitions and other text columns are not categories; 0/1 columns (blank = 0) are.
-    flags = table.drop(columns=[key_column]).apply(pd.to_numeric, errors="coerce")
-    category_columns = [column for column in flags.columns if table[column].notna().any()
-                        and flags[column].fillna(0).isin((0, 1)).all() and flags[column].notna().sum()
-                        == table[column].notna().sum()]
-    if not category_columns:
-        raise DatasetError(f"category file {path} has no 0/1 category columns; found {list(table.columns)}.")
-    keys = _homonym_keys(table[key_column].astype(str))
-    row_of = {key: row for row, key in enumerate(keys)}
-    matched = [row_of.get(_normalise_concept(concept)) for concept in concept_ids]
-    missing = [concept for concept, row in zip(concept_ids, matched) if row is None]
-    if missing:
-        raise DatasetError(f"category file {path} has no row for {len(missing)} concept(s): {listing(missing)}; "
-                           f"use the category file that matches these unique ids.")
-    memberships = flags[category_columns].fillna(0).to_numpy()[matched] == 1
-    listed = [[name for name, member in zip(category_columns, row) if member] for row in memberships]
-    return [names[0] if names else NO_CATEGORY for names in listed], [";".join(names) for names in listed]
-
-
-def _normalise_concept(name: str) -> str:
-    """'Air_Conditioner', 'flip-flop ' -> 'air conditioner', 'flip flop': THINGS ids vs category-file words."""
-    return re.sub(r"[\s_\-]+", " ", name.strip().lower())
-
-
-def _homonym_keys(words: pd.Series) -> list[str]:
-    """Normalised words; a word listed k times becomes word1..wordk, the THINGS unique-id rule ("bat1", "bat2")."""
-    normalised = pd.Series([_normalise_concept(word) for word in words])
-    occurrence = (normalised.groupby(normalised).cumcount() + 1).astype(str)
-    return normalised.where(~normalised.duplicated(keep=False), normalised + occurrence).tolist()
-
-
-def _load_embedding(path: Path, rows: int) -> np.ndarray:
-    """.npy (N, d) / (1, N, d) or whitespace .txt (N, d) -> (N, d) float32, N checked against `rows`."""
-    try:
-        matrix = np.load(path, allow_pickle=False) if path.suffix.lower() == ".npy" else np.loadtxt(path, ndmin=2)
-    except (ValueError, OSError) as error:  # FileNotFoundError included
-        raise DatasetError(f"cannot read embedding {path} ({error}); give a .npy array or a whitespace-separated "
-                           f"text matrix.") from error
-    matrix = matrix[0] if matrix.ndim == 3 and matrix.shape[0] == 1 else matrix
-    if matrix.ndim != 2:
-        raise DatasetError(f"embedding {path} has shape {matrix.shape}; expected (N, d) or (1, N, d).")
-    if matrix.shape[0] != rows:
-        raise DatasetError(f"embedding {path} has {matrix.shape[0]} rows but the dataset has {rows} images; "
-                           f"rows must follow the dataset's image order one to one.")
-    if not np.isfinite(matrix).all():
-        raise DatasetError(f"embedding {path} contains NaN or infinite values; fix or replace the file.")
-    return matrix.astype(np.float32)
 
 
 def per_class_subset(image_set: ImageSet, images_per_class: int | None, seed: int = 0) -> np.ndarray:

@@ -159,6 +159,9 @@ def extract(image_set: ImageSet, encoder: EncoderInfo, layers: Sequence[str] | s
     the run, keeping the chunks written so far (every `chunk_rows` rows or `flush_s` seconds)
     for the next call to resume from.
     """
+    if not image_set.has_images:
+        raise DatasetError(f"dataset {image_set.name} holds representations only, no images: there is nothing to "
+                           f"extract features from; align or compare its representations instead.")
     keys = feature_keys(image_set, encoder, layers, pooling, input_transform)
     if any(not store.has(key) for key in keys.values()):
         with store.lock(list(keys.values())):

@@ -155,6 +155,15 @@ def test_alignment_page_renders_in_chromium(served_app, tmp_path) -> None:
 
 
 @pytest.mark.slow
+def test_similarity_page_computes_in_chromium(served_app, tmp_path) -> None:
+    # Default measures (linear CKA, RSA, mutual k-NN) over human, EfficientNet final and pixels: three heatmaps and
+    # the measure-agreement plot.
+    charts = screenshot_page(served_app, "similarity", "Similarity", "text=Every pair × measure",
+                             tmp_path / "similarity.png", 3600, click="Compute", charts=4)
+    assert charts == 4
+
+
+@pytest.mark.slow
 def test_manifolds_page_renders_in_chromium(served_app, tmp_path) -> None:
     charts = screenshot_page(served_app, "manifolds", "Manifolds", "text=Metrics", tmp_path / "manifolds.png", 4200,
                              click="Extract views", charts=2 * 2 + 4,
@@ -241,7 +250,8 @@ def test_sidebar_choices_survive_every_page_switch_and_a_reload(served_app, isol
     for index, image in enumerate(sorted((isolated_cache / "demo" / "images").glob("*.jpg"))[:8]):
         (folder / f"class_{index % 2}").mkdir(parents=True, exist_ok=True)
         shutil.copy(image, folder / f"class_{index % 2}" / image.name)
-    pages = ["Affect", "Layer probes", "Alignment", "Manifolds", "Inductive bias", "Objective lab", "Features"]
+    pages = ["Affect", "Layer probes", "Alignment", "Similarity", "Manifolds", "Inductive bias", "Objective lab",
+             "Features"]
     with features_page(served_app) as page:
         sidebar = page.locator("[data-testid='stSidebar']")
         sidebar.locator("[data-testid='stSelectbox']").filter(has_text="Dataset").click()

@@ -27,7 +27,10 @@ DATASET_KINDS = {
     "things": "THINGS folder",
     "folder": "Image folder (one sub-folder per category)",
     "manifest": "Manifest CSV",
+    "embeddings": "Embeddings (no images)",
 }
+# Pages that read only a dataset's representations; the others need its images.
+REPRESENTATION_PAGES = ("Alignment", "Similarity")
 DEFAULT_ENCODERS = ("bundled:efficientnet_lite0", "pixels:32")
 KEEP = {"persist_state": "session"}  # every sidebar widget: survives page switches
 SHARE = {**KEEP, "bind": "query-params"}  # ... and lives in the URL
@@ -100,9 +103,23 @@ def _dataset_controls() -> tuple[ImageSet | None, str, str]:
     kind = st.selectbox("Dataset", list(DATASET_KINDS), format_func=DATASET_KINDS.get, key="dataset_kind", **SHARE,
                         help="Demo works offline. OASIS: folder with OASIS.csv and images/. THINGS: folder with "
                              "object_images/<concept>/. Image folder: root/<category>/<image>. Manifest: a CSV "
-                             "with a `path` column plus label/target columns.")
+                             "with a `path` column plus label/target columns. Embeddings: representations without "
+                             "images (e.g. GWTune's THINGS embeddings), one N × d matrix per file, for the "
+                             + " and ".join(REPRESENTATION_PAGES) + " pages.")
     path = embedding = categories = ""
-    if kind != "demo":
+    if kind == "embeddings":
+        path = st.text_input(
+            "Path", key="dataset_path_embeddings", **SHARE, placeholder="/data/gwtune/THINGS",
+            help="A folder (every .npy/.txt/.csv matrix in it is one representation of the same N items, named by its "
+                 "file stem) or comma-separated files. Each matrix is (N, d) or (1, N, d); a CSV may carry item ids "
+                 "in its first column. A one-hot category CSV in the folder (id column + 0/1 columns) gives the "
+                 "items' ids and categories.").strip()
+        categories = st.text_input(
+            "Category file (optional)", key="embeddings_categories", **SHARE,
+            help="One-hot CSV (item id first, then one 0/1 column per category; first 1 = the category) or an "
+                 "id,category CSV. Its id column gives the item ids, in the matrices' row order; without one the "
+                 "folder's own category CSV is used, if any, else ids are item_0000, item_0001, …").strip()
+    elif kind != "demo":
         path = st.text_input("Path", key=f"dataset_path_{kind}", **SHARE, placeholder="/data/oasis",
                              help="Folder (or CSV file for a manifest) on the machine running RepScope.").strip()
     if kind == "things":
@@ -114,13 +131,17 @@ def _dataset_controls() -> tuple[ImageSet | None, str, str]:
     if kind != "demo" and not path:
         return None, "Enter the dataset path in the sidebar.", ""
     spec = "demo" if kind == "demo" else f"{kind}:{path}"
-    options = {"embedding": embedding, "categories": categories}
+    options = {"categories": categories} if kind == "embeddings" else {"embedding": embedding, "categories": categories}
     spec += "".join(f"|{name}={value}" for name, value in options.items() if value)
     try:
         image_set = resources.image_set(spec)
     except DatasetError as error:
         st.error(str(error))
         return None, str(error), spec
+    if not image_set.has_images:
+        st.caption(f"{image_set.name}: {len(image_set)} items, {len(image_set.references)} representations, "
+                   f"{len(image_set.categories)} categories, no images")
+        return image_set, "", spec
     targets = "valence/arousal" if image_set.has_affect else "no V-A ratings"
     st.caption(f"{image_set.name}: {len(image_set)} images, {len(image_set.categories)} categories, {targets}")
     _image_check(image_set)
@@ -259,12 +280,24 @@ def _layer_control(spec: str) -> tuple[str, ...]:
     return tuple(name for name in layers if name in chosen)
 
 
-def page_start(title: str, caption: str) -> tuple[Selection, ImageSet]:
-    """Sidebar, title and caption of an analysis page; stops the page with the reason when no dataset loads."""
+def page_start(title: str, caption: str, *, needs_images: bool = True) -> tuple[Selection, ImageSet]:
+    """Sidebar, title and caption of an analysis page; stops the page with the reason when no dataset loads,
+    or when the page needs images and the dataset has none."""
     selection = render_sidebar()
     st.title(title)
     st.caption(caption)
     if selection.image_set is None:
         st.info(selection.dataset_error)
         st.stop()
+    if needs_images:
+        require_images(selection.image_set, title)
     return selection, selection.image_set
+
+
+def require_images(image_set: ImageSet, page: str) -> None:
+    """Stop a page that needs images, saying why, when the dataset holds representations only."""
+    if not image_set.has_images:
+        st.info(f"The dataset **{image_set.name}** holds representations only ({len(image_set.references)} "
+                f"embeddings of {len(image_set)} items), no images, so the **{page}** page cannot run on it. The "
+                + " and ".join(f"**{name}**" for name in REPRESENTATION_PAGES) + " pages use its representations.")
+        st.stop()
