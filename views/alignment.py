@@ -3,6 +3,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from core.analyses.matching import stored_alignment_key
 from core.analyses.gwot import (BACKENDS, DEFAULT_EPS, INIT_LABELS, INITS, SEARCHES, Alignment, align,
                                 alignment_report, backend_label, rsa_vs_gwot)
 from core.analyses.rdm import (RDM_METRIC_LABELS, RDM_METRICS, RdmSource, layer_source, reference_source, source_rdm,
@@ -198,6 +199,13 @@ if status is None or status.state != "done":
 source_matrix = cached_rdm(image_set, sources[source_name], metric, normalise)
 target_matrix = cached_rdm(image_set, sources[target_name], metric, normalise)
 report = alignment_report(registry.result(key), source_matrix, target_matrix, categories)
+# The Similarity page shows this pair's matching from here: GWOT is never re-run there.
+resources.result_cache().set(
+    stored_alignment_key(image_set.fingerprint, f"{source_name}|{sources[source_name].pooling}",
+                         f"{target_name}|{sources[target_name].pooling}"),
+    {"top1_matching": float(report.rates["rate"].iloc[0]), "category_matching": float(report.rates["rate"].iloc[-1]),
+     "gw_distance": float(report.alignment.gw_distance), "epsilon": float(report.alignment.epsilon),
+     "rdm_metric": metric, "normalise": bool(normalise)})
 alignment, summary = report.alignment, report.rates
 plan, trials = alignment.transport_plan, alignment.trials
 pair = (source_name, target_name)

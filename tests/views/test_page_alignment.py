@@ -64,6 +64,19 @@ def test_alignment_page_runs_a_search_and_draws_every_figure(pixel_features) -> 
     assert all(button.help for button in app.main.button)
     run_button = next(button for button in app.main.button if button.label == "Run alignment")
     assert run_button.disabled  # same settings: the finished result is shown, not recomputed
+    # The Similarity page reads this pair's matching from the result cache (never re-running GWOT).
+    similarity = AppTest.from_file(APP, default_timeout=300)
+    similarity.session_state["encoders"] = [ENCODER]
+    similarity.session_state["similarity_sources"] = ["human · demo human", f"{ENCODER} · final"]
+    similarity.session_state["similarity_measures"] = ["cka_linear"]
+    similarity.switch_page("views/similarity.py").run()
+    next(button for button in similarity.main.button if button.label == "Compute").click().run()
+    deadline = time.time() + 120
+    while not similarity.get("plotly_chart") and time.time() < deadline:
+        time.sleep(0.5)
+        similarity.run()
+    stored = next(frame.value for frame in similarity.dataframe if "top1_matching" in frame.value.columns)
+    assert stored["top1_matching"].iloc[0] == pytest.approx(float(top1.value.rstrip("%")) / 100, abs=5e-4)
 
 
 @pytest.mark.slow
