@@ -33,7 +33,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.analyses.gwot import align, backend_label  # noqa: E402
+from core.analyses.gwot import backend_label  # noqa: E402
+from core.analyses.gwot_search import align  # noqa: E402
 from core.analyses.rdm import rdm  # noqa: E402
 from core.data.datasets import ImageSet, demo, load_dataset, load_image  # noqa: E402
 from core.encoders.registry import describe, load_encoder, spec_availability  # noqa: E402

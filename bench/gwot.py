@@ -28,7 +28,8 @@ import ot
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.analyses.gwot import align, check_plan, epsilon_grid, initial_plan  # noqa: E402
+from core.analyses.gwot import check_plan, epsilon_grid, initial_plan  # noqa: E402
+from core.analyses.gwot_search import align  # noqa: E402
 from core.analyses.matching import top_k_matching_rate  # noqa: E402
 from core.analyses.rdm import rdm  # noqa: E402
 

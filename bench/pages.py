@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.analyses.affect import TARGETS, cross_validated_predictions, metrics_table  # noqa: E402
 from core.analyses.cv import CrossValidation  # noqa: E402
-from core.analyses.gwot import DEFAULT_EPS, align  # noqa: E402
+from core.analyses.gwot import DEFAULT_EPS  # noqa: E402
+from core.analyses.gwot_search import align  # noqa: E402
 from core.analyses.inductive_bias import BIAS_PRESETS, BiasPreset, BiasSettings, corruption_metrics  # noqa: E402
 from core.analyses.manifolds import MANIFOLD_PRESETS, ViewPreset, analyse_manifolds  # noqa: E402
 from core.analyses.probes import ProbeSettings, encoder_curves  # noqa: E402

@@ -4,6 +4,7 @@
     python -m core list-layers open_clip:ViT-B-16@openai
     python -m core catalogue
     python -m core similarity A.npy B.npy C.csv --measure cka_linear,rsa_spearman --bootstrap 1000 --json
+    python -m core study run studies/demo.toml --engine ray
 """
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from core.features.extract import Progress, extract
 from core.features.store import FeatureStore
 from core.paths import cache_root
 from core.similarity_cli import add_similarity_parser, run_similarity
+from core.study_cli import add_study_parser, run_study_command
+from core.studies.spec import StudyError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     catalogue.add_argument("--paradigm", action="append", choices=PARADIGMS,
                            help="only this paradigm (repeat for several; default: all)")
     add_similarity_parser(commands)
+    add_study_parser(commands)
     args = parser.parse_args(argv)
     cache = args.cache or cache_root()
     try:
@@ -56,9 +60,11 @@ def main(argv: list[str] | None = None) -> int:
             print(catalogue_table(args.paradigm or PARADIGMS))
         elif args.command == "similarity":
             run_similarity(args)
+        elif args.command == "study":
+            return run_study_command(args, cache)
         else:
             _extract(args, cache)
-    except (DatasetError, EncoderSpecError, WeightsUnavailable, ValueError) as error:
+    except (DatasetError, EncoderSpecError, WeightsUnavailable, StudyError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -86,7 +86,7 @@ key = (*(feature_set.key.digest for feature_set in feature_sets.values()), "affe
 try:
     analysis = memo.get_or_compute(key, lambda: affect_analysis(image_set, feature_sets, cvs, geometry_cv,
                                                                 zscore=zscore, bins=bins, memo=memo,
-                                                                progress=fold_done))
+                                                                store=resources.result_store(), progress=fold_done))
 except ValueError as error:  # e.g. too few groups for the scheme: explain, never a traceback
     st.error(str(error))
     st.stop()

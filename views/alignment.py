@@ -3,8 +3,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from core.analyses.gwot_search import align
 from core.analyses.matching import stored_alignment_key
-from core.analyses.gwot import (BACKENDS, DEFAULT_EPS, INIT_LABELS, INITS, SEARCHES, Alignment, align,
+from core.analyses.gwot import (BACKENDS, DEFAULT_EPS, INIT_LABELS, INITS, SEARCHES, Alignment,
                                 alignment_report, backend_label, rsa_vs_gwot)
 from core.analyses.rdm import (RDM_METRIC_LABELS, RDM_METRICS, RdmSource, layer_source, reference_source, source_rdm,
                                upload_source)

@@ -55,30 +55,68 @@ def cross_validated_predictions(features: np.ndarray, targets: np.ndarray, group
 
     `progress(done, total)` is called with 0 before the first fold and after every fold.
     """
+    features, targets, groups = _checked(features, targets, groups)
+    splits = cv.split(groups)
+    if progress is not None:
+        progress(0, len(splits))
+    fits = []
+    for index in range(len(splits)):
+        fits += fit_folds(features, targets, splits, [index], alphas=alphas, clip_sd=clip_sd)
+        if progress is not None:
+            progress(index + 1, len(splits))
+    return assemble_predictions(fits, targets, groups, cv, target_names)
+
+
+@dataclass(frozen=True, eq=False)
+class FoldFit:
+    """One outer fold's held-out rows (n,), their (n, T) predictions, the training mean (T,) and chosen alphas (T,)."""
+
+    index: int
+    test: np.ndarray
+    predictions: np.ndarray
+    train_mean: np.ndarray
+    alphas: np.ndarray
+
+
+def fit_folds(features: np.ndarray, targets: np.ndarray, splits: Sequence[tuple[np.ndarray, np.ndarray]],
+              indices: Sequence[int], *, alphas: np.ndarray = RIDGE_ALPHAS,
+              clip_sd: float | None = CLIP_SD) -> list[FoldFit]:
+    """Fit folds `indices` of `splits` on (N, D) features and (N, T) targets (a chunk a study can run anywhere)."""
+    features = np.asarray(features, dtype=np.float64)
+    targets = np.asarray(targets, dtype=np.float64).reshape(len(targets), -1)
+    fits = []
+    for index in indices:
+        train, test = splits[index]
+        model = _ridge_pipeline(alphas, clip_sd)
+        model.fit(features[train], targets[train])
+        fits.append(FoldFit(index, test, model.predict(features[test]).reshape(len(test), -1),
+                            targets[train].mean(axis=0), np.broadcast_to(model[-1].alpha_, (targets.shape[1],)).copy()))
+    return fits
+
+
+def assemble_predictions(fits: Sequence[FoldFit], targets: np.ndarray, groups: np.ndarray, cv: CrossValidation,
+                         target_names: Sequence[str] = TARGETS) -> CVPredictions:
+    """CVPredictions from the fits of every fold of `cv` over (N, T) targets and (N,) groups."""
+    targets = np.asarray(targets, dtype=np.float64).reshape(len(targets), -1)
+    groups = np.asarray(groups).astype(str)
+    predictions, train_means = np.empty_like(targets), np.empty_like(targets)
+    fold = np.empty(len(targets), dtype=int)
+    held_out = np.empty(len(targets), dtype=object)
+    chosen = np.empty((len(fits), targets.shape[1]))
+    for fit in sorted(fits, key=lambda fit: fit.index):
+        predictions[fit.test], train_means[fit.test], fold[fit.test] = fit.predictions, fit.train_mean, fit.index
+        held_out[fit.test] = f"fold {fit.index + 1}" if cv.definition.k_fold else groups[fit.test[0]]
+        chosen[fit.index] = fit.alphas
+    return CVPredictions(cv.scheme, targets, predictions, fold, held_out.astype(str), chosen, train_means,
+                         tuple(target_names))
+
+
+def _checked(features: np.ndarray, targets: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, ...]:
     features = np.asarray(features, dtype=np.float64)
     targets = np.asarray(targets, dtype=np.float64).reshape(len(targets), -1)
     groups = np.asarray(groups).astype(str)
     _validate(features, targets, groups)
-    splits = cv.split(groups)
-    if progress is not None:
-        progress(0, len(splits))
-    predictions = np.empty_like(targets)
-    train_means = np.empty_like(targets)
-    fold = np.empty(len(features), dtype=int)
-    held_out = np.empty(len(features), dtype=object)
-    chosen = np.empty((len(splits), targets.shape[1]))
-    for index, (train, test) in enumerate(splits):
-        model = _ridge_pipeline(alphas, clip_sd)
-        model.fit(features[train], targets[train])
-        predictions[test] = model.predict(features[test]).reshape(len(test), -1)
-        train_means[test] = targets[train].mean(axis=0)
-        fold[test] = index
-        held_out[test] = f"fold {index + 1}" if cv.definition.k_fold else groups[test[0]]
-        chosen[index] = np.broadcast_to(model[-1].alpha_, (targets.shape[1],))
-        if progress is not None:
-            progress(index + 1, len(splits))
-    return CVPredictions(cv.scheme, targets, predictions, fold, held_out.astype(str), chosen, train_means,
-                         tuple(target_names))
+    return features, targets, groups
 
 
 @dataclass(frozen=True)

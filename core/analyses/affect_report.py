@@ -15,15 +15,19 @@ from typing import Any, Callable, Hashable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from core.analyses.affect import (TARGETS, CVPredictions, ceiling_table, cross_validated_predictions, metrics_table,
-                                  paired_difference, per_group_metrics, with_ceiling)
+from core.analyses.affect import (CLIP_SD, RIDGE_ALPHAS, TARGETS, CVPredictions, ceiling_table,
+                                  cross_validated_predictions, metrics_table, paired_difference, per_group_metrics,
+                                  with_ceiling)
 from core.analyses.cv import CrossValidation
 from core.analyses.error_geometry import (ErrorField, ErrorGeometry, Occupancy, error_field, error_geometry,
                                           error_vectors, geometry_table)
 from core.analyses.spectra import effective_dimensionality
 from core.data.datasets import ImageSet
 from core.features.extract import FeatureSet
+from core.features.results import ResultStore, result_key
 from core.features.store import Memo
+
+PREDICTIONS_KIND = "affect_predictions"  # the ResultStore kind of out-of-fold predictions
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,11 +71,14 @@ class AffectAnalysis:
 
 def affect_analysis(image_set: ImageSet, features: Mapping[str, FeatureSet], cvs: Sequence[CrossValidation],
                     geometry_cv: CrossValidation, *, zscore: bool = False, bins: int = 20, memo: Memo | None = None,
+                    store: ResultStore | None = None,
                     progress: Callable[[str, int, int], None] | None = None) -> AffectAnalysis:
     """The Affect page's tables of (N, D) features by model label under every `cvs`; geometry under `geometry_cv`.
 
     `progress(task, done, total)` reports the folds of every cross-validation actually fitted (task names
-    the scheme and model). A scheme the data cannot split (e.g. LOCO on one category) raises ValueError.
+    the scheme and model). With a `store`, out-of-fold predictions stored there (by a study, another
+    session) are read instead of fitted, and new ones are kept. A scheme the data cannot split (e.g. LOCO
+    on one category) raises ValueError.
     """
     metadata = image_set.metadata
     targets = metadata[list(TARGETS)].to_numpy(dtype=float)
@@ -79,9 +86,16 @@ def affect_analysis(image_set: ImageSet, features: Mapping[str, FeatureSet], cvs
 
     def predictions(label: str, cv: CrossValidation) -> CVPredictions:
         def fit() -> CVPredictions:
+            digest = features[label].key.digest
+            stored = None if store is None else load_predictions(store, predictions_key(digest, cv))
+            if stored is not None:
+                return stored
             report = None if progress is None else (lambda done, total: progress(f"{cv.label}: {label}", done, total))
-            return cross_validated_predictions(np.asarray(features[label].features), targets, cv.groups(metadata), cv,
-                                               progress=report)
+            fitted = cross_validated_predictions(np.asarray(features[label].features), targets, cv.groups(metadata), cv,
+                                                 progress=report)
+            if store is not None:
+                save_predictions(store, predictions_key(digest, cv), fitted, {"label": f"{label} · {cv.label}"})
+            return fitted
 
         return _memoised(memo, (features[label].key.digest, "affect-cv", cv.key), fit)
 
@@ -141,3 +155,29 @@ def _ceilings(metadata: pd.DataFrame, dataset_name: str) -> tuple[pd.DataFrame, 
 
 def _memoised(memo: Memo | None, key: Hashable, compute: Callable[[], Any]) -> Any:
     return compute() if memo is None else memo.get_or_compute(key, compute)
+
+
+def predictions_key(feature_digest: str, cv: CrossValidation) -> str:
+    """The stored out-of-fold predictions of one feature array under one cross-validation."""
+    return result_key(PREDICTIONS_KIND, {"cv": cv.key, "alphas": RIDGE_ALPHAS.tolist(), "clip_sd": CLIP_SD},
+                      {"features": feature_digest})
+
+
+def save_predictions(store: ResultStore, key: str, predictions: CVPredictions, meta: dict) -> None:
+    """Keep out-of-fold predictions: every (N, T) / (N,) array as NPY, the scheme and target names in the meta."""
+    store.put(PREDICTIONS_KIND, key, {**meta, "scheme": predictions.scheme,
+                                      "target_names": list(predictions.target_names)},
+              arrays={"targets": predictions.targets, "predictions": predictions.predictions, "fold": predictions.fold,
+                      "held_out_group": predictions.held_out_group.astype(str), "alphas": predictions.alphas,
+                      "train_means": predictions.train_means})
+
+
+def load_predictions(store: ResultStore, key: str) -> CVPredictions | None:
+    """Stored out-of-fold predictions, or None."""
+    stored = store.get(PREDICTIONS_KIND, key)
+    if stored is None:
+        return None
+    arrays = {name: np.asarray(stored.array(name)) for name in stored.array_names}
+    return CVPredictions(stored.meta["scheme"], arrays["targets"], arrays["predictions"], arrays["fold"],
+                         arrays["held_out_group"], arrays["alphas"], arrays["train_means"],
+                         tuple(stored.meta["target_names"]))

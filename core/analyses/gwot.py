@@ -225,73 +225,6 @@ def _logsumexp(nx, values, axis: int):
     return nx.log(nx.sum(nx.exp(values - top), axis=axis)) + nx.reshape(top, (-1,))
 
 
-def align(C_source: np.ndarray, C_target: np.ndarray, *, eps_range: tuple[float, float] = (1e-4, 1e-1),
-          n_eps: int = 10, n_inits: int = 3, init: str = "random", search: str = "grid", warm_start: bool = False,
-          max_iter: int = 1000, tol: float = 1e-6, backend: str = "numpy", seed: int = 0,
-          progress: Callable[[int, int, dict | None], None] | None = None) -> Alignment:
-    """Search epsilon x initial plans for the entropic GW alignment of (N, N) C_source to (N, N) C_target.
-
-    Item i of the source is the true partner of item i of the target (the `top1` column).
-    `search="grid"` tries `n_eps` log-spaced epsilons; "sequential" tries half of them on the
-    grid, then the rest log-spaced between the neighbours of the best so far. With `warm_start`,
-    epsilons run from large to small and each init's trial starts from that init's plan at the
-    nearest larger epsilon (annealing: fast, but at a large epsilon the problem has one optimum,
-    so every init follows the same path and extra inits add nothing); otherwise every trial
-    starts from its own initial plan (GWTune's protocol).
-    """
-    source, target = _validate(C_source, C_target)
-    if search not in SEARCHES:
-        raise ValueError(f"Unknown epsilon search {search!r}; choose one of {', '.join(SEARCHES)}.")
-    n_inits = 1 if init == "uniform" else n_inits
-    to_backend = _converter(backend)
-    C1, C2 = to_backend(source), to_backend(target)
-    init_seeds = [seed + index for index in range(n_inits)]
-    first_stage = epsilon_grid(eps_range, n_eps if search == "grid" else max(2, (n_eps + 1) // 2))
-    total = n_eps * n_inits
-    rows: list[dict] = []
-    finished: dict[tuple[float, int], tuple] = {}  # (epsilon, seed) -> (plan, potentials), backend arrays
-    best: dict = {"plan": None, "distance": np.inf, "row": -1}
-    if progress is not None:
-        progress(0, total, None)  # before the first trial (None: no trial yet), so a timer starts at zero
-
-    def start_of(epsilon: float, init_seed: int) -> tuple:
-        larger = [e for (e, s) in finished if s == init_seed and e > epsilon]
-        if warm_start and larger:
-            return finished[(min(larger), init_seed)]
-        return to_backend(initial_plan(len(source), len(target), init, init_seed)), None
-
-    def run(epsilons: Sequence[float]) -> None:
-        for epsilon in sorted(map(float, epsilons), reverse=warm_start):
-            for init_seed in init_seeds:
-                began = time.perf_counter()
-                plan, potentials = start_of(epsilon, init_seed)
-                with np.errstate(all="ignore"):  # overflow shows up as a NaN plan, reported as such
-                    solved = entropic_gw(C1, C2, epsilon, plan, max_iter=max_iter, tol=tol, potentials=potentials)
-                plan_numpy = ot.backend.to_numpy(solved.plan)
-                valid, note = check_plan(plan_numpy, solved.gw_distance)
-                rows.append({"epsilon": epsilon, "init_seed": init_seed, "gw_distance": solved.gw_distance,
-                             "top1": top_k_matching_rate(plan_numpy, 1) if valid else np.nan,
-                             "seconds": time.perf_counter() - began, "iterations": solved.iterations,
-                             "converged": solved.converged, "valid": valid, "note": note})
-                if valid:
-                    finished[(epsilon, init_seed)] = (solved.plan, solved.potentials)
-                    # Closer than float32 can tell is a tie, kept by the earlier trial, so that both
-                    # backends select the same trial when two inits reach the same optimum.
-                    if solved.gw_distance < best["distance"] * (1 - TIE_TOLERANCE):
-                        best.update(plan=plan_numpy, distance=solved.gw_distance, row=len(rows) - 1)
-                if progress is not None:
-                    progress(len(rows), total, rows[-1])
-
-    run(first_stage)
-    if search == "sequential":
-        run(_refinement(rows, first_stage, n_eps - len(first_stage)))
-    trials = pd.DataFrame(rows)
-    if best["plan"] is None:
-        raise ValueError(f"All {len(trials)} trials failed ({trials['note'].iloc[0]}). Raise the epsilon range: "
-                         "epsilon too small for the scale of these RDMs makes Sinkhorn diverge.")
-    return Alignment(best["plan"].astype(np.float64), trials, best["row"])
-
-
 @dataclass(frozen=True, eq=False)
 class AlignmentReport:
     """What the Alignment page shows of one finished alignment of N items with categories."""
@@ -340,22 +273,7 @@ def check_plan(plan: np.ndarray, distance: float) -> tuple[bool, str]:
     return True, ""
 
 
-def _refinement(rows: list[dict], coarse: np.ndarray, n_more: int) -> np.ndarray:
-    """n_more log-spaced epsilons between the coarse neighbours of the best valid coarse epsilon."""
-    if n_more <= 0:
-        return np.array([])
-    valid = [row for row in rows if row["valid"]]
-    if not valid:
-        return np.array([])
-    best = min(valid, key=lambda row: row["gw_distance"])["epsilon"]
-    index = int(np.argmin(np.abs(np.log(coarse) - np.log(best))))
-    low, high = coarse[max(index - 1, 0)], coarse[min(index + 1, len(coarse) - 1)]
-    # n_more + 1 interior points, less the one nearest the best epsilon, which was already tried.
-    refined = np.geomspace(low, high, n_more + 3)[1:-1]
-    return np.delete(refined, np.argmin(np.abs(np.log(refined) - np.log(best))))
-
-
-def _validate(C_source: np.ndarray, C_target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def validate_rdms(C_source: np.ndarray, C_target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     source, target = (np.asarray(C, dtype=np.float32) for C in (C_source, C_target))
     for name, C in (("source", source), ("target", target)):
         if C.ndim != 2 or C.shape[0] != C.shape[1]:
@@ -383,7 +301,7 @@ def _torch_float32():
     return nx, max((t for t in nx.__type_list__ if t.element_size() == 4), key=lambda t: t.is_cuda)
 
 
-def _converter(backend: str) -> Callable[[np.ndarray], object]:
+def backend_converter(backend: str) -> Callable[[np.ndarray], object]:
     """float32 arrays in the chosen backend; torch runs on the GPU when there is one."""
     if backend == "numpy":
         return lambda array: np.asarray(array, dtype=np.float32)

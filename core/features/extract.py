@@ -204,11 +204,11 @@ def _extract_missing(image_set: ImageSet, info: EncoderInfo, missing: dict[str, 
             # Name every bad file of the set at once, not one per retry.
             problems = check_images(image_set)
             raise DatasetError(image_problems_message(problems) if problems else failed[0])
-        with torch.inference_mode(), _autocast(target):
+        with torch.inference_mode(), autocast_context(target):
             outputs = encoder.forward_layers(images.to(target, non_blocking=True), layers, block_pooling)
         for layer in layers:
             # pop: a flat layer's unreduced batch is freed once reduced, before the next forward makes its own
-            buffers[layer].append(_stored_rows(outputs.pop(layer), layer, reducer))
+            buffers[layer].append(stored_rows(outputs.pop(layer), layer, reducer))
         done += len(images)
         now = time.perf_counter()
         if done - chunk_start >= chunk_rows or now - chunk_began >= flush_s or done == total:
@@ -225,7 +225,7 @@ def _extract_missing(image_set: ImageSet, info: EncoderInfo, missing: dict[str, 
         store.finalize(missing[layer], total, meta)
 
 
-def _stored_rows(output: torch.Tensor, layer: str, reducer: FlatReducer | None) -> np.ndarray:
+def stored_rows(output: torch.Tensor, layer: str, reducer: FlatReducer | None) -> np.ndarray:
     """A layer's (B, D) float32 rows as stored: flat blocks' (B, n_features) reduced to (B, dim)."""
     rows = output.float().cpu().numpy()
     return rows if reducer is None or layer == FINAL_LAYER else reducer.reduce(layer, rows)
@@ -277,7 +277,7 @@ def _worker_context(num_workers: int) -> multiprocessing.context.BaseContext | N
     return context
 
 
-def _autocast(device: torch.device):
+def autocast_context(device: torch.device):
     if device.type != "cuda":
         return nullcontext()
     dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16

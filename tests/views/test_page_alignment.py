@@ -169,7 +169,8 @@ def test_switching_pooling_changes_the_rdm(isolated_cache: Path, tmp_path: Path)
 def test_the_demo_human_embedding_matches_mean_colour_only_coarsely(pixel_features, isolated_cache: Path) -> None:
     """The demo's second known answer: human vs pixels:1 (each image's mean colour) shares the coarse geometry
     (high RSA) but not the items (top-1 a few per cent) — the RSA-vs-GWOT table's "high RSA, low top-1" case."""
-    from core.analyses.gwot import DEFAULT_EPS, align
+    from core.analyses.gwot import DEFAULT_EPS
+    from core.analyses.gwot_search import align
     from core.analyses.matching import top_k_matching_rate
     from core.analyses.rdm import rdm, rsa
 

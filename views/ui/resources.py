@@ -6,6 +6,7 @@ import streamlit as st
 from core.data import datasets, image_check
 from core.encoders.registry import UNUSABLE, EncoderInfo, availability, describe, describe_version
 from core.features.extract import FeatureSet, cached_features
+from core.features.results import ResultStore
 from core.features.store import FeatureStore, Memo, ResultCache
 from core.jobs import JobRegistry
 from core.lab.runs import LabRun, finished_run_ids, lab_spec, list_runs  # importing the lab registers `lab:` specs
@@ -72,6 +73,12 @@ def feature_set(image_set: datasets.ImageSet, encoder: EncoderInfo, layer: str, 
 def result_cache() -> ResultCache:
     """On-disk JSON results (probe scores per layer), shared by every session and process."""
     return ResultCache(cache_root() / "results")
+
+
+@st.cache_resource
+def result_store() -> ResultStore:
+    """Analysis results on disk (alignments, out-of-fold predictions, study steps), shared by every session."""
+    return ResultStore(cache_root() / "results")
 
 
 @st.cache_resource

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from core.analyses import gwot
-from core.analyses.gwot import Alignment, align, initial_plan, search_warnings
+from core.analyses.gwot import Alignment, initial_plan, search_warnings
+from core.analyses.gwot_search import align
 from core.analyses.matching import (category_chance, category_matching_rate, matching_summary, per_category_matching,
                                     top_k_matching_rate)
 from core.analyses.rdm import rdm

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.analyses.gwot import align
+from core.analyses.gwot_search import align
 from core.analyses.matching import category_chance, matching_summary
 from core.analyses.rdm import rdm, rsa
 

@@ -1,0 +1,185 @@
+"""Running a study: extraction first, then every step whose result is not stored; and where each step stands.
+
+`run_study(study, cache, engine)` plans the feature arrays the steps need (one unit per encoder, image set
+and input transform: all its layers in one pass), extracts the missing ones in shards on the engine and
+writes them to the feature store (driver only), then runs each step not yet stored. A step's result is a
+`study_step` entry of the ResultStore keyed by its analysis, settings and inputs (`step_key`): a second run
+finds every step stored and does no work, and a run stopped anywhere resumes from what was stored. A step
+that fails records its error (`study status` shows it) and the others go on.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from core.analyses.similarity import SimilarityStore
+from core.data.datasets import DatasetError
+from core.features.results import ResultStore, result_key
+from core.features.store import FeatureStore, ResultCache
+from core.provenance import library_versions, provenance_from_keys
+from core.studies.spec import Step, Study
+from core.studies.steps import (MATRICES_FOLDER, RUNNERS, UNITS, ExtractionUnit, StudyContext, input_fingerprints)
+from core.studies.tasks import ImageShard, extract_shard
+
+STEP_KIND = "study_step"
+SHARD_BATCHES = 8  # batches per extraction shard (a shard is one task; its rows are one stored chunk)
+Bar = Callable[[str, int, str], Callable[[int, int], None]]  # (label, total, unit) -> report(done, total)
+
+
+@dataclass(frozen=True)
+class StepStatus:
+    """Where one step stands: done (stored), pending or failed (with the error); `ran` when this run computed it."""
+
+    step: Step
+    key: str
+    state: str  # done | pending | failed
+    error: str = ""
+    summary: str = ""
+    ran: bool = False
+
+
+def open_context(study: Study, cache: str | Path, *, gpus_per_task: float = 0, parallelism: int = 1) -> StudyContext:
+    """The stores under `cache` that a study reads and fills (the same ones the pages use)."""
+    cache = Path(cache)
+    return StudyContext(study, FeatureStore(cache / "features"), ResultStore(cache / "results"),
+                        ResultCache(cache / "results"), SimilarityStore(cache / "results" / MATRICES_FOLDER),
+                        gpus_per_task, parallelism)
+
+
+def step_key(step: Step, context: StudyContext) -> str:
+    """A step's stored result: its analysis, every setting, the layers and the inputs' fingerprints."""
+    settings = {"analysis": step.analysis, **step.settings, "layers": {spec: list(step.layers[spec])
+                                                                      for spec in step.encoders}}
+    return result_key(STEP_KIND, settings, input_fingerprints(step, context))
+
+
+def extraction_plan(study: Study, context: StudyContext) -> list[ExtractionUnit]:
+    """Every feature array the steps need, one unit per (images, encoder, pooling, input transform)."""
+    units: dict[tuple, ExtractionUnit] = {}
+    for step in study.steps:
+        for unit in UNITS[step.analysis](step, context):
+            known = units.get(unit.identity)
+            layers = unit.info.resolve_layers(set(unit.layers) | set(known.layers if known else ()))
+            units[unit.identity] = ExtractionUnit(unit.image_set, unit.info, layers, unit.pooling, unit.input_transform)
+    return list(units.values())
+
+
+def study_status(study: Study, cache: str | Path) -> list[StepStatus]:
+    """Every step: done, failed (its error) or pending."""
+    context = open_context(study, cache)
+    statuses = []
+    for step in study.steps:
+        key = step_key(step, context)
+        stored = context.results.get(STEP_KIND, key)
+        failure = context.results.failure(STEP_KIND, key)
+        if stored is not None:
+            statuses.append(StepStatus(step, key, "done", summary=stored.meta.get("summary", "")))
+        else:
+            statuses.append(StepStatus(step, key, "failed" if failure else "pending",
+                                       error=failure["error"] if failure else ""))
+    return statuses
+
+
+def run_study(study: Study, cache: str | Path, engine, *, device: str | None = None, batch_size: int | None = None,
+              gpus_per_task: float = 0, bar: Bar | None = None) -> list[StepStatus]:
+    """Extract what is missing, then run every step not stored; returns each step's status after the run."""
+    context = open_context(study, cache, gpus_per_task=gpus_per_task, parallelism=getattr(engine, "parallelism", 1))
+    device, batch_size = device or study.device, batch_size or study.batch_size
+    bar = bar or _silent
+    failed_units: dict[tuple, str] = {}
+    for unit in extraction_plan(study, context):
+        if all(context.features.has(key) for key in unit.keys.values()):
+            continue
+        try:
+            extract_unit(unit, context, engine, device=device, batch_size=batch_size,
+                         report=bar(unit.label, len(unit.image_set), "images"))
+        except Exception as error:  # noqa: BLE001 - the steps that need it fail with this message; the rest go on
+            failed_units[unit.identity] = f"{unit.label}: {type(error).__name__}: {error}"
+    statuses = []
+    for step in study.steps:
+        key = step_key(step, context)
+        stored = context.results.get(STEP_KIND, key)
+        if stored is not None:
+            statuses.append(StepStatus(step, key, "done", summary=stored.meta.get("summary", "")))
+            continue
+        meta = step_meta(step, context)
+        missing = [failed_units[unit.identity] for unit in UNITS[step.analysis](step, context)
+                   if unit.identity in failed_units]
+        try:
+            if missing:
+                raise DatasetError("extraction failed: " + "; ".join(missing))
+            began = time.perf_counter()
+            output = RUNNERS[step.analysis](step, context, engine, bar(step.label, 1, "units"))
+        except Exception as error:  # noqa: BLE001 - recorded for `study status`; the other steps still run
+            message = f"{type(error).__name__}: {error}"
+            context.results.fail(STEP_KIND, key, meta, message)
+            statuses.append(StepStatus(step, key, "failed", error=message, ran=True))
+            continue
+        context.results.put(STEP_KIND, key, {**meta, **output.meta, "summary": output.summary,
+                                             "seconds": round(time.perf_counter() - began, 3), "engine": engine.name},
+                            tables=output.tables)
+        statuses.append(StepStatus(step, key, "done", summary=output.summary, ran=True))
+    return statuses
+
+
+def step_meta(step: Step, context: StudyContext) -> dict:
+    """What a stored step says of itself: study, analysis, settings, layers, provenance (for methods.md and pages)."""
+    image_set = context.image_set(step)
+    keys = [key for unit in UNITS[step.analysis](step, context) for key in unit.keys.values()]
+    provenance = provenance_from_keys(keys, dict(step.settings), dataset=step.dataset,
+                                      dataset_fingerprint=image_set.fingerprint, store=context.features)
+    return {"label": step.label, "study": context.study.name, "study_file": str(context.study.path),
+            "step": step.index, "analysis": step.analysis, "dataset": step.dataset,
+            "dataset_fingerprint": image_set.fingerprint, "settings": dict(step.settings),
+            "encoders": list(step.encoders), "layers": {spec: list(step.layers[spec]) for spec in step.encoders},
+            "pooling": context.study.pooling, "provenance": provenance.to_dict(), "versions": library_versions()}
+
+
+def extract_unit(unit: ExtractionUnit, context: StudyContext, engine, *, device: str, batch_size: int,
+                 report: Callable[[int, int], None]) -> None:
+    """Extract a unit's missing arrays in shards on the engine; only this process writes the feature store."""
+    store, total = context.features, len(unit.image_set)
+    shard_rows = SHARD_BATCHES * batch_size  # whole batches: every row sees the batches `extract` would form
+    with store.lock(list(unit.keys.values())):
+        missing = {layer: key for layer, key in unit.keys.items() if not store.has(key)}
+        if not missing:
+            return
+        start = min(store.rows_done(key) for key in missing.values())
+        start -= start % shard_rows
+        report(start, total)
+        began = time.perf_counter()
+        shared = {"info": unit.info, "layers": tuple(missing), "block_pooling": unit.pooling,
+                  "input_transform": unit.input_transform, "device": device, "batch_size": batch_size}
+        wave_rows = shard_rows * max(2, 2 * context.parallelism)  # image bytes of one wave in memory at a time
+        for wave_start in range(start, total, wave_rows):
+            shards = [_shard(unit, begin, min(begin + shard_rows, total))
+                      for begin in range(wave_start, min(wave_start + wave_rows, total), shard_rows)]
+            rows = engine.map(extract_shard, [{"shard": shard} for shard in shards], shared=shared,
+                              gpus=context.gpus_per_task)
+            for shard, features in zip(shards, rows):
+                for layer, key in missing.items():
+                    store.save_chunk(key, shard.start, features[layer])
+            report(shards[-1].start + len(shards[-1].images), total)
+        seconds = time.perf_counter() - began
+        meta = {"dataset_name": unit.image_set.name, "n_images": total, "device": device, "seconds": round(seconds, 3),
+                "images_per_s": round((total - start) / max(seconds, 1e-9), 2), "engine": engine.name}
+        for key in missing.values():
+            store.finalize(key, total, meta)
+
+
+def _shard(unit: ExtractionUnit, begin: int, end: int) -> ImageShard:
+    paths = unit.image_set.paths[begin:end]
+    images = []
+    for path in paths:
+        try:
+            images.append(Path(path).read_bytes())
+        except OSError as error:
+            raise DatasetError(f"cannot read image file {path} ({error.strerror}); restore it or remove it from the "
+                               "dataset.") from None
+    return ImageShard(begin, tuple(images), tuple(str(path) for path in paths))
+
+
+def _silent(label: str, total: int, unit: str) -> Callable[[int, int], None]:
+    return lambda done, total: None
