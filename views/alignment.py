@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.analyses.gwot_search import align
+from core.analyses.gwot_search import SearchSettings, alignment_result_key, align, load_alignment, save_alignment
 from core.analyses.matching import stored_alignment_key
 from core.analyses.gwot import (BACKENDS, DEFAULT_EPS, INIT_LABELS, INITS, SEARCHES, Alignment,
                                 alignment_report, backend_label, rsa_vs_gwot)
@@ -17,7 +17,7 @@ from core.features.extract import feature_keys
 from core.features.store import FeatureKey
 from core.figures.alignment import (epsilon_search_figure, matching_rates_figure, per_category_figure,
                                     rdm_pair_figure, transport_plan_figure)
-from core.jobs import job_key
+from core.jobs import ACTIVE, job_key
 from core.provenance import Provenance, provenance_from_keys
 from views.ui import resources
 from views.ui.background import estimate_text, job_outcomes, job_progress, submit_job
@@ -131,11 +131,18 @@ search_settings = dict(eps_range=(float(eps_low), float(eps_high)), n_eps=int(n_
                        search=search, warm_start=warm_start, backend=backend, max_iter=int(max_iter))
 
 
-def alignment_job_key(source: str, target: str) -> str:
-    """Same data and settings -> same key: a finished result is reused, a running one is not restarted."""
-    parts = [image_set.fingerprint, sources[source].key, sources[target].key, metric, str(normalise),
-             repr(sorted(search_settings.items()))]  # a layer source's key holds its own pooling
-    return job_key("align", *parts)
+def stored_key(source: str, target: str) -> str:
+    """Where the alignment of `source` to `target` with these settings is stored: the same items, sources, RDMs and
+    search give the same key, here, in a headless study and after a restart (a layer source's key holds its pooling)."""
+    return alignment_result_key(image_set.fingerprint, sources[source].key, sources[target].key, metric, normalise,
+                                SearchSettings(**search_settings))
+
+
+def stored_alignment(source: str, target: str) -> Alignment | None:
+    """The finished alignment of the pair from the result store (a study's, an earlier session's), or None."""
+    return resources.result_memo().get_or_compute(("alignment", stored_key(source, target)),
+                                                  lambda: load_alignment(resources.result_store(),
+                                                                         stored_key(source, target)))
 
 
 # What a trial costs depends on the number of items and the search settings, not on which sources.
@@ -157,11 +164,15 @@ def start_alignments(targets: list[str]) -> None:
     for target in targets:
         target_matrix = cached_rdm(image_set, sources[target], metric, normalise)
 
-        def work(report, target_matrix=target_matrix):
-            return align(source, target_matrix, **search_settings,
-                         progress=lambda done, total, trial: report(done, total, trial_message(trial)))
+        def work(report, target=target, target_matrix=target_matrix, key=stored_key(source_name, target)):
+            alignment = align(source, target_matrix, **search_settings,
+                              progress=lambda done, total, trial: report(done, total, trial_message(trial)))
+            save_alignment(resources.result_store(), key, alignment,
+                           {"label": f"{source_name} → {target}", "source": source_name, "target": target,
+                            "dataset": image_set.name, "metric": metric})
+            return alignment
 
-        submit_job("alignment_jobs", alignment_job_key(source_name, target), f"{source_name} → {target}", work,
+        submit_job("alignment_jobs", job_key("align", stored_key(source_name, target)), f"{source_name} → {target}", work,
                    rate_key=trial_rate_key)
 
 
@@ -181,25 +192,28 @@ def alignment_provenance(targets: list[str]) -> Provenance:
 
 
 registry = resources.job_registry()
-key = alignment_job_key(source_name, target_name)
+key = job_key("align", stored_key(source_name, target_name))
 status = registry.status(key)
+stored = stored_alignment(source_name, target_name)
+running = status is not None and status.state in ACTIVE
 st.button("Run alignment", type="primary", on_click=start_alignments, args=([target_name],),
-          disabled=status is not None and status.state in ("queued", "running", "done"),
+          disabled=stored is not None or running,
           help="Runs in the background, one trial at a time, with a progress bar. Changing other widgets does not "
-               "stop it; the result is kept for these exact settings.")
-if status is None:
+               "stop it; the result is stored on disk for these exact settings, so it opens at once next time, also "
+               "after a restart (and a study's alignment of the same pair and settings opens here too).")
+if stored is None and not running:
     st.caption(f"Estimate for {n_trials} trials: " + (estimate_text(trial_rate_key, n_trials, "trials") or
                                                        "none yet (the first run measures the rate)."))
 job_progress("alignment_jobs", "trials", "Stops after the current trial.")
 job_outcomes([key], "Cancelled.")
-if status is None or status.state != "done":
+if stored is None:
     if status is None:
         st.info("Pick a source and a target, then press **Run alignment**.")
     st.stop()
 
 source_matrix = cached_rdm(image_set, sources[source_name], metric, normalise)
 target_matrix = cached_rdm(image_set, sources[target_name], metric, normalise)
-report = alignment_report(registry.result(key), source_matrix, target_matrix, categories)
+report = alignment_report(stored, source_matrix, target_matrix, categories)
 # The Similarity page shows this pair's matching from here: GWOT is never re-run there.
 resources.result_cache().set(
     stored_alignment_key(image_set.fingerprint, f"{source_name}|{sources[source_name].pooling}",
@@ -283,10 +297,11 @@ compared = st.multiselect("Targets to compare", others, default=others[:6], key=
 
 def outcome(target: str) -> Alignment | str:
     """The finished alignment of the source to `target`, or the state of its search."""
-    job = registry.status(alignment_job_key(source_name, target))
-    if job is None:
-        return "not run"
-    return registry.result(job.key) if job.state == "done" else job.state
+    found = stored_alignment(source_name, target)
+    if found is not None:
+        return found
+    job = registry.status(job_key("align", stored_key(source_name, target)))
+    return "not run" if job is None else job.state
 
 
 outcomes = {target: outcome(target) for target in compared}

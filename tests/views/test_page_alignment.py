@@ -181,3 +181,41 @@ def test_the_demo_human_embedding_matches_mean_colour_only_coarsely(pixel_featur
     top1 = top_k_matching_rate(alignment.transport_plan, 1)
     assert rsa(human, colour) > 0.5  # measured 0.635
     assert 1 / len(image_set) < top1 < 0.1  # measured 2.6 %: above chance (0.26 %), far from pixels:32's 65 %
+
+
+def test_a_study_alignment_opens_on_the_page_after_a_restart_without_a_job(pixel_features, isolated_cache, tmp_path):
+    """A headless study stores the alignment; a fresh server (caches cleared) shows it at once, nothing re-run."""
+    import streamlit as st
+
+    from core.features.results import ResultStore
+    from core.studies.engines import LocalEngine
+    from core.studies.run import STEP_KIND, run_study
+    from core.studies.spec import load_study
+    from views.ui import resources
+
+    study_file = tmp_path / "align.toml"
+    study_file.write_text(f'''
+datasets = ["demo"]
+encoders = ["{ENCODER}"]
+[[steps]]
+analysis = "alignment"
+source = "human · demo human"
+targets = ["{ENCODER} · final"]
+metric = "euclidean"
+normalise = true
+eps_range = [1e-3, 1e-1]
+n_eps = 2
+n_inits = 1
+anneal = false
+''')
+    [status] = run_study(load_study(study_file, isolated_cache), isolated_cache, LocalEngine())
+    assert status.state == "done", status.error
+    st.cache_resource.clear()  # a server restart: no job registry, no memo; only the disk
+    app = run_page(alignment_n_eps=2, alignment_n_inits=1, alignment_metric="euclidean", alignment_normalise=True,
+                   alignment_warm_start=False, eps_low_euclidean=1e-3, eps_high_euclidean=1e-1)
+    assert len(app.get("plotly_chart")) == 5, "the stored alignment is drawn on the first run"
+    assert not resources.job_registry().statuses(), "no job was started"
+    assert next(button for button in app.main.button if button.label == "Run alignment").disabled
+    study_record = ResultStore(isolated_cache / "results").get(STEP_KIND, status.key).table("matching")
+    top1 = next(metric for metric in app.metric if metric.label == "Top-1 matching")
+    assert float(top1.value.rstrip("%")) / 100 == pytest.approx(study_record["top-1"].iloc[0], abs=5e-4)
