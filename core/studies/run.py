@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from core.analyses.similarity import SimilarityStore
+from core.analyses.similarity import MATRICES_FOLDER, SimilarityStore
 from core.data.datasets import DatasetError
 from core.features.results import ResultStore, result_key
 from core.features.store import FeatureStore, ResultCache
 from core.provenance import library_versions, provenance_from_keys
 from core.studies.spec import Step, Study
-from core.studies.steps import (MATRICES_FOLDER, RUNNERS, UNITS, ExtractionUnit, StudyContext, input_fingerprints)
+from core.studies.steps import RUNNERS, UNITS, ExtractionUnit, StudyContext, input_fingerprints
 from core.studies.tasks import ImageShard, extract_shard
 
 STEP_KIND = "study_step"

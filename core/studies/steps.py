@@ -40,7 +40,6 @@ from core.features.store import FeatureKey, FeatureStore, ResultCache
 from core.studies.spec import Step, Study
 
 Report = Callable[[int, int], None]
-MATRICES_FOLDER = "similarity_matrices"  # under cache/results: the Similarity page's stored matrices
 
 
 @dataclass

@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from core.analyses.rdm import load_matrix
-from core.analyses.similarity import SimilarityMatrix, SimilarityStore, fingerprint, percentile_interval
+from core.analyses.similarity import MATRICES_FOLDER, SimilarityMatrix, SimilarityStore, fingerprint, percentile_interval
 from core.data.datasets import ImageSet
 from core.encoders.specs import ModelLayer
 from core.features.extract import feature_keys
@@ -87,7 +87,7 @@ def load_features(image_set: ImageSet, source: SimilaritySource) -> np.ndarray:
 @st.cache_resource
 def similarity_store() -> SimilarityStore:
     """Similarity matrices on disk, shared by every session."""
-    return SimilarityStore(cache_root() / "similarity")
+    return SimilarityStore(cache_root() / "results" / MATRICES_FOLDER)
 
 
 def depth_table(matrix: SimilarityMatrix, measure: str, sources: Mapping[str, SimilaritySource],

@@ -9,9 +9,9 @@ from core.analyses.similarity.matrices import (CONTROLS, NoiseCeiling, PairedTes
                                                percentile_interval, random_rotation)
 from core.analyses.similarity.measures import (MEASURES, RDM_MEASURES, Measure, PreparedRepresentation,
                                                SimilaritySettings, prepare, similarity, validate_features)
-from core.analyses.similarity.store import SimilarityStore, matrix_key
+from core.analyses.similarity.store import MATRICES_FOLDER, SimilarityStore, matrix_key
 
-__all__ = ["CONTROLS", "MEASURES", "RDM_MEASURES", "Measure", "NoiseCeiling", "PairedTest", "PreparedRepresentation",
+__all__ = ["CONTROLS", "MATRICES_FOLDER", "MEASURES", "RDM_MEASURES", "Measure", "NoiseCeiling", "PairedTest", "PreparedRepresentation",
            "SimilarityMatrix", "SimilaritySettings", "SimilarityStore", "compare", "controls", "fingerprint",
            "matrix_key", "measure_agreement", "noise_ceiling", "paired_test", "percentile_interval", "prepare",
            "random_rotation", "similarity", "validate_features"]

@@ -17,6 +17,8 @@ from core.analyses.similarity.matrices import SimilarityMatrix
 from core.analyses.similarity.measures import SimilaritySettings
 from core.paths import atomic_write
 
+MATRICES_FOLDER = "similarity_matrices"  # under cache/results: the page's and the studies' stored matrices
+
 
 def matrix_key(rows: Mapping[str, str], columns: Mapping[str, str], measures, settings: SimilaritySettings,
                n_bootstrap: int, seed: int) -> str:
