@@ -246,7 +246,9 @@ def load_study(path: str | Path, cache: str | Path) -> Study:
         if not step_encoders:
             raise StudyError(where.step(index, "encoders", "no encoders: list them at the top (encoders = [...]) or "
                                                            "in the step"))
-        step_layers = _layers(raw.get("layers", layers), step_encoders, infos, where, index,
+        located = ((lambda message, index=index: where.step(index, "layers", message)) if "layers" in raw else
+                   (lambda message: where.top("layers", message)))
+        step_layers = _layers(raw.get("layers", layers), step_encoders, infos, located,
                               "all" if analysis == "probes" else None)
         for key, option in ANALYSES[analysis].items():
             settings.setdefault(key, option.default)
@@ -284,18 +286,18 @@ def _encoders(values, where: _Locator, step: int | None, infos: dict[str, Encode
     return tuple(dict.fromkeys(infos[spec].spec for spec in specs))
 
 
-def _layers(value, encoders, infos, where: _Locator, step: int, forced: str | None) -> dict[str, tuple[str, ...]]:
+def _layers(value, encoders, infos, located: Callable[[str], str], forced: str | None) -> dict[str, tuple[str, ...]]:
+    """spec -> its layers in depth order ("all", or names every encoder must have; probes always take all)."""
     value = forced or value
     if value != "all" and (not isinstance(value, list) or not all(isinstance(item, str) for item in value)):
-        raise StudyError(where.step(step, "layers", 'must be "all" or a list of layer names, e.g. ["final"]'))
+        raise StudyError(located('must be "all" or a list of layer names, e.g. ["final"]'))
     layers = {}
     for spec in encoders:
         info = infos[spec]
         if value != "all":
             unknown = [layer for layer in value if layer not in info.layers]
             if unknown:
-                raise StudyError(where.step(step, "layers", f"{spec} has no layer {unknown[0]!r}; it has "
-                                                            f"{', '.join(info.layers)}"))
+                raise StudyError(located(f"{spec} has no layer {unknown[0]!r}; it has {', '.join(info.layers)}"))
         layers[spec] = info.resolve_layers(value)
     return layers
 

@@ -1,0 +1,91 @@
+"""Study files are validated whole before anything runs: every refusal names the file, line and key, and writes nothing."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.cli import main
+from core.studies.spec import ANALYSES, StudyError, load_study
+from tests.paths import REPO_ROOT
+
+GOOD = '''name = "tiny"
+datasets = ["demo"]
+encoders = ["pixels:32"]
+layers = ["final"]
+
+[[steps]]
+analysis = "alignment"
+source = "human · demo human"
+targets = ["pixels:32 · final"]
+eps_range = [1e-3, 1e-1]
+'''
+
+
+def written(cache: Path) -> set[Path]:
+    """Every file a study run could have written (features, results), to check that a refusal wrote none."""
+    return {path for folder in ("features", "results") for path in (cache / folder).rglob("*") if path.is_file()}
+
+
+def test_a_valid_file_fills_every_default(tmp_path, isolated_cache) -> None:
+    path = tmp_path / "tiny.toml"
+    path.write_text(GOOD)
+    study = load_study(path, isolated_cache)
+    [step] = study.steps
+    assert study.name == "tiny" and step.encoders == ("pixels:32",) and step.layers == {"pixels:32": ("final",)}
+    assert set(step.settings) == set(ANALYSES["alignment"]) | {"eps_range"}
+    assert step.settings["eps_range"] == (1e-3, 1e-1) and step.settings["n_eps"] == 10 and step.settings["anneal"]
+
+
+def test_the_shipped_examples_validate(isolated_cache) -> None:
+    demo = load_study(REPO_ROOT / "studies" / "demo.toml", isolated_cache)
+    assert [step.analysis for step in demo.steps] == list(ANALYSES)  # the demo shows every analysis
+    # The OASIS study names real paths and hub models: it must parse, and say clearly what is missing here.
+    with pytest.raises(StudyError, match=r"oasis_clip_vs_in21k\.toml:\d+: datasets: "):
+        load_study(REPO_ROOT / "studies" / "oasis_clip_vs_in21k.toml", isolated_cache)
+
+
+def edit(old: str, new: str):
+    return lambda text: text.replace(old, new)
+
+
+@pytest.mark.parametrize("broken, where, message", [
+    (edit('encoders = ["pixels:32"]', 'encoders = ["timm:no_such_model_xyz"]'), ":3: encoders:", "no_such_model_xyz"),
+    (edit('analysis = "alignment"', 'analysis = "alignmnet"'), ":7: steps[1].analysis:", "unknown analysis 'alignmnet'"),
+    (edit('layers = ["final"]', 'layers = ["blocks.99"]'), ":4: layers:", "pixels:32 has no layer 'blocks.99'"),
+    (edit("eps_range = [1e-3, 1e-1]", "eps_range = [1e-1, 1e-3]"), ":10: steps[1].eps_range:", "(swap them?)"),
+    (edit('datasets = ["demo"]', 'datasets = ["oasis:/no/such/folder"]'), ":2: datasets:", "/no/such/folder"),
+    (edit("eps_range = [1e-3, 1e-1]", "eps_range = [1e-3, 1e-1]\nn_epsilons = 4"), ":11: steps[1].n_epsilons:",
+     "alignment takes no key 'n_epsilons'; it takes"),
+    (edit("eps_range = [1e-3, 1e-1]", "eps_range = [1e-3, 1e-1]\nn_eps = 0"), ":11: steps[1].n_eps:",
+     "0 must be an integer from 1 to 50"),
+    (edit('targets = ["pixels:32 · final"]', 'targets = ["pixels:64 · final"]'), ":9: steps[1].targets:",
+     "no source 'pixels:64 · final'"),
+], ids=["encoder", "analysis", "layer", "epsilon-range", "dataset", "key", "value", "source"])
+def test_bad_files_are_refused_with_file_line_and_key_and_write_nothing(broken, where, message, tmp_path,
+                                                                         isolated_cache) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(broken(GOOD))
+    before = written(isolated_cache)
+    with pytest.raises(StudyError) as refused:
+        load_study(path, isolated_cache)
+    assert f"{path}{where}" in str(refused.value) and message in str(refused.value), str(refused.value)
+    assert main(["--cache", str(isolated_cache), "study", "run", str(path)]) == 2  # the CLI: exit 2, one line
+    assert written(isolated_cache) == before, "a refused study wrote nothing"
+
+
+def test_toml_syntax_errors_and_missing_files_are_refused(tmp_path, isolated_cache) -> None:
+    path = tmp_path / "broken.toml"
+    path.write_text(GOOD.replace('name = "tiny"', 'name = "tiny'))
+    with pytest.raises(StudyError, match=r"broken\.toml: not valid TOML: .*line 1"):
+        load_study(path, isolated_cache)
+    with pytest.raises(StudyError, match=r"absent\.toml: cannot read the study file"):
+        load_study(tmp_path / "absent.toml", isolated_cache)
+
+
+def test_a_paradigm_stands_for_its_catalogue_entries(tmp_path, isolated_cache) -> None:
+    from core.encoders.catalogue import entries_of
+    path = tmp_path / "paradigm.toml"
+    path.write_text(GOOD.replace('encoders = ["pixels:32"]', 'encoders = ["paradigm:control"]'))
+    study = load_study(path, isolated_cache)
+    assert study.steps[0].encoders == tuple(entry.spec for entry in entries_of(("control",)))
