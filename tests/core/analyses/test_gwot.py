@@ -197,3 +197,25 @@ def test_entropic_gw_returns_its_plan_distance_and_potentials() -> None:
     assert solved.converged and 1 <= solved.iterations <= 1000 and solved.gw_distance >= 0
     np.testing.assert_allclose(solved.plan.sum(axis=1), 1 / 20, atol=1e-5)
     assert [len(potential) for potential in solved.potentials] == [20, 20]
+
+
+@pytest.mark.parametrize("search, warm_start", [("grid", False), ("grid", True), ("sequential", False),
+                                                ("sequential", True)])
+def test_chains_run_apart_and_merged_in_any_order_equal_the_in_process_search(search: str, warm_start: bool) -> None:
+    """What a study engine does (each chain a task, results back in any order) selects what `align` selects."""
+    from core.analyses.gwot_search import SearchSettings, assemble, refinement, run_chain, search_chains, starts_for
+    cloud = RNG.normal(size=(30, 4))
+    source, target = rdm(cloud, "euclidean"), rdm(cloud + 0.05 * RNG.normal(size=cloud.shape), "euclidean")
+    settings = SearchSettings((0.1, 1.0), 4, 2, "random", search, warm_start, seed=3)
+    in_process = align(source, target, eps_range=(0.1, 1.0), n_eps=4, n_inits=2, search=search,
+                       warm_start=warm_start, seed=3)
+    keep = search == "sequential" and warm_start
+    first = [run_chain(source, target, chain, settings, keep_states=keep)
+             for chain in search_chains(settings, settings.first_stage())][::-1]  # back in another order
+    second = [run_chain(source, target, chain, settings, starts=starts_for(chain, first))
+              for chain in search_chains(settings, refinement(settings, first), stage=1)]
+    merged = assemble(second + first, settings)
+    assert merged.selected == in_process.selected and len(merged.trials) == 8
+    np.testing.assert_array_equal(merged.transport_plan, in_process.transport_plan)
+    columns = ["epsilon", "init_seed", "gw_distance", "top1", "iterations", "converged", "valid"]
+    assert merged.trials[columns].equals(in_process.trials[columns])
