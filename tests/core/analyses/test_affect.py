@@ -189,3 +189,27 @@ def test_ceiling_table_reads_sd_and_n_columns_and_explains_bad_ones() -> None:
     broken = metadata.assign(Valence_N=metadata["Valence_N"].where(metadata.index != 7, 1))
     with pytest.raises(ValueError, match=r"column Valence_N has 1 unusable value\(s\) \(images i7\)"):
         ceiling_table(broken)
+
+
+def test_stored_predictions_are_read_back_instead_of_refitted(tmp_path) -> None:
+    """Out-of-fold predictions kept in the result store (by a study, another session) come back equal, unfitted."""
+    from core.analyses.affect import assemble_predictions, fit_folds
+    from core.analyses.affect_report import load_predictions, predictions_key, save_predictions
+    from core.features.results import ResultStore
+    categories, groups = synthetic()
+    rng = np.random.default_rng(0)
+    features, targets = rng.normal(size=(len(groups), 12)), rng.normal(size=(len(groups), 2))
+    cv = CrossValidation("loto")
+    fitted = cross_validated_predictions(features, targets, groups, cv)
+    splits = cv.split(groups)  # the same folds fitted in two chunks, as a study engine sends them, then merged
+    chunks = fit_folds(features, targets, splits, range(0, 10)) + fit_folds(features, targets, splits, range(10, 24))
+    np.testing.assert_array_equal(assemble_predictions(chunks[::-1], targets, groups, cv).predictions, fitted.predictions)
+    store = ResultStore(tmp_path)
+    key = predictions_key("digest", cv)
+    assert load_predictions(store, key) is None
+    save_predictions(store, key, fitted, {"label": "synthetic"})
+    stored = load_predictions(store, key)
+    for name in ("targets", "predictions", "fold", "held_out_group", "alphas", "train_means"):
+        np.testing.assert_array_equal(getattr(stored, name), getattr(fitted, name))
+    assert (stored.scheme, stored.target_names) == (fitted.scheme, fitted.target_names)
+    assert predictions_key("digest", CrossValidation("loco")) != key
