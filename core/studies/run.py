@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from filelock import FileLock
+
 from core.analyses.similarity import MATRICES_FOLDER, SimilarityStore
 from core.data.datasets import DatasetError
 from core.features.results import ResultStore, result_key
@@ -100,28 +102,32 @@ def run_study(study: Study, cache: str | Path, engine, *, device: str | None = N
     statuses = []
     for step in study.steps:
         key = step_key(step, context)
-        stored = context.results.get(STEP_KIND, key)
-        if stored is not None:
-            statuses.append(StepStatus(step, key, "done", summary=stored.meta.get("summary", "")))
-            continue
-        meta = step_meta(step, context)
-        missing = [failed_units[unit.identity] for unit in UNITS[step.analysis](step, context)
-                   if unit.identity in failed_units]
-        try:
-            if missing:
-                raise DatasetError("extraction failed: " + "; ".join(missing))
-            began = time.perf_counter()
-            output = RUNNERS[step.analysis](step, context, engine, bar(step.label, 1, "units"))
-        except Exception as error:  # noqa: BLE001 - recorded for `study status`; the other steps still run
-            message = f"{type(error).__name__}: {error}"
-            context.results.fail(STEP_KIND, key, meta, message)
-            statuses.append(StepStatus(step, key, "failed", error=message, ran=True))
-            continue
-        context.results.put(STEP_KIND, key, {**meta, **output.meta, "summary": output.summary,
-                                             "seconds": round(time.perf_counter() - began, 3), "engine": engine.name},
-                            tables=output.tables)
-        statuses.append(StepStatus(step, key, "done", summary=output.summary, ran=True))
+        # Two drivers on one cache (two studies naming the same step) take turns: the second finds it stored.
+        with FileLock(str(context.results.root / "locks" / f"{key}.lock")):
+            statuses.append(_run_step(step, key, context, engine, bar, failed_units))
     return statuses
+
+
+def _run_step(step: Step, key: str, context: StudyContext, engine, bar: Bar, failed_units: dict) -> StepStatus:
+    stored = context.results.get(STEP_KIND, key)
+    if stored is not None:
+        return StepStatus(step, key, "done", summary=stored.meta.get("summary", ""))
+    meta = step_meta(step, context)
+    missing = [failed_units[unit.identity] for unit in UNITS[step.analysis](step, context)
+               if unit.identity in failed_units]
+    try:
+        if missing:
+            raise DatasetError("extraction failed: " + "; ".join(missing))
+        began = time.perf_counter()
+        output = RUNNERS[step.analysis](step, context, engine, bar(step.label, 1, "units"))
+    except Exception as error:  # noqa: BLE001 - recorded for `study status`; the other steps still run
+        message = f"{type(error).__name__}: {error}"
+        context.results.fail(STEP_KIND, key, meta, message)
+        return StepStatus(step, key, "failed", error=message, ran=True)
+    context.results.put(STEP_KIND, key, {**meta, **output.meta, "summary": output.summary,
+                                         "seconds": round(time.perf_counter() - began, 3), "engine": engine.name},
+                        tables=output.tables)
+    return StepStatus(step, key, "done", summary=output.summary, ran=True)
 
 
 def step_meta(step: Step, context: StudyContext) -> dict:
