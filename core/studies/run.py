@@ -22,10 +22,17 @@ from core.features.results import ResultStore, result_key
 from core.features.store import FeatureStore, ResultCache
 from core.provenance import library_versions, provenance_from_keys
 from core.studies.spec import Step, Study
-from core.studies.steps import RUNNERS, UNITS, ExtractionUnit, StudyContext, input_fingerprints
+from core.studies.comparisons import run_alignment, run_similarity
+from core.studies.steps import (ExtractionUnit, StudyContext, bias_units, clean_units, input_fingerprints,
+                                manifold_units, run_affect, run_inductive_bias, run_manifolds, run_probes)
 from core.studies.tasks import ImageShard, extract_shard
 
 STEP_KIND = "study_step"
+# Per analysis: the feature arrays it needs, and how it runs (docs in core/studies/steps.py and comparisons.py).
+UNITS = {"affect": clean_units, "probes": clean_units, "similarity": clean_units, "alignment": clean_units,
+         "manifolds": manifold_units, "inductive_bias": bias_units}
+RUNNERS = {"affect": run_affect, "probes": run_probes, "similarity": run_similarity, "alignment": run_alignment,
+           "manifolds": run_manifolds, "inductive_bias": run_inductive_bias}
 SHARD_BATCHES = 8  # batches per extraction shard (a shard is one task; its rows are one stored chunk)
 Bar = Callable[[str, int, str], Callable[[int, int], None]]  # (label, total, unit) -> report(done, total)
 
@@ -155,7 +162,7 @@ def extract_unit(unit: ExtractionUnit, context: StudyContext, engine, *, device:
         start = min(store.rows_done(key) for key in missing.values())
         start -= start % shard_rows
         report(start, total)
-        began = time.perf_counter()
+        began, devices = time.perf_counter(), set()
         shared = {"info": unit.info, "layers": tuple(missing), "block_pooling": unit.pooling,
                   "input_transform": unit.input_transform, "device": device, "batch_size": batch_size}
         wave_rows = shard_rows * max(2, 2 * context.parallelism)  # image bytes of one wave in memory at a time
@@ -165,11 +172,13 @@ def extract_unit(unit: ExtractionUnit, context: StudyContext, engine, *, device:
             rows = engine.map(extract_shard, [{"shard": shard} for shard in shards], shared=shared,
                               gpus=context.gpus_per_task)
             for shard, features in zip(shards, rows):
+                devices.add(features.device)
                 for layer, key in missing.items():
-                    store.save_chunk(key, shard.start, features[layer])
+                    store.save_chunk(key, shard.start, features.rows[layer])
             report(shards[-1].start + len(shards[-1].images), total)
         seconds = time.perf_counter() - began
-        meta = {"dataset_name": unit.image_set.name, "n_images": total, "device": device, "seconds": round(seconds, 3),
+        meta = {"dataset_name": unit.image_set.name, "n_images": total, "device": ", ".join(sorted(devices)),
+                "seconds": round(seconds, 3),
                 "images_per_s": round((total - start) / max(seconds, 1e-9), 2), "engine": engine.name}
         for key in missing.values():
             store.finalize(key, total, meta)

@@ -1,8 +1,8 @@
 """What each analysis of a study extracts, how it splits into engine tasks, and what it stores.
 
-Per analysis, `<analysis>_units(step, context)` lists the feature arrays it needs (extraction runs
+Per analysis, a `*_units(step, context)` function lists the feature arrays it needs (extraction runs
 first, `core.studies.run`), and `run_<analysis>(step, context, engine, report)` computes it and
-returns the tables it stores. Each fills the stores the pages read (the same keys the pages use):
+returns the tables it stores (similarity and alignment: `core.studies.comparisons`). Each fills the stores the pages read (the same keys the pages use):
 alignments and out-of-fold predictions in the ResultStore, probe scores in the ResultCache,
 similarity matrices in the SimilarityStore, features in the FeatureStore.
 """
@@ -18,17 +18,10 @@ import pandas as pd
 from core.analyses.affect import TARGETS, assemble_predictions, fit_folds
 from core.analyses.affect_report import affect_analysis, load_predictions, predictions_key, save_predictions
 from core.analyses.cv import CrossValidation
-from core.analyses.gwot import DEFAULT_EPS, alignment_report
-from core.analyses.gwot_search import (SearchSettings, alignment_result_key, assemble, load_alignment, refinement,
-                                       run_chain, save_alignment, search_chains, starts_for)
 from core.analyses.inductive_bias import BiasSettings, corruption_metrics
 from core.analyses.manifolds import analyse_manifolds, compare_manifolds
-from core.analyses.matching import matching_summary
 from core.analyses.probes import ProbeSettings, ProbeTargets, encoder_curves, layer_scores, pending_fits
-from core.analyses.rdm import layer_source, reference_source, source_rdm
-from core.analyses.similarity import (SimilarityMatrix, SimilaritySettings, SimilarityStore, compare, controls,
-                                      fingerprint, matrix_key, noise_ceiling)
-from core.analyses.similarity.matrices import ASYMMETRIC
+from core.analyses.similarity import SimilarityStore
 from core.data.corruptions import CLEAN, parse_corruption
 from core.data.datasets import ImageSet, per_class_subset
 from core.data.transforms import IDENTITY, AugmentationPipeline, InputTransform, augmentation_views
@@ -115,7 +108,7 @@ def clean_units(step: Step, context: StudyContext) -> list[ExtractionUnit]:
             for spec in step.encoders] if context.image_set(step).has_images else []
 
 
-def _feature_sets(step: Step, context: StudyContext, image_set: ImageSet | None = None) -> dict[ModelLayer, FeatureSet]:
+def feature_sets(step: Step, context: StudyContext, image_set: ImageSet | None = None) -> dict[ModelLayer, FeatureSet]:
     image_set = image_set or context.image_set(step)
     found = {}
     for spec in step.encoders:
@@ -142,7 +135,7 @@ def input_fingerprints(step: Step, context: StudyContext) -> dict[str, str]:
 def run_affect(step: Step, context: StudyContext, engine, report: Report) -> StepOutput:
     image_set, settings = context.image_set(step), step.settings
     metadata = image_set.metadata
-    features = {f"{layer.spec} [{layer.layer}]": feature_set for layer, feature_set in _feature_sets(step, context).items()}
+    features = {f"{layer.spec} [{layer.layer}]": feature_set for layer, feature_set in feature_sets(step, context).items()}
     cvs = [CrossValidation(scheme, settings["n_splits"]) for scheme in settings["schemes"]]
     geometry_cv = CrossValidation(settings["geometry_scheme"] or settings["schemes"][0], settings["n_splits"])
     targets = metadata[list(TARGETS)].to_numpy(dtype=float)
@@ -208,156 +201,6 @@ def run_probes(step: Step, context: StudyContext, engine, report: Report) -> Ste
     return StepOutput({"curves": curves}, f"{len(todo)} fits, {len(curves)} layer scores")
 
 
-# --- similarity ------------------------------------------------------------------------------------------------------
-
-def similarity_sources(step: Step, context: StudyContext) -> dict[str, tuple[str, np.ndarray, dict]]:
-    """name -> (fingerprint, (N, d) array, {encoder, layer, depth}) as the Similarity page names them."""
-    sources = {}
-    for layer, feature_set in _feature_sets(step, context).items() if context.image_set(step).has_images else ():
-        layers = step.layers[layer.spec]
-        depth = layers.index(layer.layer) / max(len(layers) - 1, 1)
-        sources[layer.label] = (feature_set.key.digest, np.asarray(feature_set.features),
-                                {"encoder": layer.spec, "layer": layer.layer, "depth": depth})
-    for reference in context.image_set(step).references:
-        sources[f"human · {reference.name}"] = (fingerprint(reference.embedding), reference.embedding, {})
-    return sources
-
-
-def similarity_axes(step: Step, sources: dict) -> tuple[list[str], list[str], list[str]]:
-    """(rows, columns, references) of the step's matrix, chosen as the page chooses them."""
-    settings = step.settings
-    if settings["matrix"] == "pairs":
-        chosen = list(settings["sources"] or list(sources)[:12])
-        return chosen, chosen, []
-    if settings["matrix"] == "layers":
-        first = settings["rows_encoder"] or step.encoders[0]
-        second = settings["columns_encoder"] or step.encoders[min(1, len(step.encoders) - 1)]
-        return ([name for name, (_, _, info) in sources.items() if info.get("encoder") == first],
-                [name for name, (_, _, info) in sources.items() if info.get("encoder") == second], [])
-    references = list(settings["references"] or [name for name, (_, _, info) in sources.items() if not info])
-    return [name for name, (_, _, info) in sources.items() if info], references, references
-
-
-def run_similarity(step: Step, context: StudyContext, engine, report: Report) -> StepOutput:
-    settings = step.settings
-    sources = similarity_sources(step, context)
-    rows, columns, references = similarity_axes(step, sources)
-    if not rows or not columns:
-        raise ValueError(f"{step.label}: nothing to compare ({settings['matrix']} needs "
-                         f"{'a reference embedding' if settings['matrix'] == 'reference' else 'two sources'}).")
-    measures = tuple(settings["measures"])
-    similarity_settings = SimilaritySettings(rdm_metric=settings["rdm_metric"], k=settings["k"],
-                                             rbf_sigma=settings["rbf_sigma"])
-    fingerprints = {name: sources[name][0] for name in dict.fromkeys(rows + columns)}
-    key = matrix_key({name: fingerprints[name] for name in rows}, {name: fingerprints[name] for name in columns},
-                     measures, similarity_settings, settings["bootstrap"], 0)
-    matrix = context.similarity.get(key)
-    if matrix is None:
-        arrays = {name: sources[name][1] for name in dict.fromkeys(rows + columns)}
-        blocks = [list(block) for block in np.array_split(rows, min(len(rows), 2 * context.parallelism))]
-        common = {"columns": {name: arrays[name] for name in columns}, "measures": measures,
-                  "settings": similarity_settings, "n_bootstrap": settings["bootstrap"], "fingerprints": fingerprints}
-        parts = engine.map(compare, [{"rows": {name: arrays[name] for name in block}} for block in blocks if block],
-                           shared=common, progress=report)
-        matrix = _stacked(parts, rows == columns)
-        context.scores.set(f"{key}|controls", controls({name: arrays[name] for name in rows}, measures,
-                                                       similarity_settings).to_dict("records"))
-        if len(references) >= 2:
-            ceiling = noise_ceiling({name: arrays[name] for name in references}, measures, similarity_settings)
-            context.scores.set(f"{key}|ceiling", {name: asdict(value) for name, value in ceiling.items()})
-        context.similarity.put(key, matrix)  # last, as on the page: a stored matrix has its controls and ceiling
-    table = matrix.table()
-    control_table = pd.DataFrame(context.scores.get(f"{key}|controls") or [])
-    tables = {"pairs": table, "controls": control_table}
-    ceiling = context.scores.get(f"{key}|ceiling")
-    if ceiling:
-        tables["noise_ceiling"] = pd.DataFrame(ceiling.values())[["measure", "lower", "upper", "references"]].astype(
-            {"references": str})
-    return StepOutput(tables, f"{len(rows)} × {len(columns)} × {len(measures)} measures",
-                      {"matrix_key": key, "rows": rows, "columns": columns, "references": references})
-
-
-def _stacked(parts: list[SimilarityMatrix], symmetric: bool) -> SimilarityMatrix:
-    """One matrix from row blocks; a symmetric measure's lower triangle mirrors the upper, as one `compare` does."""
-    first = parts[0]
-    values = np.concatenate([part.values for part in parts], axis=1)
-    resamples = None if first.resamples is None else np.concatenate([part.resamples for part in parts], axis=1)
-    if symmetric:
-        lower = np.tril_indices(values.shape[1], -1)
-        for m, measure in enumerate(first.measures):
-            if measure not in ASYMMETRIC:
-                values[m][lower] = values[m].T[lower]
-                if resamples is not None:
-                    resamples[m][lower] = resamples[m].transpose(1, 0, 2)[lower]
-    warnings = tuple(dict.fromkeys(warning for part in parts for warning in part.warnings))
-    return SimilarityMatrix(first.measures, tuple(row for part in parts for row in part.rows), first.columns, values,
-                            first.settings, first.n_items, {name: value for part in parts
-                                                             for name, value in part.fingerprints.items()},
-                            first.n_bootstrap, first.seed, resamples, warnings)
-
-
-# --- alignment -----------------------------------------------------------------------------------------------------
-
-def alignment_settings(step: Step) -> SearchSettings:
-    """The step's search with the Alignment page's defaults (its ε range per RDM metric)."""
-    settings = step.settings
-    return SearchSettings(settings["eps_range"] or DEFAULT_EPS[settings["metric"]], settings["n_eps"],
-                          settings["n_inits"], settings["init"], settings["search"], settings["anneal"],
-                          settings["max_iter"], backend=settings["backend"])
-
-
-def run_alignment(step: Step, context: StudyContext, engine, report: Report) -> StepOutput:
-    image_set, settings = context.image_set(step), step.settings
-    items = image_set.metadata["image_id"].astype(str).to_numpy()
-    categories = image_set.metadata["category"].astype(str).to_numpy()
-    features = {layer.label: feature_set for layer, feature_set in _feature_sets(step, context).items()} \
-        if image_set.has_images else {}
-    rdm_sources = {f"human · {reference.name}": reference_source(reference.name, reference.embedding)
-                   for reference in image_set.references}
-    rdm_sources |= {layer.label: layer_source(layer, context.pooling(layer.spec)) for layer in step.model_layers
-                    if layer.label in features}
-    search = alignment_settings(step)
-
-    def matrix(name: str) -> np.ndarray:
-        feature_set = features.get(name)
-        return source_rdm(rdm_sources[name], items, settings["metric"], normalise=settings["normalise"],
-                          features=None if feature_set is None else np.asarray(feature_set.features))
-
-    source = matrix(settings["source"])
-    rows = []
-    for done, target in enumerate(settings["targets"]):
-        key = alignment_result_key(image_set.fingerprint, rdm_sources[settings["source"]].key, rdm_sources[target].key,
-                                   settings["metric"], settings["normalise"], search)
-        alignment = load_alignment(context.results, key)
-        target_rdm = matrix(target)
-        if alignment is None:
-            alignment = search_alignment(source, target_rdm, search, engine, context)
-            save_alignment(context.results, key, alignment, {"label": f"{settings['source']} → {target}",
-                                                              "source": settings["source"], "target": target,
-                                                              "dataset": step.dataset, "metric": settings["metric"]})
-        rates = matching_summary(alignment.transport_plan, categories).set_index("measure")["rate"].to_dict()
-        rsa = alignment_report(alignment, source, target_rdm, categories).rsa
-        rows.append({"source": settings["source"], "target": target, "rsa": rsa, "epsilon": alignment.epsilon,
-                     "gw_distance": alignment.gw_distance, **rates, "alignment_key": key})
-        report(done + 1, len(settings["targets"]))
-    table = pd.DataFrame(rows)
-    return StepOutput({"matching": table}, ", ".join(f"{row['target']}: top-1 {row['top-1']:.1%}" for row in rows))
-
-
-def search_alignment(source: np.ndarray, target: np.ndarray, search: SearchSettings, engine, context: StudyContext):
-    """An epsilon search as engine tasks: one per chain (an init's annealing path, or one cold trial)."""
-    shared = {"C_source": np.asarray(source, np.float32), "C_target": np.asarray(target, np.float32),
-              "settings": search}
-    gpus = context.gpus_per_task if search.backend == "torch" else 0
-    keep = search.search == "sequential" and search.warm_start
-    first = engine.map(run_chain, [{"chain": chain, "keep_states": keep}
-                                   for chain in search_chains(search, search.first_stage())], shared=shared, gpus=gpus)
-    second_chains = search_chains(search, refinement(search, first), stage=1)
-    second = engine.map(run_chain, [{"chain": chain, "starts": starts_for(chain, first)} for chain in second_chains],
-                        shared=shared, gpus=gpus)
-    return assemble(first + second, search)
-
-
 # --- manifolds -----------------------------------------------------------------------------------------------------
 
 def manifold_views(step: Step, context: StudyContext) -> tuple[ImageSet, ImageSet, InputTransform]:
@@ -388,8 +231,10 @@ def run_manifolds(step: Step, context: StudyContext, engine, report: Report) -> 
                                                   map_parameter=settings["map_parameter"])
         report(done + 1, len(step.model_layers))
     comparison = compare_manifolds(analyses)
+    map_scales = pd.DataFrame({"encoder": list(analyses), "map_scale": [result.map_scale for result in analyses.values()]})
     return StepOutput({"metrics": comparison.metrics, "per_image": comparison.per_image, "spectra": comparison.spectra,
-                       "power_law": comparison.fits}, f"{len(analyses)} encoder layer(s), {len(subset)} images × {m} views")
+                       "power_law": comparison.fits, "map_scales": map_scales},
+                      f"{len(analyses)} encoder layer(s), {len(subset)} images × {m} views")
 
 
 # --- inductive bias -------------------------------------------------------------------------------------------------
@@ -418,9 +263,3 @@ def run_inductive_bias(step: Step, context: StudyContext, engine, report: Report
         report(done + 1, len(step.model_layers))
     table = pd.concat(tables, ignore_index=True)
     return StepOutput({"metrics": table}, f"{len(step.model_layers)} encoder layer(s) × {len(corruptions) + 1} conditions")
-
-
-UNITS = {"affect": clean_units, "probes": clean_units, "similarity": clean_units, "alignment": clean_units,
-         "manifolds": manifold_units, "inductive_bias": bias_units}
-RUNNERS = {"affect": run_affect, "probes": run_probes, "similarity": run_similarity, "alignment": run_alignment,
-           "manifolds": run_manifolds, "inductive_bias": run_inductive_bias}

@@ -35,9 +35,17 @@ class ImageShard:
     names: tuple[str, ...]
 
 
+@dataclass(frozen=True, eq=False)
+class ShardFeatures:
+    """A shard's (n, D) float32 rows per layer, and the device that computed them (for the provenance)."""
+
+    rows: dict[str, np.ndarray]
+    device: str
+
+
 def extract_shard(shard: ImageShard, info: EncoderInfo, layers: Sequence[str], block_pooling: str, *,
                   input_transform: InputTransform = IDENTITY, device: str = "auto",
-                  batch_size: int = 32) -> dict[str, np.ndarray]:
+                  batch_size: int = 32) -> ShardFeatures:
     """(len(shard), D) float32 features of every layer of one shard, as `extract` stores them.
 
     Row `shard.start + i` gets the input transform of that row (augmentations and per-image
@@ -55,7 +63,7 @@ def extract_shard(shard: ImageShard, info: EncoderInfo, layers: Sequence[str], b
             outputs = encoder.forward_layers(torch.stack(batch).to(target), tuple(layers), block_pooling)
         for layer in layers:
             rows[layer].append(stored_rows(outputs.pop(layer), layer, reducer))
-    return {layer: np.concatenate(parts) for layer, parts in rows.items()}
+    return ShardFeatures({layer: np.concatenate(parts) for layer, parts in rows.items()}, str(target))
 
 
 def _prepared(encoder: Encoder, shard: ImageShard, index: int, input_transform: InputTransform) -> torch.Tensor:

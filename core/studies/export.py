@@ -1,0 +1,352 @@
+"""`study export`: a study's stored results as one zip, what a methods section and a supplement need.
+
+Per finished step, `<NN>_<analysis>_<dataset>/` holds every stored table as CSV, the figures its page draws
+from them as HTML (plotly.js inlined) and, where Chromium renders, PNG, SVG and PDF (provenance in each
+file's metadata), and provenance.json. `methods.md` gives the data, encoders, every setting, input, timing
+and result of every step, the library versions, and what was not run or cannot be drawn. Nothing is
+computed again: a figure whose inputs a study does not store is left out and named, never approximated.
+"""
+from __future__ import annotations
+
+import json
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from core.analyses.gwot import DEFAULT_EPS
+from core.analyses.gwot_search import load_alignment
+from core.analyses.matching import matching_summary, per_category_matching
+from core.analyses.similarity import NoiseCeiling, SimilarityMatrix, measure_agreement, percentile_interval
+from core.encoders.specs import ModelLayer
+from core.export import (STATIC_FORMATS, ExportUnavailable, embed_provenance, export_filename, figure_to_bytes,
+                         static_export_status, table_to_csv)
+from core.features.results import StoredResult
+from core.figures.affect import r2_summary_figure
+from core.figures.alignment import (epsilon_search_figure, matching_rates_figure, per_category_figure,
+                                    transport_plan_figure)
+from core.figures.inductive_bias import corruption_curves_figure
+from core.figures.manifolds import centroid_map_figure, eigenspectrum_figure, radii_figure, uniformity_figure
+from core.figures.probes import BANDS, probe_curves_figure
+from core.figures.similarity import agreement_figure, depth_curves_figure, similarity_heatmap
+from core.paths import atomic_write
+from core.provenance import PROVENANCE_FILE, library_versions, readable_preprocess
+from core.studies.run import STEP_KIND, UNITS, StepStatus, open_context, study_status
+from core.studies.spec import Step, Study
+from core.studies.steps import StudyContext, bias_subset
+
+METHODS_FILE = "methods.md"
+PROBE_BAND = "fold_se"  # the Layer probes page's default band
+Tables = dict[str, pd.DataFrame]
+Figures = dict[str, Callable[[], go.Figure]]  # file stem -> draws it (one that fails is named, the others go in)
+Drawn = tuple[Figures, Tables, list[str]]  # figures, tables beside the stored ones, what is left out and why
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    """What an export wrote: figures (each once, whatever its formats), CSV tables, and a note ("" when none)."""
+
+    n_figures: int
+    n_tables: int
+    note: str = ""
+
+
+def export_study(study: Study, cache: str | Path, out: str | Path) -> ExportSummary:
+    """Write the zip `out`: methods.md, the study file, and per finished step its CSV tables and figures."""
+    context = open_context(study, cache)
+    static, message = static_export_status()
+    note = "" if static else f"figures as HTML only: {message}"
+    files: dict[str, bytes] = {}
+    sections, metas, n_figures, n_tables = [], [], 0, 0
+    for status in study_status(study, cache):
+        step = status.step
+        stored = context.results.get(STEP_KIND, status.key) if status.state == "done" else None
+        if stored is None:  # pending or failed: listed in methods.md, never an error
+            sections.append(_step_section(status, None, context))
+            continue
+        folder = f"{step.index + 1:02d}_{step.analysis}_{_slug(step.dataset)}"
+        tables = {name: stored.table(name) for name in stored.table_names}
+        figures, extra, omitted = DRAW[step.analysis](step, stored, tables, context)
+        tables |= extra
+        files |= {f"{folder}/{name}.csv": table_to_csv(table) for name, table in tables.items()}
+        provenance = json.dumps(stored.meta.get("provenance", {}), indent=2, sort_keys=True)
+        files[f"{folder}/{PROVENANCE_FILE}"] = provenance.encode()
+        drawn: dict[str, list[str]] = {}  # figure -> the formats written
+        for stem, draw in figures.items():
+            try:
+                fig = draw()
+            except Exception as error:  # noqa: BLE001 - a figure the stored data cannot give is named, not fatal
+                omitted.append(f"{stem}: cannot be drawn from the stored tables ({type(error).__name__}: {error})")
+                continue
+            files[f"{folder}/{stem}.html"] = embed_provenance(figure_to_bytes(fig, "html"), "html", provenance)
+            drawn[stem] = ["html"]
+            try:
+                for fmt in STATIC_FORMATS if static else ():
+                    files[f"{folder}/{stem}.{fmt}"] = _with_provenance(figure_to_bytes(fig, fmt), fmt, provenance)
+                    drawn[stem].append(fmt)
+            except ExportUnavailable as error:  # Chromium failed: HTML only from here on, and the note says so
+                static, note = False, f"figures as HTML only from {folder}/{stem} on: {error}"
+        n_figures, n_tables = n_figures + len(drawn), n_tables + len(tables)
+        metas.append(stored.meta)
+        sections.append(_step_section(status, stored, context, folder, tables, drawn, omitted))
+    study_file = {study.path.name: study.path.read_bytes()} if study.path.is_file() else {}
+    files = {METHODS_FILE: _methods(study, context, metas, sections, note).encode(), **study_file, **files}
+    atomic_write(out, lambda temporary: _write_zip(temporary, files))
+    return ExportSummary(n_figures, n_tables, note)
+
+
+# --- figures per analysis, each called as its page calls it ----------------------------------------------------------
+
+def _affect(step: Step, stored: StoredResult, tables: Tables, context: StudyContext) -> Drawn:
+    return {"r2": lambda: r2_summary_figure(tables["metrics"])}, {}, [
+        "error field, occupancy and error rose: drawn from the error-geometry panels, which a study does not store "
+        "(predictions.csv holds the out-of-fold predictions behind them, measures.csv their summary numbers)"]
+
+
+def _probes(step: Step, stored: StoredResult, tables: Tables, context: StudyContext) -> Drawn:
+    chance = 1 / context.image_set(step).metadata["category"].nunique()
+    return {f"curves_{axis}": lambda axis=axis: probe_curves_figure(tables["curves"], x=axis, band=PROBE_BAND,
+                                                                    category_chance=chance)
+            for axis in ("depth", "layer_index")}, {}, []
+
+
+def _similarity(step: Step, stored: StoredResult, tables: Tables, context: StudyContext) -> Drawn:
+    key = stored.meta["matrix_key"]
+    matrix = context.similarity.get(key)
+    if matrix is None:
+        return {}, {}, [f"every figure: the matrix {key} is no longer in the cache (pairs.csv holds its values)"]
+    reference = step.settings["matrix"] == "reference"
+    controls = tables["controls"].reindex(columns=["representation", "control", "measure", "value"])
+    ceilings = context.scores.get(f"{key}|ceiling") or {}
+    figures: Figures = {}
+    for measure in matrix.measures:
+        if reference:
+            found = ceilings.get(measure)
+            ceiling = None if found is None else NoiseCeiling(**{**found, "references": tuple(found["references"])})
+            figures[f"depth_{measure}"] = lambda measure=measure, ceiling=ceiling: depth_curves_figure(
+                _depth_curves(matrix, measure, stored.meta["layers"], stored.meta["references"]), measure, ceiling)
+        else:
+            shown = controls[controls["measure"] == measure].set_index(["representation", "control"])["value"]
+            figures[f"matrix_{measure}"] = lambda measure=measure, shown=shown: similarity_heatmap(matrix, measure,
+                                                                                                   shown)
+    if len(matrix.measures) >= 2 and not reference:
+        figures["agreement"] = lambda: agreement_figure(measure_agreement(matrix))
+    return figures, {}, []
+
+
+def _depth_curves(matrix: SimilarityMatrix, measure: str, layers: dict[str, list[str]],
+                  references: list[str]) -> pd.DataFrame:
+    """encoder, layer, depth, value, ci_low, ci_high per row: its mean over the reference columns, as on the page."""
+    m, columns = matrix.measures.index(measure), [matrix.columns.index(name) for name in references]
+    where = {ModelLayer(spec, layer).label: (spec, layer, index / max(len(names) - 1, 1))
+             for spec, names in layers.items() for index, layer in enumerate(names)}
+    records = []
+    for r, row in enumerate(matrix.rows):
+        low = high = float("nan")
+        if matrix.resamples is not None:
+            low, high = percentile_interval(matrix.resamples[m, r, columns].mean(axis=0))
+        encoder, layer, depth = where[row]
+        records.append({"encoder": encoder, "layer": layer, "depth": depth,
+                        "value": float(matrix.values[m, r, columns].mean()), "ci_low": low, "ci_high": high})
+    return pd.DataFrame(records)
+
+
+def _alignment(step: Step, stored: StoredResult, tables: Tables, context: StudyContext) -> Drawn:
+    categories = context.image_set(step).metadata["category"].astype(str).to_numpy()
+    figures: Figures = {}
+    extra, omitted = {}, ["RDM pair: the RDMs are computed from the features when drawn, not stored"]
+    for row in tables["matching"].to_dict("records"):
+        alignment = load_alignment(context.results, row["alignment_key"])
+        if alignment is None:
+            omitted.append(f"{row['target']}: alignment {row['alignment_key']} is no longer in the cache "
+                           "(matching.csv keeps its rates)")
+            continue
+        plan, pair, name = alignment.transport_plan, (row["source"], row["target"]), _slug(row["target"])
+        figures[f"transport_plan_{name}"] = lambda plan=plan, pair=pair: transport_plan_figure(plan, categories,
+                                                                                             names=pair)
+        figures[f"matching_rates_{name}"] = lambda plan=plan: matching_rates_figure(matching_summary(plan, categories))
+        figures[f"epsilon_search_{name}"] = lambda found=alignment: epsilon_search_figure(found.trials, found.selected)
+        figures[f"per_category_{name}"] = lambda plan=plan: per_category_figure(per_category_matching(plan, categories))
+        extra[f"trials_{name}"] = alignment.trials  # every ε trial of the search, from the stored alignment
+    return figures, extra, omitted
+
+
+def _manifolds(step: Step, stored: StoredResult, tables: Tables, context: StudyContext) -> Drawn:
+    per_image, method = tables["per_image"], step.settings["map"]
+    scales = tables["map_scales"].set_index("encoder")["map_scale"] if "map_scales" in tables else {}
+    maps = {f"map_{_slug(name)}": lambda name=name: centroid_map_figure(
+                per_image[per_image["encoder"] == name].drop(columns="encoder"), float(scales[name]), method)
+            for name in scales.keys()}
+    return {**maps, "radii": lambda: radii_figure(per_image),
+            "uniformity": lambda: uniformity_figure(tables["metrics"]),
+            "eigenspectrum": lambda: eigenspectrum_figure(tables["spectra"], tables["power_law"])}, {}, [
+        "class distances and pair histograms: computed from the view features when drawn, not stored"]
+
+
+def _inductive_bias(step: Step, stored: StoredResult, tables: Tables, context: StudyContext) -> Drawn:
+    metrics = tables["metrics"].copy()
+    metrics.insert(0, "model", [ModelLayer(*pair).label for pair in zip(metrics["encoder"], metrics["layer"])])
+    categories = bias_subset(step, context).metadata["category"]  # the images the probes saw: chance levels
+    chance = {"knn_accuracy": categories.value_counts(normalize=True).max(),
+              "linear_balanced_accuracy": 1 / categories.nunique()}
+    title = "Category probes vs corruption level"
+    return {"accuracy": lambda: corruption_curves_figure(metrics, ["knn_accuracy", "linear_balanced_accuracy"],
+                                                         title=title, chance=chance),
+            "relative_drop": lambda: corruption_curves_figure(metrics, ["knn_drop", "linear_drop"], title=title),
+            "uniformity": lambda: corruption_curves_figure(metrics, ["uniformity"],
+                                                           title="Uniformity vs corruption level"),
+            "clean_similarity": lambda: corruption_curves_figure(
+                metrics, ["clean_similarity"], title="Cosine between corrupted and clean features",
+                floor="unrelated_similarity")}, {}, ["corruption gallery: drawn from the images, not a result"]
+
+
+DRAW: dict[str, Callable[[Step, StoredResult, Tables, StudyContext], Drawn]] = {
+    "affect": _affect, "probes": _probes, "similarity": _similarity, "alignment": _alignment,
+    "manifolds": _manifolds, "inductive_bias": _inductive_bias}
+
+
+# --- methods.md ------------------------------------------------------------------------------------------------------
+
+def _methods(study: Study, context: StudyContext, metas: list[dict], sections: list[str], note: str) -> str:
+    """The whole methods.md: study, a draft paragraph, data, encoders, a section per step, library versions."""
+    now = library_versions()
+    lines = [f"# Methods: {study.name}", "", study.description, "",
+             f"Study file `{study.path}` (copied into this archive as `{study.path.name}`). {len(metas)} of "
+             f"{len(study.steps)} steps finished; exported {_utc(time.time())} with RepScope {now['repscope']}."
+             + (f" Note: {note}." if note else ""), ""]
+    if metas:
+        lines += ["A draft paragraph (every number it rests on is in the sections below):", "",
+                  "> " + _paragraph(study, metas)]
+    else:
+        lines.append(f"No step of this study has finished, so there are no figures or tables: run "
+                     f"`python -m core study run {study.path}` first.")
+    lines += ["", "## Data", "", "| dataset | name | items | categories | reference embeddings | fingerprint |",
+              "|---|---|---|---|---|---|"]
+    for spec, image_set in study.image_sets.items():
+        references = ", ".join(reference.name for reference in image_set.references) or "none"
+        lines.append(_row(f"`{spec}`", image_set.name, len(image_set), image_set.metadata["category"].nunique(),
+                          references, f"`{image_set.fingerprint}`"))
+    weights = {record["encoder"]: record["weights"] for meta in reversed(metas)
+               for record in meta.get("provenance", {}).get("features", [])}
+    lines += ["", "## Encoders", "", f"Pooling `{study.pooling}`: on blocks as resolved per encoder below; a final "
+              "layer keeps the model's own embedding. Weights as the stored provenance records them (as the encoder "
+              "describes them where no step is stored).", "",
+              "| encoder | weights | block pooling | resolution | crop | normalisation | interpolation |",
+              "|---|---|---|---|---|---|---|"]
+    for spec in dict.fromkeys(spec for step in study.steps for spec in step.encoders):
+        info = context.info(spec)
+        lines.append(_row(f"`{spec}`", f"`{weights.get(spec, info.weights_id)}`", context.pooling(spec),
+                          *readable_preprocess(info.preprocess).values()))
+    lines += ["", "## Steps", "", *sections, "## Library versions", "",
+              "Computed with: the versions stored with each step's result (joined by / where steps differ); "
+              "exported with: this export's.", "", "| package | computed with | exported with |", "|---|---|---|"]
+    for package, version in now.items():
+        computed = " / ".join(dict.fromkeys(meta.get("versions", {}).get(package, "?") for meta in metas)) or "—"
+        lines.append(_row(package, computed, version))
+    return "\n".join(lines) + "\n"
+
+
+def _step_section(status: StepStatus, stored: StoredResult | None, context: StudyContext, folder: str = "",
+                  tables: Tables | None = None, drawn: dict[str, list[str]] | None = None,
+                  omitted: list[str] = ()) -> str:
+    """One step: state, dataset, encoders, every setting; when done its timing, files and input feature arrays."""
+    step, meta = status.step, stored.meta if stored is not None else {}
+    layers = "; ".join(f"`{spec}`: {', '.join(step.layers[spec])}" for spec in step.encoders)
+    lines = [f"### {step.label}", ""]
+    if stored is None:
+        lines.append(f"- **Not run** ({status.state})" + (f": {status.error}" if status.error else "") +
+                     ". No figures or tables; run the study to compute it.")
+    else:
+        lines += [f"- **Result:** {meta.get('summary', '')}",
+                  f"- **Computed** in {meta.get('seconds', '?')} s on the {meta.get('engine', '?')} engine, stored "
+                  f"{_utc(meta.get('stored_at', 0))} as `{STEP_KIND}/{status.key}`."]
+    lines += [f"- **Analysis:** {step.analysis} on `{step.dataset}` (fingerprint "
+              f"`{context.image_set(step).fingerprint}`), pooling `{context.study.pooling}`.",
+              f"- **Encoders · layers:** {layers}."]
+    if stored is not None:
+        lines.append(f"- **Files** in `{folder}/`: tables " + ", ".join(
+            f"{name}.csv ({len(table)} rows)" for name, table in tables.items()) + "; figures " + (", ".join(
+                f"{stem} ({'/'.join(formats)})" for stem, formats in drawn.items()) or "none") +
+            f"; {PROVENANCE_FILE}.")
+        lines += [f"- **Not drawn:** {reason}." for reason in omitted]
+    settings = meta.get("settings", dict(step.settings))
+    lines += ["", "| setting | value |", "|---|---|"]
+    for name, value in settings.items():
+        if step.analysis == "alignment" and name == "eps_range" and value is None:
+            value = f"not set: the {settings['metric']} default, {_value(DEFAULT_EPS[settings['metric']])}"
+        lines.append(_row(name, _value(value)))
+    if step.analysis == "probes" and stored is not None:
+        lines.append(_row("figure band", BANDS[PROBE_BAND]))
+    records = meta.get("provenance", {}).get("features", [])
+    if records:
+        # The provenance lists the step's feature keys in this order (run.step_meta), each once.
+        keys = list(dict.fromkeys(key for unit in UNITS[step.analysis](step, context) for key in unit.keys.values()))
+        digests = [key.digest for key in keys] if len(keys) == len(records) else [""] * len(records)
+        lines += ["", "Input feature arrays (the stored features this step read):", "",
+                  "| feature set | weights | layer | pooling | view | images fingerprint | device | feature key |",
+                  "|---|---|---|---|---|---|---|---|"]
+        lines += [_row(record["label"], f"`{record['weights']}`", record["layer"], record["pooling"], record["view"],
+                       f"`{record['images_fingerprint']}`", record.get("device", ""), f"`{digest}`" if digest else "")
+                  for record, digest in zip(records, digests)]
+    return "\n".join(lines) + "\n\n"
+
+
+def _paragraph(study: Study, metas: list[dict]) -> str:
+    """Who was compared on what, with which analyses and software: plain sentences from the stored metadata."""
+    versions = metas[0].get("versions", {})
+    layers = sorted({layer for meta in metas for names in meta["layers"].values() for layer in names})
+    datasets = ", ".join(f"{meta['dataset']} (fingerprint {meta['dataset_fingerprint']})"
+                         for meta in {meta["dataset"]: meta for meta in metas}.values())
+    encoders = list(dict.fromkeys(spec for meta in metas for spec in meta["encoders"]))
+    analyses = "; ".join(f"{meta['analysis']} ({_value({k: v for k, v in meta['settings'].items() if v is not None})})"
+                         for meta in metas)
+    software = ", ".join(f"{package} {versions.get(package, '?')}"
+                         for package in ("python", "numpy", "scikit-learn", "POT", "torch", "timm"))
+    return (f"We compared {len(encoders)} image encoder(s) ({', '.join(encoders)}) on {datasets}, reading layer(s) "
+            f"{', '.join(layers)} with {study.pooling} pooling. Analyses: {analyses}. Computed with RepScope "
+            f"{versions.get('repscope', '?')}, {software}.")
+
+
+# --- small helpers ---------------------------------------------------------------------------------------------------
+
+def _value(value: Any) -> str:
+    """A setting as a study file writes it: true/false, lists comma-separated, numbers exactly, None as not set."""
+    if value is None:
+        return "not set (the analysis default)"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_value(item) for item in value)
+    if isinstance(value, dict):
+        return "; ".join(f"{key}: {_value(item)}" for key, item in value.items())
+    return str(value)
+
+
+def _row(*cells: Any) -> str:
+    return "| " + " | ".join(str(cell).replace("|", "\\|").replace("\n", " ") for cell in cells) + " |"
+
+
+def _utc(seconds: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(seconds))
+
+
+def _slug(text: str) -> str:
+    """A file-name-safe lower-case form of `text` (export_filename's rules)."""
+    return export_filename(text, "", "", ext="")
+
+
+def _with_provenance(data: bytes, fmt: str, text: str) -> bytes:
+    try:
+        return embed_provenance(data, fmt, text)
+    except ExportUnavailable:  # a PDF without document info goes in without it (provenance.json lies beside)
+        return data
+
+
+def _write_zip(path: Path, files: dict[str, bytes]) -> None:
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
