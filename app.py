@@ -17,5 +17,6 @@ navigation = st.navigation([
     st.Page("views/manifolds.py", title="Manifolds", icon="🫧"),
     st.Page("views/inductive_bias.py", title="Inductive bias", icon="🧩"),
     st.Page("views/lab.py", title="Objective lab", icon="🧪"),
+    st.Page("views/studies.py", title="Studies", icon="🗂️"),
 ])
 navigation.run()

@@ -13,6 +13,7 @@ from views.ui import resources
 from views.ui.export_row import figure_block, table_download
 from views.ui.extraction import extraction_panel
 from views.ui.sidebar import effective_pooling, page_start
+from views.ui.studies import add_to_study
 
 selection, image_set = page_start(
     "Affect",
@@ -56,6 +57,8 @@ if "loco" in schemes and image_set.metadata["category"].nunique() < 2:
     if not schemes:
         st.stop()
     geometry_scheme = geometry_scheme if geometry_scheme in schemes else schemes[0]
+add_to_study("affect", dict(schemes=schemes, n_splits=int(n_folds), geometry_scheme=geometry_scheme, zscore=zscore,
+                            bins=bins), selection)
 
 with st.expander("Features", expanded=False):
     statuses = extraction_panel(image_set, selection)

@@ -24,6 +24,7 @@ from views.ui.background import estimate_text, job_outcomes, job_progress, submi
 from views.ui.export_row import figure_block, file_download, table_download
 from views.ui.extraction import extraction_panel
 from views.ui.sidebar import effective_pooling, page_start
+from views.ui.studies import add_to_study
 
 selection, image_set = page_start(
     "Alignment",
@@ -169,7 +170,8 @@ def start_alignments(targets: list[str]) -> None:
                               progress=lambda done, total, trial: report(done, total, trial_message(trial)))
             save_alignment(resources.result_store(), key, alignment,
                            {"label": f"{source_name} → {target}", "source": source_name, "target": target,
-                            "dataset": image_set.name, "metric": metric})
+                            "dataset": selection.dataset_spec or image_set.name, "metric": metric,
+                            "normalise": normalise, "search_settings": search_settings})
             return alignment
 
         submit_job("alignment_jobs", job_key("align", stored_key(source_name, target)), f"{source_name} → {target}", work,
@@ -201,6 +203,8 @@ st.button("Run alignment", type="primary", on_click=start_alignments, args=([tar
           help="Runs in the background, one trial at a time, with a progress bar. Changing other widgets does not "
                "stop it; the result is stored on disk for these exact settings, so it opens at once next time, also "
                "after a restart (and a study's alignment of the same pair and settings opens here too).")
+add_to_study("alignment", dict(source=source_name, targets=[target_name], metric=metric, normalise=normalise,
+                               anneal=warm_start, **search_settings), selection)
 if stored is None and not running:
     st.caption(f"Estimate for {n_trials} trials: " + (estimate_text(trial_rate_key, n_trials, "trials") or
                                                        "none yet (the first run measures the rate)."))

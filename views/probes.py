@@ -18,6 +18,7 @@ from views.ui.background import estimates_caption, follow_jobs, job_outcomes, jo
 from views.ui.export_row import figure_block, table_download
 from views.ui.extraction import extraction_panel
 from views.ui.sidebar import effective_pooling, page_start
+from views.ui.studies import add_to_study
 
 selection, image_set = page_start(
     "Layer probes",
@@ -55,6 +56,7 @@ band = controls[3].radio("Band", list(BANDS), format_func=BANDS.get, key="probes
                               "a test. Fold spread: ±1 SD of the per-fold scores (wide under LOTO, where a fold "
                               "is one small theme group). Per-fold R² uses the variance of all images, so folds "
                               "average to the pooled R². Bootstrap: 95% CI over images.")
+add_to_study("probes", dict(scheme=scheme, category_scheme=category_scheme, n_splits=int(n_folds)), selection)
 
 with st.expander("Features (all layers)", expanded=False):
     statuses = extraction_panel(image_set, selection, layers={spec: "all" for spec in selection.encoders})

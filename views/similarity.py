@@ -19,6 +19,7 @@ from views.ui.extraction import extraction_panel
 from views.ui.similarity_sources import (SimilaritySource, depth_table, layer_sources, load_features,
                                          reference_sources, similarity_store, upload_source)
 from views.ui.sidebar import page_start
+from views.ui.studies import add_to_study
 
 KINDS = {"pairs": "All pairs of the chosen sources", "layers": "Layer × layer of two encoders",
          "reference": "Every layer vs a reference"}
@@ -158,6 +159,10 @@ st.button("Compute", type="primary", on_click=run_matrix, disabled=matrix is not
     status is not None and status.state in ("queued", "running")),
           help="Runs in the background with progress; the matrix is stored on disk, so the same sources and "
                "settings open at once next time (also after a restart).")
+add_to_study("similarity", dict(
+    measures=measures, matrix=kind, rdm_metric=rdm_metric, k=int(k), rbf_sigma=float(rbf_sigma), bootstrap=resamples,
+    **(dict(sources=rows) if kind == "pairs" else dict(rows_encoder=first, columns_encoder=second) if kind == "layers"
+       else dict(references=references))), selection)
 job_progress("similarity_jobs", "steps", "Stops after the current resample.")
 job_outcomes([job], "Cancelled.")
 if matrix is None:

@@ -145,9 +145,12 @@ def run_alignment(step: Step, context: StudyContext, engine, report: Report) -> 
         target_rdm = matrix(target)
         if alignment is None:
             alignment = search_alignment(source, target_rdm, search, engine, context)
-            save_alignment(context.results, key, alignment, {"label": f"{settings['source']} → {target}",
-                                                              "source": settings["source"], "target": target,
-                                                              "dataset": step.dataset, "metric": settings["metric"]})
+            save_alignment(context.results, key, alignment, {
+                "label": f"{settings['source']} → {target}", "source": settings["source"], "target": target,
+                "dataset": step.dataset, "metric": settings["metric"], "normalise": settings["normalise"],
+                "search_settings": {name: getattr(search, name) for name in ("eps_range", "n_eps", "n_inits", "init",
+                                                                             "search", "warm_start", "backend",
+                                                                             "max_iter")}})
         rates = matching_summary(alignment.transport_plan, categories).set_index("measure")["rate"].to_dict()
         rsa = alignment_report(alignment, source, target_rdm, categories).rsa
         rows.append({"source": settings["source"], "target": target, "rsa": rsa, "epsilon": alignment.epsilon,
