@@ -251,7 +251,7 @@ def test_sidebar_choices_survive_every_page_switch_and_a_reload(served_app, isol
         (folder / f"class_{index % 2}").mkdir(parents=True, exist_ok=True)
         shutil.copy(image, folder / f"class_{index % 2}" / image.name)
     pages = ["Affect", "Layer probes", "Alignment", "Similarity", "Manifolds", "Inductive bias", "Objective lab",
-             "Features"]
+             "Studies", "Features"]
     with features_page(served_app) as page:
         sidebar = page.locator("[data-testid='stSidebar']")
         sidebar.locator("[data-testid='stSelectbox']").filter(has_text="Dataset").click()
@@ -321,3 +321,55 @@ def test_no_progress_bar_outlives_its_extraction(served_app) -> None:
         _settled(page)
         page.wait_for_timeout(2500)  # two more ticks of the 1 s progress fragment
         assert page.locator("[data-testid='stProgress']").count() == 0
+
+
+@pytest.mark.slow
+def test_a_study_result_opens_on_its_page_in_chromium(served_app, isolated_cache, tmp_path) -> None:
+    """Issue 19: a result a headless study stored opens on its page, settings selected, drawn without a job."""
+    from core.features.results import ResultStore
+    from core.studies.engines import LocalEngine
+    from core.studies.run import STEP_KIND, run_study
+    from core.studies.spec import load_study
+
+    study_file = tmp_path / "browser_study.toml"
+    study_file.write_text('''name = "browser"
+datasets = ["demo"]
+encoders = ["pixels:32"]
+[[steps]]
+analysis = "alignment"
+source = "human · demo human"
+targets = ["pixels:32 · final"]
+metric = "euclidean"
+normalise = true
+eps_range = [1e-2, 1e-1]
+n_eps = 2
+n_inits = 1
+anneal = false
+''')
+    [status] = run_study(load_study(study_file, isolated_cache), isolated_cache, LocalEngine())
+    assert status.state == "done", status.error
+    top1 = ResultStore(isolated_cache / "results").get(STEP_KIND, status.key).table("matching")["top-1"].iloc[0]
+    chromium = find_chromium()
+    if chromium is None:
+        pytest.skip("Chromium not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1500, "height": 3000})
+        page.goto(f"{served_app}/studies")
+        page.wait_for_selector("h1:has-text('Studies')", timeout=180_000)
+        _settled(page)
+        page.locator("[data-testid='stSelectbox']").filter(has_text="Result").locator("input").click()
+        page.get_by_role("option", name="1. alignment · demo · study_step").first.click()
+        _settled(page)
+        page.get_by_role("button", name="Open on its page").click()
+        page.wait_for_selector("h1:has-text('Alignment')", timeout=180_000)
+        _settled(page)
+        page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 5", timeout=120_000)
+        assert page.locator("[data-testid='stException']").count() == 0
+        assert page.get_by_role("button", name="Run alignment").is_disabled(), "stored: nothing to run"
+        assert page.locator("[data-testid='stProgress']").count() == 0, "no job was started"
+        assert float(_metric(page, "Top-1 matching").rstrip("%")) == pytest.approx(100 * top1, abs=0.05)
+        assert "pixels:32 · final" in page.locator("[data-testid='stSelectbox']").filter(
+            has_text="Target").first.locator("input").input_value()
+        browser.close()
