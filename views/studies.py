@@ -1,10 +1,10 @@
 """Studies: the study files and where each step stands, the stored results, and each result opened on its page."""
 import streamlit as st
 
-from views.ui import studies
+from views.ui import studies, study_openers
 from views.ui.sidebar import page_start
 
-switch_to = studies.pending_switch()  # "Open on its page" was pressed: switch once the sidebar is drawn
+switch_to = study_openers.pending_switch()  # "Open on its page" was pressed: switch once the sidebar is drawn
 page_start(
     "Studies",
     "A study file declares a whole comparison once (datasets, encoders, analysis steps; studies/demo.toml) and runs "
@@ -65,15 +65,15 @@ chosen = st.selectbox(
          "page, out-of-fold predictions on the Affect page.")
 meta = by_id[chosen]
 try:
-    target = studies.opening(meta["kind"], meta)
-except studies.OpenError as error:
+    target = study_openers.opening(meta["kind"], meta)
+except study_openers.OpenError as error:
     target = None
     st.caption(f"Cannot open it on a page: {error}.")
 if target is not None:
     st.caption(f"Opens the **{target.title}** page with {len(target.state)} settings selected.")
     for note in target.notes:
         st.warning(note)
-st.button("Open on its page", type="primary", on_click=studies.open_result, args=(meta["kind"], meta["key"]),
+st.button("Open on its page", type="primary", on_click=study_openers.open_result, args=(meta["kind"], meta["key"]),
           disabled=target is None,
           help="Selects the result's dataset, encoders, layers and pooling in the sidebar and its settings on its "
                "page, then switches there: the page shows the stored result at once, nothing is re-run.")

@@ -22,7 +22,9 @@ from core.studies.spec import ANALYSES, StudyError, load_study
 from tests.paths import APP, REPO_ROOT
 from views.ui import resources
 from views.ui.sidebar import Selection
-from views.ui.studies import OPENERS, PAGES, OpenError, append_step, opening, toml_value
+from core.studies.files import toml_value
+from views.ui.studies import append_step
+from views.ui.study_openers import OPENERS, PAGES, OpenError, opening
 
 ENCODER = "pixels:32"
 ALIGNMENT = dict(source="human · demo human", targets=[f"{ENCODER} · final"], metric="euclidean", normalise=True,
