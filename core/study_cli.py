@@ -15,7 +15,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from core.studies.run import StepStatus, run_study, study_status
-from core.studies.spec import load_study
+from core.studies.spec import StudyError, load_study
 
 
 def add_study_parser(commands) -> None:
@@ -48,16 +48,24 @@ def run_study_command(args: argparse.Namespace, cache: Path) -> int:
         statuses = study_status(study, cache)
     elif args.action == "export":
         from core.studies.export import export_study  # plotly/kaleido only when exporting
+        if not args.out.parent.is_dir():
+            raise StudyError(f"{args.out}: its folder {args.out.parent} does not exist; create it or choose another.")
         written = export_study(study, cache, args.out)
         print(f"{args.out}: {written.n_figures} figures, {written.n_tables} tables, methods.md"
               + (f" ({written.note})" if written.note else ""))
         return 0
     else:
         from core.studies.engines import make_engine
-        engine = make_engine(args.engine, address=args.ray_address)
+        try:
+            engine = make_engine(args.engine, address=args.ray_address)
+        except (ConnectionError, ImportError, RuntimeError) as error:  # no Ray, or no cluster at that address
+            raise StudyError(f"cannot start the {args.engine} engine: {error}") from None
         try:
             statuses = run_study(study, cache, engine, device=args.device, batch_size=args.batch_size,
                                  gpus_per_task=args.gpus_per_task, bar=_progress_bar)
+        except KeyboardInterrupt:
+            print("\nstopped: every finished result is kept; run the same command to resume.", file=sys.stderr)
+            return 130
         finally:
             engine.close()
     print(status_table(statuses))

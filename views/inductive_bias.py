@@ -21,6 +21,7 @@ from views.ui.background import estimates_caption, has_jobs, job_outcomes, job_p
 from views.ui.export_row import figure_block, table_block
 from views.ui.presets import preset_buttons
 from views.ui.sidebar import effective_pooling, page_start
+from views.ui.studies import add_to_study
 
 GRID_SIZES = (2, 3, 4, 6, 7, 8, 14, 16, 28)
 GAMMAS = (0.2, 0.33, 0.5, 0.67, 1.5, 2.0, 2.5, 3.0)
@@ -158,6 +159,14 @@ action[0].button(f"Run ({len(subset)} images × {len(corruptions) + 1} condition
                  else "All selected runs are done", type="primary", disabled=not todo or has_jobs("bias_jobs"),
                  on_click=start_runs, help="Extracts clean and corrupted features (cached on disk like any features), "
                                            "then runs both probes; in the background, so other widgets stay usable.")
+add_to_study("inductive_bias", dict(corruptions=[corruption.name for corruption in corruptions],
+                                    images_per_class=int(per_class), scheme=scheme, n_splits=int(n_splits), k=int(k),
+                                    train_on=train_on), selection,
+             notes=["A study step measures every encoder · layer of the sidebar, not only those picked here."]
+             if len(selected) < len(pairs) else [],
+             unavailable="" if int(seed) == DEFAULT_SEED or not any(c.shuffles for c in corruptions) else
+             f"A study step shuffles with the permutation seed {DEFAULT_SEED} (Zhong et al.'s); it cannot take this "
+             f"page's seed {int(seed)}. Set the seed back to {DEFAULT_SEED} to add this step.")
 if todo:
     action[1].caption(estimates_caption({pair.label: (rate_key(pair), len(subset) * (len(corruptions) + 1))
                                          for pair in todo}, "images"))

@@ -19,6 +19,7 @@ from views.ui.background import estimates_caption, job_outcomes, job_progress, s
 from views.ui.export_row import figure_block, table_block
 from views.ui.presets import preset_buttons
 from views.ui.sidebar import effective_pooling, page_start
+from views.ui.studies import add_to_study
 
 selection, image_set = page_start(
     "Manifolds",
@@ -118,6 +119,14 @@ action[0].button(f"Extract views ({len(rows)} images × {m} views, {len(missing)
                  else "All views extracted", type="primary", disabled=not missing, on_click=start_extraction,
                  help="Runs in the background and is cached on disk per encoder, layer, images, m and pipeline; "
                       "changing other widgets does not stop it.")
+study_notes = [note for differs, note in (
+    (pipeline != AugmentationPipeline(), "A study step uses CLAMP's default augmentation pipeline, not the jitter and "
+                                         "crop set under **Augmentation pipeline** here: its views, and so its "
+                                         "results, will differ from this page's."),
+    (len(selected) < len(model_layers), "A study step analyses every encoder · layer of the sidebar, not only those "
+                                        "picked here.")) if differs]
+add_to_study("manifolds", dict(m=int(m), images_per_class=int(per_class), radius_scale=float(radius_scale), map=method,
+                               map_parameter=int(parameter)), selection, notes=study_notes)
 if missing:
     action[1].caption(estimates_caption({layer.label: (rate_key(layer), len(rows) * int(m)) for layer in missing},
                                         "views"))

@@ -1,10 +1,11 @@
-"""Entropic Gromov-Wasserstein alignment of two RDMs with an epsilon search (docs/science.md §5).
+"""Entropic Gromov-Wasserstein alignment of two RDMs (docs/science.md §5): the solver, trials, reports.
 
 The solver is POT's projected-gradient entropic GW (square loss, uniform marginals), written
 out here so that each Sinkhorn step is `sinkhorn_log` warm-started from the previous step's
 dual potentials, and so the outer loop stops when the GW objective stops moving (relative
-change < `tol` between steps) instead of when the plan changes by less than 1e-9. Both only change how fast the same fixed point is reached. Every (epsilon, init)
-trial is kept; the selected trial is the valid one with the smallest GW distance WITHOUT the
+change < `tol` between steps) instead of when the plan changes by less than 1e-9. Both only
+change how fast the same fixed point is reached. The ε search is in `core.analyses.gwot_search`:
+every (epsilon, init) trial is kept; the selected trial is the valid one with the smallest GW distance WITHOUT the
 entropy term (`ot.gromov.gwloss`), and every matching rate is that trial's, never the best
 over trials (GWTune's protocol). Arrays are numpy or torch (on the GPU when there is one), both
 through POT's backend; `rsa_vs_gwot` puts a source's RSA and GWOT results against several
@@ -12,17 +13,15 @@ targets in one table.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import ot
 import pandas as pd
 
-from core.analyses.matching import (category_chance, category_matching_rate, matching_summary, per_category_matching,
-                                    top_k_matching_rate)
+from core.analyses.matching import category_chance, category_matching_rate, matching_summary, per_category_matching
 from core.analyses.rdm import rsa
 
 INITS = ("random", "permutation", "uniform")

@@ -6,15 +6,16 @@ noise ceiling in the ResultCache), alignments in the ResultStore; so a study's r
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from core.analyses.gwot import DEFAULT_EPS, alignment_report
+from core.analyses.gwot import DEFAULT_EPS, Alignment, alignment_report, validate_rdms
 from core.analyses.gwot_search import (SearchSettings, alignment_result_key, assemble, load_alignment, refinement,
                                        run_chain, save_alignment, search_chains, starts_for)
 from core.analyses.matching import matching_summary
-from core.analyses.rdm import layer_source, reference_source, source_rdm
+from core.analyses.rdm import RdmSource, layer_source, reference_source, source_rdm
 from core.analyses.similarity import (SimilarityMatrix, SimilaritySettings, compare, controls, fingerprint, matrix_key,
                                       noise_ceiling)
 from core.analyses.similarity.matrices import ASYMMETRIC
@@ -67,7 +68,9 @@ def run_similarity(step: Step, context: StudyContext, engine, report: Report) ->
     matrix = context.similarity.get(key)
     if matrix is None:
         arrays = {name: sources[name][1] for name in dict.fromkeys(rows + columns)}
-        blocks = [list(block) for block in np.array_split(rows, min(len(rows), 2 * context.parallelism))]
+        # Row blocks pay off only when resamples dominate: each block prepares every column again.
+        n_blocks = min(len(rows), context.parallelism) if settings["bootstrap"] else 1
+        blocks = [list(block) for block in np.array_split(rows, n_blocks)]
         common = {"columns": {name: arrays[name] for name in columns}, "measures": measures,
                   "settings": similarity_settings, "n_bootstrap": settings["bootstrap"], "fingerprints": fingerprints}
         parts = engine.map(compare, [{"rows": {name: arrays[name] for name in block}} for block in blocks if block],
@@ -119,56 +122,74 @@ def alignment_settings(step: Step) -> SearchSettings:
                           settings["max_iter"], backend=settings["backend"])
 
 
-def run_alignment(step: Step, context: StudyContext, engine, report: Report) -> StepOutput:
+def alignment_rdms(step: Step, context: StudyContext) -> tuple[dict[str, RdmSource], Callable[[str], np.ndarray]]:
+    """(the step's RDM sources by the Alignment page's names, name -> its (N, N) RDM under the step's metric)."""
     image_set, settings = context.image_set(step), step.settings
     items = image_set.metadata["image_id"].astype(str).to_numpy()
-    categories = image_set.metadata["category"].astype(str).to_numpy()
     features = {layer.label: feature_set for layer, feature_set in feature_sets(step, context).items()} \
         if image_set.has_images else {}
     rdm_sources = {f"human · {reference.name}": reference_source(reference.name, reference.embedding)
                    for reference in image_set.references}
     rdm_sources |= {layer.label: layer_source(layer, context.pooling(layer.spec)) for layer in step.model_layers
                     if layer.label in features}
-    search = alignment_settings(step)
 
     def matrix(name: str) -> np.ndarray:
         feature_set = features.get(name)
         return source_rdm(rdm_sources[name], items, settings["metric"], normalise=settings["normalise"],
                           features=None if feature_set is None else np.asarray(feature_set.features))
 
+    return rdm_sources, matrix
+
+
+def run_alignment(step: Step, context: StudyContext, engine, report: Report) -> StepOutput:
+    image_set, settings = context.image_set(step), step.settings
+    categories = image_set.metadata["category"].astype(str).to_numpy()
+    rdm_sources, matrix = alignment_rdms(step, context)
+    search = alignment_settings(step)
     source = matrix(settings["source"])
+    targets = {target: matrix(target) for target in settings["targets"]}
+    keys = {target: alignment_result_key(image_set.fingerprint, rdm_sources[settings["source"]].key,
+                                         rdm_sources[target].key, settings["metric"], settings["normalise"], search)
+            for target in targets}
+    alignments = {target: load_alignment(context.results, key) for target, key in keys.items()}
+    missing = {target: targets[target] for target, alignment in alignments.items() if alignment is None}
+    for target, alignment in search_alignments(source, missing, search, engine, context, report).items():
+        save_alignment(context.results, keys[target], alignment, {
+            "label": f"{settings['source']} → {target}", "source": settings["source"], "target": target,
+            "dataset": step.dataset, "metric": settings["metric"], "normalise": settings["normalise"],
+            "search_settings": {name: getattr(search, name) for name in ("eps_range", "n_eps", "n_inits", "init",
+                                                                         "search", "warm_start", "backend",
+                                                                         "max_iter")}})
+        alignments[target] = alignment
     rows = []
-    for done, target in enumerate(settings["targets"]):
-        key = alignment_result_key(image_set.fingerprint, rdm_sources[settings["source"]].key, rdm_sources[target].key,
-                                   settings["metric"], settings["normalise"], search)
-        alignment = load_alignment(context.results, key)
-        target_rdm = matrix(target)
-        if alignment is None:
-            alignment = search_alignment(source, target_rdm, search, engine, context)
-            save_alignment(context.results, key, alignment, {
-                "label": f"{settings['source']} → {target}", "source": settings["source"], "target": target,
-                "dataset": step.dataset, "metric": settings["metric"], "normalise": settings["normalise"],
-                "search_settings": {name: getattr(search, name) for name in ("eps_range", "n_eps", "n_inits", "init",
-                                                                             "search", "warm_start", "backend",
-                                                                             "max_iter")}})
+    for target, alignment in alignments.items():
         rates = matching_summary(alignment.transport_plan, categories).set_index("measure")["rate"].to_dict()
-        rsa = alignment_report(alignment, source, target_rdm, categories).rsa
+        rsa = alignment_report(alignment, source, targets[target], categories).rsa
         rows.append({"source": settings["source"], "target": target, "rsa": rsa, "epsilon": alignment.epsilon,
-                     "gw_distance": alignment.gw_distance, **rates, "alignment_key": key})
-        report(done + 1, len(settings["targets"]))
+                     "gw_distance": alignment.gw_distance, **rates, "alignment_key": keys[target]})
     table = pd.DataFrame(rows)
     return StepOutput({"matching": table}, ", ".join(f"{row['target']}: top-1 {row['top-1']:.1%}" for row in rows))
 
 
-def search_alignment(source: np.ndarray, target: np.ndarray, search: SearchSettings, engine, context: StudyContext):
-    """An epsilon search as engine tasks: one per chain (an init's annealing path, or one cold trial)."""
-    shared = {"C_source": np.asarray(source, np.float32), "C_target": np.asarray(target, np.float32),
-              "settings": search}
+def search_alignments(source: np.ndarray, targets: dict[str, np.ndarray], search: SearchSettings, engine,
+                      context: StudyContext, report: Report) -> dict[str, Alignment]:
+    """The ε search of (N, N) `source` against every (N, N) target as engine tasks, one per chain (an init's
+    annealing path, or one cold trial) of every target at once, so all of them keep the workers busy."""
+    for target in targets.values():
+        validate_rdms(source, target)  # a NaN or misshapen RDM is named as such, before any trial
+    handles = {name: engine.put(np.asarray(target, np.float32)) for name, target in targets.items()}
+    shared = {"C_source": np.asarray(source, np.float32), "settings": search}
     gpus = context.gpus_per_task if search.backend == "torch" else 0
     keep = search.search == "sequential" and search.warm_start
-    first = engine.map(run_chain, [{"chain": chain, "keep_states": keep}
-                                   for chain in search_chains(search, search.first_stage())], shared=shared, gpus=gpus)
-    second_chains = search_chains(search, refinement(search, first), stage=1)
-    second = engine.map(run_chain, [{"chain": chain, "starts": starts_for(chain, first)} for chain in second_chains],
-                        shared=shared, gpus=gpus)
-    return assemble(first + second, search)
+    first_chains = [(name, chain) for name in targets for chain in search_chains(search, search.first_stage())]
+    first = engine.map(run_chain, [{"chain": chain, "C_target": handles[name], "keep_states": keep}
+                                   for name, chain in first_chains], shared=shared, gpus=gpus, progress=report)
+    by_target = {name: [result for (owner, _), result in zip(first_chains, first) if owner == name] for name in targets}
+    second_chains = [(name, chain) for name in targets
+                     for chain in search_chains(search, refinement(search, by_target[name]), stage=1)]
+    second = engine.map(run_chain, [{"chain": chain, "C_target": handles[name],
+                                     "starts": starts_for(chain, by_target[name])} for name, chain in second_chains],
+                        shared=shared, gpus=gpus, progress=report)
+    for (name, _), result in zip(second_chains, second):
+        by_target[name].append(result)
+    return {name: assemble(results, search) for name, results in by_target.items()}

@@ -3,8 +3,10 @@
 Per finished step, `<NN>_<analysis>_<dataset>/` holds every stored table as CSV, the figures its page draws
 from them as HTML (plotly.js inlined) and, where Chromium renders, PNG, SVG and PDF (provenance in each
 file's metadata), and provenance.json. `methods.md` gives the data, encoders, every setting, input, timing
-and result of every step, the library versions, and what was not run or cannot be drawn. Nothing is
-computed again: a figure whose inputs a study does not store is left out and named, never approximated.
+and result of every step, the library versions, and what was not run or cannot be drawn. Nothing is fitted
+again: a figure whose data a step does not store is drawn from what the cache holds beside it (the stored
+out-of-fold predictions, features and view features; `core.studies.export_figures`), and one whose inputs
+have left the cache is left out and named, never approximated.
 """
 from __future__ import annotations
 
@@ -13,37 +15,22 @@ import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
-
-import pandas as pd
-import plotly.graph_objects as go
+from typing import Any
 
 from core.analyses.gwot import DEFAULT_EPS
-from core.analyses.gwot_search import load_alignment
-from core.analyses.matching import matching_summary, per_category_matching
-from core.analyses.similarity import NoiseCeiling, SimilarityMatrix, measure_agreement, percentile_interval
-from core.encoders.specs import ModelLayer
-from core.export import (STATIC_FORMATS, ExportUnavailable, embed_provenance, export_filename, figure_to_bytes,
-                         static_export_status, table_to_csv)
+from core.export import (STATIC_FORMATS, ExportUnavailable, embed_provenance, figure_to_bytes, static_export_status,
+                         table_to_csv)
 from core.features.results import StoredResult
-from core.figures.affect import r2_summary_figure
-from core.figures.alignment import (epsilon_search_figure, matching_rates_figure, per_category_figure,
-                                    transport_plan_figure)
-from core.figures.inductive_bias import corruption_curves_figure
-from core.figures.manifolds import centroid_map_figure, eigenspectrum_figure, radii_figure, uniformity_figure
-from core.figures.probes import BANDS, probe_curves_figure
-from core.figures.similarity import agreement_figure, depth_curves_figure, similarity_heatmap
+from core.figures.probes import BANDS
 from core.paths import atomic_write
 from core.provenance import PROVENANCE_FILE, library_versions, readable_preprocess
+from core.studies.export_figures import DRAW, PROBE_BAND, Tables
+from core.studies.export_figures import slug as _slug
 from core.studies.run import STEP_KIND, UNITS, StepStatus, open_context, study_status
-from core.studies.spec import Step, Study
-from core.studies.steps import StudyContext, bias_subset
+from core.studies.spec import Study
+from core.studies.steps import StudyContext
 
 METHODS_FILE = "methods.md"
-PROBE_BAND = "fold_se"  # the Layer probes page's default band
-Tables = dict[str, pd.DataFrame]
-Figures = dict[str, Callable[[], go.Figure]]  # file stem -> draws it (one that fails is named, the others go in)
-Drawn = tuple[Figures, Tables, list[str]]  # figures, tables beside the stored ones, what is left out and why
 
 
 @dataclass(frozen=True)
@@ -80,7 +67,7 @@ def export_study(study: Study, cache: str | Path, out: str | Path) -> ExportSumm
             try:
                 fig = draw()
             except Exception as error:  # noqa: BLE001 - a figure the stored data cannot give is named, not fatal
-                omitted.append(f"{stem}: cannot be drawn from the stored tables ({type(error).__name__}: {error})")
+                omitted.append(f"{stem}: cannot be drawn from what the cache holds ({type(error).__name__}: {error})")
                 continue
             files[f"{folder}/{stem}.html"] = embed_provenance(figure_to_bytes(fig, "html"), "html", provenance)
             drawn[stem] = ["html"]
@@ -97,116 +84,6 @@ def export_study(study: Study, cache: str | Path, out: str | Path) -> ExportSumm
     files = {METHODS_FILE: _methods(study, context, metas, sections, note).encode(), **study_file, **files}
     atomic_write(out, lambda temporary: _write_zip(temporary, files))
     return ExportSummary(n_figures, n_tables, note)
-
-
-# --- figures per analysis, each called as its page calls it ----------------------------------------------------------
-
-def _affect(step: Step, stored: StoredResult, tables: Tables, context: StudyContext) -> Drawn:
-    return {"r2": lambda: r2_summary_figure(tables["metrics"])}, {}, [
-        "error field, occupancy and error rose: drawn from the error-geometry panels, which a study does not store "
-        "(predictions.csv holds the out-of-fold predictions behind them, measures.csv their summary numbers)"]
-
-
-def _probes(step: Step, stored: StoredResult, tables: Tables, context: StudyContext) -> Drawn:
-    chance = 1 / context.image_set(step).metadata["category"].nunique()
-    return {f"curves_{axis}": lambda axis=axis: probe_curves_figure(tables["curves"], x=axis, band=PROBE_BAND,
-                                                                    category_chance=chance)
-            for axis in ("depth", "layer_index")}, {}, []
-
-
-def _similarity(step: Step, stored: StoredResult, tables: Tables, context: StudyContext) -> Drawn:
-    key = stored.meta["matrix_key"]
-    matrix = context.similarity.get(key)
-    if matrix is None:
-        return {}, {}, [f"every figure: the matrix {key} is no longer in the cache (pairs.csv holds its values)"]
-    reference = step.settings["matrix"] == "reference"
-    controls = tables["controls"].reindex(columns=["representation", "control", "measure", "value"])
-    ceilings = context.scores.get(f"{key}|ceiling") or {}
-    figures: Figures = {}
-    for measure in matrix.measures:
-        if reference:
-            found = ceilings.get(measure)
-            ceiling = None if found is None else NoiseCeiling(**{**found, "references": tuple(found["references"])})
-            figures[f"depth_{measure}"] = lambda measure=measure, ceiling=ceiling: depth_curves_figure(
-                _depth_curves(matrix, measure, stored.meta["layers"], stored.meta["references"]), measure, ceiling)
-        else:
-            shown = controls[controls["measure"] == measure].set_index(["representation", "control"])["value"]
-            figures[f"matrix_{measure}"] = lambda measure=measure, shown=shown: similarity_heatmap(matrix, measure,
-                                                                                                   shown)
-    if len(matrix.measures) >= 2 and not reference:
-        figures["agreement"] = lambda: agreement_figure(measure_agreement(matrix))
-    return figures, {}, []
-
-
-def _depth_curves(matrix: SimilarityMatrix, measure: str, layers: dict[str, list[str]],
-                  references: list[str]) -> pd.DataFrame:
-    """encoder, layer, depth, value, ci_low, ci_high per row: its mean over the reference columns, as on the page."""
-    m, columns = matrix.measures.index(measure), [matrix.columns.index(name) for name in references]
-    where = {ModelLayer(spec, layer).label: (spec, layer, index / max(len(names) - 1, 1))
-             for spec, names in layers.items() for index, layer in enumerate(names)}
-    records = []
-    for r, row in enumerate(matrix.rows):
-        low = high = float("nan")
-        if matrix.resamples is not None:
-            low, high = percentile_interval(matrix.resamples[m, r, columns].mean(axis=0))
-        encoder, layer, depth = where[row]
-        records.append({"encoder": encoder, "layer": layer, "depth": depth,
-                        "value": float(matrix.values[m, r, columns].mean()), "ci_low": low, "ci_high": high})
-    return pd.DataFrame(records)
-
-
-def _alignment(step: Step, stored: StoredResult, tables: Tables, context: StudyContext) -> Drawn:
-    categories = context.image_set(step).metadata["category"].astype(str).to_numpy()
-    figures: Figures = {}
-    extra, omitted = {}, ["RDM pair: the RDMs are computed from the features when drawn, not stored"]
-    for row in tables["matching"].to_dict("records"):
-        alignment = load_alignment(context.results, row["alignment_key"])
-        if alignment is None:
-            omitted.append(f"{row['target']}: alignment {row['alignment_key']} is no longer in the cache "
-                           "(matching.csv keeps its rates)")
-            continue
-        plan, pair, name = alignment.transport_plan, (row["source"], row["target"]), _slug(row["target"])
-        figures[f"transport_plan_{name}"] = lambda plan=plan, pair=pair: transport_plan_figure(plan, categories,
-                                                                                             names=pair)
-        figures[f"matching_rates_{name}"] = lambda plan=plan: matching_rates_figure(matching_summary(plan, categories))
-        figures[f"epsilon_search_{name}"] = lambda found=alignment: epsilon_search_figure(found.trials, found.selected)
-        figures[f"per_category_{name}"] = lambda plan=plan: per_category_figure(per_category_matching(plan, categories))
-        extra[f"trials_{name}"] = alignment.trials  # every ε trial of the search, from the stored alignment
-    return figures, extra, omitted
-
-
-def _manifolds(step: Step, stored: StoredResult, tables: Tables, context: StudyContext) -> Drawn:
-    per_image, method = tables["per_image"], step.settings["map"]
-    scales = tables["map_scales"].set_index("encoder")["map_scale"] if "map_scales" in tables else {}
-    maps = {f"map_{_slug(name)}": lambda name=name: centroid_map_figure(
-                per_image[per_image["encoder"] == name].drop(columns="encoder"), float(scales[name]), method)
-            for name in scales.keys()}
-    return {**maps, "radii": lambda: radii_figure(per_image),
-            "uniformity": lambda: uniformity_figure(tables["metrics"]),
-            "eigenspectrum": lambda: eigenspectrum_figure(tables["spectra"], tables["power_law"])}, {}, [
-        "class distances and pair histograms: computed from the view features when drawn, not stored"]
-
-
-def _inductive_bias(step: Step, stored: StoredResult, tables: Tables, context: StudyContext) -> Drawn:
-    metrics = tables["metrics"].copy()
-    metrics.insert(0, "model", [ModelLayer(*pair).label for pair in zip(metrics["encoder"], metrics["layer"])])
-    categories = bias_subset(step, context).metadata["category"]  # the images the probes saw: chance levels
-    chance = {"knn_accuracy": categories.value_counts(normalize=True).max(),
-              "linear_balanced_accuracy": 1 / categories.nunique()}
-    title = "Category probes vs corruption level"
-    return {"accuracy": lambda: corruption_curves_figure(metrics, ["knn_accuracy", "linear_balanced_accuracy"],
-                                                         title=title, chance=chance),
-            "relative_drop": lambda: corruption_curves_figure(metrics, ["knn_drop", "linear_drop"], title=title),
-            "uniformity": lambda: corruption_curves_figure(metrics, ["uniformity"],
-                                                           title="Uniformity vs corruption level"),
-            "clean_similarity": lambda: corruption_curves_figure(
-                metrics, ["clean_similarity"], title="Cosine between corrupted and clean features",
-                floor="unrelated_similarity")}, {}, ["corruption gallery: drawn from the images, not a result"]
-
-
-DRAW: dict[str, Callable[[Step, StoredResult, Tables, StudyContext], Drawn]] = {
-    "affect": _affect, "probes": _probes, "similarity": _similarity, "alignment": _alignment,
-    "manifolds": _manifolds, "inductive_bias": _inductive_bias}
 
 
 # --- methods.md ------------------------------------------------------------------------------------------------------
@@ -332,11 +209,6 @@ def _row(*cells: Any) -> str:
 
 def _utc(seconds: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(seconds))
-
-
-def _slug(text: str) -> str:
-    """A file-name-safe lower-case form of `text` (export_filename's rules)."""
-    return export_filename(text, "", "", ext="")
 
 
 def _with_provenance(data: bytes, fmt: str, text: str) -> bytes:

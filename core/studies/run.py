@@ -19,13 +19,14 @@ from filelock import FileLock
 from core.analyses.similarity import MATRICES_FOLDER, SimilarityStore
 from core.data.datasets import DatasetError
 from core.features.results import ResultStore, result_key
+from core.features.extract import extract, resolve_device
 from core.features.store import FeatureStore, ResultCache
 from core.provenance import library_versions, provenance_from_keys
 from core.studies.spec import Step, Study
 from core.studies.comparisons import run_alignment, run_similarity
 from core.studies.steps import (ExtractionUnit, StudyContext, bias_units, clean_units, input_fingerprints,
                                 manifold_units, run_affect, run_inductive_bias, run_manifolds, run_probes)
-from core.studies.tasks import ImageShard, extract_shard
+from core.studies.tasks import ImageShard, ShardFeatures, extract_shard
 
 STEP_KIND = "study_step"
 # Per analysis: the feature arrays it needs, and how it runs (docs in core/studies/steps.py and comparisons.py).
@@ -96,6 +97,17 @@ def run_study(study: Study, cache: str | Path, engine, *, device: str | None = N
     """Extract what is missing, then run every step not stored; returns each step's status after the run."""
     context = open_context(study, cache, gpus_per_task=gpus_per_task, parallelism=getattr(engine, "parallelism", 1))
     device, batch_size = device or study.device, batch_size or study.batch_size
+    if engine.remote and not gpus_per_task and resolve_device(device).type == "cuda":
+        # Tasks hold no GPU unless asked: they would extract on CPUs, in float32, not as this machine would.
+        raise ValueError(f"device {device!r} means a GPU here, but Ray tasks get no GPU without --gpus-per-task: "
+                         "pass --gpus-per-task 1 to extract on the GPUs, or --device cpu.")
+    local_files = [spec for spec in study.encoders + tuple(spec for step in study.steps for spec in step.encoders)
+                   if study.infos[spec].parsed.source in ("file", "lab")]
+    if engine.address and local_files:
+        raise ValueError(f"{local_files[0]} reads a weight file on this machine, which the workers of the cluster at "
+                         f"{engine.address} may not have: run it with --engine local, or on a local Ray cluster (no "
+                         "--ray-address), or publish the weights to the Hugging Face hub and use a timm:/open_clip: "
+                         "spec.")
     bar = bar or _silent
     failed_units: dict[tuple, str] = {}
     for unit in extraction_plan(study, context):
@@ -152,7 +164,13 @@ def step_meta(step: Step, context: StudyContext) -> dict:
 
 def extract_unit(unit: ExtractionUnit, context: StudyContext, engine, *, device: str, batch_size: int,
                  report: Callable[[int, int], None]) -> None:
-    """Extract a unit's missing arrays in shards on the engine; only this process writes the feature store."""
+    """Extract a unit's missing arrays: in this process as `python -m core extract` does, or in shards on a remote
+    engine whose rows come back to this process, the only one that writes the feature store."""
+    if not engine.remote:
+        extract(unit.image_set, unit.info, unit.layers, context.features, pooling=unit.pooling, device=device,
+                batch_size=batch_size, input_transform=unit.input_transform,
+                progress=lambda progress: report(progress.done, progress.total))
+        return
     store, total = context.features, len(unit.image_set)
     shard_rows = SHARD_BATCHES * batch_size  # whole batches: every row sees the batches `extract` would form
     with store.lock(list(unit.keys.values())):
@@ -169,13 +187,16 @@ def extract_unit(unit: ExtractionUnit, context: StudyContext, engine, *, device:
         for wave_start in range(start, total, wave_rows):
             shards = [_shard(unit, begin, min(begin + shard_rows, total))
                       for begin in range(wave_start, min(wave_start + wave_rows, total), shard_rows)]
-            rows = engine.map(extract_shard, [{"shard": shard} for shard in shards], shared=shared,
-                              gpus=context.gpus_per_task)
-            for shard, features in zip(shards, rows):
+
+            def stored(index: int, features: ShardFeatures, shards=shards) -> None:  # each shard as it arrives
                 devices.add(features.device)
                 for layer, key in missing.items():
-                    store.save_chunk(key, shard.start, features.rows[layer])
-            report(shards[-1].start + len(shards[-1].images), total)
+                    store.save_chunk(key, shards[index].start, features.rows[layer])
+
+            engine.map(extract_shard, [{"shard": shard} for shard in shards], shared=shared,
+                       gpus=context.gpus_per_task, on_result=stored,
+                       progress=lambda done, count, first=wave_start: report(min(first + done * shard_rows, total),
+                                                                             total))
         seconds = time.perf_counter() - began
         meta = {"dataset_name": unit.image_set.name, "n_images": total, "device": ", ".join(sorted(devices)),
                 "seconds": round(seconds, 3),

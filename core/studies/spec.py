@@ -36,6 +36,8 @@ from core.encoders.registry import UNUSABLE, EncoderInfo, describe
 from core.encoders.specs import POOLINGS, ModelLayer, pooling_name
 
 MATRIX_KINDS = ("pairs", "layers", "reference")
+MIN_EPSILON = 1e-6  # the Alignment page's smallest ε: a step opens on the page with the same settings
+MIN_RESAMPLES = 20  # the Similarity page's fewest bootstrap resamples (0: no bootstrap)
 
 
 class StudyError(ValueError):
@@ -105,9 +107,16 @@ def _eps_range(value):
             not all(isinstance(item, (int, float)) and not isinstance(item, bool) for item in value)):
         raise ValueError("must be [smallest, largest], e.g. [1e-5, 1e-1]")
     low, high = map(float, value)
-    if not 0 < low <= high:
-        raise ValueError(f"must be positive and increasing; got [{low:g}, {high:g}] (swap them?)")
+    if not MIN_EPSILON <= low <= high:
+        raise ValueError(f"must be increasing, from {MIN_EPSILON:g} up; got [{low:g}, {high:g}]"
+                         + (" (swap them?)" if high < low else ""))
     return low, high
+
+
+def _resamples(value):
+    if isinstance(value, bool) or not isinstance(value, int) or not (value == 0 or MIN_RESAMPLES <= value <= 10000):
+        raise ValueError(f"must be 0 (no bootstrap) or a number of resamples from {MIN_RESAMPLES} to 10000")
+    return value
 
 
 def _corruptions(value):
@@ -130,7 +139,7 @@ ANALYSES: dict[str, dict[str, Option]] = {
                    "rows_encoder": Option(None, _name), "columns_encoder": Option(None, _name),
                    "references": Option(None, _names), "rdm_metric": Option("cosine", _one_of(RDM_METRICS)),
                    "k": Option(10, _integer(1, 1000)), "rbf_sigma": Option(0.8, _number(0.05, 10.0)),
-                   "bootstrap": Option(0, _integer(0, 10000))},
+                   "bootstrap": Option(0, _resamples)},
     "alignment": {"source": Option(None, _name), "targets": Option(None, _names),
                   "metric": Option("cosine", _one_of(RDM_METRICS)), "normalise": Option(False, _boolean),
                   "eps_range": Option(None, _eps_range), "n_eps": Option(10, _integer(1, 50)),
@@ -144,7 +153,7 @@ ANALYSES: dict[str, dict[str, Option]] = {
     "inductive_bias": {"corruptions": Option(("glo_2", "glo_8", "loc_2", "loc_8"), _corruptions),
                        "images_per_class": Option(25, _integer(2, 10_000)),
                        "scheme": Option("gkfold", _one_of(CATEGORY_SCHEMES)), "n_splits": Option(5, _integer(2, 20)),
-                       "k": Option(10, _integer(1, 1000)), "train_on": Option("corrupted",
+                       "k": Option(10, _integer(1, 200)), "train_on": Option("corrupted",
                                                                                _one_of(("corrupted", "clean")))},
 }
 TOP_LEVEL = ("name", "description", "dataset", "datasets", "encoders", "layers", "pooling", "device", "batch_size",
@@ -214,10 +223,17 @@ def load_study(path: str | Path, cache: str | Path) -> Study:
             raise StudyError(where.top("datasets" if "datasets" in data else "dataset", f"{spec!r}: {error}")) from None
     pooling = data.get("pooling", "auto")
     try:
+        if not isinstance(pooling, str):
+            raise ValueError(pooling)
         pooling = pooling_name(pooling)
-    except (ValueError, TypeError):
+    except ValueError:
         raise StudyError(where.top("pooling", f"{pooling!r} is not a pooling; use one of {', '.join(POOLINGS)} or "
                                               "flat:<dim>")) from None
+    device, batch_size = data.get("device", "auto"), data.get("batch_size", 32)
+    if not isinstance(device, str) or not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", device):
+        raise StudyError(where.top("device", f"{device!r} is not a device; use auto, cpu, cuda, cuda:<n> or mps"))
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= 1024:
+        raise StudyError(where.top("batch_size", f"{batch_size!r} must be an integer from 1 to 1024"))
     infos: dict[str, EncoderInfo] = {}
     encoders = _encoders(data.get("encoders", []), where, None, infos)
     layers = data.get("layers", ["final"])
@@ -226,6 +242,8 @@ def load_study(path: str | Path, cache: str | Path) -> Study:
         raise StudyError(where.top("steps", "a study needs at least one [[steps]] table with an `analysis` key"))
     steps = []
     for index, raw in enumerate(steps_data):
+        if not isinstance(raw, dict):
+            raise StudyError(where.top("steps", "each step is a [[steps]] table with an `analysis` key"))
         analysis = raw.get("analysis")
         if analysis not in ANALYSES:
             raise StudyError(where.step(index, "analysis", f"unknown analysis {analysis!r}; choose one of "
@@ -255,7 +273,7 @@ def load_study(path: str | Path, cache: str | Path) -> Study:
         for dataset in datasets:
             steps.append(Step(index, analysis, dataset, settings, step_encoders, step_layers))
     study = Study(path, str(data.get("name", path.stem)), str(data.get("description", "")), tuple(datasets),
-                  encoders, pooling, str(data.get("device", "auto")), int(data.get("batch_size", 32)), tuple(steps),
+                  encoders, pooling, device, batch_size, tuple(steps),
                   image_sets, infos)
     for step in study.steps:
         _check_sources(step, study, where)
@@ -323,6 +341,36 @@ def _check_sources(step: Step, study: Study, where: _Locator) -> None:
     if not image_set.has_images and step.analysis not in ("similarity", "alignment"):
         raise StudyError(where.step(step.index, "analysis", f"{step.dataset} holds representations only; "
                                                             f"{step.analysis} needs images"))
+    problem = _data_problem(step, image_set)
+    if problem:
+        raise StudyError(where.step(step.index, *problem))
+
+
+def _data_problem(step: Step, image_set: ImageSet) -> tuple[str, str] | None:
+    """(key, what is wrong) when the dataset cannot give what the step's settings ask, else None."""
+    settings, metadata = step.settings, image_set.metadata
+    if step.analysis == "affect" and not image_set.has_affect:
+        return "analysis", f"{step.dataset} has no valence/arousal ratings, which affect probes predict"
+    if settings.get("geometry_scheme") and settings["geometry_scheme"] not in settings["schemes"]:
+        return "geometry_scheme", f"{settings['geometry_scheme']!r} is not one of the step's schemes"
+    if step.analysis == "similarity" and settings["matrix"] == "reference" and not (
+            settings.get("references") or image_set.references):
+        return "matrix", f"{step.dataset} has no reference embedding to compare every layer with"
+    n_categories, n_groups = metadata["category"].nunique(), metadata["group"].nunique()
+    schemes = [settings[key] for key in ("scheme", "category_scheme") if key in settings]
+    schemes += list(settings.get("schemes", ()))
+    if "loco" in schemes and n_categories < 2:
+        return "schemes" if "schemes" in settings else "scheme", f"{step.dataset} has one category: no LOCO"
+    if step.analysis == "inductive_bias" and n_categories < 2:
+        return "analysis", f"{step.dataset} has one category: no category probe to degrade"
+    if step.analysis == "probes" and n_categories < 2 and not image_set.has_affect:
+        return "analysis", f"{step.dataset} has one category and no ratings: nothing to probe"
+    for scheme in schemes:
+        limit = {"kfold": len(metadata), "gkfold": n_groups}.get(scheme)
+        if limit is not None and settings["n_splits"] > limit:
+            return "n_splits", f"{settings['n_splits']} folds of {scheme} need at least as many " \
+                               f"{'images' if scheme == 'kfold' else 'theme groups'}; {step.dataset} has {limit}"
+    return None
 
 
 class _Locator:

@@ -189,12 +189,12 @@ def run_probes(step: Step, context: StudyContext, engine, report: Report) -> Ste
         todo += [(keys[layer], kind) for layer, kind in pending_fits(image_set, context.info(spec), settings=settings,
                                                                     probes=probes, pooling=context.pooling(spec),
                                                                     results=context.scores)]
-    # A task per layer × probe; each stored under the key the Layer probes page reads.
-    scores = engine.map(layer_scores, [{"features": np.asarray(context.features.load(key)), "probe": kind}
-                                       for key, kind in todo], shared={"targets": targets, "settings": settings},
-                        progress=report)
-    for (key, kind), layer in zip(todo, scores):
-        context.scores.set(settings.cache_key(key.digest, kind), [asdict(score) for score in layer])
+    def stored(index: int, scores: list) -> None:  # under the Layer probes page's key, as each fit arrives
+        key, kind = todo[index]
+        context.scores.set(settings.cache_key(key.digest, kind), [asdict(score) for score in scores])
+
+    engine.map(layer_scores, [{"features": np.asarray(context.features.load(key)), "probe": kind} for key, kind in todo],
+               shared={"targets": targets, "settings": settings}, progress=report, on_result=stored)
     curves = pd.concat([encoder_curves(image_set, context.info(spec), context.features, settings=settings, probes=probes,
                                        pooling=context.pooling(spec), results=context.scores)
                         for spec in step.encoders], ignore_index=True)

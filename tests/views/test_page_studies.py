@@ -1,5 +1,5 @@
 """The Studies page through AppTest: study files and their steps' state, a stored step opened on its page, and
-"Add to study" on the Alignment page writing steps the CLI reads back."""
+"Add to study" on the Alignment, Manifolds and Inductive bias pages writing steps the CLI reads back."""
 from __future__ import annotations
 
 import json
@@ -23,7 +23,7 @@ from tests.paths import APP, REPO_ROOT
 from views.ui import resources
 from views.ui.sidebar import Selection
 from core.studies.files import toml_value
-from views.ui.studies import append_step
+from views.ui.studies import append_step, entries_table
 from views.ui.study_openers import OPENERS, PAGES, OpenError, opening
 
 ENCODER = "pixels:32"
@@ -98,6 +98,8 @@ def test_a_stored_study_step_opens_on_the_alignment_page_at_once(tiny_study) -> 
     assert list(tiny["state"]) == ["done"] and "top-1" in tiny["summary"].iloc[0]
     results = next(frame.value for frame in app.dataframe if "kind" in frame.value.columns)
     assert status.key in set(results["key"]) and {"study_step", "alignment"} <= set(results["kind"])
+    settings = dict(zip(results["kind"], results["settings"]))  # what tells two stored results apart
+    assert settings["study_step"].startswith("source=human · demo human") and "n_eps=2" in settings["alignment"]
     app.selectbox(key="studies_result").set_value(f"study_step/{status.key}").run()
     assert any("Opens the **Alignment** page" in caption.value for caption in app.caption)
     # The button's callback sets the sidebar's and the page's widgets; the Studies page then calls st.switch_page
@@ -153,6 +155,70 @@ def test_add_to_study_on_the_alignment_page_appends_steps_the_cli_reads_back(tin
     assert dict(first.settings) == expected and dict(second.settings) == {**expected, "n_eps": 3}
     # The same settings are the same study step: the tiny study's stored result counts as this step's.
     assert study_status(load_study(written, isolated_cache), isolated_cache)[0].key == tiny_study[1].key
+
+
+def page_with(page: str, **state) -> AppTest:
+    """A page on the demo with raw pixels in the sidebar and `state` set, run once (no features extracted)."""
+    app = AppTest.from_file(APP, default_timeout=300)
+    app.session_state["encoders"] = [ENCODER]
+    for key, value in state.items():
+        app.session_state[key] = value
+    app.switch_page(page).run()
+    assert not app.exception, [exception.value for exception in app.exception]
+    return app
+
+
+def add_step_from(app: AppTest, analysis: str, name: str) -> None:
+    app.text_input(key="study_add_name").input(name).run()
+    app.button(key=f"study_add_{analysis}").click().run()
+    assert not app.exception, [exception.value for exception in app.exception]
+
+
+def test_add_to_study_on_the_manifolds_page_writes_its_settings(isolated_cache) -> None:
+    app = page_with("views/manifolds.py", manifold_m=4, manifold_per_class=3, manifold_rs=7.0, manifold_map="UMAP",
+                    manifold_map_param=5)
+    assert not any("augmentation pipeline" in warning.value for warning in app.warning)  # CLAMP's defaults
+    add_step_from(app, "manifolds", "manifolds from the page")
+    written = isolated_cache / "studies" / "manifolds_from_the_page.toml"
+    assert any(str(written) in success.value and "step 1" in success.value for success in app.success)
+    [step] = load_study(written, isolated_cache).steps
+    expected = dict(m=4, images_per_class=3, radius_scale=7.0, map="UMAP", map_parameter=5)
+    assert step.analysis == "manifolds" and dict(step.settings) == expected and step.encoders == (ENCODER,)
+    # Jitter other than CLAMP's: the popover says the study step uses the defaults; the step is still written.
+    app.number_input(key="manifold_brightness").set_value(0.6).run()
+    assert any("default augmentation pipeline" in warning.value for warning in app.warning)
+    app.button(key="study_add_manifolds").click().run()
+    assert any("step 2" in success.value for success in app.success)
+    assert dict(load_study(written, isolated_cache).steps[1].settings) == expected
+
+
+def test_add_to_study_on_the_inductive_bias_page_writes_its_corruptions(isolated_cache) -> None:
+    app = page_with("views/inductive_bias.py", bias_per_class=6, bias_families=["glo", "gamma"],
+                    bias_levels_glo=[8, 2], bias_levels_gamma=[0.5], bias_scheme="kfold", bias_n_splits=3, bias_k=7,
+                    bias_train_on="clean", bias_per_image=True)
+    add_step_from(app, "inductive_bias", "bias from the page")
+    written = isolated_cache / "studies" / "bias_from_the_page.toml"
+    assert any(str(written) in success.value and "step 1" in success.value for success in app.success)
+    [step] = load_study(written, isolated_cache).steps
+    assert step.analysis == "inductive_bias" and step.encoders == (ENCODER,)
+    assert dict(step.settings) == dict(corruptions=("glo_2_rand", "glo_8_rand", "gamma_0.5"), images_per_class=6,
+                                       scheme="kfold", n_splits=3, k=7, train_on="clean")
+    # A permutation seed a study step cannot take: the button is disabled and says why; nothing more is written.
+    before = written.read_text()
+    app.number_input(key="bias_seed").set_value(7).run()
+    assert app.button(key="study_add_inductive_bias").disabled
+    assert any("permutation seed 42" in warning.value and "seed 7" in warning.value for warning in app.warning)
+    assert written.read_text() == before
+
+
+def test_the_stored_results_table_tells_results_apart_by_their_settings() -> None:
+    entries = [{"kind": "study_step", "key": "a", "settings": {"m": 4, "radius_scale": 8.5, "encoders": None}},
+               {"kind": "alignment", "key": "b", "metric": "euclidean", "normalise": True,
+                "search_settings": {"eps_range": [0.001, 0.1], "n_eps": 2}},
+               {"kind": "affect_predictions", "key": "c", "scheme": "loco"}, {"kind": "alignment", "key": "d"}]
+    assert list(entries_table(entries)["settings"]) == [
+        "m=4; radius_scale=8.5", "metric=euclidean; normalise=True; eps_range=[0.001, 0.1]; n_eps=2", "scheme=loco",
+        ""]
 
 
 def test_a_step_that_does_not_validate_writes_nothing(isolated_cache, tmp_path) -> None:

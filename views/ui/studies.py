@@ -7,7 +7,8 @@ What the Studies page and the analysis pages share, besides opening a stored res
   (cached per file version), each step's state from `study_status`, the stored results of the ResultStore;
 - writing: `add_to_study(analysis, settings, selection)` draws a popover that appends the page's current
   settings as a `[[steps]]` table (`core.studies.files.add_step`: only the keys `ANALYSES[analysis]` knows),
-  validated with `load_study` before anything is written (`atomic_write`).
+  validated with `load_study` before anything is written (`atomic_write`); the page names what the step cannot
+  express (`notes`: shown, the step still written; `unavailable`: the button disabled, with the reason).
 """
 from __future__ import annotations
 
@@ -99,8 +100,13 @@ def steps_table(step_statuses: Sequence[StepStatus]) -> pd.DataFrame:
         "step": status.step.label, "analysis": status.step.analysis, "dataset": status.step.dataset,
         "state": status.state, "summary": status.error or status.summary,
         "encoders": ", ".join(status.step.encoders),
-        "settings": "; ".join(f"{key}={compact(value)}" for key, value in status.step.settings.items()
-                              if value is not None and key not in COMMON)} for status in step_statuses])
+        "settings": settings_text(status.step.settings)} for status in step_statuses])
+
+
+def settings_text(settings: Mapping[str, Any]) -> str:
+    """`key=value; …` of a step's settings (encoders and layers, and unset keys, left out)."""
+    return "; ".join(f"{key}={compact(value)}" for key, value in settings.items()
+                     if value is not None and key not in COMMON)
 
 
 def study_command(action: str, path: Path, *more: str) -> str:
@@ -132,10 +138,22 @@ def stored_time(meta: Mapping) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp)) if stamp else ""
 
 
+def entry_settings(meta: Mapping) -> str:
+    """What tells two stored results apart: a step's settings, an alignment's metric and search, a scheme."""
+    if isinstance(meta.get("settings"), Mapping):
+        return settings_text(meta["settings"])
+    if meta.get("kind") == ALIGNMENT_KIND:
+        search = meta.get("search_settings")
+        return settings_text({"metric": meta.get("metric"), "normalise": meta.get("normalise"),
+                              **(search if isinstance(search, Mapping) else {})})
+    return settings_text({"scheme": meta.get("scheme")})
+
+
 def entries_table(entries: Sequence[Mapping]) -> pd.DataFrame:
     return pd.DataFrame([{"kind": meta["kind"], "label": meta.get("label", ""), "dataset": meta.get("dataset", ""),
-                          "stored": stored_time(meta), "key": meta["key"]} for meta in entries],
-                        columns=["kind", "label", "dataset", "stored", "key"])
+                          "settings": entry_settings(meta), "stored": stored_time(meta), "key": meta["key"]}
+                         for meta in entries],
+                        columns=["kind", "label", "dataset", "settings", "stored", "key"])
 
 
 def entry_id(meta: Mapping) -> str:
@@ -229,8 +247,13 @@ def _add_step(analysis: str, settings: dict, selection: Selection) -> None:
                                      + "".join(f"\n\n{note}" for note in added.notes))
 
 
-def add_to_study(analysis: str, settings: Mapping[str, Any], selection: Selection) -> None:
-    """A popover that appends the page's current `settings` as a `analysis` step of a study file (see module doc)."""
+def add_to_study(analysis: str, settings: Mapping[str, Any], selection: Selection, *, notes: Sequence[str] = (),
+                 unavailable: str = "") -> None:
+    """A popover that appends the page's current `settings` as a `analysis` step of a study file (see module doc).
+
+    `notes` say how the step will differ from the page (shown above the button); `unavailable` says why the page's
+    settings cannot be a study step at all (the button is then disabled, so no step computing something else is
+    written)."""
     with st.popover("Add to study", help="Save this page's current settings as a step of a study file, to run "
                                          "later with every other step, headless (`python -m core study run`)."):
         files = [path for folder in (user_studies(), REPO_STUDIES) if folder.is_dir()
@@ -248,10 +271,15 @@ def add_to_study(analysis: str, settings: Mapping[str, Any], selection: Selectio
                           help="File name of the new study (<name>.toml in your studies folder) and its `name`. It "
                                "starts with the sidebar's dataset, encoders, layers and pooling. An existing name "
                                "gets the step appended.")
+        for note in notes:
+            st.warning(note)
+        if unavailable:
+            st.warning(unavailable)
         st.button("Add this step", key=f"study_add_{analysis}", on_click=_add_step,
-                  args=(analysis, dict(settings), selection),
+                  args=(analysis, dict(settings), selection), disabled=bool(unavailable),
                   help=f"Appends a [[steps]] table with analysis = \"{analysis}\" and this page's settings; the file "
-                       "is checked as the CLI would check it before anything is written.")
+                       "is checked as the CLI would check it before anything is written."
+                       + (f" Disabled: {unavailable}" if unavailable else ""))
         kind, message = st.session_state.get(f"study_add_message_{analysis}", ("", ""))
         if kind == "success":
             st.success(message)

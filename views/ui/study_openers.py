@@ -32,7 +32,6 @@ PAGES = {"affect": "views/affect.py", "probes": "views/probes.py", "similarity":
 PAGE_TITLES = {"affect": "Affect", "probes": "Layer probes", "similarity": "Similarity", "alignment": "Alignment",
                "manifolds": "Manifolds", "inductive_bias": "Inductive bias"}
 SWITCH_KEY = "studies_switch_to"  # set by open_result, read once by the Studies page
-SIMILARITY_MIN_RESAMPLES = 20  # the Similarity page's smallest number of bootstrap resamples
 
 
 def result_store() -> ResultStore:
@@ -88,11 +87,8 @@ def similarity_widgets(settings: Mapping, meta: Mapping) -> tuple[dict, list[str
     state = {"similarity_measures": list(settings["measures"]), "similarity_kind": settings["matrix"],
              "similarity_rdm_metric": settings["rdm_metric"], "similarity_k": int(settings["k"]),
              "similarity_rbf_sigma": float(settings["rbf_sigma"]), "similarity_bootstrap": resamples > 0}
-    if resamples:
-        state["similarity_resamples"] = max(resamples, SIMILARITY_MIN_RESAMPLES)
-        if resamples < SIMILARITY_MIN_RESAMPLES:
-            notes.append(f"{resamples} bootstrap resamples: the page takes at least {SIMILARITY_MIN_RESAMPLES}, so it "
-                         "opens with that many and computes its own matrix.")
+    if resamples:  # the study file's range is the page's (core.studies.spec.MIN_RESAMPLES)
+        state["similarity_resamples"] = resamples
     if settings["matrix"] == "pairs":
         state["similarity_sources"] = list(meta.get("rows") or settings.get("sources") or [])
     elif settings["matrix"] == "layers":

@@ -5,13 +5,16 @@ as such, never an error.
 The study (pixels on the demo: affect, similarity, alignment, and a probes step that is never run) runs once per
 module (~20 s with the demo's generation: the tests that need it are slow); the steps not run, failed or pending, are
 checked without running anything. Most exports patch static export off (fast, and it checks the HTML-only path); one
-renders PNG/SVG/PDF of a single figure where Chromium is present.
+renders PNG/SVG/PDF of the affect step's figures where Chromium is present. Figures a step does not store are drawn
+from the cache beside it: the affect error geometry from the stored out-of-fold predictions (no probe fitted again),
+the alignment's RDM pair from the features.
 """
 from __future__ import annotations
 
 import dataclasses
 import io
 import json
+import time
 import zipfile
 from pathlib import Path
 
@@ -19,7 +22,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+import core.analyses.affect_report as affect_report
 import core.studies.export as study_export
+from core.analyses.affect_report import PREDICTIONS_KIND
 from core.cli import main
 from core.export import static_export_status
 from core.features.results import FAILED_FILE
@@ -63,8 +68,9 @@ analysis = "probes"
 STUDY = HEADER + RUN_STEPS + PROBES
 RUN = 3  # the first three steps run; the probes step stays pending
 FOLDERS = ("01_affect_demo", "02_similarity_demo", "03_alignment_demo")
-FIGURES = ("01_affect_demo/r2", "02_similarity_demo/matrix_cka_linear",
-           *(f"03_alignment_demo/{name}_pixels-32-final" for name in ("transport_plan", "matching_rates",
+AFFECT_FIGURES = tuple(f"01_affect_demo/{name}" for name in ("r2", "error_field", "occupancy", "error_rose"))
+FIGURES = (*AFFECT_FIGURES, "02_similarity_demo/matrix_cka_linear",
+           *(f"03_alignment_demo/{name}_pixels-32-final" for name in ("rdms", "transport_plan", "matching_rates",
                                                                       "epsilon_search", "per_category")))
 N_TABLES = 5 + 2 + 2  # affect: metrics, paired, per_group, measures, predictions; pairs, controls; matching, trials
 NO_CHROMIUM = (False, "Chromium was not found. (patched by the test)")
@@ -156,7 +162,9 @@ def test_methods_md_names_every_setting_the_fingerprints_and_the_versions(study,
     for status in study_status(study, isolated_cache)[:RUN]:
         assert f"{STEP_KIND}/{status.key}" in methods  # where each result lies in the cache
     assert "| `pixels:32` | `none` |" in methods  # the encoder and its weights identity
-    assert "not stored" in alignment  # the RDM pair figure is named as left out
+    for label in ("1. affect · demo", "2. similarity · demo", "3. alignment · demo"):
+        assert "Not drawn" not in section(methods, label), label  # the geometry and the RDM pair are drawn now
+    assert "rdms_pixels-32-final (html)" in alignment and "error_rose (html)" in section(methods, "1. affect · demo")
     assert files["export_test.toml"].decode() == study.path.read_text()
 
 
@@ -182,12 +190,44 @@ def test_every_step_has_its_figures_as_html_with_provenance(html_only) -> None:
 
 
 @pytest.mark.slow
+def test_the_affect_geometry_is_drawn_from_the_stored_predictions_without_fitting(ran, isolated_cache, tmp_path,
+                                                                                   monkeypatch) -> None:
+    def no_fit(*args, **kwargs):
+        raise AssertionError("the export fitted a probe")
+
+    monkeypatch.setattr(affect_report, "cross_validated_predictions", no_fit)
+    results = open_context(ran, isolated_cache).results
+    before = results.entries(PREDICTIONS_KIND)
+    started = time.perf_counter()
+    summary, files = exported(dataclasses.replace(ran, steps=ran.steps[:1]), isolated_cache, tmp_path / "a.zip")
+    seconds = time.perf_counter() - started
+    assert results.entries(PREDICTIONS_KIND) == before and len(before) >= 1  # read, none fitted or stored again
+    assert summary.n_figures == len(AFFECT_FIGURES) and seconds < 30, seconds
+    for stem in AFFECT_FIGURES:
+        assert b"plotly" in files[f"{stem}.html"], stem
+    assert "Not drawn" not in section(files["methods.md"].decode(), "1. affect · demo")
+
+
+@pytest.mark.slow
+def test_manifolds_class_distances_and_pair_histograms_are_drawn_from_the_view_features(isolated_cache,
+                                                                                      tmp_path) -> None:
+    toml = tmp_path / "manifolds.toml"
+    toml.write_text(HEADER + '\n[[steps]]\nanalysis = "manifolds"\nimages_per_class = 4\nm = 4\n')
+    study = load_study(toml, isolated_cache)
+    assert [status.state for status in run_study(study, isolated_cache, LocalEngine())] == ["done"]
+    summary, files = exported(study, isolated_cache, tmp_path / "a.zip")
+    for stem in ("class_distances_pixels-32-final", "pair_histograms", "map_pixels-32-final", "radii"):
+        assert b"plotly" in files[f"01_manifolds_demo/{stem}.html"], stem
+    assert "Not drawn" not in section(files["methods.md"].decode(), "1. manifolds · demo")
+
+
+@pytest.mark.slow
 def test_static_formats_carry_the_provenance(ran, isolated_cache, tmp_path) -> None:
     if not static_export_status()[0]:
         pytest.skip("no Chromium/kaleido here: PNG, SVG and PDF cannot be rendered")
     summary, files = exported(dataclasses.replace(ran, steps=ran.steps[:1]), isolated_cache, tmp_path / "a.zip",
                               static=True)
-    assert summary.note == "" and summary.n_figures == 1
+    assert summary.note == "" and summary.n_figures == len(AFFECT_FIGURES)
     png = files["01_affect_demo/r2.png"]
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     assert json.loads(Image.open(io.BytesIO(png)).text["provenance"])["dataset"] == "demo"

@@ -19,7 +19,7 @@ HEADER = study_header_toml(NAME, ["demo"], [ENCODER], ["final"], "auto")
 EDGES: dict[str, dict[str, Any]] = {
     "affect": {"schemes": ["loto", "loco"], "zscore": True, "geometry_scheme": "loco"},
     "probes": {"scheme": "gkfold"},
-    "similarity": {"measures": ["cka_linear", "mutual_knn"], "rbf_sigma": 0.35, "bootstrap": 3},
+    "similarity": {"measures": ["cka_linear", "mutual_knn"], "rbf_sigma": 0.35, "bootstrap": 30},
     "alignment": {"source": "human · demo human", "targets": [f"{ENCODER} · final"], "eps_range": [1e-5, 1e-1],
                   "normalise": True, "anneal": False},
     "manifolds": {"radius_scale": 2.25, "map": "t-SNE"},

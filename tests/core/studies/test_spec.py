@@ -61,7 +61,14 @@ def edit(old: str, new: str):
      "0 must be an integer from 1 to 50"),
     (edit('targets = ["pixels:32 · final"]', 'targets = ["pixels:64 · final"]'), ":9: steps[1].targets:",
      "no source 'pixels:64 · final'"),
-], ids=["encoder", "analysis", "layer", "epsilon-range", "dataset", "key", "value", "source"])
+    (edit('layers = ["final"]', 'layers = ["final"]\ndevice = "gpu"'), ":5: device:", "'gpu' is not a device"),
+    (edit('layers = ["final"]', 'layers = ["final"]\nbatch_size = 0'), ":5: batch_size:", "from 1 to 1024"),
+    (edit('layers = ["final"]', 'layers = ["final"]\npooling = 3'), ":5: pooling:", "3 is not a pooling"),
+    (edit("eps_range = [1e-3, 1e-1]", "eps_range = [1e-9, 1e-1]"), ":10: steps[1].eps_range:", "from 1e-06 up"),
+    (lambda text: text + '[[steps]]\nanalysis = "affect"\nschemes = ["loto"]\ngeometry_scheme = "loco"\n',
+     ":14: steps[2].geometry_scheme:", "'loco' is not one of the step's schemes"),
+], ids=["encoder", "analysis", "layer", "epsilon-range", "dataset", "key", "value", "source", "device", "batch-size",
+        "pooling", "epsilon-floor", "geometry-scheme"])
 def test_bad_files_are_refused_with_file_line_and_key_and_write_nothing(broken, where, message, tmp_path,
                                                                          isolated_cache) -> None:
     path = tmp_path / "bad.toml"
@@ -89,3 +96,14 @@ def test_a_paradigm_stands_for_its_catalogue_entries(tmp_path, isolated_cache) -
     path.write_text(GOOD.replace('encoders = ["pixels:32"]', 'encoders = ["paradigm:control"]'))
     study = load_study(path, isolated_cache)
     assert study.steps[0].encoders == tuple(entry.spec for entry in entries_of(("control",)))
+
+
+def test_an_unreachable_cluster_and_a_missing_export_folder_fail_fast_with_one_line(tmp_path, isolated_cache,
+                                                                                    capsys) -> None:
+    path = tmp_path / "tiny.toml"
+    path.write_text(GOOD)
+    assert main(["--cache", str(isolated_cache), "study", "run", str(path), "--engine", "ray",
+                 "--ray-address", "127.0.0.1:1"]) == 2
+    assert "no Ray cluster answers at 127.0.0.1:1" in capsys.readouterr().err
+    assert main(["--cache", str(isolated_cache), "study", "export", str(path), str(tmp_path / "no" / "out.zip")]) == 2
+    assert "does not exist" in capsys.readouterr().err
