@@ -12,7 +12,7 @@
     its batches, against a bare `model(x)` loop (same autocast) on images decoded and moved to
     the GPU beforehand: the floor that decoding and copying add to. Images: OASIS when
     ../shared/data has it, else the demo set (repeated up to --images).
-(3) GWOT at N = --gwot-n: `core.analyses.gwot.align` with backend="torch" (on the GPU) vs
+(3) GWOT at N = --gwot-n: `core.analyses.gwot_search.align` with backend="torch" (on the GPU) vs
     "numpy", same RDMs, epsilons and init: seconds, selected epsilon, GW distance, top-1. THINGS
     Group1 -> Group2 when ../shared/data has it, else a synthetic pair (a 90-d embedding and a
     noisy copy of it).

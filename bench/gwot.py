@@ -6,7 +6,7 @@ Both searches use the same euclidean RDMs of the two groups' 1854 x 90 human sim
 embeddings, the same epsilons and one init each (the same random positive plan, seed 0),
 and are scored the same way: every trial's plan is checked (NaN, mass error > 1e-5), the
 valid trial with the smallest GW distance without entropy is selected, and its top-1
-matching rate is reported. (a) ours: `core.analyses.gwot.align` (float32, log-stabilised Sinkhorn
+matching rate is reported. (a) ours: `core.analyses.gwot_search.align` (float32, log-stabilised Sinkhorn
 warm-started from the previous step, early stop on the GW objective, epsilons annealed from
 large to small; `--cold` starts every epsilon from the initial plan instead). (b) POT:
 `ot.gromov.entropic_gromov_wasserstein` per epsilon with default settings on the float64
