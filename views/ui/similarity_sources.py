@@ -87,7 +87,13 @@ def load_features(image_set: ImageSet, source: SimilaritySource) -> np.ndarray:
 @st.cache_resource
 def similarity_store() -> SimilarityStore:
     """Similarity matrices on disk, shared by every session."""
-    return SimilarityStore(cache_root() / "results" / MATRICES_FOLDER)
+    root = cache_root() / "results" / MATRICES_FOLDER
+    earlier = cache_root() / "similarity"  # where matrices were kept before studies shared them: moved, not lost
+    if earlier.is_dir():
+        root.mkdir(parents=True, exist_ok=True)
+        for path in earlier.glob("*.npz"):
+            path.replace(root / path.name)
+    return SimilarityStore(root)
 
 
 def depth_table(matrix: SimilarityMatrix, measure: str, sources: Mapping[str, SimilaritySource],
