@@ -24,6 +24,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score
 from sklearn.pipeline import make_pipeline
+from threadpoolctl import threadpool_limits
 
 from core.analyses.affect import (CLIP_SD, TARGETS, CVPredictions, cross_validated_predictions, metrics_table,
                                   standardise_and_clip)
@@ -194,7 +195,10 @@ def layer_scores(features: np.ndarray, targets: ProbeTargets, settings: ProbeSet
     features = np.asarray(features, dtype=np.float64)
     cv = settings.cv(probe)
     if probe == "category":
-        result = category_probe(features, targets.categories, targets.groups(cv), cv)
+        # One BLAS thread: sklearn's newton-cholesky solve ran 4-15x slower with OpenBLAS's two threads on two
+        # busy cores (bench/study.py: one layer 0.8 s alone vs 3.5-13.7 s threaded), and never faster.
+        with threadpool_limits(limits=1):
+            result = category_probe(features, targets.categories, targets.groups(cv), cv)
         return [LayerScore("category", cv.scheme, result.balanced_accuracy, *result.ci,
                            float(np.std(result.fold_accuracies)), len(result.fold_accuracies))]
     if targets.ratings is None:

@@ -181,7 +181,9 @@ def search_alignments(source: np.ndarray, targets: dict[str, np.ndarray], search
     shared = {"C_source": np.asarray(source, np.float32), "settings": search}
     gpus = context.gpus_per_task if search.backend == "torch" else 0
     keep = search.search == "sequential" and search.warm_start
-    first_chains = [(name, chain) for name in targets for chain in search_chains(search, search.first_stage())]
+    # Largest ε first: those trials are the slowest, so no worker is left with one at the end (assemble re-sorts).
+    first_chains = sorted([(name, chain) for name in targets for chain in search_chains(search, search.first_stage())],
+                          key=lambda pair: -pair[1].epsilons[0])
     first = engine.map(run_chain, [{"chain": chain, "C_target": handles[name], "keep_states": keep}
                                    for name, chain in first_chains], shared=shared, gpus=gpus, progress=report)
     by_target = {name: [result for (owner, _), result in zip(first_chains, first) if owner == name] for name in targets}
