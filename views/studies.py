@@ -1,5 +1,6 @@
 """Studies: the study files and where each step stands, the stored results, and each result opened on its page."""
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
 from views.ui import studies, study_openers
 from views.ui.sidebar import page_start
@@ -11,7 +12,14 @@ page_start(
     "headless, locally or on Ray, with `python -m core study run`. Here: every study file and its steps' state, the "
     "results stored on disk, and each result opened on its page with its settings selected.", needs_images=False)
 if switch_to:
-    st.switch_page(switch_to)
+    try:
+        st.switch_page(switch_to)
+    except StreamlitAPIException:
+        # Streamlit will not clear URL parameters bound to widgets (a dataset other than the demo is in the URL),
+        # which a programmatic switch does; the settings are selected already, and a link keeps the URL.
+        title = next(title for analysis, title in study_openers.PAGE_TITLES.items()
+                     if study_openers.PAGES[analysis] == switch_to)
+        st.page_link(switch_to, label=f"Open the {title} page: its settings are selected", icon="➡️")
 
 with st.expander("How to read this"):
     st.markdown(

@@ -98,8 +98,10 @@ def test_a_stored_study_step_opens_on_the_alignment_page_at_once(tiny_study) -> 
     assert list(tiny["state"]) == ["done"] and "top-1" in tiny["summary"].iloc[0]
     results = next(frame.value for frame in app.dataframe if "kind" in frame.value.columns)
     assert status.key in set(results["key"]) and {"study_step", "alignment"} <= set(results["kind"])
-    settings = dict(zip(results["kind"], results["settings"]))  # what tells two stored results apart
-    assert settings["study_step"].startswith("source=human · demo human") and "n_eps=2" in settings["alignment"]
+    # The settings column tells stored results apart (the session's cache also holds other tests' alignments).
+    settings = results.set_index("key")["settings"]
+    assert settings[status.key].startswith("source=human · demo human")
+    assert "n_eps=2" in settings[study_alignment_key(status)]
     app.selectbox(key="studies_result").set_value(f"study_step/{status.key}").run()
     assert any("Opens the **Alignment** page" in caption.value for caption in app.caption)
     # The button's callback sets the sidebar's and the page's widgets; the Studies page then calls st.switch_page
@@ -118,12 +120,18 @@ def test_a_stored_study_step_opens_on_the_alignment_page_at_once(tiny_study) -> 
     assert len([trace for trace in search["data"] if trace["name"].startswith("init")]) == 2  # 1 init: 2 traces
 
 
+def study_alignment_key(status) -> str:
+    """The stored alignment the tiny study's step made (its matching table names it)."""
+    from core.features.results import ResultStore
+    from core.paths import cache_root
+    stored = ResultStore(cache_root() / "results").get("study_step", status.key)
+    return stored.table("matching")["alignment_key"].iloc[0]
+
+
 def test_the_alignment_result_itself_opens_with_its_study_settings(tiny_study) -> None:
     path, status = tiny_study
     app = studies_page()
-    results = next(frame.value for frame in app.dataframe if "kind" in frame.value.columns)
-    alignment_key = next(key for kind, key in zip(results["kind"], results["key"]) if kind == "alignment")
-    app.selectbox(key="studies_result").set_value(f"alignment/{alignment_key}").run()
+    app.selectbox(key="studies_result").set_value(f"alignment/{study_alignment_key(status)}").run()
     next(button for button in app.main.button if button.label == "Open on its page").click().run()
     assert not app.exception, [exception.value for exception in app.exception]
     assert app.title[0].value == "Alignment" and len(app.get("plotly_chart")) == 5
