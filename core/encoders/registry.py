@@ -71,6 +71,13 @@ class EncoderInfo:
             raise ValueError(f"{self.spec} supports pooling {', '.join(self.poolings)}{flat}; got {pooling!r}.")
         return pooling
 
+    def effective_pooling(self, pooling: str) -> str:
+        """The pooling this encoder uses for a choice: `resolve_pooling`, or its default where it cannot do that one."""
+        try:
+            return self.resolve_pooling(pooling)
+        except ValueError:
+            return self.default_pooling
+
     def resolve_layers(self, layers: Sequence[str] | str) -> tuple[str, ...]:
         """Expand "all", validate names, return them in depth order."""
         wanted = self.layers if layers == "all" else tuple(layers)

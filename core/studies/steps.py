@@ -55,11 +55,7 @@ class StudyContext:
 
     def pooling(self, spec: str) -> str:
         """The pooling an encoder uses for the study's choice (its default where it cannot do that one)."""
-        info = self.info(spec)
-        try:
-            return info.resolve_pooling(self.study.pooling)
-        except ValueError:
-            return info.default_pooling
+        return self.info(spec).effective_pooling(self.study.pooling)
 
 
 @dataclass(frozen=True, eq=False)

@@ -327,27 +327,10 @@ def test_no_progress_bar_outlives_its_extraction(served_app) -> None:
 def test_a_study_result_opens_on_its_page_in_chromium(served_app, isolated_cache, tmp_path) -> None:
     """Issue 19: a result a headless study stored opens on its page, settings selected, drawn without a job."""
     from core.features.results import ResultStore
-    from core.studies.engines import LocalEngine
-    from core.studies.run import STEP_KIND, run_study
-    from core.studies.spec import load_study
+    from core.studies.run import STEP_KIND
+    from tests.studies import run_tiny_alignment_study
 
-    study_file = tmp_path / "browser_study.toml"
-    study_file.write_text('''name = "browser"
-datasets = ["demo"]
-encoders = ["pixels:32"]
-[[steps]]
-analysis = "alignment"
-source = "human · demo human"
-targets = ["pixels:32 · final"]
-metric = "euclidean"
-normalise = true
-eps_range = [1e-2, 1e-1]
-n_eps = 2
-n_inits = 1
-anneal = false
-''')
-    [status] = run_study(load_study(study_file, isolated_cache), isolated_cache, LocalEngine())
-    assert status.state == "done", status.error
+    status = run_tiny_alignment_study(tmp_path, isolated_cache, eps_range=(1e-2, 1e-1))
     top1 = ResultStore(isolated_cache / "results").get(STEP_KIND, status.key).table("matching")["top-1"].iloc[0]
     chromium = find_chromium()
     if chromium is None:

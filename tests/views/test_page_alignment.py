@@ -192,28 +192,11 @@ def test_a_study_alignment_opens_on_the_page_after_a_restart_without_a_job(pixel
     import streamlit as st
 
     from core.features.results import ResultStore
-    from core.studies.engines import LocalEngine
-    from core.studies.run import STEP_KIND, run_study
-    from core.studies.spec import load_study
+    from core.studies.run import STEP_KIND
+    from tests.studies import run_tiny_alignment_study
     from views.ui import resources
 
-    study_file = tmp_path / "align.toml"
-    study_file.write_text(f'''
-datasets = ["demo"]
-encoders = ["{ENCODER}"]
-[[steps]]
-analysis = "alignment"
-source = "human · demo human"
-targets = ["{ENCODER} · final"]
-metric = "euclidean"
-normalise = true
-eps_range = [1e-3, 1e-1]
-n_eps = 2
-n_inits = 1
-anneal = false
-''')
-    [status] = run_study(load_study(study_file, isolated_cache), isolated_cache, LocalEngine())
-    assert status.state == "done", status.error
+    status = run_tiny_alignment_study(tmp_path, isolated_cache)
     st.cache_resource.clear()  # a server restart: no job registry, no memo; only the disk
     app = run_page(alignment_n_eps=2, alignment_n_inits=1, alignment_metric="euclidean", alignment_normalise=True,
                    alignment_warm_start=False, eps_low_euclidean=1e-3, eps_high_euclidean=1e-1)

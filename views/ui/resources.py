@@ -75,9 +75,10 @@ def result_cache() -> ResultCache:
     return ResultCache(cache_root() / "results")
 
 
-@st.cache_resource
 def result_store() -> ResultStore:
-    """Analysis results on disk (alignments, out-of-fold predictions, study steps), shared by every session."""
+    """Analysis results on disk (alignments, out-of-fold predictions, study steps), shared by every session.
+
+    Not cached: it holds only its folder, so it follows the cache root (REPSCOPE_CACHE) of the moment."""
     return ResultStore(cache_root() / "results")
 
 

@@ -92,11 +92,7 @@ def set_choice(name: str, value: Any) -> None:
 
 def effective_pooling(spec: str, pooling: str) -> str:
     """The pooling an encoder will use for the sidebar choice (flat as "flat:<dim>"; its default if unsupported)."""
-    info = resources.encoder_info(spec)
-    try:
-        return info.resolve_pooling(pooling)
-    except ValueError:
-        return info.default_pooling
+    return resources.encoder_info(spec).effective_pooling(pooling)
 
 
 def _dataset_controls() -> tuple[ImageSet | None, str, str]:

@@ -28,8 +28,9 @@ from core.paths import cache_root
 from core.studies.files import add_step, read_header, study_header_toml
 from core.studies.run import STEP_KIND, StepStatus, study_status
 from core.studies.spec import COMMON, Study, StudyError, load_study
+from views.ui import resources
 from views.ui.sidebar import Selection
-from views.ui.study_openers import PAGE_TITLES, result_store
+from views.ui.study_openers import PAGE_TITLES
 
 REPO_STUDIES = Path(__file__).resolve().parents[2] / "studies"  # example study files, in the repository
 RESULT_KINDS = (STEP_KIND, ALIGNMENT_KIND, PREDICTIONS_KIND)  # the stored results the page lists
@@ -128,7 +129,7 @@ def run_commands(path: Path) -> str:
 
 def stored_entries() -> list[dict]:
     """The meta of every stored study step, alignment and out-of-fold prediction, newest first."""
-    store = result_store()
+    store = resources.result_store()
     entries = [meta for kind in RESULT_KINDS for meta in store.entries(kind)]
     return sorted(entries, key=lambda meta: -meta.get("stored_at", 0))
 

@@ -21,9 +21,9 @@ from core.data.corruptions import DEFAULT_SEED, FAMILIES, parse_corruption
 from core.data.transforms import AugmentationPipeline
 from core.encoders.specs import FLAT, flat_dim
 from core.features.results import ResultStore
-from core.paths import cache_root
 from core.studies.run import STEP_KIND
 from core.studies.spec import ANALYSES
+from views.ui import resources
 from views.ui.sidebar import set_choice
 
 PAGES = {"affect": "views/affect.py", "probes": "views/probes.py", "similarity": "views/similarity.py",
@@ -32,11 +32,6 @@ PAGES = {"affect": "views/affect.py", "probes": "views/probes.py", "similarity":
 PAGE_TITLES = {"affect": "Affect", "probes": "Layer probes", "similarity": "Similarity", "alignment": "Alignment",
                "manifolds": "Manifolds", "inductive_bias": "Inductive bias"}
 SWITCH_KEY = "studies_switch_to"  # set by open_result, read once by the Studies page
-
-
-def result_store() -> ResultStore:
-    """The app's ResultStore: `<cache>/results`."""
-    return ResultStore(cache_root() / "results")
 
 
 class OpenError(ValueError):
@@ -202,7 +197,7 @@ def sidebar_state(dataset: str | None, encoders: Sequence[str] | None, layers: M
 
 def opening(kind: str, meta: Mapping, store: ResultStore | None = None) -> Opening:
     """Where and how a stored result opens; OpenError when it cannot."""
-    store = store or result_store()
+    store = store or resources.result_store()
     if kind == STEP_KIND:
         return _step_opening(meta)
     if kind == ALIGNMENT_KIND:
@@ -308,7 +303,7 @@ def open_result(kind: str, key: str) -> None:
     The page script then calls `st.switch_page(pending_switch())`.
     """
     st.session_state["studies_open_error"] = ""
-    stored = result_store().get(kind, key)
+    stored = resources.result_store().get(kind, key)
     try:
         if stored is None:
             raise OpenError("it is no longer stored")
