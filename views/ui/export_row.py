@@ -59,9 +59,14 @@ def export_row(fig: go.Figure, table: pd.DataFrame | None, *, page: str, figure:
 
 def figure_block(fig: go.Figure, table: pd.DataFrame | None, *, page: str, figure: str, dataset: str,
                  encoder: str = "", layer: str = "", how_to_read: str = "",
-                 provenance: Provenance | None = None) -> None:
-    """The house figure: the chart, its export row, "How to read this" and "Provenance" expanders."""
-    st.plotly_chart(fig, width="stretch")
+                 provenance: Provenance | None = None, select_key: str | None = None,
+                 selection_mode: tuple[str, ...] = ("points", "box", "lasso")):
+    """The house figure: the chart, its export row, "How to read this" and "Provenance" expanders.
+
+    With `select_key`, clicks and box/lasso selections rerun the page and the selection event is returned
+    (see views.ui.items.selected_rows); otherwise None."""
+    event = st.plotly_chart(fig, width="stretch", **(
+        dict(key=select_key, on_select="rerun", selection_mode=selection_mode) if select_key else {}))
     export_row(fig, table, page=page, figure=figure, dataset=dataset, encoder=encoder, layer=layer,
                key=f"export_{page}_{figure}", provenance=provenance)
     if how_to_read:
@@ -69,6 +74,7 @@ def figure_block(fig: go.Figure, table: pd.DataFrame | None, *, page: str, figur
             st.markdown(how_to_read)
     if provenance is not None:
         provenance_expander(provenance)
+    return event if select_key else None
 
 
 def table_block(table: pd.DataFrame, *, title: str, page: str, name: str, dataset: str, encoder: str,

@@ -1,0 +1,35 @@
+"""A selection of items saved as a manifest CSV that the sidebar opens as a dataset of its own."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from core.data.datasets import ImageSet
+from core.paths import atomic_write
+
+SELECTIONS_FOLDER = "selections"
+
+
+def selection_manifest(image_set: ImageSet, rows: Sequence[int]) -> pd.DataFrame:
+    """The items `rows` (n,) as manifest rows: an absolute `path`, then every metadata column (image_id, category,
+    group, ratings, extras)."""
+    if not image_set.has_images:
+        raise ValueError(f"{image_set.name} has no images: a manifest dataset needs image files.")
+    rows = [int(row) for row in rows]
+    if not rows:
+        raise ValueError("The selection is empty: select items on a map or in a table first.")
+    metadata = image_set.metadata.iloc[rows].reset_index(drop=True)
+    paths = [str(Path(image_set.paths[row]).resolve()) for row in rows]
+    return pd.concat([pd.DataFrame({"path": paths}), metadata.drop(columns=["path"], errors="ignore")], axis=1)
+
+
+def save_selection(table: pd.DataFrame, folder: str | Path, name: str) -> Path:
+    """Write a manifest table to `<folder>/<safe name>.csv` atomically; returns its path (for `manifest:<path>`)."""
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "selection"
+    target = Path(folder) / f"{stem}.csv"
+    text = table.to_csv(index=False)
+    atomic_write(target, lambda temporary: temporary.write_text(text))
+    return target
