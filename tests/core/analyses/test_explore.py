@@ -116,3 +116,14 @@ def test_real_resnet_and_vgg_disagree_most_where_their_neighbours_differ(shared_
     assert agreement["rdm_row_spearman"].median() > 0.4
     worst, best = agreement.nsmallest(100, "disagreement_rank"), agreement.nlargest(100, "disagreement_rank")
     assert worst["knn_overlap"].mean() < best["knn_overlap"].mean()
+
+
+def test_tied_dissimilarities_get_average_ranks_like_spearman():
+    first = np.repeat(gaussian(30, 4, 6), 2, axis=0)  # every item has an exact copy: tied distances in each row
+    second = first + 0.1 * gaussian(60, 4, 7)
+    rho = rdm_row_spearman(first, second, "euclidean")
+    from scipy.spatial.distance import cdist
+    full_a, full_b = cdist(first, first), cdist(second, second)
+    for item in (0, 31, 59):
+        others = np.arange(60) != item
+        assert rho[item] == pytest.approx(spearmanr(full_a[item, others], full_b[item, others])[0], abs=1e-10)
