@@ -22,6 +22,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from core.data.demo import REFERENCE_FILE, ensure_demo
 from core.data.embeddings import Reference, load_embedding, read_representations, things_categories
+from core.data.roots import DataRoots, data_roots
 from core.data.tables import (DatasetError, absolute, existing_folder, listing, numeric, read_table, read_text,
                               require_columns, require_files, require_filled)
 
@@ -207,8 +208,9 @@ def image_folder(root: str | Path) -> ImageSet:
     return _assemble(f"folder:{folder.name}", folder, tuple(folder / path for path in relative), metadata)
 
 
-def manifest(csv_path: str | Path) -> ImageSet:
-    """CSV with a `path` column (+ optional category, group, image_id, valence, arousal, extras) -> ImageSet."""
+def manifest(csv_path: str | Path, roots: DataRoots = DataRoots()) -> ImageSet:
+    """CSV with a `path` column (+ optional category, group, image_id, valence, arousal, extras) -> ImageSet;
+    every row's path must lie inside `roots` (checked before any image is looked at)."""
     csv_file = Path(csv_path).expanduser().resolve()
     if not csv_file.is_file():
         raise DatasetError(f"manifest {csv_file} not found; give the path of a CSV with a `path` column.")
@@ -216,6 +218,8 @@ def manifest(csv_path: str | Path) -> ImageSet:
     require_columns(table, ("path",), csv_file.name)
     require_filled(table, "path", csv_file.name)
     paths = tuple(absolute(csv_file.parent, value) for value in table["path"].astype(str).str.strip())
+    for line, path in enumerate(paths, start=2):
+        roots.check(path, f"{csv_file.name} line {line}: path")
     require_files(paths, [f"line {row + 2}" for row in range(len(paths))], csv_file.name,
                    "fix the `path` values (relative to the CSV's folder or absolute)")
     metadata = table.copy()
@@ -232,14 +236,18 @@ def manifest(csv_path: str | Path) -> ImageSet:
     return _assemble(f"manifest:{csv_file.stem}", csv_file.parent, paths, metadata)
 
 
-def load_dataset(spec: str, cache_dir: str | Path) -> ImageSet:
-    """Spec string (see DATASET_SPEC_HELP) -> ImageSet; cache_dir holds generated data (the demo)."""
+def load_dataset(spec: str, cache_dir: str | Path, roots: DataRoots | None = None) -> ImageSet:
+    """Spec string (see DATASET_SPEC_HELP) -> ImageSet; cache_dir holds generated data (the demo).
+
+    `roots` (default: the server's, core.data.roots.data_roots()) confine every path the spec names, every
+    symlink below a named folder and every manifest row; a path outside is refused before it is opened."""
     text = spec.strip()
     if text == "demo":
         return demo(cache_dir)
+    roots = data_roots() if roots is None else roots
     kind, separator, argument = text.partition(":")
     argument = argument.strip()
-    loaders = {"oasis": oasis, "folder": image_folder, "manifest": manifest}
+    loaders = {"oasis": oasis, "folder": image_folder, "manifest": lambda path: manifest(path, roots)}
     with_options = {"things": (things, "THINGS", THINGS_OPTIONS), "embeddings": (embeddings, "embeddings",
                                                                                   EMBEDDINGS_OPTIONS)}
     if not separator or (kind not in loaders and kind not in with_options):
@@ -247,7 +255,8 @@ def load_dataset(spec: str, cache_dir: str | Path) -> ImageSet:
     if not argument:
         raise DatasetError(f"dataset spec {spec!r} names no path; write it as {kind}:<path>.")
     if kind in loaders:
-        return loaders[kind](argument)
+        (roots.check if kind == "manifest" else roots.check_tree)(argument, f"{kind} path")
+        return _confined(loaders[kind](argument), roots)
     loader, label, allowed = with_options[kind]
     root, *options = argument.split("|")
     keywords = {}
@@ -257,7 +266,18 @@ def load_dataset(spec: str, cache_dir: str | Path) -> ImageSet:
             raise DatasetError(f"bad {label} option {option!r} in {spec!r}; use "
                                + ", ".join(f"|{name}=<file>" for name in allowed) + ".")
         keywords[key] = value
-    return loader(root.strip(), **keywords)
+    for location in root.split(",") if kind == "embeddings" else [root]:
+        if location.strip():
+            roots.check_tree(location.strip(), f"{kind} path")
+    for key, value in keywords.items():
+        roots.check(value, f"{label} {key} file")
+    return _confined(loader(root.strip(), **keywords), roots)
+
+
+def _confined(image_set: ImageSet, roots: DataRoots) -> ImageSet:
+    """The loaded set, once every image path is checked against the roots (found files included)."""
+    roots.check_all(image_set.paths, f"{image_set.name} image")
+    return image_set
 
 
 def _assemble(name: str, root: Path, paths: tuple[Path, ...], metadata: pd.DataFrame,

@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
+from core.data.roots import OutsideRootsError, data_roots
 from core.encoders import backbones, specs
 from core.encoders.specs import FINAL_LAYER, EncoderSpec, EncoderSpecError, WeightsUnavailable, flat_dim, parse_spec
 
@@ -181,23 +182,34 @@ class UntrainedSource(Source):
 
 
 class FileSource(Source):
-    """Any timm / open_clip architecture with a user's weight file, identified by the file's hash."""
+    """Any timm / open_clip architecture with a user's weight file, identified by the file's hash.
+
+    The file must lie inside the server's data roots (core.data.roots) when they are set; it is loaded with
+    `weights_only=True` (timm, open_clip, torch), so a pickle in it never runs."""
 
     def weights_id(self, spec: EncoderSpec) -> str:
-        return "sha256:" + _file_sha256(Path(spec.weight_file).expanduser())
+        return "sha256:" + _file_sha256(_weight_path(spec))
 
     def check_offline(self, spec: EncoderSpec) -> None:
-        if not Path(spec.weight_file).expanduser().is_file():
+        if not _weight_path(spec).is_file():
             raise WeightsUnavailable(f"weight file {spec.weight_file} not found")
 
     def load(self, spec: EncoderSpec, info: EncoderInfo) -> Built:
-        path = Path(spec.weight_file).expanduser()
+        path = _weight_path(spec)
         if not path.is_file():
             raise WeightsUnavailable(f"Weight file {path} does not exist; check the path in the spec {spec}.")
         return backbones.build(spec.framework, spec.arch, spec.tag, "file", str(path), seed=UNTRAINED_SEED)
 
     def version(self, spec: EncoderSpec) -> str:
-        return file_version(Path(spec.weight_file).expanduser())
+        return file_version(_weight_path(spec))
+
+
+def _weight_path(spec: EncoderSpec) -> Path:
+    """The spec's weight file, resolved; EncoderSpecError before it is opened when it lies outside the data roots."""
+    try:
+        return data_roots().check(spec.weight_file, "weight file")
+    except OutsideRootsError as error:
+        raise EncoderSpecError(str(error)) from error
 
 
 class PixelSource(Source):

@@ -1,0 +1,134 @@
+"""Explore at scale: a 10,000-point map, a box selection to its linked table and highlights, a click to its
+neighbours, and OASIS thumbnails.
+
+    .venv/bin/python bench/explore.py [--items 10000] [--dim 512]
+
+Random features (N × d, 20 categories, seed 0) stand in for an encoder layer; the work per event does not
+depend on what the features mean. Each row prints seconds and a ratio against a baseline measured in the
+same run:
+- map: building the WebGL (Scattergl) map and serialising it as Streamlit does (`fig.to_json()`), against
+  the same points as an SVG `go.Scatter` figure;
+- selection: from a box-selection event (a quarter of the map) to the linked table (metadata, ρ, k-NN
+  overlap, the first 200 thumbnails' URLs) and the other map redrawn with the items highlighted, against
+  redrawing that map without highlights (a plain rerun). Target: < 1 s;
+- click: the clicked item's k neighbours in two representations, against the per-item agreement of all
+  items (computed once per pair and cached by the page);
+- thumbnails (needs ../shared/data/oasis): ThumbnailStore.build on the 900 OASIS images with JPEG draft
+  decoding and 2 threads, against full-size decoding on one thread; images/s.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.analyses.explore import embedding_map, item_agreement, nearest_neighbours  # noqa: E402
+from core.data.datasets import oasis  # noqa: E402
+from core.data.thumbnails import ThumbnailStore, data_url  # noqa: E402
+from core.figures.explore import map_figure  # noqa: E402
+
+OASIS = Path(__file__).resolve().parents[2] / "shared" / "data" / "oasis"
+THUMBNAILS_IN_TABLE = 200  # the page shows thumbnails for the first 200 selected rows
+
+
+def timed(function):
+    start = time.perf_counter()
+    value = function()
+    return time.perf_counter() - start, value
+
+
+def row(name: str, seconds: float, baseline: float, note: str = "") -> None:
+    print(f"{name:<44} {seconds:8.3f} s   baseline {baseline:8.3f} s   ratio {seconds / baseline:7.2f}   {note}")
+
+
+def points_table(xy: np.ndarray, categories: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "row": np.arange(len(xy)),
+                         "image_id": [f"item_{index:05d}" for index in range(len(xy))], "category": categories})
+
+
+def box_event(points: pd.DataFrame) -> dict:
+    """What Streamlit hands the page after a box selection of the lower-left quarter of the map."""
+    inside = points[(points["x"] < points["x"].median()) & (points["y"] < points["y"].median())]
+    return {"selection": {"points": [{"x": x, "y": y, "customdata": [int(item), item_id]} for x, y, item, item_id in
+                                     inside[["x", "y", "row", "image_id"]].itertuples(index=False)],
+                          "point_indices": inside["row"].tolist(), "box": [{}], "lasso": []}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--items", type=int, default=10_000)
+    parser.add_argument("--dim", type=int, default=512)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    first = rng.normal(size=(args.items, args.dim)).astype(np.float32)
+    second = first + rng.normal(size=first.shape).astype(np.float32)
+    categories = np.array([f"category_{index % 20:02d}" for index in range(args.items)])
+    print(f"{args.items} items × {args.dim} dimensions, 20 categories")
+
+    seconds, xy = timed(lambda: embedding_map(first, "PCA"))
+    print(f"{'PCA map (once per features, stored)':<44} {seconds:8.3f} s")
+    points = points_table(xy, categories)
+    svg, _ = timed(lambda: go.Figure(go.Scatter(x=points["x"], y=points["y"], mode="markers",
+                                                customdata=points[["row"]])).to_json())
+    webgl, payload = timed(lambda: map_figure(points, "category", "A").to_json())
+    row("map: build + serialise (Scattergl)", webgl, svg, f"{len(payload) / 1e6:.1f} MB of JSON")
+
+    with tempfile.TemporaryDirectory() as folder:
+        thumbnails, images = ThumbnailStore(folder), oasis(OASIS) if OASIS.is_dir() else None
+        if images is None:
+            print(f"thumbnails: skipped ({OASIS} not found); the selection table below has none")
+        else:
+            built, count = timed(lambda: thumbnails.build(images, workers=2))
+            full, _ = timed(lambda: [_full_decode_thumbnail(path) for path in images.paths])
+            row("thumbnails: OASIS, draft decoding, 2 threads", built, full,
+                f"{count / built:.0f} images/s (baseline {len(images) / full:.0f} images/s, full decode, 1 thread)")
+        selection_table_and_click(first, second, points, thumbnails, images)
+
+
+def selection_table_and_click(first, second, points, thumbnails, images) -> None:
+    """Time a box selection's linked table and highlights, and a click's neighbours."""
+    agreement_seconds, agreement = timed(lambda: item_agreement(first, second, k=10))
+    event = box_event(points)
+    plain, _ = timed(lambda: map_figure(points, "category", "B").to_json())
+
+    def selection_update():
+        from views.ui.items import selected_rows  # the page's reader of selection events
+        rows = selected_rows(event)
+        table = points.iloc[rows][["image_id", "category"]].assign(
+            rdm_row_spearman=agreement["rdm_row_spearman"].to_numpy()[rows],
+            knn_overlap=agreement["knn_overlap"].to_numpy()[rows])
+        shown = rows[:THUMBNAILS_IN_TABLE]  # random items have no images: OASIS thumbnails stand in, read from disk
+        table["thumbnail"] = [data_url(thumbnails.get(images, item % len(images))) for item in shown] + \
+            [None] * (len(rows) - len(shown)) if images is not None else None
+        return len(rows), table, map_figure(points, "category", "B", highlighted_rows=rows).to_json()
+
+    update, (selected, _, _) = timed(selection_update)
+    row("selection -> table + highlighted map", update, plain,
+        f"{selected} items selected; target < 1 s: {'met' if update < 1 else 'MISSED'}")
+    click, _ = timed(lambda: [nearest_neighbours(features, 10, queries=[123]) for features in (first, second)])
+    row("click -> 10 neighbours in 2 representations", click, agreement_seconds,
+        "baseline: per-item agreement of all items (once per pair, cached)")
+
+
+def _full_decode_thumbnail(path: Path) -> bytes:
+    """The baseline: decode the full image, then shrink (what make_thumbnail does without JPEG draft mode)."""
+    import io
+
+    from core.data.datasets import load_image
+    image = load_image(path)
+    image.thumbnail((96, 96))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=85, optimize=True)
+    return buffer.getvalue()
+
+
+if __name__ == "__main__":
+    main()
