@@ -14,18 +14,33 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from core.paths import atomic_write
 
 ACTIVE = ("queued", "running")
 RATES_FILE = "job_rates.json"  # under the cache dir: estimates survive restarts
+
+
+MAX_JOBS_VARIABLE = "REPSCOPE_MAX_JOBS"
+CPU_JOB_SLOTS = 2
+
+
+def job_slots(gpus: int, environment: Mapping[str, str] | None = None) -> int:
+    """How many background jobs may run at once on this server: `$REPSCOPE_MAX_JOBS`, else one per GPU, else 2."""
+    text = (os.environ if environment is None else environment).get(MAX_JOBS_VARIABLE, "").strip()
+    if text:
+        if not text.isdigit() or int(text) < 1:
+            raise ValueError(f"{MAX_JOBS_VARIABLE}={text!r}: give a whole number of jobs, at least 1.")
+        return int(text)
+    return gpus if gpus > 0 else CPU_JOB_SLOTS
 
 
 def job_key(kind: str, *parts: object) -> str:
@@ -115,6 +130,8 @@ class JobStatus:
     started_at: float
     finished_at: float | None
     skipped: int = 0  # of `done`, units that cost nothing (resumed rows, cached results): not in the rate
+    ahead: int = 0  # while queued: jobs submitted earlier that are still waiting for a worker
+    owners: frozenset[str] = frozenset()  # the sessions that asked for this job (they may cancel it)
 
     @property
     def fraction(self) -> float:
@@ -148,18 +165,26 @@ class _Job:
     rate_key: str | None = None
     rates: RateStore | None = None
     skipped: int = 0
+    owners: set[str] = field(default_factory=set)
+    order: int = 0  # submission order: the pool starts queued jobs first in, first out
 
 
 class JobRegistry:
-    """Thread-pool job runner with per-job progress, results and cancellation."""
+    """Thread-pool job runner with per-job progress, results and cancellation.
+
+    At most `max_workers` jobs run at once; later ones wait in a first-in-first-out queue. A job belongs to
+    the sessions (`owner`) that submitted it: submitting an active key again joins it (one job, one result)
+    and only its owners may cancel it."""
 
     def __init__(self, max_workers: int = 1):
+        self.max_workers = max_workers
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="repscope-job")
         self._jobs: dict[str, _Job] = {}
         self._lock = threading.Lock()
+        self._submitted = 0
 
     def submit(self, key: str, label: str, work: Callable[[Callable[[int, int, str], None]], Any], *,
-               rate_key: str | None = None, rates: RateStore | None = None) -> JobStatus:
+               rate_key: str | None = None, rates: RateStore | None = None, owner: str = "") -> JobStatus:
         """Run `work(report)` in the background; `report(done, total, message, skipped=0)` updates progress
         (`skipped`: units of `done` that cost nothing, e.g. resumed rows, left out of the rate and ETA).
 
@@ -169,10 +194,13 @@ class JobRegistry:
         with self._lock:
             existing = self._jobs.get(key)
             if existing is not None and existing.state in ACTIVE:
+                existing.owners.add(owner)
                 return self._snapshot(existing)
-            job = self._jobs[key] = _Job(key, label, rate_key=rate_key, rates=rates)
+            self._submitted += 1
+            job = self._jobs[key] = _Job(key, label, rate_key=rate_key, rates=rates, owners={owner},
+                                         order=self._submitted)
         self._pool.submit(self._run, job, work)
-        return self._snapshot(job)
+        return self.status(key)
 
     def status(self, key: str) -> JobStatus | None:
         with self._lock:
@@ -183,15 +211,24 @@ class JobRegistry:
         with self._lock:
             return [self._snapshot(job) for job in self._jobs.values()]
 
+    def running(self) -> int:
+        """How many jobs hold a worker now."""
+        with self._lock:
+            return sum(job.state == "running" for job in self._jobs.values())
+
     def result(self, key: str) -> Any:
         with self._lock:
             job = self._jobs.get(key)
             return None if job is None else job.result
 
-    def cancel(self, key: str) -> None:
+    def cancel(self, key: str, owner: str = "") -> bool:
+        """Ask the job to stop at its next progress report; only an owner may (returns whether it was asked)."""
         with self._lock:
-            if key in self._jobs:
-                self._jobs[key].cancel_requested = True
+            job = self._jobs.get(key)
+            if job is None or owner not in job.owners:
+                return False
+            job.cancel_requested = True
+            return True
 
     def forget(self, key: str) -> None:
         """Drop a finished job's record (active jobs are kept)."""
@@ -217,6 +254,9 @@ class JobRegistry:
                     raise JobCancelled(job.key)
 
         with self._lock:
+            if job.cancel_requested:  # cancelled while queued: never starts
+                job.state, job.finished_at = "cancelled", time.time()
+                return
             job.state, job.started_at = "running", time.time()
         try:
             result = work(report)
@@ -242,7 +282,9 @@ class JobRegistry:
         with self._lock:
             job.state, job.error, job.result, job.finished_at = state, error, result, finished_at
 
-    @staticmethod
-    def _snapshot(job: _Job) -> JobStatus:
+    def _snapshot(self, job: _Job) -> JobStatus:
+        """A frozen copy (call under the lock)."""
+        ahead = sum(other.state == "queued" and other.order < job.order for other in self._jobs.values()) \
+            if job.state == "queued" else 0
         return JobStatus(job.key, job.label, job.state, job.done, job.total, job.message, job.error,
-                         job.started_at, job.finished_at, job.skipped)
+                         job.started_at, job.finished_at, job.skipped, ahead, frozenset(job.owners))

@@ -12,6 +12,15 @@ def cache_root() -> Path:
     return Path(os.environ.get("REPSCOPE_CACHE", Path(__file__).resolve().parents[1] / "cache"))
 
 
+def private_folder(folder: str | Path) -> Path:
+    """Create `folder` (and parents) if missing and make it owner-only (0700): on a shared host no other user
+    reads the cache's features, results or uploads' derivatives."""
+    folder = Path(folder)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)
+    return folder
+
+
 def atomic_write(target: str | Path, write: Callable[[Path], None]) -> None:
     """Call `write(temporary)` on a unique file beside `target`, fsync it, then `os.replace` it onto `target`.
 

@@ -149,3 +149,50 @@ def test_skipped_units_are_left_out_of_the_rate_and_the_eta(tmp_path: Path) -> N
     registry.submit("r", "resumed", resumed, rate_key="work", rates=rates)
     elapsed = registry.wait("r", 30).elapsed_s
     assert rates.seconds_per_unit("work") == pytest.approx(elapsed / 50)  # 50 units computed, not 100
+
+
+def test_the_job_cap_queues_the_third_job_first_in_first_out() -> None:
+    registry = JobRegistry(max_workers=2)
+    release = threading.Event()
+    started = []
+
+    def work(name):
+        def run(report):
+            started.append(name)
+            release.wait(5)
+            report(1, 1)
+            return name
+        return run
+
+    for name in ("first", "second", "third", "fourth"):
+        registry.submit(name, name, work(name), owner="alice")
+    deadline = time.time() + 5
+    while registry.running() < 2 and time.time() < deadline:
+        time.sleep(0.01)
+    states = {name: registry.status(name) for name in ("first", "second", "third", "fourth")}
+    assert [states[name].state for name in states] == ["running", "running", "queued", "queued"]
+    assert (states["third"].ahead, states["fourth"].ahead) == (0, 1)
+    assert registry.cancel("fourth", owner="alice")  # cancelled while queued: never starts
+    release.set()
+    assert [registry.wait(name, 5).state for name in states] == ["done", "done", "done", "cancelled"]
+    assert started == ["first", "second", "third"] or started == ["second", "first", "third"]
+
+
+def test_only_an_owner_can_cancel_and_a_second_session_joins_the_same_job() -> None:
+    registry = JobRegistry()
+    release = threading.Event()
+    runs = []
+
+    def work(report):
+        runs.append(1)
+        release.wait(5)
+        report(1, 1)
+        return "features"
+
+    registry.submit("extract", "extract", work, owner="alice")
+    joined = registry.submit("extract", "extract", work, owner="bob")
+    assert joined.owners == {"alice", "bob"}
+    assert not registry.cancel("extract", owner="mallory")
+    release.set()
+    assert registry.wait("extract", 5).state == "done" and registry.result("extract") == "features"
+    assert len(runs) == 1

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from core.jobs import ACTIVE, RATES_FILE, JobStatus, RateStore, describe_estimate, format_duration
 from core.paths import cache_root
@@ -34,10 +35,16 @@ def submit_job(session_key: str, key: str, label: str, work: Callable[[Callable[
     """
     registry = resources.job_registry()
     registry.forget(key)
-    registry.submit(key, label, work, rate_key=rate_key, rates=rate_store())
+    registry.submit(key, label, work, rate_key=rate_key, rates=rate_store(), owner=session_id())
     keys = st.session_state.setdefault(session_key, [])
     if key not in keys:
         keys.append(key)
+
+
+def session_id() -> str:
+    """This browser session's id: the owner of the jobs it starts (only owners may cancel a job)."""
+    context = get_script_run_ctx()
+    return context.session_id if context is not None else ""
 
 
 def estimate_text(rate_key: str, units: int, unit: str) -> str:
@@ -96,18 +103,24 @@ def _progress_rows(session_key: str, unit: str, cancel_help: str | None,
                    on_end: Callable[[list[JobStatus]], None] | None) -> None:
     registry = resources.job_registry()
     jobs = [job for job in map(registry.status, st.session_state.get(session_key, [])) if job is not None]
-    for job in jobs:
-        if job.state in ACTIVE:
+    owner = session_id()
+    for job in filter(lambda job: job.state in ACTIVE, jobs):
+        if job.state == "queued":
+            text = (f"{job.label} — queued, {job.ahead} ahead ({registry.max_workers} job(s) run at once on this "
+                    "server)")
+        else:
             eta = "" if job.eta_s is None else f" · ETA ~{format_duration(job.eta_s)}"
-            text = (f"{job.label} — {job.state}: {job.done}/{job.total or '?'} {unit} · {job.message} · "
+            text = (f"{job.label} — running: {job.done}/{job.total or '?'} {unit} · {job.message} · "
                     f"{format_duration(job.elapsed_s)}{eta}")
-            if cancel_help is None:
-                st.progress(job.fraction, text=text)
-                continue
-            row = st.columns([5, 1])
-            row[0].progress(job.fraction, text=text)
-            row[1].button("Cancel", key=f"cancel_{job.key}", on_click=registry.cancel, args=(job.key,),
-                          help=cancel_help)
+        if cancel_help is None:
+            st.progress(job.fraction, text=text)
+            continue
+        row = st.columns([5, 1])
+        row[0].progress(job.fraction, text=text)
+        mine = owner in job.owners
+        row[1].button("Cancel", key=f"cancel_{job.key}", on_click=registry.cancel, args=(job.key, owner),
+                      disabled=not mine,
+                      help=cancel_help if mine else "Started from another session: only that session can cancel it.")
     if jobs and all(job.state not in ACTIVE for job in jobs):
         if on_end is not None:
             on_end(jobs)

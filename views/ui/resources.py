@@ -1,16 +1,26 @@
 """Process-wide resources and cached loaders shared by every page."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
+import torch
 
 from core.data import datasets, image_check
+from core.data.roots import DataRoots, data_roots
 from core.encoders.registry import UNUSABLE, EncoderInfo, availability, describe, describe_version
 from core.features.extract import FeatureSet, cached_features
 from core.features.results import ResultStore
 from core.features.store import FeatureStore, Memo, ResultCache
-from core.jobs import JobRegistry
+from core.jobs import JobRegistry, job_slots
 from core.lab.runs import LabRun, finished_run_ids, lab_spec, list_runs  # importing the lab registers `lab:` specs
-from core.paths import cache_root
+from core.paths import cache_root, private_folder
+
+
+@st.cache_resource
+def private_cache() -> Path:
+    """The cache root, created owner-only (0700) once per process (app.py calls this before any page)."""
+    return private_folder(cache_root())
 
 
 @st.cache_resource
@@ -20,8 +30,9 @@ def feature_store() -> FeatureStore:
 
 @st.cache_resource
 def job_registry() -> JobRegistry:
-    # One worker: two extractions side by side only fight over the same cores / GPU.
-    return JobRegistry(max_workers=1)
+    """Every session's background jobs: at most `job_slots` run at once (one per GPU, 2 on CPU, or
+    $REPSCOPE_MAX_JOBS); the rest queue."""
+    return JobRegistry(max_workers=job_slots(torch.cuda.device_count()))
 
 
 @st.cache_resource
@@ -30,10 +41,16 @@ def check_registry() -> JobRegistry:
     return JobRegistry(max_workers=1)
 
 
+@st.cache_resource
+def server_data_roots() -> DataRoots:
+    """The folders browsers may make this server read (read once per process: a restart applies a change)."""
+    return data_roots()
+
+
 @st.cache_resource(max_entries=8, show_spinner="Loading dataset…")
 def image_set(spec: str) -> datasets.ImageSet:
     """The ImageSet of a dataset spec such as `demo` or `oasis:/data/oasis` (DatasetError propagates)."""
-    return datasets.load_dataset(spec, cache_root())
+    return datasets.load_dataset(spec, cache_root(), server_data_roots())
 
 
 @st.cache_data(max_entries=16, show_spinner="Checking the images…")

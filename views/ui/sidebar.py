@@ -18,6 +18,7 @@ from core.data.datasets import DatasetError, ImageSet
 from core.data.image_check import check_images, image_problems_message
 from core.encoders.catalogue import CATALOGUE, CATALOGUE_BY_SPEC, PARADIGM_HELP, PARADIGMS, entries_of
 from core.encoders.specs import DEFAULT_DIM, FLAT, MAX_DIM, MIN_DIM, POOLINGS, SPEC_HELP, EncoderSpecError, parse_spec
+from core.data.roots import ROOTS_VARIABLE
 from core.jobs import ACTIVE
 from views.ui import resources
 
@@ -34,6 +35,7 @@ REPRESENTATION_PAGES = ("Alignment", "Similarity")
 DEFAULT_ENCODERS = ("bundled:efficientnet_lite0", "pixels:32")
 KEEP = {"persist_state": "session"}  # every sidebar widget: survives page switches
 SHARE = {**KEEP, "bind": "query-params"}  # ... and lives in the URL
+LOOPBACK = ("localhost", "127.0.0.1", "::1")  # .streamlit/config.toml binds to localhost; "" = every interface
 FOREGROUND_CHECK_MAX = 2000  # images checked while the page waits (OASIS: 1.6 s for 900)
 
 
@@ -53,6 +55,7 @@ class Selection:
 
 def render_sidebar() -> Selection:
     """Draw the shared sidebar (same keys on every page, so choices carry over) and return the choice."""
+    _unconfined_warning()
     with st.sidebar:
         st.header("Data")
         image_set, dataset_error, dataset_spec = _dataset_controls()
@@ -83,6 +86,15 @@ def render_sidebar() -> Selection:
                                      help="Images per forward pass. Lower it if you run out of memory.")
     return Selection(image_set, dataset_error, tuple(encoders), layers, pooling, device, int(batch_size),
                      dataset_spec)
+
+
+def _unconfined_warning() -> None:
+    """A banner when the server listens beyond this machine while any path typed here can be read."""
+    address = (st.get_option("server.address") or "").strip()
+    if address not in LOOPBACK and not resources.server_data_roots().confined:
+        st.warning(f"This server listens on {address or 'every network interface'}, so anyone who reaches it can make it read any file it can "
+                   f"(dataset paths, manifests, weight files). Set {ROOTS_VARIABLE} to the data folders (see the "
+                   "README, Serving to a group) and restart.", icon="⚠️")
 
 
 def set_choice(name: str, value: Any) -> None:
