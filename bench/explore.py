@@ -14,7 +14,7 @@ same run:
 - click: the clicked item's k neighbours in two representations, against the per-item agreement of all
   items (computed once per pair and cached by the page);
 - thumbnails (needs ../shared/data/oasis): ThumbnailStore.build on the 900 OASIS images with JPEG draft
-  decoding and 2 threads, against full-size decoding on one thread; images/s.
+  decoding on 1 and 2 threads, against full-size decoding on one thread; images/s.
 """
 from __future__ import annotations
 
@@ -86,10 +86,12 @@ def main() -> None:
         if images is None:
             print(f"thumbnails: skipped ({OASIS} not found); the selection table below has none")
         else:
-            built, count = timed(lambda: thumbnails.build(images, workers=2))
             full, _ = timed(lambda: [_full_decode_thumbnail(path) for path in images.paths])
-            row("thumbnails: OASIS, draft decoding, 2 threads", built, full,
-                f"{count / built:.0f} images/s (baseline {len(images) / full:.0f} images/s, full decode, 1 thread)")
+            for workers in (1, 2):
+                thumbnails = ThumbnailStore(Path(folder) / f"threads_{workers}")  # the selection reads the last
+                built, count = timed(lambda: thumbnails.build(images, workers=workers))
+                row(f"thumbnails: OASIS, draft decoding, {workers} thread(s)", built, full,
+                    f"{count / built:.0f} images/s (baseline: full decode, 1 thread, {len(images) / full:.0f} images/s)")
         selection_table_and_click(first, second, points, thumbnails, images)
 
 

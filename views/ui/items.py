@@ -84,21 +84,23 @@ def item_header(image_set: ImageSet, row: int, *, predicted: Mapping[str, np.nda
 
 
 def neighbour_grid(image_set: ImageSet, row: int, representations: Mapping[str, np.ndarray], k: int) -> pd.DataFrame:
-    """The item's k nearest neighbours (cosine) in each representation as thumbnail grids, the neighbours every
-    representation shares marked ★; returns them as a table (representation, rank, row, image_id, distance, shared)."""
+    """The item's k nearest neighbours (cosine) in each representation as thumbnail grids, side by side for two,
+    the neighbours every representation shares marked ★; returns them as a table (representation, rank, row,
+    image_id, cosine_distance, shared)."""
     found = {label: nearest_neighbours(features, k, queries=[row]) for label, features in representations.items()}
     shared = set.intersection(*(set(neighbours.indices[0].tolist()) for neighbours in found.values())) \
         if len(found) > 1 else set()
-    records = []
     ids = image_set.metadata["image_id"].astype(str).to_numpy()
-    for label, neighbours in found.items():
-        st.markdown(f"**{label}** · {neighbours.indices.shape[1]} nearest by cosine"
-                    + (f" · ★ = shared by all {len(found)} ({len(shared)})" if len(found) > 1 else ""))
-        columns = st.columns(PANEL_COLUMNS)
+    panels = st.columns(len(found)) if len(found) == 2 else [st.container() for _ in found]
+    per_row = PANEL_COLUMNS // len(panels) if len(found) == 2 else PANEL_COLUMNS
+    records = []
+    for panel, (label, neighbours) in zip(panels, found.items()):
+        panel.markdown(f"**{label}** · {neighbours.indices.shape[1]} nearest by cosine"
+                       + (f" · ★ = shared by all {len(found)} ({len(shared)})" if len(found) > 1 else ""))
+        cells = panel.columns(per_row)
         for rank, (neighbour, distance) in enumerate(zip(neighbours.indices[0], neighbours.distances[0]), 1):
-            mark = "★ " if int(neighbour) in shared else ""
-            caption = f"{mark}{rank}. {ids[neighbour]} · d {distance:.3f}"
-            cell = columns[(rank - 1) % PANEL_COLUMNS]
+            caption = f"{'★ ' if int(neighbour) in shared else ''}{rank}. {ids[neighbour]} · d {distance:.3f}"
+            cell = cells[(rank - 1) % per_row]
             image = thumbnail(image_set, int(neighbour))
             if image is not None:
                 cell.image(image, caption=caption, width="stretch")

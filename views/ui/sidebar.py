@@ -31,7 +31,7 @@ DATASET_KINDS = {
     "embeddings": "Embeddings (no images)",
 }
 # Pages that read only a dataset's representations; the others need its images.
-REPRESENTATION_PAGES = ("Alignment", "Similarity")
+REPRESENTATION_PAGES = ("Alignment", "Similarity", "Explore")
 DEFAULT_ENCODERS = ("bundled:efficientnet_lite0", "pixels:32")
 KEEP = {"persist_state": "session"}  # every sidebar widget: survives page switches
 SHARE = {**KEEP, "bind": "query-params"}  # ... and lives in the URL
