@@ -12,6 +12,7 @@ from core.provenance import provenance_from_keys
 from views.ui import resources
 from views.ui.export_row import figure_block, table_download
 from views.ui.extraction import extraction_panel
+from views.ui.items import item_panel, selected_rows
 from views.ui.sidebar import effective_pooling, page_start
 from views.ui.studies import add_to_study
 
@@ -139,12 +140,21 @@ with st.expander("Per held-out group"):
 
 st.subheader(f"2 · Where do the errors point? ({geometry_cv.label})")
 predictions = figures.error_field_table(analysis.panels)
-figure_block(figures.error_field_figure(analysis.panels, color_by_category=color_by_category), predictions,
-             figure="error_field", layer=geometry_scheme, **export, how_to_read=(
-                 "Thin lines run from each image's true rating to its prediction (dot). Black arrows average the "
-                 "errors of images whose *true* rating falls in each cell of an 8×8 grid. Arrows converging on the "
-                 "middle = shrinkage toward the mean; arrows converging elsewhere = attractor regions. The CSV holds "
-                 "every image's true and predicted ratings."))
+clicked = selected_rows(figure_block(
+    figures.error_field_figure(analysis.panels, color_by_category=color_by_category), predictions,
+    figure="error_field", layer=geometry_scheme, **export, select_key="affect_error_field_click",
+    selection_mode=("points",), how_to_read=(
+        "Thin lines run from each image's true rating to its prediction (dot). Black arrows average the "
+        "errors of images whose *true* rating falls in each cell of an 8×8 grid. Arrows converging on the "
+        "middle = shrinkage toward the mean; arrows converging elsewhere = attractor regions. The CSV holds "
+        "every image's true and predicted ratings. Click a dot: the image, its true and predicted ratings, and its "
+        "nearest images in each encoder's features.")))
+# Panels hold every item in the dataset's order, so a dot's row is the dataset row; a click kept from another
+# dataset (the chart's selection survives reruns) can lie outside it.
+clicked = [row for row in clicked if row < len(image_set.metadata)]
+if clicked:
+    item_panel(image_set, clicked[0], {label: feature_set.features for label, feature_set in feature_sets.items()},
+               predicted={panel.label: panel.y_pred[clicked[0]] for panel in analysis.panels})
 
 st.subheader("3 · How much of the plane do the errors use?")
 figure_block(figures.occupancy_figure(analysis.occupancies), figures.occupancy_table(analysis.occupancies),

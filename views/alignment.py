@@ -20,6 +20,7 @@ from core.figures.alignment import (epsilon_search_figure, matching_rates_figure
 from core.jobs import ACTIVE, job_key
 from core.provenance import Provenance, provenance_from_keys
 from views.ui import resources
+from views.ui.alignment_drilldown import alignment_drilldown
 from views.ui.background import estimate_text, job_outcomes, job_progress, submit_job
 from views.ui.export_row import figure_block, file_download, table_download
 from views.ui.extraction import extraction_panel
@@ -255,18 +256,22 @@ plan_column, rates_column = st.columns([3, 2])
 with plan_column:
     log_colour = st.toggle("Log colour scale", key="alignment_log_colour", persist_state="session",
                            help="log₁₀ of N·T, floored at 1e-4: shows where the small mass goes.")
-    figure_block(transport_plan_figure(plan, categories, log_colour=log_colour, names=pair), None,
-                 page="alignment", figure="transport_plan", dataset=image_set.name, encoder=label,
-                 provenance=provenance, how_to_read=(
-                     "Row i is where source item i sends its mass, scaled by N so a row sums to 1 (N·T). A sharp "
-                     "diagonal means items are matched to themselves (top-1); mass inside the diagonal blocks "
-                     "means matched to the right category."))
+    plan_click = figure_block(
+        transport_plan_figure(plan, categories, log_colour=log_colour, names=pair, items=items), None,
+        page="alignment", figure="transport_plan", dataset=image_set.name, encoder=label, provenance=provenance,
+        select_key="alignment_plan_click", selection_mode=("points",), how_to_read=(
+            "Row i is where source item i sends its mass, scaled by N so a row sums to 1 (N·T). A sharp "
+            "diagonal means items are matched to themselves (top-1); mass inside the diagonal blocks "
+            "means matched to the right category. Click a row's darkest cell to see where that item goes "
+            "(below); plans over 600 items are block-averaged, pick the item in the box below instead."))
 with rates_column:
     figure_block(matching_rates_figure(summary), summary, page="alignment", figure="matching_rates",
                  dataset=image_set.name, encoder=label, provenance=provenance, how_to_read=(
                      "Top-k: fraction of source items whose k largest plan entries include their own target item. "
                      "Category: the largest entry falls in the item's category. Red dashes: chance (k/N and "
                      "Σ category share²). Always the selected trial's plan, never the best over trials."))
+alignment_drilldown(image_set, plan, plan_click, plan_key=stored_key(source_name, target_name), sources=sources,
+                    names=pair, label=label, provenance=provenance)
 figure_block(epsilon_search_figure(trials, alignment.selected), trials, page="alignment", figure="epsilon_search",
              dataset=image_set.name, encoder=label, provenance=provenance, how_to_read=(
                  "Every trial of the search. The selected trial (star) has the smallest GW distance without the "

@@ -17,6 +17,7 @@ from core.provenance import provenance_from_keys
 from views.ui import resources
 from views.ui.background import estimates_caption, job_outcomes, job_progress, submit_job
 from views.ui.export_row import figure_block, table_block
+from views.ui.items import item_panel, selected_rows
 from views.ui.presets import preset_buttons
 from views.ui.sidebar import effective_pooling, page_start
 from views.ui.studies import add_to_study
@@ -162,13 +163,21 @@ figure_kwargs = {"page": "manifolds", "dataset": image_set.name, "encoder": labe
 tabs = st.tabs(list(results))
 for tab, (name, result) in zip(tabs, results.items()):
     with tab:
-        figure_block(centroid_map_figure(result.per_image, result.map_scale, method), result.per_image,
-                     figure=f"map_{name}", **figure_kwargs, how_to_read=(
-                         f"Each dot is an image's centroid (mean of its {m} CLAMP-normalised views), placed by "
-                         f"{method}; the circle's radius is r_i × {result.map_scale:.3g}, the median ratio of 2-D "
-                         "to feature-space distance between each point and its nearest map neighbour (a map "
-                         "distorts distances, so read circles as relative sizes). Hover: image, radius, "
-                         "neighbours (other images within 0.99 · r_s · (ρ_i + ρ_j))."))
+        clicked = selected_rows(figure_block(
+            centroid_map_figure(result.per_image, result.map_scale, method), result.per_image,
+            figure=f"map_{name}", **figure_kwargs, select_key=f"manifold_map_click_{name}",
+            selection_mode=("points",), how_to_read=(
+                f"Each dot is an image's centroid (mean of its {m} CLAMP-normalised views), placed by "
+                f"{method}; the circle's radius is r_i × {result.map_scale:.3g}, the median ratio of 2-D "
+                "to feature-space distance between each point and its nearest map neighbour (a map "
+                "distorts distances, so read circles as relative sizes). Hover: image, radius, "
+                "neighbours (other images within 0.99 · r_s · (ρ_i + ρ_j)). Click a dot: the image, and its "
+                "nearest images by the centroids of each encoder · layer (raw features, mean over views).")))
+        # Rows of per_image are the subset's rows (neighbours among its images); a click kept from a larger
+        # subset (the chart's selection survives reruns) can lie outside it.
+        clicked = [row for row in clicked if row < len(subset.metadata)]
+        if clicked:
+            item_panel(subset, clicked[0], {layer.label: views_by_layer[layer].mean(axis=1) for layer in selected})
         figure_block(class_distance_figure(result.class_names, result.class_distances, name), None,
                      figure=f"class_distances_{name}", **figure_kwargs, how_to_read=(
                          "E‖f(x₀) − f(x₁)‖² over views of class i and class j: off-diagonal = how far classes are "

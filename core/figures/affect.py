@@ -88,7 +88,10 @@ def error_field_table(panels: Sequence[ErrorPanel]) -> pd.DataFrame:
 
 def error_field_figure(panels: Sequence[ErrorPanel], *, color_by_category: bool = True,
                        extent: tuple[float, float] = (1.0, 7.0)) -> go.Figure:
-    """Per-image arrows true -> predicted (thin, by category) and the grid-averaged error field (black)."""
+    """Per-image arrows true -> predicted (thin, by category) and the grid-averaged error field (black).
+
+    The prediction dots carry the item's row (its position in the panel, the dataset's order) as customdata[0],
+    so a click leads to the item (views.ui.items.selected_rows)."""
     fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[panel.label for panel in panels],
                         shared_xaxes=True, shared_yaxes=True, horizontal_spacing=0.04)
     categories = sorted({str(c) for panel in panels for c in panel.categories})
@@ -106,6 +109,8 @@ def error_field_figure(panels: Sequence[ErrorPanel], *, color_by_category: bool 
             fig.add_trace(go.Scatter(x=panel.y_pred[rows, 0], y=panel.y_pred[rows, 1], mode="markers",
                                      marker=dict(size=3, color=colors[category]), legendgroup=category,
                                      showlegend=False, text=panel.image_ids[rows],
+                                     # a list, not an array: see core.figures.alignment's plan points
+                                     customdata=np.flatnonzero(rows)[:, None].tolist(),
                                      hovertemplate="%{text}<br>predicted V %{x:.2f}, A %{y:.2f}<extra></extra>"),
                           row=1, col=column)
         axis = "" if column == 1 else str(column)

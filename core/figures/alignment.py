@@ -62,10 +62,17 @@ def rdm_pair_figure(source_rdm: np.ndarray, target_rdm: np.ndarray, categories: 
 
 
 def transport_plan_figure(plan: np.ndarray, categories: Sequence[str], *, log_colour: bool = False,
-                          names: tuple[str, str] = ("source", "target")) -> go.Figure:
-    """N·T of the (N, N) selected plan (each row sums to 1), ordered by category, boundaries drawn."""
+                          names: tuple[str, str] = ("source", "target"),
+                          items: Sequence[str] | None = None) -> go.Figure:
+    """N·T of the (N, N) selected plan (each row sums to 1), ordered by category, boundaries drawn.
+
+    At item resolution (N <= MAX_PIXELS) each source row also gets a clickable point on its largest entry,
+    customdata [source row, target row] in the dataset's order (`items` names them in the hover): plotly.js
+    cannot select heatmap cells, so a click on the heatmap alone never reaches the page. Block-averaged
+    plans get none (a block is many items)."""
+    plan = np.asarray(plan)
     order, blocks = category_order(categories)
-    values, positions = display_matrix(np.asarray(plan) * len(plan), order)
+    values, positions = display_matrix(plan * len(plan), order)
     title = "N·T"
     if log_colour:
         values, title = np.log10(np.maximum(values, LOG_FLOOR)), "log₁₀ N·T"
@@ -73,10 +80,38 @@ def transport_plan_figure(plan: np.ndarray, categories: Sequence[str], *, log_co
                                colorbar=dict(title=title, len=0.9),
                                hovertemplate=f"{names[0]} item %{{y:.0f}} → {names[1]} item %{{x:.0f}}: "
                                              "%{z:.3g}<extra></extra>"))
+    if len(plan) <= MAX_PIXELS:
+        best = plan[order].argmax(axis=1)  # each source row's top target, as an item row
+        where = np.empty(len(order), dtype=int)
+        where[order] = np.arange(len(order))  # item row -> position on the category-ordered axes
+        labels = np.asarray(items if items is not None else np.arange(len(plan))).astype(str)
+        fig.add_trace(go.Scatter(
+            x=where[best], y=np.arange(len(order)), mode="markers", showlegend=False,
+            # Plain lists: a numpy array would reach the browser as a typed array, whose per-point customdata
+            # Streamlit's selection event returns as {"0": row, "1": target}, not a list.
+            customdata=np.column_stack([order, best]).tolist(), text=labels[order], hovertext=labels[best],
+            # Invisible until clicked: the heatmap stays the picture; the clicked row's top cell is ringed.
+            marker=dict(size=7, opacity=0, color="#D55E00", line=dict(color="black", width=1)),
+            selected=dict(marker=dict(opacity=1)), unselected=dict(marker=dict(opacity=0)),
+            hovertemplate=f"{names[0]} %{{text}} → most mass to {names[1]} %{{hovertext}}"
+                          "<br>click: where this item goes<extra></extra>"))
     _draw_blocks(fig, blocks, row=None, col=None, line_color="#999999")
     fig.update_xaxes(title=f"target items ({names[1]})", constrain="domain")
     fig.update_yaxes(title=f"source items ({names[0]})", autorange="reversed", scaleanchor="x", constrain="domain")
     return house_style(fig, title="Selected transport plan", height=600)
+
+
+def category_confusion_figure(rows: Sequence[str], columns: Sequence[str], shares: np.ndarray) -> go.Figure:
+    """(C_s, C_t) share of each source category's plan mass sent to each target category (rows sum to 1)."""
+    shares = np.asarray(shares, dtype=float)
+    fig = go.Figure(go.Heatmap(z=shares, x=list(columns), y=list(rows), colorscale="Blues", zmin=0, zmax=1,
+                               colorbar=dict(title="share", len=0.9), text=np.round(shares, 2),
+                               texttemplate="%{text}" if shares.size <= 144 else None,
+                               hovertemplate="%{y} → %{x}: %{z:.1%} of the row's mass<extra></extra>"))
+    fig.update_xaxes(title="target category", tickangle=-45)
+    fig.update_yaxes(title="source category", autorange="reversed")
+    return house_style(fig, title="Category confusion of the plan (row-normalised)",
+                       height=max(380, 26 * len(rows) + 200))
 
 
 def epsilon_search_figure(trials: pd.DataFrame, selected: int) -> go.Figure:

@@ -60,7 +60,9 @@ def map_figure(points: pd.DataFrame, colour: str, title: str, highlighted_rows: 
             customdata=_customdata(highlighted, colour), hovertemplate=HOVER.format(colour=colour, name="highlighted")))
     fig.update_xaxes(title="1", showticklabels=False)
     fig.update_yaxes(title="2", showticklabels=False)
-    fig.update_layout(dragmode="lasso", legend=dict(itemsizing="constant"))
+    # No dragmode: Streamlit then starts in pan mode, where a click selects a point. In box or lasso mode (the
+    # toolbar) it turns click-to-select off, so a figure that starts in lasso mode could never be clicked.
+    fig.update_layout(legend=dict(itemsizing="constant"))
     return house_style(fig, title=title, height=520)
 
 

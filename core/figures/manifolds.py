@@ -17,14 +17,18 @@ PAIR_TITLES = {"centroid_distance": "Centroid distance", "centroid_cosine": "Cen
 
 
 def centroid_map_figure(points: pd.DataFrame, scale: float, method: str) -> go.Figure:
-    """Centroids in 2-D (columns x, y, image_id, category, radius, neighbours), a circle of radius·scale each."""
+    """Centroids in 2-D (columns x, y, image_id, category, radius, neighbours), a circle of radius·scale each.
+
+    Each point's customdata starts with its row in `points` (the item's row in the analysed items), so a click
+    leads to the item (views.ui.items.selected_rows)."""
     colors = category_colors(points["category"])
     fig = go.Figure()
     for category, part in points.groupby("category", sort=True):
         fig.add_trace(go.Scatter(
             x=part["x"], y=part["y"], mode="markers", name=category, marker=dict(color=colors[category], size=5),
-            customdata=part[["image_id", "radius", "neighbours"]].to_numpy(),
-            hovertemplate="%{customdata[0]}<br>radius %{customdata[1]:.3f}<br>%{customdata[2]} neighbours"
+            customdata=np.column_stack([np.flatnonzero(points["category"].to_numpy() == category),
+                                        part[["image_id", "radius", "neighbours"]].to_numpy()]),
+            hovertemplate="%{customdata[1]}<br>radius %{customdata[2]:.3f}<br>%{customdata[3]} neighbours"
                           f"<extra>{category}</extra>"))
     fig.update_layout(shapes=[dict(type="circle", xref="x", yref="y", x0=x - r * scale, x1=x + r * scale,
                                    y0=y - r * scale, y1=y + r * scale, line=dict(color=colors[c], width=1),

@@ -104,3 +104,40 @@ def test_unusable_rater_sd_drops_only_the_ceiling(isolated_cache: Path, tmp_path
                for caption in app.caption)
     chart = json.loads(app.get("plotly_chart")[0].proto.spec)
     assert {trace["type"] for trace in chart["data"]} == {"bar"}  # R² bars of LOTO and LOCO, no ceiling dash
+
+
+def decoded(array) -> np.ndarray:
+    """A figure JSON array (plotly 6+ writes numpy arrays as base64 `bdata`, 2-D ones with a shape)."""
+    if not isinstance(array, dict):
+        return np.asarray(array)
+    values = np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"])
+    return values.reshape([int(n) for n in array["shape"].split(",")]) if "shape" in array else values
+
+
+@pytest.mark.slow
+def test_a_click_on_a_prediction_opens_the_items_card_with_its_ratings(demo_features) -> None:
+    app = AppTest.from_file(APP, default_timeout=300)
+    app.session_state["encoders"] = ["pixels:32"]
+    app.session_state["affect_schemes"] = ["kfold"]
+    app.switch_page("views/affect.py").run()
+    assert not app.exception, [exception.value for exception in app.exception]
+    field = next(json.loads(chart.proto.spec) for chart in app.get("plotly_chart")
+                 if json.loads(chart.proto.spec)["layout"]["title"]["text"].startswith("Prediction errors"))
+    dots = next(trace for trace in field["data"] if trace["mode"] == "markers")
+    index = 3
+    row = int(decoded(dots["customdata"])[index, 0])
+    predicted = decoded(dots["x"])[index], decoded(dots["y"])[index]
+    image_id = demo_features.metadata["image_id"].iloc[row]
+    assert dots["text"][index] == image_id
+    app.session_state["affect_error_field_click"] = {"selection": {
+        "points": [{"customdata": [row], "x": predicted[0], "y": predicted[1]}], "point_indices": [index], "box": [],
+        "lasso": []}}
+    app.run()
+    assert not app.exception, [exception.value for exception in app.exception]
+    assert any(markdown.value.startswith(f"**{image_id}** · ") for markdown in app.markdown)
+    ratings = next(frame.value for frame in app.dataframe if "source" in frame.value.columns
+                   and "valence" in frame.value.columns).set_index("source")
+    truth = demo_features.metadata.iloc[row]
+    assert ratings.loc["true (human ratings)"].tolist() == pytest.approx([truth["valence"], truth["arousal"]])
+    assert ratings.loc["predicted · pixels:32 [final]"].tolist() == pytest.approx(predicted)
+    assert any(markdown.value.startswith("**pixels:32 [final]** · 6 nearest by cosine") for markdown in app.markdown)

@@ -1,6 +1,7 @@
 """The Alignment page through AppTest on the demo: human embedding vs raw pixels (a known answer), and uploads."""
 from __future__ import annotations
 
+import base64
 import json
 import time
 from pathlib import Path
@@ -9,13 +10,19 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core.analyses.explore import confident_wrong_matches, transport_targets
+from core.analyses.gwot_search import load_alignment
 from core.data.datasets import demo
 from core.encoders.registry import describe
 from core.features.extract import extract
+from core.features.results import ResultStore
 from core.features.store import FeatureStore
 from tests.paths import APP
 
 ENCODER = "pixels:32"
+# A small search the tests share: the first to run it stores it, the others open it (one cache per session).
+SEARCH = dict(alignment_n_eps=3, alignment_n_inits=2, alignment_metric="euclidean", alignment_normalise=True,
+              alignment_warm_start=False, eps_low_euclidean=1e-3, eps_high_euclidean=1e-1)
 
 
 @pytest.fixture(scope="module")
@@ -50,14 +57,13 @@ def run_until_done(app: AppTest, button_label: str, timeout_s: float = 240) -> A
 
 
 def test_alignment_page_runs_a_search_and_draws_every_figure(pixel_features) -> None:
-    app = run_page(alignment_n_eps=3, alignment_n_inits=2, alignment_metric="euclidean", alignment_normalise=True,
-                   alignment_warm_start=False, eps_low_euclidean=1e-3, eps_high_euclidean=1e-1)
+    app = run_page(**SEARCH)
     assert [box.value for box in app.selectbox if box.key in ("alignment_source", "alignment_target")] == [
         "human · demo human", f"{ENCODER} · final"]
     assert any("press **Run alignment**" in info.value for info in app.info)
     run_until_done(app, "Run alignment")
     charts = [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
-    assert len(charts) == 5  # RDMs, plan, epsilon search, matching rates, per category
+    assert len(charts) == 6  # RDMs, plan, category confusion, epsilon search, matching rates, per category
     search = next(chart for chart in charts if chart["layout"]["title"]["text"] == "Epsilon search")["data"]
     stars = [trace for trace in search if trace["name"] == "selected"]
     assert len(stars) == 2 and len([trace for trace in search if trace["name"].startswith("init")]) == 4
@@ -200,9 +206,63 @@ def test_a_study_alignment_opens_on_the_page_after_a_restart_without_a_job(pixel
     st.cache_resource.clear()  # a server restart: no job registry, no memo; only the disk
     app = run_page(alignment_n_eps=2, alignment_n_inits=1, alignment_metric="euclidean", alignment_normalise=True,
                    alignment_warm_start=False, eps_low_euclidean=1e-3, eps_high_euclidean=1e-1)
-    assert len(app.get("plotly_chart")) == 5, "the stored alignment is drawn on the first run"
+    assert len(app.get("plotly_chart")) == 6, "the stored alignment is drawn on the first run"
     assert not resources.job_registry().statuses(), "no job was started"
     assert next(button for button in app.main.button if button.label == "Run alignment").disabled
     study_record = ResultStore(isolated_cache / "results").get(STEP_KIND, status.key).table("matching")
     top1 = next(metric for metric in app.metric if metric.label == "Top-1 matching")
     assert float(top1.value.rstrip("%")) / 100 == pytest.approx(study_record["top-1"].iloc[0], abs=5e-4)
+
+
+def decoded(array) -> np.ndarray:
+    """A figure JSON array (plotly 6+ writes numpy arrays as base64 `bdata`, 2-D ones with a shape)."""
+    if not isinstance(array, dict):
+        return np.asarray(array)
+    values = np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"])
+    return values.reshape([int(n) for n in array["shape"].split(",")]) if "shape" in array else values
+
+
+def test_the_drill_down_shows_where_a_clicked_or_picked_item_goes(pixel_features, isolated_cache: Path) -> None:
+    app = run_until_done(run_page(**SEARCH), "Run alignment")
+    stored = next(meta for meta in ResultStore(isolated_cache / "results").entries("alignment")
+                  if (meta["source"], meta["target"]) == ("human · demo human", f"{ENCODER} · final")
+                  and meta["metric"] == "euclidean" and meta["search_settings"]["n_eps"] == 3
+                  and meta["search_settings"]["n_inits"] == 2 and not meta["search_settings"]["warm_start"])
+    plan = load_alignment(ResultStore(isolated_cache / "results"), stored["key"]).transport_plan
+    wrong = confident_wrong_matches(plan, 20)
+
+    def targets_table():
+        return next(frame.value for frame in app.dataframe if "correct" in frame.value.columns)
+
+    box = app.selectbox(key="alignment_drill_source")
+    assert box.help and box.value == wrong["source"].iloc[0]  # the default: the most confident wrong match
+    assert targets_table()["target"].tolist() == transport_targets(plan, box.value)["target"].tolist()
+    pairs = next(frame.value for frame in app.dataframe if "own_mass" in frame.value.columns)
+    assert pairs[["source", "target"]].values.tolist() == wrong[["source", "target"]].values.tolist()
+    assert pairs["mass"].to_numpy() == pytest.approx(wrong["mass"].to_numpy())
+    charts = {json.loads(chart.proto.spec)["layout"]["title"]["text"]: json.loads(chart.proto.spec)
+              for chart in app.get("plotly_chart")}
+    confusion = charts["Category confusion of the plan (row-normalised)"]["data"][0]
+    assert len(confusion["y"]) == len(confusion["x"]) == 4  # the demo's categories
+
+    # A click on the plan: the point on a row's largest entry, as Streamlit's selection event holds it.
+    clickable = charts["Selected transport plan"]["data"][1]
+    source, target = (int(value) for value in decoded(clickable["customdata"])[7])
+    assert target == plan[source].argmax()
+    app.session_state["alignment_plan_click"] = {"selection": {"points": [{"customdata": [source, target]}],
+                                                              "point_indices": [7], "box": [], "lasso": []}}
+    app.run()
+    assert not app.exception, [exception.value for exception in app.exception]
+    assert app.selectbox(key="alignment_drill_source").value == source
+    listed = targets_table()
+    expected = transport_targets(plan, source)
+    assert listed["target"].tolist() == expected["target"].tolist()
+    assert listed["mass"].to_numpy() == pytest.approx(expected["mass"].to_numpy())
+    assert listed["correct"].tolist() == (expected["target"] == source).tolist()
+    image_id = pixel_features.metadata["image_id"].iloc[source]
+    assert any(markdown.value.startswith(f"**{image_id}** · ") for markdown in app.markdown)  # the item's card
+    # A later pick in the box stands: the same click, still in the event, is not applied again.
+    other = (source + 1) % len(plan)
+    app.selectbox(key="alignment_drill_source").set_value(other).run()
+    assert app.selectbox(key="alignment_drill_source").value == other
+    assert targets_table()["target"].tolist() == transport_targets(plan, other)["target"].tolist()

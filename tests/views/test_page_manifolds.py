@@ -57,3 +57,33 @@ def test_defaults_are_the_quick_preset_and_the_full_one_is_one_click_away(isolat
     assert (app.number_input(key="manifold_m").value, app.number_input(key="manifold_per_class").value) == (16, 25)
     assert any(button.label.startswith("Extract views (100 images × 16 views") for button in app.main.button)
     assert app.button(key="manifold_preset_full").disabled and not app.button(key="manifold_preset_quick").disabled
+
+
+def test_a_click_on_the_centroid_map_opens_the_items_card(isolated_cache: Path) -> None:
+    """The views of the first test's settings are on disk (the session shares one cache), else extracted here."""
+    app = AppTest.from_file(APP, default_timeout=300)
+    app.session_state["encoders"] = ENCODERS
+    app.session_state["manifold_m"] = 4
+    app.session_state["manifold_per_class"] = 4
+    app.session_state["manifold_map_param"] = 5
+    app.switch_page("views/manifolds.py").run()
+    extract = next(button for button in app.main.button if button.label.startswith(("Extract views", "All views")))
+    if not extract.disabled:
+        extract.click().run()
+    deadline = time.time() + 240
+    while not app.get("plotly_chart") and time.time() < deadline:
+        time.sleep(0.5)
+        app.run()
+    centroid_map = json.loads(app.get("plotly_chart")[0].proto.spec)
+    point = centroid_map["data"][0]["customdata"][0]  # [row, image_id, radius, neighbours]
+    row, image_id = int(point[0]), point[1]
+    assert not any(f"**{image_id}**" in markdown.value for markdown in app.markdown)
+    # What Streamlit's plotly selection event holds after a click on that dot.
+    app.session_state[f"manifold_map_click_{ENCODERS[0]} · final"] = {
+        "selection": {"points": [{"customdata": point}], "point_indices": [0], "box": [], "lasso": []}}
+    app.run()
+    assert not app.exception, [exception.value for exception in app.exception]
+    assert any(markdown.value.startswith(f"**{image_id}** · ") for markdown in app.markdown)
+    grids = [markdown.value for markdown in app.markdown if "nearest by cosine" in markdown.value]
+    assert [grid.split("** · ")[0] for grid in grids] == [f"**{spec} · final" for spec in ENCODERS]
+    assert 0 <= row < 16  # a row of the 16-image subset

@@ -112,7 +112,7 @@ def test_a_stored_study_step_opens_on_the_alignment_page_at_once(tiny_study) -> 
     assert app.title[0].value == "Alignment"
     assert app.session_state["encoders"] == [ENCODER] and app.session_state["dataset_kind"] == "demo"
     assert app.selectbox(key="alignment_metric").value == "euclidean"
-    assert len(app.get("plotly_chart")) == 5, "the stored alignment is drawn on the first run"
+    assert len(app.get("plotly_chart")) == 6, "the stored alignment is drawn on the first run"
     assert next(button for button in app.main.button if button.label == "Run alignment").disabled
     assert not resources.job_registry().statuses(), "no job was started"
     search = next(json.loads(chart.proto.spec) for chart in app.get("plotly_chart")
@@ -134,7 +134,7 @@ def test_the_alignment_result_itself_opens_with_its_study_settings(tiny_study) -
     app.selectbox(key="studies_result").set_value(f"alignment/{study_alignment_key(status)}").run()
     next(button for button in app.main.button if button.label == "Open on its page").click().run()
     assert not app.exception, [exception.value for exception in app.exception]
-    assert app.title[0].value == "Alignment" and len(app.get("plotly_chart")) == 5
+    assert app.title[0].value == "Alignment" and len(app.get("plotly_chart")) == 6
 
 
 def test_add_to_study_on_the_alignment_page_appends_steps_the_cli_reads_back(tiny_study, isolated_cache) -> None:

@@ -45,7 +45,9 @@ def selected_rows(event: Any) -> list[int]:
         custom = point.get("customdata")
         if custom is None:
             continue
-        value = custom[0] if isinstance(custom, (list, tuple)) else custom
+        # A numeric numpy customdata reaches the browser as a typed array, and comes back as {"0": row, ...}.
+        value = custom.get("0") if isinstance(custom, dict) else custom[0] if isinstance(custom, (list, tuple)) \
+            else custom
         try:
             rows.append(int(value))
         except (TypeError, ValueError):

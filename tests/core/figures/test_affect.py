@@ -67,3 +67,18 @@ def test_error_field_table_holds_every_image_and_arrows_match_the_field(panel) -
     assert len(table) == 60 and np.allclose(table["valence_pred"] - table["valence_true"], table["error_valence"])
     figure = figures.error_field_figure([panel])
     assert len(figure.layout.annotations) == len(panel.field.x) + 1  # one arrow per occupied cell + subplot title
+
+
+def test_error_field_dots_carry_each_items_row_first(panel) -> None:
+    # Interleave the categories so a trace's rows are not a contiguous range.
+    categories = np.tile(["Animal", "Object"], 30)
+    mixed = figures.ErrorPanel(panel.label, panel.image_ids, categories, panel.y_true, panel.y_pred, panel.errors,
+                               panel.field, panel.plv)
+    dots = [trace for trace in figures.error_field_figure([mixed]).data if trace.mode == "markers"]
+    assert len(dots) == 2
+    for trace in dots:
+        rows = np.asarray(trace.customdata)[:, 0].astype(int)
+        assert np.array_equal(np.asarray(trace.x), mixed.y_pred[rows, 0])
+        assert list(trace.text) == list(mixed.image_ids[rows])
+        assert set(categories[rows]) == {trace.legendgroup}
+    assert sorted(np.concatenate([np.asarray(trace.customdata)[:, 0] for trace in dots]).astype(int)) == list(range(60))
