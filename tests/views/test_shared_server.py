@@ -47,3 +47,23 @@ def test_two_sessions_share_one_queued_extraction(tmp_path: Path, monkeypatch) -
         wait_for_jobs(app)
         assert list(extraction_table(app)["state"]) == ["cached"]
     assert len(calls) == 1  # one extraction for both sessions
+
+
+@pytest.mark.parametrize("address, roots, warned", [("0.0.0.0", "", True), ("", "", True), ("0.0.0.0", "/data", False),
+                                                    ("localhost", "", False)])
+def test_a_server_bound_beyond_localhost_without_data_roots_warns(address, roots, warned, monkeypatch) -> None:
+    from streamlit import config
+
+    monkeypatch.setenv("REPSCOPE_DATA_ROOTS", roots)
+    resources.server_data_roots.clear()  # read once per process: this test changes it
+    previous = config.get_option("server.address")
+    config.set_option("server.address", address)
+    try:
+        app = AppTest.from_file(APP, default_timeout=120)
+        app.run()
+        assert not app.exception, [exception.value for exception in app.exception]
+        banners = [warning.value for warning in app.warning if "REPSCOPE_DATA_ROOTS" in warning.value]
+        assert bool(banners) == warned
+    finally:
+        config.set_option("server.address", previous)
+        resources.server_data_roots.clear()

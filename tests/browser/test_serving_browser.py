@@ -1,0 +1,77 @@
+"""Served to a group: an upload over the server's cap (`server.maxUploadSize`) is refused in a real browser,
+one under it is read."""
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from core.export import find_chromium
+from tests.browser.test_browser import free_port
+from tests.paths import REPO_ROOT as ROOT
+
+IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
+
+
+@pytest.fixture(scope="module")
+def capped_app(isolated_cache):
+    """The app with uploads capped at 1 MB (the repository's config says 200)."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+         "--server.maxUploadSize", "1"],
+        cwd=ROOT, env={**os.environ, "REPSCOPE_CACHE": str(isolated_cache)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.3)
+    yield f"http://127.0.0.1:{port}"
+    server.terminate()
+    try:
+        server.wait(15)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait(15)
+
+
+def npy(rows: int, columns: int) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.random.default_rng(0).normal(size=(rows, columns)))
+    return buffer.getvalue()
+
+
+@pytest.mark.slow
+def test_an_upload_over_the_cap_is_refused_and_one_under_it_is_read(capped_app) -> None:
+    chromium = find_chromium()
+    if chromium is None:
+        pytest.skip("Chromium not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1500, "height": 1600})
+        page.goto(f"{capped_app}/similarity")
+        page.wait_for_selector("h1:has-text('Similarity')", timeout=180_000)
+        page.wait_for_selector(IDLE, timeout=180_000)
+        upload = page.locator("[data-testid='stFileUploader'] input[type='file']")
+        big = npy(384, 400)  # 1.2 MB: over the 1 MB cap
+        upload.set_input_files(files=[{"name": "big.npy", "mimeType": "application/octet-stream", "buffer": big}])
+        page.get_by_text("File must be 1.0MB or smaller.").wait_for(timeout=30_000)
+        page.wait_for_timeout(1500)
+        page.wait_for_selector(IDLE, timeout=120_000)
+        assert page.get_by_text("upload · big.npy").count() == 0
+        small = npy(384, 16)  # 49 kB: one row per demo item
+        upload.set_input_files(files=[{"name": "small.npy", "mimeType": "application/octet-stream", "buffer": small}])
+        page.get_by_text("upload · small.npy").first.wait_for(timeout=60_000)
+        assert page.locator("[data-testid='stException']").count() == 0
+        browser.close()
