@@ -7,7 +7,9 @@ Random features (N × d, 20 categories, seed 0) stand in for an encoder layer; t
 depend on what the features mean. Each row prints seconds and a ratio against a baseline measured in the
 same run:
 - map: building the WebGL (Scattergl) map and serialising it as Streamlit does (`fig.to_json()`), against
-  the same points as an SVG `go.Scatter` figure;
+  the same points as an SVG `go.Scatter` figure; then (where Chromium and Playwright are installed) drawing it
+  in headless Chromium (`Plotly.newPlot` until the next frame) for 10,000 and 50,000 items, against the same
+  figure with its traces drawn as SVG;
 - selection: from a box-selection event (a quarter of the map) to the linked table (metadata, ρ, k-NN
   overlap, the first 200 thumbnails' URLs) and the other map redrawn with the items highlighted, against
   redrawing that map without highlights (a plain rerun). Target: < 1 s;
@@ -19,6 +21,7 @@ same run:
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -80,6 +83,7 @@ def main() -> None:
                                                 customdata=points[["row"]])).to_json())
     webgl, payload = timed(lambda: map_figure(points, "category", "A").to_json())
     row("map: build + serialise (Scattergl)", webgl, svg, f"{len(payload) / 1e6:.1f} MB of JSON")
+    browser_draw_times(categories, args.dim)
 
     with tempfile.TemporaryDirectory() as folder:
         thumbnails, images = ThumbnailStore(folder), oasis(OASIS) if OASIS.is_dir() else None
@@ -118,6 +122,50 @@ def selection_table_and_click(first, second, points, thumbnails, images) -> None
     click, _ = timed(lambda: [nearest_neighbours(features, 10, queries=[123]) for features in (first, second)])
     row("click -> 10 neighbours in 2 representations", click, agreement_seconds,
         "baseline: per-item agreement of all items (once per pair, cached)")
+
+
+DRAW_JS = """async (figure) => {
+    const plot = document.getElementById("plot");
+    Plotly.purge(plot);
+    const start = performance.now();
+    await Plotly.newPlot(plot, figure.data, figure.layout);
+    await new Promise((resolve) => requestAnimationFrame(() => resolve()));
+    return (performance.now() - start) / 1000;
+}"""
+
+
+def browser_draw_times(categories: np.ndarray, dim: int) -> None:
+    """Seconds to draw the map in headless Chromium, WebGL against the same traces as SVG."""
+    from core.export import find_chromium
+    chromium = find_chromium()
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        chromium = None
+    if chromium is None:
+        print("browser draw: skipped (needs Chromium and playwright)")
+        return
+    plotly_js = Path(go.__file__).resolve().parents[1] / "package_data" / "plotly.min.js"
+    with tempfile.TemporaryDirectory() as folder, sync_playwright() as playwright:
+        harness = Path(folder) / "draw.html"
+        harness.write_text(f'<html><body><script src="{plotly_js.as_uri()}"></script>'
+                           '<div id="plot" style="width:700px;height:520px"></div></body></html>')
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page()
+        page.goto(harness.as_uri())
+        for items in (10_000, 50_000):
+            rng = np.random.default_rng(items)
+            labels = np.resize(categories, items)
+            points = points_table(rng.normal(size=(items, 2)), labels)
+            webgl_figure = map_figure(points, "category", "A")
+            svg_figure = go.Figure(webgl_figure)
+            svg_figure.data = []
+            for trace in webgl_figure.data:
+                svg_figure.add_trace(go.Scatter(trace.to_plotly_json() | {"type": "scatter"}))
+            webgl = min(page.evaluate(DRAW_JS, json.loads(webgl_figure.to_json())) for _ in range(3))
+            svg = min(page.evaluate(DRAW_JS, json.loads(svg_figure.to_json())) for _ in range(3))
+            row(f"browser draw: {items} items (WebGL vs SVG)", webgl, svg, "best of 3, headless Chromium")
+        browser.close()
 
 
 def _full_decode_thumbnail(path: Path) -> bytes:
