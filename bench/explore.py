@@ -83,7 +83,7 @@ def main() -> None:
                                                 customdata=points[["row"]])).to_json())
     webgl, payload = timed(lambda: map_figure(points, "category", "A").to_json())
     row("map: build + serialise (Scattergl)", webgl, svg, f"{len(payload) / 1e6:.1f} MB of JSON")
-    browser_draw_times(categories, args.dim)
+    browser_draw_times(categories)
 
     with tempfile.TemporaryDirectory() as folder:
         thumbnails, images = ThumbnailStore(folder), oasis(OASIS) if OASIS.is_dir() else None
@@ -134,7 +134,7 @@ DRAW_JS = """async (figure) => {
 }"""
 
 
-def browser_draw_times(categories: np.ndarray, dim: int) -> None:
+def browser_draw_times(categories: np.ndarray) -> None:
     """Seconds to draw the map in headless Chromium, WebGL against the same traces as SVG."""
     from core.export import find_chromium
     chromium = find_chromium()

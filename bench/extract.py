@@ -94,7 +94,7 @@ def time_cli_path(image_set, spec: str, batch_size: int) -> float:
 
 def time_app_path(image_set, spec: str, batch_size: int, num_workers: int | None = None) -> float:
     """Seconds from submit to done of the page's extraction job (views/ui/extraction.py `start_extraction`)."""
-    registry = JobRegistry(max_workers=1)  # as views/ui/resources.job_registry
+    registry = JobRegistry(max_workers=1)  # one job on its own thread, as the app runs an extraction
     with tempfile.TemporaryDirectory() as folder:
         store, encoder = FeatureStore(folder), describe(spec)
 

@@ -173,8 +173,8 @@ class JobRegistry:
     """Thread-pool job runner with per-job progress, results and cancellation.
 
     At most `max_workers` jobs run at once; later ones wait in a first-in-first-out queue. A job belongs to
-    the sessions (`owner`) that submitted it: submitting an active key again joins it (one job, one result)
-    and only its owners may cancel it."""
+    the sessions (`owner`) that submitted it: submitting an active key again joins it (one job, one result);
+    only its owners may cancel it, and it stops once every owner has."""
 
     def __init__(self, max_workers: int = 1):
         self.max_workers = max_workers
@@ -193,9 +193,10 @@ class JobRegistry:
         """
         with self._lock:
             existing = self._jobs.get(key)
-            if existing is not None and existing.state in ACTIVE:
+            if existing is not None and existing.state in ACTIVE and not existing.cancel_requested:
                 existing.owners.add(owner)
                 return self._snapshot(existing)
+            # A job being cancelled stops at its next report (its files are written atomically): a new one starts.
             self._submitted += 1
             job = self._jobs[key] = _Job(key, label, rate_key=rate_key, rates=rates, owners={owner},
                                          order=self._submitted)
@@ -211,23 +212,23 @@ class JobRegistry:
         with self._lock:
             return [self._snapshot(job) for job in self._jobs.values()]
 
-    def running(self) -> int:
-        """How many jobs hold a worker now."""
-        with self._lock:
-            return sum(job.state == "running" for job in self._jobs.values())
-
     def result(self, key: str) -> Any:
         with self._lock:
             job = self._jobs.get(key)
             return None if job is None else job.result
 
     def cancel(self, key: str, owner: str = "") -> bool:
-        """Ask the job to stop at its next progress report; only an owner may (returns whether it was asked)."""
+        """`owner` withdraws from the job (False if it is not an owner). The last owner to withdraw stops it: a
+        queued job at once, a running one at its next progress report; while other sessions wait for it, it runs on."""
         with self._lock:
             job = self._jobs.get(key)
-            if job is None or owner not in job.owners:
+            if job is None or owner not in job.owners or job.state not in ACTIVE:
                 return False
-            job.cancel_requested = True
+            job.owners.discard(owner)
+            if not job.owners:
+                job.cancel_requested = True
+                if job.state == "queued":
+                    job.state, job.finished_at = "cancelled", time.time()
             return True
 
     def forget(self, key: str) -> None:
@@ -255,7 +256,6 @@ class JobRegistry:
 
         with self._lock:
             if job.cancel_requested:  # cancelled while queued: never starts
-                job.state, job.finished_at = "cancelled", time.time()
                 return
             job.state, job.started_at = "running", time.time()
         try:

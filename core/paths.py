@@ -17,7 +17,8 @@ def private_folder(folder: str | Path) -> Path:
     reads the cache's features, results or uploads' derivatives."""
     folder = Path(folder)
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(folder, 0o700)
+    if folder.stat().st_uid == os.getuid():  # a cache someone else set up (a group's) keeps its permissions
+        os.chmod(folder, 0o700)
     return folder
 
 

@@ -1,5 +1,6 @@
 """Explore: the items on two linked 2-D maps (one per representation): click, box, lasso or search items, see an
 item's card and nearest neighbours, save a selection as a dataset, find the items two representations disagree on."""
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -102,7 +103,8 @@ if method in PARAMETERS:
                                          persist_state="session",
                                          help="t-SNE perplexity / UMAP n_neighbors: how many neighbours shape each "
                                               "point's place (capped below the number of items).")
-colour_options = [column for column in metadata.columns if column != "image_id"]
+# row, x and y name the map's own columns (item row, coordinates): a metadata column of that name cannot colour it.
+colour_options = [column for column in metadata.columns if column not in ("image_id", "row", "x", "y")]
 keep_valid("explore_colour", colour_options)
 colour = settings[2].selectbox("Colour by", colour_options, key="explore_colour", persist_state="session",
                                help="Any metadata column: a colour per value for labels (one colour per point, no "
@@ -154,8 +156,9 @@ for column, (name, label) in zip(map_columns, shown.items()):
     try:
         with st.spinner(f"{method} map of {label} …", show_time=True):
             xy = stored_map(resources.result_store(), sources[label].fingerprint, arrays[label], method, parameter)
-    except ValueError as error:
-        st.error(f"{label}: {error} Choose PCA or a smaller parameter.")
+    except (ValueError, RuntimeError, ArithmeticError, np.linalg.LinAlgError) as error:
+        advice = "Check the features (NaN or constant?)." if method == "PCA" else "Choose PCA or a smaller parameter."
+        st.error(f"{label}: the {method} map could not be computed ({error}). {advice}")
         st.stop()
     shown_rows = drawn["row"].to_numpy()
     points = drawn[["row", "image_id", colour]].assign(x=xy[shown_rows, 0], y=xy[shown_rows, 1])

@@ -2,6 +2,8 @@
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
+from core.data.datasets import DatasetError
+from core.data.roots import data_roots
 from views.ui import studies, study_openers
 from views.ui.sidebar import page_start
 
@@ -41,6 +43,12 @@ other = st.text_input("Another study file", key="studies_other_path", persist_st
                       help="A study file anywhere on this machine, shown below the ones found in studies/ and in your "
                            "studies folder. The app lists studies and opens their results; it never runs them: studies "
                            "run headless, with the command lines shown under each file.")
+if other.strip():
+    try:  # on a shared server a browser must not make the app read files outside the data roots
+        data_roots().check(other.strip(), "study file")
+    except DatasetError as error:
+        st.error(str(error))
+        other = ""
 for path in studies.study_files(other):
     with st.container(border=True):
         study = studies.study_or_error(path)

@@ -55,7 +55,12 @@ def nearest_neighbours(features: np.ndarray, k: int, queries: Sequence[int] | No
         rows = queries[start:start + BLOCK_ROWS]
         block = unit[rows] @ unit.T
         block[np.arange(len(rows)), rows] = -np.inf
-        candidates = np.argpartition(-block, k - 1, axis=1)[:, :k] if k < n - 1 else np.argsort(-block, axis=1)[:, :k]
+        candidates = np.argpartition(-block, k - 1, axis=1)[:, :k]
+        # argpartition picks arbitrarily among values tied with the k-th: rows with such ties sort in full.
+        kth = np.take_along_axis(block, candidates, axis=1).min(axis=1, keepdims=True)
+        tied = (block >= kth).sum(axis=1) > k
+        if tied.any():
+            candidates[tied] = np.argsort(-block[tied], axis=1, kind="stable")[:, :k]
         # Exact order among the candidates: similarity descending, then row ascending (deterministic ties).
         values = np.take_along_axis(block, candidates, axis=1)
         order = np.lexsort((candidates, -values), axis=1)

@@ -37,6 +37,7 @@ THINGS_OPTIONS = ("unique_ids", "embedding", "categories")
 EMBEDDINGS_OPTIONS = ("categories", "ids")
 DEFAULT_CATEGORY = "all"
 FINGERPRINT_CHARS = 16
+SELECTIONS_FOLDER = "selections"  # under the cache: item selections saved as manifests (core.data.selections)
 SPEC_FORMS = ("demo", "oasis:<root>", "things:<root>", "folder:<root>", "manifest:<csv>",
               "embeddings:<folder | file1,file2,...>")
 
@@ -255,7 +256,8 @@ def load_dataset(spec: str, cache_dir: str | Path, roots: DataRoots | None = Non
     if not argument:
         raise DatasetError(f"dataset spec {spec!r} names no path; write it as {kind}:<path>.")
     if kind in loaders:
-        (roots.check if kind == "manifest" else roots.check_tree)(argument, f"{kind} path")
+        if not (kind == "manifest" and _saved_selection(argument, cache_dir)):  # its rows are still checked
+            (roots.check if kind == "manifest" else roots.check_tree)(argument, f"{kind} path")
         return _confined(loaders[kind](argument), roots)
     loader, label, allowed = with_options[kind]
     root, *options = argument.split("|")
@@ -272,6 +274,14 @@ def load_dataset(spec: str, cache_dir: str | Path, roots: DataRoots | None = Non
     for key, value in keywords.items():
         roots.check(value, f"{label} {key} file")
     return _confined(loader(root.strip(), **keywords), roots)
+
+
+def _saved_selection(path: str, cache_dir: str | Path) -> bool:
+    """A manifest the Explore page saved into the cache (`<cache>/selections/`, no symlink): it opens on a
+    confined server too, since every row it lists is checked against the roots like any manifest's."""
+    folder = (Path(cache_dir) / SELECTIONS_FOLDER).resolve()
+    candidate = Path(path).expanduser()
+    return not candidate.is_symlink() and candidate.resolve().parent == folder
 
 
 def _confined(image_set: ImageSet, roots: DataRoots) -> ImageSet:
@@ -339,6 +349,8 @@ def _read_oasis(folder: Path) -> tuple[tuple[Path, ...], pd.DataFrame]:
     image_dir = folder / "images"
     if not image_dir.is_dir():
         raise DatasetError(f"{image_dir} not found; OASIS images must sit in images/<Theme>.jpg next to {OASIS_CSV}.")
+    for row, theme in enumerate(themes):
+        _plain_name(theme, f"{csv_file.name} line {row + 2}: Theme")
     paths = tuple(image_dir / f"{theme}.jpg" for theme in themes)
     require_files(paths, [f"Theme {theme!r} (line {row + 2})" for row, theme in enumerate(themes)], csv_file.name,
                    "restore the files or remove those rows")
@@ -373,7 +385,7 @@ def _first_image_per_concept(image_root: Path, concept_ids: list[str]) -> tuple[
     """(N,) first image file (sorted by name) inside image_root/<concept id>/ for every concept."""
     first_files = {}
     for concept in concept_ids:
-        folder = image_root / concept
+        folder = image_root / _plain_name(concept, "THINGS concept id")
         files = sorted(path for path in folder.iterdir() if path.suffix.lower() in IMAGE_EXTENSIONS
                        and not path.name.startswith(".")) if folder.is_dir() else []
         first_files[concept] = files[0] if files else None
@@ -382,6 +394,13 @@ def _first_image_per_concept(image_root: Path, concept_ids: list[str]) -> tuple[
         raise DatasetError(f"{len(missing)} concept(s) have no image folder (or an empty one) under {image_root}: "
                            f"{listing(missing)}; add <concept>/<image>.jpg or drop the ids from the unique-id list.")
     return tuple(first_files[concept] for concept in concept_ids)
+
+
+def _plain_name(name: str, what: str) -> str:
+    """A file or folder name from a table, refused when it would leave its folder (`..`, a separator)."""
+    if name in ("", ".", "..") or "/" in name or "\\" in name:
+        raise DatasetError(f"{what} {name!r} is not a plain file name (no '/', '\\' or '..'); fix the table.")
+    return name
 
 
 def per_class_subset(image_set: ImageSet, images_per_class: int | None, seed: int = 0) -> np.ndarray:

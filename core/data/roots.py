@@ -3,7 +3,9 @@
 Set `REPSCOPE_DATA_ROOTS` (folders separated by `:`), or `data_roots = [...]` in `repscope.toml` beside app.py
 or in `.streamlit/secrets.toml`. With roots set, every dataset path, manifest row, embedding or category file
 and `file:` weight path must resolve (after `..` and symlinks) inside one of them, and is refused before it is
-opened otherwise. Without roots, every path is allowed (a single user on localhost).
+opened otherwise. Without roots, every path is allowed (a single user on localhost). The roots are read each time a dataset or weight
+file is opened, so a change applies at once. A symlink swapped between the check and the open by someone who can
+write inside a root is outside this guard (README: Serving to a group).
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ class DataRoots:
 
     @property
     def confined(self) -> bool:
+        """Whether any root is set (else every path is allowed)."""
         return bool(self.folders)
 
     def check(self, path: str | Path, what: str = "path") -> Path:
@@ -57,10 +60,12 @@ class DataRoots:
         return resolved
 
     def check_all(self, paths: Iterable[str | Path], what: str) -> None:
+        """`check` each path."""
         for path in paths:
             self.check(path, what)
 
     def listing(self) -> str:
+        """The roots, comma-separated, for messages."""
         return ", ".join(str(folder) for folder in self.folders) or "(none: unconfined)"
 
 
@@ -86,8 +91,10 @@ def _configured(path: Path) -> list[str]:
         return []
     except (OSError, tomllib.TOMLDecodeError) as error:
         raise DatasetError(f"cannot read {path} ({error}); fix its TOML or remove it.") from error
-    value = config.get(ROOTS_KEY, config.get("repscope", {}).get(ROOTS_KEY, []))
-    folders = value.split(os.pathsep) if isinstance(value, str) else list(value)
-    if not all(isinstance(folder, str) for folder in folders):
-        raise DatasetError(f"{path}: {ROOTS_KEY} must be a list of folder paths; got {value!r}.")
+    section = config.get("repscope", {})
+    value = config.get(ROOTS_KEY, section.get(ROOTS_KEY, []) if isinstance(section, dict) else [])
+    folders = value.split(os.pathsep) if isinstance(value, str) else value
+    if not isinstance(folders, list) or not all(isinstance(folder, str) for folder in folders):
+        raise DatasetError(f"{path}: {ROOTS_KEY} must be a list of folder paths, e.g. {ROOTS_KEY} = [\"/data\"]; "
+                           f"got {value!r}.")
     return [folder for folder in folders if folder.strip()]

@@ -1,16 +1,17 @@
 """A selection of items saved as a manifest CSV that the sidebar opens as a dataset of its own."""
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
 
-from core.data.datasets import ImageSet
+from core.data.datasets import SELECTIONS_FOLDER, ImageSet
 from core.paths import atomic_write
 
-SELECTIONS_FOLDER = "selections"
+__all__ = ["SELECTIONS_FOLDER", "save_selection", "selection_manifest"]
 
 
 def selection_manifest(image_set: ImageSet, rows: Sequence[int]) -> pd.DataFrame:
@@ -27,9 +28,14 @@ def selection_manifest(image_set: ImageSet, rows: Sequence[int]) -> pd.DataFrame
 
 
 def save_selection(table: pd.DataFrame, folder: str | Path, name: str) -> Path:
-    """Write a manifest table to `<folder>/<safe name>.csv` atomically; returns its path (for `manifest:<path>`)."""
+    """Write a manifest table to `<folder>/<safe name>.csv` atomically; returns its path (for `manifest:<path>`).
+
+    A different selection already saved under the name (another user on a shared server) is kept: this one gets
+    the name plus a digest of its content."""
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "selection"
-    target = Path(folder) / f"{stem}.csv"
     text = table.to_csv(index=False)
+    target = Path(folder) / f"{stem}.csv"
+    if target.is_file() and target.read_text() != text:
+        target = Path(folder) / f"{stem}_{hashlib.sha256(text.encode()).hexdigest()[:8]}.csv"
     atomic_write(target, lambda temporary: temporary.write_text(text))
     return target

@@ -20,7 +20,8 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from core.data.roots import OutsideRootsError, data_roots
+from core.data.roots import data_roots
+from core.data.tables import DatasetError
 from core.encoders import backbones, specs
 from core.encoders.specs import FINAL_LAYER, EncoderSpec, EncoderSpecError, WeightsUnavailable, flat_dim, parse_spec
 
@@ -208,7 +209,7 @@ def _weight_path(spec: EncoderSpec) -> Path:
     """The spec's weight file, resolved; EncoderSpecError before it is opened when it lies outside the data roots."""
     try:
         return data_roots().check(spec.weight_file, "weight file")
-    except OutsideRootsError as error:
+    except DatasetError as error:  # outside the roots, or a malformed roots setting
         raise EncoderSpecError(str(error)) from error
 
 

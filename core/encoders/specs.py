@@ -15,6 +15,8 @@ Parsing needs no model library; `core.encoders.registry` turns a spec into an En
 """
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 
 SPEC_PREFIXES = ("open_clip", "timm", "bundled", "untrained", "pixels", "file", "lab")
@@ -84,6 +86,9 @@ def parse_spec(spec: str) -> EncoderSpec:
     if source == "timm":
         return EncoderSpec("timm", "timm", rest)
     if source == "lab":
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", rest) or set(rest) == {"."}:
+            raise EncoderSpecError(f"lab spec names an Objective lab run id (letters, digits, _ . -), e.g. "
+                                   f"lab:a1b2c3d4e5f6; got {spec!r}.")
         return EncoderSpec("lab", "timm", rest)
     if source == "bundled":
         if rest not in BUNDLED:

@@ -55,7 +55,6 @@ def test_a_server_bound_beyond_localhost_without_data_roots_warns(address, roots
     from streamlit import config
 
     monkeypatch.setenv("REPSCOPE_DATA_ROOTS", roots)
-    resources.server_data_roots.clear()  # read once per process: this test changes it
     previous = config.get_option("server.address")
     config.set_option("server.address", address)
     try:
@@ -66,4 +65,3 @@ def test_a_server_bound_beyond_localhost_without_data_roots_warns(address, roots
         assert bool(banners) == warned
     finally:
         config.set_option("server.address", previous)
-        resources.server_data_roots.clear()

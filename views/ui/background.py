@@ -119,8 +119,7 @@ def _progress_rows(session_key: str, unit: str, cancel_help: str | None,
         row[0].progress(job.fraction, text=text)
         mine = owner in job.owners
         row[1].button("Cancel", key=f"cancel_{job.key}", on_click=registry.cancel, args=(job.key, owner),
-                      disabled=not mine,
-                      help=cancel_help if mine else "Started from another session: only that session can cancel it.")
+                      disabled=not mine, help=cancel_help if mine else "Other sessions wait for this job: only they can cancel it.")
     if jobs and all(job.state not in ACTIVE for job in jobs):
         if on_end is not None:
             on_end(jobs)

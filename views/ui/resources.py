@@ -7,7 +7,6 @@ import streamlit as st
 import torch
 
 from core.data import datasets, image_check
-from core.data.roots import DataRoots, data_roots
 from core.encoders.registry import UNUSABLE, EncoderInfo, availability, describe, describe_version
 from core.features.extract import FeatureSet, cached_features
 from core.features.results import ResultStore
@@ -41,16 +40,10 @@ def check_registry() -> JobRegistry:
     return JobRegistry(max_workers=1)
 
 
-@st.cache_resource
-def server_data_roots() -> DataRoots:
-    """The folders browsers may make this server read (read once per process: a restart applies a change)."""
-    return data_roots()
-
-
 @st.cache_resource(max_entries=8, show_spinner="Loading dataset…")
 def image_set(spec: str) -> datasets.ImageSet:
     """The ImageSet of a dataset spec such as `demo` or `oasis:/data/oasis` (DatasetError propagates)."""
-    return datasets.load_dataset(spec, cache_root(), server_data_roots())
+    return datasets.load_dataset(spec, cache_root())  # confined to the data roots (core.data.roots) when set
 
 
 @st.cache_data(max_entries=16, show_spinner="Checking the images…")

@@ -16,9 +16,9 @@ import torch
 
 from core.data.datasets import DatasetError, ImageSet
 from core.data.image_check import check_images, image_problems_message
+from core.data.roots import ROOTS_VARIABLE, data_roots
 from core.encoders.catalogue import CATALOGUE, CATALOGUE_BY_SPEC, PARADIGM_HELP, PARADIGMS, entries_of
 from core.encoders.specs import DEFAULT_DIM, FLAT, MAX_DIM, MIN_DIM, POOLINGS, SPEC_HELP, EncoderSpecError, parse_spec
-from core.data.roots import ROOTS_VARIABLE
 from core.jobs import ACTIVE
 from views.ui import resources
 
@@ -91,10 +91,15 @@ def render_sidebar() -> Selection:
 def _unconfined_warning() -> None:
     """A banner when the server listens beyond this machine while any path typed here can be read."""
     address = (st.get_option("server.address") or "").strip()
-    if address not in LOOPBACK and not resources.server_data_roots().confined:
-        st.warning(f"This server listens on {address or 'every network interface'}, so anyone who reaches it can make it read any file it can "
-                   f"(dataset paths, manifests, weight files). Set {ROOTS_VARIABLE} to the data folders (see the "
-                   "README, Serving to a group) and restart.", icon="⚠️")
+    try:
+        confined = data_roots().confined
+    except DatasetError as error:  # a malformed repscope.toml / secrets.toml: say so on every page
+        st.error(str(error))
+        return
+    if address not in LOOPBACK and not confined:
+        st.warning(f"This server listens on {address or 'every network interface'}, so anyone who reaches it can "
+                   "make it read any file it can (dataset paths, manifests, weight files). Set "
+                   f"{ROOTS_VARIABLE} to the data folders (README: Serving to a group) and restart.", icon="⚠️")
 
 
 def set_choice(name: str, value: Any) -> None:

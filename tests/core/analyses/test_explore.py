@@ -127,3 +127,10 @@ def test_tied_dissimilarities_get_average_ranks_like_spearman():
     for item in (0, 31, 59):
         others = np.arange(60) != item
         assert rho[item] == pytest.approx(spearmanr(full_a[item, others], full_b[item, others])[0], abs=1e-10)
+
+
+def test_tied_neighbours_are_the_lowest_rows():
+    features = np.ones((2000, 3))  # every item is equally similar to every other
+    features[7] = 0.0  # and an all-zero item: cosine 0 to everything
+    found = nearest_neighbours(features, k=5, queries=[0, 7, 1999])
+    assert found.indices.tolist() == [[1, 2, 3, 4, 5], [0, 1, 2, 3, 4], [0, 1, 2, 3, 4]]

@@ -95,3 +95,32 @@ def test_a_weight_file_outside_the_roots_is_refused(layout, monkeypatch, nothing
     monkeypatch.setenv(ROOTS_VARIABLE, str(root))
     with pytest.raises(EncoderSpecError, match="weight file .* outside the data roots"):
         describe(f"file:timm:resnet18@{outside / 'w.pt'}")
+
+
+def test_a_theme_or_concept_id_that_leaves_its_folder_is_refused(tmp_path, layout, nothing_outside_is_opened):
+    _, outside = layout
+    oasis = tmp_path / "root" / "oasis"
+    (oasis / "images").mkdir(parents=True)
+    (oasis / "OASIS.csv").write_text("Theme,Category,Valence_mean,Arousal_mean\n"
+                                     f"../../../outside/images/dogs/secret,Animal,4,4\n")
+    with pytest.raises(datasets.DatasetError, match="line 2: Theme .* not a plain file name"):
+        datasets.load_dataset(f"oasis:{oasis}", "unused", DataRoots(((tmp_path / "root").resolve(),)))
+
+
+def test_a_saved_selection_opens_under_the_roots_and_its_rows_are_checked(layout, tmp_path):
+    root, outside = layout
+    selections = tmp_path / "cache" / "selections"
+    selections.mkdir(parents=True)
+    (selections / "mine.csv").write_text(f"path,category\n{root}/images/cats/a.jpg,cat\n")
+    (selections / "theirs.csv").write_text(f"path,category\n{outside}/images/dogs/secret.jpg,dog\n")
+    roots = DataRoots((root.resolve(),))
+    assert len(datasets.load_dataset(f"manifest:{selections / 'mine.csv'}", tmp_path / "cache", roots)) == 1
+    with pytest.raises(OutsideRootsError, match="theirs.csv line 2"):
+        datasets.load_dataset(f"manifest:{selections / 'theirs.csv'}", tmp_path / "cache", roots)
+
+
+def test_a_malformed_roots_setting_is_a_clear_error(tmp_path):
+    config = tmp_path / "repscope.toml"
+    config.write_text("data_roots = 5\n")
+    with pytest.raises(datasets.DatasetError, match="must be a list of folder paths"):
+        data_roots({}, [config])

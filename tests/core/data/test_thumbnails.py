@@ -57,3 +57,11 @@ def test_a_saved_selection_opens_as_a_manifest_dataset(folder_set, tmp_path):
     assert [p.resolve() for p in reopened.paths] == [folder_set.paths[row].resolve() for row in (4, 0, 2)]
     with pytest.raises(ValueError, match="empty"):
         selection_manifest(folder_set, [])
+
+
+def test_a_different_selection_saved_under_the_same_name_does_not_overwrite(folder_set, tmp_path):
+    first = save_selection(selection_manifest(folder_set, [0]), tmp_path, "picks")
+    again = save_selection(selection_manifest(folder_set, [0]), tmp_path, "picks")
+    other = save_selection(selection_manifest(folder_set, [1, 2]), tmp_path, "picks")
+    assert first == again and other != first and other.name.startswith("picks_")
+    assert len(datasets.manifest(first)) == 1 and len(datasets.manifest(other)) == 2
