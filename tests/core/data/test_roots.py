@@ -102,7 +102,7 @@ def test_a_theme_or_concept_id_that_leaves_its_folder_is_refused(tmp_path, layou
     oasis = tmp_path / "root" / "oasis"
     (oasis / "images").mkdir(parents=True)
     (oasis / "OASIS.csv").write_text("Theme,Category,Valence_mean,Arousal_mean\n"
-                                     f"../../../outside/images/dogs/secret,Animal,4,4\n")
+                                     "../../../outside/images/dogs/secret,Animal,4,4\n")
     with pytest.raises(datasets.DatasetError, match="line 2: Theme .* not a plain file name"):
         datasets.load_dataset(f"oasis:{oasis}", "unused", DataRoots(((tmp_path / "root").resolve(),)))
 
