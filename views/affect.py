@@ -148,10 +148,7 @@ clicked = selected_rows(figure_block(
         "errors of images whose *true* rating falls in each cell of an 8×8 grid. Arrows converging on the "
         "middle = shrinkage toward the mean; arrows converging elsewhere = attractor regions. The CSV holds "
         "every image's true and predicted ratings. Click a dot: the image, its true and predicted ratings, and its "
-        "nearest images in each encoder's features.")))
-# Panels hold every item in the dataset's order, so a dot's row is the dataset row; a click kept from another
-# dataset (the chart's selection survives reruns) can lie outside it.
-clicked = [row for row in clicked if row < len(image_set.metadata)]
+        "nearest images in each encoder's features.")), len(image_set))  # panels hold every item in dataset order
 if clicked:
     item_panel(image_set, clicked[0], {label: feature_set.features for label, feature_set in feature_sets.items()},
                predicted={panel.label: panel.y_pred[clicked[0]] for panel in analysis.panels})

@@ -72,7 +72,7 @@ def clear_selection() -> None:
 # reset cannot trigger another change, and reruns settle after one pass.
 seen = st.session_state.setdefault(SEEN, {})
 for name, key in MAP_KEYS.items():
-    rows = selected_rows(st.session_state.get(key))
+    rows = selected_rows(st.session_state.get(key), len(metadata))
     if rows and rows != seen.get(name):
         activate(rows, f"map {name}")
     seen[name] = rows

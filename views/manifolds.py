@@ -172,10 +172,8 @@ for tab, (name, result) in zip(tabs, results.items()):
                 "to feature-space distance between each point and its nearest map neighbour (a map "
                 "distorts distances, so read circles as relative sizes). Hover: image, radius, "
                 "neighbours (other images within 0.99 · r_s · (ρ_i + ρ_j)). Click a dot: the image, and its "
-                "nearest images by the centroids of each encoder · layer (raw features, mean over views).")))
-        # Rows of per_image are the subset's rows (neighbours among its images); a click kept from a larger
-        # subset (the chart's selection survives reruns) can lie outside it.
-        clicked = [row for row in clicked if row < len(subset.metadata)]
+                "nearest images by the centroids of each encoder · layer (raw features, mean over views).")),
+            len(subset))  # per_image rows are the subset's rows
         if clicked:
             item_panel(subset, clicked[0], {layer.label: views_by_layer[layer].mean(axis=1) for layer in selected})
         figure_block(class_distance_figure(result.class_names, result.class_distances, name), None,

@@ -7,10 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,13 +14,7 @@ import pytest
 
 from core.encoders.registry import describe
 from core.export import find_chromium
-from tests.paths import REPO_ROOT as ROOT
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from tests.browser.server import served
 
 
 @pytest.fixture(scope="module")
@@ -36,26 +26,8 @@ def served_app(isolated_cache):
     image_set = demo(isolated_cache)  # the analysis pages need the default encoders' features
     for spec in ("bundled:efficientnet_lite0", "pixels:32"):
         extract(image_set, describe(spec), "all", FeatureStore(isolated_cache / "features"))
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env={**os.environ, "REPSCOPE_CACHE": str(isolated_cache)},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.3)
-    yield f"http://127.0.0.1:{port}"
-    server.terminate()
-    try:
-        server.wait(15)
-    except subprocess.TimeoutExpired:  # still busy with a rerun: stop it hard
-        server.kill()
-        server.wait(15)
+    with served(isolated_cache) as url:
+        yield url
 
 
 def screenshot_page(base_url: str, path: str, title: str, last_element: str, shot: Path, height: int,

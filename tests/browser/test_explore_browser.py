@@ -3,11 +3,6 @@ with k neighbour thumbnails per representation. What AppTest cannot do: plotly's
 from __future__ import annotations
 
 import io
-import os
-import socket
-import subprocess
-import sys
-import time
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +14,7 @@ import pytest
 from core.data.datasets import demo
 from core.encoders.registry import describe
 from core.export import find_chromium
-from tests.browser.test_browser import free_port
-from tests.paths import REPO_ROOT as ROOT
+from tests.browser.server import served
 
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 K = 10  # the page's default k neighbours
@@ -50,26 +44,8 @@ def explore_app(isolated_cache):
     from core.features.store import FeatureStore
 
     extract(demo(isolated_cache), describe("pixels:32"), ["final"], FeatureStore(isolated_cache / "features"))
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env={**os.environ, "REPSCOPE_CACHE": str(isolated_cache)},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.3)
-    yield ServedApp(f"http://127.0.0.1:{port}", isolated_cache)
-    server.terminate()
-    try:
-        server.wait(15)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait(15)
+    with served(isolated_cache) as url:
+        yield ServedApp(url, isolated_cache)
 
 
 def settle(page) -> None:

@@ -3,18 +3,12 @@ one under it is read."""
 from __future__ import annotations
 
 import io
-import os
-import socket
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
 
 from core.export import find_chromium
-from tests.browser.test_browser import free_port
-from tests.paths import REPO_ROOT as ROOT
+from tests.browser.server import served
 
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 
@@ -22,27 +16,8 @@ IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 @pytest.fixture(scope="module")
 def capped_app(isolated_cache):
     """The app with uploads capped at 1 MB (the repository's config says 200)."""
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-         "--server.maxUploadSize", "1"],
-        cwd=ROOT, env={**os.environ, "REPSCOPE_CACHE": str(isolated_cache)},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.3)
-    yield f"http://127.0.0.1:{port}"
-    server.terminate()
-    try:
-        server.wait(15)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait(15)
+    with served(isolated_cache, "--server.maxUploadSize", "1") as url:
+        yield url
 
 
 def npy(rows: int, columns: int) -> bytes:

@@ -46,7 +46,7 @@ def follow_click(event: Any, n_items: int) -> None:
     """A new click on the plan picks its source item in the select box; a later pick in the box then stands
     until the next click (the same selection event arrives on every rerun, also after the dataset changed: a row
     outside this one's items is ignored)."""
-    clicked = [row for row in selected_rows(event) if row < n_items]
+    clicked = selected_rows(event, n_items)
     if clicked and clicked[0] != st.session_state.get(LAST_CLICK_KEY):
         st.session_state[SOURCE_KEY] = clicked[0]
     st.session_state[LAST_CLICK_KEY] = clicked[0] if clicked else None

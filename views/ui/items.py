@@ -37,8 +37,11 @@ def thumbnail_urls(image_set: ImageSet, rows) -> list[str | None]:
     return [data_url(thumbnail(image_set, int(row))) for row in rows]
 
 
-def selected_rows(event: Any) -> list[int]:
-    """The item rows (customdata[0]) of the points a Streamlit plotly selection event holds, in event order."""
+def selected_rows(event: Any, n_items: int | None = None) -> list[int]:
+    """The item rows (customdata[0]) of the points a Streamlit plotly selection event holds, in event order.
+
+    With `n_items`, rows outside 0..n_items-1 are dropped: a chart's selection survives reruns, so a click made
+    on another dataset or subset can arrive with rows this one does not have."""
     selection = (event or {}).get("selection") or {}
     rows = []
     for point in selection.get("points") or ():
@@ -52,7 +55,7 @@ def selected_rows(event: Any) -> list[int]:
             rows.append(int(value))
         except (TypeError, ValueError):
             continue
-    return list(dict.fromkeys(rows))
+    return [row for row in dict.fromkeys(rows) if n_items is None or 0 <= row < n_items]
 
 
 def item_options(image_set: ImageSet) -> dict[int, str]:
