@@ -45,3 +45,25 @@ def served(cache: Path, *options: str) -> Iterator[str]:
         except subprocess.TimeoutExpired:  # still busy with a rerun: stop it hard
             server.kill()
             server.wait(15)
+
+
+@contextmanager
+def browser_page(url: str, height: int, **options):
+    """A headless Chromium tab (1500 px wide) opened on `url`; skips the test where Chromium or Playwright is
+    missing. `options` go to `new_page` (e.g. accept_downloads=True)."""
+    import pytest
+
+    from core.export import find_chromium
+
+    chromium = find_chromium()
+    if chromium is None:
+        pytest.skip("Chromium not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1500, "height": height}, **options)
+        page.goto(url)
+        try:
+            yield page
+        finally:
+            browser.close()

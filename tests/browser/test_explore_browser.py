@@ -13,8 +13,7 @@ import pytest
 
 from core.data.datasets import demo
 from core.encoders.registry import describe
-from core.export import find_chromium
-from tests.browser.server import served
+from tests.browser.server import browser_page, served
 
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 K = 10  # the page's default k neighbours
@@ -70,14 +69,7 @@ def clear_edge(positions: pd.Series, near: float, outward: int, margin: float = 
 
 @pytest.mark.slow
 def test_a_box_lists_exactly_its_items_and_a_click_opens_the_card(explore_app, tmp_path) -> None:
-    chromium = find_chromium()
-    if chromium is None:
-        pytest.skip("Chromium not installed (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page(viewport={"width": 1500, "height": 2400}, accept_downloads=True)
-        page.goto(f"{explore_app.url}/explore")
+    with browser_page(f"{explore_app.url}/explore", 2400, accept_downloads=True) as page:
         page.wait_for_selector("h1:has-text('Explore')", timeout=180_000)
         page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 2", timeout=120_000)
         settle(page)
@@ -127,4 +119,3 @@ def test_a_box_lists_exactly_its_items_and_a_click_opens_the_card(explore_app, t
         assert page.locator("[data-testid='stImage']").first.inner_text().strip() == item_id
         assert page.locator("[data-testid='stException']").count() == 0
         page.screenshot(path=str(tmp_path / "explore.png"))
-        browser.close()

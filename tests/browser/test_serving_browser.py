@@ -7,8 +7,7 @@ import io
 import numpy as np
 import pytest
 
-from core.export import find_chromium
-from tests.browser.server import served
+from tests.browser.server import browser_page, served
 
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 
@@ -28,14 +27,7 @@ def npy(rows: int, columns: int) -> bytes:
 
 @pytest.mark.slow
 def test_an_upload_over_the_cap_is_refused_and_one_under_it_is_read(capped_app) -> None:
-    chromium = find_chromium()
-    if chromium is None:
-        pytest.skip("Chromium not installed (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page(viewport={"width": 1500, "height": 1600})
-        page.goto(f"{capped_app}/similarity")
+    with browser_page(f"{capped_app}/similarity", 1600) as page:
         page.wait_for_selector("h1:has-text('Similarity')", timeout=180_000)
         page.wait_for_selector(IDLE, timeout=180_000)
         upload = page.locator("[data-testid='stFileUploader'] input[type='file']")
@@ -49,4 +41,3 @@ def test_an_upload_over_the_cap_is_refused_and_one_under_it_is_read(capped_app) 
         upload.set_input_files(files=[{"name": "small.npy", "mimeType": "application/octet-stream", "buffer": small}])
         page.get_by_text("upload · small.npy").first.wait_for(timeout=60_000)
         assert page.locator("[data-testid='stException']").count() == 0
-        browser.close()
