@@ -112,8 +112,9 @@ def test_real_resnet_and_vgg_disagree_most_where_their_neighbours_differ(shared_
     agreement = item_agreement(resnet, vgg, k=10)
     matrix = compare({"resnet": resnet}, {"vgg": vgg}, measures=("mutual_knn",), settings=SimilaritySettings(k=10))
     assert agreement["knn_overlap"].mean() == pytest.approx(matrix.value("mutual_knn", "resnet", "vgg"), abs=1e-12)
-    # Two ImageNet CNNs share most of their geometry, item by item, far above shuffled items (ρ ≈ 0).
-    assert agreement["rdm_row_spearman"].median() > 0.4
+    # Two ImageNet CNNs share most of their geometry, item by item (measured: median ρ 0.887, mean overlap 0.481),
+    # far above shuffled items (ρ ≈ 0) and chance overlap k / (N − 1) = 0.010.
+    assert agreement["rdm_row_spearman"].median() > 0.8 and agreement["knn_overlap"].mean() > 0.4
     worst, best = agreement.nsmallest(100, "disagreement_rank"), agreement.nlargest(100, "disagreement_rank")
     assert worst["knn_overlap"].mean() < best["knn_overlap"].mean()
 
