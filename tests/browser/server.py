@@ -67,3 +67,38 @@ def browser_page(url: str, height: int, **options):
             yield page
         finally:
             browser.close()
+
+
+ITEM_POINTS_JS = """([title, limit]) => {
+    const plot = Array.from(document.querySelectorAll(".js-plotly-plot"))
+        .find((candidate) => (candidate._fullLayout.title.text || "").includes(title));
+    if (!plot) return [];
+    const layout = plot._fullLayout, box = plot.getBoundingClientRect(), points = [];
+    for (const trace of plot._fullData) {
+        if (!trace.customdata || !trace.x) continue;
+        const xaxis = layout[trace.xaxis.replace("x", "xaxis")], yaxis = layout[trace.yaxis.replace("y", "yaxis")];
+        for (let i = 0; i < trace.x.length && points.length < limit; i++) {
+            points.push([trace.customdata[i][0], box.x + xaxis._offset + xaxis.l2p(trace.x[i]),
+                         box.y + yaxis._offset + yaxis.l2p(trace.y[i])]);
+        }
+    }
+    return points;
+}"""
+
+
+def click_an_item(page, chart_title: str) -> int:
+    """Click the clickable point (customdata[0] = item row) of the chart titled `chart_title` that lies farthest
+    from the others, so that nothing else is under the pointer; wait for the rerun; return the item's row."""
+    import numpy as np
+
+    points = page.evaluate(ITEM_POINTS_JS, [chart_title, 2000])
+    assert points, f"no clickable points in the chart titled {chart_title!r}"
+    xy = np.array([[x, y] for _, x, y in points])
+    gaps = np.sort(np.linalg.norm(xy[:, None] - xy[None], axis=2), axis=1)[:, 1]
+    row, x, y = points[int(np.argmax(gaps))]
+    page.mouse.move(x, y)
+    page.wait_for_timeout(500)
+    page.mouse.click(x, y)
+    page.wait_for_timeout(1500)
+    page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=180_000)
+    return int(row)

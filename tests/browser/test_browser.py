@@ -14,7 +14,7 @@ import pytest
 
 from core.encoders.registry import describe
 from core.export import find_chromium
-from tests.browser.server import served
+from tests.browser.server import click_an_item, served
 
 
 @pytest.fixture(scope="module")
@@ -84,10 +84,28 @@ def screenshot_page(base_url: str, path: str, title: str, last_element: str, sho
     return drawn
 
 
+def _a_click_opens_the_card(chart_title: str, images: int, image_ids=None):
+    """An `inspect` for screenshot_page: a click on a point of the chart opens the item's card with `images`
+    images (the item and its neighbours per representation), captioned with the item's id when `image_ids`."""
+    def inspect(page) -> None:
+        row = click_an_item(page, chart_title)
+        page.wait_for_function(f"document.querySelectorAll(\"[data-testid='stImage']\").length >= {images}",
+                               timeout=60_000)
+        assert page.locator("[data-testid='stImage']").count() == images
+        if image_ids is not None:
+            assert page.locator("[data-testid='stImage']").first.inner_text().strip() == image_ids[row]
+        assert page.locator("[data-testid='stException']").count() == 0
+    return inspect
+
+
 @pytest.mark.slow  # first on purpose: opens a deep link on the fresh server (see the navigation check)
-def test_affect_page_renders_in_chromium(served_app, tmp_path) -> None:
+def test_affect_page_renders_in_chromium(served_app, isolated_cache, tmp_path) -> None:
+    from core.data.datasets import demo
+
+    ids = demo(isolated_cache).metadata["image_id"].tolist()
+    # A click on a prediction: the image, then its 6 nearest in each of the two default encoders.
     charts = screenshot_page(served_app, "affect", "Affect", "text=5 · Error geometry", tmp_path / "affect.png", 4200,
-                             charts=4)
+                             charts=4, inspect=_a_click_opens_the_card("Prediction errors", 1 + 2 * 6, ids))
     assert charts == 4
 
 
@@ -139,7 +157,8 @@ def test_similarity_page_computes_in_chromium(served_app, tmp_path) -> None:
 def test_manifolds_page_renders_in_chromium(served_app, tmp_path) -> None:
     charts = screenshot_page(served_app, "manifolds", "Manifolds", "text=Metrics", tmp_path / "manifolds.png", 4200,
                              click="Extract views", charts=2 * 2 + 4,
-                             fill={"Images per class": "8", "Views per image (m)": "4"})
+                             fill={"Images per class": "8", "Views per image (m)": "4"},
+                             inspect=_a_click_opens_the_card("Sub-manifold centroids", 1 + 2 * 6))
     assert charts == 2 * 2 + 4
 
 
