@@ -137,10 +137,17 @@ def _demo_alignment_is_the_known_answer(page) -> None:
 
 
 @pytest.mark.slow
-def test_alignment_page_renders_in_chromium(served_app, tmp_path) -> None:
+def test_alignment_page_renders_in_chromium(served_app, isolated_cache, tmp_path) -> None:
+    from core.data.datasets import demo
+
+    ids = demo(isolated_cache).metadata["image_id"].tolist()
+    card = _a_click_opens_the_card("Selected transport plan", 1 + 2 * 6, ids)  # the drill-down's source item
+
+    def inspect(page) -> None:
+        _demo_alignment_is_the_known_answer(page)
+        card(page)
     charts = screenshot_page(served_app, "alignment", "Alignment", "text=RSA vs GWOT across targets",
-                             tmp_path / "alignment.png", 3600, click="Run alignment", charts=6,
-                             inspect=_demo_alignment_is_the_known_answer)
+                             tmp_path / "alignment.png", 3600, click="Run alignment", charts=6, inspect=inspect)
     assert charts == 6  # with the drill-down's category confusion
 
 
