@@ -23,8 +23,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from core.data.demo import REFERENCE_FILE, ensure_demo
 from core.data.embeddings import Reference, load_embedding, read_representations, things_categories
 from core.data.roots import DataRoots, data_roots
-from core.data.tables import (DatasetError, absolute, existing_folder, listing, numeric, read_table, read_text,
-                              require_columns, require_files, require_filled)
+from core.data.tables import (DatasetError, absolute, existing_folder, listing, numeric, plain_name, read_table,
+                              read_text, require_columns, require_files, require_filled)
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 CORE_COLUMNS = ("image_id", "category", "group")
@@ -350,7 +350,7 @@ def _read_oasis(folder: Path) -> tuple[tuple[Path, ...], pd.DataFrame]:
     if not image_dir.is_dir():
         raise DatasetError(f"{image_dir} not found; OASIS images must sit in images/<Theme>.jpg next to {OASIS_CSV}.")
     for row, theme in enumerate(themes):
-        _plain_name(theme, f"{csv_file.name} line {row + 2}: Theme")
+        plain_name(theme, f"{csv_file.name} line {row + 2}: Theme")
     paths = tuple(image_dir / f"{theme}.jpg" for theme in themes)
     require_files(paths, [f"Theme {theme!r} (line {row + 2})" for row, theme in enumerate(themes)], csv_file.name,
                    "restore the files or remove those rows")
@@ -385,7 +385,7 @@ def _first_image_per_concept(image_root: Path, concept_ids: list[str]) -> tuple[
     """(N,) first image file (sorted by name) inside image_root/<concept id>/ for every concept."""
     first_files = {}
     for concept in concept_ids:
-        folder = image_root / _plain_name(concept, "THINGS concept id")
+        folder = image_root / plain_name(concept, "THINGS concept id")
         files = sorted(path for path in folder.iterdir() if path.suffix.lower() in IMAGE_EXTENSIONS
                        and not path.name.startswith(".")) if folder.is_dir() else []
         first_files[concept] = files[0] if files else None
@@ -394,13 +394,6 @@ def _first_image_per_concept(image_root: Path, concept_ids: list[str]) -> tuple[
         raise DatasetError(f"{len(missing)} concept(s) have no image folder (or an empty one) under {image_root}: "
                            f"{listing(missing)}; add <concept>/<image>.jpg or drop the ids from the unique-id list.")
     return tuple(first_files[concept] for concept in concept_ids)
-
-
-def _plain_name(name: str, what: str) -> str:
-    """A file or folder name from a table, refused when it would leave its folder (`..`, a separator)."""
-    if name in ("", ".", "..") or "/" in name or "\\" in name:
-        raise DatasetError(f"{what} {name!r} is not a plain file name (no '/', '\\' or '..'); fix the table.")
-    return name
 
 
 def per_class_subset(image_set: ImageSet, images_per_class: int | None, seed: int = 0) -> np.ndarray:

@@ -87,3 +87,10 @@ def existing_folder(root: str | Path, what: str) -> Path:
     if not folder.is_dir():
         raise DatasetError(f"{what} {folder} is not an existing folder; check the path.")
     return folder
+
+
+def plain_name(name: str, what: str) -> str:
+    """A file or folder name from a table, refused when it would leave its folder (`..`, a separator)."""
+    if name in ("", ".", "..") or "/" in name or "\\" in name:
+        raise DatasetError(f"{what} {name!r} is not a plain file name (no '/', '\\' or '..'); fix the table.")
+    return name
