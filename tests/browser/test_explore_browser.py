@@ -3,6 +3,7 @@ with k neighbour thumbnails per representation. What AppTest cannot do: plotly's
 from __future__ import annotations
 
 import io
+import zipfile
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,11 +39,13 @@ class ServedApp:
 
 @pytest.fixture(scope="module")
 def explore_app(isolated_cache):
-    """The app on the demo, `pixels:32 · final` extracted: two representations (it and the demo's human one)."""
+    """The app on the demo with the sidebar's default encoders' final layers extracted (as the other browser tests
+    leave the shared cache): maps A and B are the two encoders, the demo's human embedding a third source."""
     from core.features.extract import extract
     from core.features.store import FeatureStore
 
-    extract(demo(isolated_cache), describe("pixels:32"), ["final"], FeatureStore(isolated_cache / "features"))
+    for spec in ("bundled:efficientnet_lite0", "pixels:32"):
+        extract(demo(isolated_cache), describe(spec), ["final"], FeatureStore(isolated_cache / "features"))
     with served(isolated_cache) as url:
         yield ServedApp(url, isolated_cache)
 
@@ -56,6 +59,14 @@ def map_points(page) -> pd.DataFrame:
     """Every point drawn on map A: item row and its position on the page (pixels)."""
     plot = page.locator(".js-plotly-plot").first
     return pd.DataFrame(plot.evaluate(POINTS_JS), columns=["row", "px", "py"]).astype({"row": int})
+
+
+def downloaded_table(data: bytes) -> pd.DataFrame:
+    """A table download: a CSV, or (rows from several feature sets) a zip of the CSV and provenance.json."""
+    if data[:2] == b"PK":
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            data = archive.read(next(name for name in archive.namelist() if name.endswith(".csv")))
+    return pd.read_csv(io.BytesIO(data))
 
 
 def clear_edge(positions: pd.Series, near: float, outward: int, margin: float = 1.0) -> int:
@@ -95,7 +106,7 @@ def test_a_box_lists_exactly_its_items_and_a_click_opens_the_card(explore_app, t
         settle(page)
         with page.expect_download() as download:
             page.get_by_role("button", name="Selection (CSV)").click()
-        table = pd.read_csv(io.BytesIO(download.value.path().read_bytes()))
+        table = downloaded_table(download.value.path().read_bytes())
         assert page.get_by_text(f"Selection: {len(inside)} item(s) from map A").count() == 1
         assert sorted(table["row"]) == sorted(inside["row"])
 
