@@ -16,9 +16,8 @@ from core.paths import cache_root
 from core.provenance import provenance_from_keys
 from views.ui import resources
 from views.ui.export_row import figure_block, table_download
-from views.ui.extraction import extraction_panel
 from views.ui.items import item_options, item_panel, selected_rows, thumbnail_urls
-from views.ui.similarity_sources import SimilaritySource, layer_sources, load_features, reference_sources
+from views.ui.similarity_sources import dataset_sources, load_features
 from views.ui.sidebar import page_start
 
 MAP_KEYS = {"A": "explore_map_a", "B": "explore_map_b"}  # the maps' selection events (st.plotly_chart keys)
@@ -36,12 +35,7 @@ selection, image_set = page_start(
     "dataset, and list the items the two representations disagree on most (docs/science.md §9).", needs_images=False)
 metadata = image_set.metadata
 
-sources: dict[str, SimilaritySource] = {}
-if image_set.has_images:
-    with st.expander("Features", expanded=False):
-        statuses = extraction_panel(image_set, selection)
-    sources |= layer_sources(image_set, selection, statuses)
-sources |= reference_sources(image_set)
+sources = dataset_sources(image_set, selection)
 if not sources:
     st.info("Explore needs a representation of the items: extract encoder layers (Features above; pick encoders and "
             "layers in the sidebar) or use a dataset with a human embedding (the demo has one).")

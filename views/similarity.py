@@ -15,9 +15,8 @@ from core.provenance import provenance_from_keys
 from views.ui import resources
 from views.ui.background import job_outcomes, job_progress, submit_job
 from views.ui.export_row import figure_block, table_download
-from views.ui.extraction import extraction_panel
-from views.ui.similarity_sources import (SimilaritySource, depth_table, layer_sources, load_features,
-                                         reference_sources, similarity_store, upload_source)
+from views.ui.similarity_sources import (dataset_sources, depth_table, load_features, similarity_store,
+                                         upload_source)
 from views.ui.sidebar import page_start
 from views.ui.studies import add_to_study
 
@@ -32,12 +31,7 @@ selection, image_set = page_start(
     "and noise ceilings. Conclusions that hold across measures are the ones to trust.", needs_images=False)
 items = image_set.metadata["image_id"].astype(str).to_numpy()
 
-sources: dict[str, SimilaritySource] = {}
-if image_set.has_images:
-    with st.expander("Features", expanded=False):
-        statuses = extraction_panel(image_set, selection)
-    sources |= layer_sources(image_set, selection, statuses)
-sources |= reference_sources(image_set)
+sources = dataset_sources(image_set, selection)
 uploads = st.file_uploader(
     "Add representations: N × d embeddings", type=["npy", "txt", "csv"], accept_multiple_files=True,
     key="similarity_uploads",

@@ -13,13 +13,18 @@ from tests.paths import APP
 ENCODERS = ["bundled:efficientnet_lite0", "pixels:32"]
 
 
-def test_manifold_page_extracts_views_and_draws_every_figure(isolated_cache: Path) -> None:
+def manifolds_page() -> AppTest:
+    """The Manifolds page run once with small settings (4 views of 4 images per class, UMAP/t-SNE parameter 5)."""
     app = AppTest.from_file(APP, default_timeout=300)
     app.session_state["encoders"] = ENCODERS
     app.session_state["manifold_m"] = 4
     app.session_state["manifold_per_class"] = 4
     app.session_state["manifold_map_param"] = 5
-    app.switch_page("views/manifolds.py").run()
+    return app.switch_page("views/manifolds.py").run()
+
+
+def test_manifold_page_extracts_views_and_draws_every_figure(isolated_cache: Path) -> None:
+    app = manifolds_page()
     assert not app.exception, [exception.value for exception in app.exception]
     assert any("Extract views" in info.value for info in app.info)
     next(button for button in app.main.button if button.label.startswith("Extract views")).click().run()
@@ -61,12 +66,7 @@ def test_defaults_are_the_quick_preset_and_the_full_one_is_one_click_away(isolat
 
 def test_a_click_on_the_centroid_map_opens_the_items_card(isolated_cache: Path) -> None:
     """The views of the first test's settings are on disk (the session shares one cache), else extracted here."""
-    app = AppTest.from_file(APP, default_timeout=300)
-    app.session_state["encoders"] = ENCODERS
-    app.session_state["manifold_m"] = 4
-    app.session_state["manifold_per_class"] = 4
-    app.session_state["manifold_map_param"] = 5
-    app.switch_page("views/manifolds.py").run()
+    app = manifolds_page()
     extract = next(button for button in app.main.button if button.label.startswith(("Extract views", "All views")))
     if not extract.disabled:
         extract.click().run()

@@ -18,6 +18,7 @@ from core.features.extract import feature_keys
 from core.features.store import FeatureKey
 from core.paths import cache_root
 from views.ui import resources
+from views.ui.extraction import extraction_panel
 from views.ui.sidebar import Selection, effective_pooling
 
 
@@ -48,6 +49,17 @@ def layer_sources(image_set: ImageSet, selection: Selection, statuses) -> dict[s
             sources[label] = SimilaritySource(label, keys[layer].digest, spec, layer,
                                               index / max(len(cached) - 1, 1), pooling, keys[layer])
     return sources
+
+
+def dataset_sources(image_set: ImageSet, selection: Selection) -> dict[str, SimilaritySource]:
+    """Every representation of the dataset's items the page can use: the extracted encoder layers of the sidebar's
+    selection (a collapsed Features panel extracts the missing ones), then the dataset's reference embeddings."""
+    sources = {}
+    if image_set.has_images:
+        with st.expander("Features", expanded=False):
+            statuses = extraction_panel(image_set, selection)
+        sources |= layer_sources(image_set, selection, statuses)
+    return sources | reference_sources(image_set)
 
 
 def reference_sources(image_set: ImageSet) -> dict[str, SimilaritySource]:
