@@ -14,7 +14,7 @@ import pytest
 
 from core.encoders.registry import describe
 from core.export import find_chromium
-from tests.browser.server import click_an_item, served
+from tests.browser.server import browser_page, click_an_item, served
 
 
 @pytest.fixture(scope="module")
@@ -227,18 +227,10 @@ def _check_choices(values: dict[str, str], folder: Path, where: str, batch_size:
 @contextmanager
 def features_page(base_url: str):
     """A headless Chromium tab on the served app's Features page, its first run ended."""
-    chromium = find_chromium()
-    if chromium is None:
-        pytest.skip("Chromium not installed (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page(viewport={"width": 1500, "height": 1400})
-        page.goto(base_url)
+    with browser_page(base_url, 1400) as page:
         page.wait_for_selector("h1:has-text('Features')", timeout=180_000)
         _settled(page)
         yield page
-        browser.close()
 
 
 @pytest.mark.slow
