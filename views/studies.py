@@ -19,9 +19,8 @@ if switch_to:
     except StreamlitAPIException:
         # Streamlit will not clear URL parameters bound to widgets (a dataset other than the demo is in the URL),
         # which a programmatic switch does; the settings are selected already, and a link keeps the URL.
-        title = next(title for analysis, title in study_openers.PAGE_TITLES.items()
-                     if study_openers.PAGES[analysis] == switch_to)
-        st.page_link(switch_to, label=f"Open the {title} page: its settings are selected", icon="➡️")
+        st.page_link(switch_to, label=f"Open the {study_openers.page_title(switch_to)} page: its settings are selected",
+                     icon="➡️")
 
 with st.expander("How to read this"):
     st.markdown(

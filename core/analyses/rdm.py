@@ -3,21 +3,18 @@
 `rdm` equals `scipy.spatial.distance.cdist(X, X, metric)` (a test checks it) but works in
 row chunks with BLAS products, in float32 by default, so a 10k-item RDM never builds an
 (N, N, d) intermediate. Loading an uploaded matrix (`load_matrix`, `as_rdm`) validates the
-item count and says what to fix. An `RdmSource` is one of the Alignment page's sources: the
-dataset's reference (human) embedding, an uploaded matrix or an encoder layer at a pooling.
+item count and says what to fix. Where an RDM comes from is a `Representation`
+(core/analyses/representation.py).
 """
 from __future__ import annotations
 
-import hashlib
 import io
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 from scipy.stats import spearmanr
 
-from core.encoders.specs import ModelLayer
 
 RDM_METRICS = ("cosine", "correlation", "euclidean")
 RDM_METRIC_LABELS = {"cosine": "Cosine distance", "correlation": "Correlation distance (1 − Pearson r)",
@@ -169,58 +166,3 @@ def _labelled_csv(text: str) -> tuple[np.ndarray, np.ndarray]:
         rows = rows[1:]  # header
     ids = np.array([row[0].strip() for row in rows])
     return np.array([[float(value) for value in row[1:]] for row in rows]), ids
-
-
-RDM_SOURCE_KINDS = ("reference", "upload", "encoder_layer")
-
-
-@dataclass(frozen=True)
-class RdmSource:
-    """What an RDM is computed from: the dataset's reference embedding, an uploaded matrix or an encoder layer.
-
-    Equal sources give equal RDMs of the same items (for a metric and normalisation); `key` names them in
-    cache and job keys. The matrix a reference or upload carries is not compared: its digest or name is.
-    """
-    kind: str  # one of RDM_SOURCE_KINDS
-    label: str  # how the page names it: "human · <name>", "upload · <file>", "<spec> · <layer>"
-    model_layer: ModelLayer | None = None  # encoder_layer: which one
-    pooling: str = ""  # encoder_layer: the pooling the encoder uses (the RDM depends on it)
-    digest: str = ""  # upload: sha256 of the file's bytes (16 hex digits)
-    matrix: np.ndarray | None = field(default=None, compare=False, repr=False)  # reference, upload: (N, d) or (N, N)
-    item_ids: np.ndarray | None = field(default=None, compare=False, repr=False)  # upload: (N,) row ids, if given
-
-    @property
-    def key(self) -> str:
-        return "|".join([self.kind, self.label, self.pooling, self.digest])
-
-
-def reference_source(name: str, embedding: np.ndarray) -> RdmSource:
-    """The dataset's (N, d) reference (human) embedding called `name`."""
-    return RdmSource("reference", f"human · {name}", matrix=embedding)
-
-
-def upload_source(filename: str, data: bytes, items: Sequence[str]) -> RdmSource:
-    """An uploaded .npy/.txt/.csv N × d embedding or N × N RDM of the dataset's (N,) items, validated now.
-
-    Raises ValueError with what to fix (see `load_matrix`, `as_rdm`).
-    """
-    matrix, item_ids = load_matrix(data, filename)
-    as_rdm(matrix, items, "euclidean", item_ids=item_ids, name=filename)
-    return RdmSource("upload", f"upload · {filename}", digest=hashlib.sha256(data).hexdigest()[:16], matrix=matrix,
-                     item_ids=item_ids)
-
-
-def layer_source(model_layer: ModelLayer, pooling: str) -> RdmSource:
-    """An encoder layer's features at `pooling` (the effective one: what the encoder will use)."""
-    return RdmSource("encoder_layer", model_layer.label, model_layer=model_layer, pooling=pooling)
-
-
-def source_rdm(source: RdmSource, items: Sequence[str], metric: str, *, normalise: bool = False,
-               features: np.ndarray | None = None) -> np.ndarray:
-    """(N, N) float32 RDM of `source` over the dataset's (N,) items; an encoder layer needs its (N, d) `features`."""
-    if source.kind == "upload":
-        return as_rdm(source.matrix, items, metric, item_ids=source.item_ids, name=source.label, normalise=normalise)
-    matrix = features if source.kind == "encoder_layer" else source.matrix
-    if matrix is None:
-        raise ValueError(f"{source.label}: pass the layer's features to compute its RDM.")
-    return rdm(matrix, metric, normalise=normalise)

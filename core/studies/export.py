@@ -5,7 +5,7 @@ from them as HTML (plotly.js inlined) and, where Chromium renders, PNG, SVG and 
 file's metadata), and provenance.json. `methods.md` gives the data, encoders, every setting, input, timing
 and result of every step, the library versions, and what was not run or cannot be drawn. Nothing is fitted
 again: a figure whose data a step does not store is drawn from what the cache holds beside it (the stored
-out-of-fold predictions, features and view features; `core.studies.export_figures`), and one whose inputs
+out-of-fold predictions, features and view features; each analysis's `draw`), and one whose inputs
 have left the cache is left out and named, never approximated.
 """
 from __future__ import annotations
@@ -17,18 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.analyses.gwot import DEFAULT_EPS
 from core.export import (STATIC_FORMATS, ExportUnavailable, embed_provenance, figure_to_bytes, static_export_status,
                          table_to_csv)
 from core.features.results import StoredResult
-from core.figures.probes import BANDS
 from core.paths import atomic_write
 from core.provenance import PROVENANCE_FILE, library_versions, readable_preprocess
-from core.studies.export_figures import DRAW, PROBE_BAND, Tables
-from core.studies.export_figures import slug as _slug
-from core.studies.run import STEP_KIND, UNITS, StepStatus, open_context, study_status
-from core.studies.spec import Study
-from core.studies.steps import StudyContext
+from core.studies import analyses
+from core.studies.context import StudyContext, Tables, open_context, slug
+from core.studies.run import STEP_KIND, StepStatus, step_units, study_status
+from core.studies.study import Study
 
 METHODS_FILE = "methods.md"
 
@@ -55,9 +52,9 @@ def export_study(study: Study, cache: str | Path, out: str | Path) -> ExportSumm
         if stored is None:  # pending or failed: listed in methods.md, never an error
             sections.append(_step_section(status, None, context))
             continue
-        folder = f"{step.index + 1:02d}_{step.analysis}_{_slug(step.dataset)}"
+        folder = f"{step.index + 1:02d}_{step.analysis}_{slug(step.dataset)}"
         tables = {name: stored.table(name) for name in stored.table_names}
-        figures, extra, omitted = DRAW[step.analysis](step, stored, tables, context)
+        figures, extra, omitted = analyses.get(step.analysis).draw(step, stored, tables, context)
         tables |= extra
         files |= {f"{folder}/{name}.csv": table_to_csv(table) for name, table in tables.items()}
         provenance = json.dumps(stored.meta.get("provenance", {}), indent=2, sort_keys=True)
@@ -150,18 +147,13 @@ def _step_section(status: StepStatus, stored: StoredResult | None, context: Stud
                 f"{stem} ({'/'.join(formats)})" for stem, formats in drawn.items()) or "none") +
             f"; {PROVENANCE_FILE}.")
         lines += [f"- **Not drawn:** {reason}." for reason in omitted]
-    settings = meta.get("settings", dict(step.settings))
-    lines += ["", "| setting | value |", "|---|---|"]
-    for name, value in settings.items():
-        if step.analysis == "alignment" and name == "eps_range" and value is None:
-            value = f"not set: the {settings['metric']} default, {_value(DEFAULT_EPS[settings['metric']])}"
-        lines.append(_row(name, _value(value)))
-    if step.analysis == "probes" and stored is not None:
-        lines.append(_row("figure band", BANDS[PROBE_BAND]))
+    rows = {name: _value(value) for name, value in meta.get("settings", step.stored_settings).items()}
+    rows |= dict(analyses.get(step.analysis).methods_rows(step, stored))  # what the settings alone do not say
+    lines += ["", "| setting | value |", "|---|---|", *(_row(name, value) for name, value in rows.items())]
     records = meta.get("provenance", {}).get("features", [])
     if records:
         # The provenance lists the step's feature keys in this order (run.step_meta), each once.
-        keys = list(dict.fromkeys(key for unit in UNITS[step.analysis](step, context) for key in unit.keys.values()))
+        keys = list(dict.fromkeys(key for unit in step_units(step, context) for key in unit.keys.values()))
         digests = [key.digest for key in keys] if len(keys) == len(records) else [""] * len(records)
         lines += ["", "Input feature arrays (the stored features this step read):", "",
                   "| feature set | weights | layer | pooling | view | images fingerprint | device | feature key |",

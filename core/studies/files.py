@@ -1,4 +1,4 @@
-"""Writing study files: TOML by hand (only the keys `ANALYSES` knows), validated whole before anything is written.
+"""Writing study files: TOML by hand (only the keys an analysis's `Settings` declares), validated whole before anything is written.
 
 `add_step(path, analysis, settings, header=…, cache=…)` appends one `[[steps]]` table to a study file (a new
 file starts with `header`, see `study_header_toml`), runs `load_study` on the whole new text in a temporary
@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from core.paths import atomic_write
-from core.studies.spec import ANALYSES, Study, StudyError, load_study
+from core.studies import analyses
+from core.studies.spec import Study, StudyError, load_study
 
 HEADER_COMMENT = ("# Written by RepScope's \"Add to study\"; run it headless (the app never runs a study):",
                   "#   python -m core study run <this file> [--engine ray]")
@@ -49,8 +50,8 @@ def toml_value(value: Any) -> str:
 
 
 def step_settings(analysis: str, settings: Mapping[str, Any]) -> dict:
-    """The settings a step of `analysis` takes (keys of ANALYSES[analysis]), in its order, None left out."""
-    known = ANALYSES[analysis]
+    """The settings a step of `analysis` takes (its Settings' fields), in their order, None left out."""
+    known = analyses.get(analysis).settings.names()
     return {key: settings[key] for key in known if settings.get(key) is not None}
 
 

@@ -16,24 +16,18 @@ from typing import Callable
 
 from filelock import FileLock
 
-from core.analyses.similarity import MATRICES_FOLDER, SimilarityStore
 from core.data.datasets import DatasetError
-from core.features.results import ResultStore, result_key
+from core.features.results import result_key
 from core.features.extract import extract, resolve_device
-from core.features.store import FeatureStore, ResultCache
 from core.provenance import library_versions, provenance_from_keys
-from core.studies.spec import Step, Study
-from core.studies.comparisons import run_alignment, run_similarity
-from core.studies.steps import (ExtractionUnit, StudyContext, bias_units, clean_units, input_fingerprints,
-                                manifold_units, run_affect, run_inductive_bias, run_manifolds, run_probes)
+from core.studies import analyses
+from core.studies.context import STEP_KIND, ExtractionUnit, StudyContext, input_fingerprints, open_context
+from core.studies.study import Step, Study
 from core.studies.tasks import ImageShard, ShardFeatures, extract_shard
 
-STEP_KIND = "study_step"
-# Per analysis: the feature arrays it needs, and how it runs (docs in core/studies/steps.py and comparisons.py).
-UNITS = {"affect": clean_units, "probes": clean_units, "similarity": clean_units, "alignment": clean_units,
-         "manifolds": manifold_units, "inductive_bias": bias_units}
-RUNNERS = {"affect": run_affect, "probes": run_probes, "similarity": run_similarity, "alignment": run_alignment,
-           "manifolds": run_manifolds, "inductive_bias": run_inductive_bias}
+__all__ = ["STEP_KIND", "StepStatus", "extract_unit", "extraction_plan", "open_context", "run_study", "step_key",
+           "step_units", "study_status"]
+
 SHARD_BATCHES = 8  # batches per extraction shard (a shard is one task; its rows are one stored chunk)
 Bar = Callable[[str, int, str], Callable[[int, int], None]]  # (label, total, unit) -> report(done, total)
 
@@ -50,26 +44,23 @@ class StepStatus:
     ran: bool = False
 
 
-def open_context(study: Study, cache: str | Path, *, gpus_per_task: float = 0, parallelism: int = 1) -> StudyContext:
-    """The stores under `cache` that a study reads and fills (the same ones the pages use)."""
-    cache = Path(cache)
-    return StudyContext(study, FeatureStore(cache / "features"), ResultStore(cache / "results"),
-                        ResultCache(cache / "results"), SimilarityStore(cache / "results" / MATRICES_FOLDER),
-                        gpus_per_task, parallelism)
-
-
 def step_key(step: Step, context: StudyContext) -> str:
     """A step's stored result: its analysis, every setting, the layers and the inputs' fingerprints."""
-    settings = {"analysis": step.analysis, **step.settings, "layers": {spec: list(step.layers[spec])
-                                                                      for spec in step.encoders}}
+    settings = {"analysis": step.analysis, **step.stored_settings, "layers": {spec: list(step.layers[spec])
+                                                                             for spec in step.encoders}}
     return result_key(STEP_KIND, settings, input_fingerprints(step, context))
+
+
+def step_units(step: Step, context: StudyContext) -> list[ExtractionUnit]:
+    """The feature arrays a step reads (its analysis's `units`)."""
+    return analyses.get(step.analysis).units(step, context)
 
 
 def extraction_plan(study: Study, context: StudyContext) -> list[ExtractionUnit]:
     """Every feature array the steps need, one unit per (images, encoder, pooling, input transform)."""
     units: dict[tuple, ExtractionUnit] = {}
     for step in study.steps:
-        for unit in UNITS[step.analysis](step, context):
+        for unit in step_units(step, context):
             known = units.get(unit.identity)
             layers = unit.info.resolve_layers(set(unit.layers) | set(known.layers if known else ()))
             units[unit.identity] = ExtractionUnit(unit.image_set, unit.info, layers, unit.pooling, unit.input_transform)
@@ -132,13 +123,13 @@ def _run_step(step: Step, key: str, context: StudyContext, engine, bar: Bar, fai
     if stored is not None:
         return StepStatus(step, key, "done", summary=stored.meta.get("summary", ""))
     meta = step_meta(step, context)
-    missing = [failed_units[unit.identity] for unit in UNITS[step.analysis](step, context)
+    missing = [failed_units[unit.identity] for unit in step_units(step, context)
                if unit.identity in failed_units]
     try:
         if missing:
             raise DatasetError("extraction failed: " + "; ".join(missing))
         began = time.perf_counter()
-        output = RUNNERS[step.analysis](step, context, engine, bar(step.label, 1, "units"))
+        output = analyses.get(step.analysis).run(step, context, engine, bar(step.label, 1, "units"))
     except Exception as error:  # noqa: BLE001 - recorded for `study status`; the other steps still run
         message = f"{type(error).__name__}: {error}"
         context.results.fail(STEP_KIND, key, meta, message)
@@ -152,12 +143,12 @@ def _run_step(step: Step, key: str, context: StudyContext, engine, bar: Bar, fai
 def step_meta(step: Step, context: StudyContext) -> dict:
     """What a stored step says of itself: study, analysis, settings, layers, provenance (for methods.md and pages)."""
     image_set = context.image_set(step)
-    keys = [key for unit in UNITS[step.analysis](step, context) for key in unit.keys.values()]
-    provenance = provenance_from_keys(keys, dict(step.settings), dataset=step.dataset,
+    keys = [key for unit in step_units(step, context) for key in unit.keys.values()]
+    provenance = provenance_from_keys(keys, dict(step.stored_settings), dataset=step.dataset,
                                       dataset_fingerprint=image_set.fingerprint, store=context.features)
     return {"label": step.label, "study": context.study.name, "study_file": str(context.study.path),
             "step": step.index, "analysis": step.analysis, "dataset": step.dataset,
-            "dataset_fingerprint": image_set.fingerprint, "settings": dict(step.settings),
+            "dataset_fingerprint": image_set.fingerprint, "settings": dict(step.stored_settings),
             "encoders": list(step.encoders), "layers": {spec: list(step.layers[spec]) for spec in step.encoders},
             "pooling": context.study.pooling, "provenance": provenance.to_dict(), "versions": library_versions()}
 

@@ -6,7 +6,7 @@ What the Studies page and the analysis pages share, besides opening a stored res
 - reading: every `*.toml` under the repository's `studies/` and `<cache>/studies/`, validated by `load_study`
   (cached per file version), each step's state from `study_status`, the stored results of the ResultStore;
 - writing: `add_to_study(analysis, settings, selection)` draws a popover that appends the page's current
-  settings as a `[[steps]]` table (`core.studies.files.add_step`: only the keys `ANALYSES[analysis]` knows),
+  settings as a `[[steps]]` table (`core.studies.files.add_step`: only the keys its analysis's Settings declare),
   validated with `load_study` before anything is written (`atomic_write`); the page names what the step cannot
   express (`notes`: shown, the step still written; `unavailable`: the button disabled, with the reason).
 """
@@ -21,19 +21,22 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 import streamlit as st
 
-from core.analyses.affect_report import PREDICTIONS_KIND
 from core.analyses.gwot_search import ALIGNMENT_KIND
 from core.encoders.specs import pooling_name
 from core.paths import cache_root
 from core.studies.files import add_step, read_header, study_header_toml
+from core.studies import analyses
 from core.studies.run import STEP_KIND, StepStatus, study_status
 from core.studies.spec import COMMON, Study, StudyError, load_study
 from views.ui import resources
 from views.ui.sidebar import Selection
-from views.ui.study_openers import PAGE_TITLES
 
 REPO_STUDIES = Path(__file__).resolve().parents[2] / "studies"  # example study files, in the repository
-RESULT_KINDS = (STEP_KIND, ALIGNMENT_KIND, PREDICTIONS_KIND)  # the stored results the page lists
+
+def result_kinds() -> tuple[str, ...]:
+    """The stored results the page lists: study steps, and what the analysis pages store themselves."""
+    return (STEP_KIND, *(kind for entry in analyses.analyses() for kind in entry.result_kinds))
+
 NEW_FILE = ""  # the study-file picker's "new file" entry
 
 
@@ -130,7 +133,7 @@ def run_commands(path: Path) -> str:
 def stored_entries() -> list[dict]:
     """The meta of every stored study step, alignment and out-of-fold prediction, newest first."""
     store = resources.result_store()
-    entries = [meta for kind in RESULT_KINDS for meta in store.entries(kind)]
+    entries = [meta for kind in result_kinds() for meta in store.entries(kind)]
     return sorted(entries, key=lambda meta: -meta.get("stored_at", 0))
 
 
@@ -210,7 +213,7 @@ def append_step(target: Path, analysis: str, settings: Mapping[str, Any], select
         header = read_header(target)
         if header.get("encoders") != encoders:
             extra["encoders"] = encoders
-        if analysis != "probes" and header.get("layers", ["final"]) != layers:
+        if not analyses.get(analysis).all_layers and header.get("layers", ["final"]) != layers:
             extra["layers"] = layers
         datasets = header.get("datasets", [header.get("dataset")])
         if selection.dataset_spec not in datasets:
@@ -220,7 +223,7 @@ def append_step(target: Path, analysis: str, settings: Mapping[str, Any], select
             notes.append(f"This study's pooling is {header.get('pooling', 'auto')}, not the sidebar's "
                          f"{selection.pooling}.")
     study = add_step(target, analysis, settings, extra=extra, header=header_toml, cache=cache_root(),
-                     comment=f"added from the {PAGE_TITLES[analysis]} page on {time.strftime('%Y-%m-%d %H:%M')}")
+                     comment=f"added from the {analyses.get(analysis).title} page on {time.strftime('%Y-%m-%d %H:%M')}")
     return Added(target, study.steps[-1].index + 1, created, tuple(notes))
 
 

@@ -89,25 +89,25 @@ def test_a_row_count_mismatch_names_the_order_to_follow() -> None:
     assert "first I1, I2, last I4" in message and "OASIS.csv" in message and "Features page" not in message
 
 
-def test_rdm_sources_name_what_their_rdm_depends_on() -> None:
-    from core.analyses.rdm import layer_source, reference_source, source_rdm, upload_source
+def test_representations_name_what_their_rdm_depends_on() -> None:
+    from core.analyses.representation import layer_representation, reference_representation, upload_representation
     from core.encoders.specs import ModelLayer
 
     items = [f"img{index}" for index in range(5)]
     embedding = RNG.normal(size=(5, 3))
-    reference = reference_source("demo human", embedding)
+    reference = reference_representation("demo human", embedding)
     assert reference.label == "human · demo human"
-    np.testing.assert_array_equal(source_rdm(reference, items, "cosine"), rdm(embedding, "cosine"))
+    np.testing.assert_array_equal(reference.rdm(items, "cosine"), rdm(embedding, "cosine"))
     layer = ModelLayer("pixels:32", "final")
-    cls, mean = layer_source(layer, "cls"), layer_source(layer, "mean")
+    cls, mean = layer_representation(layer, "cls"), layer_representation(layer, "mean")
     assert cls.label == "pixels:32 · final" and cls != mean and cls.key != mean.key  # pooling is part of the source
-    assert cls == layer_source(layer, "cls") and hash(cls) == hash(layer_source(layer, "cls"))
-    np.testing.assert_array_equal(source_rdm(cls, items, "euclidean", features=embedding), rdm(embedding, "euclidean"))
+    assert cls == layer_representation(layer, "cls") and hash(cls) == hash(layer_representation(layer, "cls"))
+    np.testing.assert_array_equal(cls.rdm(items, "euclidean", features=embedding), rdm(embedding, "euclidean"))
     with pytest.raises(ValueError, match="features"):
-        source_rdm(cls, items, "euclidean")
+        cls.rdm(items, "euclidean")
     data = "\n".join(",".join([items[row], *(f"{v:.10f}" for v in embedding[row])]) for row in [3, 1, 0, 4, 2]).encode()
-    upload = upload_source("e.csv", data, items)
-    assert upload.label == "upload · e.csv" and upload.key != upload_source("e.csv", data + b"\n", items).key
-    np.testing.assert_allclose(source_rdm(upload, items, "euclidean"), rdm(embedding, "euclidean"), atol=1e-5)
+    upload = upload_representation("e.csv", data, items)
+    assert upload.label == "upload · e.csv" and upload.key != upload_representation("e.csv", data + b"\n", items).key
+    np.testing.assert_allclose(upload.rdm(items, "euclidean"), rdm(embedding, "euclidean"), atol=1e-5)
     with pytest.raises(ValueError, match="5 rows but the dataset has 6 items"):
-        upload_source("e.csv", data, items + ["extra"])
+        upload_representation("e.csv", data, items + ["extra"])

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from core.studies.files import add_step, appended, step_toml, study_header_toml, toml_string, toml_value
-from core.studies.spec import ANALYSES, StudyError, load_study
+from core.studies import analyses
+from core.studies.spec import StudyError, load_study
 
 ENCODER = "pixels:32"
 NAME = 'a "quoted" \\ name'  # a quote and a backslash, in the one free-text key a header writes
@@ -29,7 +30,7 @@ VALID = HEADER + '\n[[steps]]\nanalysis = "affect"\nschemes = ["loto"]\n'
 
 
 def defaults(analysis: str) -> dict:
-    return {key: option.default for key, option in ANALYSES[analysis].items()}
+    return dict(analyses.get(analysis).settings())
 
 
 def plain(settings) -> dict:
@@ -50,7 +51,7 @@ def test_the_header_and_strings_read_back() -> None:
     assert tomllib.loads(study_header_toml("n", ["demo"], [ENCODER], [], "auto"))["layers"] == ["final"]
 
 
-@pytest.mark.parametrize("analysis", list(ANALYSES))
+@pytest.mark.parametrize("analysis", [entry.name for entry in analyses.analyses()])
 def test_every_analysis_with_its_defaults_reads_back(analysis, tmp_path, isolated_cache) -> None:
     settings = {**defaults(analysis), **EDGES[analysis]}
     path = tmp_path / "study.toml"
@@ -63,7 +64,7 @@ def test_every_analysis_with_its_defaults_reads_back(analysis, tmp_path, isolate
 
 def test_a_new_file_gets_the_header_and_every_step_appends(tmp_path, isolated_cache) -> None:
     path = tmp_path / "new" / "study.toml"
-    for count, analysis in enumerate(ANALYSES, start=1):
+    for count, analysis in enumerate([entry.name for entry in analyses.analyses()], start=1):
         study = add_step(path, analysis, {**defaults(analysis), **EDGES[analysis]}, header=HEADER,
                          comment=f"step {count}", cache=isolated_cache)
         assert len({step.index for step in study.steps}) == count
@@ -71,7 +72,7 @@ def test_a_new_file_gets_the_header_and_every_step_appends(tmp_path, isolated_ca
     assert text.startswith(HEADER) and text.count(HEADER) == 1 and "# step 6\n[[steps]]" in text
     study = load_study(path, isolated_cache)
     assert study.name == NAME and study.datasets == ("demo",) and study.pooling == "auto"
-    assert [step.analysis for step in study.steps] == list(ANALYSES)
+    assert [step.analysis for step in study.steps] == [entry.name for entry in analyses.analyses()]
     for step in study.steps:
         assert plain(step.settings) == plain({**defaults(step.analysis), **EDGES[step.analysis]})
 

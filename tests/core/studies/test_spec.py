@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from core.cli import main
-from core.studies.spec import ANALYSES, StudyError, load_study
+from core.studies import analyses
+from core.studies.spec import StudyError, load_study
 from tests.paths import REPO_ROOT
 
 GOOD = '''name = "tiny"
@@ -33,13 +34,13 @@ def test_a_valid_file_fills_every_default(tmp_path, isolated_cache) -> None:
     study = load_study(path, isolated_cache)
     [step] = study.steps
     assert study.name == "tiny" and step.encoders == ("pixels:32",) and step.layers == {"pixels:32": ("final",)}
-    assert set(step.settings) == set(ANALYSES["alignment"]) | {"eps_range"}
+    assert set(step.settings) == set(analyses.get("alignment").settings.names()) | {"eps_range"}
     assert step.settings["eps_range"] == (1e-3, 1e-1) and step.settings["n_eps"] == 10 and step.settings["anneal"]
 
 
 def test_the_shipped_examples_validate(isolated_cache) -> None:
     demo = load_study(REPO_ROOT / "studies" / "demo.toml", isolated_cache)
-    assert [step.analysis for step in demo.steps] == list(ANALYSES)  # the demo shows every analysis
+    assert [step.analysis for step in demo.steps] == [entry.name for entry in analyses.analyses()]  # the demo shows every analysis
     # The OASIS study names real paths and hub models: it must parse, and say clearly what is missing here.
     with pytest.raises(StudyError, match=r"oasis_clip_vs_in21k\.toml:\d+: datasets: "):
         load_study(REPO_ROOT / "studies" / "oasis_clip_vs_in21k.toml", isolated_cache)
