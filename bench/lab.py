@@ -23,7 +23,7 @@ from core.analyses.manifolds import MANIFOLD_PRESETS, manifold_summary  # noqa: 
 from core.data.datasets import demo, per_class_subset  # noqa: E402
 from core.encoders.registry import describe  # noqa: E402
 from core.features.extract import view_features  # noqa: E402
-from core.features.store import FeatureStore  # noqa: E402
+from core.stores import Stores  # noqa: E402
 from core.lab.runs import OBJECTIVES, TrainConfig, load_run  # noqa: E402
 from core.lab.train import train  # noqa: E402
 from core.paths import cache_root  # noqa: E402
@@ -51,7 +51,7 @@ def main() -> None:
     subset = image_set.subset(per_class_subset(image_set, full.per_class))
     rows = []
     for spec in specs:
-        views = view_features(subset, describe(spec), "final", FeatureStore(cache / "features"), m=full.m)
+        views = view_features(subset, describe(spec), "final", Stores.at(cache).features, m=full.m)
         summary = manifold_summary(views, subset.metadata["category"].to_numpy())
         rows.append({"encoder": spec, **summary.row()})
     print(pd.DataFrame(rows).round(3).to_string(index=False))

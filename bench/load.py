@@ -31,7 +31,7 @@ from websockets.asyncio.client import connect
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.features.results import ResultStore  # noqa: E402
+from core.stores import Stores  # noqa: E402
 
 DEFAULT_ENCODERS = ("bundled:efficientnet_lite0", "pixels:32")  # views/ui/sidebar.py DEFAULT_ENCODERS
 MAX_SESSIONS = 16
@@ -100,7 +100,7 @@ def wait_for_port(port: int, server: subprocess.Popen, timeout_s: float = 90) ->
 
 def stored_results(cache: Path) -> set[tuple[str, str]]:
     """(kind, key) of every readable stored result."""
-    store = ResultStore(cache / "results")
+    store = Stores.at(cache).results
     return {(meta["kind"], meta["key"]) for meta in store.entries() if store.get(meta["kind"], meta["key"])}
 
 

@@ -45,6 +45,7 @@ from core.data.demo import KNOWN_ITEM_MATCH  # noqa: E402
 from core.encoders.registry import describe  # noqa: E402
 from core.features.extract import extract, view_features  # noqa: E402
 from core.features.store import FeatureStore, ResultCache  # noqa: E402
+from core.stores import Stores  # noqa: E402
 
 ENCODERS = ("bundled:efficientnet_lite0", "pixels:32")  # views/ui/sidebar.py DEFAULT_ENCODERS
 LAYER = "final"  # the sidebar's default layer
@@ -118,7 +119,8 @@ def main() -> None:
         cache = Path(folder)
         os.environ["REPSCOPE_CACHE"] = str(cache)  # as the app: encoders and results look here
         image_set = demo(cache)
-        store, results = FeatureStore(cache / "features"), ResultCache(cache / "results")
+        stores = Stores.at(cache)
+        store, results = stores.features, stores.scores
         print(f"demo ({len(image_set)} images), encoders {', '.join(ENCODERS)}, {torch.get_num_threads()} torch "
               f"threads, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}", flush=True)
         quick_views, quick_bias = MANIFOLD_PRESETS["quick"], BIAS_PRESETS["quick"]

@@ -196,7 +196,7 @@ def run_engine(engine, cache: Path, files: dict[str, Path]) -> dict:
         if failed:
             raise RuntimeError(f"{engine.name}: {'; '.join(failed)}")
         stored = context.results.get(STEP_KIND, statuses[0].key)
-        if part == "alignment":
+        if part == "GWOT search":
             matching = stored.table("matching")
             run["matching"] = matching
             run["trials"] = load_alignment(context.results, matching["alignment_key"].iloc[0]).trials
@@ -221,7 +221,7 @@ def run_ray(cache: Path, files: dict[str, Path], overhead_calls: int, numbers: d
         began = time.perf_counter()
         engine.map(nothing, [{"index": index} for index in range(overhead_calls)])
         numbers["per_task"].append((time.perf_counter() - began) / overhead_calls)
-        study = load_study(files["alignment"], cache)
+        study = load_study(files["GWOT search"], cache)
         references = study.image_sets[study.datasets[0]].references
         embedding = {reference.name: reference.embedding for reference in references}
         shared = {"C_source": rdm(embedding[SOURCE], "euclidean").astype(np.float32),
@@ -298,12 +298,12 @@ def main() -> None:
         references = [reference.name for reference in load_dataset(f"embeddings:{things}", base).references]
         if sorted(references) != sorted([SOURCE, TARGET]):
             sys.exit(f"the embeddings folder holds {references}, not {SOURCE} and {TARGET}.")
-        files = {"alignment": root / "alignment.toml", "probes": root / "probes.toml"}
-        files["alignment"].write_text(ALIGNMENT_TOML.format(folder=things, source=SOURCE, target=TARGET,
+        files = {"GWOT search": root / "alignment.toml", "probe curves": root / "probes.toml"}
+        files["GWOT search"].write_text(ALIGNMENT_TOML.format(folder=things, source=SOURCE, target=TARGET,
                                                             low=EPS_RANGE[0], high=EPS_RANGE[1], n_eps=sizes["n_eps"],
                                                             n_inits=sizes["n_inits"]))
-        files["probes"].write_text(PROBES_TOML.format(encoder=sizes["encoder"]))
-        probes_study = load_study(files["probes"], base)  # writes the demo images under base/demo
+        files["probe curves"].write_text(PROBES_TOML.format(encoder=sizes["encoder"]))
+        probes_study = load_study(files["probe curves"], base)  # writes the demo images under base/demo
         layers = len(next(iter(probes_study.steps)).layers[probes_study.encoders[0]])
         seconds = extract_all(probes_study, base)
         print(f"setup (not timed): {layers} layers of {sizes['encoder']} extracted in {seconds:.1f} s", flush=True)
@@ -355,7 +355,7 @@ def main() -> None:
     print(f"parallel efficiency time(a) / (2 × time(b)) = {efficiency:.2f} (target ≥ {TARGET_EFFICIENCY}: "
           f"{'met' if efficiency >= TARGET_EFFICIENCY else 'MISSED'}), Ray start-up excluded; "
           f"{with_startup:.2f} with it")
-    for part in ("alignment", "probes"):
+    for part in files:
         part_efficiency = runs["a"]["seconds"][part] / (2 * runs["b"]["seconds"][part])
         print(f"  {part}: {part_efficiency:.2f}")
     print(f"Ray start-up: {startup:.1f} s (ray.init); each worker's first task also imports "

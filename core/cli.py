@@ -19,10 +19,10 @@ from core.encoders.registry import describe, spec_availability
 from core.encoders.specs import (DEFAULT_DIM, MAX_DIM, MIN_DIM, POOLINGS, SPEC_HELP, EncoderSpecError, WeightsUnavailable,
                                  pooling_name)
 from core.features.extract import Progress, extract
-from core.features.store import FeatureStore
 from core.paths import cache_root
 from core.similarity_cli import add_similarity_parser, run_similarity
 from core.study_cli import add_study_parser, run_study_command
+from core.stores import Stores
 from core.studies.spec import StudyError
 
 
@@ -89,7 +89,7 @@ def catalogue_table(paradigms) -> str:
 
 def _extract(args: argparse.Namespace, cache: Path) -> None:
     image_set = load_dataset(args.dataset, cache)
-    store = FeatureStore(cache / "features")
+    store = Stores.at(cache).features
     wanted = "all" if args.layers == "all" else [name.strip() for name in args.layers.split(",") if name.strip()]
     for spec in args.encoder:
         def report(progress: Progress) -> None:

@@ -14,7 +14,7 @@ from typing import Callable
 import pandas as pd
 import plotly.graph_objects as go
 
-from core.analyses.similarity import MATRICES_FOLDER, SimilarityStore
+from core.analyses.similarity import SimilarityStore
 from core.data.datasets import ImageSet
 from core.data.transforms import IDENTITY, InputTransform
 from core.encoders.registry import EncoderInfo
@@ -23,6 +23,7 @@ from core.export import export_filename
 from core.features.extract import FeatureSet, feature_keys
 from core.features.results import ResultStore
 from core.features.store import FeatureKey, FeatureStore, ResultCache
+from core.stores import Stores
 from core.studies.study import Step, Study
 
 STEP_KIND = "study_step"  # the ResultStore kind of a study step's result
@@ -57,10 +58,9 @@ class StudyContext:
 
 def open_context(study: Study, cache: str | Path, *, gpus_per_task: float = 0, parallelism: int = 1) -> StudyContext:
     """The stores under `cache` that a study reads and fills (the same ones the pages use)."""
-    cache = Path(cache)
-    return StudyContext(study, FeatureStore(cache / "features"), ResultStore(cache / "results"),
-                        ResultCache(cache / "results"), SimilarityStore(cache / "results" / MATRICES_FOLDER),
-                        gpus_per_task, parallelism)
+    stores = Stores.at(cache)
+    return StudyContext(study, stores.features, stores.results, stores.scores, stores.similarity, gpus_per_task,
+                        parallelism)
 
 
 @dataclass(frozen=True, eq=False)

@@ -9,8 +9,10 @@ import torch
 from core.data import datasets, image_check
 from core.encoders.registry import UNUSABLE, EncoderInfo, availability, describe, describe_version
 from core.features.extract import FeatureSet, cached_features
+from core.analyses.similarity import SimilarityStore
 from core.features.results import ResultStore
 from core.features.store import FeatureStore, Memo, ResultCache
+from core.stores import Stores
 from core.jobs import JobRegistry, job_slots
 from core.lab.runs import LabRun, finished_run_ids, lab_spec, list_runs  # importing the lab registers `lab:` specs
 from core.paths import cache_root, private_folder
@@ -22,9 +24,18 @@ def private_cache() -> Path:
     return private_folder(cache_root())
 
 
-@st.cache_resource
+def stores() -> Stores:
+    """Every store under the cache root of the moment (REPSCOPE_CACHE), the ones studies and the CLI open."""
+    return _stores(str(cache_root()))
+
+
+@st.cache_resource(max_entries=4)
+def _stores(root: str) -> Stores:
+    return Stores.at(root)
+
+
 def feature_store() -> FeatureStore:
-    return FeatureStore(cache_root() / "features")
+    return stores().features
 
 
 @st.cache_resource
@@ -79,17 +90,19 @@ def feature_set(image_set: datasets.ImageSet, encoder: EncoderInfo, layer: str, 
     return cached_features(image_set, encoder, [layer], feature_store(), pooling)[layer]
 
 
-@st.cache_resource
 def result_cache() -> ResultCache:
-    """On-disk JSON results (probe scores per layer), shared by every session and process."""
-    return ResultCache(cache_root() / "results")
+    """On-disk JSON results (probe scores per layer, a matrix's controls), shared by every session and process."""
+    return stores().scores
 
 
 def result_store() -> ResultStore:
-    """Analysis results on disk (alignments, out-of-fold predictions, study steps), shared by every session.
+    """Analysis results on disk (alignments, out-of-fold predictions, study steps), shared by every session."""
+    return stores().results
 
-    Not cached: it holds only its folder, so it follows the cache root (REPSCOPE_CACHE) of the moment."""
-    return ResultStore(cache_root() / "results")
+
+def similarity_store() -> SimilarityStore:
+    """Similarity matrices on disk, shared by every session and with studies."""
+    return stores().similarity
 
 
 @st.cache_resource
