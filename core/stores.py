@@ -9,7 +9,8 @@ the others under the same key:
   (`<root>/scores`, `core.features.store.ResultCache`);
 - `similarity`: similarity matrices (`<root>/results/similarity_matrices`, `core.analyses.similarity.SimilarityStore`).
 
-Scores were kept in `<root>/results` beside the results before; `Stores.at` moves them to `<root>/scores` once.
+Scores were kept in `<root>/results` beside the results before, and matrices in `<root>/similarity` before studies
+shared them; `Stores.at` moves them where they belong, once.
 """
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ class Stores:
     def at(cls, root: str | Path) -> "Stores":
         root = Path(root)
         _move_scores(root)
+        _move_matrices(root)
         return cls(root, FeatureStore(root / "features"), ResultStore(root / "results"), ResultCache(root / "scores"),
                    SimilarityStore(root / "results" / MATRICES_FOLDER))
 
@@ -54,3 +56,13 @@ def _move_scores(root: Path) -> None:
         if _SCORE_FILES.match(path.name):
             path.replace(moving / path.name)
     moving.replace(scores)  # the folder appears whole, or not at all
+
+
+def _move_matrices(root: Path) -> None:
+    """Move similarity matrices of `<root>/similarity` (their folder before studies shared them) to the store's."""
+    earlier = root / "similarity"
+    if earlier.is_dir():
+        folder = root / "results" / MATRICES_FOLDER
+        folder.mkdir(parents=True, exist_ok=True)
+        for path in earlier.glob("*.npz"):
+            path.replace(folder / path.name)

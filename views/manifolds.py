@@ -3,24 +3,24 @@
 import numpy as np
 import streamlit as st
 
-from core.analyses.manifolds import (IMAGENET_RADIUS_SCALE, MANIFOLD_PRESETS, MAP_METHODS, ManifoldAnalysis,
-                                     analyse_manifolds, compare_manifolds)
-from core.data.datasets import per_class_subset
-from core.data.transforms import AugmentationPipeline, augmentation_views
+from core.analyses.manifolds import MANIFOLD_PRESETS, ManifoldAnalysis, compare_manifolds
 from core.encoders.specs import ModelLayer
-from core.features.extract import cached_view_features, feature_keys, view_features
-from core.features.store import FeatureKey
 from core.figures.manifolds import (centroid_map_figure, class_distance_figure, eigenspectrum_figure,
                                     pair_histograms_figure, radii_figure, uniformity_figure)
-from core.jobs import job_key
 from core.provenance import provenance_from_keys
+from core.studies import analyses
+from core.studies.analyses.manifolds import ManifoldSettings, analyse, view_subset
 from views.ui import resources
-from views.ui.background import estimates_caption, job_outcomes, job_progress, submit_job
+from views.ui.background import estimates_caption, job_outcomes, job_progress
 from views.ui.export_row import figure_block, table_block
 from views.ui.items import item_panel, selected_rows
+from views.ui.manifolds_views import CLAMP, JOBS, PageViews, pipeline_input
 from views.ui.presets import preset_buttons
-from views.ui.sidebar import effective_pooling, page_start
+from views.ui.settings import setting_input, settings_from
+from views.ui.sidebar import page_start
 from views.ui.studies import add_to_study
+
+ENTRY = analyses.get("manifolds")
 
 selection, image_set = page_start(
     "Manifolds",
@@ -32,108 +32,53 @@ if not model_layers:
     st.info("Pick at least one encoder and layer in the sidebar.")
     st.stop()
 
-preset_buttons("manifold_preset", {
+preset_buttons("manifolds", {
     name: (f"{title}: {preset.m} views, {preset.per_class} per class",
-           {"manifold_m": preset.m, "manifold_per_class": preset.per_class},
+           {"manifolds.m": preset.m, "manifolds.images_per_class": preset.per_class},
            f"Sets views per image and images per class to {purpose}; other widgets keep their values.")
     for (name, preset), title, purpose in zip(MANIFOLD_PRESETS.items(), ("Quick", "Full (CLAMP)"),
                                               ("about a minute on the demo, two CPU cores", "the CLAMP paper's setting"))})
 controls = st.columns(5)
 chosen = controls[0].multiselect("Encoder · layer", [layer.label for layer in model_layers],
-                                 default=[layer.label for layer in model_layers][:2], key="manifold_pairs", persist_state="session",
+                                 default=[layer.label for layer in model_layers][:2], key="manifolds.layers",
+                                 persist_state="session",
                                  help="Each is analysed on the same images and views; figures show them side by side.")
-m = controls[1].number_input("Views per image (m)", 2, 64, key="manifold_m", persist_state="session",
-                             help="Augmented views per image (CLAMP uses 16). Extraction cost grows with m.")
-per_class = controls[2].number_input("Images per class", 2, 10_000, key="manifold_per_class", persist_state="session",
-                                     help="A random subset of each category (seed 0), for speed: images × m views "
-                                          "go through the encoder.")
-radius_scale = controls[3].number_input("r_s", 0.1, 50.0, IMAGENET_RADIUS_SCALE, step=0.5, key="manifold_rs", persist_state="session",
-                                        help="CLAMP's radius scale: 8.5 for ImageNet models, 7 for CIFAR. Scales the "
-                                             "radii, the CLAMP loss's range and the neighbour threshold.")
-method = controls[4].selectbox("Map", MAP_METHODS, key="manifold_map", persist_state="session",
-                               help="2-D map of the centroids. UMAP compiles itself on first use in a server "
-                                    "(tens of seconds, once); results are cached.")
-parameter = st.slider("Perplexity" if method == "t-SNE" else "UMAP neighbours", 2, 100, 30, key="manifold_map_param", persist_state="session",
-                      help="t-SNE: perplexity (capped at (N − 1)/3). UMAP: n_neighbors. Larger = more global layout.")
-with st.expander("Augmentation pipeline (CLAMP defaults)"):
-    jitter = st.columns(4)
-    brightness = jitter[0].number_input("Brightness", 0.0, 1.0, 0.4, key="manifold_brightness", persist_state="session",
-                                        help="Colour jitter strength (applied with p = 0.8).")
-    contrast = jitter[1].number_input("Contrast", 0.0, 1.0, 0.4, key="manifold_contrast", persist_state="session", help="Colour jitter.")
-    saturation = jitter[2].number_input("Saturation", 0.0, 1.0, 0.2, key="manifold_saturation", persist_state="session", help="Colour jitter.")
-    hue = jitter[3].number_input("Hue", 0.0, 0.5, 0.1, key="manifold_hue", persist_state="session", help="Colour jitter.")
-    crop_min = st.slider("Smallest crop (share of the image area)", 0.01, 1.0, 0.08, key="manifold_crop", persist_state="session",
-                         help="Random resized crop scale [this, 1]; then flip p = 0.5, grayscale p = 0.2, blur p = 0.5.")
-pipeline = AugmentationPipeline(crop_scale=(crop_min, 1.0), brightness=brightness, contrast=contrast,
-                                saturation=saturation, hue=hue)
-rows = per_class_subset(image_set, int(per_class))
-subset = image_set.subset(rows)
+m = setting_input(ENTRY, "m", "Views per image (m)", container=controls[1])
+per_class = setting_input(ENTRY, "images_per_class", "Images per class", container=controls[2])
+radius_scale = setting_input(ENTRY, "radius_scale", "r_s", container=controls[3], step=0.5)
+method = setting_input(ENTRY, "map", "Map", container=controls[4])
+parameter = setting_input(ENTRY, "map_parameter", "Perplexity" if method == "t-SNE" else "UMAP neighbours",
+                          widget="slider")
+pipeline = pipeline_input()
+settings: ManifoldSettings = settings_from(ENTRY, m=m, images_per_class=per_class, radius_scale=radius_scale,
+                                           map=method, map_parameter=parameter)
+subset = view_subset(image_set, settings)
+views = PageViews(subset, settings.m, pipeline, selection)
 selected = [layer for layer in model_layers if layer.label in chosen]
 if not selected:
     st.stop()
 
-
-def pooling_of(layer: ModelLayer) -> str:
-    return effective_pooling(layer.spec, selection.pooling)
-
-
-def manifold_job_key(layer: ModelLayer) -> str:
-    return job_key("views", subset.fingerprint, layer.spec, layer.layer, str(m), pipeline.name, pooling_of(layer))
-
-
-def rate_key(layer: ModelLayer) -> str:
-    """What one view costs: the encoder layer, pooling and device (views are 224-pixel crops of any dataset)."""
-    return "|".join(["manifold-views", layer.spec, layer.layer, pooling_of(layer), selection.device])
-
-
-def start_extraction() -> None:
-    store = resources.feature_store()
-    for layer in selected:
-        def work(report, layer=layer, encoder=resources.encoder_info(layer.spec)):
-            return view_features(subset, encoder, layer.layer, store, m=int(m), pipeline=pipeline,
-                                 pooling=pooling_of(layer), device=selection.device, batch_size=selection.batch_size,
-                                 progress=lambda p: report(p.done, p.total, p.message.replace("images", "views"), p.resumed))
-        submit_job("manifold_jobs", manifold_job_key(layer), layer.label, work, rate_key=rate_key(layer))
-
-
-def stored_views(layer: ModelLayer) -> np.ndarray | None:
-    """The cached (N, m, D) views, memoised per process once found (building their cache key hashes N·m files)."""
-    return resources.result_memo().get_or_compute(  # None (not extracted yet) is not memoised
-        manifold_job_key(layer),
-        lambda: cached_view_features(subset, resources.encoder_info(layer.spec), layer.layer, resources.feature_store(),
-                                     m=int(m), pipeline=pipeline, pooling=pooling_of(layer)))
-
-
-def views_key(layer: ModelLayer) -> FeatureKey:
-    """The feature key of a layer's cached views, memoised like the views (it hashes N·m file stats)."""
-    def key() -> FeatureKey:
-        views, input_transform = augmentation_views(subset, int(m), pipeline)
-        return feature_keys(views, resources.encoder_info(layer.spec), [layer.layer], pooling_of(layer),
-                            input_transform)[layer.layer]
-    return resources.result_memo().get_or_compute(("key", manifold_job_key(layer)), key)
-
-
-views_by_layer = {layer: stored_views(layer) for layer in selected}
-missing = [layer for layer, views in views_by_layer.items() if views is None]
+views_by_layer = {layer: views.stored(layer) for layer in selected}
+missing = [layer for layer, found in views_by_layer.items() if found is None]
 action = st.columns([2, 3], vertical_alignment="center")
-action[0].button(f"Extract views ({len(rows)} images × {m} views, {len(missing)} encoder layer(s))" if missing
-                 else "All views extracted", type="primary", disabled=not missing, on_click=start_extraction,
+action[0].button(f"Extract views ({len(subset)} images × {settings.m} views, {len(missing)} encoder layer(s))"
+                 if missing else "All views extracted", type="primary", disabled=not missing,
+                 on_click=views.start_extraction, args=(selected,),
                  help="Runs in the background and is cached on disk per encoder, layer, images, m and pipeline; "
                       "changing other widgets does not stop it.")
 study_notes = [note for differs, note in (
-    (pipeline != AugmentationPipeline(), "A study step uses CLAMP's default augmentation pipeline, not the jitter and "
-                                         "crop set under **Augmentation pipeline** here: its views, and so its "
-                                         "results, will differ from this page's."),
+    (pipeline != CLAMP, "A study step uses CLAMP's default augmentation pipeline, not the jitter and crop set "
+                              "under **Augmentation pipeline** here: its views, and so its results, will differ from "
+                              "this page's."),
     (len(selected) < len(model_layers), "A study step analyses every encoder · layer of the sidebar, not only those "
                                         "picked here.")) if differs]
-add_to_study("manifolds", dict(m=int(m), images_per_class=int(per_class), radius_scale=float(radius_scale), map=method,
-                               map_parameter=int(parameter)), selection, notes=study_notes)
+add_to_study(ENTRY.name, settings, selection, notes=study_notes)
 if missing:
-    action[1].caption(estimates_caption({layer.label: (rate_key(layer), len(rows) * int(m)) for layer in missing},
-                                        "views"))
-job_progress("manifold_jobs", "views", "Stops after the current batch; the views extracted so far stay cached "
-                                       "and the next run resumes from them.")
-job_outcomes([manifold_job_key(layer) for layer in missing],
+    action[1].caption(estimates_caption({layer.label: (views.rate_key(layer), len(subset) * settings.m)
+                                         for layer in missing}, "views"))
+job_progress(JOBS, "views", "Stops after the current batch; the views extracted so far stay cached and the next run "
+                            "resumes from them.")
+job_outcomes([views.job_key(layer) for layer in missing],
              "cancelled. The views extracted so far are kept; Extract views resumes.")
 if missing:
     st.info("Press **Extract views** to compute the augmented views.")
@@ -141,21 +86,18 @@ if missing:
 
 
 @st.cache_resource(max_entries=32, show_spinner="Analysing sub-manifolds…")  # immutable: no copy per rerun
-def analysis(views_key: str, _views: np.ndarray, _categories: np.ndarray, _image_ids: np.ndarray, radius_scale: float,
-             method: str, parameter: int) -> ManifoldAnalysis:
-    """Cached per (views, r_s, map): `views_key` names the images, encoder layer, m, pipeline and pooling."""
-    return analyse_manifolds(_views, _categories, _image_ids, radius_scale=radius_scale, map_method=method,
-                             map_parameter=parameter)
+def analysis(views_key: str, settings: ManifoldSettings, _views: np.ndarray, _subset) -> ManifoldAnalysis:
+    """Cached per (views, settings): `views_key` names the images, encoder layer, m, pipeline and pooling."""
+    return analyse(_views, _subset, settings)
 
 
-results = {layer.label: analysis(manifold_job_key(layer), views_by_layer[layer], subset.metadata["category"].to_numpy(),
-                                 subset.metadata["image_id"].to_numpy(), float(radius_scale), method, int(parameter))
-           for layer in selected}
+results = {layer.label: analysis(views.job_key(layer), settings, views_by_layer[layer], subset) for layer in selected}
 comparison = compare_manifolds(results)
 provenance = provenance_from_keys(
-    [views_key(layer) for layer in selected],
-    {"views_per_image": int(m), "images_per_class": int(per_class), "subset_fingerprint": subset.fingerprint,
-     "radius_scale": float(radius_scale), "map": method, "map_parameter": int(parameter)},
+    [views.feature_key(layer) for layer in selected],
+    {"views_per_image": settings.m, "images_per_class": settings.images_per_class,
+     "subset_fingerprint": subset.fingerprint, "radius_scale": settings.radius_scale, "map": settings.map,
+     "map_parameter": settings.map_parameter},
     dataset=image_set.name, dataset_fingerprint=image_set.fingerprint, store=resources.feature_store())
 label = ",".join(layer.spec for layer in selected)
 figure_kwargs = {"page": "manifolds", "dataset": image_set.name, "encoder": label, "provenance": provenance}
@@ -164,11 +106,11 @@ tabs = st.tabs(list(results))
 for tab, (name, result) in zip(tabs, results.items()):
     with tab:
         clicked = selected_rows(figure_block(
-            centroid_map_figure(result.per_image, result.map_scale, method), result.per_image,
-            figure=f"map_{name}", **figure_kwargs, select_key=f"manifold_map_click_{name}",
+            centroid_map_figure(result.per_image, result.map_scale, settings.map), result.per_image,
+            figure=f"map_{name}", **figure_kwargs, select_key=f"manifolds.map_click.{name}",
             selection_mode=("points",), how_to_read=(
-                f"Each dot is an image's centroid (mean of its {m} CLAMP-normalised views), placed by "
-                f"{method}; the circle's radius is r_i × {result.map_scale:.3g}, the median ratio of 2-D "
+                f"Each dot is an image's centroid (mean of its {settings.m} CLAMP-normalised views), placed by "
+                f"{settings.map}; the circle's radius is r_i × {result.map_scale:.3g}, the median ratio of 2-D "
                 "to feature-space distance between each point and its nearest map neighbour (a map "
                 "distorts distances, so read circles as relative sizes). Hover: image, radius, "
                 "neighbours (other images within 0.99 · r_s · (ρ_i + ρ_j)). Click a dot: the image, and its "

@@ -1,32 +1,32 @@
 """Layer probes: where in depth does an encoder hold affective and categorical information?"""
-
 from dataclasses import asdict
 
 import pandas as pd
 import streamlit as st
 
-from core.analyses.affect import TARGETS
-from core.analyses.cv import CATEGORY_SCHEMES, K_FOLD_SCHEMES, SCHEMES, scheme_label
-from core.analyses.probes import ProbeSettings, encoder_curves, fit_rate_key, pending_fits, summary_table
+from core.analyses.cv import K_FOLD_SCHEMES, scheme_label
+from core.analyses.probes import encoder_curves, summary_table
 from core.export import export_filename
 from core.features.extract import feature_keys
 from core.figures.probes import AXES, BANDS, probe_curves_figure
-from core.jobs import ACTIVE, job_key
 from core.provenance import provenance_from_keys
+from core.studies import analyses
+from core.studies.analyses.probes import probe_names
 from views.ui import resources
-from views.ui.background import estimates_caption, follow_jobs, job_outcomes, job_progress, submit_job
 from views.ui.export_row import figure_block, table_download
 from views.ui.extraction import extraction_panel
+from views.ui.probes_jobs import fitted_encoders
+from views.ui.settings import setting_input, settings_from
 from views.ui.sidebar import effective_pooling, page_start
 from views.ui.studies import add_to_study
 
+entry = analyses.get("probes")
 selection, image_set = page_start(
     "Layer probes",
     "The Affect page's ridge probe of valence and arousal, and a logistic-regression category probe, at "
     "every block of each encoder (docs/science.md §4). Encoders of different depths share a normalised axis.")
-metadata = image_set.metadata
-n_categories = metadata["category"].nunique()
-probes = (TARGETS if image_set.has_affect else ()) + (("category",) if n_categories > 1 else ())
+n_categories = image_set.metadata["category"].nunique()
+probes = probe_names(image_set)
 if not image_set.has_affect:
     st.info(f"**{image_set.name}** has no valence/arousal ratings: only the category probe is shown.")
 if n_categories < 2:
@@ -35,28 +35,19 @@ if not probes:
     st.stop()
 
 controls = st.columns(4)
-scheme = controls[0].selectbox(
-    "Affect cross-validation", list(SCHEMES), format_func=scheme_label, key="probes_scheme", persist_state="session",
-    help="As on the Affect page: LOTO holds out one theme group at a time, LOCO a whole category, K-fold "
-         "shuffled folds, grouped K-fold K folds of whole themes. The final layer's numbers equal the Affect "
-         "page's for the same scheme.")
-category_scheme = controls[1].selectbox(
-    "Category cross-validation", CATEGORY_SCHEMES, index=CATEGORY_SCHEMES.index("gkfold"),
-    format_func=scheme_label, key="probes_category_scheme", persist_state="session",
-    help="Leave-One-Category-Out is not offered: the held-out category never appears in training, so a "
-         "category probe cannot name it. Grouped K-fold (default) keeps each theme group in one fold with K "
-         "refits per layer; LOTO refits once per theme (minutes for wide layers such as raw pixels); K-fold "
-         "shuffles images, so a theme's near-duplicates help.")
-n_folds = controls[2].number_input("K (folds)", 2, 20, 5, key="probes_k", persist_state="session",
-                                   disabled=not set(K_FOLD_SCHEMES) & {scheme, category_scheme},
-                                   help="Folds of the K-fold schemes (seed 0): shuffled images, or whole theme groups.")
-band = controls[3].radio("Band", list(BANDS), format_func=BANDS.get, key="probes_band", persist_state="session",
+scheme = setting_input(entry, "scheme", "Affect cross-validation", container=controls[0], format_func=scheme_label)
+category_scheme = setting_input(entry, "category_scheme", "Category cross-validation", container=controls[1],
+                                format_func=scheme_label)
+n_splits = setting_input(entry, "n_splits", "K (folds)", container=controls[2],
+                         disabled=not set(K_FOLD_SCHEMES) & {scheme, category_scheme})
+band = controls[3].radio("Band", list(BANDS), format_func=BANDS.get, key="probes.band", persist_state="session",
                          help="±1 SE over folds (default): SD of the per-fold scores / √(number of folds), the "
                               "uncertainty of the mean; folds share training images, so read it as a guide, not "
                               "a test. Fold spread: ±1 SD of the per-fold scores (wide under LOTO, where a fold "
                               "is one small theme group). Per-fold R² uses the variance of all images, so folds "
                               "average to the pooled R². Bootstrap: 95% CI over images.")
-add_to_study("probes", dict(scheme=scheme, category_scheme=category_scheme, n_splits=int(n_folds)), selection)
+settings = settings_from(entry, scheme=scheme, category_scheme=category_scheme, n_splits=n_splits)
+add_to_study("probes", settings, selection)
 
 with st.expander("Features (all layers)", expanded=False):
     statuses = extraction_panel(image_set, selection, layers={spec: "all" for spec in selection.encoders})
@@ -69,60 +60,11 @@ if not ready:
 if len(ready) < len(selection.encoders):
     st.caption(f"Waiting for all layers of: {', '.join(sorted(set(selection.encoders) - set(ready)))}.")
 
-settings = ProbeSettings(scheme, category_scheme, int(n_folds))
-store, results = resources.feature_store(), resources.result_cache()
-pooling = {spec: effective_pooling(spec, selection.pooling) for spec in ready}
-pending = {spec: pending_fits(image_set, resources.encoder_info(spec), settings=settings, probes=probes, pooling=pooling[spec],
-                              results=results) for spec in ready}
-todo = [spec for spec in ready if pending[spec]]
-
-
-def probe_job_key(spec: str) -> str:
-    parts = [image_set.fingerprint, spec, pooling[spec], repr(settings), ",".join(probes)]
-    return job_key("probes", *parts)
-
-
-def rate_key(spec: str) -> str:
-    return fit_rate_key(image_set, spec, pending[spec], settings, pooling[spec])
-
-
-def start_probes(specs: list[str]) -> None:
-    """Button callback: one background job per encoder, so a long fit survives reruns and page changes."""
-    for spec in specs:
-        def work(report, spec=spec, encoder=resources.encoder_info(spec)):
-            return encoder_curves(image_set, encoder, store, settings=settings, probes=probes, pooling=pooling[spec],
-                                  results=results, progress=report)
-
-        submit_job("probe_jobs", probe_job_key(spec), spec, work, rate_key=rate_key(spec))
-
-
-if todo:
-    follow_jobs("probe_jobs", map(probe_job_key, todo))
-    registry = resources.job_registry()
-    idle = [spec for spec in todo if (status := registry.status(probe_job_key(spec))) is None or status.state not in ACTIVE]
-    n_fits = sum(len(pending[spec]) for spec in todo)
-    action = st.columns([2, 3], vertical_alignment="center")
-    action[0].button(f"Compute probe curves ({n_fits} fits, {len(todo)} encoder{'s' * (len(todo) > 1)})",
-                     type="primary", disabled=not idle, on_click=start_probes, args=(idle,), key="probes_compute",
-                     help="One fit = one layer × one probe (the affect ridge gives valence and arousal together; the "
-                          "category probe is a second fit). Runs in the background with a progress bar, so other "
-                          "widgets and pages stay usable; every finished layer is cached, so a rerun, a cancelled "
-                          "run or an added encoder fits only what is missing.")
-    action[1].caption(estimates_caption({spec: (rate_key(spec), len(pending[spec])) for spec in todo}, "fits"))
-    job_progress("probe_jobs", "fits", "Stops after the current fit; the layers fitted so far stay cached and the "
-                                       "next run fits only the rest.")
-    job_outcomes(map(probe_job_key, todo), "cancelled. The layers fitted so far are kept; Compute probe curves resumes.")
-    drawn = [spec for spec in ready if spec not in todo]
-    if not drawn:
-        st.info("Press **Compute probe curves** to fit the probes at every layer." if idle else
-                "The curves appear here when the fits finish; other widgets and pages stay usable meanwhile.")
-        st.stop()
-    st.caption(f"Not drawn until computed: {', '.join(todo)}.")
-else:
-    drawn = ready
-
-curves = pd.concat([encoder_curves(image_set, resources.encoder_info(spec), store, settings=settings, probes=probes, pooling=pooling[spec],
-                                   results=results) for spec in drawn], ignore_index=True)
+store, pooling = resources.feature_store(), {spec: effective_pooling(spec, selection.pooling) for spec in ready}
+drawn = fitted_encoders(image_set, ready, pooling, settings.probe_settings, probes, button_key="probes.compute")
+curves = pd.concat([encoder_curves(image_set, resources.encoder_info(spec), store, settings=settings.probe_settings,
+                                   probes=probes, pooling=pooling[spec], results=resources.result_cache())
+                    for spec in drawn], ignore_index=True)
 
 how_to_read = (
     "Each line is one encoder, each point one layer (hover for its name). R²: ridge regression of the rating "
@@ -131,16 +73,15 @@ how_to_read = (
     f"{n_categories} (dotted). Features are standardised and clipped to ±10 training SDs before each probe "
     "(the Affect page explains why). A curve that rises only at the end holds the information late; a flat "
     "curve spreads it across depth.")
-encoders = ",".join(drawn)
 keys = [key for spec in drawn
         for key in feature_keys(image_set, resources.encoder_info(spec), "all", pooling[spec]).values()]
-provenance = provenance_from_keys(keys, {**asdict(settings), "probes": list(probes), "band": band}, store=store,
-                                  dataset=image_set.name, dataset_fingerprint=image_set.fingerprint)
+provenance = provenance_from_keys(keys, {**asdict(settings.probe_settings), "probes": list(probes), "band": band},
+                                  store=store, dataset=image_set.name, dataset_fingerprint=image_set.fingerprint)
 depth_tab, index_tab = st.tabs(["Normalised depth", "Layer index"])
 for tab, axis in ((depth_tab, "depth"), (index_tab, "layer_index")):
     with tab:
         figure_block(probe_curves_figure(curves, x=axis, band=band, category_chance=1 / n_categories), curves,
-                     page="probes", figure=f"curves_{axis}", dataset=image_set.name, encoder=encoders,
+                     page="probes", figure=f"curves_{axis}", dataset=image_set.name, encoder=",".join(drawn),
                      layer=scheme, provenance=provenance, how_to_read=how_to_read if axis == "depth" else
                      f"As the first tab, with the {AXES[axis]} on the x axis: encoders of different depths no longer "
                      "line up.")

@@ -226,7 +226,8 @@ ALIGNMENT_KIND = "alignment"  # the ResultStore kind of finished alignments
 
 def alignment_result_key(dataset_fingerprint: str, source_key: str, target_key: str, metric: str, normalise: bool,
                          settings: SearchSettings) -> str:
-    """The stored alignment of one pair: the same items, sources (`RdmSource.key`), RDMs and search give the same key."""
+    """The stored alignment of one pair: the same items, representations (`Representation.key`), RDMs and search
+    give the same key."""
     return result_key(ALIGNMENT_KIND, {"metric": metric, "normalise": bool(normalise), **asdict(settings)},
                       {"dataset": dataset_fingerprint, "source": source_key, "target": target_key})
 

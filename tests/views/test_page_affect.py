@@ -40,7 +40,7 @@ def demo_features(isolated_cache: Path):
 @pytest.mark.slow
 def test_affect_page_renders_every_figure_for_two_encoders_and_both_schemes(demo_features) -> None:
     app = affect_page()
-    assert app.multiselect(key="affect_schemes").value == ["loto", "loco"]
+    assert app.multiselect(key="affect.schemes").value == ["loto", "loco"]
     charts = [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
     assert len(charts) == 4  # R² summary, error field, occupancy, error rose
     bars = [trace for trace in charts[0]["data"] if trace["type"] == "bar"]
@@ -63,7 +63,7 @@ def test_affect_page_renders_every_figure_for_two_encoders_and_both_schemes(demo
     measures = app.dataframe[-1].value
     assert list(measures["model"]) == [f"{spec} [final]" for spec in ENCODERS]
     assert measures["trajectory_entropy"].between(0, 1).all() and measures["error_ed"].between(1, 2).all()
-    app.toggle(key="affect_zscore").set_value(True).run()  # re-render from the memo, no refit
+    app.toggle(key="affect.zscore").set_value(True).run()  # re-render from the memo, no refit
     assert not app.exception
 
 
@@ -118,7 +118,7 @@ def decoded(array) -> np.ndarray:
 def test_a_click_on_a_prediction_opens_the_items_card_with_its_ratings(demo_features) -> None:
     app = AppTest.from_file(APP, default_timeout=300)
     app.session_state["encoders"] = ["pixels:32"]
-    app.session_state["affect_schemes"] = ["kfold"]
+    app.session_state["affect.schemes"] = ["kfold"]
     app.switch_page("views/affect.py").run()
     assert not app.exception, [exception.value for exception in app.exception]
     field = next(json.loads(chart.proto.spec) for chart in app.get("plotly_chart")
@@ -129,7 +129,7 @@ def test_a_click_on_a_prediction_opens_the_items_card_with_its_ratings(demo_feat
     predicted = decoded(dots["x"])[index], decoded(dots["y"])[index]
     image_id = demo_features.metadata["image_id"].iloc[row]
     assert dots["text"][index] == image_id
-    app.session_state["affect_error_field_click"] = {"selection": {
+    app.session_state["affect.error_field_click"] = {"selection": {
         "points": [{"customdata": [row], "x": predicted[0], "y": predicted[1]}], "point_indices": [index], "box": [],
         "lasso": []}}
     app.run()

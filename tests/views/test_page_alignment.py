@@ -21,8 +21,8 @@ from tests.paths import APP
 
 ENCODER = "pixels:32"
 # A small search the tests share: the first to run it stores it, the others open it (one cache per session).
-SEARCH = dict(alignment_n_eps=3, alignment_n_inits=2, alignment_metric="euclidean", alignment_normalise=True,
-              alignment_warm_start=False, eps_low_euclidean=1e-3, eps_high_euclidean=1e-1)
+SEARCH = {"alignment.n_eps": 3, "alignment.n_inits": 2, "alignment.metric": "euclidean", "alignment.normalise": True,
+          "alignment.anneal": False, "alignment.eps_low.euclidean": 1e-3, "alignment.eps_high.euclidean": 1e-1}
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,7 @@ def run_until_done(app: AppTest, button_label: str, timeout_s: float = 240) -> A
 
 def test_alignment_page_runs_a_search_and_draws_every_figure(pixel_features) -> None:
     app = run_page(**SEARCH)
-    assert [box.value for box in app.selectbox if box.key in ("alignment_source", "alignment_target")] == [
+    assert [box.value for box in app.selectbox if box.key in ("alignment.source", "alignment.target")] == [
         "human · demo human", f"{ENCODER} · final"]
     assert any("press **Run alignment**" in info.value for info in app.info)
     run_until_done(app, "Run alignment")
@@ -77,8 +77,8 @@ def test_alignment_page_runs_a_search_and_draws_every_figure(pixel_features) -> 
     # The Similarity page reads this pair's matching from the result cache (never re-running GWOT).
     similarity = AppTest.from_file(APP, default_timeout=300)
     similarity.session_state["encoders"] = [ENCODER]
-    similarity.session_state["similarity_sources"] = ["human · demo human", f"{ENCODER} · final"]
-    similarity.session_state["similarity_measures"] = ["cka_linear"]
+    similarity.session_state["similarity.sources"] = ["human · demo human", f"{ENCODER} · final"]
+    similarity.session_state["similarity.measures"] = ["cka_linear"]
     similarity.switch_page("views/similarity.py").run()
     next(button for button in similarity.main.button if button.label == "Compute").click().run()
     deadline = time.time() + 120
@@ -94,7 +94,7 @@ def test_the_demo_defaults_show_the_known_item_level_answer(pixel_features) -> N
     # The demo's human embedding is the images' 4 x 4 colour layout (core/data/demo.py): with every setting at
     # its default, GWOT against raw pixels recovers most items (measured: top-1 64.8 %, category 89.8 %).
     app = run_page()
-    assert app.selectbox(key="alignment_target").value == f"{ENCODER} · final"
+    assert app.selectbox(key="alignment.target").value == f"{ENCODER} · final"
     run_until_done(app, "Run alignment")
     metrics = {metric.label: metric.value for metric in app.metric}
     assert float(metrics["Top-1 matching"].rstrip("%")) >= 50  # chance 0.26 %
@@ -110,11 +110,12 @@ def test_an_uploaded_shuffled_copy_is_reordered_and_recovered(pixel_features) ->
     ids = image_set.metadata["image_id"].astype(str).to_numpy()
     order = np.random.default_rng(0).permutation(len(ids))
     rows = [",".join([ids[row], *(f"{value:.7f}" for value in image_set.reference_embedding[row])]) for row in order]
-    app = run_page(alignment_metric="euclidean", alignment_normalise=True, alignment_n_eps=2, alignment_n_inits=1,
-                   eps_low_euclidean=1e-3, eps_high_euclidean=1e-2)
-    app.file_uploader(key="alignment_upload").upload("shuffled.csv", "\n".join(rows).encode(), "text/csv")
+    app = run_page(**{"alignment.metric": "euclidean", "alignment.normalise": True, "alignment.n_eps": 2,
+                      "alignment.n_inits": 1, "alignment.eps_low.euclidean": 1e-3,
+                      "alignment.eps_high.euclidean": 1e-2})
+    app.file_uploader(key="alignment.upload").upload("shuffled.csv", "\n".join(rows).encode(), "text/csv")
     app.run()
-    app.selectbox(key="alignment_target").set_value("upload · shuffled.csv").run()
+    app.selectbox(key="alignment.target").set_value("upload · shuffled.csv").run()
     run_until_done(app, "Run alignment")
     # Annealing (the page default) finds the identity up to near-duplicate layouts (measured 97.4 %).
     top1 = next(metric for metric in app.metric if metric.label == "Top-1 matching").value
@@ -124,12 +125,12 @@ def test_an_uploaded_shuffled_copy_is_reordered_and_recovered(pixel_features) ->
 
 def test_a_wrong_upload_says_what_is_wrong(pixel_features) -> None:
     app = run_page()
-    app.file_uploader(key="alignment_upload").upload("small.csv", b"1,2\n3,4\n", "text/csv")
+    app.file_uploader(key="alignment.upload").upload("small.csv", b"1,2\n3,4\n", "text/csv")
     app.run()
     assert not app.exception
     assert any("small.csv has 2 rows but the dataset has 384 items" in error.value and "OASIS.csv" in error.value
                for error in app.error)
-    assert "upload · small.csv" not in app.selectbox(key="alignment_source").options
+    assert "upload · small.csv" not in app.selectbox(key="alignment.source").options
 
 
 def test_alignment_page_without_two_sources_says_what_to_do(isolated_cache: Path) -> None:
@@ -161,7 +162,8 @@ def test_switching_pooling_changes_the_rdm(isolated_cache: Path, tmp_path: Path)
         expected[pooling] = rsa(rdm(block, "cosine"), rdm(pixels, "cosine"))
     assert abs(expected["cls"] - expected["mean"]) > 0.01  # the two poolings really differ
     state = dict(dataset_kind="manifest", dataset_path_manifest=str(manifest), pooling="cls",
-                 alignment_source=f"{vit} · blocks.0", alignment_target=f"{ENCODER} · final", alignment_n_eps=1)
+                 **{"alignment.source": f"{vit} · blocks.0", "alignment.target": f"{ENCODER} · final",
+                    "alignment.n_eps": 1})
     state[f"layers::{vit}"] = ["blocks.0"]
     app = AppTest.from_file(APP, default_timeout=300)
     app.session_state["encoders"] = [vit, ENCODER]
@@ -204,8 +206,9 @@ def test_a_study_alignment_opens_on_the_page_after_a_restart_without_a_job(pixel
 
     status = run_tiny_alignment_study(tmp_path, isolated_cache)
     st.cache_resource.clear()  # a server restart: no job registry, no memo; only the disk
-    app = run_page(alignment_n_eps=2, alignment_n_inits=1, alignment_metric="euclidean", alignment_normalise=True,
-                   alignment_warm_start=False, eps_low_euclidean=1e-3, eps_high_euclidean=1e-1)
+    app = run_page(**{"alignment.n_eps": 2, "alignment.n_inits": 1, "alignment.metric": "euclidean",
+                      "alignment.normalise": True, "alignment.anneal": False, "alignment.eps_low.euclidean": 1e-3,
+                      "alignment.eps_high.euclidean": 1e-1})
     assert len(app.get("plotly_chart")) == 6, "the stored alignment is drawn on the first run"
     assert not resources.job_registry().statuses(), "no job was started"
     assert next(button for button in app.main.button if button.label == "Run alignment").disabled
@@ -234,7 +237,7 @@ def test_the_drill_down_shows_where_a_clicked_or_picked_item_goes(pixel_features
     def targets_table():
         return next(frame.value for frame in app.dataframe if "correct" in frame.value.columns)
 
-    box = app.selectbox(key="alignment_drill_source")
+    box = app.selectbox(key="alignment.drill_source")
     assert box.help and box.value == wrong["source"].iloc[0]  # the default: the most confident wrong match
     assert targets_table()["target"].tolist() == transport_targets(plan, box.value)["target"].tolist()
     pairs = next(frame.value for frame in app.dataframe if "own_mass" in frame.value.columns)
@@ -249,11 +252,11 @@ def test_the_drill_down_shows_where_a_clicked_or_picked_item_goes(pixel_features
     clickable = charts["Selected transport plan"]["data"][1]
     source, target = (int(value) for value in decoded(clickable["customdata"])[7])
     assert target == plan[source].argmax()
-    app.session_state["alignment_plan_click"] = {"selection": {"points": [{"customdata": [source, target]}],
+    app.session_state["alignment.plan_click"] = {"selection": {"points": [{"customdata": [source, target]}],
                                                               "point_indices": [7], "box": [], "lasso": []}}
     app.run()
     assert not app.exception, [exception.value for exception in app.exception]
-    assert app.selectbox(key="alignment_drill_source").value == source
+    assert app.selectbox(key="alignment.drill_source").value == source
     listed = targets_table()
     expected = transport_targets(plan, source)
     assert listed["target"].tolist() == expected["target"].tolist()
@@ -263,6 +266,6 @@ def test_the_drill_down_shows_where_a_clicked_or_picked_item_goes(pixel_features
     assert any(markdown.value.startswith(f"**{image_id}** · ") for markdown in app.markdown)  # the item's card
     # A later pick in the box stands: the same click, still in the event, is not applied again.
     other = (source + 1) % len(plan)
-    app.selectbox(key="alignment_drill_source").set_value(other).run()
-    assert app.selectbox(key="alignment_drill_source").value == other
+    app.selectbox(key="alignment.drill_source").set_value(other).run()
+    assert app.selectbox(key="alignment.drill_source").value == other
     assert targets_table()["target"].tolist() == transport_targets(plan, other)["target"].tolist()

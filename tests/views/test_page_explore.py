@@ -90,11 +90,11 @@ def test_the_page_draws_two_linked_webgl_maps_and_the_agreement_with_defaults(ar
 
 def test_a_click_on_map_a_opens_the_items_card_with_its_brute_force_neighbours(arrays) -> None:
     image_set, features = arrays
-    app = run_page(explore_k=7)
-    app.session_state["explore_map_a"] = event([5])
+    app = run_page(**{"explore.k": 7})
+    app.session_state["explore.map_a"] = event([5])
     app.run()
     assert_clean(app)
-    assert app.selectbox(key="explore_item").value == 5
+    assert app.selectbox(key="explore.item").value == 5
     ids = image_set.metadata["image_id"].astype(str).to_numpy()
     expected = [nearest_neighbours(features[label], 7, queries=[5]).indices[0].tolist() for label in (PIXELS, HUMAN)]
     assert listed_neighbours(app, ids, 7) == expected
@@ -105,10 +105,10 @@ def test_a_lasso_in_map_b_is_ringed_in_map_a_and_listed_with_the_agreement_of_a_
     _, features = arrays
     rows = [3, 40, 41, 200]
     app = run_page()
-    app.session_state["explore_map_b"] = event(rows)
+    app.session_state["explore.map_b"] = event(rows)
     app.run()
     assert_clean(app)
-    assert app.session_state["explore_active"]["rows"] == rows
+    assert app.session_state["explore.active"]["rows"] == rows
     assert overlay_rows(maps(app)[0]) == rows
     listed = table(app, "knn_overlap")
     assert listed["row"].tolist() == rows
@@ -116,17 +116,17 @@ def test_a_lasso_in_map_b_is_ringed_in_map_a_and_listed_with_the_agreement_of_a_
     np.testing.assert_allclose(listed["knn_overlap"], agreement["knn_overlap"])
     np.testing.assert_allclose(listed["rdm_row_spearman"], agreement["rdm_row_spearman"])
     # An unchanged or reset (empty) map event changes nothing: the reruns settle, the selection stays.
-    app.session_state["explore_map_b"] = event([])
+    app.session_state["explore.map_b"] = event([])
     app.run()
-    assert app.session_state["explore_active"]["rows"] == rows and overlay_rows(maps(app)[0]) == rows
-    app.session_state["explore_map_a"] = event([7])  # the most recent selection wins
+    assert app.session_state["explore.active"]["rows"] == rows and overlay_rows(maps(app)[0]) == rows
+    app.session_state["explore.map_a"] = event([7])  # the most recent selection wins
     app.run()
-    assert app.session_state["explore_active"]["rows"] == [7] and overlay_rows(maps(app)[1]) == [7]
+    assert app.session_state["explore.active"]["rows"] == [7] and overlay_rows(maps(app)[1]) == [7]
 
 
 def test_the_disagreement_table_ranks_items_as_item_agreement_and_opens_a_card(arrays) -> None:
     image_set, features = arrays
-    app = run_page(explore_k=5, explore_metric="euclidean")
+    app = run_page(**{"explore.k": 5, "explore.metric": "euclidean"})
     shown = table(app, "disagreement_rank")
     expected = item_agreement(features[PIXELS], features[HUMAN], k=5, metric="euclidean")
     expected = expected.sort_values("disagreement_rank").head(50)
@@ -135,7 +135,7 @@ def test_the_disagreement_table_ranks_items_as_item_agreement_and_opens_a_card(a
     np.testing.assert_allclose(shown["rdm_row_spearman"], expected["rdm_row_spearman"])
     np.testing.assert_allclose(shown["knn_overlap"], expected["knn_overlap"])
     worst = int(expected.index[0])
-    app.selectbox(key="explore_disagreement_item").set_value(worst).run()
+    app.selectbox(key="explore.disagreement_item").set_value(worst).run()
     assert_clean(app)
     ids = image_set.metadata["image_id"].astype(str).to_numpy()
     assert listed_neighbours(app, ids, 5) == [
@@ -143,7 +143,7 @@ def test_the_disagreement_table_ranks_items_as_item_agreement_and_opens_a_card(a
 
 
 def test_a_source_against_itself_disagrees_on_no_item(arrays) -> None:
-    app = run_page(explore_source_a=HUMAN, explore_source_b=HUMAN)
+    app = run_page(**{"explore.source_a": HUMAN, "explore.source_b": HUMAN})
     shown = table(app, "disagreement_rank")
     np.testing.assert_allclose(shown["rdm_row_spearman"], 1.0)
     np.testing.assert_allclose(shown["knn_overlap"], 1.0)
@@ -152,14 +152,14 @@ def test_a_source_against_itself_disagrees_on_no_item(arrays) -> None:
 def test_search_selects_the_matches_and_a_selection_is_saved_and_opened_as_a_dataset(arrays) -> None:
     image_set, _ = arrays
     app = run_page()
-    app.text_input(key="explore_search").input("GRATING").run()
+    app.text_input(key="explore.search").input("GRATING").run()
     assert_clean(app)
     metadata = image_set.metadata
     text = metadata[[c for c in metadata.columns if not pd.api.types.is_numeric_dtype(metadata[c])]].astype(str)
     expected = np.flatnonzero(text.apply(lambda column: column.str.lower().str.contains("grating")).any(axis=1))
-    assert len(expected) >= 96 and app.session_state["explore_active"]["rows"] == expected.tolist()
+    assert len(expected) >= 96 and app.session_state["explore.active"]["rows"] == expected.tolist()
     assert overlay_rows(maps(app)[0]) == expected.tolist()
-    app.text_input(key="explore_selection_name").input("gratings").run()
+    app.text_input(key="explore.selection_name").input("gratings").run()
     next(button for button in app.main.button if button.label == "Save as dataset").click().run()
     assert_clean(app)
     success = next(message.value for message in app.success)
@@ -179,7 +179,7 @@ def test_an_embeddings_set_without_images_has_maps_but_no_thumbnails_or_saving(t
     app = AppTest.from_file(APP, default_timeout=300)
     app.session_state["dataset_kind"] = "embeddings"
     app.session_state["dataset_path_embeddings"] = str(tmp_path)
-    app.session_state["explore_map_a"] = event([1, 2])
+    app.session_state["explore.map_a"] = event([1, 2])
     app.switch_page("views/explore.py").run()
     assert_clean(app)
     assert len(maps(app)) == 2

@@ -18,10 +18,10 @@ ENCODERS = ["bundled:efficientnet_lite0", "pixels:32"]
 def test_inductive_bias_page_runs_and_draws_every_figure(isolated_cache: Path) -> None:
     app = AppTest.from_file(APP, default_timeout=300)
     app.session_state["encoders"] = ENCODERS
-    app.session_state["bias_per_class"] = 8
-    app.session_state["bias_families"] = ["glo", "gamma"]
-    app.session_state["bias_levels_glo"] = [2, 8]
-    app.session_state["bias_levels_gamma"] = [0.5]
+    app.session_state["inductive_bias.images_per_class"] = 8
+    app.session_state["inductive_bias.families"] = ["glo", "gamma"]
+    app.session_state["inductive_bias.levels.glo"] = [2, 8]
+    app.session_state["inductive_bias.levels.gamma"] = [0.5]
     app.switch_page("views/inductive_bias.py").run()
     assert not app.exception, [exception.value for exception in app.exception]
     gallery = json.loads(app.get("plotly_chart")[0].proto.spec)
@@ -48,7 +48,7 @@ def test_inductive_bias_page_runs_and_draws_every_figure(isolated_cache: Path) -
     assert all(button.help for button in app.main.button)
     assert all(widget.help for widget in [*app.main.multiselect, *app.main.number_input, *app.main.selectbox])
 
-    app.radio(key="bias_view").set_value("relative drop").run()
+    app.radio(key="inductive_bias.view").set_value("relative drop").run()
     drops = json.loads(app.get("plotly_chart")[1].proto.spec)
     assert drops["layout"]["yaxis"]["title"]["text"] == "k-NN relative drop"
 
@@ -62,14 +62,16 @@ def test_defaults_are_the_quick_preset_and_the_full_one_is_one_click_away(isolat
     run = next(button for button in app.main.button if button.label.startswith("Run ("))
     assert run.label == f"Run ({4 * quick.per_class} images × {len(quick.corruptions()) + 1} conditions, 2 encoder · layer)"
     assert run.label.startswith("Run (100 images × 5 conditions")  # 25 per class, clean + glo/loc 2 and 8
-    assert app.number_input(key="bias_n_splits").value == quick.n_splits
+    assert app.number_input(key="inductive_bias.n_splits").value == quick.n_splits
     assert any(caption.value.startswith(("Estimate — ", "No estimate yet")) for caption in app.caption)  # a rate from an earlier test
-    assert app.button(key="bias_preset_quick").disabled and not app.button(key="bias_preset_full").disabled
-    app.button(key="bias_preset_full").click().run()
+    quick_button, full_button = "inductive_bias.preset_quick", "inductive_bias.preset_full"
+    assert app.button(key=quick_button).disabled and not app.button(key=full_button).disabled
+    app.button(key=full_button).click().run()
     assert not app.exception, [exception.value for exception in app.exception]
-    assert app.number_input(key="bias_per_class").value == full.per_class
-    assert app.multiselect(key="bias_levels_glo").value == [2, 4, 8]
+    assert app.number_input(key="inductive_bias.images_per_class").value == full.per_class
+    assert app.multiselect(key="inductive_bias.levels.glo").value == [2, 4, 8]
     assert any(button.label.startswith("Run (200 images × 7 conditions") for button in app.main.button)
-    assert app.button(key="bias_preset_full").disabled and not app.button(key="bias_preset_quick").disabled
-    app.number_input(key="bias_per_class").set_value(20).run()  # an edit leaves both presets one click away
-    assert not app.button(key="bias_preset_full").disabled and not app.button(key="bias_preset_quick").disabled
+    assert app.button(key=full_button).disabled and not app.button(key=quick_button).disabled
+    # An edit leaves both presets one click away.
+    app.number_input(key="inductive_bias.images_per_class").set_value(20).run()
+    assert not app.button(key=full_button).disabled and not app.button(key=quick_button).disabled

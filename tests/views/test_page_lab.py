@@ -13,11 +13,11 @@ from tests.paths import APP
 
 def test_a_tiny_run_trains_through_the_page_and_opens_on_manifolds(isolated_cache: Path) -> None:
     app = AppTest.from_file(APP, default_timeout=300)
-    app.session_state["lab_objectives"] = ["supervised", "clamp"]
-    app.session_state["lab_epochs"] = 1
-    app.session_state["lab_max_images"] = 32
-    app.session_state["lab_image_size"] = 32
-    app.session_state["lab_batch_size"] = 16
+    app.session_state["lab.objectives"] = ["supervised", "clamp"]
+    app.session_state["lab.epochs"] = 1
+    app.session_state["lab.max_images"] = 32
+    app.session_state["lab.image_size"] = 32
+    app.session_state["lab.batch_size"] = 16
     app.switch_page("views/lab.py").run()
     assert not app.exception, [exception.value for exception in app.exception]
     train = next(button for button in app.main.button if button.label.startswith("Train"))
@@ -43,17 +43,17 @@ def test_a_tiny_run_trains_through_the_page_and_opens_on_manifolds(isolated_cach
     assert next(b for b in app.main.button if b.label.startswith("All selected")).disabled
     assert all(button.help for button in app.main.button)
 
-    app.multiselect(key="lab_chosen_runs").set_value(list(runs["spec"])).run()
+    app.multiselect(key="lab.chosen_runs").set_value(list(runs["spec"])).run()
     next(button for button in app.main.button if button.label == "Open").click().run()
     assert not app.exception, [exception.value for exception in app.exception]
     assert set(runs["spec"]) <= set(app.session_state["encoders"])
     assert app.title[0].value == "Manifolds"
-    assert app.multiselect(key="manifold_pairs").value == [f"{spec} · final" for spec in runs["spec"]]
+    assert app.multiselect(key="manifolds.layers").value == [f"{spec} · final" for spec in runs["spec"]]
     assert "extraction_jobs" not in app.session_state  # Manifolds extracts its own views
 
     # Affect's figures need the runs' cached features: Open starts their extraction and says so.
     app.switch_page("views/lab.py").run()
-    app.selectbox(key="lab_open_page").set_value("Affect").run()
+    app.selectbox(key="lab.open_page").set_value("Affect").run()
     next(button for button in app.main.button if button.label == "Open").click().run()
     assert not app.exception, [exception.value for exception in app.exception]
     assert app.title[0].value == "Affect"

@@ -17,9 +17,9 @@ def manifolds_page() -> AppTest:
     """The Manifolds page run once with small settings (4 views of 4 images per class, UMAP/t-SNE parameter 5)."""
     app = AppTest.from_file(APP, default_timeout=300)
     app.session_state["encoders"] = ENCODERS
-    app.session_state["manifold_m"] = 4
-    app.session_state["manifold_per_class"] = 4
-    app.session_state["manifold_map_param"] = 5
+    app.session_state["manifolds.m"] = 4
+    app.session_state["manifolds.images_per_class"] = 4
+    app.session_state["manifolds.map_parameter"] = 5
     return app.switch_page("views/manifolds.py").run()
 
 
@@ -51,17 +51,18 @@ def test_defaults_are_the_quick_preset_and_the_full_one_is_one_click_away(isolat
     app.session_state["encoders"] = ENCODERS
     app.switch_page("views/manifolds.py").run()
     assert not app.exception, [exception.value for exception in app.exception]
-    assert (app.number_input(key="manifold_m").value, app.number_input(key="manifold_per_class").value) == (
+    assert (app.number_input(key="manifolds.m").value, app.number_input(key="manifolds.images_per_class").value) == (
         quick.m, quick.per_class)
     extract = next(button for button in app.main.button if button.label.startswith("Extract views"))
     assert extract.label == f"Extract views ({4 * quick.per_class} images × {quick.m} views, 2 encoder layer(s))"
     assert any(caption.value.startswith(("Estimate — ", "No estimate yet")) for caption in app.caption)  # a rate from an earlier test
-    assert app.button(key="manifold_preset_quick").disabled and not app.button(key="manifold_preset_full").disabled
-    app.button(key="manifold_preset_full").click().run()
+    assert app.button(key="manifolds.preset_quick").disabled and not app.button(key="manifolds.preset_full").disabled
+    app.button(key="manifolds.preset_full").click().run()
     assert not app.exception, [exception.value for exception in app.exception]
-    assert (app.number_input(key="manifold_m").value, app.number_input(key="manifold_per_class").value) == (16, 25)
+    assert (app.number_input(key="manifolds.m").value,
+            app.number_input(key="manifolds.images_per_class").value) == (16, 25)
     assert any(button.label.startswith("Extract views (100 images × 16 views") for button in app.main.button)
-    assert app.button(key="manifold_preset_full").disabled and not app.button(key="manifold_preset_quick").disabled
+    assert app.button(key="manifolds.preset_full").disabled and not app.button(key="manifolds.preset_quick").disabled
 
 
 def test_a_click_on_the_centroid_map_opens_the_items_card(isolated_cache: Path) -> None:
@@ -79,7 +80,7 @@ def test_a_click_on_the_centroid_map_opens_the_items_card(isolated_cache: Path) 
     row, image_id = int(point[0]), point[1]
     assert not any(f"**{image_id}**" in markdown.value for markdown in app.markdown)
     # What Streamlit's plotly selection event holds after a click on that dot.
-    app.session_state[f"manifold_map_click_{ENCODERS[0]} · final"] = {
+    app.session_state[f"manifolds.map_click.{ENCODERS[0]} · final"] = {
         "selection": {"points": [{"customdata": point}], "point_indices": [0], "box": [], "lasso": []}}
     app.run()
     assert not app.exception, [exception.value for exception in app.exception]

@@ -87,8 +87,8 @@ def wait_for_curves(app: AppTest, timeout_s: float = 600) -> AppTest:
 
 @pytest.mark.slow
 def test_probe_page_draws_both_views_and_summaries_and_matches_the_affect_page(all_layers) -> None:
-    app = compute_curves(run_page("views/probes.py", probes_scheme="kfold", probes_category_scheme="kfold",
-                                  probes_k=3))
+    app = compute_curves(run_page("views/probes.py", **{"probes.scheme": "kfold", "probes.category_scheme": "kfold",
+                                                         "probes.n_splits": 3}))
     depth_chart, index_chart = (json.loads(chart.proto.spec) for chart in app.get("plotly_chart"))
     lines = [trace for trace in depth_chart["data"] if trace.get("mode") == "lines+markers"]
     assert len(lines) == 2 * 3  # two encoders x (valence, arousal, category)
@@ -105,7 +105,7 @@ def test_probe_page_draws_both_views_and_summaries_and_matches_the_affect_page(a
     assert len(summaries) == 6 and summaries["centre_of_mass"].between(0, 1).all()
     assert set(summaries["n_layers"]) == {9, 13}
 
-    affect = run_page("views/affect.py", affect_schemes=["kfold"], affect_k=3)
+    affect = run_page("views/affect.py", **{"affect.schemes": ["kfold"], "affect.n_splits": 3})
     r2_bars = [trace for trace in json.loads(affect.get("plotly_chart")[0].proto.spec)["data"] if trace["type"] == "bar"]
     for target, bars in zip(("valence", "arousal"), r2_bars):
         affect_r2 = dict(zip(values(bars["x"]), values(bars["y"])))
@@ -124,7 +124,7 @@ def test_page_without_extracted_layers_says_what_to_do(isolated_cache: Path) -> 
 
 
 def test_pixels_alone_fit_in_the_background_then_draw_at_once_from_the_cache(pixels, isolated_cache: Path) -> None:
-    state = dict(probes_scheme="kfold", probes_category_scheme="kfold", probes_k=4)
+    state = {"probes.scheme": "kfold", "probes.category_scheme": "kfold", "probes.n_splits": 4}
     app = run_page("views/probes.py", encoders=["pixels:8"], **state)
     assert not app.get("plotly_chart")  # nothing is fitted in the foreground
     button = compute_button(app)
@@ -134,7 +134,7 @@ def test_pixels_alone_fit_in_the_background_then_draw_at_once_from_the_cache(pix
 
     compute_button(app).click().run()
     assert compute_button(app).disabled  # the job runs: no second start
-    app.radio(key="probes_band").set_value("ci").run()  # a widget change and a page switch leave the job running
+    app.radio(key="probes.band").set_value("ci").run()  # a widget change and a page switch leave the job running
     app.switch_page("views/features.py").run()
     wait_for_curves(app.switch_page("views/probes.py").run())
     depth_chart = json.loads(app.get("plotly_chart")[0].proto.spec)
@@ -155,7 +155,7 @@ def test_pixels_alone_fit_in_the_background_then_draw_at_once_from_the_cache(pix
 
 
 def test_the_button_shows_the_estimate_from_the_last_measured_rate(pixels, isolated_cache: Path) -> None:
-    state = dict(probes_scheme="kfold", probes_category_scheme="kfold", probes_k=7)
+    state = {"probes.scheme": "kfold", "probes.category_scheme": "kfold", "probes.n_splits": 7}
     settings = ProbeSettings("kfold", "kfold", 7)
     fits = pending_fits(pixels, describe("pixels:8"), settings=settings, probes=("valence", "arousal", "category"))
     RateStore(isolated_cache / RATES_FILE).record(fit_rate_key(pixels, "pixels:8", fits, settings, PIXELS_POOLING),

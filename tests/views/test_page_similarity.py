@@ -53,7 +53,8 @@ def compute(app: AppTest, timeout_s: float = 240) -> AppTest:
 def test_all_pairs_matrix_shows_every_measure_with_controls_and_is_stored(pixel_features) -> None:
     image_set, pixels = pixel_features
     measures = ["cka_linear", "rsa_spearman", "procrustes"]
-    app = run_page(similarity_measures=measures, similarity_kind="pairs", similarity_sources=[HUMAN, PIXELS])
+    app = run_page(**{"similarity.measures": measures, "similarity.matrix": "pairs",
+                      "similarity.sources": [HUMAN, PIXELS]})
     assert any("press **Compute**" in info.value for info in app.info)
     compute(app)
     charts = [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
@@ -69,14 +70,15 @@ def test_all_pairs_matrix_shows_every_measure_with_controls_and_is_stored(pixel_
     np.testing.assert_allclose(identity, 0.0, atol=1e-6)
     assert all(widget.help for widget in [*app.main.button, *app.multiselect, *app.number_input])
     # Stored: a new session opens the same matrix without computing it again.
-    again = run_page(similarity_measures=measures, similarity_kind="pairs", similarity_sources=[HUMAN, PIXELS])
+    again = run_page(**{"similarity.measures": measures, "similarity.matrix": "pairs",
+                        "similarity.sources": [HUMAN, PIXELS]})
     assert len(again.get("plotly_chart")) == 4
     assert next(button for button in again.main.button if button.label == "Compute").disabled
 
 
 def test_depth_curve_vs_the_reference_with_bootstrap_and_paired_rows(pixel_features) -> None:
-    app = run_page(similarity_measures=["cka_linear"], similarity_kind="reference", similarity_references=[HUMAN],
-                   similarity_bootstrap=True, similarity_resamples=30)
+    app = run_page(**{"similarity.measures": ["cka_linear"], "similarity.matrix": "reference",
+                      "similarity.references": [HUMAN], "similarity.bootstrap_on": True, "similarity.bootstrap": 30})
     compute(app)
     curve = json.loads(app.get("plotly_chart")[0].proto.spec)
     assert curve["layout"]["title"]["text"].startswith("Linear CKA vs the reference")

@@ -31,8 +31,9 @@ ENCODER = "pixels:32"
 ALIGNMENT = dict(source="human · demo human", targets=[f"{ENCODER} · final"], metric="euclidean", normalise=True,
                  eps_range=[1e-3, 1e-1], n_eps=2, n_inits=1, anneal=False)
 # The Alignment page's widgets for the same search (eps_<metric> are per-metric keys).
-PAGE_STATE = dict(alignment_n_eps=2, alignment_n_inits=1, alignment_metric="euclidean", alignment_normalise=True,
-                  alignment_warm_start=False, eps_low_euclidean=1e-3, eps_high_euclidean=1e-1)
+PAGE_STATE = {"alignment.n_eps": 2, "alignment.n_inits": 1, "alignment.metric": "euclidean",
+              "alignment.normalise": True, "alignment.anneal": False, "alignment.eps_low.euclidean": 1e-3,
+              "alignment.eps_high.euclidean": 1e-1}
 BROKEN = """name = "broken"
 datasets = ["demo"]
 encoders = ["pixels:32"]
@@ -112,7 +113,7 @@ def test_a_stored_study_step_opens_on_the_alignment_page_at_once(tiny_study) -> 
     assert not app.exception, [exception.value for exception in app.exception]
     assert app.title[0].value == "Alignment"
     assert app.session_state["encoders"] == [ENCODER] and app.session_state["dataset_kind"] == "demo"
-    assert app.selectbox(key="alignment_metric").value == "euclidean"
+    assert app.selectbox(key="alignment.metric").value == "euclidean"
     assert len(app.get("plotly_chart")) == 6, "the stored alignment is drawn on the first run"
     assert next(button for button in app.main.button if button.label == "Run alignment").disabled
     assert not resources.job_registry().statuses(), "no job was started"
@@ -157,7 +158,7 @@ def test_add_to_study_on_the_alignment_page_appends_steps_the_cli_reads_back(tin
                 "init": "random", "search": "grid", "backend": "numpy", "max_iter": 1000}
     assert step.analysis == "alignment" and dict(step.settings) == expected
     assert app.selectbox(key="study_add_file").value == str(written)  # the next step goes to the same file
-    app.number_input(key="alignment_n_eps").set_value(3).run()
+    app.number_input(key="alignment.n_eps").set_value(3).run()
     app.button(key="study_add_alignment").click().run()
     assert any("step 2" in success.value for success in app.success)
     first, second = load_study(written, isolated_cache).steps
@@ -184,8 +185,9 @@ def add_step_from(app: AppTest, analysis: str, name: str) -> None:
 
 
 def test_add_to_study_on_the_manifolds_page_writes_its_settings(isolated_cache) -> None:
-    app = page_with("views/manifolds.py", manifold_m=4, manifold_per_class=3, manifold_rs=7.0, manifold_map="UMAP",
-                    manifold_map_param=5)
+    app = page_with("views/manifolds.py", **{"manifolds.m": 4, "manifolds.images_per_class": 3,
+                                             "manifolds.radius_scale": 7.0, "manifolds.map": "UMAP",
+                                             "manifolds.map_parameter": 5})
     assert not any("augmentation pipeline" in warning.value for warning in app.warning)  # CLAMP's defaults
     add_step_from(app, "manifolds", "manifolds from the page")
     written = isolated_cache / "studies" / "manifolds_from_the_page.toml"
@@ -194,7 +196,7 @@ def test_add_to_study_on_the_manifolds_page_writes_its_settings(isolated_cache) 
     expected = dict(m=4, images_per_class=3, radius_scale=7.0, map="UMAP", map_parameter=5)
     assert step.analysis == "manifolds" and dict(step.settings) == expected and step.encoders == (ENCODER,)
     # Jitter other than CLAMP's: the popover says the study step uses the defaults; the step is still written.
-    app.number_input(key="manifold_brightness").set_value(0.6).run()
+    app.number_input(key="manifolds.brightness").set_value(0.6).run()
     assert any("default augmentation pipeline" in warning.value for warning in app.warning)
     app.button(key="study_add_manifolds").click().run()
     assert any("step 2" in success.value for success in app.success)
@@ -202,9 +204,11 @@ def test_add_to_study_on_the_manifolds_page_writes_its_settings(isolated_cache) 
 
 
 def test_add_to_study_on_the_inductive_bias_page_writes_its_corruptions(isolated_cache) -> None:
-    app = page_with("views/inductive_bias.py", bias_per_class=6, bias_families=["glo", "gamma"],
-                    bias_levels_glo=[8, 2], bias_levels_gamma=[0.5], bias_scheme="kfold", bias_n_splits=3, bias_k=7,
-                    bias_train_on="clean", bias_per_image=True)
+    app = page_with("views/inductive_bias.py", **{
+        "inductive_bias.images_per_class": 6, "inductive_bias.families": ["glo", "gamma"],
+        "inductive_bias.levels.glo": [8, 2], "inductive_bias.levels.gamma": [0.5], "inductive_bias.scheme": "kfold",
+        "inductive_bias.n_splits": 3, "inductive_bias.k": 7, "inductive_bias.train_on": "clean",
+        "inductive_bias.per_image": True})
     add_step_from(app, "inductive_bias", "bias from the page")
     written = isolated_cache / "studies" / "bias_from_the_page.toml"
     assert any(str(written) in success.value and "step 1" in success.value for success in app.success)
@@ -214,7 +218,7 @@ def test_add_to_study_on_the_inductive_bias_page_writes_its_corruptions(isolated
                                        scheme="kfold", n_splits=3, k=7, train_on="clean")
     # A permutation seed a study step cannot take: the button is disabled and says why; nothing more is written.
     before = written.read_text()
-    app.number_input(key="bias_seed").set_value(7).run()
+    app.number_input(key="inductive_bias.seed").set_value(7).run()
     assert app.button(key="study_add_inductive_bias").disabled
     assert any("permutation seed 42" in warning.value and "seed 7" in warning.value for warning in app.warning)
     assert written.read_text() == before

@@ -33,8 +33,9 @@ def test_image_pages_explain_that_the_dataset_has_no_images(shared_data) -> None
 @pytest.mark.slow
 def test_similarity_page_compares_the_things_groups(shared_data) -> None:
     groups = ["human · THINGS_embedding_Group1", "human · THINGS_embedding_Group2"]
-    app = things_app(shared_data, "similarity", similarity_kind="pairs", similarity_sources=groups,
-                     similarity_measures=["cka_linear", "rsa_spearman"], similarity_rdm_metric="euclidean")
+    app = things_app(shared_data, "similarity", **{
+        "similarity.matrix": "pairs", "similarity.sources": groups,
+        "similarity.measures": ["cka_linear", "rsa_spearman"], "similarity.rdm_metric": "euclidean"})
     next(button for button in app.main.button if button.label == "Compute").click().run()
     deadline = time.time() + 240
     while not app.get("plotly_chart") and time.time() < deadline:

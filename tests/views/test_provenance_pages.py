@@ -82,14 +82,16 @@ def test_features_page(demo_pixels: ImageSet) -> None:
 
 
 def test_affect_page(demo_pixels: ImageSet) -> None:
-    app = open_page("views/affect.py", [PIXELS], affect_schemes=["kfold"], affect_geometry_scheme="kfold", affect_k=3)
+    app = open_page("views/affect.py", [PIXELS], **{"affect.schemes": ["kfold"], "affect.geometry_scheme": "kfold",
+                                                    "affect.n_splits": 3})
     rows = assert_provenance(app, PIXELS, demo_pixels.fingerprint, at_least=4)  # R², error field, occupancy, rose
     assert set(rows["crop"]) == {"none (whole image resized)"} and set(rows["view"]) == {"clean"}
     assert provenance_tables(app)[0][2]["cross_validation"] == ["kfold|3|0"]
 
 
 def test_probes_page(demo_pixels: ImageSet) -> None:
-    app = open_page("views/probes.py", ["pixels:8"], probes_scheme="kfold", probes_category_scheme="kfold", probes_k=3)
+    app = open_page("views/probes.py", ["pixels:8"], **{"probes.scheme": "kfold", "probes.category_scheme": "kfold",
+                                                        "probes.n_splits": 3})
     press_and_wait(app, "Compute probe curves", lambda app: len(app.get("plotly_chart")) == 2)
     rows = assert_provenance(app, "pixels:8", demo_pixels.fingerprint, at_least=2)  # one per tab
     assert set(rows["resolution"]) == {"8x8"}
@@ -97,9 +99,9 @@ def test_probes_page(demo_pixels: ImageSet) -> None:
 
 
 def test_alignment_page(demo_pixels: ImageSet) -> None:
-    app = open_page("views/alignment.py", [PIXELS], alignment_n_eps=2, alignment_n_inits=1,
-                    alignment_metric="euclidean", alignment_normalise=True, eps_low_euclidean=1e-2,
-                    eps_high_euclidean=1e-1)
+    app = open_page("views/alignment.py", [PIXELS], **{
+        "alignment.n_eps": 2, "alignment.n_inits": 1, "alignment.metric": "euclidean", "alignment.normalise": True,
+        "alignment.eps_low.euclidean": 1e-2, "alignment.eps_high.euclidean": 1e-1})
     press_and_wait(app, "Run alignment", lambda app: bool(app.get("plotly_chart")))
     rows = assert_provenance(app, PIXELS, demo_pixels.fingerprint, at_least=5)
     assert set(rows["layer"]) == {"final"}
@@ -108,7 +110,8 @@ def test_alignment_page(demo_pixels: ImageSet) -> None:
 
 
 def test_manifolds_page(demo_pixels: ImageSet) -> None:
-    app = open_page("views/manifolds.py", [PIXELS], manifold_m=2, manifold_per_class=2, manifold_map_param=2)
+    app = open_page("views/manifolds.py", [PIXELS], **{"manifolds.m": 2, "manifolds.images_per_class": 2,
+                                                      "manifolds.map_parameter": 2})
     press_and_wait(app, "Extract views", lambda app: bool(app.get("plotly_chart")))
     rows = assert_provenance(app, PIXELS, demo_pixels.fingerprint, at_least=7)  # 2 per encoder, 4 shared, metrics
     assert rows["view"].str.startswith("clamp(size=224,").all() and rows["view"].str.endswith("|m=2|seed=0").all()
@@ -116,8 +119,10 @@ def test_manifolds_page(demo_pixels: ImageSet) -> None:
 
 
 def test_inductive_bias_page(demo_pixels: ImageSet) -> None:
-    app = open_page("views/inductive_bias.py", [PIXELS], bias_per_class=4, bias_families=["gamma"],
-                    bias_levels_gamma=[0.5], bias_scheme="kfold", bias_n_splits=2, bias_k=3)
+    app = open_page("views/inductive_bias.py", [PIXELS], **{
+        "inductive_bias.images_per_class": 4, "inductive_bias.families": ["gamma"],
+        "inductive_bias.levels.gamma": [0.5], "inductive_bias.scheme": "kfold", "inductive_bias.n_splits": 2,
+        "inductive_bias.k": 3})
     press_and_wait(app, "Run (", lambda app: len(app.get("plotly_chart")) == 4)
     rows = assert_provenance(app, PIXELS, demo_pixels.fingerprint, at_least=5)  # gallery, 3 curves, metrics
     assert sorted(set(rows["view"])) == ["clean", "corrupt:gamma_0.5"]
@@ -126,8 +131,8 @@ def test_inductive_bias_page(demo_pixels: ImageSet) -> None:
 
 def test_lab_page(demo_pixels: ImageSet) -> None:
     settings = dict(epochs=1, max_images=16, image_size=32, batch_size=16)
-    app = open_page("views/lab.py", [PIXELS], lab_objectives=["supervised"],
-                    **{f"lab_{name}": value for name, value in settings.items()})
+    app = open_page("views/lab.py", [PIXELS], **{"lab.objectives": ["supervised"],
+                                                 **{f"lab.{name}": value for name, value in settings.items()}})
     run_id = TrainConfig("supervised", **settings).run_id
     label = f"supervised · {run_id}"
 

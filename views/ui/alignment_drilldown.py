@@ -9,17 +9,17 @@ import pandas as pd
 import streamlit as st
 
 from core.analyses.explore import category_confusion, confident_wrong_matches, transport_targets
-from core.analyses.rdm import RdmSource
+from core.analyses.representation import Representation
 from core.data.datasets import ImageSet
 from core.export import export_filename
 from core.figures.alignment import MAX_PIXELS, category_confusion_figure
 from core.provenance import Provenance
-from views.ui import resources
+from views.ui.alignment_sources import layer_features
 from views.ui.export_row import figure_block, table_download
 from views.ui.items import item_options, item_panel, selected_rows, thumbnail_urls
 
-SOURCE_KEY = "alignment_drill_source"
-LAST_CLICK_KEY = "alignment_drill_last_click"  # the plan click already applied to the select box
+SOURCE_KEY = "alignment.drill_source"
+LAST_CLICK_KEY = "alignment.drill_last_click"  # the plan click already applied to the select box
 TOP_TARGETS = 10
 TOP_WRONG = 20
 THUMBNAIL = st.column_config.ImageColumn("thumbnail", width="small")
@@ -32,14 +32,12 @@ def plan_summaries(plan_key: str, _plan: np.ndarray, _categories: np.ndarray):
     return confident_wrong_matches(_plan, TOP_WRONG), category_confusion(_plan, _categories)
 
 
-def source_features(image_set: ImageSet, source: RdmSource) -> np.ndarray | None:
-    """(N, d) vectors of a source in the dataset's order for neighbours, or None for an upload (it may be an RDM,
-    or rows in its own order)."""
-    if source.model_layer is not None:
-        layer = source.model_layer
-        return resources.feature_set(image_set, resources.encoder_info(layer.spec), layer.layer,
-                                     source.pooling).features
-    return source.matrix if source.kind == "reference" else None
+def item_vectors(image_set: ImageSet, representation: Representation) -> np.ndarray | None:
+    """(N, d) vectors of a representation in the dataset's order for neighbours, or None for an upload (it may be an
+    RDM, or rows in its own order)."""
+    if representation.kind == "encoder_layer":
+        return layer_features(image_set, representation)
+    return representation.matrix if representation.kind == "reference" else None
 
 
 def follow_click(event: Any, n_items: int) -> None:
@@ -61,7 +59,7 @@ def item_table(image_set: ImageSet, rows: np.ndarray, prefix: str = "") -> pd.Da
 
 
 def alignment_drilldown(image_set: ImageSet, plan: np.ndarray, event: Any, *, plan_key: str,
-                        sources: Mapping[str, RdmSource], names: tuple[str, str], label: str,
+                        representations: Mapping[str, Representation], names: tuple[str, str], label: str,
                         provenance: Provenance) -> None:
     """Below the plan figure: pick a source item (select box or a click on the plan), see its targets and its card;
     then the plan's confident wrong matches and its category confusion. Tables download without thumbnails."""
@@ -89,13 +87,13 @@ def alignment_drilldown(image_set: ImageSet, plan: np.ndarray, event: Any, *, pl
     st.dataframe(table, hide_index=True, width="stretch", column_config={
         "mass": st.column_config.ProgressColumn("mass", format="%.3f", min_value=0.0, max_value=1.0),
         "correct": st.column_config.CheckboxColumn("correct"), "thumbnail": THUMBNAIL})
-    table_download("Targets (CSV)", table.drop(columns="thumbnail"), provenance, key="alignment_drill_targets_csv",
+    table_download("Targets (CSV)", table.drop(columns="thumbnail"), provenance, key="alignment.drill_targets_csv",
                    file_stem=stem(f"targets_{image_set.metadata['image_id'].astype(str).iloc[source]}"),
                    help="The targets above (rows in the dataset's order, image_id, category, share of the source "
                         "item's mass, correct) without thumbnails.")
-    representations = {name: features for name in dict.fromkeys(names)
-                       if (features := source_features(image_set, sources[name])) is not None}
-    item_panel(image_set, source, representations)
+    vectors = {name: features for name in dict.fromkeys(names)
+               if (features := item_vectors(image_set, representations[name])) is not None}
+    item_panel(image_set, source, vectors)
 
     st.subheader("Most confident wrong matches")
     pairs = pd.concat([wrong[["source", "target"]], item_table(image_set, wrong["source"], "source_"),
@@ -107,7 +105,7 @@ def alignment_drilldown(image_set: ImageSet, plan: np.ndarray, event: Any, *, pl
         "target_thumbnail": st.column_config.ImageColumn("target", width="small"),
         **{column: st.column_config.NumberColumn(format="%.3f") for column in ("mass", "own_mass")}})
     table_download("Wrong matches (CSV)", pairs.drop(columns=["source_thumbnail", "target_thumbnail"]), provenance,
-                   key="alignment_drill_wrong_csv", file_stem=stem("wrong_matches"),
+                   key="alignment.drill_wrong_csv", file_stem=stem("wrong_matches"),
                    help="The table above without thumbnails: source and target rows in the dataset's order, ids, "
                         "categories, mass and own_mass.")
 

@@ -1,6 +1,7 @@
 """Affect probes: ridge probes of valence and arousal under cross-validation, then the geometry of their errors."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 
@@ -12,6 +13,8 @@ from core.analyses.affect_report import (PREDICTIONS_KIND, AffectAnalysis, affec
                                         predictions_key, save_predictions)
 from core.analyses.cv import SCHEMES, CrossValidation
 from core.analyses.registry import Analysis, CannotOpen, Settings, register, setting
+from core.data.datasets import ImageSet
+from core.features.extract import FeatureSet
 from core.figures.affect import error_field_figure, error_rose_figure, occupancy_figure, r2_summary_figure
 from core.studies.context import Drawn, Report, StepOutput, StudyContext, Tables, clean_units, feature_sets
 from core.studies.study import Step
@@ -47,8 +50,23 @@ def check(step: Step, image_set) -> tuple[str, str] | None:
     return None
 
 
+def model_label(spec: str, layer: str) -> str:
+    """How the analysis names one encoder layer: `<spec> [<layer>]` (its tables' `model`, its stored predictions')."""
+    return f"{spec} [{layer}]"
+
+
+def analysis_of(image_set: ImageSet, features: Mapping[str, FeatureSet], settings: AffectSettings,
+                **options) -> AffectAnalysis:
+    """The analysis of `features` (by model label) under `settings`: the study step's, its export's and the page's.
+
+    `options` go to `affect_analysis` (memo, store, progress)."""
+    return affect_analysis(image_set, features, settings.cvs, settings.geometry_cv, zscore=settings.zscore,
+                           bins=settings.bins, **options)
+
+
 def _features(step: Step, context: StudyContext) -> dict:
-    return {f"{layer.spec} [{layer.layer}]": feature_set for layer, feature_set in feature_sets(step, context).items()}
+    return {model_label(layer.spec, layer.layer): feature_set
+            for layer, feature_set in feature_sets(step, context).items()}
 
 
 def run(step: Step, context: StudyContext, engine, report: Report) -> StepOutput:
@@ -71,8 +89,7 @@ def run(step: Step, context: StudyContext, engine, report: Report) -> StepOutput
             predictions = assemble_predictions([fit for chunk in folds for fit in chunk], targets, groups, cv)
             save_predictions(context.results, key, predictions, {"label": f"{label} · {cv.label}"})
         report(done + 1, len(fits))
-    analysis = affect_analysis(image_set, features, settings.cvs, settings.geometry_cv, zscore=settings.zscore,
-                               bins=settings.bins, store=context.results)
+    analysis = analysis_of(image_set, features, settings, store=context.results)
     predictions = pd.concat([pd.DataFrame({"model": panel.label, "image_id": panel.image_ids,
                                            "category": panel.categories, "valence_true": panel.y_true[:, 0],
                                            "arousal_true": panel.y_true[:, 1], "valence_pred": panel.y_pred[:, 0],
@@ -85,14 +102,11 @@ def run(step: Step, context: StudyContext, engine, report: Report) -> StepOutput
 
 
 def draw(step: Step, stored, tables: Tables, context: StudyContext) -> Drawn:
-    settings = step.settings
-
     @cache
     def analysis() -> AffectAnalysis:
         """The page's analysis of the step's models, from their stored out-of-fold predictions (nothing is fitted
         while they are stored, and `run` stored every one it reads)."""
-        return affect_analysis(context.image_set(step), _features(step, context), settings.cvs, settings.geometry_cv,
-                               zscore=settings.zscore, bins=settings.bins, store=context.results)
+        return analysis_of(context.image_set(step), _features(step, context), step.settings, store=context.results)
 
     return {"r2": lambda: r2_summary_figure(tables["metrics"]),
             "error_field": lambda: error_field_figure(analysis().panels, color_by_category=True),

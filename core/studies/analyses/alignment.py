@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -118,22 +118,15 @@ def alignment_rdms(step: Step, context: StudyContext) -> tuple[dict[str, Represe
 def run(step: Step, context: StudyContext, engine, report: Report) -> StepOutput:
     image_set, settings = context.image_set(step), step.settings
     categories = image_set.metadata["category"].astype(str).to_numpy()
-    rdm_sources, matrix = alignment_rdms(step, context)
-    search = settings.search_settings
+    representations, matrix = alignment_rdms(step, context)
     source = matrix(settings.source)
     targets = {target: matrix(target) for target in settings.targets}
-    keys = {target: alignment_result_key(image_set.fingerprint, rdm_sources[settings.source].key,
-                                         rdm_sources[target].key, settings.metric, settings.normalise, search)
-            for target in targets}
+    keys = {target: stored_key(image_set.fingerprint, settings, representations, target) for target in targets}
     alignments = {target: load_alignment(context.results, key) for target, key in keys.items()}
     missing = {target: targets[target] for target, alignment in alignments.items() if alignment is None}
-    for target, alignment in search_alignments(source, missing, search, engine, context, report).items():
-        save_alignment(context.results, keys[target], alignment, {
-            "label": f"{settings.source} → {target}", "source": settings.source, "target": target,
-            "dataset": step.dataset, "metric": settings.metric, "normalise": settings.normalise,
-            "search_settings": {name: getattr(search, name) for name in ("eps_range", "n_eps", "n_inits", "init",
-                                                                         "search", "warm_start", "backend",
-                                                                         "max_iter")}})
+    for target, alignment in search_alignments(source, missing, settings.search_settings, engine, context,
+                                               report).items():
+        save_alignment(context.results, keys[target], alignment, stored_meta(settings, target, step.dataset))
         alignments[target] = alignment
     rows = []
     for target, alignment in alignments.items():
@@ -143,6 +136,28 @@ def run(step: Step, context: StudyContext, engine, report: Report) -> StepOutput
                      "gw_distance": alignment.gw_distance, **rates, "alignment_key": keys[target]})
     return StepOutput({"matching": pd.DataFrame(rows)},
                       ", ".join(f"{row['target']}: top-1 {row['top-1']:.1%}" for row in rows))
+
+
+def stored_key(dataset_fingerprint: str, settings: AlignmentSettings, representations: Mapping[str, Representation],
+               target: str) -> str:
+    """Where the alignment of the settings' source to `target` is stored: the same items, representations, RDMs and
+    search give the same key on the page, in a headless study and after a restart (a layer's key holds its pooling)."""
+    return alignment_result_key(dataset_fingerprint, representations[settings.source].key,
+                                representations[target].key, settings.metric, settings.normalise,
+                                settings.search_settings)
+
+
+def search_record(search: SearchSettings) -> dict:
+    """The search settings an alignment's meta records (what "Open on its page" reads back)."""
+    return {name: getattr(search, name) for name in ("eps_range", "n_eps", "n_inits", "init", "search", "warm_start",
+                                                     "backend", "max_iter")}
+
+
+def stored_meta(settings: AlignmentSettings, target: str, dataset: str) -> dict:
+    """The meta a finished alignment of the settings' source to `target` is stored with."""
+    return {"label": f"{settings.source} → {target}", "source": settings.source, "target": target,
+            "dataset": dataset, "metric": settings.metric, "normalise": settings.normalise,
+            "search_settings": search_record(settings.search_settings)}
 
 
 def search_alignments(source: np.ndarray, targets: dict[str, np.ndarray], search: SearchSettings, engine,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -9,7 +10,7 @@ import pandas as pd
 from core.analyses.cv import CATEGORY_SCHEMES
 from core.analyses.inductive_bias import TRAIN_ON, BiasSettings, corruption_metrics
 from core.analyses.registry import Analysis, Settings, register, setting
-from core.data.corruptions import CLEAN, DEFAULT_SEED, FAMILIES, parse_corruption
+from core.data.corruptions import CLEAN, DEFAULT_SEED, FAMILIES, Corruption, parse_corruption
 from core.data.datasets import ImageSet, per_class_subset
 from core.encoders.specs import ModelLayer
 from core.figures.inductive_bias import corruption_curves_figure
@@ -58,21 +59,38 @@ def check(step: Step, image_set: ImageSet) -> tuple[str, str] | None:
     return None
 
 
+def corruption_subset(image_set: ImageSet, settings: CorruptionSettings) -> ImageSet:
+    """The images the probes see: `images_per_class` of each category (seed 0)."""
+    return image_set.subset(per_class_subset(image_set, settings.images_per_class))
+
+
+def corruptions_of(settings: CorruptionSettings, seed: int = DEFAULT_SEED) -> list[Corruption]:
+    """The settings' corruptions, shuffles permuted with `seed` (a study step's is always Zhong et al.'s)."""
+    return [parse_corruption(name, seed) for name in settings.corruptions]
+
+
+def corruption_names(families: Sequence[str], levels: Mapping[str, Sequence[float]],
+                     per_image: bool) -> tuple[str, ...]:
+    """The `corruptions` setting of the page's families (in their order), each family's levels ascending: what
+    `page_state` splits back into families and levels."""
+    return tuple(Corruption(family, float(level), per_image=per_image).name for family in families
+                 for level in sorted(levels.get(family, ())))
+
+
 def bias_subset(step: Step, context: StudyContext) -> ImageSet:
-    image_set = context.image_set(step)
-    return image_set.subset(per_class_subset(image_set, step.settings.images_per_class))
+    return corruption_subset(context.image_set(step), step.settings)
 
 
 def units(step: Step, context: StudyContext) -> list[ExtractionUnit]:
     subset = bias_subset(step, context)
-    conditions = [CLEAN, *map(parse_corruption, step.settings.corruptions)]
+    conditions = [CLEAN, *corruptions_of(step.settings)]
     return [ExtractionUnit(subset, context.info(spec), step.layers[spec], context.pooling(spec),
                            condition.input_transform) for spec in step.encoders for condition in conditions]
 
 
 def run(step: Step, context: StudyContext, engine, report: Report) -> StepOutput:
     subset, settings = bias_subset(step, context), step.settings
-    corruptions = [parse_corruption(name) for name in settings.corruptions]
+    corruptions = corruptions_of(settings)
     tables = []
     for done, layer in enumerate(step.model_layers):  # every array is extracted already: the probes run here
         tables.append(corruption_metrics(subset, context.info(layer.spec), layer.layer, context.features, corruptions,
@@ -102,7 +120,7 @@ def draw(step: Step, stored, tables: Tables, context: StudyContext) -> Drawn:
 
 def page_state(settings: CorruptionSettings, meta) -> tuple[dict, list[str]]:
     """Corruptions as the page's families and levels (levels it does not offer are named), per-image or fixed."""
-    corruptions = [parse_corruption(name) for name in settings.corruptions]
+    corruptions = corruptions_of(settings)
     notes, levels = [], {}
     for corruption in corruptions:
         options = GAMMAS if corruption.family == "gamma" else GRID_SIZES

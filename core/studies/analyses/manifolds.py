@@ -7,7 +7,8 @@ from functools import cache
 import numpy as np
 import pandas as pd
 
-from core.analyses.manifolds import (MAP_METHODS, analyse_manifolds, class_distance_matrix, compare_manifolds,
+from core.analyses.manifolds import (IMAGENET_RADIUS_SCALE, MANIFOLD_PRESETS, MAP_METHODS, ManifoldAnalysis,
+                                     analyse_manifolds, class_distance_matrix, compare_manifolds,
                                      pair_histogram_values, sub_manifolds)
 from core.analyses.registry import Analysis, Settings, register, setting
 from core.data.datasets import ImageSet, per_class_subset
@@ -21,21 +22,35 @@ from core.studies.study import Step
 
 @dataclass(frozen=True)
 class ManifoldSettings(Settings):
-    m: int = setting(8, "Augmented views per image (CLAMP uses 16). Extraction cost grows with m.", low=2, high=64)
-    images_per_class: int = setting(12, "A random subset of each category (seed 0), for speed: images × m views go "
-                                    "through the encoder.", low=2, high=10_000)
-    radius_scale: float = setting(8.5, "CLAMP's radius scale r_s: 8.5 for ImageNet models, 7 for CIFAR. Scales the "
-                                  "radii, the CLAMP loss's range and the neighbour threshold.", low=0.1, high=50.0)
+    # Views and images default to the page's Quick preset, r_s to ImageNet's: core declares them (the bench reads them).
+    m: int = setting(MANIFOLD_PRESETS["quick"].m, "Augmented views per image (CLAMP uses 16). Extraction cost grows "
+                     "with m.", low=2, high=64)
+    images_per_class: int = setting(MANIFOLD_PRESETS["quick"].per_class, "A random subset of each category (seed 0), "
+                                    "for speed: images × m views go through the encoder.", low=2, high=10_000)
+    radius_scale: float = setting(IMAGENET_RADIUS_SCALE, "CLAMP's radius scale r_s: 8.5 for ImageNet models, 7 for "
+                                  "CIFAR. Scales the radii, the CLAMP loss's range and the neighbour threshold.",
+                                  low=0.1, high=50.0)
     map: str = setting("t-SNE", "2-D map of the centroids. UMAP compiles itself on first use in a server (tens of "
                        "seconds, once); results are cached.", choices=MAP_METHODS)
     map_parameter: int = setting(30, "t-SNE: perplexity (capped at (N − 1)/3). UMAP: n_neighbors. Larger = more "
                                  "global layout.", low=2, high=100)
 
 
+def view_subset(image_set: ImageSet, settings: ManifoldSettings) -> ImageSet:
+    """The images whose views are analysed: `images_per_class` of each category (seed 0)."""
+    return image_set.subset(per_class_subset(image_set, settings.images_per_class))
+
+
+def analyse(view_features: np.ndarray, subset: ImageSet, settings: ManifoldSettings) -> ManifoldAnalysis:
+    """`analyse_manifolds` of the (N, m, D) view features of `subset` at the settings' r_s and 2-D map."""
+    return analyse_manifolds(view_features, subset.metadata["category"].to_numpy(),
+                             subset.metadata["image_id"].to_numpy(), radius_scale=settings.radius_scale,
+                             map_method=settings.map, map_parameter=settings.map_parameter)
+
+
 def manifold_views(step: Step, context: StudyContext) -> tuple[ImageSet, ImageSet, InputTransform]:
     """(subset of images_per_class per category, its N·m views, the augmentation) with CLAMP's default pipeline."""
-    image_set = context.image_set(step)
-    subset = image_set.subset(per_class_subset(image_set, step.settings.images_per_class))
+    subset = view_subset(context.image_set(step), step.settings)
     views, transform = augmentation_views(subset, step.settings.m, AugmentationPipeline())
     return subset, views, transform
 
@@ -59,11 +74,8 @@ def run(step: Step, context: StudyContext, engine, report: Report) -> StepOutput
     settings = step.settings
     analyses = {}
     for done, layer in enumerate(step.model_layers):
-        analyses[layer.label] = analyse_manifolds(_view_features(step, context, layer, subset, views, transform),
-                                                  subset.metadata["category"].to_numpy(),
-                                                  subset.metadata["image_id"].to_numpy(),
-                                                  radius_scale=settings.radius_scale, map_method=settings.map,
-                                                  map_parameter=settings.map_parameter)
+        analyses[layer.label] = analyse(_view_features(step, context, layer, subset, views, transform), subset,
+                                        settings)
         report(done + 1, len(step.model_layers))
     comparison = compare_manifolds(analyses)
     map_scales = pd.DataFrame({"encoder": list(analyses), "map_scale": [result.map_scale for result in analyses.values()]})

@@ -6,7 +6,7 @@ so a study's matrix opens on the page.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -14,10 +14,12 @@ import pandas as pd
 from core.analyses.rdm import RDM_METRICS
 from core.analyses.registry import Analysis, Settings, register, setting
 from core.analyses.representation import Representation, layer_representation, reference_representation
-from core.analyses.similarity import (MEASURES, NoiseCeiling, SimilarityMatrix, SimilaritySettings, compare, controls,
-                                      matrix_key, measure_agreement, noise_ceiling, percentile_interval)
+from core.analyses.similarity import (MEASURES, NoiseCeiling, SimilarityMatrix, SimilaritySettings, SimilarityStore,
+                                      compare, controls, matrix_key, measure_agreement, noise_ceiling,
+                                      percentile_interval)
 from core.analyses.similarity.matrices import ASYMMETRIC
 from core.encoders.specs import ModelLayer
+from core.features.store import ResultCache
 from core.figures.similarity import agreement_figure, depth_curves_figure, similarity_heatmap
 from core.studies.context import (Drawn, Figures, Report, StepOutput, StudyContext, Tables, clean_units,
                                   feature_sets)
@@ -57,11 +59,11 @@ class MatrixSettings(Settings):
                           "another; or every extracted layer against one reference (a depth curve; with two or more "
                           "references, their mean and the noise ceiling).", choices=tuple(MATRIX_KINDS))
     sources: tuple | None = setting(None, "Representations compared pairwise (rows = columns); default: the first 12.",
-                                    check=_names)
+                                    many=True, check=_names)
     rows_encoder: str | None = setting(None, "Its extracted layers are the rows, shallow to deep.", check=_name)
     columns_encoder: str | None = setting(None, "Its extracted layers are the columns.", check=_name)
     references: tuple | None = setting(None, "The reference representations every layer is compared with (several: "
-                                       "their mean, with their noise ceiling).", check=_names)
+                                       "their mean, with their noise ceiling).", many=True, check=_names)
     rdm_metric: str = setting("cosine", "Dissimilarity behind every RSA measure: cosine for DNN features, euclidean "
                               "for SPoSE-style human embeddings.", choices=RDM_METRICS)
     k: int = setting(10, "Mutual k-NN and CKNNA: neighbours per item by cosine similarity (Huh et al. 2024 use 10). "
@@ -100,19 +102,28 @@ def step_representations(step: Step, context: StudyContext) -> tuple[dict[str, R
     return representations, arrays
 
 
+def axis_defaults(representations: Mapping[str, Representation], encoders: Sequence[str]) -> dict:
+    """The matrix axes where the settings name none (the page's pickers start there): the first 12 sources, the
+    first two encoders, every representation that is not an encoder layer as a reference."""
+    return {"sources": list(representations)[:12], "rows_encoder": encoders[0] if encoders else None,
+            "columns_encoder": encoders[min(1, len(encoders) - 1)] if encoders else None,
+            "references": [name for name, item in representations.items() if item.layer is None]}
+
+
 def matrix_axes(settings: MatrixSettings, representations: Mapping[str, Representation],
                 encoders: Sequence[str]) -> tuple[list[str], list[str], list[str]]:
-    """(rows, columns, references) of a matrix over the offered representations: what the settings name, else the
-    page's defaults (the first 12 sources; the first two encoders; every reference)."""
+    """(rows, columns, references) of a matrix over the offered representations: what the settings name, else
+    `axis_defaults`."""
+    defaults = axis_defaults(representations, encoders)
     if settings.matrix == "pairs":
-        chosen = list(settings.sources or list(representations)[:12])
+        chosen = list(settings.sources or defaults["sources"])
         return chosen, chosen, []
     if settings.matrix == "layers":
-        first = settings.rows_encoder or encoders[0]
-        second = settings.columns_encoder or encoders[min(1, len(encoders) - 1)]
+        first = settings.rows_encoder or defaults["rows_encoder"]
+        second = settings.columns_encoder or defaults["columns_encoder"]
         return ([name for name, item in representations.items() if item.encoder == first],
                 [name for name, item in representations.items() if item.encoder == second], [])
-    references = list(settings.references or [name for name, item in representations.items() if item.layer is None])
+    references = list(settings.references or defaults["references"])
     return [name for name, item in representations.items() if item.layer is not None], references, references
 
 
@@ -124,39 +135,59 @@ def stored_matrix_key(settings: MatrixSettings, representations: Mapping[str, Re
                       settings.measure_settings, settings.bootstrap, 0)
 
 
+def compute_matrix(settings: MatrixSettings, representations: Mapping[str, Representation],
+                   arrays: Mapping[str, np.ndarray], axes: tuple[list[str], list[str], list[str]],
+                   similarity: SimilarityStore, scores: ResultCache, *, engine=None, n_blocks: int = 1,
+                   progress: Callable | None = None) -> SimilarityMatrix:
+    """The matrix of `axes` (rows, columns, references; see `matrix_axes`) over the (N, d) `arrays`, its controls
+    and (two or more references) noise ceiling, stored under `stored_matrix_key` (by a study and the page alike).
+
+    Without an `engine` it is one `compare` here, `progress(done, total, message)` after every resample (where a
+    page's background job stops when cancelled); with one, `n_blocks` row blocks on the engine, `progress(done,
+    total)` per block.
+    """
+    rows, columns, references = axes
+    measures, measure_settings = tuple(settings.measures), settings.measure_settings
+    key = stored_matrix_key(settings, representations, rows, columns)
+    common = {"columns": {name: arrays[name] for name in columns}, "measures": measures, "settings": measure_settings,
+              "n_bootstrap": settings.bootstrap,
+              "fingerprints": {name: representations[name].fingerprint for name in dict.fromkeys(rows + columns)}}
+    if engine is None:
+        matrix = compare({name: arrays[name] for name in rows}, **common, progress=progress)
+    else:
+        blocks = [list(block) for block in np.array_split(rows, n_blocks)]
+        parts = engine.map(compare, [{"rows": {name: arrays[name] for name in block}} for block in blocks if block],
+                           shared=common, progress=progress)
+        matrix = _stacked(parts, rows == columns)
+    scores.set(f"{key}|controls", controls({name: arrays[name] for name in rows}, measures,
+                                           measure_settings).to_dict("records"))
+    if len(references) >= 2:
+        ceiling = noise_ceiling({name: arrays[name] for name in references}, measures, measure_settings)
+        scores.set(f"{key}|ceiling", {name: asdict(value) for name, value in ceiling.items()})
+    similarity.put(key, matrix)  # last: a stored matrix has its controls and ceiling
+    return matrix
+
+
 def run(step: Step, context: StudyContext, engine, report: Report) -> StepOutput:
     settings = step.settings
-    representations, sources = step_representations(step, context)
-    rows, columns, references = matrix_axes(settings, representations, step.encoders)
+    representations, arrays = step_representations(step, context)
+    rows, columns, references = axes = matrix_axes(settings, representations, step.encoders)
     if not rows or not columns:
         raise ValueError(f"{step.label}: nothing to compare ({settings.matrix} needs "
                          f"{'a reference embedding' if settings.matrix == 'reference' else 'two sources'}).")
-    measures, measure_settings = tuple(settings.measures), settings.measure_settings
-    fingerprints = {name: representations[name].fingerprint for name in dict.fromkeys(rows + columns)}
     key = stored_matrix_key(settings, representations, rows, columns)
     matrix = context.similarity.get(key)
     if matrix is None:
-        arrays = {name: sources[name] for name in dict.fromkeys(rows + columns)}
         # Row blocks pay off only when resamples dominate: each block prepares every column again.
         n_blocks = min(len(rows), context.parallelism) if settings.bootstrap else 1
-        blocks = [list(block) for block in np.array_split(rows, n_blocks)]
-        common = {"columns": {name: arrays[name] for name in columns}, "measures": measures,
-                  "settings": measure_settings, "n_bootstrap": settings.bootstrap, "fingerprints": fingerprints}
-        parts = engine.map(compare, [{"rows": {name: arrays[name] for name in block}} for block in blocks if block],
-                           shared=common, progress=report)
-        matrix = _stacked(parts, rows == columns)
-        context.scores.set(f"{key}|controls", controls({name: arrays[name] for name in rows}, measures,
-                                                       measure_settings).to_dict("records"))
-        if len(references) >= 2:
-            ceiling = noise_ceiling({name: arrays[name] for name in references}, measures, measure_settings)
-            context.scores.set(f"{key}|ceiling", {name: asdict(value) for name, value in ceiling.items()})
-        context.similarity.put(key, matrix)  # last, as on the page: a stored matrix has its controls and ceiling
+        matrix = compute_matrix(settings, representations, arrays, axes, context.similarity, context.scores,
+                                engine=engine, n_blocks=n_blocks, progress=report)
     tables = {"pairs": matrix.table(), "controls": pd.DataFrame(context.scores.get(f"{key}|controls") or [])}
     ceiling = context.scores.get(f"{key}|ceiling")
     if ceiling:
         tables["noise_ceiling"] = pd.DataFrame(ceiling.values())[["measure", "lower", "upper", "references"]].astype(
             {"references": str})
-    return StepOutput(tables, f"{len(rows)} × {len(columns)} × {len(measures)} measures",
+    return StepOutput(tables, f"{len(rows)} × {len(columns)} × {len(settings.measures)} measures",
                       {"matrix_key": key, "rows": rows, "columns": columns, "references": references})
 
 
@@ -185,6 +216,10 @@ def draw(step: Step, stored, tables: Tables, context: StudyContext) -> Drawn:
     if matrix is None:
         return {}, {}, [f"every figure: the matrix {key} is no longer in the cache (pairs.csv holds its values)"]
     reference = step.settings.matrix == "reference"
+    # The depth curves' rows: the step's layers (labels and depths only; their features are not read again).
+    rows = {ModelLayer(spec, name).label: layer_representation(ModelLayer(spec, name), "",
+                                                               depth=index / max(len(names) - 1, 1))
+            for spec, names in stored.meta["layers"].items() for index, name in enumerate(names)}
     controls_table = tables["controls"].reindex(columns=["representation", "control", "measure", "value"])
     ceilings = context.scores.get(f"{key}|ceiling") or {}
     figures: Figures = {}
@@ -193,7 +228,7 @@ def draw(step: Step, stored, tables: Tables, context: StudyContext) -> Drawn:
             found = ceilings.get(measure)
             ceiling = None if found is None else NoiseCeiling(**{**found, "references": tuple(found["references"])})
             figures[f"depth_{measure}"] = lambda measure=measure, ceiling=ceiling: depth_curves_figure(
-                _depth_curves(matrix, measure, stored.meta["layers"], stored.meta["references"]), measure, ceiling)
+                depth_curves(matrix, measure, rows, stored.meta["references"]), measure, ceiling)
         else:
             shown = controls_table[controls_table["measure"] == measure].set_index(["representation", "control"])
             figures[f"matrix_{measure}"] = lambda measure=measure, shown=shown["value"]: similarity_heatmap(
@@ -203,19 +238,18 @@ def draw(step: Step, stored, tables: Tables, context: StudyContext) -> Drawn:
     return figures, {}, []
 
 
-def _depth_curves(matrix: SimilarityMatrix, measure: str, layers: dict[str, list[str]],
-                  references: list[str]) -> pd.DataFrame:
-    """encoder, layer, depth, value, ci_low, ci_high per row: its mean over the reference columns, as on the page."""
+def depth_curves(matrix: SimilarityMatrix, measure: str, layers: Mapping[str, Representation],
+                 references: Sequence[str]) -> pd.DataFrame:
+    """encoder, layer, depth, value, ci_low, ci_high per row (an encoder layer of `layers`): its mean over the
+    reference columns, its CI from the same resamples' means."""
     m, columns = matrix.measures.index(measure), [matrix.columns.index(name) for name in references]
-    where = {ModelLayer(spec, layer).label: (spec, layer, index / max(len(names) - 1, 1))
-             for spec, names in layers.items() for index, layer in enumerate(names)}
     records = []
     for r, row in enumerate(matrix.rows):
         low = high = float("nan")
         if matrix.resamples is not None:
             low, high = percentile_interval(matrix.resamples[m, r, columns].mean(axis=0))
-        encoder, layer, depth = where[row]
-        records.append({"encoder": encoder, "layer": layer, "depth": depth,
+        layer = layers[row]
+        records.append({"encoder": layer.encoder, "layer": layer.layer.layer, "depth": layer.depth,
                         "value": float(matrix.values[m, r, columns].mean()), "ci_low": low, "ci_high": high})
     return pd.DataFrame(records)
 

@@ -1,0 +1,58 @@
+"""The Inductive bias page's runs: clean and corrupted features and both probes per encoder · layer, in the
+background."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.analyses.inductive_bias import BiasSettings, corruption_metrics
+from core.data.corruptions import CLEAN, Corruption
+from core.data.datasets import ImageSet
+from core.encoders.specs import ModelLayer
+from core.features.extract import feature_keys
+from core.features.store import FeatureKey
+from core.jobs import job_key
+from views.ui import resources
+from views.ui.background import submit_job
+from views.ui.sidebar import Selection, effective_pooling
+
+JOBS = "bias_jobs"  # the page's background jobs (job_progress / submit_job group)
+
+
+@dataclass(frozen=True)
+class BiasRuns:
+    """`corruption_metrics` of `subset` under `corruptions` (shuffles seeded by `seed`) with `probes`, per layer."""
+
+    subset: ImageSet
+    corruptions: list[Corruption]
+    seed: int
+    probes: BiasSettings
+    selection: Selection
+
+    def pooling(self, pair: ModelLayer) -> str:
+        return effective_pooling(pair.spec, self.selection.pooling)
+
+    def job_key(self, pair: ModelLayer) -> str:
+        return job_key("bias", self.subset.fingerprint, pair.spec, pair.layer, self.pooling(pair),
+                       ",".join(corruption.name for corruption in self.corruptions), str(self.seed), repr(self.probes))
+
+    def rate_key(self, pair: ModelLayer) -> str:
+        """What one image of one condition costs: extraction on this dataset's images, plus its share of the probes."""
+        return "|".join(["bias", self.subset.name, pair.spec, pair.layer, self.pooling(pair), self.selection.device,
+                         repr(self.probes)])
+
+    def start(self, pairs: list[ModelLayer]) -> None:
+        """Submit one background job per encoder · layer: extract every condition, then fit both probes."""
+        for pair in pairs:
+            def work(report, pair=pair, encoder=resources.encoder_info(pair.spec)):
+                return corruption_metrics(self.subset, encoder, pair.layer, resources.feature_store(), self.corruptions,
+                                          self.probes, pooling=self.pooling(pair), device=self.selection.device,
+                                          batch_size=self.selection.batch_size, results=resources.result_cache(),
+                                          progress=report)
+
+            submit_job(JOBS, self.job_key(pair), pair.label, work, rate_key=self.rate_key(pair))
+
+    def condition_keys(self, pair: ModelLayer) -> list[FeatureKey]:
+        """Feature keys of a pair's clean and corrupted features (those `corruption_metrics` extracted)."""
+        encoder = resources.encoder_info(pair.spec)
+        return [feature_keys(self.subset, encoder, [pair.layer], self.pooling(pair), corruption.input_transform)
+                [pair.layer] for corruption in [CLEAN, *self.corruptions]]
