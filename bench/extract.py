@@ -100,7 +100,7 @@ def time_app_path(image_set, spec: str, batch_size: int, num_workers: int | None
 
         def work(report):
             extract(image_set, encoder, ["final"], store, pooling="auto", device="auto", batch_size=batch_size,
-                    num_workers=num_workers, progress=lambda p: report(p.done, p.total, p.message, p.resumed))
+                    num_workers=num_workers, progress=report)
 
         key = job_key("extract", image_set.fingerprint, spec, "final", "auto")
         started = time.perf_counter()

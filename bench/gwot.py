@@ -32,6 +32,7 @@ from core.analyses.gwot import check_plan, epsilon_grid, initial_plan  # noqa: E
 from core.analyses.gwot_search import align  # noqa: E402
 from core.analyses.matching import top_k_matching_rate  # noqa: E402
 from core.analyses.rdm import rdm  # noqa: E402
+from core.progress import Progress  # noqa: E402
 
 THINGS = Path(__file__).resolve().parents[2] / "shared" / "data" / "gwtune" / "THINGS"
 
@@ -97,8 +98,13 @@ def main() -> None:
 
     print("(a) ours")
     started = time.perf_counter()
+
+    def show(progress: Progress) -> None:
+        print(f"  ours {progress.done}/{progress.total}  {time.perf_counter() - started:6.1f} s so far  "
+              f"{progress.message}", flush=True)
+
     ours = align(C1, C2, eps_range=tuple(args.eps_range), n_eps=args.n_eps, n_inits=1, warm_start=not args.cold,
-                 progress=lambda done, total, trial: report("ours", trial))
+                 progress=show)
     ours_seconds = time.perf_counter() - started
     ours_best = ours.trials.loc[ours.selected].to_dict()
 

@@ -169,7 +169,7 @@ def extract_all(study, cache: Path) -> float:
     for unit in extraction_plan(study, context):
         if not all(context.features.has(key) for key in unit.keys.values()):
             extract_unit(unit, context, LocalEngine(), device=study.device, batch_size=study.batch_size,
-                         report=lambda done, total: None)
+                         report=lambda progress: None)
     return time.perf_counter() - began
 
 

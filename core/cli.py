@@ -18,8 +18,9 @@ from core.encoders.catalogue import PARADIGMS, entries_of
 from core.encoders.registry import describe, spec_availability
 from core.encoders.specs import (DEFAULT_DIM, MAX_DIM, MIN_DIM, POOLINGS, SPEC_HELP, EncoderSpecError, WeightsUnavailable,
                                  pooling_name)
-from core.features.extract import Progress, extract
+from core.features.extract import extract
 from core.paths import cache_root
+from core.progress import Progress
 from core.similarity_cli import add_similarity_parser, run_similarity
 from core.study_cli import add_study_parser, run_study_command
 from core.stores import Stores

@@ -1,6 +1,6 @@
 """Background jobs (extraction, searches, training) that outlive UI reruns.
 
-Work runs on a thread pool; worker code reports progress through a callback and never
+Work runs on a thread pool; worker code reports progress through a `core.progress.Report` and never
 touches the UI. The UI keeps one registry per process (Streamlit: `st.cache_resource`)
 and polls `status()`. A job is identified by a key: submitting a key that is queued or
 running returns the existing job instead of starting it twice.
@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from core.paths import atomic_write
+from core.progress import Progress, Report
 
 ACTIVE = ("queued", "running")
 RATES_FILE = "job_rates.json"  # under the cache dir: estimates survive restarts
@@ -183,10 +184,10 @@ class JobRegistry:
         self._lock = threading.Lock()
         self._submitted = 0
 
-    def submit(self, key: str, label: str, work: Callable[[Callable[[int, int, str], None]], Any], *,
+    def submit(self, key: str, label: str, work: Callable[[Report], Any], *,
                rate_key: str | None = None, rates: RateStore | None = None, owner: str = "") -> JobStatus:
-        """Run `work(report)` in the background; `report(done, total, message, skipped=0)` updates progress
-        (`skipped`: units of `done` that cost nothing, e.g. resumed rows, left out of the rate and ETA).
+        """Run `work(report)` in the background; `report(Progress(...))` updates the job's progress (its `skipped`
+        units cost nothing, e.g. resumed rows, and are left out of the rate and ETA).
 
         With `rate_key` and `rates`, the job's seconds per unit (elapsed / done) is recorded there
         when it ends done or cancelled after at least one unit.
@@ -247,10 +248,11 @@ class JobRegistry:
             time.sleep(0.02)
         return self.status(key)
 
-    def _run(self, job: _Job, work: Callable) -> None:
-        def report(done: int, total: int, message: str = "", skipped: int = 0) -> None:
+    def _run(self, job: _Job, work: Callable[[Report], Any]) -> None:
+        def report(progress: Progress) -> None:
             with self._lock:
-                job.done, job.total, job.message, job.skipped = done, total, message, skipped
+                job.done, job.total, job.message, job.skipped = (progress.done, progress.total, progress.message,
+                                                                 progress.skipped)
                 if job.cancel_requested:
                     raise JobCancelled(job.key)
 

@@ -19,6 +19,7 @@ from core.analyses.rdm import RDM_METRICS, is_rdm, load_matrix
 from core.analyses.similarity import (MEASURES, RDM_MEASURES, SimilarityMatrix, SimilaritySettings, compare,
                                       validate_features)
 from core.data.tables import DatasetError, listing
+from core.progress import Progress
 
 DEFAULT_MEASURES = ("rsa_spearman", "cka_linear", "cka_rbf", "cka_debiased", "procrustes", "mutual_knn", "cknna")
 COSINE_MEASURES = ("mutual_knn", "cknna")  # neighbours by cosine: undefined for an all-zero row
@@ -188,6 +189,7 @@ def _number(value: float | None) -> str:
     return "undefined" if value is None else f"{value:.4f}"
 
 
-def _progress(done: int, total: int, message: str) -> None:
-    end = "\n" if done == total else ""
-    print(f"\rsimilarity: {done}/{total} · {message}".ljust(60), end=end, file=sys.stderr, flush=True)
+def _progress(progress: Progress) -> None:
+    end = "\n" if progress.done == progress.total else ""
+    print(f"\rsimilarity: {progress.done}/{progress.total} · {progress.message}".ljust(60), end=end, file=sys.stderr,
+          flush=True)

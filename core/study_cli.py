@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from core.progress import Progress, Report
 from core.studies.run import StepStatus, run_study, study_status
 from core.studies.spec import StudyError, load_study
 
@@ -83,15 +84,15 @@ def status_table(statuses: list[StepStatus]) -> str:
     return "\n".join(lines + [f"{done} of {len(statuses)} steps done."])
 
 
-def _progress_bar(label: str, total: int, unit: str):
-    """A tqdm bar that closes itself once done reaches total."""
+def _progress_bar(label: str, total: int, unit: str) -> Report:
+    """A tqdm bar fed by a Report, with its message as the postfix; it closes itself once done reaches total."""
     bar = tqdm(total=total, desc=label, unit=unit, file=sys.stderr, leave=True, dynamic_ncols=True)
 
-    def report(done: int, new_total: int) -> None:
-        bar.total = new_total
-        bar.n = done
+    def report(progress: Progress) -> None:
+        bar.total, bar.n = progress.total, progress.done
+        bar.set_postfix_str(progress.message, refresh=False)
         bar.refresh()
-        if done >= new_total:
+        if progress.done >= progress.total:
             bar.close()
 
     return report

@@ -10,7 +10,7 @@ from core.studies.analyses.affect import analysis_of, model_label
 from views.ui import resources
 from views.ui.affect_sections import (MEASURES_HOW_TO_READ, OCCUPANCY_HOW_TO_READ, ROSE_HOW_TO_READ,
                                       error_field_section, fold_progress, r2_section)
-from views.ui.export_row import figure_block, table_download
+from views.ui.export_row import built_once, figure_block, table_download
 from views.ui.extraction import extraction_panel
 from views.ui.settings import setting_input, settings_from
 from views.ui.sidebar import effective_pooling, page_start
@@ -86,18 +86,20 @@ export = dict(page="affect", dataset=image_set.name, encoder=",".join(status.enc
               provenance=provenance)
 
 st.subheader("1 · How well do the features predict the ratings?")
-r2_section(analysis, image_set, provenance, export)
+r2_section(analysis, key, image_set, provenance, export)
 
 st.subheader(f"2 · Where do the errors point? ({settings.geometry_cv.label})")
-predictions = error_field_section(analysis, image_set, feature_sets, export, color_by_category=color_by_category,
+predictions = error_field_section(analysis, key, image_set, feature_sets, export, color_by_category=color_by_category,
                                   scheme=geometry_scheme, select_key="affect.error_field_click")
 
 st.subheader("3 · How much of the plane do the errors use?")
-figure_block(figures.occupancy_figure(analysis.occupancies), figures.occupancy_table(analysis.occupancies),
+figure_block(*built_once((key, "occupancy"), lambda: (figures.occupancy_figure(analysis.occupancies),
+                                                      figures.occupancy_table(analysis.occupancies))),
              figure="occupancy", layer=geometry_scheme, **export, how_to_read=OCCUPANCY_HOW_TO_READ.format(bins=bins))
 
 st.subheader("4 · Do the errors share a direction?")
-figure_block(figures.error_rose_figure(analysis.panels), figures.error_rose_table(analysis.panels),
+figure_block(*built_once((key, "error_rose"), lambda: (figures.error_rose_figure(analysis.panels),
+                                                       figures.error_rose_table(analysis.panels))),
              figure="error_rose", layer=geometry_scheme, **export)
 st.dataframe(analysis.plv_by_category, hide_index=True, width="stretch")
 with st.expander("How to read this"):

@@ -12,7 +12,7 @@ from views.ui import resources
 from views.ui.explore_selection import (ITEM, MAP_KEYS, SEARCH, clear_selection, keep_valid, map_selection,
                                         search_selection)
 from views.ui.explore_tables import agreement_table, disagreement_table, item_card, selected_items
-from views.ui.export_row import figure_block, table_download
+from views.ui.export_row import built_once, figure_block, table_download
 from views.ui.items import item_options
 from views.ui.similarity_sources import dataset_sources, load_features
 from views.ui.sidebar import page_start
@@ -101,9 +101,12 @@ for column, (name, label) in zip(st.columns(len(shown)), shown.items()):
     shown_rows = drawn["row"].to_numpy()
     points = drawn[["row", "image_id", colour]].assign(x=xy[shown_rows, 0], y=xy[shown_rows, 1])
     layer = sources[label].layer
+    title = f"{name}: {label} · {method}"
+    fig = built_once((sources[label].fingerprint, method, parameter, colour, tuple(categories), title,
+                      tuple(highlighted)), lambda: map_figure(points, colour, title, highlighted))
     with column:
         figure_block(
-            map_figure(points, colour, f"{name}: {label} · {method}", highlighted), points, page="explore",
+            fig, points, page="explore",
             figure=f"map_{name.lower()}", dataset=image_set.name, encoder=sources[label].encoder,
             layer=layer.layer if layer else "", provenance=provenance, select_key=MAP_KEYS[name], how_to_read=(
                 f"Each point is an item, placed by {method} of the {label} features, coloured by {colour}. Click a "
@@ -132,7 +135,9 @@ selected_items(image_set, items, active["rows"], agreement, provenance)
 
 if agreement is not None:
     st.subheader("Where A and B disagree")
-    figure_block(agreement_histogram_figure(agreement), agreement.assign(row=items["row"], image_id=items["image_id"]),
+    figure_block(built_once((sources[first].fingerprint, sources[second].fingerprint, k, metric, "agreement"),
+                            lambda: agreement_histogram_figure(agreement)),
+                 agreement.assign(row=items["row"], image_id=items["image_id"]),
                  page="explore", figure="agreement", dataset=image_set.name, provenance=provenance, how_to_read=(
                      f"Per item, **ρ** is the Spearman correlation of its dissimilarities ({metric}) to every other "
                      f"item in {first} and in {second} (its RDM rows): 1 = it sees the rest of the dataset in the "

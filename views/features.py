@@ -7,7 +7,7 @@ from core.features.extract import feature_keys
 from core.figures import features as figures
 from core.provenance import Provenance, provenance_from_keys
 from views.ui import resources
-from views.ui.export_row import figure_block, provenance_expander
+from views.ui.export_row import built_once, figure_block, provenance_expander
 from views.ui.extraction import extraction_panel
 from views.ui.sidebar import effective_pooling, render_sidebar, require_images
 
@@ -53,17 +53,15 @@ except ValueError as error:  # DatasetError names the unreadable file
 # The overview figures come from the dataset's metadata alone: their provenance is the dataset.
 dataset_provenance = Provenance(image_set.name, image_set.fingerprint,
                                 parameters={"dataset_spec": selection.dataset_spec, "images": len(image_set)})
-overview = st.tabs(["Images per category", "Theme group sizes"] + (["Ratings"] if image_set.has_affect else []))
-with overview[0]:
-    figure_block(figures.category_counts_figure(metadata), figures.category_counts_table(metadata),
-                 page="features", figure="category_counts", dataset=image_set.name, provenance=dataset_provenance)
-with overview[1]:
-    figure_block(figures.group_sizes_figure(metadata), figures.group_sizes_table(metadata), page="features",
-                 figure="group_sizes", dataset=image_set.name, provenance=dataset_provenance)
+overview = {"category_counts": ("Images per category", figures.category_counts_figure, figures.category_counts_table),
+            "group_sizes": ("Theme group sizes", figures.group_sizes_figure, figures.group_sizes_table)}
 if image_set.has_affect:
-    with overview[2]:
-        figure_block(figures.target_histograms_figure(metadata), figures.target_histograms_table(metadata),
-                     page="features", figure="ratings", dataset=image_set.name, provenance=dataset_provenance)
+    overview["ratings"] = ("Ratings", figures.target_histograms_figure, figures.target_histograms_table)
+for tab, (name, (_, draw, tabulate)) in zip(st.tabs([title for title, _, _ in overview.values()]), overview.items()):
+    with tab:
+        fig, table = built_once((image_set.fingerprint, name),
+                                lambda draw=draw, tabulate=tabulate: (draw(metadata), tabulate(metadata)))
+        figure_block(fig, table, page="features", figure=name, dataset=image_set.name, provenance=dataset_provenance)
 
 st.subheader("Extraction")
 if not selection.encoders:

@@ -13,7 +13,7 @@ from core.studies import analyses
 from core.studies.analyses.similarity import MATRIX_KINDS, depth_curves, matrix_axes, stored_matrix_key
 from views.ui import resources
 from views.ui.background import job_outcomes, job_progress
-from views.ui.export_row import figure_block
+from views.ui.export_row import built_once, figure_block
 from views.ui.settings import setting_input, settings_from
 from views.ui.sidebar import page_start
 from views.ui.similarity_controls import axis_pickers, bootstrap_input, uploaded_representations
@@ -60,7 +60,8 @@ if not rows or not columns:
 
 key = stored_matrix_key(settings, sources, rows, columns)
 job = job_key("similarity", key)
-matrix: SimilarityMatrix | None = resources.similarity_store().get(key)
+matrix: SimilarityMatrix | None = resources.result_memo().get_or_compute(
+    ("similarity", key), lambda: resources.similarity_store().get(key))  # None (not stored yet) is not kept
 status = resources.job_registry().status(job)
 st.button("Compute", type="primary", on_click=start_matrix, args=(image_set, settings, sources, axes, job),
           disabled=matrix is not None or (status is not None and status.state in ("queued", "running")),
@@ -92,20 +93,23 @@ for measure in measures:
         curves = depth_curves(matrix, measure, sources, references)
         ceiling = ceilings.get(measure)
         ceiling = None if ceiling is None else NoiseCeiling(**{**ceiling, "references": tuple(ceiling["references"])})
-        figure_block(depth_curves_figure(curves, measure, ceiling), curves, page="similarity",
+        figure_block(built_once((key, measure, "depth"), lambda: depth_curves_figure(curves, measure, ceiling)),
+                     curves, page="similarity",
                      figure=f"depth_{measure}", dataset=image_set.name, provenance=provenance,
                      how_to_read=how_to_read(measure) + " Each curve is a layer's value against the reference (the "
                      "mean over references when there are several); the grey band is their noise ceiling: lower = "
                      "each reference vs the mean of the others, upper = vs the mean of all.")
     else:
         shown = control_table[control_table["measure"] == measure].set_index(["representation", "control"])["value"]
-        figure_block(similarity_heatmap(matrix, measure, shown), table[table["measure"] == measure],
+        figure_block(built_once((key, measure, "matrix"), lambda: similarity_heatmap(matrix, measure, shown)),
+                     table[table["measure"] == measure],
                      page="similarity", figure=f"matrix_{measure}", dataset=image_set.name, provenance=provenance,
                      how_to_read=how_to_read(measure))
 
 if len(measures) >= 2 and kind != "reference":
     agreement = measure_agreement(matrix)
-    figure_block(agreement_figure(agreement), agreement.reset_index(names="measure"), page="similarity",
+    figure_block(built_once((key, "agreement"), lambda: agreement_figure(agreement)),
+                 agreement.reset_index(names="measure"), page="similarity",
                  figure="agreement", dataset=image_set.name, provenance=provenance, how_to_read=(
                      "Spearman ρ between two measures' values across the matrix's distinct pairs (distances "
                      "negated). Near 1: the measures rank the pairs alike, so a conclusion drawn from one holds "

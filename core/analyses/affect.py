@@ -18,7 +18,7 @@ probe can reach on average, because SD²/N of an image is noise in its mean rati
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -28,6 +28,7 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from threadpoolctl import threadpool_limits
 
 from core.analyses.cv import CrossValidation
+from core.progress import Progress, Report
 
 RIDGE_ALPHAS = np.logspace(-2, 5, 15)
 CLIP_SD = 10.0
@@ -51,20 +52,20 @@ class CVPredictions:
 def cross_validated_predictions(features: np.ndarray, targets: np.ndarray, groups: np.ndarray,
                                 cv: CrossValidation, *, alphas: np.ndarray = RIDGE_ALPHAS,
                                 clip_sd: float | None = CLIP_SD, target_names: Sequence[str] = TARGETS,
-                                progress: Callable[[int, int], None] | None = None) -> CVPredictions:
+                                progress: Report | None = None) -> CVPredictions:
     """Out-of-fold ridge predictions: features (N, D), targets (N, T), groups (N,) -> CVPredictions.
 
-    `progress(done, total)` is called with 0 before the first fold and after every fold.
+    `progress` counts the folds: 0 before the first, then after every one.
     """
     features, targets, groups = _checked(features, targets, groups)
     splits = cv.split(groups)
     if progress is not None:
-        progress(0, len(splits))
+        progress(Progress(0, len(splits)))
     fits = []
     for index in range(len(splits)):
         fits += fit_folds(features, targets, splits, [index], alphas=alphas, clip_sd=clip_sd)
         if progress is not None:
-            progress(index + 1, len(splits))
+            progress(Progress(index + 1, len(splits)))
     return assemble_predictions(fits, targets, groups, cv, target_names)
 
 

@@ -26,6 +26,7 @@ from core.data.datasets import ImageSet
 from core.features.extract import FeatureSet
 from core.features.results import ResultStore, result_key
 from core.features.store import Memo
+from core.progress import Progress, Report
 
 PREDICTIONS_KIND = "affect_predictions"  # the ResultStore kind of out-of-fold predictions
 
@@ -72,11 +73,11 @@ class AffectAnalysis:
 def affect_analysis(image_set: ImageSet, features: Mapping[str, FeatureSet], cvs: Sequence[CrossValidation],
                     geometry_cv: CrossValidation, *, zscore: bool = False, bins: int = 20, memo: Memo | None = None,
                     store: ResultStore | None = None,
-                    progress: Callable[[str, int, int], None] | None = None) -> AffectAnalysis:
+                    progress: Report | None = None) -> AffectAnalysis:
     """The Affect page's tables of (N, D) features by model label under every `cvs`; geometry under `geometry_cv`.
 
-    `progress(task, done, total)` reports the folds of every cross-validation actually fitted (task names
-    the scheme and model). With a `store`, out-of-fold predictions stored there (by a study, another
+    `progress` counts the folds of every cross-validation actually fitted, one after another, its message naming
+    the scheme and model. With a `store`, out-of-fold predictions stored there (by a study, another
     session) are read instead of fitted, and new ones are kept. A scheme the data cannot split (e.g. LOCO
     on one category) raises ValueError.
     """
@@ -90,9 +91,12 @@ def affect_analysis(image_set: ImageSet, features: Mapping[str, FeatureSet], cvs
             stored = None if store is None else load_predictions(store, predictions_key(digest, cv))
             if stored is not None:
                 return stored
-            report = None if progress is None else (lambda done, total: progress(f"{cv.label}: {label}", done, total))
+
+            def report(folds: Progress) -> None:
+                progress(Progress(folds.done, folds.total, f"{cv.label}: {label}"))
+
             fitted = cross_validated_predictions(np.asarray(features[label].features), targets, cv.groups(metadata), cv,
-                                                 progress=report)
+                                                 progress=None if progress is None else report)
             if store is not None:
                 save_predictions(store, predictions_key(digest, cv), fitted, {"label": f"{label} · {cv.label}"})
             return fitted

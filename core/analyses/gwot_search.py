@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import ot
@@ -24,8 +24,7 @@ from core.analyses.gwot import (SEARCHES, TIE_TOLERANCE, Alignment, backend_conv
                                 epsilon_grid, initial_plan, validate_rdms)
 from core.analyses.matching import top_k_matching_rate
 from core.features.results import ResultStore, result_key
-
-TrialProgress = Callable[[dict], None]
+from core.progress import Progress, Report
 
 
 @dataclass(frozen=True)
@@ -91,12 +90,12 @@ def search_chains(settings: SearchSettings, epsilons: Sequence[float], stage: in
 
 
 def run_chain(C_source, C_target, chain: Chain, settings: SearchSettings, *, starts: dict[float, tuple] | None = None,
-              keep_states: bool = False, progress: TrialProgress | None = None) -> ChainResult:
+              keep_states: bool = False, progress: Report | None = None) -> ChainResult:
     """Solve the trials of `chain` for (N, N) RDMs (numpy or already in the settings' backend).
 
     With annealing a trial starts from the chain's own plan at the nearest larger epsilon, or from
     `starts` (that seed's earlier-stage states, epsilon -> (plan, potentials)); else from its initial plan.
-    `progress(row)` after every trial.
+    `progress` after every trial: the chain's trials done, and the trial's `trial_message`.
     """
     to_backend = backend_converter(settings.backend)
     C1, C2 = (to_backend(C) if isinstance(C, np.ndarray) else C for C in (C_source, C_target))
@@ -131,8 +130,16 @@ def run_chain(C_source, C_target, chain: Chain, settings: SearchSettings, *, sta
             if solved.gw_distance < best_distance * (1 - TIE_TOLERANCE):
                 best_plan, best_distance, best_row = plan_numpy, solved.gw_distance, len(rows) - 1
         if progress is not None:
-            progress(rows[-1])
+            progress(Progress(len(rows), len(chain.epsilons), trial_message(rows[-1])))
     return ChainResult(chain, rows, best_plan, best_row, states)
+
+
+def trial_message(trial: dict) -> str:
+    """What a search's progress says after `trial` (a row of `Alignment.trials`)."""
+    if not trial["valid"]:
+        return f"ε {trial['epsilon']:.3g}: discarded ({trial['note']})"
+    return (f"ε {trial['epsilon']:.3g}, init {trial['init_seed']}: GW {trial['gw_distance']:.4g}, "
+            f"top-1 {trial['top1']:.1%}")
 
 
 def refinement(settings: SearchSettings, first: Sequence[ChainResult]) -> list[float]:
@@ -181,7 +188,7 @@ def assemble(results: Sequence[ChainResult], settings: SearchSettings) -> Alignm
 def align(C_source: np.ndarray, C_target: np.ndarray, *, eps_range: tuple[float, float] = (1e-4, 1e-1),
           n_eps: int = 10, n_inits: int = 3, init: str = "random", search: str = "grid", warm_start: bool = False,
           max_iter: int = 1000, tol: float = 1e-6, backend: str = "numpy", seed: int = 0,
-          progress: Callable[[int, int, dict | None], None] | None = None) -> Alignment:
+          progress: Report | None = None) -> Alignment:
     """Search epsilon x initial plans for the entropic GW alignment of (N, N) C_source to (N, N) C_target.
 
     Item i of the source is the true partner of item i of the target (the `top1` column).
@@ -190,25 +197,33 @@ def align(C_source: np.ndarray, C_target: np.ndarray, *, eps_range: tuple[float,
     epsilons run from large to small and each init's trial starts from that init's plan at the
     nearest larger epsilon (annealing: fast, but at a large epsilon the problem has one optimum,
     so every init follows the same path and extra inits add nothing); otherwise every trial
-    starts from its own initial plan (GWTune's protocol). `progress(done, total, trial row)`.
+    starts from its own initial plan (GWTune's protocol). `progress` before the first trial and after every one,
+    with its `trial_message`.
     """
     source, target = validate_rdms(C_source, C_target)
     settings = SearchSettings(tuple(map(float, eps_range)), n_eps, n_inits, init, search, warm_start, max_iter, tol,
                               backend, seed)
     to_backend = backend_converter(backend)
     C1, C2 = to_backend(source), to_backend(target)  # once, not once per chain
-    done = [0]
-
-    def report(row: dict | None) -> None:
-        if progress is not None:
-            done[0] += row is not None
-            progress(done[0], settings.n_trials, row)
-
-    report(None)  # before the first trial, so a timer starts at zero
     keep = settings.search == "sequential" and settings.warm_start
-    first = [run_chain(C1, C2, chain, settings, keep_states=keep, progress=report)
-             for chain in search_chains(settings, settings.first_stage())]
-    second = [run_chain(C1, C2, chain, settings, starts=starts_for(chain, first), progress=report)
+    if progress is not None:
+        progress(Progress(0, settings.n_trials, "starting"))  # before the first trial, so a timer starts at zero
+    trials_run = 0
+
+    def run(chain: Chain, **options) -> ChainResult:
+        """One chain, its trials counted after those of the chains run before it."""
+        nonlocal trials_run
+        before = trials_run
+
+        def report(trial: Progress) -> None:
+            progress(Progress(before + trial.done, settings.n_trials, trial.message))
+
+        result = run_chain(C1, C2, chain, settings, progress=None if progress is None else report, **options)
+        trials_run += len(result.rows)
+        return result
+
+    first = [run(chain, keep_states=keep) for chain in search_chains(settings, settings.first_stage())]
+    second = [run(chain, starts=starts_for(chain, first))
               for chain in search_chains(settings, refinement(settings, first), stage=1)]
     return assemble(first + second, settings)
 

@@ -18,7 +18,7 @@ demo run of about a minute on two cores, and "full", the paper-sized sweep.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -33,6 +33,7 @@ from core.data.datasets import ImageSet
 from core.encoders.registry import EncoderInfo
 from core.features.extract import extract
 from core.features.store import FeatureStore, ResultCache
+from core.progress import Progress, Report
 
 CACHE_VERSION = "inductive-v1"  # bump when a measure's definition changes
 TRAIN_ON = ("corrupted", "clean")
@@ -128,11 +129,11 @@ def unrelated_similarity(clean: np.ndarray) -> float:
 def corruption_table(features: Mapping[Corruption, np.ndarray], categories: np.ndarray, groups: np.ndarray,
                      settings: BiasSettings = BiasSettings(), *, results: ResultCache | None = None,
                      digests: Mapping[Corruption, str] | None = None,
-                     progress: Callable[[int, int, str], None] | None = None) -> pd.DataFrame:
+                     progress: Report | None = None) -> pd.DataFrame:
     """One row per corruption (the clean one first) from {corruption: (N, D) features}; must include CLEAN.
 
     With `results` and the feature `digests` of every corruption, linear-probe scores are read from
-    (or stored in) the cache.
+    (or stored in) the cache. `progress` counts the corruptions probed.
     """
     if CLEAN not in features:
         raise ValueError("The clean features are needed: every drop and similarity is relative to them.")
@@ -155,18 +156,18 @@ def corruption_table(features: Mapping[Corruption, np.ndarray], categories: np.n
     for measure, column in (("knn_drop", "knn_accuracy"), ("linear_drop", "linear_balanced_accuracy")):
         table[measure] = (table[column].iloc[0] - table[column]) / table[column].iloc[0]
     if progress is not None:
-        progress(len(order), len(order), "done")
+        progress(Progress(len(order), len(order), "done"))
     return table
 
 
 def _corruption_row(corruption: Corruption, index: int, count: int, x: np.ndarray, clean: np.ndarray,
                     floor: float, categories: np.ndarray, groups: np.ndarray, settings: BiasSettings,
                     results: ResultCache | None, linear_key: str | None,
-                    progress: Callable[[int, int, str], None] | None) -> dict:
+                    progress: Report | None) -> dict:
     """corruption_table's row of one corruption's (N, D) features x against the (N, D) clean ones (floor: their
     unrelated-image similarity); the linear-probe score is cached in `results` under `linear_key`."""
     if progress is not None:
-        progress(index, count, f"probing {corruption.name}")
+        progress(Progress(index, count, f"probing {corruption.name}"))
     train = clean if settings.train_on == "clean" else None
     knn = knn_probe(x, categories, groups, settings.cv, k=settings.k, train_features=train)
 
@@ -192,32 +193,33 @@ def corruption_metrics(image_set: ImageSet, encoder: EncoderInfo, layer: str, st
                        corruptions: Sequence[Corruption], settings: BiasSettings = BiasSettings(), *,
                        pooling: str = "auto", device: str = "auto", batch_size: int = 32,
                        results: ResultCache | None = None,
-                       progress: Callable[[int, int, str, int], None] | None = None) -> pd.DataFrame:
+                       progress: Report | None = None) -> pd.DataFrame:
     """corruption_table of one encoder layer: extracts (or loads) the clean and every corrupted feature array.
 
-    `progress(done, total, message, skipped)`: `skipped` of the `done` images came from the cache.
-
-    Progress counts the N images of every condition as they are extracted (N × conditions in all); the probes
-    then run at that count, their message naming the condition and how many are probed.
+    `progress` counts the N images of every condition as they are extracted (N × conditions in all; `skipped`: those
+    that came from the cache); the probes then run at that count, their message naming the condition and how many
+    are probed.
     """
     conditions = list(dict.fromkeys([CLEAN, *corruptions]))
     n = len(image_set)
     total = n * len(conditions)
     features, digests, resumed = {}, {}, [0] * len(conditions)
     for index, corruption in enumerate(conditions):
-        def extracted(p, index=index, corruption=corruption):
-            resumed[index] = p.resumed  # rows found in the cache cost nothing: `skipped` keeps them out of rates
+        def extracted(rows: Progress, index=index, corruption=corruption) -> None:
+            resumed[index] = rows.skipped  # rows found in the cache cost nothing: `skipped` keeps them out of rates
             if progress is not None:
-                progress(index * n + p.done, total, f"extracting {corruption.name}: {p.message}", sum(resumed))
+                progress(Progress(index * n + rows.done, total, f"extracting {corruption.name}: {rows.message}",
+                                  sum(resumed)))
 
         resumed[index] = n  # a condition found whole in the store reports nothing: all cached
         feature_set = extract(image_set, encoder, [layer], store, pooling=pooling, device=device,
                               batch_size=batch_size, input_transform=corruption.input_transform, progress=extracted)[layer]
         features[corruption], digests[corruption] = feature_set.features, feature_set.key.digest
 
-    def probed(done: int, count: int, message: str) -> None:
+    def probed(probing: Progress) -> None:
         if progress is not None:
-            progress(total, total, f"{message} ({done}/{count} conditions probed)", sum(resumed))
+            progress(Progress(total, total, f"{probing.message} ({probing.done}/{probing.total} conditions probed)",
+                              sum(resumed)))
 
     table = corruption_table(features, image_set.metadata["category"].to_numpy(),
                              settings.cv.groups(image_set.metadata), settings, results=results, digests=digests,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import asdict, dataclass
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -33,6 +33,7 @@ from core.data.datasets import ImageSet
 from core.encoders.registry import EncoderInfo
 from core.features.extract import feature_keys
 from core.features.store import FeatureStore, ResultCache
+from core.progress import Progress, Report
 
 PROBES = (*TARGETS, "category")
 LATE_THIRD = 2.0 / 3.0
@@ -272,10 +273,10 @@ def fit_rate_key(image_set: ImageSet, spec: str, fits: Sequence[tuple[str, str]]
 
 def encoder_curves(image_set: ImageSet, encoder: EncoderInfo, store: FeatureStore, *, settings: ProbeSettings = ProbeSettings(),
                    probes: Sequence[str] = PROBES, pooling: str = "auto", results: ResultCache | None = None,
-                   progress: Callable[[int, int, str], None] | None = None) -> pd.DataFrame:
+                   progress: Report | None = None) -> pd.DataFrame:
     """layer_probe_table of every layer of `encoder` read from the store (all must be extracted), plus `encoder`.
 
-    `progress(done, total, "layer · kind")` counts the fits actually computed (`pending_fits`):
+    `progress` counts the fits actually computed (`pending_fits`), its message "layer · kind":
     cached ones cost nothing, so they would only distort a job's rate and ETA.
     """
     keys = feature_keys(image_set, encoder, "all", pooling)
@@ -286,7 +287,7 @@ def encoder_curves(image_set: ImageSet, encoder: EncoderInfo, store: FeatureStor
     n_pending = len(pending_fits(image_set, encoder, settings=settings, probes=probes, pooling=pooling,
                                  results=results))
     if progress is not None:
-        progress(0, n_pending, "starting")
+        progress(Progress(0, n_pending, "starting"))
     targets = ProbeTargets.from_metadata(image_set.metadata)
     scores, fitted = {}, 0
     for layer, key in keys.items():
@@ -303,7 +304,7 @@ def encoder_curves(image_set: ImageSet, encoder: EncoderInfo, store: FeatureStor
             if fresh:  # reported once stored, so a cancel raised by `progress` never loses a finished fit
                 fitted += 1
                 if progress is not None:
-                    progress(fitted, n_pending, f"{layer} · {kind}")
+                    progress(Progress(fitted, n_pending, f"{layer} · {kind}"))
     table = curve_table(list(keys), scores, probes)
     return table.assign(encoder=encoder.spec)[["encoder", *table.columns]]
 

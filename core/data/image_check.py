@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 from PIL import Image, UnidentifiedImageError
 
 from core.data.datasets import ImageSet
+from core.progress import Progress, Report
 
 
 @dataclass(frozen=True)
@@ -19,12 +20,12 @@ class ImageProblem:
     reason: str
 
 
-def check_images(image_set: ImageSet, progress: Callable[[int, int], None] | None = None) -> list[ImageProblem]:
+def check_images(image_set: ImageSet, progress: Report | None = None) -> list[ImageProblem]:
     """Every image of the set that would fail to load, in row order ([] when all N decode).
 
     PIL's `verify()` passes a truncated JPEG, so each file is decoded instead, JPEGs at 1/8
-    scale (DCT scaling reads the whole stream at a fraction of the cost). `progress(done, N)`
-    is called after each file, e.g. to report from a background job.
+    scale (DCT scaling reads the whole stream at a fraction of the cost). `progress` counts the
+    files checked, after each one (e.g. a background job's report).
     """
     problems = []
     for row, path in enumerate(image_set.paths):
@@ -37,7 +38,7 @@ def check_images(image_set: ImageSet, progress: Callable[[int, int], None] | Non
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
             problems.append(ImageProblem(row, path, str(error)))
         if progress is not None:
-            progress(row + 1, len(image_set.paths))
+            progress(Progress(row + 1, len(image_set.paths)))
     return problems
 
 

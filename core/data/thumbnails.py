@@ -5,10 +5,11 @@ import base64
 import io
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 from core.data.datasets import DatasetError, ImageSet, load_image
 from core.paths import atomic_write
+from core.progress import Progress, Report
 
 THUMBNAIL_SIZE = 96  # pixels, the longer side
 JPEG_QUALITY = 85
@@ -41,7 +42,7 @@ class ThumbnailStore:
         return data
 
     def build(self, image_set: ImageSet, rows: Sequence[int] | None = None, *, workers: int = 2,
-              progress: Callable[[int, int], None] | None = None) -> int:
+              progress: Report | None = None) -> int:
         """Make every missing thumbnail of `rows` (all by default) with `workers` threads; returns how many exist."""
         rows = list(range(len(image_set))) if rows is None else [int(row) for row in rows]
         missing = [row for row in rows if not self.path(image_set, row).is_file()]
@@ -50,7 +51,7 @@ class ThumbnailStore:
             for index, made in enumerate(pool.map(lambda row: self.get(image_set, row) is not None, missing), 1):
                 done += made
                 if progress is not None:
-                    progress(index, len(missing))
+                    progress(Progress(index, len(missing)))
         return done
 
 

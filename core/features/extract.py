@@ -31,6 +31,7 @@ from core.encoders.registry import UNUSABLE, EncoderInfo, availability, describe
 from core.encoders.specs import FINAL_LAYER, flat_dim
 from core.features.projection import FlatReducer, key_pooling
 from core.features.store import FeatureKey, FeatureStore
+from core.progress import Progress, Report
 
 CHUNK_ROWS = 256
 FLUSH_S = 30.0  # a slow encoder (a ViT on a CPU) still keeps its work when killed before 256 rows
@@ -53,36 +54,12 @@ class FeatureSet:
         return self.key.layer
 
 
-@dataclass(frozen=True)
-class Progress:
-    """`done` of `total` rows stored, `resumed` of them by an earlier, interrupted run.
-
-    Rates and the ETA count only the rows computed in this run over its `elapsed_s`.
-    """
-
-    encoder: str
-    done: int
-    total: int
-    elapsed_s: float
-    resumed: int = 0
-
-    @property
-    def images_per_s(self) -> float:
-        return (self.done - self.resumed) / self.elapsed_s if self.elapsed_s > 0 else 0.0
-
-    @property
-    def eta_s(self) -> float | None:
-        return (self.total - self.done) / self.images_per_s if self.images_per_s > 0 else None
-
-    @property
-    def message(self) -> str:
-        """E.g. "96 resumed from the cache · 28.5 images/s in this run · ETA 21 s"."""
-        parts = [f"{self.resumed} resumed from the cache"] if self.resumed else []
-        if self.done > self.resumed:
-            parts.append(f"{self.images_per_s:.1f} images/s in this run")
-        if self.eta_s is not None and self.done < self.total:
-            parts.append(f"ETA {self.eta_s:.0f} s")
-        return " · ".join(parts) or "loading the model"
+def extraction_message(done: int, resumed: int, elapsed_s: float, unit: str = "images") -> str:
+    """An extraction's message, e.g. "96 resumed from the cache · 28.5 images/s in this run" (this run's rows only)."""
+    parts = [f"{resumed} resumed from the cache"] if resumed else []
+    if done > resumed and elapsed_s > 0:
+        parts.append(f"{(done - resumed) / elapsed_s:.1f} {unit}/s in this run")
+    return " · ".join(parts) or "loading the model"
 
 
 def feature_keys(image_set: ImageSet, info: EncoderInfo, layers: Sequence[str] | str, pooling: str = "auto",
@@ -151,13 +128,13 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 def extract(image_set: ImageSet, encoder: EncoderInfo, layers: Sequence[str] | str, store: FeatureStore, *,
             pooling: str = "auto", device: str = "auto", batch_size: int = 32, num_workers: int | None = None,
-            input_transform: InputTransform = IDENTITY, progress: Callable[[Progress], None] | None = None,
-            chunk_rows: int = CHUNK_ROWS, flush_s: float = FLUSH_S) -> dict[str, FeatureSet]:
+            input_transform: InputTransform = IDENTITY, progress: Report | None = None,
+            chunk_rows: int = CHUNK_ROWS, flush_s: float = FLUSH_S, unit: str = "images") -> dict[str, FeatureSet]:
     """Features (N, D) of every requested layer, extracted in one pass per batch or loaded from the store.
 
-    `progress` is called before the first batch and after every batch; raising from it cancels
-    the run, keeping the chunks written so far (every `chunk_rows` rows or `flush_s` seconds)
-    for the next call to resume from.
+    `progress` gets the rows stored before the first batch and after every batch (those of an interrupted run as
+    `skipped`; its message gives this run's rate in `unit` per second); raising from it cancels the run, keeping
+    the chunks written so far (every `chunk_rows` rows or `flush_s` seconds) for the next call to resume from.
     """
     if not image_set.has_images:
         raise DatasetError(f"dataset {image_set.name} holds representations only, no images: there is nothing to "
@@ -169,20 +146,20 @@ def extract(image_set: ImageSet, encoder: EncoderInfo, layers: Sequence[str] | s
             if missing:  # another process may have finished them while we waited
                 _extract_missing(image_set, encoder, missing, store, device=device, batch_size=batch_size,
                                  num_workers=num_workers, input_transform=input_transform, progress=progress, chunk_rows=chunk_rows,
-                                 flush_s=flush_s, block_pooling=encoder.resolve_pooling(pooling))
+                                 flush_s=flush_s, block_pooling=encoder.resolve_pooling(pooling), unit=unit)
     return {layer: FeatureSet(key, store.load(key)) for layer, key in keys.items()}
 
 
 def _extract_missing(image_set: ImageSet, info: EncoderInfo, missing: dict[str, FeatureKey], store: FeatureStore, *,
                      device: str, batch_size: int, num_workers: int | None, input_transform: InputTransform,
-                     progress: Callable[[Progress], None] | None, chunk_rows: int, flush_s: float,
-                     block_pooling: str) -> None:
+                     progress: Report | None, chunk_rows: int, flush_s: float, block_pooling: str,
+                     unit: str) -> None:
     total = len(image_set)
     # The layer furthest behind sets the start; the others' overlapping rows are rewritten
     # with the same values, which the store's stitching tolerates.
     start = min(store.rows_done(key) for key in missing.values())
     if progress is not None:
-        progress(Progress(info.spec, start, total, 0.0, start))
+        progress(Progress(start, total, extraction_message(start, start, 0.0, unit), skipped=start))
     target = resolve_device(device)
     workers = _default_workers(total - start) if num_workers is None else num_workers
     worker_context = _worker_context(workers)  # before the model loads: a cold fork server starts meanwhile
@@ -217,7 +194,8 @@ def _extract_missing(image_set: ImageSet, info: EncoderInfo, missing: dict[str, 
                 buffers[layer] = []
             chunk_start, chunk_began = done, now
         if progress is not None:
-            progress(Progress(info.spec, done, total, time.perf_counter() - began, start))
+            message = extraction_message(done, start, time.perf_counter() - began, unit)
+            progress(Progress(done, total, message, skipped=start))
     seconds = time.perf_counter() - began
     meta = {"dataset_name": image_set.name, "n_images": total, "device": str(target),
             "seconds": round(seconds, 3), "images_per_s": round((total - start) / max(seconds, 1e-9), 2)}
@@ -287,11 +265,11 @@ def autocast_context(device: torch.device):
 def view_features(image_set: ImageSet, encoder: EncoderInfo, layer: str, store: FeatureStore, *, m: int = 16,
                   pipeline: AugmentationPipeline = AugmentationPipeline(), seed: int = 0, pooling: str = "auto",
                   device: str = "auto", batch_size: int = 32,
-                  progress: Callable[[Progress], None] | None = None) -> np.ndarray:
-    """(N, m, D) features of m augmented views of each image, extracted once and cached."""
+                  progress: Report | None = None) -> np.ndarray:
+    """(N, m, D) features of m augmented views of each image, extracted once and cached (`progress` counts views)."""
     views, input_transform = augmentation_views(image_set, m, pipeline, seed)
     features = extract(views, encoder, [layer], store, pooling=pooling, device=device, batch_size=batch_size,
-                       input_transform=input_transform, progress=progress)[layer].features
+                       input_transform=input_transform, progress=progress, unit="views")[layer].features
     return np.asarray(features).reshape(len(image_set), m, -1)
 
 

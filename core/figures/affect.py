@@ -96,6 +96,7 @@ def error_field_figure(panels: Sequence[ErrorPanel], *, color_by_category: bool 
                         shared_xaxes=True, shared_yaxes=True, horizontal_spacing=0.04)
     categories = sorted({str(c) for panel in panels for c in panel.categories})
     colors = category_colors(categories) if color_by_category else {c: "#7F7F7F" for c in categories}
+    arrows = []
     for column, panel in enumerate(panels, start=1):
         for category in categories:
             rows = panel.categories == category
@@ -114,10 +115,12 @@ def error_field_figure(panels: Sequence[ErrorPanel], *, color_by_category: bool 
                                      hovertemplate="%{text}<br>predicted V %{x:.2f}, A %{y:.2f}<extra></extra>"),
                           row=1, col=column)
         axis = "" if column == 1 else str(column)
-        for x, y, u, v in zip(panel.field.x, panel.field.y, panel.field.u, panel.field.v):
-            fig.add_annotation(x=x + u, y=y + v, ax=x, ay=y, xref=f"x{axis}", yref=f"y{axis}", axref=f"x{axis}",
-                               ayref=f"y{axis}", showarrow=True, arrowhead=2, arrowsize=1.2, arrowwidth=2,
-                               arrowcolor="#111111", text="")
+        arrows += [dict(x=x + u, y=y + v, ax=x, ay=y, xref=f"x{axis}", yref=f"y{axis}", axref=f"x{axis}",
+                        ayref=f"y{axis}", showarrow=True, arrowhead=2, arrowsize=1.2, arrowwidth=2,
+                        arrowcolor="#111111", text="")
+                   for x, y, u, v in zip(panel.field.x, panel.field.y, panel.field.u, panel.field.v)]
+    # All arrows at once: add_annotation copies every earlier annotation, quadratic in their number.
+    fig.update_layout(annotations=[*fig.layout.annotations, *arrows])
     fig.update_xaxes(range=list(extent), title="valence", constrain="domain")
     fig.update_yaxes(range=list(extent), scaleratio=1, constrain="domain")
     for column in range(1, len(panels) + 1):

@@ -23,7 +23,6 @@ import os
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -36,6 +35,7 @@ from core.data.datasets import ImageSet, load_dataset, load_image
 from core.data.transforms import AugmentationPipeline
 from core.lab.runs import TrainConfig, create_backbone, lab_dir
 from core.paths import atomic_write
+from core.progress import Progress, Report
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 CAPTION = "a photo of {group}, a kind of {category}"
@@ -136,11 +136,12 @@ def training_images(config: TrainConfig, cache_dir: Path) -> ImageSet:
 # --- training --------------------------------------------------------------------------
 
 def train(config: TrainConfig, cache_dir: str | Path, *, device: str = "cpu",
-          progress: Callable[[int, int, str], None] | None = None) -> Path:
+          progress: Report | None = None) -> Path:
     """Train (or resume) the run of `config`; returns its folder.
 
-    `progress(done, total, message)` is called after every step; raising from it stops the run,
-    keeping the last finished epoch's checkpoint to resume from.
+    `progress` counts images over all epochs (those of epochs a resumed run had finished as `skipped`), before the
+    first step and after every step; raising from it stops the run, keeping the last finished epoch's checkpoint to
+    resume from.
     """
     cache_dir = Path(cache_dir)
     run = lab_dir(cache_dir) / config.run_id
@@ -178,7 +179,8 @@ def train(config: TrainConfig, cache_dir: str | Path, *, device: str = "cpu",
     pipeline = AugmentationPipeline(size=config.image_size)
     began, done_before = time.perf_counter(), start_epoch * n
     if progress is not None:  # before the first step: what a resumed run has done already is not timed
-        progress(done_before, config.epochs * n, f"starting at epoch {start_epoch + 1}/{config.epochs}")
+        progress(Progress(done_before, config.epochs * n, f"starting at epoch {start_epoch + 1}/{config.epochs}",
+                          skipped=done_before))
     model.train()
     for epoch in range(start_epoch, config.epochs):
         order = np.random.default_rng((config.seed, epoch)).permutation(n)
@@ -198,8 +200,8 @@ def train(config: TrainConfig, cache_dir: str | Path, *, device: str = "cpu",
             if progress is not None:
                 done = epoch * n + start + len(rows)
                 rate = (done - done_before) / max(time.perf_counter() - began, 1e-9)
-                progress(done, config.epochs * n, f"epoch {epoch + 1}/{config.epochs} · loss {loss.item():.4f} · "
-                                                  f"{rate:.1f} images/s · ETA {(config.epochs * n - done) / rate:.0f} s")
+                message = f"epoch {epoch + 1}/{config.epochs} · loss {loss.item():.4f} · {rate:.1f} images/s"
+                progress(Progress(done, config.epochs * n, message, skipped=done_before))
         _save_torch(run / "checkpoint.pt", {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                             "schedule": schedule.state_dict(), "epoch": epoch + 1})
         _write_json(run / "history.json", history)

@@ -27,7 +27,6 @@ from core.stores import Stores
 from core.studies.study import Step, Study
 
 STEP_KIND = "study_step"  # the ResultStore kind of a study step's result
-Report = Callable[[int, int], None]
 Tables = dict[str, pd.DataFrame]
 Figures = dict[str, Callable[[], go.Figure]]  # file stem -> draws it (one that fails is named, the others go in)
 Drawn = tuple[Figures, Tables, list[str]]  # figures, tables beside the stored ones, what is left out and why

@@ -1,8 +1,9 @@
 """Where a study's tasks run: in this process (`LocalEngine`) or on a Ray cluster (`RayEngine`).
 
 Both offer one call, `map(function, calls, shared=..., gpus=..., progress=..., on_result=...)`:
-`function(**call, **shared)` for every call, results in the calls' order; `on_result(index, result)` as each
-finishes, so a driver stores every result at once and a stopped run loses only the tasks still running. The local engine runs them one after another and never imports
+`function(**call, **shared)` for every call, results in the calls' order; `on_result(index, result)` and
+`progress(Progress(finished, len(calls)))` as each finishes, so a driver stores every result at once and a stopped
+run loses only the tasks still running. The local engine runs them one after another and never imports
 Ray; the Ray engine sends each call as a Ray task, puts `shared` arrays into the object store once for all
 tasks, retries a task whose worker died (`max_retries`), and reports progress as tasks finish. Ray schedules;
 nothing here queues or retries by itself.
@@ -14,7 +15,8 @@ import socket
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-Progress = Callable[[int, int], None]
+from core.progress import Progress, Report
+
 OnResult = Callable[[int, Any], None]
 MAX_RETRIES = 3  # a task whose worker process died is run again this many times
 
@@ -28,14 +30,14 @@ class LocalEngine:
     address = None  # no other machine
 
     def map(self, function: Callable, calls: Sequence[Mapping[str, Any]], *, shared: Mapping[str, Any] | None = None,
-            gpus: float = 0, progress: Progress | None = None, on_result: OnResult | None = None) -> list:
+            gpus: float = 0, progress: Report | None = None, on_result: OnResult | None = None) -> list:
         results = []
         for index, call in enumerate(calls):
             results.append(function(**call, **(shared or {})))
             if on_result is not None:
                 on_result(index, results[-1])
             if progress is not None:
-                progress(len(results), len(calls))
+                progress(Progress(len(results), len(calls)))
         return results
 
     def put(self, value: Any) -> Any:
@@ -74,7 +76,7 @@ class RayEngine:
         self.parallelism = max(1, int(ray.cluster_resources().get("CPU", 1)))
 
     def map(self, function: Callable, calls: Sequence[Mapping[str, Any]], *, shared: Mapping[str, Any] | None = None,
-            gpus: float = 0, progress: Progress | None = None, on_result: OnResult | None = None) -> list:
+            gpus: float = 0, progress: Report | None = None, on_result: OnResult | None = None) -> list:
         ray = self._ray
         remote = self._remote(function).options(num_gpus=gpus, max_retries=self.max_retries)
         shared_refs = {name: ray.put(value) for name, value in (shared or {}).items()}
@@ -90,7 +92,7 @@ class RayEngine:
                 if on_result is not None:
                     on_result(index, results[index])
                 if progress is not None:
-                    progress(len(futures) - len(pending), len(futures))
+                    progress(Progress(len(futures) - len(pending), len(futures)))
         except BaseException:  # a failure or Ctrl-C: the other tasks would only keep the cluster busy
             for future in pending:
                 ray.cancel(future)

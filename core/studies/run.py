@@ -19,6 +19,7 @@ from filelock import FileLock
 from core.data.datasets import DatasetError
 from core.features.results import result_key
 from core.features.extract import extract, resolve_device
+from core.progress import Progress, Report
 from core.provenance import library_versions, provenance_from_keys
 from core.studies import analyses
 from core.studies.context import STEP_KIND, ExtractionUnit, StudyContext, input_fingerprints, open_context
@@ -29,7 +30,7 @@ __all__ = ["STEP_KIND", "StepStatus", "extract_unit", "extraction_plan", "open_c
            "step_units", "study_status"]
 
 SHARD_BATCHES = 8  # batches per extraction shard (a shard is one task; its rows are one stored chunk)
-Bar = Callable[[str, int, str], Callable[[int, int], None]]  # (label, total, unit) -> report(done, total)
+Bar = Callable[[str, int, str], Report]  # (label, total, unit) -> the report of that piece of work
 
 
 @dataclass(frozen=True)
@@ -154,13 +155,13 @@ def step_meta(step: Step, context: StudyContext) -> dict:
 
 
 def extract_unit(unit: ExtractionUnit, context: StudyContext, engine, *, device: str, batch_size: int,
-                 report: Callable[[int, int], None]) -> None:
+                 report: Report) -> None:
     """Extract a unit's missing arrays: in this process as `python -m core extract` does, or in shards on a remote
     engine whose rows come back to this process, the only one that writes the feature store."""
     if not engine.remote:
         extract(unit.image_set, unit.info, unit.layers, context.features, pooling=unit.pooling, device=device,
                 batch_size=batch_size, input_transform=unit.input_transform,
-                progress=lambda progress: report(progress.done, progress.total))
+                progress=report)
         return
     store, total = context.features, len(unit.image_set)
     shard_rows = SHARD_BATCHES * batch_size  # whole batches: every row sees the batches `extract` would form
@@ -170,7 +171,7 @@ def extract_unit(unit: ExtractionUnit, context: StudyContext, engine, *, device:
             return
         start = min(store.rows_done(key) for key in missing.values())
         start -= start % shard_rows
-        report(start, total)
+        report(Progress(start, total, skipped=start))
         began, devices = time.perf_counter(), set()
         shared = {"info": unit.info, "layers": tuple(missing), "block_pooling": unit.pooling,
                   "input_transform": unit.input_transform, "device": device, "batch_size": batch_size}
@@ -184,10 +185,11 @@ def extract_unit(unit: ExtractionUnit, context: StudyContext, engine, *, device:
                 for layer, key in missing.items():
                     store.save_chunk(key, shards[index].start, features.rows[layer])
 
+            def rows_stored(shards_done: Progress, first=wave_start) -> None:  # the wave's shards, counted in rows
+                report(Progress(min(first + shards_done.done * shard_rows, total), total, skipped=start))
+
             engine.map(extract_shard, [{"shard": shard} for shard in shards], shared=shared,
-                       gpus=context.gpus_per_task, on_result=stored,
-                       progress=lambda done, count, first=wave_start: report(min(first + done * shard_rows, total),
-                                                                             total))
+                       gpus=context.gpus_per_task, on_result=stored, progress=rows_stored)
         seconds = time.perf_counter() - began
         meta = {"dataset_name": unit.image_set.name, "n_images": total, "device": ", ".join(sorted(devices)),
                 "seconds": round(seconds, 3),
@@ -208,5 +210,5 @@ def _shard(unit: ExtractionUnit, begin: int, end: int) -> ImageShard:
     return ImageShard(begin, tuple(images), tuple(str(path) for path in paths))
 
 
-def _silent(label: str, total: int, unit: str) -> Callable[[int, int], None]:
-    return lambda done, total: None
+def _silent(label: str, total: int, unit: str) -> Report:
+    return lambda progress: None

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from core.jobs import RATES_FILE, JobRegistry, RateStore, describe_estimate, eta_seconds, format_duration
+from core.progress import Progress
 
 
 def test_job_reports_progress_and_result() -> None:
@@ -16,12 +17,13 @@ def test_job_reports_progress_and_result() -> None:
 
     def work(report):
         for done in range(1, 4):
-            report(done, 3, f"step {done}")
+            report(Progress(done, 3, f"step {done}"))
         return "finished"
 
     registry.submit("a", "counting", work)
     status = registry.wait("a", 5)
     assert status.state == "done" and (status.done, status.total, status.fraction) == (3, 3, 1.0)
+    assert (status.message, status.skipped) == ("step 3", 0)
     assert registry.result("a") == "finished"
 
 
@@ -40,8 +42,8 @@ def test_cancel_stops_at_the_next_report_and_duplicates_are_not_started() -> Non
     def work(report):
         calls.append(1)
         release.wait(5)
-        report(1, 2)
-        report(2, 2)
+        report(Progress(1, 2))
+        report(Progress(2, 2))
         return "not reached"
 
     registry.submit("c", "slow", work)
@@ -73,11 +75,12 @@ def test_a_finished_job_leaves_its_rate_for_a_new_store_and_a_failed_one_does_no
     def work(report):
         for done in range(1, 5):
             time.sleep(0.01)
-            report(done, 4)
+            report(Progress(done, 4))
 
     registry.submit("a", "four units", work, rate_key="kind-a", rates=RateStore(path))
     status = registry.wait("a", 5)
-    registry.submit("b", "broken", lambda report: report(1, 2) or 1 / 0, rate_key="kind-b", rates=RateStore(path))
+    registry.submit("b", "broken", lambda report: report(Progress(1, 2)) or 1 / 0, rate_key="kind-b",
+                    rates=RateStore(path))
     registry.wait("b", 5)
     reopened = RateStore(path)  # as after a restart: a new registry and store read the file
     assert reopened.seconds_per_unit("kind-a") == pytest.approx(status.elapsed_s / 4)
@@ -91,9 +94,9 @@ def test_a_cancelled_job_leaves_the_rate_of_the_units_it_finished(tmp_path: Path
     registry = JobRegistry()
 
     def work(report):
-        report(1, 10)
+        report(Progress(1, 10))
         release.wait(5)
-        report(2, 10)  # cancellation is noticed here, right after the second unit
+        report(Progress(2, 10))  # cancellation is noticed here, right after the second unit
 
     registry.submit("c", "slow", work, rate_key="kind-c", rates=rates)
     registry.cancel("c")
@@ -117,7 +120,7 @@ def test_running_status_has_an_eta_and_a_finished_one_none() -> None:
 
     def work(report):
         time.sleep(0.05)
-        report(1, 4)
+        report(Progress(1, 4))
         release.wait(5)
 
     registry.submit("d", "eta", work)
@@ -141,10 +144,10 @@ def test_skipped_units_are_left_out_of_the_rate_and_the_eta(tmp_path: Path) -> N
     rates, registry = RateStore(tmp_path / RATES_FILE), JobRegistry()
 
     def resumed(report):
-        report(50, 100, "resumed", 50)
+        report(Progress(50, 100, "resumed", skipped=50))
         for done in range(51, 101):
             time.sleep(0.002)
-            report(done, 100, "", 50)
+            report(Progress(done, 100, skipped=50))
 
     registry.submit("r", "resumed", resumed, rate_key="work", rates=rates)
     elapsed = registry.wait("r", 30).elapsed_s
@@ -160,7 +163,7 @@ def test_the_job_cap_queues_the_third_job_first_in_first_out() -> None:
         def run(report):
             started.append(name)
             release.wait(5)
-            report(1, 1)
+            report(Progress(1, 1))
             return name
         return run
 
@@ -188,7 +191,7 @@ def test_only_an_owner_can_cancel_and_a_second_session_joins_the_same_job() -> N
     def work(report):
         runs.append(1)
         release.wait(5)
-        report(1, 1)
+        report(Progress(1, 1))
         return "features"
 
     registry.submit("extract", "extract", work, owner="alice")

@@ -1,5 +1,6 @@
-"""`.streamlit/config.toml`: the served app puts no inotify watch on .venv/ or cache/, and a source edit still
-offers the rerun. Each test starts a real `streamlit run` and opens a session over its websocket."""
+"""`.streamlit/config.toml`: the served app puts no inotify watch on .venv/ or cache/ and watches no file (a
+watcher costs every rerun), and a developer who turns the polling watcher on is offered the rerun after a source
+edit. Each test starts a real `streamlit run` and opens a session over its websocket."""
 from __future__ import annotations
 
 import asyncio
@@ -75,29 +76,35 @@ def test_the_served_app_puts_no_inotify_watch_on_its_folder() -> None:
     assert asyncio.run(watches_with_a_session_open()) == 0
 
 
-async def rerun_then_edit(folder: Path, module: Path) -> ForwardMsg:
-    """The server's first session event after `module` (imported by the app) is edited."""
-    async with served(folder, folder / "cache") as (_, session):
+async def rerun_then_edit(folder: Path, module: Path, *options: str) -> ForwardMsg | None:
+    """The server's first session event after `module` (imported by the app) is edited; None if none comes."""
+    async with served(folder, folder / "cache", *options) as (_, session):
         message = BackMsg()
         message.rerun_script.query_string = ""
         await session.send(message.SerializeToString())
         while (await next_message(session)).WhichOneof("type") != "script_finished":  # the run watches the import
             pass
         module.write_text(module.read_text() + "X = 2\n")
-        while (event := await next_message(session)).WhichOneof("type") != "session_event":
-            pass
+        try:
+            while (event := await next_message(session, 5)).WhichOneof("type") != "session_event":
+                pass
+        except TimeoutError:
+            return None
         return event
 
 
-async def next_message(session) -> ForwardMsg:
+async def next_message(session, timeout_s: float = 20) -> ForwardMsg:
     forward = ForwardMsg()
-    forward.ParseFromString(await asyncio.wait_for(session.recv(), 20))
+    forward.ParseFromString(await asyncio.wait_for(session.recv(), timeout_s))
     return forward
 
 
-def test_a_source_edit_still_offers_the_rerun(tmp_path: Path) -> None:
+def test_a_source_edit_offers_the_rerun_with_the_polling_watcher_a_developer_turns_on(tmp_path: Path) -> None:
     (tmp_path / "app.py").write_text("import streamlit as st\nimport helper\nst.write(helper.X)\n")
     helper = tmp_path / "helper.py"
     helper.write_text("X = 1\n")
     shutil.copytree(ROOT / ".streamlit", tmp_path / ".streamlit")
-    assert asyncio.run(rerun_then_edit(tmp_path, helper)).session_event.script_changed_on_disk
+    assert asyncio.run(rerun_then_edit(tmp_path, helper)) is None  # served: no watcher, no per-rerun cost
+    helper.write_text("X = 1\n")
+    event = asyncio.run(rerun_then_edit(tmp_path, helper, "--server.fileWatcherType", "poll"))
+    assert event is not None and event.session_event.script_changed_on_disk

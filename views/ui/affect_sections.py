@@ -3,7 +3,7 @@ and the texts that say how to read each figure."""
 from __future__ import annotations
 
 import time
-from typing import Callable, Mapping
+from typing import Hashable, Mapping
 
 import pandas as pd
 import streamlit as st
@@ -14,8 +14,9 @@ from core.export import export_filename
 from core.features.extract import FeatureSet
 from core.figures import affect as figures
 from core.jobs import eta_seconds, format_duration
+from core.progress import Progress, Report
 from core.provenance import Provenance
-from views.ui.export_row import figure_block, table_download
+from views.ui.export_row import built_once, figure_block, table_download
 from views.ui.items import item_panel, selected_rows
 
 R2_HOW_TO_READ = (
@@ -59,23 +60,25 @@ MEASURES_HOW_TO_READ = (
     "errors along one line, 2 = isotropic). **feature_ed**: participation ratio of the feature covariance.")
 
 
-def fold_progress(bar) -> Callable[[str, int, int], None]:
-    """A progress callback that shows each cross-validation in `bar`, with an ETA from its own folds so far."""
+def fold_progress(bar) -> Report:
+    """The report that shows each cross-validation (its message) in `bar`, with an ETA from its own folds so far."""
     started = {}
 
-    def fold_done(task: str, done: int, total: int) -> None:
-        started.setdefault(task, time.perf_counter())
-        eta = eta_seconds(done, total, time.perf_counter() - started[task])
-        left = f" · ETA ~{format_duration(eta)}" if eta and done < total else ""
-        bar.progress(done / total, text=f"{task} — fold {done}/{total}{left}")
+    def fold_done(folds: Progress) -> None:
+        started.setdefault(folds.message, time.perf_counter())
+        eta = eta_seconds(folds.done, folds.total, time.perf_counter() - started[folds.message])
+        left = f" · ETA ~{format_duration(eta)}" if eta and folds.done < folds.total else ""
+        bar.progress(folds.done / folds.total, text=f"{folds.message} — fold {folds.done}/{folds.total}{left}")
 
     return fold_done
 
 
-def r2_section(analysis: AffectAnalysis, image_set: ImageSet, provenance: Provenance, export: dict) -> None:
-    """Section 1: the R² bars, the metrics with their ceiling, the paired comparisons and the per-group scores."""
-    figure_block(figures.r2_summary_figure(analysis.metrics), analysis.metrics, figure="r2", **export,
-                 how_to_read=R2_HOW_TO_READ)
+def r2_section(analysis: AffectAnalysis, key: Hashable, image_set: ImageSet, provenance: Provenance,
+               export: dict) -> None:
+    """Section 1: the R² bars, the metrics with their ceiling, the paired comparisons and the per-group scores
+    (`key`: what the analysis was memoised under, so its figures are built once)."""
+    figure_block(built_once((key, "r2"), lambda: figures.r2_summary_figure(analysis.metrics)), analysis.metrics,
+                 figure="r2", **export, how_to_read=R2_HOW_TO_READ)
     st.dataframe(analysis.metrics[["model", "scheme", "target", "r", "r2", "r2_lo", "r2_hi", "rmse", "ceiling",
                                    "ceiling_lo", "ceiling_hi", "share_explainable"]], hide_index=True, width="stretch")
     if analysis.ceiling_note:
@@ -97,13 +100,16 @@ def r2_section(analysis: AffectAnalysis, image_set: ImageSet, provenance: Proven
                        file_stem=export_filename("affect", "per_group", image_set.name, ext=""))
 
 
-def error_field_section(analysis: AffectAnalysis, image_set: ImageSet, feature_sets: Mapping[str, FeatureSet],
-                        export: dict, *, color_by_category: bool, scheme: str, select_key: str) -> pd.DataFrame:
+def error_field_section(analysis: AffectAnalysis, key: Hashable, image_set: ImageSet,
+                        feature_sets: Mapping[str, FeatureSet], export: dict, *, color_by_category: bool, scheme: str,
+                        select_key: str) -> pd.DataFrame:
     """Section 2: every image's error in the valence-arousal plane; a click opens the image's card with its ratings
     and nearest neighbours. Returns the per-image predictions (the page's Predictions CSV)."""
-    predictions = figures.error_field_table(analysis.panels)
+    predictions = built_once((key, "predictions"), lambda: figures.error_field_table(analysis.panels))
     clicked = selected_rows(figure_block(
-        figures.error_field_figure(analysis.panels, color_by_category=color_by_category), predictions,
+        built_once((key, "error_field", color_by_category),
+                   lambda: figures.error_field_figure(analysis.panels, color_by_category=color_by_category)),
+        predictions,
         figure="error_field", layer=scheme, **export, select_key=select_key, selection_mode=("points",),
         how_to_read=ERROR_FIELD_HOW_TO_READ), len(image_set))  # panels hold every item in dataset order
     if clicked:

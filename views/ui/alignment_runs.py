@@ -23,16 +23,6 @@ from views.ui.background import submit_job
 JOBS = "alignment_jobs"  # the session's list of its alignment job keys
 
 
-def trial_message(trial: dict | None) -> str:
-    """A search's progress message after `trial` (None: before the first)."""
-    if trial is None:
-        return "starting"
-    if not trial["valid"]:
-        return f"ε {trial['epsilon']:.3g}: discarded ({trial['note']})"
-    return (f"ε {trial['epsilon']:.3g}, init {trial['init_seed']}: GW {trial['gw_distance']:.4g}, "
-            f"top-1 {trial['top1']:.1%}")
-
-
 @dataclass(frozen=True)
 class SourceAlignments:
     """The alignments of the settings' source to any of the page's representations, with the page's settings."""
@@ -82,8 +72,7 @@ class SourceAlignments:
         source, search = self.rdm(self.source), asdict(self.settings.search_settings)
         for target in targets:
             def work(report, target=target, target_matrix=self.rdm(target), key=self.key(target)):
-                alignment = align(source, target_matrix, **search,
-                                  progress=lambda done, total, trial: report(done, total, trial_message(trial)))
+                alignment = align(source, target_matrix, **search, progress=report)
                 save_alignment(resources.result_store(), key, alignment,
                                stored_meta(self.settings, target, self.dataset))
                 return alignment

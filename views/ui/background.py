@@ -18,6 +18,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from core.jobs import ACTIVE, RATES_FILE, JobStatus, RateStore, describe_estimate, format_duration
 from core.paths import cache_root
+from core.progress import Report
 from views.ui import resources
 
 
@@ -26,9 +27,10 @@ def rate_store() -> RateStore:
     return RateStore(cache_root() / RATES_FILE)
 
 
-def submit_job(session_key: str, key: str, label: str, work: Callable[[Callable[[int, int, str], None]], Any], *,
+def submit_job(session_key: str, key: str, label: str, work: Callable[[Report], Any], *,
                rate_key: str | None = None) -> None:
-    """Start `work(report)` in the job registry (a failed or cancelled earlier run of `key` is retried).
+    """Start `work(report)` in the job registry (a failed or cancelled earlier run of `key` is retried); pass `report`
+    on as the `progress` of the core function it runs.
 
     `rate_key` names what the job's units cost (e.g. encoder + dataset + settings): its measured
     seconds per unit is remembered under that key for `estimate_text`.

@@ -6,7 +6,7 @@ CSV. Pages download tables and arrays only through `table_download` and `file_do
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Hashable, TypeVar
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -15,6 +15,9 @@ import streamlit as st
 from core.export import (export_filename, figure_bundle, figure_to_bytes, static_export_status, table_file,
                          with_provenance_json)
 from core.provenance import Provenance
+from views.ui import resources
+
+Built = TypeVar("Built")
 
 MIME_TYPES = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf", "html": "text/html",
               "csv": "text/csv", "zip": "application/zip"}
@@ -32,6 +35,13 @@ WHERE = {"png": " in a PNG text chunk.", "svg": " in its <metadata>.", "pdf": " 
          "html": ' in <script id="provenance">.', "csv": " as provenance_* columns.", "zip": " as provenance.json."}
 SIDECAR = (" Its rows come from several feature sets that the table cannot tell apart, so it comes as a zip: the CSV "
            "and provenance.json.")
+
+
+def built_once(key: Hashable, build: Callable[[], Built]) -> Built:
+    """`build()` (a figure, or a figure and its table) once per key in this process, shared by every session: a
+    page rerun with its results cached redraws the figure, it does not build it again. `key` names everything the
+    figure shows (the result it draws, its options); figures are never changed after they are built."""
+    return resources.result_memo().get_or_compute(("built", key), build)
 
 
 def export_row(fig: go.Figure, table: pd.DataFrame | None, *, page: str, figure: str, dataset: str,

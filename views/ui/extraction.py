@@ -92,7 +92,7 @@ def start_extraction(image_set: ImageSet, specs: Sequence[str], layers: Mapping[
 
         def work(report, encoder=resources.encoder_info(spec), wanted=wanted, spec_pooling=spec_pooling):
             extract(image_set, encoder, wanted, store, pooling=spec_pooling, device=device, batch_size=batch_size,
-                    progress=lambda p: report(p.done, p.total, p.message, p.resumed))
+                    progress=report)
 
         errors.pop((image_set.fingerprint, spec), None)  # a retry replaces the old failure
         submit_job("extraction_jobs", key, spec, work)

@@ -63,9 +63,7 @@ class PageViews:
             def work(report, layer=layer, encoder=resources.encoder_info(layer.spec)):
                 return view_features(self.subset, encoder, layer.layer, store, m=self.m, pipeline=self.pipeline,
                                      pooling=self.pooling(layer), device=self.selection.device,
-                                     batch_size=self.selection.batch_size,
-                                     progress=lambda p: report(p.done, p.total, p.message.replace("images", "views"),
-                                                               p.resumed))
+                                     batch_size=self.selection.batch_size, progress=report)
             submit_job(JOBS, self.job_key(layer), layer.label, work, rate_key=self.rate_key(layer))
 
     def stored(self, layer: ModelLayer) -> np.ndarray | None:

@@ -170,7 +170,7 @@ def _image_check(image_set: ImageSet) -> None:
         registry, key = resources.check_registry(), f"check|{image_set.fingerprint}"
         status = registry.status(key) or registry.submit(
             key, f"checking {image_set.name}",
-            lambda report: check_images(image_set, lambda done, total: report(done, total, "")))
+            lambda report: check_images(image_set, report))
         if status.state in ACTIVE:
             st.fragment(_check_progress, run_every=1.0)(key)
             return

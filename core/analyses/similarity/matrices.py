@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, replace
-from typing import Callable, Mapping
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -17,10 +17,10 @@ from scipy.stats import spearmanr
 from core.analyses.similarity.large import DENSE_MAX_ITEMS, StreamedRepresentation, streamed_similarity
 from core.analyses.similarity.measures import (MEASURES, RDM_MEASURES, PreparedRepresentation, SimilaritySettings, as_backend,
                                                check_measures, similarity, validate_features)
+from core.progress import Progress, Report
 
 MIN_BOOTSTRAP_ITEMS = 10  # fewer items: a resample repeats most of them; CIs would mislead
 ASYMMETRIC = frozenset({"cknna"})  # platonic-rep's masked HSIC uses Kᵀ: (X, Y) and (Y, X) differ slightly
-Progress = Callable[[int, int, str], None]
 
 
 @dataclass(frozen=True, eq=False)
@@ -70,12 +70,13 @@ def fingerprint(features: np.ndarray) -> str:
 def compare(rows: Mapping[str, np.ndarray], columns: Mapping[str, np.ndarray] | None = None,
             measures=("cka_linear", "rsa_spearman"), settings: SimilaritySettings = SimilaritySettings(), *,
             n_bootstrap: int = 0, seed: int = 0, backend: str = "numpy", device: str = "cpu",
-            fingerprints: Mapping[str, str] | None = None, progress: Progress | None = None,
+            fingerprints: Mapping[str, str] | None = None, progress: Report | None = None,
             dense_max_items: int = DENSE_MAX_ITEMS) -> SimilarityMatrix:
     """Every measure for every (row, column) pair of (N, p_i) representations of the same N items.
 
     `columns=None` compares the rows among themselves. A name in both rows and columns is one representation,
     prepared once. `n_bootstrap` resamples the items (seeded) for CIs; too few items give a warning, no CIs.
+    `progress` counts the values, then every resample.
     """
     measures = check_measures(measures)
     columns = rows if columns is None else columns
@@ -106,8 +107,8 @@ def compare(rows: Mapping[str, np.ndarray], columns: Mapping[str, np.ndarray] | 
                 for name, array in checked.items()}
     total = 1 + n_bootstrap
     values = _cells(prepared, tuple(rows), tuple(columns), measures)
-    if progress:
-        progress(1, total, "values")
+    if progress is not None:
+        progress(Progress(1, total, "values"))
     resamples = None
     if n_bootstrap:
         rng = np.random.default_rng(seed)
@@ -116,8 +117,8 @@ def compare(rows: Mapping[str, np.ndarray], columns: Mapping[str, np.ndarray] | 
             sample = rng.integers(0, n_items, n_items)
             drawn = {name: representation.resample(sample) for name, representation in prepared.items()}
             resamples[..., draw] = _cells(drawn, tuple(rows), tuple(columns), measures)
-            if progress:
-                progress(2 + draw, total, f"bootstrap {draw + 1}/{n_bootstrap}")
+            if progress is not None:
+                progress(Progress(2 + draw, total, f"bootstrap {draw + 1}/{n_bootstrap}"))
     given = dict(fingerprints or {})
     return SimilarityMatrix(measures, tuple(rows), tuple(columns), values, settings, n_items,
                             {name: given.get(name) or fingerprint(checked[name]) for name in checked},

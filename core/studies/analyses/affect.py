@@ -16,7 +16,8 @@ from core.analyses.registry import Analysis, CannotOpen, Settings, register, set
 from core.data.datasets import ImageSet
 from core.features.extract import FeatureSet
 from core.figures.affect import error_field_figure, error_rose_figure, occupancy_figure, r2_summary_figure
-from core.studies.context import Drawn, Report, StepOutput, StudyContext, Tables, clean_units, feature_sets
+from core.progress import Progress, Report
+from core.studies.context import Drawn, StepOutput, StudyContext, Tables, clean_units, feature_sets
 from core.studies.study import Step
 
 
@@ -88,7 +89,7 @@ def run(step: Step, context: StudyContext, engine, report: Report) -> StepOutput
                                        "splits": splits})
             predictions = assemble_predictions([fit for chunk in folds for fit in chunk], targets, groups, cv)
             save_predictions(context.results, key, predictions, {"label": f"{label} · {cv.label}"})
-        report(done + 1, len(fits))
+        report(Progress(done + 1, len(fits)))
     analysis = analysis_of(image_set, features, settings, store=context.results)
     predictions = pd.concat([pd.DataFrame({"model": panel.label, "image_id": panel.image_ids,
                                            "category": panel.categories, "valence_true": panel.y_true[:, 0],

@@ -21,7 +21,8 @@ from core.analyses.registry import Analysis, CannotOpen, Settings, register, set
 from core.encoders.specs import ModelLayer
 from core.figures.alignment import (epsilon_search_figure, matching_rates_figure, per_category_figure,
                                     rdm_pair_figure, transport_plan_figure)
-from core.studies.context import (STEP_KIND, Drawn, Figures, Report, StepOutput, StudyContext, Tables, clean_units,
+from core.progress import Report
+from core.studies.context import (STEP_KIND, Drawn, Figures, StepOutput, StudyContext, Tables, clean_units,
                                   feature_sets, slug)
 from core.studies.study import Step
 

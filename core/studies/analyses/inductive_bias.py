@@ -14,8 +14,9 @@ from core.data.corruptions import CLEAN, DEFAULT_SEED, FAMILIES, Corruption, par
 from core.data.datasets import ImageSet, per_class_subset
 from core.encoders.specs import ModelLayer
 from core.figures.inductive_bias import corruption_curves_figure
+from core.progress import Progress, Report
 from core.studies.analyses.manifolds import layer_labels
-from core.studies.context import Drawn, ExtractionUnit, Report, StepOutput, StudyContext, Tables
+from core.studies.context import Drawn, ExtractionUnit, StepOutput, StudyContext, Tables
 from core.studies.study import Step
 
 GRID_SIZES = (2, 3, 4, 6, 7, 8, 14, 16, 28)  # the shuffle levels the page offers
@@ -96,7 +97,7 @@ def run(step: Step, context: StudyContext, engine, report: Report) -> StepOutput
         tables.append(corruption_metrics(subset, context.info(layer.spec), layer.layer, context.features, corruptions,
                                          settings.probe_settings, pooling=context.pooling(layer.spec),
                                          results=context.scores))
-        report(done + 1, len(step.model_layers))
+        report(Progress(done + 1, len(step.model_layers)))
     table = pd.concat(tables, ignore_index=True)
     return StepOutput({"metrics": table}, f"{len(step.model_layers)} encoder layer(s) × {len(corruptions) + 1} conditions")
 

@@ -16,7 +16,8 @@ from core.data.transforms import AugmentationPipeline, InputTransform, augmentat
 from core.features.extract import feature_keys
 from core.figures.manifolds import (centroid_map_figure, class_distance_figure, eigenspectrum_figure,
                                     pair_histograms_figure, radii_figure, uniformity_figure)
-from core.studies.context import Drawn, ExtractionUnit, Report, StepOutput, StudyContext, Tables, slug
+from core.progress import Progress, Report
+from core.studies.context import Drawn, ExtractionUnit, StepOutput, StudyContext, Tables, slug
 from core.studies.study import Step
 
 
@@ -76,7 +77,7 @@ def run(step: Step, context: StudyContext, engine, report: Report) -> StepOutput
     for done, layer in enumerate(step.model_layers):
         analyses[layer.label] = analyse(_view_features(step, context, layer, subset, views, transform), subset,
                                         settings)
-        report(done + 1, len(step.model_layers))
+        report(Progress(done + 1, len(step.model_layers)))
     comparison = compare_manifolds(analyses)
     map_scales = pd.DataFrame({"encoder": list(analyses), "map_scale": [result.map_scale for result in analyses.values()]})
     return StepOutput({"metrics": comparison.metrics, "per_image": comparison.per_image, "spectra": comparison.spectra,

@@ -13,7 +13,8 @@ from core.analyses.registry import Analysis, Settings, register, setting
 from core.data.datasets import ImageSet
 from core.features.extract import feature_keys
 from core.figures.probes import BANDS, probe_curves_figure
-from core.studies.context import Drawn, Report, StepOutput, StudyContext, Tables, clean_units
+from core.progress import Report
+from core.studies.context import Drawn, StepOutput, StudyContext, Tables, clean_units
 from core.studies.study import Step
 
 FIGURE_BAND = "fold_se"  # the band of the exported curves: the Layer probes page's default

@@ -6,7 +6,7 @@ so a study's matrix opens on the page.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -21,8 +21,8 @@ from core.analyses.similarity.matrices import ASYMMETRIC
 from core.encoders.specs import ModelLayer
 from core.features.store import ResultCache
 from core.figures.similarity import agreement_figure, depth_curves_figure, similarity_heatmap
-from core.studies.context import (Drawn, Figures, Report, StepOutput, StudyContext, Tables, clean_units,
-                                  feature_sets)
+from core.progress import Report
+from core.studies.context import Drawn, Figures, StepOutput, StudyContext, Tables, clean_units, feature_sets
 from core.studies.study import Step
 
 MATRIX_KINDS = {"pairs": "All pairs of the chosen sources", "layers": "Layer × layer of two encoders",
@@ -138,13 +138,12 @@ def stored_matrix_key(settings: MatrixSettings, representations: Mapping[str, Re
 def compute_matrix(settings: MatrixSettings, representations: Mapping[str, Representation],
                    arrays: Mapping[str, np.ndarray], axes: tuple[list[str], list[str], list[str]],
                    similarity: SimilarityStore, scores: ResultCache, *, engine=None, n_blocks: int = 1,
-                   progress: Callable | None = None) -> SimilarityMatrix:
+                   progress: Report | None = None) -> SimilarityMatrix:
     """The matrix of `axes` (rows, columns, references; see `matrix_axes`) over the (N, d) `arrays`, its controls
     and (two or more references) noise ceiling, stored under `stored_matrix_key` (by a study and the page alike).
 
-    Without an `engine` it is one `compare` here, `progress(done, total, message)` after every resample (where a
-    page's background job stops when cancelled); with one, `n_blocks` row blocks on the engine, `progress(done,
-    total)` per block.
+    Without an `engine` it is one `compare` here, `progress` after every resample (where a page's background job
+    stops when cancelled); with one, `n_blocks` row blocks on the engine, `progress` per block.
     """
     rows, columns, references = axes
     measures, measure_settings = tuple(settings.measures), settings.measure_settings

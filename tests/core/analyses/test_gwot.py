@@ -11,6 +11,7 @@ from core.analyses.gwot_search import align
 from core.analyses.matching import (category_chance, category_matching_rate, matching_summary, per_category_matching,
                                     top_k_matching_rate)
 from core.analyses.rdm import rdm
+from core.progress import Progress
 
 RNG = np.random.default_rng(0)
 
@@ -219,3 +220,16 @@ def test_chains_run_apart_and_merged_in_any_order_equal_the_in_process_search(se
     np.testing.assert_array_equal(merged.transport_plan, in_process.transport_plan)
     columns = ["epsilon", "init_seed", "gw_distance", "top1", "iterations", "converged", "valid"]
     assert merged.trials[columns].equals(in_process.trials[columns])
+
+
+def test_a_search_reports_each_trial_of_both_stages_once_with_its_message() -> None:
+    from core.analyses.gwot_search import trial_message
+    cloud = RNG.normal(size=(30, 4))
+    source, target = rdm(cloud, "euclidean"), rdm(cloud + 0.05 * RNG.normal(size=cloud.shape), "euclidean")
+    reports: list[Progress] = []
+    result = align(source, target, eps_range=(0.1, 1.0), n_eps=4, n_inits=2, search="sequential", warm_start=True,
+                   seed=3, progress=reports.append)
+    assert reports[0] == Progress(0, 8, "starting")  # before the first trial
+    assert [report.done for report in reports] == list(range(9)) and {report.total for report in reports} == {8}
+    assert sorted(report.message for report in reports[1:]) == sorted(map(trial_message,
+                                                                          result.trials.to_dict("records")))

@@ -120,7 +120,7 @@ def test_metrics_extract_once_and_reuse_cached_probes(tmp_path, monkeypatch) -> 
     corruptions = [global_shuffle(1), global_shuffle(4), gamma(0.5)]
     calls: list[tuple[int, int, str]] = []
     first = corruption_metrics(subset, describe("pixels:8"), "final", store, corruptions, BiasSettings(k=3), results=results,
-                               progress=lambda done, total, message, skipped: calls.append((done, total, message)))
+                               progress=lambda report: calls.append((report.done, report.total, report.message)))
     # Progress counts each of the 24 images once per condition: 24 x 4, not twice that (extraction, then probes).
     assert {total for _, total, _ in calls} == {24 * 4}
     done = [count for count, _, _ in calls]

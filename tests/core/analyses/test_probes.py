@@ -19,6 +19,7 @@ from core.features.extract import extract
 from core.features.store import FeatureStore, ResultCache
 from core.figures.probes import probe_curves_figure
 from core.jobs import JobCancelled
+from core.progress import Progress
 
 RNG = np.random.default_rng(3)
 
@@ -182,20 +183,21 @@ def test_a_cancelled_run_keeps_its_fits_and_reports_only_the_fits_it_computes(sm
                                                                                           ("final", "category")]
     reports = []
 
-    def cancel_after_the_first_fit(done, total, message):
-        reports.append((done, total, message))
-        if done == 1:
+    def cancel_after_the_first_fit(progress: Progress) -> None:
+        reports.append(progress)
+        if progress.done == 1:
             raise JobCancelled("stop")
 
     with pytest.raises(JobCancelled):
         probes.encoder_curves(small_demo, describe(spec), store, settings=settings, results=results,
                               progress=cancel_after_the_first_fit)
-    assert reports == [(0, 2, "starting"), (1, 2, "final · affect")]
+    assert reports == [Progress(0, 2, "starting"), Progress(1, 2, "final · affect")]
     assert probes.pending_fits(small_demo, describe(spec), settings=settings, results=results) == [("final", "category")]
     reports.clear()
     curves = probes.encoder_curves(small_demo, describe(spec), store, settings=settings, results=results,
-                                   progress=lambda *report: reports.append(report))
-    assert reports == [(0, 1, "starting"), (1, 1, "final · category")]  # the affect fit came from the cache
+                                   progress=reports.append)
+    # the affect fit came from the cache
+    assert reports == [Progress(0, 1, "starting"), Progress(1, 1, "final · category")]
     assert list(curves["probe"]) == ["valence", "arousal", "category"] and (curves["depth"] == 1.0).all()
     assert probes.pending_fits(small_demo, describe(spec), settings=settings, results=results) == []
     key = probes.fit_rate_key(small_demo, spec, [("final", "category")], settings)

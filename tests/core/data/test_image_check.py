@@ -35,7 +35,7 @@ def test_check_images_names_every_bad_file_in_one_call(tmp_path: Path) -> None:
     assert message.startswith("2 image file(s) cannot be read") and str(text) in message and str(truncated) in message
     assert check_images(image_folder(tmp_path / "pics" / "good")) == []
     seen = []
-    check_images(image_set, progress=lambda done, total: seen.append((done, total)))
+    check_images(image_set, progress=lambda progress: seen.append((progress.done, progress.total)))
     assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)]
 
 

@@ -14,8 +14,9 @@ from core.data.datasets import DatasetError, ImageSet, image_folder
 from core.data.transforms import InputTransform
 from core.encoders.registry import describe, load_encoder
 from core.features import extract as extract_module
-from core.features.extract import Progress, cached_features, extract, feature_keys, layer_statuses
+from core.features.extract import cached_features, extract, extraction_message, feature_keys, layer_statuses
 from core.features.store import FeatureStore
+from core.jobs import eta_seconds
 
 
 @pytest.fixture(scope="module")
@@ -118,11 +119,18 @@ def test_a_time_flush_keeps_every_batch_and_resume_recomputes_none(small_set, tm
         extract(small_set, describe(spec), layers, store, batch_size=4, flush_s=0, progress=kill_after_two_batches)
     keys = feature_keys(small_set, describe(spec), layers)
     assert forwarded == [4, 4] and [store.rows_done(key) for key in keys.values()] == [8, 8]
-    seen = []
+    seen, timed = [], []
+
+    def timed_message(done: int, resumed: int, elapsed_s: float, unit: str = "images") -> str:
+        timed.append(elapsed_s)
+        return extraction_message(done, resumed, elapsed_s, unit)
+
+    monkeypatch.setattr(extract_module, "extraction_message", timed_message)
     result = extract(small_set, describe(spec), layers, store, batch_size=4, flush_s=0, progress=seen.append)
     assert forwarded == [4, 4, 4]  # only the last 4 images went through the model again
-    assert [(p.done, p.resumed) for p in seen] == [(8, 8), (12, 8)]
-    assert seen[-1].images_per_s == pytest.approx(4 / seen[-1].elapsed_s)  # this run's 4 rows, not 12
+    assert [(p.done, p.skipped) for p in seen] == [(8, 8), (12, 8)]
+    # this run's 4 rows, not 12
+    assert seen[-1].message == f"8 resumed from the cache · {4 / timed[-1]:.1f} images/s in this run"
     monkeypatch.undo()
     fresh = extract(small_set, describe(spec), layers, FeatureStore(tmp_path / "fresh"), batch_size=4)
     for layer in layers:
@@ -142,12 +150,12 @@ def test_without_the_time_flush_a_kill_before_the_first_chunk_keeps_nothing(smal
 
 
 def test_progress_message_counts_this_runs_rows_and_says_what_was_resumed() -> None:
-    resumed = Progress("vit", done=288, total=900, elapsed_s=4.0, resumed=96)
-    assert resumed.images_per_s == pytest.approx(48.0)  # (288 - 96) / 4
-    assert resumed.eta_s == pytest.approx(612 / 48)
-    assert resumed.message == "96 resumed from the cache · 48.0 images/s in this run · ETA 13 s"
-    assert Progress("vit", 0, 900, 0.0).message == "loading the model"
-    assert Progress("vit", 900, 900, 10.0).message == "90.0 images/s in this run"
+    # (288 - 96) rows in 4 s
+    assert extraction_message(288, 96, 4.0) == "96 resumed from the cache · 48.0 images/s in this run"
+    assert eta_seconds(288 - 96, 900 - 96, 4.0) == pytest.approx(612 / 48)  # the job's ETA leaves the 96 out too
+    assert extraction_message(0, 0, 0.0) == "loading the model"
+    assert extraction_message(900, 0, 10.0) == "90.0 images/s in this run"
+    assert extraction_message(48, 0, 2.0, unit="views") == "24.0 views/s in this run"
 
 
 def test_a_view_is_cached_under_its_own_key(small_set, tmp_path) -> None:

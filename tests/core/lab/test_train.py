@@ -15,6 +15,7 @@ from core.data.transforms import AugmentationPipeline
 from core.encoders.registry import availability, describe
 from core.lab.runs import TrainConfig, finished_run_ids, list_runs, load_run
 from core.lab.train import LabModel, _to_tensor, captions, language_loss, nt_xent_loss, supervised_loss, train
+from core.progress import Progress
 
 E = math.e
 
@@ -105,8 +106,8 @@ def test_runs_are_deterministic_and_resume_from_the_last_epoch(isolated_cache: P
     other = tmp_path / "cache"
     shutil.copytree(isolated_cache / "demo", other / "demo")
 
-    def stop_in_second_epoch(done: int, total: int, message: str) -> None:
-        if done > 64:
+    def stop_in_second_epoch(progress: Progress) -> None:
+        if progress.done > 64:
             raise KeyboardInterrupt("killed")
 
     with pytest.raises(KeyboardInterrupt):

@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 import pytest
 
 from core.analyses.registry import Analysis, Settings, SettingError, register, setting, unregister
+from core.progress import Progress
 from core.studies import analyses
 from core.studies.context import STEP_KIND, StepOutput, clean_units, feature_sets
 from core.studies.engines import LocalEngine
@@ -45,7 +46,7 @@ def toy_run(step, context, engine, report) -> StepOutput:
         features = np.asarray(feature_set.features)
         value = features.mean() if step.settings.summary == "mean" else features.max()
         rows.append({"model": layer.label, "value": float(value) * step.settings.scale})
-    report(1, 1)
+    report(Progress(1, 1))
     return StepOutput({"values": pd.DataFrame(rows)}, f"{len(rows)} layer(s)")
 
 
