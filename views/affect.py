@@ -13,7 +13,7 @@ from views.ui.affect_sections import (MEASURES_HOW_TO_READ, OCCUPANCY_HOW_TO_REA
 from views.ui.export_row import built_once, figure_block, table_download
 from views.ui.extraction import extraction_panel
 from views.ui.settings import setting_input, settings_from
-from views.ui.sidebar import effective_pooling, page_start
+from views.ui.sidebar import page_start
 from views.ui.studies import add_to_study
 
 entry = analyses.get("affect")
@@ -60,7 +60,7 @@ with st.expander("Features", expanded=False):
     statuses = [status for status in extraction_panel(image_set, selection) if status.state == "cached"]
 feature_sets = {model_label(status.encoder, status.layer): resources.feature_set(
                     image_set, resources.encoder_info(status.encoder), status.layer,
-                    effective_pooling(status.encoder, selection.pooling)) for status in statuses}
+                    selection.pooling_of(status.encoder)) for status in statuses}
 if not feature_sets:
     st.info("None of the selected encoder × layer features are extracted yet: open **Features** above and press "
             "Extract.")

@@ -9,7 +9,7 @@ from core.provenance import Provenance, provenance_from_keys
 from views.ui import resources
 from views.ui.export_row import built_once, figure_block, provenance_expander
 from views.ui.extraction import extraction_panel
-from views.ui.sidebar import effective_pooling, render_sidebar, require_images
+from views.ui.sidebar import render_sidebar, require_images
 
 THUMBNAILS_PER_CATEGORY = 4
 
@@ -71,7 +71,7 @@ cached = [status for status in extraction_panel(image_set, selection) if status.
 if cached:
     provenance_expander(provenance_from_keys(
         [feature_keys(image_set, resources.encoder_info(status.encoder), [status.layer],
-                      effective_pooling(status.encoder, selection.pooling))[status.layer] for status in cached],
+                      selection.pooling_of(status.encoder))[status.layer] for status in cached],
         {"pooling": selection.pooling}, dataset=image_set.name, dataset_fingerprint=image_set.fingerprint,
         store=resources.feature_store()))
 

@@ -17,7 +17,7 @@ from views.ui.export_row import figure_block, table_download
 from views.ui.extraction import extraction_panel
 from views.ui.probes_jobs import fitted_encoders
 from views.ui.settings import setting_input, settings_from
-from views.ui.sidebar import effective_pooling, page_start
+from views.ui.sidebar import page_start
 from views.ui.studies import add_to_study
 
 entry = analyses.get("probes")
@@ -60,7 +60,7 @@ if not ready:
 if len(ready) < len(selection.encoders):
     st.caption(f"Waiting for all layers of: {', '.join(sorted(set(selection.encoders) - set(ready)))}.")
 
-store, pooling = resources.feature_store(), {spec: effective_pooling(spec, selection.pooling) for spec in ready}
+store, pooling = resources.feature_store(), {spec: selection.pooling_of(spec) for spec in ready}
 drawn = fitted_encoders(image_set, ready, pooling, settings.probe_settings, probes, button_key="probes.compute")
 curves = pd.concat([encoder_curves(image_set, resources.encoder_info(spec), store, settings=settings.probe_settings,
                                    probes=probes, pooling=pooling[spec], results=resources.result_cache())

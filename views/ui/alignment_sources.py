@@ -15,7 +15,7 @@ from core.features.extract import feature_keys
 from core.features.store import FeatureKey
 from views.ui import resources
 from views.ui.extraction import extraction_panel
-from views.ui.sidebar import Selection, effective_pooling
+from views.ui.sidebar import Selection
 
 
 def page_representations(image_set: ImageSet, selection: Selection) -> dict[str, Representation]:
@@ -29,7 +29,7 @@ def page_representations(image_set: ImageSet, selection: Selection) -> dict[str,
     representations = [reference_representation(reference.name, reference.embedding)
                        for reference in image_set.references]
     representations += [layer_representation(ModelLayer(status.encoder, status.layer),
-                                             effective_pooling(status.encoder, selection.pooling))
+                                             selection.pooling_of(status.encoder))
                         for status in statuses if status.state == "cached"]
     upload = st.file_uploader(
         "Add a source: an N × d embedding or an N × N RDM", type=["npy", "txt", "csv"], key="alignment.upload",

@@ -13,7 +13,7 @@ from core.features.store import FeatureKey
 from core.jobs import job_key
 from views.ui import resources
 from views.ui.background import submit_job
-from views.ui.sidebar import Selection, effective_pooling
+from views.ui.sidebar import Selection
 
 JOBS = "bias_jobs"  # the page's background jobs (job_progress / submit_job group)
 
@@ -29,7 +29,7 @@ class BiasRuns:
     selection: Selection
 
     def pooling(self, pair: ModelLayer) -> str:
-        return effective_pooling(pair.spec, self.selection.pooling)
+        return self.selection.pooling_of(pair.spec)
 
     def job_key(self, pair: ModelLayer) -> str:
         return job_key("bias", self.subset.fingerprint, pair.spec, pair.layer, self.pooling(pair),

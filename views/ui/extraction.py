@@ -20,7 +20,7 @@ from core.features.extract import LayerStatus, extract, layer_statuses
 from core.jobs import JobStatus, job_key
 from views.ui import resources
 from views.ui.background import job_progress, submit_job
-from views.ui.sidebar import Selection, effective_pooling
+from views.ui.sidebar import Selection
 
 STATE_HELP = ("cached = stored on disk, loads in milliseconds; missing = press Extract; "
               "unavailable = cannot be loaded here (reason in `detail`)")
@@ -33,8 +33,7 @@ def extraction_panel(image_set: ImageSet, selection: Selection, *, show_table: b
     `layers` overrides the sidebar's layers per encoder (e.g. "all" for the layer-probe page).
     """
     layers = dict(layers or selection.layers)
-    statuses = [status for spec in selection.encoders
-                for status in _statuses(image_set, spec, layers[spec], selection.pooling)]
+    statuses = [status for spec in selection.encoders for status in _statuses(image_set, spec, layers[spec], selection)]
     if show_table:
         st.dataframe(pd.DataFrame([vars(status) for status in statuses]), hide_index=True, width="stretch",
                      column_config={"state": st.column_config.TextColumn(help=STATE_HELP)})
@@ -42,7 +41,7 @@ def extraction_panel(image_set: ImageSet, selection: Selection, *, show_table: b
     unavailable = sorted({status.encoder for status in statuses if status.state == "unavailable"})
     st.button(extract_button_label(len(todo), len(unavailable)), type="primary", disabled=not todo,
               on_click=start_extraction,
-              args=(image_set, todo, layers, selection.pooling, selection.device, selection.batch_size),
+              args=(image_set, todo, layers, selection),
               help="Runs in the background: all selected layers of an encoder in one forward pass per batch, "
                    "written to the cache chunk by chunk. Changing widgets does not stop it; an interrupted run "
                    "resumes.")
@@ -59,14 +58,14 @@ def extraction_panel(image_set: ImageSet, selection: Selection, *, show_table: b
     return statuses
 
 
-def _statuses(image_set: ImageSet, spec: str, layers: Sequence[str] | str, pooling: str) -> list[LayerStatus]:
+def _statuses(image_set: ImageSet, spec: str, layers: Sequence[str] | str, selection: Selection) -> list[LayerStatus]:
     """layer_statuses of one selected encoder; a spec that cannot be described is one `unavailable` row."""
     store = resources.feature_store()
     try:
         encoder = resources.encoder_info(spec)
     except UNUSABLE:
         return layer_statuses(image_set, spec, layers, store)  # describes it again, to give the reason
-    return layer_statuses(image_set, encoder, layers, store, effective_pooling(spec, pooling))
+    return layer_statuses(image_set, encoder, layers, store, selection.pooling_of(spec))
 
 
 def extract_button_label(n_missing: int, n_unavailable: int) -> str:
@@ -79,20 +78,20 @@ def extract_button_label(n_missing: int, n_unavailable: int) -> str:
 
 
 def start_extraction(image_set: ImageSet, specs: Sequence[str], layers: Mapping[str, Sequence[str] | str],
-                     pooling: str, device: str, batch_size: int) -> None:
-    """Submit one background job per encoder: `layers[spec]` of it on `image_set`, the sidebar pooling
-    resolved per encoder. Any extraction panel then shows the jobs' progress and failures."""
+                     selection: Selection) -> None:
+    """Submit one background job per encoder: `layers[spec]` of it on `image_set`, at the pooling, device and batch
+    size the sidebar selected. Any extraction panel then shows the jobs' progress and failures."""
     store = resources.feature_store()
     errors = st.session_state.setdefault("extraction_errors", {})
     origins = st.session_state.setdefault("extraction_origins", {})
     for spec in specs:
-        wanted, spec_pooling = layers[spec], effective_pooling(spec, pooling)
+        wanted, spec_pooling = layers[spec], selection.pooling_of(spec)
         layer_list = wanted if isinstance(wanted, str) else ",".join(wanted)
         key = job_key("extract", image_set.fingerprint, spec, layer_list, spec_pooling)
 
         def work(report, encoder=resources.encoder_info(spec), wanted=wanted, spec_pooling=spec_pooling):
-            extract(image_set, encoder, wanted, store, pooling=spec_pooling, device=device, batch_size=batch_size,
-                    progress=report)
+            extract(image_set, encoder, wanted, store, pooling=spec_pooling, device=selection.device,
+                    batch_size=selection.batch_size, progress=report)
 
         errors.pop((image_set.fingerprint, spec), None)  # a retry replaces the old failure
         submit_job("extraction_jobs", key, spec, work)

@@ -81,8 +81,7 @@ def runs_panel(selection: Selection, image_set: ImageSet, cache: Path) -> None:
             missing = [spec for spec in specs if layer_statuses(image_set, resources.encoder_info(spec), ["final"],
                                                                 store)[0].state == "missing"]
             if missing:
-                start_extraction(image_set, missing, {spec: ["final"] for spec in missing}, selection.pooling,
-                                 selection.device, selection.batch_size)
+                start_extraction(image_set, missing, {spec: ["final"] for spec in missing}, selection)
                 st.session_state["extraction_notice"] = (
                     f"Extracting the `final` layer of {', '.join(missing)} on {image_set.name} in the background; "
                     f"{page}'s figures include {'it' if len(missing) == 1 else 'them'} once done (progress under "

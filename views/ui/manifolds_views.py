@@ -15,7 +15,7 @@ from core.features.store import FeatureKey
 from core.jobs import job_key
 from views.ui import resources
 from views.ui.background import submit_job
-from views.ui.sidebar import Selection, effective_pooling
+from views.ui.sidebar import Selection
 
 JOBS = "manifold_jobs"  # the page's background jobs (job_progress / submit_job group)
 CLAMP = AugmentationPipeline()  # the pipeline a study step uses: the jitter and crop widgets' defaults
@@ -46,7 +46,7 @@ class PageViews:
     selection: Selection
 
     def pooling(self, layer: ModelLayer) -> str:
-        return effective_pooling(layer.spec, self.selection.pooling)
+        return self.selection.pooling_of(layer.spec)
 
     def job_key(self, layer: ModelLayer) -> str:
         return job_key("views", self.subset.fingerprint, layer.spec, layer.layer, str(self.m), self.pipeline.name,

@@ -52,6 +52,11 @@ class Selection:
     batch_size: int
     dataset_spec: str = ""  # the dataset spec string, e.g. "demo" or "oasis:/data/oasis"
 
+    def pooling_of(self, spec: str) -> str:
+        """The pooling encoder `spec` uses for the sidebar's choice: its own default where it cannot do that one
+        (flat as "flat:<dim>"; EncoderInfo.effective_pooling is the one rule). Pages ask here, never resolve it."""
+        return resources.encoder_info(spec).effective_pooling(self.pooling)
+
 
 def render_sidebar() -> Selection:
     """Draw the shared sidebar (same keys on every page, so choices carry over) and return the choice."""
@@ -107,9 +112,6 @@ def set_choice(name: str, value: Any) -> None:
     st.session_state[name] = value
 
 
-def effective_pooling(spec: str, pooling: str) -> str:
-    """The pooling an encoder will use for the sidebar choice (flat as "flat:<dim>"; its default if unsupported)."""
-    return resources.encoder_info(spec).effective_pooling(pooling)
 
 
 def _dataset_controls() -> tuple[ImageSet | None, str, str]:

@@ -11,14 +11,14 @@ from core.encoders.specs import ModelLayer
 from core.features.extract import feature_keys
 from views.ui import resources
 from views.ui.extraction import extraction_panel
-from views.ui.sidebar import Selection, effective_pooling
+from views.ui.sidebar import Selection
 
 
 def layer_representations(image_set: ImageSet, selection: Selection, statuses) -> dict[str, Representation]:
     """Every cached encoder × layer of the sidebar's selection, in model order (depth 0 = its first, 1 = its last)."""
     found = {}
     for spec in selection.encoders:
-        pooling = effective_pooling(spec, selection.pooling)
+        pooling = selection.pooling_of(spec)
         cached = [status.layer for status in statuses if status.encoder == spec and status.state == "cached"]
         keys = feature_keys(image_set, resources.encoder_info(spec), cached, pooling) if cached else {}
         for index, layer in enumerate(cached):
