@@ -28,16 +28,14 @@ class BiasRuns:
     probes: BiasSettings
     selection: Selection
 
-    def pooling(self, pair: ModelLayer) -> str:
-        return self.selection.pooling_of(pair.spec)
-
     def job_key(self, pair: ModelLayer) -> str:
-        return job_key("bias", self.subset.fingerprint, pair.spec, pair.layer, self.pooling(pair),
+        return job_key("bias", self.subset.fingerprint, pair.spec, pair.layer, self.selection.pooling_of(pair.spec),
                        ",".join(corruption.name for corruption in self.corruptions), str(self.seed), repr(self.probes))
 
     def rate_key(self, pair: ModelLayer) -> str:
         """What one image of one condition costs: extraction on this dataset's images, plus its share of the probes."""
-        return "|".join(["bias", self.subset.name, pair.spec, pair.layer, self.pooling(pair), self.selection.device,
+        return "|".join(["bias", self.subset.name, pair.spec, pair.layer, self.selection.pooling_of(pair.spec),
+                         self.selection.device,
                          repr(self.probes)])
 
     def start(self, pairs: list[ModelLayer]) -> None:
@@ -45,7 +43,8 @@ class BiasRuns:
         for pair in pairs:
             def work(report, pair=pair, encoder=resources.encoder_info(pair.spec)):
                 return corruption_metrics(self.subset, encoder, pair.layer, resources.feature_store(), self.corruptions,
-                                          self.probes, pooling=self.pooling(pair), device=self.selection.device,
+                                          self.probes, pooling=self.selection.pooling_of(pair.spec),
+                                          device=self.selection.device,
                                           batch_size=self.selection.batch_size, results=resources.result_cache(),
                                           progress=report)
 
@@ -54,5 +53,6 @@ class BiasRuns:
     def condition_keys(self, pair: ModelLayer) -> list[FeatureKey]:
         """Feature keys of a pair's clean and corrupted features (those `corruption_metrics` extracted)."""
         encoder = resources.encoder_info(pair.spec)
-        return [feature_keys(self.subset, encoder, [pair.layer], self.pooling(pair), corruption.input_transform)
+        pooling = self.selection.pooling_of(pair.spec)
+        return [feature_keys(self.subset, encoder, [pair.layer], pooling, corruption.input_transform)
                 [pair.layer] for corruption in [CLEAN, *self.corruptions]]

@@ -45,16 +45,14 @@ class PageViews:
     pipeline: AugmentationPipeline
     selection: Selection
 
-    def pooling(self, layer: ModelLayer) -> str:
-        return self.selection.pooling_of(layer.spec)
-
     def job_key(self, layer: ModelLayer) -> str:
         return job_key("views", self.subset.fingerprint, layer.spec, layer.layer, str(self.m), self.pipeline.name,
-                       self.pooling(layer))
+                       self.selection.pooling_of(layer.spec))
 
     def rate_key(self, layer: ModelLayer) -> str:
         """What one view costs: the encoder layer, pooling and device (views are 224-pixel crops of any dataset)."""
-        return "|".join(["manifold-views", layer.spec, layer.layer, self.pooling(layer), self.selection.device])
+        return "|".join(["manifold-views", layer.spec, layer.layer, self.selection.pooling_of(layer.spec),
+                         self.selection.device])
 
     def start_extraction(self, layers: list[ModelLayer]) -> None:
         """Submit one background job per encoder · layer that extracts (and caches) its views."""
@@ -62,7 +60,7 @@ class PageViews:
         for layer in layers:
             def work(report, layer=layer, encoder=resources.encoder_info(layer.spec)):
                 return view_features(self.subset, encoder, layer.layer, store, m=self.m, pipeline=self.pipeline,
-                                     pooling=self.pooling(layer), device=self.selection.device,
+                                     pooling=self.selection.pooling_of(layer.spec), device=self.selection.device,
                                      batch_size=self.selection.batch_size, progress=report)
             submit_job(JOBS, self.job_key(layer), layer.label, work, rate_key=self.rate_key(layer))
 
@@ -72,12 +70,13 @@ class PageViews:
             self.job_key(layer),
             lambda: cached_view_features(self.subset, resources.encoder_info(layer.spec), layer.layer,
                                          resources.feature_store(), m=self.m, pipeline=self.pipeline,
-                                         pooling=self.pooling(layer)))
+                                         pooling=self.selection.pooling_of(layer.spec)))
 
     def feature_key(self, layer: ModelLayer) -> FeatureKey:
         """The feature key of a layer's cached views, memoised like the views (it hashes N·m file stats)."""
         def key() -> FeatureKey:
             views, input_transform = augmentation_views(self.subset, self.m, self.pipeline)
-            return feature_keys(views, resources.encoder_info(layer.spec), [layer.layer], self.pooling(layer),
+            return feature_keys(views, resources.encoder_info(layer.spec), [layer.layer],
+                                self.selection.pooling_of(layer.spec),
                                 input_transform)[layer.layer]
         return resources.result_memo().get_or_compute(("key", self.job_key(layer)), key)

@@ -26,7 +26,8 @@ def start_matrix(image_set: ImageSet, settings: MatrixSettings, sources: Mapping
     the noise ceiling, as a study step does (`compute_matrix`); cancelled, it stops after the current resample."""
     rows, columns, _ = axes
     arrays = {name: load_features(image_set, sources[name]) for name in dict.fromkeys(rows + columns)}
-    store, scores = resources.similarity_store(), resources.result_cache()  # here: the job's thread has no Streamlit context
+    # Opened here: the job's thread has no Streamlit context.
+    store, scores = resources.similarity_store(), resources.result_cache()
     submit_job("similarity_jobs", job, f"{len(rows)} × {len(columns)} · {', '.join(settings.measures)}",
                lambda report: compute_matrix(settings, sources, arrays, axes, store, scores, progress=report))
 
