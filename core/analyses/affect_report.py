@@ -25,7 +25,7 @@ from core.analyses.spectra import effective_dimensionality
 from core.data.datasets import ImageSet
 from core.features.extract import FeatureSet
 from core.features.results import ResultStore, result_key
-from core.features.store import Memo
+from core.features.store import FeatureKey, Memo
 from core.progress import Progress, Report
 
 PREDICTIONS_KIND = "affect_predictions"  # the ResultStore kind of out-of-fold predictions
@@ -98,7 +98,8 @@ def affect_analysis(image_set: ImageSet, features: Mapping[str, FeatureSet], cvs
             fitted = cross_validated_predictions(np.asarray(features[label].features), targets, cv.groups(metadata), cv,
                                                  progress=None if progress is None else report)
             if store is not None:
-                save_predictions(store, predictions_key(digest, cv), fitted, {"label": f"{label} · {cv.label}"})
+                save_predictions(store, predictions_key(digest, cv), fitted, predictions_meta(label, features[label].key,
+                                                                                          cv))
             return fitted
 
         return _memoised(memo, (features[label].key.digest, "affect-cv", cv.key), fit)
@@ -165,6 +166,13 @@ def predictions_key(feature_digest: str, cv: CrossValidation) -> str:
     """The stored out-of-fold predictions of one feature array under one cross-validation."""
     return result_key(PREDICTIONS_KIND, {"cv": cv.key, "alphas": RIDGE_ALPHAS.tolist(), "clip_sd": CLIP_SD},
                       {"features": feature_digest})
+
+
+def predictions_meta(label: str, feature_key: FeatureKey, cv: CrossValidation) -> dict:
+    """What stored predictions say of themselves: a label, and the encoder, layer, pooling and folds they come from
+    (so a page reopens them from these fields, never from the label)."""
+    return {"label": f"{label} · {cv.label}", "encoder": feature_key.encoder, "layer": feature_key.layer,
+            "pooling": feature_key.pooling, "n_splits": cv.n_splits, "dataset_fingerprint": feature_key.dataset}
 
 
 def save_predictions(store: ResultStore, key: str, predictions: CVPredictions, meta: dict) -> None:

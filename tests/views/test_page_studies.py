@@ -335,6 +335,12 @@ def test_results_the_pages_stored_open_with_what_they_record(tmp_path) -> None:
                                                  "label": f"{ENCODER} [final] · Leave-One-Category-Out"}, store)
     assert predictions.page == "views/affect.py" and predictions.state["affect.schemes"] == ["loco"]
     assert predictions.state["encoders"] == [ENCODER] and "dataset_kind" not in predictions.state
+    # Predictions stored now record their encoder, layer and K: they open from those fields, K included.
+    recorded = opening("affect_predictions", {"kind": "affect_predictions", "key": "g", "scheme": "kfold",
+                                              "label": "renamed", "encoder": ENCODER, "layer": "final",
+                                              "n_splits": 7}, store)
+    assert recorded.state["encoders"] == [ENCODER] and recorded.state[f"layers::{ENCODER}"] == ["final"]
+    assert recorded.state["affect.n_splits"] == 7 and not any("record K" in note for note in recorded.notes)
     with pytest.raises(OpenError, match="uploaded"):
         opening("alignment", {"kind": "alignment", "key": "x", "source": "upload · a.csv", "target": "b"}, store)
     assert all(Path(entry.page).name for entry in analyses.analyses())  # every analysis a study runs has its page

@@ -10,7 +10,7 @@ import pandas as pd
 
 from core.analyses.affect import TARGETS, assemble_predictions, fit_folds
 from core.analyses.affect_report import (PREDICTIONS_KIND, AffectAnalysis, affect_analysis, load_predictions,
-                                        predictions_key, save_predictions)
+                                        predictions_key, predictions_meta, save_predictions)
 from core.analyses.cv import SCHEMES, CrossValidation
 from core.analyses.registry import Analysis, CannotOpen, Settings, register, setting
 from core.data.datasets import ImageSet
@@ -88,7 +88,8 @@ def run(step: Step, context: StudyContext, engine, report: Report) -> StepOutput
                                shared={"features": np.asarray(features[label].features), "targets": targets,
                                        "splits": splits})
             predictions = assemble_predictions([fit for chunk in folds for fit in chunk], targets, groups, cv)
-            save_predictions(context.results, key, predictions, {"label": f"{label} · {cv.label}"})
+            save_predictions(context.results, key, predictions,
+                             {**predictions_meta(label, features[label].key, cv), "dataset": step.dataset})
         report(Progress(done + 1, len(fits)))
     analysis = analysis_of(image_set, features, settings, store=context.results)
     predictions = pd.concat([pd.DataFrame({"model": panel.label, "image_id": panel.image_ids,
@@ -123,17 +124,25 @@ def page_state(settings: AffectSettings, meta) -> tuple[dict, list[str]]:
 
 
 def open_stored(kind: str, meta, store) -> tuple[dict, dict, list[str]]:
-    """Out-of-fold predictions the page stored, labelled `<spec> [<layer>] · <scheme>`: their encoder, layer and
-    scheme (they record neither their dataset nor K)."""
-    label, scheme = meta.get("label", ""), meta.get("scheme")
-    model, separator, _ = label.partition("] · ")
-    spec, bracket, layer = model.rpartition(" [")
-    if not (separator and bracket and spec and layer and scheme):
+    """Out-of-fold predictions: their encoder, layer, scheme and K as stored with them. Predictions stored before
+    they recorded those fields name them only in their label `<spec> [<layer>] · <scheme>`, read as a fallback."""
+    scheme, spec, layer = meta.get("scheme"), meta.get("encoder"), meta.get("layer")
+    if not spec:
+        model, separator, _ = meta.get("label", "").partition("] · ")
+        spec, bracket, layer = model.rpartition(" [")
+        spec = spec if separator and bracket else ""
+    if not (spec and layer and scheme):
         raise CannotOpen("these predictions do not record their encoder, layer and scheme")
-    return ({"dataset": meta.get("dataset"), "encoders": [spec], "layers": {spec: [layer]}},
-            {"affect.schemes": [scheme], "affect.geometry_scheme": scheme},
-            ["Out-of-fold predictions record neither their dataset nor K: the Affect page opens on the sidebar's "
-             "dataset and K, and reads these predictions where they match."])
+    widgets = {"affect.schemes": [scheme], "affect.geometry_scheme": scheme}
+    notes = []
+    if meta.get("n_splits"):
+        widgets["affect.n_splits"] = int(meta["n_splits"])
+    else:
+        notes.append("These out-of-fold predictions do not record K: the Affect page opens with its current K.")
+    if not meta.get("dataset"):
+        notes.append("These out-of-fold predictions do not record their dataset: the Affect page opens on the "
+                     "sidebar's dataset, and reads these predictions where they match.")
+    return {"dataset": meta.get("dataset"), "encoders": [spec], "layers": {spec: [layer]}}, widgets, notes
 
 
 ENTRY = register(Analysis("affect", "Affect", "views/affect.py", "🎭", AffectSettings, clean_units, run, draw,
