@@ -11,7 +11,6 @@ starts (`describe_estimate`); while a job runs, `JobStatus.eta_s` extrapolates i
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -23,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from core.keys import digest
 from core.paths import atomic_write
 from core.progress import Progress, Report
 
@@ -45,8 +45,8 @@ def job_slots(gpus: int, environment: Mapping[str, str] | None = None) -> int:
 
 
 def job_key(kind: str, *parts: object) -> str:
-    """A job's key: `kind|<sha256 of the parts>`; the same inputs give the same key, so a rerun finds its job."""
-    return f"{kind}|" + hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:24]
+    """A job's key: `kind|<digest of the parts>`; the same inputs give the same key, so a rerun finds its job."""
+    return f"{kind}|" + digest([str(part) for part in parts])
 
 
 def eta_seconds(done: int, total: int, elapsed_s: float) -> float | None:

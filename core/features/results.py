@@ -9,7 +9,6 @@ which the next success removes.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shutil
@@ -21,6 +20,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from core.keys import digest
 from core.paths import atomic_write
 
 RESULT_FILE = "result.json"
@@ -30,8 +30,7 @@ _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 def result_key(kind: str, settings: Mapping[str, Any], inputs: Mapping[str, str]) -> str:
     """24 hex digits over the kind, every setting and every input's fingerprint: same analysis, same key."""
-    text = json.dumps({"kind": kind, "settings": settings, "inputs": inputs}, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:24]
+    return digest({"kind": kind, "settings": settings, "inputs": inputs})
 
 
 @dataclass(frozen=True, eq=False)

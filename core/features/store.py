@@ -8,8 +8,6 @@ pickles: diskcache advisory CVE-2025-69872).
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 import threading
@@ -24,6 +22,7 @@ import diskcache
 import numpy as np
 from filelock import FileLock
 
+from core.keys import digest
 from core.paths import atomic_write
 
 
@@ -41,7 +40,7 @@ class FeatureKey:
 
     @property
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:32]
+        return digest(asdict(self), 32)
 
 
 class FeatureStore:

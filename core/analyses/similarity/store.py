@@ -22,7 +22,10 @@ MATRICES_FOLDER = "similarity_matrices"  # under cache/results: the page's and t
 
 def matrix_key(rows: Mapping[str, str], columns: Mapping[str, str], measures, settings: SimilaritySettings,
                n_bootstrap: int, seed: int) -> str:
-    """24 hex digits over (name, fingerprint) of rows and columns, measures and settings: same inputs, same key."""
+    """24 hex digits over (name, fingerprint) of rows and columns, measures and settings: same inputs, same key.
+
+    Its JSON keeps the fields' order rather than sorting them as `core.keys.digest` does: stored matrices, their
+    controls and ceilings, and the study steps that name them keep the keys they were stored under."""
     parts = json.dumps({"rows": list(rows.items()), "columns": list(columns.items()), "measures": list(measures),
                         "settings": asdict(settings), "n_bootstrap": n_bootstrap, "seed": seed})
     return hashlib.sha256(parts.encode()).hexdigest()[:24]
