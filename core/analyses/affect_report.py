@@ -98,8 +98,8 @@ def affect_analysis(image_set: ImageSet, features: Mapping[str, FeatureSet], cvs
             fitted = cross_validated_predictions(np.asarray(features[label].features), targets, cv.groups(metadata), cv,
                                                  progress=None if progress is None else report)
             if store is not None:
-                save_predictions(store, predictions_key(digest, cv), fitted, predictions_meta(label, features[label].key,
-                                                                                          cv))
+                save_predictions(store, predictions_key(digest, cv), fitted,
+                                 predictions_meta(label, features[label].key, cv, image_set.name))
             return fitted
 
         return _memoised(memo, (features[label].key.digest, "affect-cv", cv.key), fit)
@@ -168,11 +168,12 @@ def predictions_key(feature_digest: str, cv: CrossValidation) -> str:
                       {"features": feature_digest})
 
 
-def predictions_meta(label: str, feature_key: FeatureKey, cv: CrossValidation) -> dict:
-    """What stored predictions say of themselves: a label, and the encoder, layer, pooling and folds they come from
-    (so a page reopens them from these fields, never from the label)."""
+def predictions_meta(label: str, feature_key: FeatureKey, cv: CrossValidation, dataset_name: str) -> dict:
+    """What stored predictions say of themselves: a label, and the dataset, encoder, layer, pooling and folds they
+    come from (so a page lists and reopens them from these fields, never from the label)."""
     return {"label": f"{label} · {cv.label}", "encoder": feature_key.encoder, "layer": feature_key.layer,
-            "pooling": feature_key.pooling, "n_splits": cv.n_splits, "dataset_fingerprint": feature_key.dataset}
+            "pooling": feature_key.pooling, "n_splits": cv.n_splits, "dataset_name": dataset_name,
+            "dataset_fingerprint": feature_key.dataset}
 
 
 def save_predictions(store: ResultStore, key: str, predictions: CVPredictions, meta: dict) -> None:

@@ -35,7 +35,9 @@ TIE_TOLERANCE = 1e-5  # relative; GW distances are float32 sums
 # euclidean human embeddings in the tens. Cosine/correlation from 1e-5: on the demo's known answer the
 # GW distance still fell by 4% from ε 2e-4 to 1e-4 and plateaus (< 0.2%) near 1e-5.
 DEFAULT_EPS = {"cosine": (1e-5, 1e-1), "correlation": (1e-5, 1e-1), "euclidean": (1.0, 10.0)}
-AGREEMENT_TOLERANCE = 1e-6  # relative; inits this close reached the same optimum
+# Relative: inits whose GW distances differ by less (with the same top-1) reached the same optimum as a user reads it.
+# float32 solves of one optimum from different starts end ~1e-5 apart (the demo study: 1.5e-5 at every ε).
+AGREEMENT_TOLERANCE = 1e-3
 EDGE_PLATEAU = 0.01  # an edge ε improving the GW distance by less than this (relative) is a plateau, not an edge
 
 

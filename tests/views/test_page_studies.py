@@ -228,10 +228,13 @@ def test_the_stored_results_table_tells_results_apart_by_their_settings() -> Non
     entries = [{"kind": "study_step", "key": "a", "settings": {"m": 4, "radius_scale": 8.5, "encoders": None}},
                {"kind": "alignment", "key": "b", "metric": "euclidean", "normalise": True,
                 "search_settings": {"eps_range": [0.001, 0.1], "n_eps": 2}},
-               {"kind": "affect_predictions", "key": "c", "scheme": "loco"}, {"kind": "alignment", "key": "d"}]
-    assert list(entries_table(entries)["settings"]) == [
+               {"kind": "affect_predictions", "key": "c", "scheme": "loco", "dataset_name": "demo"},
+               {"kind": "alignment", "key": "d"}]
+    table = entries_table(entries)
+    assert list(table["settings"]) == [
         "m=4; radius_scale=8.5", "metric=euclidean; normalise=True; eps_range=[0.001, 0.1]; n_eps=2", "scheme=loco",
         ""]
+    assert table["dataset"].iloc[2] == "demo"  # predictions a page stored name their dataset
 
 
 def test_a_step_that_does_not_validate_writes_nothing(isolated_cache, tmp_path) -> None:

@@ -154,7 +154,8 @@ def entry_settings(meta: Mapping) -> str:
 
 
 def entries_table(entries: Sequence[Mapping]) -> pd.DataFrame:
-    return pd.DataFrame([{"kind": meta["kind"], "label": meta.get("label", ""), "dataset": meta.get("dataset", ""),
+    return pd.DataFrame([{"kind": meta["kind"], "label": meta.get("label", ""),
+                          "dataset": meta.get("dataset") or meta.get("dataset_name", ""),
                           "settings": entry_settings(meta), "stored": stored_time(meta), "key": meta["key"]}
                          for meta in entries],
                         columns=["kind", "label", "dataset", "settings", "stored", "key"])

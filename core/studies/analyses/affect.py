@@ -89,7 +89,8 @@ def run(step: Step, context: StudyContext, engine, report: Report) -> StepOutput
                                        "splits": splits})
             predictions = assemble_predictions([fit for chunk in folds for fit in chunk], targets, groups, cv)
             save_predictions(context.results, key, predictions,
-                             {**predictions_meta(label, features[label].key, cv), "dataset": step.dataset})
+                             {**predictions_meta(label, features[label].key, cv, image_set.name),
+                              "dataset": step.dataset})
         report(Progress(done + 1, len(fits)))
     analysis = analysis_of(image_set, features, settings, store=context.results)
     predictions = pd.concat([pd.DataFrame({"model": panel.label, "image_id": panel.image_ids,

@@ -169,10 +169,15 @@ def test_search_warnings_flag_category_matching_below_chance() -> None:
 def test_search_warnings_flag_inits_that_agree_at_every_epsilon_only() -> None:
     agreeing = [(1e-3, 0, 1.0, 0.5), (1e-3, 1, 1.0 + 1e-8, 0.5), (1e-2, 0, 2.0, 0.25), (1e-2, 1, 2.0, 0.25)]
     assert "inits_agree" in [w.kind for w in search_warnings(_alignment(agreeing, 0))]
+    # The demo study's two inits: the same top-1 at every ε, GW distances 1.5e-5 apart (relative): one optimum.
+    demo_like = [(1e-3, 0, 1.0, 0.5), (1e-3, 1, 1.0 * (1 + 1.5e-5), 0.5), (1e-2, 0, 2.0, 0.25),
+                 (1e-2, 1, 2.0 * (1 - 1.5e-5), 0.25)]
+    assert "inits_agree" in [w.kind for w in search_warnings(_alignment(demo_like, 0))]
     one_differs = agreeing[:3] + [(1e-2, 1, 2.1, 0.25)]
     other_top1 = agreeing[:3] + [(1e-2, 1, 2.0, 0.5)]
     single_init = agreeing[::2]
-    for rows in (one_differs, other_top1, single_init):
+    apart = agreeing[:3] + [(1e-2, 1, 2.0 * (1 + 5e-3), 0.25)]  # half a percent apart: another optimum
+    for rows in (one_differs, other_top1, single_init, apart):
         assert "inits_agree" not in [w.kind for w in search_warnings(_alignment(rows, 0))]
 
 
