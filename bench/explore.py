@@ -1,7 +1,7 @@
 """Explore at scale: a 10,000-point map, a box selection to its linked table and highlights, a click to its
 neighbours, and OASIS thumbnails.
 
-    .venv/bin/python bench/explore.py [--items 10000] [--dim 512]
+    .venv/bin/python bench/explore.py [--quick] [--items 10000] [--dim 512]
 
 Random features (N × d, 20 categories, seed 0) stand in for an encoder layer; the work per event does not
 depend on what the features mean. Each row prints seconds and a ratio against a baseline measured in the
@@ -17,11 +17,15 @@ same run:
   items (computed once per pair and cached by the page);
 - thumbnails (needs ../shared/data/oasis): ThumbnailStore.build on the 900 OASIS images with JPEG draft
   decoding on 1 and 2 threads, against full-size decoding on one thread; images/s.
+
+`--quick` (a check that the bench runs, in seconds; its ratios mean little): 300 items x 32 dimensions, the browser
+draw at 300 items once each, thumbnails of 32 demo images (generated in a temporary REPSCOPE_CACHE) instead of OASIS.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -34,9 +38,10 @@ import plotly.graph_objects as go
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.analyses.explore import embedding_map, item_agreement, nearest_neighbours  # noqa: E402
-from core.data.datasets import oasis  # noqa: E402
+from core.data.datasets import demo, oasis  # noqa: E402
 from core.data.thumbnails import ThumbnailStore, data_url  # noqa: E402
 from core.figures.explore import map_figure  # noqa: E402
+from core.paths import cache_root  # noqa: E402
 
 OASIS = Path(__file__).resolve().parents[2] / "shared" / "data" / "oasis"
 THUMBNAILS_IN_TABLE = 200  # the page shows thumbnails for the first 200 selected rows
@@ -67,9 +72,21 @@ def box_event(points: pd.DataFrame) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--items", type=int, default=10_000)
-    parser.add_argument("--dim", type=int, default=512)
+    parser.add_argument("--quick", action="store_true",
+                        help="300 items, 32 dimensions, 32 demo thumbnails: checks that the bench runs")
+    parser.add_argument("--items", type=int, default=None, help="default 10000 (quick 300)")
+    parser.add_argument("--dim", type=int, default=None, help="default 512 (quick 32)")
     args = parser.parse_args()
+    args.items, args.dim = args.items or (300 if args.quick else 10_000), args.dim or (32 if args.quick else 512)
+    if args.quick:  # the demo is generated into a temporary cache, never the repository's cache/
+        with tempfile.TemporaryDirectory(prefix="repscope-bench-") as cache:
+            os.environ["REPSCOPE_CACHE"] = cache
+            run(args)
+    else:
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
     rng = np.random.default_rng(0)
     first = rng.normal(size=(args.items, args.dim)).astype(np.float32)
     second = first + rng.normal(size=first.shape).astype(np.float32)
@@ -83,10 +100,14 @@ def main() -> None:
                                                 customdata=points[["row"]])).to_json())
     webgl, payload = timed(lambda: map_figure(points, "category", "A").to_json())
     row("map: build + serialise (Scattergl)", webgl, svg, f"{len(payload) / 1e6:.1f} MB of JSON")
-    browser_draw_times(categories)
+    browser_draw_times(categories, sizes=(300,) if args.quick else (10_000, 50_000), repeats=1 if args.quick else 3)
 
     with tempfile.TemporaryDirectory() as folder:
-        thumbnails, images = ThumbnailStore(folder), oasis(OASIS) if OASIS.is_dir() else None
+        if args.quick:
+            images, source = demo(cache_root()).subset(range(32)), "demo (32)"
+        else:
+            images, source = oasis(OASIS) if OASIS.is_dir() else None, "OASIS"
+        thumbnails = ThumbnailStore(folder)
         if images is None:
             print(f"thumbnails: skipped ({OASIS} not found); the selection table below has none")
         else:
@@ -94,7 +115,7 @@ def main() -> None:
             for workers in (1, 2):
                 thumbnails = ThumbnailStore(Path(folder) / f"threads_{workers}")  # the selection reads the last
                 built, count = timed(lambda: thumbnails.build(images, workers=workers))
-                row(f"thumbnails: OASIS, draft decoding, {workers} thread(s)", built, full,
+                row(f"thumbnails: {source}, draft decoding, {workers} thread(s)", built, full,
                     f"{count / built:.0f} images/s (baseline: full decode, 1 thread, {len(images) / full:.0f} images/s)")
         selection_table_and_click(first, second, points, thumbnails, images)
 
@@ -134,8 +155,8 @@ DRAW_JS = """async (figure) => {
 }"""
 
 
-def browser_draw_times(categories: np.ndarray) -> None:
-    """Seconds to draw the map in headless Chromium, WebGL against the same traces as SVG."""
+def browser_draw_times(categories: np.ndarray, sizes=(10_000, 50_000), repeats: int = 3) -> None:
+    """Seconds to draw the map in headless Chromium, WebGL against the same traces as SVG (best of `repeats`)."""
     from core.export import find_chromium
     chromium = find_chromium()
     try:
@@ -153,7 +174,7 @@ def browser_draw_times(categories: np.ndarray) -> None:
         browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         page = browser.new_page()
         page.goto(harness.as_uri())
-        for items in (10_000, 50_000):
+        for items in sizes:
             rng = np.random.default_rng(items)
             labels = np.resize(categories, items)
             points = points_table(rng.normal(size=(items, 2)), labels)
@@ -162,9 +183,9 @@ def browser_draw_times(categories: np.ndarray) -> None:
             svg_figure.data = []
             for trace in webgl_figure.data:
                 svg_figure.add_trace(go.Scatter(trace.to_plotly_json() | {"type": "scatter"}))
-            webgl = min(page.evaluate(DRAW_JS, json.loads(webgl_figure.to_json())) for _ in range(3))
-            svg = min(page.evaluate(DRAW_JS, json.loads(svg_figure.to_json())) for _ in range(3))
-            row(f"browser draw: {items} items (WebGL vs SVG)", webgl, svg, "best of 3, headless Chromium")
+            webgl = min(page.evaluate(DRAW_JS, json.loads(webgl_figure.to_json())) for _ in range(repeats))
+            svg = min(page.evaluate(DRAW_JS, json.loads(svg_figure.to_json())) for _ in range(repeats))
+            row(f"browser draw: {items} items (WebGL vs SVG)", webgl, svg, f"best of {repeats}, headless Chromium")
         browser.close()
 
 

@@ -1,7 +1,7 @@
 """Extraction speed: ours (all layers, one pass) vs a bare forward loop vs one pass per layer; app path vs CLI path.
 
-    python bench/extract.py [--images 64] [--encoder untrained:timm:vit_base_patch16_224]
-    python bench/extract.py --app-path [--images 900] [--encoder bundled:efficientnet_lite0] [--repeat 3]
+    python bench/extract.py [--quick] [--images 64] [--encoder untrained:timm:vit_base_patch16_224]
+    python bench/extract.py --app-path [--quick] [--images 900] [--encoder bundled:efficientnet_lite0] [--repeat 3]
 
 All three are timed end to end in the same run, from spec + image files to features:
 model construction, image decoding + preprocessing, forward passes. `bare` is the floor
@@ -19,6 +19,10 @@ reported apart; then `--repeat` rounds run each path once, in rotating order, an
 fastest run counts (other processes on a shared machine only ever slow a run down). Last, the
 cost of starting DataLoader workers per start method (first batch of 32 images with 1 worker,
 minus in-process). Target: app/CLI <= 1.1.
+
+`--quick` (a check that the bench runs, in seconds; its ratios mean little), in a temporary REPSCOPE_CACHE: 8 demo
+images through timm's 6-block test_vit (untrained), batch 4; with `--app-path`, 16 demo images (not OASIS) through
+pixels:32, batch 8, one round. `--quick` without `--app-path` runs both, one after the other.
 """
 from __future__ import annotations
 
@@ -158,18 +162,21 @@ def worker_start_costs(image_set, spec: str) -> None:
 
 
 def app_path_main(args: argparse.Namespace) -> None:
-    spec, n_images = args.encoder or "bundled:efficientnet_lite0", args.images or 900
-    image_set = load_dataset(f"oasis:{args.oasis}", cache_root()).subset(range(n_images))
-    print(f"{spec}, final layer, {n_images} OASIS images, batch {args.batch_size}, "
-          f"{torch.get_num_threads()} torch threads, cpu, {args.repeat} rounds; load average "
+    spec = args.encoder or ("pixels:32" if args.quick else "bundled:efficientnet_lite0")
+    n_images = args.images or (16 if args.quick else 900)
+    source = "demo" if args.quick else f"oasis:{args.oasis}"
+    batch_size, repeat = args.batch_size or (8 if args.quick else 32), args.repeat or (1 if args.quick else 3)
+    image_set = load_dataset(source, cache_root()).subset(range(n_images))
+    print(f"{spec}, final layer, {n_images} {'demo' if args.quick else 'OASIS'} images, batch {batch_size}, "
+          f"{torch.get_num_threads()} torch threads, cpu, {repeat} rounds; load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
-    time_cli_path(image_set.subset(range(args.batch_size)), spec, args.batch_size)  # warm-up: imports, weights
-    app_first = time_app_path(image_set, spec, args.batch_size)
-    paths = {"CLI: main thread": lambda: time_cli_path(image_set, spec, args.batch_size),
-             "app: job thread": lambda: time_app_path(image_set, spec, args.batch_size),
-             "app: job thread, 0 workers (before)": lambda: time_app_path(image_set, spec, args.batch_size, 0)}
+    time_cli_path(image_set.subset(range(batch_size)), spec, batch_size)  # warm-up: imports, weights
+    app_first = time_app_path(image_set, spec, batch_size)
+    paths = {"CLI: main thread": lambda: time_cli_path(image_set, spec, batch_size),
+             "app: job thread": lambda: time_app_path(image_set, spec, batch_size),
+             "app: job thread, 0 workers (before)": lambda: time_app_path(image_set, spec, batch_size, 0)}
     seconds: dict[str, list[float]] = {label: [] for label in paths}
-    for round_index in range(args.repeat):
+    for round_index in range(repeat):
         order = list(paths)[round_index % len(paths):] + list(paths)[:round_index % len(paths)]
         for label in order:
             seconds[label].append(paths[label]())
@@ -192,26 +199,41 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=None, help="default: 64 demo images; 900 with --app-path")
     parser.add_argument("--encoder", default=None,
                         help="default: untrained:timm:vit_base_patch16_224; bundled:efficientnet_lite0 with --app-path")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=None, help="default 32 (quick: 4; app path 8)")
     parser.add_argument("--app-path", action="store_true", help="time the app's job-thread path vs the CLI path")
     parser.add_argument("--oasis", type=Path, default=OASIS, help="OASIS folder (OASIS.csv, images/)")
-    parser.add_argument("--repeat", type=int, default=3, help="--app-path rounds (each path once per round)")
+    parser.add_argument("--repeat", type=int, default=None, help="--app-path rounds (each path once per round; "
+                                                                 "default 3, quick 1)")
+    parser.add_argument("--quick", action="store_true", help="a few demo images through a tiny encoder, in a "
+                                                             "temporary cache: checks that the bench runs")
     args = parser.parse_args()
+    if args.quick:  # the demo is generated into a temporary cache, never the repository's cache/
+        with tempfile.TemporaryDirectory(prefix="repscope-bench-") as cache:
+            os.environ["REPSCOPE_CACHE"] = cache
+            run(args)
+    else:
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
     if args.app_path:
         app_path_main(args)
         return
-    args.images, args.encoder = args.images or 64, args.encoder or "untrained:timm:vit_base_patch16_224"
-    image_set = demo(cache_root()).subset(range(args.images))
-    layers = [f"blocks.{index}" for index in range(12)]
-    print(f"{args.encoder}, {len(layers)} layers, {args.images} demo images, batch {args.batch_size}, "
+    default_encoder = "untrained:timm:test_vit" if args.quick else "untrained:timm:vit_base_patch16_224"
+    n_images, spec = args.images or (8 if args.quick else 64), args.encoder or default_encoder
+    batch_size = args.batch_size or (4 if args.quick else 32)
+    image_set = demo(cache_root()).subset(range(n_images))
+    layers = ([layer for layer in describe(spec).layers if layer.startswith("blocks.")] if args.quick
+              else [f"blocks.{index}" for index in range(12)])
+    print(f"{spec}, {len(layers)} layers, {n_images} demo images, batch {batch_size}, "
           f"{torch.get_num_threads()} torch threads, cpu")
-    time_bare(args.encoder, image_set.paths[:args.batch_size], args.batch_size)  # warm-up: imports, allocator
+    time_bare(spec, image_set.paths[:batch_size], batch_size)  # warm-up: imports, allocator
     with tempfile.TemporaryDirectory() as folder:
         store = FeatureStore(folder)
-        bare = time_bare(args.encoder, image_set.paths, args.batch_size)
-        ours = time_ours(image_set, args.encoder, layers, args.batch_size, store)
-        naive = time_naive(args.encoder, image_set.paths, layers, args.batch_size)
-        hit = time_ours(image_set, args.encoder, layers, args.batch_size, store)
+        bare = time_bare(spec, image_set.paths, batch_size)
+        ours = time_ours(image_set, spec, layers, batch_size, store)
+        naive = time_naive(spec, image_set.paths, layers, batch_size)
+        hit = time_ours(image_set, spec, layers, batch_size, store)
     print(f"{'method':<34}{'seconds':>9}")
     print(f"{'bare model(x) loop':<34}{bare:9.2f}")
     print(f"{'ours: all layers, one pass':<34}{ours:9.2f}")
@@ -219,6 +241,9 @@ def main() -> None:
     print(f"{'ours again (cache hit)':<34}{hit:9.3f}")
     print(f"ours/bare  = {ours / bare:.2f}  (target <= 1.2)")
     print(f"naive/ours = {naive / ours:.2f}  (target >= 5)")
+    if args.quick:  # quick checks both halves of the bench; --encoder / --images apply to the first only
+        print("\n--app-path, quick:", flush=True)
+        app_path_main(argparse.Namespace(**{**vars(args), "encoder": None, "images": None, "batch_size": None}))
 
 
 if __name__ == "__main__":

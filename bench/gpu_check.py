@@ -1,6 +1,6 @@
 """GPU check: autocast accuracy, extraction throughput against a bare forward, GWOT torch vs numpy.
 
-    python bench/gpu_check.py [--images 512] [--batch-size 64] [--gwot-n 1854] [--gwot-eps 3]
+    python bench/gpu_check.py [--quick] [--device cuda] [--images 512] [--batch-size 64] [--gwot-n 1854] [--gwot-eps 3]
 
 (1) Autocast: every layer of a ViT-B/16 (untrained; also a pretrained one when its weights are
     cached) and a ResNet-50, through the forward extraction uses (`Encoder.forward_layers` under
@@ -18,10 +18,14 @@
     noisy copy of it).
 Without CUDA it says so and exits 0. `--device cpu` runs the same code on a few images as a
 smoke test (its numbers mean nothing about a GPU).
+`--quick` (a check that the bench runs, in seconds) is that smoke test (`--device cpu` unless --device says
+otherwise) on what is always there: 8 demo images (4 for the errors) generated in a temporary REPSCOPE_CACHE, a
+synthetic GWOT pair of N = 60 and 2 epsilons, whether or not ../shared/data exists.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -76,10 +80,11 @@ def format_table(header: tuple[str, ...], rows: list[tuple]) -> str:
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in cells)
 
 
-def benchmark_images(n: int, cache: Path) -> ImageSet:
-    """n images: OASIS when ../shared/data has it, else the demo set, repeated up to n."""
+def benchmark_images(n: int, cache: Path, shared: bool = True) -> ImageSet:
+    """n images: OASIS when ../shared/data has it (and `shared`), else the demo set, repeated up to n."""
     oasis = SHARED / "oasis"
-    image_set = load_dataset(f"oasis:{oasis}", cache) if (oasis / "OASIS.csv").is_file() else demo(cache)
+    use_oasis = shared and (oasis / "OASIS.csv").is_file()
+    image_set = load_dataset(f"oasis:{oasis}", cache) if use_oasis else demo(cache)
     if len(image_set) < n:
         image_set = image_set.repeated(-(-n // len(image_set)))
     return image_set.subset(range(n))
@@ -184,10 +189,11 @@ class GwotRun:
     top1: float
 
 
-def gwot_rdms(n: int) -> tuple[np.ndarray, np.ndarray, str]:
-    """Two (n, n) euclidean RDMs: THINGS Group1 and Group2 when present (n <= 1854), else a synthetic pair."""
+def gwot_rdms(n: int, shared: bool = True) -> tuple[np.ndarray, np.ndarray, str]:
+    """Two (n, n) euclidean RDMs: THINGS Group1 and Group2 when present (and `shared`, n <= 1854), else a synthetic
+    pair."""
     things = SHARED / "gwtune" / "THINGS"
-    if (things / "THINGS_embedding_Group1.npy").is_file() and n <= 1854:
+    if shared and (things / "THINGS_embedding_Group1.npy").is_file() and n <= 1854:
         embeddings = [np.load(things / f"THINGS_embedding_Group{group}.npy")[0][:n] for group in (1, 2)]
         source = "THINGS Group1 -> Group2"
     else:
@@ -208,24 +214,38 @@ def gwot_run(C1: np.ndarray, C2: np.ndarray, backend: str, n_eps: int) -> GwotRu
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", default="cuda", help="cuda (default) or cpu (a smoke test of this script)")
+    parser.add_argument("--device", default=None, help="cuda (default) or cpu (a smoke test of this script; "
+                                                        "the default with --quick)")
+    parser.add_argument("--quick", action="store_true", help="the cpu smoke test on the demo and a synthetic GWOT "
+                                                             "pair, in a temporary cache: checks that the bench runs")
     parser.add_argument("--images", type=int, default=None, help="default 512 on cuda, 8 on cpu")
     parser.add_argument("--batch-size", type=int, default=None, help="default 64 on cuda, 4 on cpu")
     parser.add_argument("--error-images", type=int, default=None, help="images for the autocast errors (64; cpu 4)")
     parser.add_argument("--gwot-n", type=int, default=None, help="default 1854 on cuda, 100 on cpu")
-    parser.add_argument("--gwot-eps", type=int, default=3, help="epsilons of each GWOT search")
+    parser.add_argument("--gwot-eps", type=int, default=None, help="epsilons of each GWOT search (3; quick 2)")
     args = parser.parse_args()
-    device = torch.device(args.device)
+    if args.quick:  # the demo is generated into a temporary cache, never the repository's cache/
+        with tempfile.TemporaryDirectory(prefix="repscope-bench-") as cache:
+            os.environ["REPSCOPE_CACHE"] = cache
+            return run(args)
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    device = torch.device(args.device or ("cpu" if args.quick else "cuda"))
+    args.gwot_eps = args.gwot_eps or (2 if args.quick else 3)
     if device.type == "cuda" and not torch.cuda.is_available():
         print("gpu_check: no CUDA device here (torch.cuda.is_available() is False); nothing to check. "
               "Run it on a GPU machine, or with --device cpu as a smoke test.")
         return 0
     on_gpu = device.type == "cuda"
-    n_images, batch_size = args.images or (512 if on_gpu else 8), args.batch_size or (64 if on_gpu else 4)
-    n_error_images, gwot_n = args.error_images or (64 if on_gpu else 4), args.gwot_n or (1854 if on_gpu else 100)
+    big = on_gpu and not args.quick  # quick is tiny on any device
+    n_images, batch_size = args.images or (512 if big else 8), args.batch_size or (64 if big else 4)
+    n_error_images = args.error_images or (64 if big else 4)
+    gwot_n = args.gwot_n or (60 if args.quick else 1854 if on_gpu else 100)
     print(f"device {torch.cuda.get_device_name(device) if on_gpu else 'cpu (smoke test)'}, torch {torch.__version__}"
           + (f", bf16 supported: {torch.cuda.is_bf16_supported()}" if on_gpu else ""), flush=True)
-    image_set = benchmark_images(max(n_images, n_error_images), cache_root())
+    image_set = benchmark_images(max(n_images, n_error_images), cache_root(), shared=not args.quick)
     specs = encoders_to_check() if on_gpu else ["untrained:timm:resnet18"]
 
     print(f"\n(1) autocast vs fp32, max over {n_error_images} images of the per-row relative L2 error")
@@ -236,7 +256,7 @@ def main() -> int:
     print(f"\n(2) images/s over {n_images} images, batch {batch_size}, final layer")
     throughput_rows(specs, image_set.subset(range(n_images)), batch_size, device)
 
-    C1, C2, source = gwot_rdms(gwot_n)
+    C1, C2, source = gwot_rdms(gwot_n, shared=not args.quick)
     print(f"\n(3) GWOT, {source}, N = {gwot_n}, {args.gwot_eps} epsilons in [1, 10], one init", flush=True)
     gwot_run(*(matrix[:50, :50] for matrix in (C1, C2)), "torch", 1)  # warm-up: CUDA context, kernels
     runs = [gwot_run(C1, C2, backend, args.gwot_eps) for backend in ("numpy", "torch")]

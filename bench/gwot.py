@@ -1,6 +1,6 @@
 """Epsilon search speed on real data: ours vs POT's stock entropic GW, THINGS Group1 -> Group2.
 
-    python bench/gwot.py [--n-eps 10] [--eps-range 1 10] [--cold]
+    python bench/gwot.py [--quick] [--n-eps 10] [--eps-range 1 10] [--cold] [--cap 600]
 
 Both searches use the same euclidean RDMs of the two groups' 1854 x 90 human similarity
 embeddings, the same epsilons and one init each (the same random positive plan, seed 0),
@@ -13,6 +13,10 @@ large to small; `--cold` starts every epsilon from the initial plan instead). (b
 RDMs; each POT trial runs in a child process and is stopped after `--cap` seconds (POT's
 defaults allow 1000 outer x 1000 Sinkhorn iterations), which then counts as the cap, so the
 printed ratio is a lower bound. Target: (b) / (a) >= 3 at equal or better selected top-1.
+
+`--quick` (a check that the bench runs, in seconds; its ratio means little): a synthetic pair instead of THINGS
+(whether or not ../shared/data exists), N = 60 (a 90-d gamma embedding and a noisy copy, as bench/gpu_check.py),
+2 epsilons, a 60 s cap. Nothing is written to disk.
 """
 from __future__ import annotations
 
@@ -80,20 +84,38 @@ def selected(trials: list[dict]) -> dict | None:
     return min(valid, key=lambda trial: trial["gw_distance"]) if valid else None
 
 
+QUICK_N = 60
+
+
+def synthetic_embeddings(n: int) -> list[np.ndarray]:
+    """A (n, 90) gamma embedding and a noisy copy of it (bench/gpu_check.py's stand-in for THINGS)."""
+    rng = np.random.default_rng(0)
+    first = rng.gamma(1.0, 1.0, size=(n, 90)).astype(np.float32)
+    return [first, first + rng.normal(0, 0.3, size=first.shape).astype(np.float32)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n-eps", type=int, default=10)
+    parser.add_argument("--quick", action="store_true",
+                        help=f"a synthetic pair of N = {QUICK_N}, 2 epsilons: checks that the bench runs")
+    parser.add_argument("--n-eps", type=int, default=None, help="default 10 (quick 2)")
     parser.add_argument("--eps-range", type=float, nargs=2, default=(1.0, 10.0))
     parser.add_argument("--cold", action="store_true", help="ours without annealing across epsilons")
-    parser.add_argument("--cap", type=float, default=600.0,
-                        help="seconds after which a POT trial is stopped and counted as taking the cap")
+    parser.add_argument("--cap", type=float, default=None,
+                        help="seconds after which a POT trial is stopped and counted as taking the cap "
+                             "(default 600, quick 60)")
     args = parser.parse_args()
-    if not THINGS.is_dir():
+    args.n_eps, args.cap = args.n_eps or (2 if args.quick else 10), args.cap or (60.0 if args.quick else 600.0)
+    if args.quick:
+        embeddings, source = synthetic_embeddings(QUICK_N), "QUICK: synthetic 90-d embedding -> a noisy copy"
+    elif not THINGS.is_dir():
         sys.exit(f"THINGS embeddings not found at {THINGS}; this benchmark needs ../shared/data.")
-    embeddings = [np.load(THINGS / f"THINGS_embedding_Group{group}.npy")[0] for group in (1, 2)]
+    else:
+        embeddings = [np.load(THINGS / f"THINGS_embedding_Group{group}.npy")[0] for group in (1, 2)]
+        source = "THINGS Group1 -> Group2"
     C1, C2 = (rdm(embedding, "euclidean") for embedding in embeddings)
     epsilons = epsilon_grid(tuple(args.eps_range), args.n_eps)
-    print(f"THINGS Group1 -> Group2, N = {len(C1)}, euclidean RDMs, {args.n_eps} epsilons in "
+    print(f"{source}, N = {len(C1)}, euclidean RDMs, {args.n_eps} epsilons in "
           f"[{args.eps_range[0]:g}, {args.eps_range[1]:g}], one init (random plan, seed 0)", flush=True)
 
     print("(a) ours")

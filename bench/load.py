@@ -1,6 +1,6 @@
 """Load on a shared server: N simultaneous sessions opening pages whose results are cached.
 
-    .venv/bin/python bench/load.py [--sessions 1,4,8] [--pages features,affect,similarity,explore]
+    .venv/bin/python bench/load.py [--quick] [--sessions 1,4,8] [--pages features,affect,similarity,explore]
 
 Starts `streamlit run app.py` on 127.0.0.1 only (a free port; nothing else is contacted) with a fresh
 REPSCOPE_CACHE, extracts the sidebar's default encoders on the demo (`python -m core extract`), and opens
@@ -10,6 +10,11 @@ time runs from the request to its script's successful end. It prints p50 / p95 p
 to the p50 of the first N (1 by default: one session alone, the baseline measured in the same run), the server's peak RSS, the number of
 exceptions the pages raised, and whether every stored result is still there and readable afterwards.
 Bounded: at most 16 sessions, 180 s per page.
+
+`--quick` (a check that the bench runs, in seconds; its ratio is 1 by construction): the same real server on
+127.0.0.1, one session (N = 1) opening the features and explore pages, with pixels:32 and pixels:8 instead of
+the sidebar's default CNN (extracted beforehand, and chosen by the pages' `?encoder=` link, as a shared URL does);
+--sessions / --pages still apply. The cache is a temporary folder, as always.
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlencode
 
 import numpy as np
 from streamlit.proto.BackMsg_pb2 import BackMsg
@@ -34,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 from core.stores import Stores  # noqa: E402
 
 DEFAULT_ENCODERS = ("bundled:efficientnet_lite0", "pixels:32")  # views/ui/sidebar.py DEFAULT_ENCODERS
+QUICK = {"sessions": "1", "pages": "features,explore", "encoders": ("pixels:32", "pixels:8")}
 MAX_SESSIONS = 16
 PAGE_TIMEOUT_S = 180
 SUCCESS = ForwardMsg.ScriptFinishedStatus.Value("FINISHED_SUCCESSFULLY")
@@ -53,10 +60,11 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-async def open_page(session, page: str) -> tuple[float, int]:
-    """(seconds until the page's script finished successfully, exceptions it showed)."""
+async def open_page(session, page: str, query: str = "") -> tuple[float, int]:
+    """(seconds until the page's script finished successfully, exceptions it showed); `query`: the URL's query."""
     message = BackMsg()
     message.rerun_script.page_name = page
+    message.rerun_script.query_string = query
     started = time.perf_counter()
     await session.send(message.SerializeToString())
     exceptions = 0
@@ -70,15 +78,16 @@ async def open_page(session, page: str) -> tuple[float, int]:
             return time.perf_counter() - started, exceptions + (forward.script_finished == COMPILE_ERROR)
 
 
-async def session_walk(port: int, pages: list[str]) -> list[tuple[float, int]]:
+async def session_walk(port: int, pages: list[str], query: str = "") -> list[tuple[float, int]]:
     async with connect(f"ws://127.0.0.1:{port}/_stcore/stream", subprotocols=["streamlit"], max_size=None) as session:
-        return [await open_page(session, page) for page in pages]
+        return [await open_page(session, page, query) for page in pages]
 
 
-async def concurrent_walks(port: int, pages: list[str], sessions: int, server_pid: int) -> tuple[list, float]:
+async def concurrent_walks(port: int, pages: list[str], sessions: int, server_pid: int,
+                           query: str = "") -> tuple[list, float]:
     """Every session's (seconds, exceptions) per page, and the server's peak RSS (MB) while they ran."""
     peak = rss_mb(server_pid)
-    walks = asyncio.gather(*(session_walk(port, pages) for _ in range(sessions)))
+    walks = asyncio.gather(*(session_walk(port, pages, query) for _ in range(sessions)))
     while not walks.done():
         await asyncio.sleep(0.2)
         peak = max(peak, rss_mb(server_pid))
@@ -106,10 +115,17 @@ def stored_results(cache: Path) -> set[tuple[str, str]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sessions", default="1,4,8", help="comma-separated session counts (at most 16)")
-    parser.add_argument("--pages", default="features,affect,similarity,explore",
-                        help="page URL names (features is the default page)")
+    parser.add_argument("--sessions", default=None, help="comma-separated session counts (at most 16; default "
+                                                         f"1,4,8, quick {QUICK['sessions']})")
+    parser.add_argument("--pages", default=None, help="page URL names (features is the default page; default "
+                                                      f"features,affect,similarity,explore, quick {QUICK['pages']})")
+    parser.add_argument("--quick", action="store_true", help="one session, two pages, pixels:32 and pixels:8 "
+                                                             "instead of the CNN: checks that the bench runs")
     args = parser.parse_args()
+    args.sessions = args.sessions or (QUICK["sessions"] if args.quick else "1,4,8")
+    args.pages = args.pages or (QUICK["pages"] if args.quick else "features,affect,similarity,explore")
+    extracted = QUICK["encoders"] if args.quick else DEFAULT_ENCODERS
+    query = urlencode([("encoder", spec) for spec in extracted]) if args.quick else ""  # default: the sidebar's
     counts = [int(count) for count in args.sessions.split(",")]
     if max(counts) > MAX_SESSIONS:
         raise SystemExit(f"at most {MAX_SESSIONS} sessions")
@@ -117,7 +133,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         cache = Path(folder)
         environment = {**os.environ, "REPSCOPE_CACHE": str(cache)}
-        encoders = [argument for spec in DEFAULT_ENCODERS for argument in ("--encoder", spec)]
+        encoders = [argument for spec in extracted for argument in ("--encoder", spec)]
         subprocess.run([sys.executable, "-m", "core", "extract", "--dataset", "demo", *encoders], cwd=ROOT,
                        env=environment, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         port = free_port()
@@ -127,13 +143,13 @@ def main() -> None:
             cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_for_port(port, server)
-            warm, _ = asyncio.run(concurrent_walks(port, pages, 1, server.pid))
+            warm, _ = asyncio.run(concurrent_walks(port, pages, 1, server.pid, query))
             print(f"warm-up (computes and stores): {sum(seconds for seconds, _ in warm):.1f} s over {len(pages)} pages, "
                   f"{sum(errors for _, errors in warm)} exceptions; server RSS {rss_mb(server.pid):.0f} MB")
             before = stored_results(cache)
             baseline = None
             for count in counts:
-                results, peak = asyncio.run(concurrent_walks(port, pages, count, server.pid))
+                results, peak = asyncio.run(concurrent_walks(port, pages, count, server.pid, query))
                 seconds = np.array([value for value, _ in results])
                 p50, p95 = np.percentile(seconds, [50, 95])
                 baseline = baseline or p50

@@ -1,6 +1,6 @@
 """Page defaults on the demo: each page's default computation, from a cold cache, against one baseline.
 
-    .venv/bin/python bench/pages.py [--full] [--pages manifolds,inductive_bias]
+    .venv/bin/python bench/pages.py [--quick] [--full] [--pages manifolds,inductive_bias]
 
 Runs what each page computes with its default widgets and the sidebar's default encoders
 (bundled:efficientnet_lite0 and pixels:32, final layer) on the demo, in a fresh temporary
@@ -13,6 +13,11 @@ Manifolds and Inductive bias read their settings from `MANIFOLD_PRESETS` / `BIAS
 same objects the pages draw their widgets from; `--full` also times the "full" preset and prints
 quick / full. Affect, Layer probes and Alignment have no shared defaults module: their defaults
 are copied below from the page sources (marked), so check them when those pages change.
+
+`--quick` (a check that the bench runs, in seconds; its ratios mean little): the same pages on 96 demo images (24
+per category) with pixels:32 and pixels:8 instead of the sidebar's CNN, 2 epsilons in Alignment instead of 10, and
+the quick presets made smaller (6 images per class, m 4 views; 6 per class, 2 splits in Inductive bias); `--full` is
+ignored.
 """
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +62,11 @@ PROBE_SETTINGS = ProbeSettings("loto", "gkfold", 5)  # views/probes.py: first sc
 ALIGNMENT = dict(eps_range=DEFAULT_EPS["cosine"], n_eps=10, n_inits=1, init="random", search="grid",
                  warm_start=True, backend="numpy", max_iter=1000)  # views/alignment.py: cosine, human -> pixels:32
 # --- end of copied defaults ---
+QUICK_ENCODERS = ("pixels:32", "pixels:8")  # --quick: no CNN
+QUICK_EPSILONS = 2
+QUICK_PER_CLASS = 24  # --quick: 96 of the demo's 384 images
+QUICK_VIEWS = ViewPreset(per_class=6, m=4)
+QUICK_BIAS = replace(BIAS_PRESETS["quick"], per_class=6, n_splits=2)
 
 
 def timed(function) -> float:
@@ -64,45 +75,46 @@ def timed(function) -> float:
     return time.perf_counter() - started
 
 
-def features(image_set: ImageSet, store: FeatureStore) -> None:
-    for spec in ENCODERS:
+def features(image_set: ImageSet, store: FeatureStore, encoders=ENCODERS) -> None:
+    for spec in encoders:
         extract(image_set, describe(spec), [LAYER], store, device="cpu")
 
 
-def affect(image_set: ImageSet, store: FeatureStore) -> None:
+def affect(image_set: ImageSet, store: FeatureStore, encoders=ENCODERS) -> None:
     metadata = image_set.metadata
     targets = metadata[list(TARGETS)].to_numpy(dtype=float)
-    for spec in ENCODERS:
+    for spec in encoders:
         x = np.asarray(extract(image_set, describe(spec), [LAYER], store, device="cpu")[LAYER].features)
         for scheme in AFFECT_SCHEMES:
             cv = CrossValidation(scheme, AFFECT_FOLDS)
             metrics_table(cross_validated_predictions(x, targets, cv.groups(metadata), cv))
 
 
-def layer_probes(image_set: ImageSet, store: FeatureStore, results: ResultCache) -> None:
-    for spec in ENCODERS:
+def layer_probes(image_set: ImageSet, store: FeatureStore, results: ResultCache, encoders=ENCODERS) -> None:
+    for spec in encoders:
         extract(image_set, describe(spec), "all", store, device="cpu")
         encoder_curves(image_set, describe(spec), store, settings=PROBE_SETTINGS, probes=(*TARGETS, "category"),
                        results=results)
 
 
-def alignment(image_set: ImageSet, store: FeatureStore) -> None:
+def alignment(image_set: ImageSet, store: FeatureStore, n_eps: int = ALIGNMENT["n_eps"]) -> None:
     target = extract(image_set, describe(KNOWN_ITEM_MATCH), [LAYER], store, device="cpu")[LAYER].features
-    align(rdm(image_set.reference_embedding, "cosine"), rdm(target, "cosine"), **ALIGNMENT)
+    align(rdm(image_set.reference_embedding, "cosine"), rdm(target, "cosine"), **{**ALIGNMENT, "n_eps": n_eps})
 
 
-def manifolds(image_set: ImageSet, store: FeatureStore, preset: ViewPreset) -> None:
+def manifolds(image_set: ImageSet, store: FeatureStore, preset: ViewPreset, encoders=ENCODERS) -> None:
     subset = image_set.subset(per_class_subset(image_set, preset.per_class))
     categories, ids = subset.metadata["category"].to_numpy(), subset.metadata["image_id"].to_numpy()
-    for spec in ENCODERS:
+    for spec in encoders:
         views = view_features(subset, describe(spec), LAYER, store, m=preset.m, device="cpu")
         analyse_manifolds(views, categories, ids)  # the page's defaults: r_s 8.5, t-SNE, perplexity 30
 
 
-def inductive_bias(image_set: ImageSet, store: FeatureStore, results: ResultCache, preset: BiasPreset) -> None:
+def inductive_bias(image_set: ImageSet, store: FeatureStore, results: ResultCache, preset: BiasPreset,
+                   encoders=ENCODERS) -> None:
     subset = image_set.subset(per_class_subset(image_set, preset.per_class))
     settings = BiasSettings(n_splits=preset.n_splits)  # k, scheme and train_on: BiasSettings' defaults, as the page
-    for spec in ENCODERS:
+    for spec in encoders:
         corruption_metrics(subset, describe(spec), LAYER, store, preset.corruptions(), settings, device="cpu", results=results)
 
 
@@ -111,30 +123,39 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="also time the full Manifolds / Inductive bias settings")
     parser.add_argument("--pages", default=",".join(PAGES), help=f"comma-separated subset of {', '.join(PAGES)} "
                                                                  "(the baseline always runs)")
+    parser.add_argument("--quick", action="store_true", help="pixel encoders, smaller settings: checks that the "
+                                                             "bench runs")
     args = parser.parse_args()
-    full, pages = args.full, set(args.pages.split(","))
+    full, pages, quick = args.full and not args.quick, set(args.pages.split(",")), args.quick
+    encoders = QUICK_ENCODERS if quick else ENCODERS
     if pages - set(PAGES):
         parser.error(f"unknown page(s) {', '.join(sorted(pages - set(PAGES)))}; choose from {', '.join(PAGES)}")
     with tempfile.TemporaryDirectory() as folder:
         cache = Path(folder)
         os.environ["REPSCOPE_CACHE"] = str(cache)  # as the app: encoders and results look here
         image_set = demo(cache)
+        if quick:
+            image_set = image_set.subset(per_class_subset(image_set, QUICK_PER_CLASS))
         stores = Stores.at(cache)
         store, results = stores.features, stores.scores
-        print(f"demo ({len(image_set)} images), encoders {', '.join(ENCODERS)}, {torch.get_num_threads()} torch "
+        print(f"{'QUICK: ' if quick else ''}demo ({len(image_set)} images), encoders {', '.join(encoders)}, "
+              f"{torch.get_num_threads()} torch "
               f"threads, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}", flush=True)
-        quick_views, quick_bias = MANIFOLD_PRESETS["quick"], BIAS_PRESETS["quick"]
+        quick_views, quick_bias = ((QUICK_VIEWS, QUICK_BIAS) if quick
+                                   else (MANIFOLD_PRESETS["quick"], BIAS_PRESETS["quick"]))
+        n_eps = QUICK_EPSILONS if quick else ALIGNMENT["n_eps"]
         full_views, full_bias = MANIFOLD_PRESETS["full"], BIAS_PRESETS["full"]
         runs = [  # (page, row name, work)
-            ("features", "Features (final layer, baseline)", lambda: features(image_set, store)),
-            ("affect", f"Affect ({' + '.join(AFFECT_SCHEMES)})", lambda: affect(image_set, store)),
-            ("probes", "Layer probes (all layers + fits)", lambda: layer_probes(image_set, store, results)),
-            ("alignment", f"Alignment (human -> {KNOWN_ITEM_MATCH})", lambda: alignment(image_set, store)),
+            ("features", "Features (final layer, baseline)", lambda: features(image_set, store, encoders)),
+            ("affect", f"Affect ({' + '.join(AFFECT_SCHEMES)})", lambda: affect(image_set, store, encoders)),
+            ("probes", "Layer probes (all layers + fits)", lambda: layer_probes(image_set, store, results, encoders)),
+            ("alignment", f"Alignment (human -> {KNOWN_ITEM_MATCH}{f', {n_eps} eps' if quick else ''})",
+             lambda: alignment(image_set, store, n_eps)),
             ("manifolds", f"Manifolds quick ({quick_views.per_class}/class, m {quick_views.m})",
-             lambda: manifolds(image_set, store, quick_views)),
+             lambda: manifolds(image_set, store, quick_views, encoders)),
             ("inductive_bias", f"Inductive bias quick ({quick_bias.per_class}/class, "
                                f"{len(quick_bias.corruptions()) + 1} cond.)",
-             lambda: inductive_bias(image_set, store, results, quick_bias)),
+             lambda: inductive_bias(image_set, store, results, quick_bias, encoders)),
         ] + ([
             ("manifolds", f"Manifolds full ({full_views.per_class}/class, m {full_views.m})",
              lambda: manifolds(image_set, store, full_views)),

@@ -1,6 +1,6 @@
 """Layer x layer similarity of two 13-layer encoders on 900 items: one compare() call vs the usual per-pair loop.
 
-    python bench/similarity.py [--items 900] [--layers 13] [--seed 0]
+    python bench/similarity.py [--quick] [--items 900] [--layers 13] [--seed 0]
 
 Random features of the two encoders' shapes (what the measures cost depends on the shapes only): an untrained
 ViT-B/16, 13 x (N, 768) (patch embedding + 12 blocks), and EfficientNet-Lite0's 13 blocks of widths 16 ... 1280.
@@ -10,6 +10,9 @@ prepares each layer once (Gram, RDM ranks) and then does one cheap product per c
 CKA scripts do it: for every cell, centre both layers, Kornblith's gram-form linear CKA with fresh Grams, scipy
 `pdist(metric="cosine")` of both and `scipy.stats.spearmanr` on the condensed vectors. Checks that the two agree
 (max |difference| < 1e-6). Target: (b) / (a) >= 10 and (a) < 10 s.
+
+`--quick` (a check that the bench runs, in seconds; its ratio means little): 60 items and 3 layers per encoder,
+unless --items / --layers say otherwise. Nothing is written to disk.
 """
 from __future__ import annotations
 
@@ -68,10 +71,13 @@ def per_pair_loop(rows: dict[str, np.ndarray], columns: dict[str, np.ndarray]) -
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--items", type=int, default=900, help="items (rows of every layer)")
-    parser.add_argument("--layers", type=int, default=13, help="layers per encoder (at most 13)")
+    parser.add_argument("--quick", action="store_true", help="60 items, 3 layers: checks that the bench runs")
+    parser.add_argument("--items", type=int, default=None, help="items (rows of every layer; default 900, quick 60)")
+    parser.add_argument("--layers", type=int, default=None, help="layers per encoder (at most 13; default 13, quick 3)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    args.items = args.items or (60 if args.quick else 900)
+    args.layers = args.layers or (3 if args.quick else 13)
     if not 1 <= args.layers <= len(EFFNET_WIDTHS):
         sys.exit(f"--layers must be between 1 and {len(EFFNET_WIDTHS)}; got {args.layers}.")
     rng = np.random.default_rng(args.seed)

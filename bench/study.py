@@ -28,8 +28,10 @@ each engine N times in turn and keeps each one's fastest run.
 Sizes: the issue asked for 600 concepts and ViT-B/16; on this 2-core machine a cold trial at 600 concepts
 takes 35-55 s (20 trials: ~15 min per engine; 300 concepts: ~200 s per engine, 10 min in all) and ViT-B's
 13-layer probes ~40 s at 1 thread, so the default is 200 concepts and ViT-Ti/16 (a few minutes in all).
-`--quick`: 100 concepts, 3 x 2 = 6 trials and timm's 7-layer test_vit (about a minute), to check that the
-script works.
+`--quick` (a check that the bench runs, in well under a minute; its efficiency means little): a synthetic stand-in
+for THINGS (40 concepts of a 90-d gamma embedding as Group1 and a noisy copy as Group3, 4 one-hot categories; used
+whether or not ../shared/data exists), 2 x 1 = 2 trials, timm's 7-layer test_vit, 20 trivial Ray tasks and a
+machine check of 5,000 steps instead of 100,000. Everything is written to a temporary folder, as always.
 """
 from __future__ import annotations
 
@@ -62,7 +64,9 @@ CATEGORY_FILE = "category_mat_manual_preprocessed.csv"
 SOURCE, TARGET = "Group1", "Group3"
 EPS_RANGE = (1.0, 10.0)  # GWTune's epsilon range for THINGS' euclidean human embeddings
 FULL = {"concepts": 200, "n_eps": 10, "n_inits": 2, "encoder": "untrained:timm:vit_tiny_patch16_224"}
-QUICK = {"concepts": 100, "n_eps": 3, "n_inits": 2, "encoder": "untrained:timm:test_vit"}
+QUICK = {"concepts": 40, "n_eps": 2, "n_inits": 1, "encoder": "untrained:timm:test_vit"}
+FIXED_STEPS, QUICK_FIXED_STEPS = 100_000, 5_000  # machine check: steps of `fixed_work`
+QUICK_OVERHEAD_CALLS = 20
 TARGET_EFFICIENCY = 0.85
 CURVE_TOLERANCE = 1e-6  # probe scores: the same folds and solvers, only BLAS threads differ
 GW_TOLERANCE = 1e-4  # relative GW distance of the selected trial (float32 Sinkhorn, BLAS threads differ)
@@ -106,13 +110,13 @@ def touch(index: int, C_source: np.ndarray, C_target: np.ndarray) -> float:
     return float(C_source[0, -1] + C_target[-1, 0]) + index
 
 
-def fixed_work(index: int) -> float:
+def fixed_work(index: int, steps: int = FIXED_STEPS) -> float:
     """Seconds of a fixed single-thread workload like a Sinkhorn loop (float32 matrix-vector products, exp)."""
     with threadpool_limits(limits=1):
         kernel = np.random.default_rng(index).random((300, 300), dtype=np.float32)
         vector = np.ones(300, np.float32)
         began = time.perf_counter()
-        for step in range(100_000):
+        for step in range(steps):
             vector = kernel @ vector
             vector /= vector.max()
             if step % 40 == 0:
@@ -120,13 +124,13 @@ def fixed_work(index: int) -> float:
         return time.perf_counter() - began
 
 
-def machine_ceiling() -> str:
+def machine_ceiling(steps: int = FIXED_STEPS) -> str:
     """The machine's own 2-process efficiency: `fixed_work` alone, then two copies at once (forked processes)."""
     context = multiprocessing.get_context("fork")
     with context.Pool(1) as pool:
-        alone = pool.map(fixed_work, [0])[0]
+        alone = pool.starmap(fixed_work, [(0, steps)])[0]
     with context.Pool(2) as pool:
-        both = pool.map(fixed_work, [0, 1], chunksize=1)
+        both = pool.starmap(fixed_work, [(0, steps), (1, steps)], chunksize=1)
     return (f"{alone:.2f} s alone, {both[0]:.2f} s and {both[1]:.2f} s as two at once: 2-process ceiling "
             f"{alone / max(both):.2f}")
 
@@ -160,6 +164,21 @@ def write_things(folder: Path, concepts: int) -> None:
         np.save(folder / f"{group}.npy", np.load(THINGS / f"THINGS_embedding_{group}.npy")[0][:concepts])
     lines = (THINGS / CATEGORY_FILE).read_text().splitlines()
     (folder / "categories.csv").write_text("\n".join(lines[:concepts + 1]) + "\n")
+
+
+def write_synthetic(folder: Path, concepts: int) -> None:
+    """--quick's stand-in for `write_things`: a (concepts, 90) gamma embedding as Group1, a noisy copy of it as Group3,
+    and a one-hot category CSV of 4 categories, so the bench runs where ../shared/data is absent."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    first = rng.gamma(1.0, 1.0, size=(concepts, 90)).astype(np.float32)
+    np.save(folder / f"{SOURCE}.npy", first)
+    np.save(folder / f"{TARGET}.npy", first + rng.normal(0, 0.3, size=first.shape).astype(np.float32))
+    names = [f"category_{index}" for index in range(4)]
+    rows = [",".join(["", *names])] + [",".join([f"concept_{item:04d}", *("1" if item % 4 == index else "0"
+                                                                         for index in range(4))])
+                                       for item in range(concepts)]
+    (folder / "categories.csv").write_text("\n".join(rows) + "\n")
 
 
 def extract_all(study, cache: Path) -> float:
@@ -256,16 +275,19 @@ def agreement(reference: dict, others: dict[str, dict]) -> tuple[bool, list[str]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="100 concepts, 6 trials, a 7-layer model")
+    parser.add_argument("--quick", action="store_true", help="40 synthetic concepts, 2 trials, a 7-layer model")
     parser.add_argument("--concepts", type=int, help=f"THINGS concepts (first N of 1854; default {FULL['concepts']})")
     parser.add_argument("--n-eps", type=int, help=f"epsilons of the grid (default {FULL['n_eps']})")
     parser.add_argument("--n-inits", type=int, help=f"random initial plans per epsilon (default {FULL['n_inits']})")
     parser.add_argument("--encoder", help=f"offline encoder of the probe step (default {FULL['encoder']})")
-    parser.add_argument("--overhead-calls", type=int, default=200, help="trivial Ray tasks timed for the overhead")
+    parser.add_argument("--overhead-calls", type=int, default=None,
+                        help=f"trivial Ray tasks timed for the overhead (default 200, quick {QUICK_OVERHEAD_CALLS})")
     parser.add_argument("--repeat", type=int, default=1,
                         help="runs of each engine, in turn; the fastest counts (a shared machine only slows runs down)")
     args = parser.parse_args()
-    if not THINGS.is_dir():
+    args.overhead_calls = args.overhead_calls or (QUICK_OVERHEAD_CALLS if args.quick else 200)
+    steps = QUICK_FIXED_STEPS if args.quick else FIXED_STEPS
+    if not args.quick and not THINGS.is_dir():
         print(f"THINGS embeddings not found at {THINGS}; this benchmark needs ../shared/data. Skipped.")
         return
     sizes = dict(QUICK if args.quick else FULL)
@@ -275,7 +297,8 @@ def main() -> None:
     if not 2 <= sizes["concepts"] <= 1854:
         sys.exit(f"--concepts must be between 2 and 1854; got {sizes['concepts']}.")
     trials = sizes["n_eps"] * sizes["n_inits"]
-    print(f"{'QUICK: ' if args.quick else ''}THINGS {SOURCE} -> {TARGET}, first {sizes['concepts']} concepts "
+    print(f"{'QUICK: synthetic stand-in for ' if args.quick else ''}THINGS {SOURCE} -> {TARGET}, "
+          f"first {sizes['concepts']} concepts "
           f"(the issue's 600 take ~15 min per engine here: reduced), euclidean, {sizes['n_eps']} x "
           f"{sizes['n_inits']} = "
           f"{trials} cold trials, eps in [{EPS_RANGE[0]:g}, {EPS_RANGE[1]:g}]; probes of every layer of "
@@ -288,13 +311,13 @@ def main() -> None:
                   f"{info.get('threading_layer')}), {info['num_threads']} threads by default: {info['filepath']}")
     coretype = {name: os.environ[name] for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if name in os.environ}
     print(f"OpenBLAS overrides in the environment: {coretype or 'none'}", flush=True)
-    ceiling_before = machine_ceiling()
+    ceiling_before = machine_ceiling(steps)
     print(f"machine check before: {ceiling_before}", flush=True)
 
     root = Path(tempfile.mkdtemp(prefix="bench-study-"))
     try:
         things, base = root / "things", root / "base"
-        write_things(things, sizes["concepts"])
+        (write_synthetic if args.quick else write_things)(things, sizes["concepts"])
         references = [reference.name for reference in load_dataset(f"embeddings:{things}", base).references]
         if sorted(references) != sorted([SOURCE, TARGET]):
             sys.exit(f"the embeddings folder holds {references}, not {SOURCE} and {TARGET}.")
@@ -334,7 +357,7 @@ def main() -> None:
                                              for name, found in trials_by_engine.items() for index, run in
                                              enumerate(found) if (name, index) != ("a", 0)})
         warm_up = import_seconds()
-        ceiling_after = machine_ceiling()
+        ceiling_after = machine_ceiling(steps)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -344,7 +367,7 @@ def main() -> None:
     for name, run in runs.items():
         times, best = run["seconds"], run["matching"].iloc[0]
         stall = "n/a" if run["stall"] is None else f"{run['stall']:.0%}"
-        print(f"{NAMES[name]:28s}{times['alignment']:10.1f}s{times['probes']:8.1f}s{times['total']:8.1f}s  "
+        print(f"{NAMES[name]:28s}{times['GWOT search']:10.1f}s{times['probe curves']:8.1f}s{times['total']:8.1f}s  "
               f"{run['trials']['seconds'].sum():9.1f} s  {stall:>9s}  {run['driver_cpu']:10.2f}  {best['top-1']:6.4f}  "
               f"{best['epsilon']:.4g}")
     print(f"{'(b) with Ray start-up':28s}{'':20s}{runs['b']['seconds']['total'] + startup:8.1f}s")
