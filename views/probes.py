@@ -51,17 +51,18 @@ add_to_study("probes", settings, selection)
 
 with st.expander("Features (all layers)", expanded=False):
     statuses = extraction_panel(image_set, selection, layers={spec: "all" for spec in selection.encoders})
-ready = [spec for spec in selection.encoders
-         if all(status.state == "cached" for status in statuses if status.encoder == spec)]
-if not ready:
-    st.info("No selected encoder has all its layers extracted yet: open **Features (all layers)** above and press "
-            "Extract. One forward pass per batch gives every layer.")
+unavailable = {status.encoder for status in statuses if status.state == "unavailable"}
+usable = [spec for spec in selection.encoders if spec not in unavailable]
+if unavailable:
+    st.caption(f"Cannot be loaded here, so not drawn: {', '.join(sorted(unavailable))} (the reason is in **Features "
+               "(all layers)**).")
+if not usable:
+    st.info("None of the selected encoders can be loaded here: pick another in the sidebar." if unavailable else
+            "Select an encoder in the sidebar.")
     st.stop()
-if len(ready) < len(selection.encoders):
-    st.caption(f"Waiting for all layers of: {', '.join(sorted(set(selection.encoders) - set(ready)))}.")
 
-store, pooling = resources.feature_store(), {spec: selection.pooling_of(spec) for spec in ready}
-drawn = fitted_encoders(image_set, ready, pooling, settings.probe_settings, probes, button_key="probes.compute")
+store, pooling = resources.feature_store(), {spec: selection.pooling_of(spec) for spec in usable}
+drawn = fitted_encoders(image_set, selection, usable, settings.probe_settings, probes, button_key="probes.compute")
 curves = pd.concat([encoder_curves(image_set, resources.encoder_info(spec), store, settings=settings.probe_settings,
                                    probes=probes, pooling=pooling[spec], results=resources.result_cache())
                     for spec in drawn], ignore_index=True)

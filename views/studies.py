@@ -4,6 +4,7 @@ from streamlit.errors import StreamlitAPIException
 
 from core.data.datasets import DatasetError
 from core.data.roots import data_roots
+from core.studies.spec import StudyError
 from views.ui import studies, study_openers
 from views.ui.sidebar import page_start
 
@@ -27,7 +28,8 @@ with st.expander("How to read this"):
         "**Study files** lists every `*.toml` in the repository's `studies/` folder (examples) and in your "
         f"`{studies.user_studies()}` folder (where **Add to study** on the Affect, Layer probes, Alignment and "
         "Similarity pages writes), each checked as the CLI checks it: a file that cannot run shows its first problem "
-        "with the file, line and key. Each step runs once per dataset; **done** means its result is stored (keyed by "
+        "with the file, line and key; an example whose data is not on this machine says which path to set. Each step "
+        "runs once per dataset; **done** means its result is stored (keyed by "
         "its analysis, every setting and the inputs' fingerprints), **pending** that it has not run with these "
         "settings, **failed** that its last run raised the error shown. The app never runs a study: copy the "
         "command lines under each file into a terminal (`--engine ray` runs its tasks on a Ray cluster).\n\n"
@@ -51,9 +53,13 @@ if other.strip():
 for path in studies.study_files(other):
     with st.container(border=True):
         study = studies.study_or_error(path)
-        if isinstance(study, str):
+        if isinstance(study, StudyError):
             st.markdown(f"**{studies.shown_path(path)}**")
-            st.error(study)
+            note = studies.missing_data_note(path, study)
+            if note:  # an example of the repository, not the user's mistake
+                st.info(note)
+            else:
+                st.error(str(study))
             continue
         states = studies.statuses(study)
         done = sum(status.state == "done" for status in states)

@@ -23,8 +23,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from core.data.demo import REFERENCE_FILE, ensure_demo
 from core.data.embeddings import Reference, load_embedding, read_representations, things_categories
 from core.data.roots import DataRoots, data_roots
-from core.data.tables import (DatasetError, absolute, existing_folder, listing, numeric, plain_name, read_table,
-                              read_text, require_columns, require_files, require_filled)
+from core.data.tables import (DatasetError, MissingPathError, absolute, existing_folder, listing, numeric, plain_name,
+                              read_table, read_text, require_columns, require_files, require_filled)
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 CORE_COLUMNS = ("image_id", "category", "group")
@@ -214,7 +214,8 @@ def manifest(csv_path: str | Path, roots: DataRoots = DataRoots()) -> ImageSet:
     every row's path must lie inside `roots` (checked before any image is looked at)."""
     csv_file = Path(csv_path).expanduser().resolve()
     if not csv_file.is_file():
-        raise DatasetError(f"manifest {csv_file} not found; give the path of a CSV with a `path` column.")
+        message = f"manifest {csv_file} not found; give the path of a CSV with a `path` column."
+        raise DatasetError(message) if csv_file.exists() else MissingPathError(message, csv_file)
     table = read_table(csv_file)
     require_columns(table, ("path",), csv_file.name)
     require_filled(table, "path", csv_file.name)

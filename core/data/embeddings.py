@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.data.tables import DatasetError, listing, read_table, read_text
+from core.data.tables import DatasetError, MissingPathError, listing, read_table, read_text
 
 MATRIX_SUFFIXES = (".npy", ".txt", ".csv")
 NO_CATEGORY = "uncategorised"
@@ -161,10 +161,12 @@ def _matrix_files(location: str) -> tuple[str, Path, list[Path], list[Path]]:
                                f"representation there, (N, d) or (1, N, d).")
         name = f"embeddings:{folder.name}"
     else:
-        absent = [str(path) for path in parts if not path.is_file()]
+        absent = [path for path in parts if not path.is_file()]
         if absent:
-            raise DatasetError(f"representation file(s) {listing(absent)} not found; give an existing folder or "
-                               f"comma-separated {'/'.join(MATRIX_SUFFIXES)} files.")
+            message = (f"representation file(s) {listing(absent)} not found; give an existing folder or "
+                       f"comma-separated {'/'.join(MATRIX_SUFFIXES)} files.")
+            gone = [path for path in absent if not path.exists()]
+            raise MissingPathError(message, gone[0]) if gone else DatasetError(message)
         wrong = [path.name for path in parts if path.suffix.lower() not in MATRIX_SUFFIXES]
         if wrong:
             raise DatasetError(f"{listing(wrong)}: not a {'/'.join(MATRIX_SUFFIXES)} file; representations are "

@@ -15,6 +15,14 @@ class DatasetError(ValueError):
     """Bad dataset input; the message names the file, row or column and says what to do."""
 
 
+class MissingPathError(DatasetError):
+    """A dataset's folder or file that does not exist on this machine; `path` is where it was looked for."""
+
+    def __init__(self, message: str, path: Path):
+        super().__init__(message)
+        self.path = path
+
+
 def read_text(path: Path) -> str:
     """File -> text with '\\n' line endings, whatever the original endings (old Mac CR, CRLF) and encoding."""
     raw = path.read_bytes()
@@ -82,10 +90,11 @@ def absolute(base: Path, value: str) -> Path:
 
 
 def existing_folder(root: str | Path, what: str) -> Path:
-    """Absolute folder path, or DatasetError when it does not exist."""
+    """Absolute folder path; MissingPathError when nothing is there, DatasetError when it is not a folder."""
     folder = Path(root).expanduser().resolve()
     if not folder.is_dir():
-        raise DatasetError(f"{what} {folder} is not an existing folder; check the path.")
+        message = f"{what} {folder} is not an existing folder; check the path."
+        raise DatasetError(message) if folder.exists() else MissingPathError(message, folder)
     return folder
 
 

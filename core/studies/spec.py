@@ -26,6 +26,7 @@ from typing import Callable
 
 from core.analyses.registry import SettingError
 from core.data.datasets import DatasetError, ImageSet, load_dataset
+from core.data.tables import MissingPathError
 from core.encoders.catalogue import PARADIGMS, entries_of
 from core.encoders.registry import UNUSABLE, EncoderInfo, describe
 from core.encoders.specs import POOLINGS, pooling_name
@@ -41,7 +42,12 @@ SOURCE_KEYS = ("source", "targets", "sources", "references")  # settings that na
 
 
 class StudyError(ValueError):
-    """A study file that cannot run: names the file, line and key, and what is allowed."""
+    """A study file that cannot run: names the file, line and key, and what is allowed. When the problem is a dataset
+    path that does not exist here, `missing_path` is where it was looked for and `key` on `line` names it."""
+
+    def __init__(self, message: str, *, key: str = "", line: int | None = None, missing_path: Path | None = None):
+        super().__init__(message)
+        self.key, self.line, self.missing_path = key, line, missing_path
 
 
 def load_study(path: str | Path, cache: str | Path) -> Study:
@@ -67,7 +73,9 @@ def load_study(path: str | Path, cache: str | Path) -> Study:
         try:
             image_sets[spec] = load_dataset(spec, cache)
         except DatasetError as error:
-            raise StudyError(where.top("datasets" if "datasets" in data else "dataset", f"{spec!r}: {error}")) from None
+            key = "datasets" if "datasets" in data else "dataset"
+            raise StudyError(where.top(key, f"{spec!r}: {error}"), key=key, line=where.top_line(key),
+                             missing_path=error.path if isinstance(error, MissingPathError) else None) from None
     pooling = data.get("pooling", "auto")
     try:
         if not isinstance(pooling, str):
@@ -218,7 +226,11 @@ class _Locator:
                                 len(self.lines))
 
     def top(self, key: str, message: str) -> str:
-        return self._format(self._find(key, 0, self.first_table), key, message)
+        return self._format(self.top_line(key), key, message)
+
+    def top_line(self, key: str) -> int:
+        """The line of a top-level key (1 when the file does not spell it out)."""
+        return self._find(key, 0, self.first_table) or 1
 
     def step(self, index: int, key: str, message: str) -> str:
         start = self.step_starts[index] if index < len(self.step_starts) else 0
@@ -230,4 +242,4 @@ class _Locator:
         return next((number + 1 for number in range(start, end) if pattern.match(self.lines[number])), None)
 
     def _format(self, line: int | None, key: str, message: str) -> str:
-        return f"{self.path}:{line or 1}: {key}: {message}."
+        return f"{self.path}:{line or 1}: {key}: {message.rstrip('.')}."  # one full stop, not the message's and ours

@@ -6,6 +6,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
@@ -55,6 +56,36 @@ def test_a_bad_dataset_path_is_a_clear_message_not_a_traceback(tmp_path) -> None
     assert not app.exception
     assert any("nowhere" in error.value for error in app.error)
     assert app.info and "nowhere" in app.info[0].value
+
+
+def test_an_embeddings_dataset_hides_encoders_and_extraction_and_the_demo_gets_them_back(tmp_path) -> None:
+    folder = tmp_path / "reps"  # two representations of six items, no images
+    folder.mkdir()
+    for name, width in (("group1", 3), ("group2", 4)):
+        np.save(folder / f"{name}.npy", np.random.default_rng(width).normal(size=(6, width)).astype(np.float32))
+    app = run_app()
+    app.sidebar.multiselect(key="encoders").set_value(["pixels:32"]).run()
+    app.sidebar.selectbox(key="pooling").set_value("mean").run()
+    app.sidebar.number_input(key="batch_size").set_value(64).run()
+    app.sidebar.selectbox(key="dataset_kind").set_value("embeddings").run()
+    app.sidebar.text_input(key="dataset_path_embeddings").input(str(folder)).run()
+    assert not app.exception, [exception.value for exception in app.exception]
+    assert [header.value for header in app.sidebar.header] == ["Data"]
+    keys = [widget.key for kind in ("multiselect", "selectbox", "number_input", "text_input", "button")
+            for widget in getattr(app.sidebar, kind)]
+    assert not {"encoders", "pooling", "device", "batch_size", "new_encoder_spec", "add_paradigm"} & set(keys)
+    assert not any(key.startswith("layers::") for key in keys if key)
+    assert any("**Encoders** and **Extraction** are hidden: embeddings:reps holds representations only"
+               in caption.value for caption in app.sidebar.caption)
+    assert app.session_state["encoders"] == ["pixels:32"]  # kept while hidden
+
+    app.sidebar.selectbox(key="dataset_kind").set_value("demo").run()
+    assert not app.exception, [exception.value for exception in app.exception]
+    assert [header.value for header in app.sidebar.header] == ["Data", "Encoders", "Extraction"]
+    assert app.sidebar.multiselect(key="encoders").value == ["pixels:32"]
+    assert app.sidebar.selectbox(key="pooling").value == "mean"
+    assert app.sidebar.number_input(key="batch_size").value == 64
+    assert status_states(app) and all(state in ("missing", "cached") for state in status_states(app))
 
 
 def test_a_bad_encoder_spec_is_refused_with_the_valid_forms() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -16,13 +17,16 @@ from streamlit.testing.v1 import AppTest
 
 from core.analyses.probes import ProbeSettings, fit_rate_key, pending_fits
 from core.data.datasets import demo
+from core.data.demo import DEMO_FOLDER
 from core.encoders.registry import describe
 from core.features.extract import extract
 from core.features.store import FeatureStore
 from core.jobs import RATES_FILE, RateStore
 from tests.paths import APP
+from views.ui import resources
 
 VIT = "untrained:timm:vit_tiny_patch16_224"
+SMALL_ENCODER = "untrained:timm:test_vit"  # 6 blocks + final at 160 px: extracted in seconds
 ENCODERS = ["bundled:efficientnet_lite0", VIT]
 PIXELS_POOLING = describe("pixels:8").poolings[0]  # what the sidebar's default pooling resolves to for pixels
 
@@ -115,12 +119,45 @@ def test_probe_page_draws_both_views_and_summaries_and_matches_the_affect_page(a
             np.testing.assert_allclose(values(final["y"])[-1], affect_r2[f"{spec} [final]"], rtol=0, atol=1e-12)
 
 
-def test_page_without_extracted_layers_says_what_to_do(isolated_cache: Path) -> None:
+@pytest.fixture()
+def fresh_cache(isolated_cache: Path, tmp_path: Path, monkeypatch) -> Path:
+    """A cache with the demo and nothing extracted (the session's holds other tests' features and scores)."""
+    demo(isolated_cache)
+    shutil.copytree(isolated_cache / DEMO_FOLDER, tmp_path / DEMO_FOLDER)
+    monkeypatch.setenv("REPSCOPE_CACHE", str(tmp_path))
+    return tmp_path
+
+
+def test_the_default_button_names_the_extraction_and_every_encoder(fresh_cache: Path) -> None:
     app = AppTest.from_file(APP, default_timeout=120)
-    app.session_state["encoders"] = ["untrained:timm:resnet50"]
-    app.switch_page("views/probes.py").run()
-    assert not app.exception
-    assert any("all its layers extracted" in info.value for info in app.info)
+    app.switch_page("views/probes.py").run()  # the sidebar's default encoders, nothing extracted
+    assert not app.exception, [exception.value for exception in app.exception]
+    assert compute_button(app).label == ("Compute probe curves: extract all 9 layers of bundled:efficientnet_lite0, "
+                                         "then 18 fits; extract pixels:32 (one layer), then 2 fits")
+    assert not compute_button(app).disabled and "extracted first" in compute_button(app).help
+    assert any("Press **Compute probe curves**: it extracts what is missing" in info.value for info in app.info)
+    assert not any("Waiting for" in caption.value for caption in app.caption) and not app.get("plotly_chart")
+
+
+@pytest.mark.slow  # 27-38 s on two busy cores: 384 images through a small ViT, then 16 fits
+def test_one_press_extracts_the_missing_layers_then_fits_as_one_job_per_encoder(fresh_cache: Path) -> None:
+    encoders = ["pixels:8", SMALL_ENCODER]
+    app = run_page("views/probes.py", encoders=encoders, **{"probes.scheme": "kfold", "probes.category_scheme": "kfold",
+                                                            "probes.n_splits": 3})
+    assert compute_button(app).label == (f"Compute probe curves: extract pixels:8 (one layer), then 2 fits; extract "
+                                         f"all 7 layers of {SMALL_ENCODER}, then 14 fits")
+    registry = resources.job_registry()
+    earlier = {status.key for status in registry.statuses()}
+    wait_for_curves(compute_button(app).click().run(), timeout_s=300)  # one press, nothing else
+    depth_chart = json.loads(app.get("plotly_chart")[0].proto.spec)
+    lines = [trace for trace in depth_chart["data"] if trace.get("mode") == "lines+markers"]
+    points = {(trace["name"], trace["xaxis"]): len(values(trace["x"])) for trace in lines}
+    assert points == {(spec, axis): 7 if spec == SMALL_ENCODER else 1  # valence, arousal, category of each
+                      for spec in encoders for axis in ("x", "x2", "x3")}
+    jobs = [status for status in registry.statuses() if status.key not in earlier]
+    # one job per encoder, its progress counting the 384 images extracted, then the fits
+    assert sorted((job.label, job.state, job.done, job.total) for job in jobs) == [
+        ("pixels:8", "done", 384 + 2, 384 + 2), (SMALL_ENCODER, "done", 384 + 14, 384 + 14)]
 
 
 def test_pixels_alone_fit_in_the_background_then_draw_at_once_from_the_cache(pixels, isolated_cache: Path) -> None:
@@ -128,7 +165,7 @@ def test_pixels_alone_fit_in_the_background_then_draw_at_once_from_the_cache(pix
     app = run_page("views/probes.py", encoders=["pixels:8"], **state)
     assert not app.get("plotly_chart")  # nothing is fitted in the foreground
     button = compute_button(app)
-    assert button.label == "Compute probe curves (2 fits, 1 encoder)" and not button.disabled and button.help
+    assert button.label == "Compute probe curves: 2 fits of pixels:8" and not button.disabled and button.help
     assert any("No estimate yet" in caption.value for caption in app.caption)
     assert any("Press **Compute probe curves**" in info.value for info in app.info)
 

@@ -91,6 +91,32 @@ def test_the_page_lists_the_demo_study_pending_and_a_broken_file_as_an_error(iso
     assert any("No stored results yet" in info.value for info in app.info)
 
 
+def test_an_example_without_its_data_says_what_to_set_and_a_users_own_bad_path_stays_an_error(
+        isolated_cache, tmp_path, monkeypatch) -> None:
+    missing = tmp_path / "no_oasis_here"
+    # The repository's examples, only the OASIS one (seconds, not the demo study's validation), its /data/oasis
+    # replaced by a path sure to be absent.
+    examples = tmp_path / "repository" / "studies"
+    examples.mkdir(parents=True)
+    shipped = (REPO_ROOT / "studies" / "oasis_clip_vs_in21k.toml").read_text()
+    (examples / "oasis_clip_vs_in21k.toml").write_text(shipped.replace("/data/oasis", str(missing)))
+    monkeypatch.setattr("views.ui.studies.REPO_STUDIES", examples)
+    monkeypatch.setenv("REPSCOPE_CACHE", str(tmp_path / "cache"))
+    mine = tmp_path / "cache" / "studies" / "mine.toml"  # the user's own studies: in the cache, or named by path
+    mine.parent.mkdir(parents=True)
+    mine.write_text(f'datasets = ["oasis:{missing}"]\nencoders = ["pixels:32"]\n\n[[steps]]\nanalysis = "affect"\n')
+    shutil.copy(mine, tmp_path / "mine_too.toml")
+    app = studies_page(studies_other_path=str(tmp_path / "mine_too.toml"))
+    assert [info.value for info in app.info if "oasis_clip_vs_in21k" in info.value] == [
+        f"An example that needs data this machine does not have: it looked for `{missing}`. To run it, set "
+        "`datasets` on line 10 of `studies/oasis_clip_vs_in21k.toml` to where your copy of that data is."]
+    assert not any("oasis_clip_vs_in21k" in error.value for error in app.error)
+    own = [error.value for error in app.error if "datasets: " in error.value]
+    assert len(own) == 2 and all(f"{missing} is not an existing folder" in error for error in own)
+    assert any(error.startswith(f"{mine}:1: datasets: ") for error in own)
+    assert not any("mine" in info.value for info in app.info)
+
+
 def test_a_stored_study_step_opens_on_the_alignment_page_at_once(tiny_study) -> None:
     path, status = tiny_study
     st.cache_resource.clear()  # a fresh server: no job registry, no memo; only the disk

@@ -11,6 +11,7 @@ run, and each progress bar shows the running job's own ETA.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import streamlit as st
@@ -21,10 +22,17 @@ from core.paths import cache_root
 from core.progress import Report
 from views.ui import resources
 
+NO_ESTIMATE = "No estimate yet: the first run of these settings measures the rate for the next ones."
 
-@st.cache_resource
+
 def rate_store() -> RateStore:
-    return RateStore(cache_root() / RATES_FILE)
+    """The measured rates under the cache root of the moment (REPSCOPE_CACHE), as `resources.stores()`."""
+    return _rate_store(str(cache_root()))
+
+
+@st.cache_resource(max_entries=4)
+def _rate_store(root: str) -> RateStore:
+    return RateStore(Path(root) / RATES_FILE)
 
 
 def submit_job(session_key: str, key: str, label: str, work: Callable[[Report], Any], *,
@@ -58,8 +66,7 @@ def estimates_caption(units_by_label: dict[str, tuple[str, int]], unit: str) -> 
     """"Estimate — a: about 20 s (…); b: …" over {label: (rate_key, units)}, or say no rate is known yet."""
     estimates = [f"{label}: {text}" for label, (rate_key, units) in units_by_label.items()
                  if (text := estimate_text(rate_key, units, unit))]
-    return ("Estimate — " + "; ".join(estimates) if estimates else
-            "No estimate yet: the first run of these settings measures the rate for the next ones.")
+    return "Estimate — " + "; ".join(estimates) if estimates else NO_ESTIMATE
 
 
 def follow_jobs(session_key: str, keys: Iterable[str]) -> None:

@@ -18,7 +18,8 @@ from core.data.datasets import DatasetError, ImageSet
 from core.data.image_check import check_images, image_problems_message
 from core.data.roots import ROOTS_VARIABLE, data_roots
 from core.encoders.catalogue import CATALOGUE, CATALOGUE_BY_SPEC, PARADIGM_HELP, PARADIGMS, entries_of
-from core.encoders.specs import DEFAULT_DIM, FLAT, MAX_DIM, MIN_DIM, POOLINGS, SPEC_HELP, EncoderSpecError, parse_spec
+from core.encoders.specs import (DEFAULT_DIM, FINAL_LAYER, FLAT, MAX_DIM, MIN_DIM, POOLINGS, SPEC_HELP,
+                                 EncoderSpecError, parse_spec)
 from core.jobs import ACTIVE
 from views.ui import resources
 
@@ -33,6 +34,7 @@ DATASET_KINDS = {
 # Pages that read only a dataset's representations; the others need its images.
 REPRESENTATION_PAGES = ("Alignment", "Similarity", "Explore")
 DEFAULT_ENCODERS = ("bundled:efficientnet_lite0", "pixels:32")
+DEFAULT_BATCH_SIZE = 32
 KEEP = {"persist_state": "session"}  # every sidebar widget: survives page switches
 SHARE = {**KEEP, "bind": "query-params"}  # ... and lives in the URL
 LOOPBACK = ("localhost", "127.0.0.1", "::1")  # .streamlit/config.toml binds to localhost; "" = every interface
@@ -64,6 +66,11 @@ def render_sidebar() -> Selection:
     with st.sidebar:
         st.header("Data")
         image_set, dataset_error, dataset_spec = _dataset_controls()
+        if image_set is not None and not image_set.has_images:
+            st.caption(f"**Encoders** and **Extraction** are hidden: {image_set.name} holds representations only, no "
+                       "images for an encoder to see. Your encoders, layers and pooling are kept for when you pick a "
+                       "dataset with images.")
+            return _kept_selection(image_set, dataset_spec)
         st.header("Encoders")
         encoders = _encoder_controls()
         layers = {spec: _layer_control(spec) for spec in encoders}
@@ -87,10 +94,24 @@ def render_sidebar() -> Selection:
                   (["mps"] if torch.backends.mps.is_available() else [])
         device = st.selectbox("Device", devices, key="device", **KEEP,
                               help="auto = CUDA GPU when present (bf16/fp16 autocast), else CPU.")
-        batch_size = st.number_input("Batch size", 1, 1024, 32, step=8, key="batch_size", **KEEP,
+        batch_size = st.number_input("Batch size", 1, 1024, DEFAULT_BATCH_SIZE, step=8, key="batch_size", **KEEP,
                                      help="Images per forward pass. Lower it if you run out of memory.")
     return Selection(image_set, dataset_error, tuple(encoders), layers, pooling, device, int(batch_size),
                      dataset_spec)
+
+
+def _kept_selection(image_set: ImageSet, dataset_spec: str) -> Selection:
+    """The hidden Encoders and Extraction sections' choices as the session keeps them (their widgets' defaults before
+    any). Pages of a dataset without images extract nothing, but "Add to study" still names the encoders: a study
+    file needs them."""
+    state = st.session_state
+    encoders = tuple(state.get("encoders", DEFAULT_ENCODERS))
+    layers = {spec: tuple(state.get(f"layers::{spec}", (FINAL_LAYER,))) for spec in encoders}
+    pooling = state.get("pooling", POOLINGS[0])
+    if pooling == FLAT:
+        pooling = f"{FLAT}:{int(state.get('flat_dim', DEFAULT_DIM))}"
+    return Selection(image_set, "", encoders, layers, pooling, state.get("device", "auto"),
+                     int(state.get("batch_size", DEFAULT_BATCH_SIZE)), dataset_spec)
 
 
 def _unconfined_warning() -> None:

@@ -65,8 +65,8 @@ def shown_path(path: Path) -> str:
         return str(path)
 
 
-def study_or_error(path: Path) -> Study | str:
-    """The validated study, or the StudyError's message (file, line, key, what is allowed)."""
+def study_or_error(path: Path) -> Study | StudyError:
+    """The validated study, or the StudyError (its message names the file, line, key and what is allowed)."""
     try:
         stat = path.stat()
         stamp = (stat.st_mtime_ns, stat.st_size)
@@ -76,12 +76,21 @@ def study_or_error(path: Path) -> Study | str:
 
 
 @st.cache_resource(max_entries=32, ttl=600, show_spinner="Validating the study file…")
-def _validated(path: str, stamp: tuple | None, cache: str) -> Study | str:
+def _validated(path: str, stamp: tuple | None, cache: str) -> Study | StudyError:
     """`load_study` once per file version (loading datasets and describing encoders takes a while)."""
     try:
         return load_study(path, cache)
     except StudyError as error:
-        return str(error)
+        return error
+
+
+def missing_data_note(path: Path, error: StudyError) -> str | None:
+    """What to set in an example of the repository's studies/ folder whose dataset path does not exist here (the
+    key, its line, the path looked for); None for any other problem, and for a user's own study file."""
+    if error.missing_path is None or path.resolve().parent != REPO_STUDIES.resolve():
+        return None
+    return (f"An example that needs data this machine does not have: it looked for `{error.missing_path}`. To run "
+            f"it, set `{error.key}` on line {error.line} of `{shown_path(path)}` to where your copy of that data is.")
 
 
 def statuses(study: Study) -> list[StepStatus]:

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from core.data.datasets import (DATASET_SPEC_HELP, SPEC_FORMS, DatasetError, ImageSet, image_folder, load_dataset,
-                                load_image, manifest, oasis, things)
+from core.data.datasets import (DATASET_SPEC_HELP, SPEC_FORMS, DatasetError, ImageSet, MissingPathError, image_folder,
+                               load_dataset, load_image, manifest, oasis, things)
 from tests.paths import SHARED_DATA
 
 OASIS_ROOT = SHARED_DATA / "oasis"
@@ -412,3 +412,18 @@ def test_load_dataset_specs(tmp_path: Path, small_things) -> None:
 
 def test_load_dataset_oasis_spec(real_oasis: ImageSet, tmp_path: Path) -> None:
     assert load_dataset(f"oasis:{OASIS_ROOT}", tmp_path).fingerprint == real_oasis.fingerprint
+
+
+@pytest.mark.parametrize("kind, name", [("oasis", "oasis"), ("things", "things"), ("folder", "images"),
+                                        ("manifest", "rows.csv"), ("embeddings", "group1.npy")])
+def test_a_dataset_path_that_is_not_there_says_where_it_looked(kind: str, name: str, tmp_path: Path) -> None:
+    with pytest.raises(MissingPathError) as missing:
+        load_dataset(f"{kind}:{tmp_path / name}", tmp_path)
+    assert missing.value.path == tmp_path / name
+    if "." in name:  # there, but the wrong kind: a folder for a file, a file for a folder
+        (tmp_path / name).mkdir()
+    else:
+        (tmp_path / name).write_text("")
+    with pytest.raises(DatasetError) as wrong:
+        load_dataset(f"{kind}:{tmp_path / name}", tmp_path)
+    assert not isinstance(wrong.value, MissingPathError), wrong.value

@@ -42,8 +42,11 @@ def test_the_shipped_examples_validate(isolated_cache) -> None:
     demo = load_study(REPO_ROOT / "studies" / "demo.toml", isolated_cache)
     assert [step.analysis for step in demo.steps] == [entry.name for entry in analyses.analyses()]  # the demo shows every analysis
     # The OASIS study names real paths and hub models: it must parse, and say clearly what is missing here.
-    with pytest.raises(StudyError, match=r"oasis_clip_vs_in21k\.toml:\d+: datasets: "):
+    with pytest.raises(StudyError, match=r"oasis_clip_vs_in21k\.toml:\d+: datasets: ") as refused:
         load_study(REPO_ROOT / "studies" / "oasis_clip_vs_in21k.toml", isolated_cache)
+    if not Path("/data/oasis").exists():  # what the Studies page tells a user to set
+        assert (refused.value.key, refused.value.line, refused.value.missing_path) == ("datasets", 10,
+                                                                                      Path("/data/oasis"))
 
 
 def edit(old: str, new: str):
@@ -80,6 +83,21 @@ def test_bad_files_are_refused_with_file_line_and_key_and_write_nothing(broken, 
     assert f"{path}{where}" in str(refused.value) and message in str(refused.value), str(refused.value)
     assert main(["--cache", str(isolated_cache), "study", "run", str(path)]) == 2  # the CLI: exit 2, one line
     assert written(isolated_cache) == before, "a refused study wrote nothing"
+
+
+def test_a_dataset_path_that_does_not_exist_is_named_with_its_key_and_line(tmp_path, isolated_cache) -> None:
+    path = tmp_path / "elsewhere.toml"
+    path.write_text(GOOD.replace('datasets = ["demo"]', 'dataset = "oasis:/no/such/oasis"'))
+    with pytest.raises(StudyError) as missing:
+        load_study(path, isolated_cache)
+    error = missing.value
+    assert (error.key, error.line, error.missing_path) == ("dataset", 2, Path("/no/such/oasis"))
+    assert str(error).endswith("is not an existing folder; check the path.")  # one full stop
+    (tmp_path / "a_file").write_text("not a folder")  # there, but not a dataset folder: a plain error
+    path.write_text(GOOD.replace('datasets = ["demo"]', f'datasets = ["oasis:{tmp_path / "a_file"}"]'))
+    with pytest.raises(StudyError) as wrong:
+        load_study(path, isolated_cache)
+    assert wrong.value.missing_path is None and wrong.value.key == "datasets"
 
 
 def test_toml_syntax_errors_and_missing_files_are_refused(tmp_path, isolated_cache) -> None:
