@@ -38,7 +38,7 @@ RATES_FILE = "job_rates.json"  # under the cache dir: estimates survive restarts
 
 MAX_JOBS_VARIABLE = "REPSCOPE_MAX_JOBS"
 CPU_JOB_SLOTS = 2
-SHUTDOWN_GRACE_S = 5.0  # at interpreter exit, how long running jobs get to reach their next report
+SHUTDOWN_GRACE_S = 3.0  # at interpreter exit, how long running jobs get to reach their next report
 SHUTDOWN = "server shutdown"  # `cancelled_by` of the jobs a shutdown stopped
 
 

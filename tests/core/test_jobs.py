@@ -272,9 +272,10 @@ def test_stop_all_returns_the_jobs_still_inside_a_unit_after_the_grace() -> None
     assert registry.wait("stuck", 5).state == "cancelled"
 
 
-def test_a_server_process_with_a_running_job_exits_within_seconds(tmp_path: Path) -> None:
-    """Issue 30: jobs ran on pool threads the interpreter waits for at exit (75 s after SIGTERM); now the exit
-    stops them at their next report."""
+@pytest.mark.parametrize("step_s, abandoned", [(0.05, False), (600, True)])
+def test_a_process_with_a_running_job_exits_within_seconds(tmp_path: Path, step_s: float, abandoned: bool) -> None:
+    """Issue 30: jobs ran on pool threads the interpreter waits for at exit (a server stayed 75 s after SIGTERM).
+    Now the exit stops them at their next report, or abandons one still inside a unit after the grace."""
     script = tmp_path / "server.py"
     marker = tmp_path / "steps"
     script.write_text(f"""
@@ -284,17 +285,19 @@ from core.progress import Progress
 
 def steps(report):
     for step in range(1, 100_000):
-        time.sleep(0.05)
+        time.sleep({step_s})
         open({str(marker)!r}, "a").write("x")
         report(Progress(step, 100_000))
 
-registry = JobRegistry(max_workers=2)
-registry.submit("long", "long", steps)
+JobRegistry(max_workers=2).submit("long", "a long job", steps)
 time.sleep(0.5)
 """)
     started = time.perf_counter()
     completed = subprocess.run([sys.executable, str(script)], env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
                                capture_output=True, text=True, timeout=60)
+    seconds = time.perf_counter() - started
     assert completed.returncode == 0, completed.stderr
-    assert time.perf_counter() - started < 10  # the main thread ends after 0.5 s; the job would run for 83 min
-    assert 1 <= len(marker.read_text()) < 60
+    assert seconds < 10, seconds  # the main thread ends after 0.5 s; the job alone would run for hours
+    assert ("a long job did not stop within 3 s" in completed.stderr) == abandoned, completed.stderr
+    if not abandoned:
+        assert 1 <= len(marker.read_text()) < 60  # it stopped at its next report
