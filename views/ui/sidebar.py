@@ -21,6 +21,7 @@ from core.encoders.catalogue import CATALOGUE, CATALOGUE_BY_SPEC, PARADIGM_HELP,
 from core.encoders.specs import DEFAULT_DIM, FLAT, MAX_DIM, MIN_DIM, POOLINGS, SPEC_HELP, EncoderSpecError, parse_spec
 from core.jobs import ACTIVE
 from views.ui import resources
+from views.ui.background import PAGE_KEY, jobs_panel
 
 DATASET_KINDS = {
     "demo": "Demo (procedural, offline)",
@@ -41,7 +42,7 @@ FOREGROUND_CHECK_MAX = 2000  # images checked while the page waits (OASIS: 1.6 s
 
 @dataclass(frozen=True)
 class Selection:
-    """What the sidebar selected; `render_sidebar()` at the top of every page returns it."""
+    """What the sidebar selected; `render_sidebar(page)` at the top of every page returns it."""
 
     image_set: ImageSet | None
     dataset_error: str
@@ -58,10 +59,13 @@ class Selection:
         return resources.encoder_info(spec).effective_pooling(self.pooling)
 
 
-def render_sidebar() -> Selection:
-    """Draw the shared sidebar (same keys on every page, so choices carry over) and return the choice."""
+def render_sidebar(page: str) -> Selection:
+    """Draw the shared sidebar (same keys on every page, so choices carry over) and return the choice; `page` (the
+    page's title) is where the jobs this run starts say they were asked for."""
     _unconfined_warning()
+    st.session_state[PAGE_KEY] = page
     with st.sidebar:
+        jobs_panel()  # first: which jobs hold the server's slots, whatever page this is
         st.header("Data")
         image_set, dataset_error, dataset_spec = _dataset_controls()
         st.header("Encoders")
@@ -298,7 +302,7 @@ def _layer_control(spec: str) -> tuple[str, ...]:
 def page_start(title: str, caption: str, *, needs_images: bool = True) -> tuple[Selection, ImageSet]:
     """Sidebar, title and caption of an analysis page; stops the page with the reason when no dataset loads,
     or when the page needs images and the dataset has none."""
-    selection = render_sidebar()
+    selection = render_sidebar(title)
     st.title(title)
     st.caption(caption)
     if selection.image_set is None:
