@@ -8,16 +8,22 @@ running returns the existing job instead of starting it twice.
 Estimates: a job submitted with a `rate_key` leaves its measured seconds per unit in a
 `RateStore` when it ends, so the next run of the same kind can be estimated before it
 starts (`describe_estimate`); while a job runs, `JobStatus.eta_s` extrapolates its own rate.
+
+Stopping: a job stops at its next progress report once cancelled, and every registry is stopped when the
+interpreter exits (a server's SIGTERM or Ctrl-C): its jobs end at their next report, keeping what they wrote.
 """
 from __future__ import annotations
 
+import atexit
 import json
 import math
 import os
+import sys
 import threading
 import time
 import traceback
-from concurrent.futures import ThreadPoolExecutor
+import weakref
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -32,6 +38,8 @@ RATES_FILE = "job_rates.json"  # under the cache dir: estimates survive restarts
 
 MAX_JOBS_VARIABLE = "REPSCOPE_MAX_JOBS"
 CPU_JOB_SLOTS = 2
+SHUTDOWN_GRACE_S = 3.0  # at interpreter exit, how long running jobs get to reach their next report
+SHUTDOWN = "server shutdown"  # `cancelled_by` of the jobs a shutdown stopped
 
 
 def job_slots(gpus: int, environment: Mapping[str, str] | None = None) -> int:
@@ -133,6 +141,10 @@ class JobStatus:
     skipped: int = 0  # of `done`, units that cost nothing (resumed rows, cached results): not in the rate
     ahead: int = 0  # while queued: jobs submitted earlier that are still waiting for a worker
     owners: frozenset[str] = frozenset()  # the sessions that asked for this job (they may cancel it)
+    open_owners: frozenset[str] = frozenset()  # of `owners`, those whose sessions are still open
+    origin: str = ""  # where it was asked for (a page title)
+    cancelled_by: str = ""  # the owner that cancelled it, or SHUTDOWN
+    cancel_requested: bool = False  # while still running: it stops at its next progress report
 
     @property
     def fraction(self) -> float:
@@ -167,30 +179,42 @@ class _Job:
     rates: RateStore | None = None
     skipped: int = 0
     owners: set[str] = field(default_factory=set)
-    order: int = 0  # submission order: the pool starts queued jobs first in, first out
+    order: int = 0  # submission order: queued jobs start first in, first out
+    origin: str = ""
+    cancelled_by: str = ""
 
 
 class JobRegistry:
-    """Thread-pool job runner with per-job progress, results and cancellation.
+    """Job runner with per-job progress, results and cancellation.
 
     At most `max_workers` jobs run at once; later ones wait in a first-in-first-out queue. A job belongs to
-    the sessions (`owner`) that submitted it: submitting an active key again joins it (one job, one result);
-    only its owners may cancel it, and it stops once every owner has."""
+    the sessions (`owner`) that submitted it: submitting an active key again joins it (one job, one result).
+    Any of its owners may cancel it, and so may anyone once none of them is open (`session_open`, e.g. every
+    tab that asked for it was closed): a job nobody can stop must not hold a slot.
 
-    def __init__(self, max_workers: int = 1):
+    Jobs run on daemon threads: the interpreter never waits for one at exit beyond `stop_all`'s grace."""
+
+    def __init__(self, max_workers: int = 1, session_open: Callable[[str], bool] | None = None):
         self.max_workers = max_workers
-        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="repscope-job")
+        self._session_open = session_open or (lambda owner: True)  # without a way to tell, every owner is open
         self._jobs: dict[str, _Job] = {}
+        self._queue: deque[tuple[_Job, Callable[[Report], Any]]] = deque()
+        self._workers = 0  # threads working through the queue, at most max_workers
+        self._stopping = False
         self._lock = threading.Lock()
         self._submitted = 0
+        _REGISTRIES.add(self)
 
     def submit(self, key: str, label: str, work: Callable[[Report], Any], *,
-               rate_key: str | None = None, rates: RateStore | None = None, owner: str = "") -> JobStatus:
+               rate_key: str | None = None, rates: RateStore | None = None, owner: str = "",
+               origin: str = "") -> JobStatus:
         """Run `work(report)` in the background; `report(Progress(...))` updates the job's progress (its `skipped`
-        units cost nothing, e.g. resumed rows, and are left out of the rate and ETA).
+        units cost nothing, e.g. resumed rows, and are left out of the rate and ETA). `origin` says where it was
+        asked for (a page title).
 
         With `rate_key` and `rates`, the job's seconds per unit (elapsed / done) is recorded there
-        when it ends done or cancelled after at least one unit.
+        when it ends done or cancelled after at least one unit. Once the registry is stopping, a new job
+        is cancelled at once.
         """
         with self._lock:
             existing = self._jobs.get(key)
@@ -200,9 +224,16 @@ class JobRegistry:
             # A job being cancelled stops at its next report (its files are written atomically): a new one starts.
             self._submitted += 1
             job = self._jobs[key] = _Job(key, label, rate_key=rate_key, rates=rates, owners={owner},
-                                         order=self._submitted)
-        self._pool.submit(self._run, job, work)
-        return self.status(key)
+                                         order=self._submitted, origin=origin)
+            if self._stopping:
+                job.state, job.cancel_requested, job.cancelled_by = "cancelled", True, SHUTDOWN
+                job.finished_at = time.time()
+                return self._snapshot(job)
+            self._queue.append((job, work))
+            if self._workers < self.max_workers:
+                self._workers += 1
+                threading.Thread(target=self._work_through_queue, name="repscope-job", daemon=True).start()
+            return self._snapshot(job)
 
     def status(self, key: str) -> JobStatus | None:
         with self._lock:
@@ -219,18 +250,36 @@ class JobRegistry:
             return None if job is None else job.result
 
     def cancel(self, key: str, owner: str = "") -> bool:
-        """`owner` withdraws from the job (False if it is not an owner). The last owner to withdraw stops it: a
-        queued job at once, a running one at its next progress report; while other sessions wait for it, it runs on."""
+        """Stop the job for every session that shares it: a queued one at once, a running one at its next progress
+        report. Allowed for its owners, and for anyone once none of its owners is open; False otherwise."""
         with self._lock:
             job = self._jobs.get(key)
-            if job is None or owner not in job.owners or job.state not in ACTIVE:
+            if job is None or job.state not in ACTIVE:
                 return False
-            job.owners.discard(owner)
-            if not job.owners:
-                job.cancel_requested = True
+            if owner not in job.owners and any(map(self._session_open, job.owners)):
+                return False
+            if not job.cancel_requested:
+                job.cancel_requested, job.cancelled_by = True, owner
                 if job.state == "queued":
                     job.state, job.finished_at = "cancelled", time.time()
             return True
+
+    def stop_all(self, grace_s: float = SHUTDOWN_GRACE_S) -> list[JobStatus]:
+        """Stop every job and refuse new ones (a server shutting down): queued jobs at once, running ones at their
+        next progress report, so what they finished stays written. Waits up to `grace_s` for the running ones and
+        returns those still running then."""
+        with self._lock:
+            self._stopping = True
+            for job in self._jobs.values():
+                if job.state in ACTIVE and not job.cancel_requested:
+                    job.cancel_requested, job.cancelled_by = True, SHUTDOWN
+                    if job.state == "queued":
+                        job.state, job.finished_at = "cancelled", time.time()
+        deadline = time.time() + grace_s
+        while time.time() < deadline and self._workers:  # a worker ends once its job has and the queue is empty
+            time.sleep(0.02)
+        with self._lock:
+            return [self._snapshot(job) for job in self._jobs.values() if job.state == "running"]
 
     def forget(self, key: str) -> None:
         """Drop a finished job's record (active jobs are kept)."""
@@ -247,6 +296,16 @@ class JobRegistry:
                 return status
             time.sleep(0.02)
         return self.status(key)
+
+    def _work_through_queue(self) -> None:
+        """A worker thread: run queued jobs first in, first out, and end when none is left."""
+        while True:
+            with self._lock:
+                if not self._queue:
+                    self._workers -= 1
+                    return
+                job, work = self._queue.popleft()
+            self._run(job, work)
 
     def _run(self, job: _Job, work: Callable[[Report], Any]) -> None:
         def report(progress: Progress) -> None:
@@ -289,4 +348,24 @@ class JobRegistry:
         ahead = sum(other.state == "queued" and other.order < job.order for other in self._jobs.values()) \
             if job.state == "queued" else 0
         return JobStatus(job.key, job.label, job.state, job.done, job.total, job.message, job.error,
-                         job.started_at, job.finished_at, job.skipped, ahead, frozenset(job.owners))
+                         job.started_at, job.finished_at, job.skipped, ahead, frozenset(job.owners),
+                         frozenset(filter(self._session_open, job.owners)), job.origin, job.cancelled_by,
+                         job.cancel_requested)
+
+
+_REGISTRIES: weakref.WeakSet[JobRegistry] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_every_registry() -> None:
+    """At interpreter exit (after a server's SIGTERM or Ctrl-C): stop every job, wait up to SHUTDOWN_GRACE_S in
+    all for them to reach their next report, then let the process end. A job still inside one long unit then is
+    abandoned with its daemon thread; every file is written atomically, so it leaves no half-written file."""
+    registries = list(_REGISTRIES)
+    for registry in registries:
+        registry.stop_all(grace_s=0)
+    deadline = time.time() + SHUTDOWN_GRACE_S
+    for registry in registries:
+        for job in registry.stop_all(grace_s=max(0.0, deadline - time.time())):
+            print(f"RepScope: {job.label} did not stop within {SHUTDOWN_GRACE_S:g} s of shutdown; abandoned "
+                  f"(what it finished is kept).", file=sys.stderr)

@@ -13,7 +13,7 @@ from views.ui.sidebar import render_sidebar, require_images
 
 THUMBNAILS_PER_CATEGORY = 4
 
-selection = render_sidebar()
+selection = render_sidebar("Features")
 st.title("Features")
 if selection.image_set is None:
     st.info(selection.dataset_error)

@@ -39,6 +39,7 @@ from core.progress import Progress, Report
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 CAPTION = "a photo of {group}, a kind of {category}"
+PRELOAD_REPORT_EVERY = 32  # images decoded between progress reports (cancellation points) before training
 
 
 # --- losses ----------------------------------------------------------------------------
@@ -139,9 +140,9 @@ def train(config: TrainConfig, cache_dir: str | Path, *, device: str = "cpu",
           progress: Report | None = None) -> Path:
     """Train (or resume) the run of `config`; returns its folder.
 
-    `progress` counts images over all epochs (those of epochs a resumed run had finished as `skipped`), before the
-    first step and after every step; raising from it stops the run, keeping the last finished epoch's checkpoint to
-    resume from.
+    `progress` counts images over all epochs (those of epochs a resumed run had finished as `skipped`): while the
+    images load and after every step, so a job is cancelled within one step; raising from it stops the run, keeping
+    the last finished epoch's checkpoint to resume from.
     """
     cache_dir = Path(cache_dir)
     run = lab_dir(cache_dir) / config.run_id
@@ -149,6 +150,7 @@ def train(config: TrainConfig, cache_dir: str | Path, *, device: str = "cpu",
     _write_json(run / "config.json", asdict(config))
     if (run / "result.json").is_file():  # written last: the run is finished
         return run
+    report = progress or (lambda _: None)
     image_set = training_images(config, cache_dir)
     category_names = sorted(image_set.metadata["category"].astype(str).unique())
     labels = torch.tensor([category_names.index(c) for c in image_set.metadata["category"].astype(str)])
@@ -175,12 +177,16 @@ def train(config: TrainConfig, cache_dir: str | Path, *, device: str = "cpu",
         schedule.load_state_dict(state["schedule"])
         start_epoch = int(state["epoch"])
         history = json.loads((run / "history.json").read_text())
-    images = [_preload(path, config.image_size) for path in image_set.paths]
+    done_before = start_epoch * n  # what a resumed run has done already is skipped: not timed
+    images = []
+    for path in image_set.paths:  # seconds on a large set: a cancel must not wait for all of it
+        images.append(_preload(path, config.image_size))
+        if len(images) % PRELOAD_REPORT_EVERY == 0:
+            report(Progress(done_before, config.epochs * n, f"loading images {len(images)}/{n}", skipped=done_before))
     pipeline = AugmentationPipeline(size=config.image_size)
-    began, done_before = time.perf_counter(), start_epoch * n
-    if progress is not None:  # before the first step: what a resumed run has done already is not timed
-        progress(Progress(done_before, config.epochs * n, f"starting at epoch {start_epoch + 1}/{config.epochs}",
-                          skipped=done_before))
+    began = time.perf_counter()
+    report(Progress(done_before, config.epochs * n, f"starting at epoch {start_epoch + 1}/{config.epochs}",
+                    skipped=done_before))
     model.train()
     for epoch in range(start_epoch, config.epochs):
         order = np.random.default_rng((config.seed, epoch)).permutation(n)
@@ -197,11 +203,10 @@ def train(config: TrainConfig, cache_dir: str | Path, *, device: str = "cpu",
             optimizer.step()
             schedule.step()
             history.append({"epoch": epoch + 1, "step": epoch * steps_per_epoch + step + 1, "loss": loss.item()})
-            if progress is not None:
-                done = epoch * n + start + len(rows)
-                rate = (done - done_before) / max(time.perf_counter() - began, 1e-9)
-                message = f"epoch {epoch + 1}/{config.epochs} · loss {loss.item():.4f} · {rate:.1f} images/s"
-                progress(Progress(done, config.epochs * n, message, skipped=done_before))
+            done = epoch * n + start + len(rows)
+            rate = (done - done_before) / max(time.perf_counter() - began, 1e-9)
+            message = f"epoch {epoch + 1}/{config.epochs} · loss {loss.item():.4f} · {rate:.1f} images/s"
+            report(Progress(done, config.epochs * n, message, skipped=done_before))
         _save_torch(run / "checkpoint.pt", {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                             "schedule": schedule.state_dict(), "epoch": epoch + 1})
         _write_json(run / "history.json", history)

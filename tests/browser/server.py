@@ -20,8 +20,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def served(cache: Path, *options: str) -> Iterator[str]:
-    """The app's base URL while it serves from `cache` (REPSCOPE_CACHE) with extra `streamlit run` options."""
+def server_process(cache: Path, *options: str) -> Iterator[tuple[subprocess.Popen, str]]:
+    """The app's server process and base URL while it serves from `cache` (REPSCOPE_CACHE) with extra `streamlit
+    run` options; stopped at the end (SIGTERM, then SIGKILL after 15 s) unless the caller has stopped it."""
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
@@ -37,14 +38,22 @@ def served(cache: Path, *options: str) -> Iterator[str]:
         except OSError:
             time.sleep(0.3)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield server, f"http://127.0.0.1:{port}"
     finally:
-        server.terminate()
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:  # still busy with a rerun: stop it hard
-            server.kill()
-            server.wait(15)
+        if server.poll() is None:
+            server.terminate()
+            try:
+                server.wait(15)
+            except subprocess.TimeoutExpired:  # still busy with a rerun: stop it hard
+                server.kill()
+                server.wait(15)
+
+
+@contextmanager
+def served(cache: Path, *options: str) -> Iterator[str]:
+    """The app's base URL while it serves from `cache` (REPSCOPE_CACHE) with extra `streamlit run` options."""
+    with server_process(cache, *options) as (_, url):
+        yield url
 
 
 @contextmanager

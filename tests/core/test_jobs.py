@@ -2,14 +2,26 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from core.jobs import RATES_FILE, JobRegistry, RateStore, describe_estimate, eta_seconds, format_duration
+from core.jobs import (RATES_FILE, SHUTDOWN, JobRegistry, RateStore, describe_estimate, eta_seconds,
+                       format_duration)
 from core.progress import Progress
+from tests.paths import REPO_ROOT
+
+
+def wait_until_running(registry: JobRegistry, key: str) -> None:
+    """A job starts on its worker thread a moment after `submit` returns."""
+    deadline = time.time() + 5
+    while registry.status(key).state != "running" and time.time() < deadline:
+        time.sleep(0.005)
 
 
 def test_job_reports_progress_and_result() -> None:
@@ -48,6 +60,7 @@ def test_cancel_stops_at_the_next_report_and_duplicates_are_not_started() -> Non
 
     registry.submit("c", "slow", work)
     registry.submit("c", "slow again", work)  # same key while active: no second run
+    wait_until_running(registry, "c")
     registry.cancel("c")
     release.set()
     assert registry.wait("c", 5).state == "cancelled"
@@ -99,6 +112,7 @@ def test_a_cancelled_job_leaves_the_rate_of_the_units_it_finished(tmp_path: Path
         report(Progress(2, 10))  # cancellation is noticed here, right after the second unit
 
     registry.submit("c", "slow", work, rate_key="kind-c", rates=rates)
+    wait_until_running(registry, "c")
     registry.cancel("c")
     release.set()
     status = registry.wait("c", 5)
@@ -183,23 +197,107 @@ def test_the_job_cap_queues_the_third_job_first_in_first_out() -> None:
     assert started[2:] == ["third", "fourth again"] and set(started[:2]) == {"first", "second"}
 
 
-def test_only_an_owner_can_cancel_and_a_second_session_joins_the_same_job() -> None:
+def test_a_joined_job_runs_once_and_any_session_that_shares_it_can_cancel_it() -> None:
+    """Issue 30: a second session that joined a job withdrew on Cancel while a closed tab still owned it, so the
+    job ran on holding a slot. Now any owner stops it for all, and nobody else can."""
     registry = JobRegistry()
     release = threading.Event()
     runs = []
 
     def work(report):
         runs.append(1)
+        report(Progress(0, 2))
         release.wait(5)
-        report(Progress(1, 1))
+        report(Progress(1, 2))
+        report(Progress(2, 2))
         return "features"
 
     registry.submit("extract", "extract", work, owner="alice")
     joined = registry.submit("extract", "extract", work, owner="bob")
     assert joined.owners == {"alice", "bob"}
+    wait_until_running(registry, "extract")
     assert not registry.cancel("extract", owner="mallory")
-    assert registry.cancel("extract", owner="alice")  # alice withdraws; bob still waits for the result
-    assert registry.status("extract").owners == {"bob"}
+    assert registry.status("extract").state == "running" and not registry.status("extract").cancel_requested
+    assert registry.cancel("extract", owner="bob")  # the one who joined, not the one who started it
+    assert registry.status("extract").cancel_requested
     release.set()
-    assert registry.wait("extract", 5).state == "done" and registry.result("extract") == "features"
-    assert len(runs) == 1
+    status = registry.wait("extract", 5)
+    assert (status.state, status.done, status.cancelled_by) == ("cancelled", 1, "bob")  # stopped at its next report
+    assert registry.result("extract") is None and len(runs) == 1
+
+
+def test_anyone_may_cancel_a_job_once_every_session_that_asked_for_it_is_closed() -> None:
+    open_sessions = {"alice", "bob"}
+    registry = JobRegistry(session_open=open_sessions.__contains__)
+    release = threading.Event()
+    registry.submit("train", "train", lambda report: (release.wait(5), report(Progress(1, 1))), owner="alice")
+    assert registry.status("train").open_owners == {"alice"}
+    assert not registry.cancel("train", owner="bob")  # alice's tab is open: only she may
+    open_sessions.discard("alice")  # she closed it
+    assert registry.status("train").open_owners == frozenset()
+    assert registry.cancel("train", owner="bob")
+    release.set()
+    assert registry.wait("train", 5).state == "cancelled"
+
+
+def test_stop_all_stops_running_and_queued_jobs_at_their_next_report_and_refuses_new_ones() -> None:
+    registry = JobRegistry(max_workers=1)
+    written = []
+
+    def steps(report):
+        for step in range(1, 10_000):
+            time.sleep(0.01)
+            written.append(step)  # what a step finished (a chunk, an epoch) stays
+            report(Progress(step, 10_000))
+
+    registry.submit("long", "long", steps, owner="alice")
+    registry.submit("queued", "queued", steps, owner="bob")
+    while not written:
+        time.sleep(0.01)
+    started = time.perf_counter()
+    assert registry.stop_all(grace_s=5) == []  # none still running after the grace
+    assert time.perf_counter() - started < 1.0  # one 10 ms step, not the remaining 100 s
+    long, queued = registry.status("long"), registry.status("queued")
+    assert (long.state, long.cancelled_by, long.done) == ("cancelled", SHUTDOWN, written[-1])
+    assert (queued.state, queued.done) == ("cancelled", 0)
+    assert registry.submit("late", "late", steps).state == "cancelled"
+
+
+def test_stop_all_returns_the_jobs_still_inside_a_unit_after_the_grace() -> None:
+    registry, release = JobRegistry(), threading.Event()
+    registry.submit("stuck", "stuck", lambda report: (release.wait(5), report(Progress(1, 1))))
+    wait_until_running(registry, "stuck")
+    assert [job.key for job in registry.stop_all(grace_s=0.1)] == ["stuck"]
+    release.set()
+    assert registry.wait("stuck", 5).state == "cancelled"
+
+
+@pytest.mark.parametrize("step_s, abandoned", [(0.05, False), (600, True)])
+def test_a_process_with_a_running_job_exits_within_seconds(tmp_path: Path, step_s: float, abandoned: bool) -> None:
+    """Issue 30: jobs ran on pool threads the interpreter waits for at exit (a server stayed 75 s after SIGTERM).
+    Now the exit stops them at their next report, or abandons one still inside a unit after the grace."""
+    script = tmp_path / "server.py"
+    marker = tmp_path / "steps"
+    script.write_text(f"""
+import time
+from core.jobs import JobRegistry
+from core.progress import Progress
+
+def steps(report):
+    for step in range(1, 100_000):
+        time.sleep({step_s})
+        open({str(marker)!r}, "a").write("x")
+        report(Progress(step, 100_000))
+
+JobRegistry(max_workers=2).submit("long", "a long job", steps)
+time.sleep(0.5)
+""")
+    started = time.perf_counter()
+    completed = subprocess.run([sys.executable, str(script)], env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+                               capture_output=True, text=True, timeout=60)
+    seconds = time.perf_counter() - started
+    assert completed.returncode == 0, completed.stderr
+    assert seconds < 10, seconds  # the main thread ends after 0.5 s; the job alone would run for hours
+    assert ("a long job did not stop within 3 s" in completed.stderr) == abandoned, completed.stderr
+    if not abandoned:
+        assert 1 <= len(marker.read_text()) < 60  # it stopped at its next report

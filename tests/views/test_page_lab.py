@@ -5,10 +5,15 @@ import json
 import time
 from pathlib import Path
 
+import pytest
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from core.lab.runs import TrainConfig
 from tests.paths import APP
+from views.ui import background, resources
+
+OWNER = "test.owner"  # a test session's own id, for `distinct_sessions`
 
 
 def test_a_tiny_run_trains_through_the_page_and_opens_on_manifolds(isolated_cache: Path) -> None:
@@ -67,3 +72,64 @@ def test_a_tiny_run_trains_through_the_page_and_opens_on_manifolds(isolated_cach
         assert not app.exception, [exception.value for exception in app.exception]
     table = next(frame.value for frame in app.dataframe if "state" in frame.value.columns)
     assert list(table[table["encoder"].isin(runs["spec"])]["state"]) == ["cached", "cached"]
+
+
+def lab_session(epochs: int, owner: str) -> AppTest:
+    """A session on the Objective lab page set to train the supervised objective for `epochs` tiny epochs; `owner`
+    is its session id (see `distinct_sessions`)."""
+    app = AppTest.from_file(APP, default_timeout=300)
+    app.session_state[OWNER] = owner
+    app.session_state["lab.objectives"] = ["supervised"]
+    app.session_state["lab.epochs"] = epochs
+    app.session_state["lab.max_images"] = 32
+    app.session_state["lab.image_size"] = 32
+    app.session_state["lab.batch_size"] = 16
+    app.switch_page("views/lab.py").run()
+    assert not app.exception, [exception.value for exception in app.exception]
+    return app
+
+
+@pytest.fixture
+def distinct_sessions(monkeypatch) -> None:
+    """AppTest gives every session the same id ("test session id"): each test session names its own instead."""
+    monkeypatch.setattr(background, "session_id", lambda: st.session_state[OWNER])
+
+
+@pytest.mark.slow
+def test_a_second_session_that_joined_a_training_job_cancels_it_within_seconds(isolated_cache: Path,
+                                                                                distinct_sessions) -> None:
+    """Issue 30: a session that joined a running training job pressed Cancel and the job went on (the session that
+    started it still owned it), holding a job slot for 15 min. Now Cancel from any sharer stops it for all."""
+    key = f"lab|{TrainConfig('supervised', epochs=200, max_images=32, image_size=32, batch_size=16).run_id}"
+    registry = resources.job_registry()
+    first, second, onlooker = lab_session(200, "first"), lab_session(200, "second"), lab_session(200, "onlooker")
+    next(button for button in first.main.button if button.label.startswith("Train")).click().run()
+    next(button for button in second.main.button if button.label.startswith("Train")).click().run()  # joins
+    assert not second.exception, [exception.value for exception in second.exception]
+    assert registry.status(key).owners == {"first", "second"} and registry.status(key).origin == "Objective lab"
+    deadline = time.time() + 120
+    while registry.status(key).done <= registry.status(key).skipped and time.time() < deadline:
+        time.sleep(0.2)  # until it trains (a step reported)
+    second.run()
+    onlooker.run()
+    # Every page's sidebar lists the job; Cancel is offered to the sessions that share it, not to the onlooker.
+    assert "Jobs: 1 of" in second.expander(key="jobs.panel").label
+    captions = " ".join(caption.value for caption in second.sidebar.caption)
+    assert "running, " in captions and " · you + 1 other session" in captions, captions
+    assert onlooker.button(key=f"jobs.cancel.{key}").disabled
+    assert not second.button(key=f"cancel_{key}").disabled  # the page's own row, as in the issue
+    cancel = second.button(key=f"jobs.cancel.{key}")
+    assert not cancel.disabled and "every session that shares it" in cancel.help
+    cancel.click().run()
+    requested, requested_at = registry.status(key), time.time()
+    assert requested.cancel_requested and requested.cancelled_by == "second"
+    status = registry.wait(key, 60)
+    # It stops at its next step (16 images), wherever the cancel fell; seconds depend on the machine's load.
+    assert status.state == "cancelled" and status.done <= requested.done + 16, (status, requested.done)
+    assert status.finished_at - requested_at < 20  # one step: 0.2 s alone, several s on a loaded 2-core machine
+    for app in (first, second):
+        app.run()
+        assert not app.exception, [exception.value for exception in app.exception]
+    assert any("by another session that shared it" in error.value for error in first.error)
+    assert not any("by another session" in error.value for error in second.error)
+    assert "Jobs: 0 of" in second.expander(key="jobs.panel").label

@@ -8,21 +8,30 @@ Estimates: a job submitted with `rate_key` stores its seconds per unit when it e
 file in the cache dir, so it survives restarts); `estimate_text(rate_key, units, unit)` turns
 the last measured rate into "about 1 min 20 s (last measured 12.3 images/s)" before the next
 run, and each progress bar shows the running job's own ETA.
+
+Every page's sidebar lists the jobs that hold or wait for the server's job slots (`jobs_panel`): what, from which
+page, since when, who shares them, with Cancel where this session may (it shares the job, or nobody open does).
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from core.jobs import ACTIVE, RATES_FILE, JobStatus, RateStore, describe_estimate, format_duration
+from core.jobs import ACTIVE, RATES_FILE, JobRegistry, JobStatus, RateStore, describe_estimate, format_duration
 from core.paths import cache_root
 from core.progress import Report
 from views.ui import resources
 
 NO_ESTIMATE = "No estimate yet: the first run of these settings measures the rate for the next ones."
+PAGE_KEY = "page_title"  # the sidebar writes the page being drawn: a job remembers where it was asked for
+SHARED_CANCEL_HELP = ("Stops it at its next step for every session that shares it; what it finished stays (extracted "
+                      "chunks, trained epochs, fitted layers) and asking for it again resumes from there.")
+ORPHAN_CANCEL_HELP = ("Nobody who asked for this job has the app open any more (their tabs were closed): stopping it "
+                      "frees its slot. What it finished stays.")
 
 
 def rate_store() -> RateStore:
@@ -45,14 +54,15 @@ def submit_job(session_key: str, key: str, label: str, work: Callable[[Report], 
     """
     registry = resources.job_registry()
     registry.forget(key)
-    registry.submit(key, label, work, rate_key=rate_key, rates=rate_store(), owner=session_id())
+    registry.submit(key, label, work, rate_key=rate_key, rates=rate_store(), owner=session_id(),
+                    origin=st.session_state.get(PAGE_KEY, ""))
     keys = st.session_state.setdefault(session_key, [])
     if key not in keys:
         keys.append(key)
 
 
 def session_id() -> str:
-    """This browser session's id: the owner of the jobs it starts (only owners may cancel a job)."""
+    """This browser session's id: the owner of the jobs it starts or joins (owners may cancel a job)."""
     context = get_script_run_ctx()
     return context.session_id if context is not None else ""
 
@@ -81,12 +91,13 @@ def follow_jobs(session_key: str, keys: Iterable[str]) -> None:
 
 def job_outcomes(keys, cancelled: str) -> None:
     """An error per failed job (its message without the exception type) and per cancelled one (`cancelled`)."""
-    registry = resources.job_registry()
+    registry, me = resources.job_registry(), session_id()
     for status in filter(None, map(registry.status, keys)):
         if status.state == "failed":
             st.error(f"{status.label}: {status.error.split(': ', 1)[-1]}")
         elif status.state == "cancelled":
-            st.error(f"{status.label}: {cancelled}")
+            elsewhere = " (by another session that shared it)" if status.cancelled_by not in ("", me) else ""
+            st.error(f"{status.label}: {cancelled}{elsewhere}")
 
 
 def has_jobs(session_key: str) -> bool:
@@ -120,17 +131,68 @@ def _progress_rows(session_key: str, unit: str, cancel_help: str | None,
         else:
             eta = "" if job.eta_s is None else f" · ETA ~{format_duration(job.eta_s)}"
             text = (f"{job.label} — running: {job.done}/{job.total or '?'} {unit} · {job.message} · "
-                    f"{format_duration(job.elapsed_s)}{eta}")
+                    f"{format_duration(job.elapsed_s)}{eta}" + (" · stopping…" if job.cancel_requested else ""))
         if cancel_help is None:
             st.progress(job.fraction, text=text)
             continue
         row = st.columns([5, 1])
         row[0].progress(job.fraction, text=text)
-        mine = owner in job.owners
-        row[1].button("Cancel", key=f"cancel_{job.key}", on_click=registry.cancel, args=(job.key, owner),
-                      disabled=not mine, help=cancel_help if mine else "Other sessions wait for this job: only they can cancel it.")
+        _cancel_button(row[1], registry, job, owner, cancel_help, key=f"cancel_{job.key}")
     if jobs and all(job.state not in ACTIVE for job in jobs):
         if on_end is not None:
             on_end(jobs)
         st.session_state[session_key] = []
         st.rerun(scope="app")
+
+
+def _cancel_button(place, registry: JobRegistry, job: JobStatus, owner: str, cancel_help: str, key: str) -> None:
+    """Cancel, enabled where `owner` may stop the job (it shares it, or no session that does is open)."""
+    allowed = owner in job.owners or not job.open_owners
+    others = len(job.open_owners - {owner})
+    if not allowed:
+        text = "Only the sessions that asked for this job can cancel it (ask for the same on its page to join it)."
+    else:
+        text = cancel_help + (f" {others} other open session(s) share it: it stops for them too." if others else "")
+    place.button("Cancel", key=key, on_click=registry.cancel, args=(job.key, owner),
+                 disabled=not allowed or job.cancel_requested, help=text)
+
+
+def jobs_panel() -> None:
+    """The jobs that hold or wait for this server's job slots, every session's, in a sidebar expander; polled every
+    2 s while any is active. Call it inside `st.sidebar`."""
+    active = any(job.state in ACTIVE for job in resources.job_registry().statuses())
+    st.fragment(_jobs_panel_rows, run_every=2.0 if active else None)()
+
+
+def _jobs_panel_rows() -> None:
+    registry, me = resources.job_registry(), session_id()
+    jobs = sorted((job for job in registry.statuses() if job.state in ACTIVE),
+                  key=lambda job: (job.state != "running", job.started_at))
+    running = sum(job.state == "running" for job in jobs)
+    label = f"Jobs: {running} of {registry.max_workers} slots busy" + (
+        f", {len(jobs) - running} queued" if len(jobs) > running else "")
+    with st.expander(label, key="jobs.panel", icon="⏳" if jobs else None):
+        if not jobs:
+            st.caption("No background job is running or waiting.")
+        for job in jobs:
+            st.markdown(f"**{job.label}**" + (f" · {job.origin}" if job.origin else ""))
+            row = st.columns([3, 2], vertical_alignment="center")
+            row[0].caption(_job_line(job, me))
+            _cancel_button(row[1], registry, job, me, SHARED_CANCEL_HELP if job.open_owners else ORPHAN_CANCEL_HELP,
+                           key=f"jobs.cancel.{job.key}")
+
+
+def _job_line(job: JobStatus, me: str) -> str:
+    """"running, 12 % · since 11:02 (4 min) · you + 1 other session": its state, since when and who asked for it."""
+    since = f"since {time.strftime('%H:%M', time.localtime(job.started_at))} ({format_duration(job.elapsed_s)})"
+    if job.state == "queued":
+        state = f"queued, {job.ahead} ahead"
+    else:
+        state = "stopping" if job.cancel_requested else f"running, {job.fraction:.0%}"
+    others = len(job.open_owners - {me})
+    sessions = f"{others} other session{'s' if others > 1 else ''}"
+    if me in job.owners:
+        who = "you" + (f" + {sessions}" if others else "")
+    else:
+        who = sessions if others else "no open session (tabs closed)"
+    return f"{state} · {since} · {who}"

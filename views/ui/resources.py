@@ -5,6 +5,7 @@ from pathlib import Path
 
 import streamlit as st
 import torch
+from streamlit import runtime
 
 from core.data import datasets, image_check
 from core.encoders.registry import UNUSABLE, EncoderInfo, availability, describe, describe_version
@@ -41,8 +42,13 @@ def feature_store() -> FeatureStore:
 @st.cache_resource
 def job_registry() -> JobRegistry:
     """Every session's background jobs: at most `job_slots` run at once (one per GPU, 2 on CPU, or
-    $REPSCOPE_MAX_JOBS); the rest queue."""
-    return JobRegistry(max_workers=job_slots(torch.cuda.device_count()))
+    $REPSCOPE_MAX_JOBS); the rest queue. A job whose sessions are all closed may be cancelled by anyone."""
+    return JobRegistry(max_workers=job_slots(torch.cuda.device_count()), session_open=session_open)
+
+
+def session_open(session_id: str) -> bool:
+    """Whether a browser session is still connected (a closed tab's is not); True where no server tells (AppTest)."""
+    return not runtime.exists() or bool(runtime.get_instance().is_active_session(session_id))
 
 
 @st.cache_resource

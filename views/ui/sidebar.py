@@ -22,6 +22,7 @@ from core.encoders.specs import (DEFAULT_DIM, FINAL_LAYER, FLAT, MAX_DIM, MIN_DI
                                  EncoderSpecError, parse_spec)
 from core.jobs import ACTIVE
 from views.ui import resources
+from views.ui.background import PAGE_KEY, jobs_panel
 
 DATASET_KINDS = {
     "demo": "Demo (procedural, offline)",
@@ -43,7 +44,7 @@ FOREGROUND_CHECK_MAX = 2000  # images checked while the page waits (OASIS: 1.6 s
 
 @dataclass(frozen=True)
 class Selection:
-    """What the sidebar selected; `render_sidebar()` at the top of every page returns it."""
+    """What the sidebar selected; `render_sidebar(page)` at the top of every page returns it."""
 
     image_set: ImageSet | None
     dataset_error: str
@@ -60,10 +61,13 @@ class Selection:
         return resources.encoder_info(spec).effective_pooling(self.pooling)
 
 
-def render_sidebar() -> Selection:
-    """Draw the shared sidebar (same keys on every page, so choices carry over) and return the choice."""
+def render_sidebar(page: str) -> Selection:
+    """Draw the shared sidebar (same keys on every page, so choices carry over) and return the choice; `page` (the
+    page's title) is where the jobs this run starts say they were asked for."""
     _unconfined_warning()
+    st.session_state[PAGE_KEY] = page
     with st.sidebar:
+        jobs_panel()  # first: which jobs hold the server's slots, whatever page this is
         st.header("Data")
         image_set, dataset_error, dataset_spec = _dataset_controls()
         if image_set is not None and not image_set.has_images:
@@ -319,7 +323,7 @@ def _layer_control(spec: str) -> tuple[str, ...]:
 def page_start(title: str, caption: str, *, needs_images: bool = True) -> tuple[Selection, ImageSet]:
     """Sidebar, title and caption of an analysis page; stops the page with the reason when no dataset loads,
     or when the page needs images and the dataset has none."""
-    selection = render_sidebar()
+    selection = render_sidebar(title)
     st.title(title)
     st.caption(caption)
     if selection.image_set is None:

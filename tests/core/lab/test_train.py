@@ -128,3 +128,27 @@ def test_bad_settings_are_refused() -> None:
         TrainConfig("byol")
     with pytest.raises(ValueError, match="at least 2 views"):
         TrainConfig("clamp", views=1)
+
+
+def test_a_run_reports_while_its_images_load_and_after_every_step(isolated_cache: Path, tmp_path: Path) -> None:
+    """Issue 30: a cancelled job stops at its next report, so a run must report between steps (not only epochs)
+    and while it decodes its images, before the first step."""
+    demo(isolated_cache)
+    reports: list[Progress] = []
+    other = tmp_path / "cache"
+    shutil.copytree(isolated_cache / "demo", other / "demo")
+    train(CONFIG, other, progress=reports.append)
+    messages = [report.message for report in reports]
+    assert messages[:3] == ["loading images 32/64", "loading images 64/64", "starting at epoch 1/2"]
+    steps = reports[3:]
+    assert [report.done for report in steps] == [32, 64, 96, 128]  # batch 32: one report per step
+    assert all(report.total == 128 and report.message.startswith(f"epoch {1 + index // 2}/2 · loss")
+               for index, report in enumerate(steps))
+
+    def cancel_while_loading(progress: Progress) -> None:
+        raise KeyboardInterrupt(progress.message)
+
+    fresh = tmp_path / "fresh"
+    shutil.copytree(isolated_cache / "demo", fresh / "demo")
+    with pytest.raises(KeyboardInterrupt, match="loading images 32/64"):  # the first report, before any step
+        train(CONFIG, fresh, progress=cancel_while_loading)
