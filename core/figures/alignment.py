@@ -143,7 +143,8 @@ def epsilon_search_figure(trials: pd.DataFrame, selected: int) -> go.Figure:
                                  legendgroup="selected", showlegend=column == 1,
                                  marker=dict(symbol="star", size=16, color="#D55E00", line=dict(color="black", width=1)),
                                  hovertemplate="selected: ε %{x:.3g}, %{y:.4g}<extra></extra>"), 1, column)
-    fig.update_xaxes(type="log", title="epsilon")
+    # Powers of ten: plotly's default SI prefixes read 1e-4 as "100μ".
+    fig.update_xaxes(type="log", title="epsilon", exponentformat="power", showexponent="all")
     fig.update_yaxes(title="GW distance", row=1, col=1)
     fig.update_yaxes(title="top-1", rangemode="tozero", row=1, col=2)
     return house_style(fig, title="Epsilon search", height=400)

@@ -1,9 +1,12 @@
-"""Alignment figures: the plan leads to the items at item resolution; the category confusion heatmap."""
+"""Alignment figures: the plan leads to the items at item resolution; ε in powers of ten; the category
+confusion heatmap."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
-from core.figures.alignment import MAX_PIXELS, category_confusion_figure, category_order, transport_plan_figure
+from core.figures.alignment import (MAX_PIXELS, category_confusion_figure, category_order, epsilon_search_figure,
+                                    transport_plan_figure)
 
 
 def test_category_confusion_figure_draws_the_shares_with_their_labels() -> None:
@@ -34,3 +37,11 @@ def test_plan_click_points_name_the_source_row_and_its_top_target() -> None:
     # A block-averaged plan has no item to click.
     big = np.full((MAX_PIXELS + 1, MAX_PIXELS + 1), 1.0 / (MAX_PIXELS + 1) ** 2)
     assert len(transport_plan_figure(big, ["a"] * (MAX_PIXELS + 1)).data) == 1
+
+
+def test_epsilon_ticks_are_powers_of_ten() -> None:
+    trials = pd.DataFrame({"epsilon": np.logspace(-4, -1, 4), "init_seed": 0, "gw_distance": [0.4, 0.2, 0.3, 0.5],
+                           "top1": [0.1, 0.6, 0.3, 0.2], "valid": True, "iterations": 10, "seconds": 1.0, "note": ""})
+    figure = epsilon_search_figure(trials, selected=1)
+    for axis in (figure.layout.xaxis, figure.layout.xaxis2):
+        assert (axis.type, axis.exponentformat, axis.showexponent) == ("log", "power", "all")
