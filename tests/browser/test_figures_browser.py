@@ -1,5 +1,5 @@
-"""Figures as plotly.js draws them in headless Chromium (no app): ε ticks in powers of ten, and HTML that loads a
-shared plotly.js by a relative path with the network off."""
+"""Figures as plotly.js draws them in headless Chromium (no app): THINGS-sized matrices whose category names never
+overlap, ε ticks in powers of ten, and HTML that loads a shared plotly.js by a relative path with the network off."""
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -9,10 +9,34 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+import pytest
 
 from core.export import PLOTLYJS_FILE, figure_to_bytes, plotlyjs_bytes
-from core.figures.alignment import epsilon_search_figure
+from core.figures.alignment import epsilon_search_figure, rdm_pair_figure, transport_plan_figure
 from tests.browser.server import browser_page
+from tests.core.figures.test_alignment import THINGS_NAMES, things_categories
+
+# Each tick label's box in its own frame (getBBox), its corners taken to the page by getScreenCTM: a rotated label
+# gives a rotated quadrilateral, not the bounding rectangle that two neighbouring slanted labels always share.
+LABEL_QUADS_JS = """(selector) => Array.from(document.querySelectorAll(selector)).map((text) => {
+    const box = text.getBBox(), matrix = text.getScreenCTM();
+    return [[box.x, box.y], [box.x + box.width, box.y], [box.x + box.width, box.y + box.height],
+            [box.x, box.y + box.height]].map(([x, y]) => {
+        const point = new DOMPoint(x, y).matrixTransform(matrix);
+        return [point.x, point.y];
+    }).concat([[text.textContent]]);
+})"""
+
+
+def overlap(first: np.ndarray, second: np.ndarray) -> bool:
+    """Whether two convex quadrilaterals ((4, 2) corners in order) intersect: no edge normal separates them."""
+    for quad in (first, second):
+        for edge in np.diff(np.vstack([quad, quad[:1]]), axis=0):
+            normal = np.array([-edge[1], edge[0]])
+            a, b = first @ normal, second @ normal
+            if a.max() <= b.min() or b.max() <= a.min():
+                return False
+    return True
 
 
 @contextmanager
@@ -32,6 +56,35 @@ def drawn(fig: go.Figure, folder: Path, width: int, height: int) -> Iterator:
             return settled;
         }""", polling=300, timeout=20_000)
         yield page
+
+
+@pytest.mark.parametrize("draw, width", [
+    # The RDM pair spans the page (1500 px window less the sidebar: 1150 px; 1280 px: 880 px); the plan sits in a
+    # 3/5 column (700 px; 520 px).
+    *((lambda categories: rdm_pair_figure(np.eye(len(categories)), np.eye(len(categories)), categories, ("a", "b")),
+       width) for width in (1150, 880)),
+    *((lambda categories: transport_plan_figure(np.eye(len(categories)) / len(categories), categories), width)
+      for width in (700, 520)),
+], ids=["rdms", "rdms-narrow", "plan", "plan-narrow"])
+def test_no_two_category_names_overlap_at_1854_items(draw, width: int, tmp_path) -> None:
+    with drawn(draw(things_categories()), tmp_path, width, 900) as page:
+        for axis in ("xtick", "ytick"):  # every x axis's labels are "xtick": both RDM panels are checked at once
+            labels = page.evaluate(LABEL_QUADS_JS, f".{axis} text")
+            quads = [np.array(label[:4]) for label in labels]
+            names = [label[4][0] for label in labels]
+            assert len(quads) >= 6, (axis, names)
+            clashes = [(names[i], names[j]) for i in range(len(quads)) for j in range(i + 1, len(quads))
+                       if overlap(quads[i], quads[j])]
+            assert not clashes, (axis, clashes)
+        if not page.locator(".legend").count():
+            return  # the plan: no legend (the RDM pair above has it)
+        # The RDM pair's legend names every category, the small ones too, none over another or cut off.
+        labels = page.evaluate(LABEL_QUADS_JS, ".legend .traces .legendtext")
+        assert sorted(label[4][0] for label in labels) == sorted(THINGS_NAMES)
+        quads = [np.array(label[:4]) for label in labels]
+        assert not any(overlap(quads[i], quads[j]) for i in range(len(quads)) for j in range(i + 1, len(quads)))
+        height = page.evaluate("document.querySelector('.main-svg').getBoundingClientRect().height")
+        assert max(quad[:, 1].max() for quad in quads) <= height
 
 
 def test_epsilon_ticks_read_as_powers_of_ten(tmp_path) -> None:
