@@ -5,7 +5,7 @@ import streamlit as st
 
 from core.analyses.explore import MAP_METHODS, stored_map
 from core.analyses.rdm import RDM_METRIC_LABELS, RDM_METRICS
-from core.figures.explore import agreement_histogram_figure, map_figure
+from core.figures.explore import MAX_CATEGORIES, agreement_histogram_figure, map_axis_titles, map_figure
 from core.export import export_filename
 from core.provenance import provenance_from_keys
 from views.ui import resources
@@ -58,8 +58,8 @@ if method in PARAMETERS:
 colour_options = [column for column in image_set.metadata.columns if column not in ("image_id", "row", "x", "y")]
 keep_valid("explore.colour", colour_options)
 colour = settings[2].selectbox("Colour by", colour_options, key="explore.colour", persist_state="session",
-                               help="Any metadata column: a colour per value for labels (one colour per point, no "
-                                    "legend, past 20 values), a colour scale for numbers (valence, arousal, …).")
+                               help=f"Any metadata column: a colour + symbol per label, named in the legend (past "
+                                    f"{MAX_CATEGORIES} labels a colour per point), a colour scale for numbers.")
 k = int(settings[3].number_input("k neighbours", 1, 100, 10, key="explore.k", persist_state="session",
                                  help="Nearest neighbours (cosine) in an item's card and in the k-NN overlap of A "
                                       "and B."))
@@ -93,17 +93,19 @@ drawn = items[items["category"].isin(categories)] if categories else items
 for column, (name, label) in zip(st.columns(len(shown)), shown.items()):
     try:
         with st.spinner(f"{method} map of {label} …", show_time=True):
-            xy = stored_map(resources.result_store(), sources[label].fingerprint, arrays[label], method, parameter)
+            item_map = stored_map(resources.result_store(), sources[label].fingerprint, arrays[label], method,
+                                  parameter)
     except (ValueError, RuntimeError, ArithmeticError, np.linalg.LinAlgError) as error:
         advice = "Check the features (NaN or constant?)." if method == "PCA" else "Choose PCA or a smaller parameter."
         st.error(f"{label}: the {method} map could not be computed ({error}). {advice}")
         st.stop()
     shown_rows = drawn["row"].to_numpy()
-    points = drawn[["row", "image_id", colour]].assign(x=xy[shown_rows, 0], y=xy[shown_rows, 1])
+    points = drawn[["row", "image_id", colour]].assign(x=item_map.xy[shown_rows, 0], y=item_map.xy[shown_rows, 1])
     layer = sources[label].layer
     title = f"{name}: {label} · {method}"
     fig = built_once((sources[label].fingerprint, method, parameter, colour, tuple(categories), title,
-                      tuple(highlighted)), lambda: map_figure(points, colour, title, highlighted))
+                      tuple(highlighted)),
+                     lambda: map_figure(points, colour, title, highlighted, map_axis_titles(item_map)))
     with column:
         figure_block(
             fig, points, page="explore",
@@ -113,7 +115,8 @@ for column, (name, label) in zip(st.columns(len(shown)), shown.items()):
                 "point for its card below; box or lasso (toolbar) selects many. The selection is ringed in black on "
                 "both maps, so you see where the same items lie in the other representation; search matches are "
                 "ringed too. In t-SNE/UMAP only neighbourhoods mean something: the distance between clusters and "
-                "their sizes do not. PCA keeps distances along its two axes but drops the rest of the variance."))
+                "their sizes do not. PCA keeps distances along its two axes but drops the rest of the variance (each "
+                "axis title gives its share)."))
 
 st.caption(f"Selection: {len(active['rows'])} item(s)" + (f" from {active['origin']}" if active["rows"] else
            " — click, box or lasso on a map, or search"))

@@ -161,18 +161,45 @@ def embedding_map(features: np.ndarray, method: str = "PCA", parameter: float = 
     return embed_2d(points, method, parameter, seed)
 
 
+@dataclass(frozen=True)
+class ItemMap:
+    """The items on a 2-D map: (N, 2) coordinates by `method`; for PCA each axis's share of the total variance."""
+
+    xy: np.ndarray  # (N, 2)
+    method: str
+    explained: tuple[float, float] | None = None  # PCA only
+
+
+def explained_variance(features: np.ndarray, xy: np.ndarray) -> tuple[float, float]:
+    """(N, d) features and their (N, 2) PCA scores -> each score's variance / the features' total variance.
+
+    A PCA score's variance is its component's variance, so this is scikit-learn's explained_variance_ratio_ without
+    refitting; the total is summed in row blocks (no float64 copy of the features)."""
+    points = np.asarray(features).reshape(len(features), -1)
+    mean = points.mean(axis=0, dtype=np.float64)
+    total = sum(float(np.square(points[start:start + BLOCK_ROWS] - mean).sum())
+                for start in range(0, len(points), BLOCK_ROWS))
+    scores = np.asarray(xy, dtype=np.float64)
+    shares = np.square(scores - scores.mean(axis=0)).sum(axis=0) / total if total > 0 else np.zeros(2)
+    return float(shares[0]), float(shares[1])
+
+
 def stored_map(store: ResultStore, features_fingerprint: str, features: np.ndarray, method: str, parameter: float,
-               seed: int = 0) -> np.ndarray:
-    """(N, 2) map of the features with this fingerprint: read from the store, else computed and stored."""
+               seed: int = 0) -> ItemMap:
+    """The map of the features with this fingerprint: read from the store, else computed and stored."""
     settings = {"method": method, "parameter": float(parameter) if method != "PCA" else 0.0, "seed": seed}
     key = result_key(MAP_KIND, settings, {"features": features_fingerprint})
     found = store.get(MAP_KIND, key)
     if found is not None and "xy" in found.array_names:
-        return found.array("xy")
+        xy, explained = found.array("xy"), found.meta.get("explained_variance")
+        if method == "PCA" and explained is None:  # a map stored before its variance was: one pass over the features
+            explained = explained_variance(features, xy)
+        return ItemMap(xy, method, tuple(explained) if explained is not None else None)
     xy = embedding_map(features, method, parameter, seed)
+    explained = explained_variance(features, xy) if method == "PCA" else None
     store.put(MAP_KIND, key, {"label": f"{method} map", **settings, "features": features_fingerprint,
-                              "n_items": len(xy)}, arrays={"xy": xy})
-    return xy
+                              "n_items": len(xy), "explained_variance": explained}, arrays={"xy": xy})
+    return ItemMap(xy, method, explained)
 
 
 def row_normalised(plan: np.ndarray) -> np.ndarray:

@@ -3,9 +3,13 @@ search, and matching rates against chance.
 
 Matrices larger than `MAX_PIXELS` per side are block-averaged for display only (a browser
 cannot draw 3.4 million heatmap cells of a 1854-item plan); the downloads hold the full arrays.
+Every category gets a colour strip along the matrix's rows and columns, naming it on hover, and an entry in the
+RDM pair's legend; only the categories whose names fit (`labelled_blocks`) are named on the axes, so THINGS' 28
+never overlap.
 """
 from __future__ import annotations
 
+from bisect import bisect_right
 from typing import Sequence
 
 import numpy as np
@@ -13,10 +17,17 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from core.figures.style import EXTENDED, house_style
+from core.figures.style import EXTENDED, category_colors, house_style
 
 MAX_PIXELS = 600
 LOG_FLOOR = 1e-4  # log colour scale of N·T starts here: 1/100 of a uniform row's mass
+# Axis names sit at least LABEL_GAP_PX apart on an axis assumed AXIS_PX long (the plan in its 3/5 column of a
+# 1280 px window: 264 px in Chromium; the RDM panels are longer): 23 px apart, labels rotated by 45° are 16 px
+# apart across, more than the 15 px box of a line of 13 px text.
+LABEL_GAP_PX, AXIS_PX = 23, 260
+STRIP = 0.03  # the category strips' width, as a share of the axis
+LEGEND_ROW_PX = 19  # a row of the category legend at font size 11; its title and padding take two more
+LEGEND_COLUMNS = 4  # shares of the plot's width: "clothing accessory" fits down to a 1280 px window
 
 
 def category_order(categories: Sequence[str]) -> tuple[np.ndarray, list[tuple[int, int, str]]]:
@@ -30,17 +41,20 @@ def category_order(categories: Sequence[str]) -> tuple[np.ndarray, list[tuple[in
 
 
 def display_matrix(matrix: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(N, M) matrix in `order` -> (n, m) block means with n, m <= MAX_PIXELS, and (n,) item positions."""
+    """(N, M) matrix in `order` -> (n, m) float32 block means with n, m <= MAX_PIXELS, and (n,) item positions.
+
+    float32: a figure carries its matrices in base64, at 4 bytes a cell instead of 8 (0.8 MB less per 384-item
+    matrix in every HTML); the hover shows 3 significant digits."""
     matrix = np.asarray(matrix, dtype=np.float64)[np.ix_(order, order)]
     factor = int(np.ceil(len(matrix) / MAX_PIXELS))
     if factor == 1:
-        return matrix, np.arange(len(matrix), dtype=float)
+        return matrix.astype(np.float32), np.arange(len(matrix), dtype=float)
     n = len(matrix)
     edges = np.arange(0, n, factor)
     rows = np.add.reduceat(matrix, edges, axis=0)
     blocks = np.add.reduceat(rows, edges, axis=1)
     sizes = np.diff(np.r_[edges, n])
-    return blocks / np.outer(sizes, sizes), edges + (sizes - 1) / 2
+    return (blocks / np.outer(sizes, sizes)).astype(np.float32), edges + (sizes - 1) / 2
 
 
 def rdm_pair_figure(source_rdm: np.ndarray, target_rdm: np.ndarray, categories: Sequence[str],
@@ -55,10 +69,11 @@ def rdm_pair_figure(source_rdm: np.ndarray, target_rdm: np.ndarray, categories: 
         fig.add_trace(go.Heatmap(z=values, x=positions, y=positions, colorscale="Viridis",
                                  colorbar=dict(x=colorbar_x, xanchor="left", len=0.85, thickness=12),
                                  hovertemplate="item %{y:.0f} × item %{x:.0f}: %{z:.3g}<extra></extra>"), 1, column)
-        _draw_blocks(fig, blocks, row=1, col=column)
+        _draw_blocks(fig, blocks, row=1, col=column, legend=column == 1)
     fig.update_yaxes(autorange="reversed")
     fig.update_yaxes(showticklabels=False, row=1, col=2)
-    return house_style(fig, title="RDMs ordered by category (dissimilarity)", height=560)
+    return _with_category_legend(house_style(fig, title="RDMs ordered by category (dissimilarity)", height=560),
+                                 len(blocks))
 
 
 def transport_plan_figure(plan: np.ndarray, categories: Sequence[str], *, log_colour: bool = False,
@@ -95,9 +110,11 @@ def transport_plan_figure(plan: np.ndarray, categories: Sequence[str], *, log_co
             selected=dict(marker=dict(opacity=1)), unselected=dict(marker=dict(opacity=0)),
             hovertemplate=f"{names[0]} %{{text}} → most mass to {names[1]} %{{hovertext}}"
                           "<br>click: where this item goes<extra></extra>"))
-    _draw_blocks(fig, blocks, row=None, col=None, line_color="#999999")
+    # No legend: its 28 entries do not fit a 3/5 column; the RDM pair above has it, in the same colours.
+    _draw_blocks(fig, blocks, row=None, col=None, line_color="#999999", legend=False)
     fig.update_xaxes(title=f"target items ({names[1]})", constrain="domain")
-    fig.update_yaxes(title=f"source items ({names[0]})", autorange="reversed", scaleanchor="x", constrain="domain")
+    fig.update_yaxes(title=f"source items ({names[0]})", autorange="reversed", scaleanchor="x", constrain="domain",
+                     constraintoward="top")  # in a narrow column the spare height goes below the square
     return house_style(fig, title="Selected transport plan", height=600)
 
 
@@ -140,7 +157,8 @@ def epsilon_search_figure(trials: pd.DataFrame, selected: int) -> go.Figure:
                                  legendgroup="selected", showlegend=column == 1,
                                  marker=dict(symbol="star", size=16, color="#D55E00", line=dict(color="black", width=1)),
                                  hovertemplate="selected: ε %{x:.3g}, %{y:.4g}<extra></extra>"), 1, column)
-    fig.update_xaxes(type="log", title="epsilon")
+    # Powers of ten: plotly's default SI prefixes read 1e-4 as "100μ".
+    fig.update_xaxes(type="log", title="epsilon", exponentformat="power", showexponent="all")
     fig.update_yaxes(title="GW distance", row=1, col=1)
     fig.update_yaxes(title="top-1", rangemode="tozero", row=1, col=2)
     return house_style(fig, title="Epsilon search", height=400)
@@ -174,14 +192,71 @@ def per_category_figure(table: pd.DataFrame) -> go.Figure:
     return house_style(fig, title="Per category", height=400)
 
 
-def _draw_blocks(fig: go.Figure, blocks: list[tuple[int, int, str]], *, row, col, line_color: str = "white") -> None:
-    """Category boundaries as lines, category names as ticks (when there are few enough to read)."""
-    for start, _, _ in blocks[1:]:
-        edge = start - 0.5
-        fig.add_vline(x=edge, line=dict(color=line_color, width=1), row=row, col=col)
-        fig.add_hline(y=edge, line=dict(color=line_color, width=1), row=row, col=col)
-    if len(blocks) <= 40:
-        ticks = dict(tickvals=[(start + stop - 1) / 2 for start, stop, _ in blocks],
-                     ticktext=[name for _, _, name in blocks], showgrid=False)
-        fig.update_xaxes(**ticks, tickangle=-45, row=row, col=col)
-        fig.update_yaxes(**ticks, row=row, col=col)
+def _with_category_legend(fig: go.Figure, n_categories: int) -> go.Figure:
+    """The category legend under the figure in LEGEND_COLUMNS columns; the figure grows by the legend's height, so
+    the matrices keep their size whatever the number of categories."""
+    height = fig.layout.height + LEGEND_ROW_PX * (-(-n_categories // LEGEND_COLUMNS) + 2)
+    # Anchored at the bottom, plotly.js draws the legend 8 px past the figure's edge: lift it by 12.
+    fig.update_layout(height=height,
+                      legend=dict(orientation="h", xref="container", yref="container", x=0, y=12 / height,
+                                  xanchor="left", yanchor="bottom", entrywidthmode="fraction",
+                                  entrywidth=0.99 / LEGEND_COLUMNS, font=dict(size=11),
+                                  itemclick=False, itemdoubleclick=False,  # its entries draw nothing to hide
+                                  title=dict(text="categories", side="top left")))
+    return fig
+
+
+def labelled_blocks(blocks: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """The (start, stop, category) blocks, in axis order, named on an axis: of all choices whose centres lie at least
+    LABEL_GAP_PX apart (on an axis of AXIS_PX), so that no two names overlap, the one naming the most items."""
+    gap = LABEL_GAP_PX / AXIS_PX * blocks[-1][1]
+    centres = [(start + stop - 1) / 2 for start, stop, _ in blocks]
+    # Weighted interval scheduling: best[i] is the best choice among blocks[:i + 1], as (items named, indices).
+    best: list[tuple[int, tuple[int, ...]]] = []
+    for index, (start, stop, _) in enumerate(blocks):
+        far = bisect_right(centres, centres[index] - gap)  # blocks[:far] are far enough before this one
+        items, chosen = best[far - 1] if far else (0, ())
+        with_this = (items + stop - start, chosen + (index,))
+        best.append(max(best[-1], with_this, key=lambda choice: choice[0]) if best else with_this)
+    return [blocks[index] for index in best[-1][1]]
+
+
+def _draw_blocks(fig: go.Figure, blocks: list[tuple[int, int, str]], *, row, col, line_color: str = "white",
+                 legend: bool = True) -> None:
+    """Category boundaries as lines, a colour strip along the rows (left) and columns (top) naming each category on
+    hover, a legend entry per category (once per figure: `legend`), and the names that fit as ticks."""
+    axes = fig.get_subplot(row, col) if row is not None else None
+    x, y = (axes.xaxis.plotly_name, axes.yaxis.plotly_name) if axes is not None else ("xaxis", "yaxis")
+    x, y = x.replace("axis", ""), y.replace("axis", "")
+    line = dict(type="line", line=dict(color=line_color, width=1))
+    # One layout update for all lines: add_vline / add_hline per boundary took 8 s for THINGS' RDM pair.
+    boundaries = [start - 0.5 for start, _, _ in blocks[1:]]
+    fig.update_layout(shapes=[
+        *fig.layout.shapes,
+        *(dict(line, xref=x, yref=f"{y} domain", x0=edge, x1=edge, y0=0, y1=1) for edge in boundaries),
+        *(dict(line, xref=f"{x} domain", yref=y, x0=0, x1=1, y0=edge, y1=edge) for edge in boundaries)])
+
+    names = [name for _, _, name in blocks]
+    hover = [f"{name} ({stop - start} items)" for start, stop, name in blocks]
+    colors = category_colors(names)
+    n_items = blocks[-1][1]
+    edges = [start - 0.5 for start, _, _ in blocks] + [n_items - 0.5]
+    band = [-0.5 - 2 * STRIP * n_items, -0.5 - STRIP * n_items]  # outside the matrix, before its first item
+    # Block i is z = i on a colour scale of one flat step per block.
+    scale = [[position, colors[name]] for index, name in enumerate(names)
+             for position in (index / len(names), (index + 1) / len(names))]
+    strip = dict(colorscale=scale, zmin=-0.5, zmax=len(names) - 0.5, showscale=False,
+                 hovertemplate="%{text}<extra></extra>")
+    fig.add_trace(go.Heatmap(z=[[index] for index in range(len(names))], x=band, y=edges, text=[[h] for h in hover],
+                             name="categories (rows)", **strip), row=row, col=col)
+    fig.add_trace(go.Heatmap(z=[list(range(len(names)))], x=edges, y=band, text=[hover], name="categories (columns)",
+                             **strip), row=row, col=col)
+    for name, text in zip(names, hover) if legend else ():
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=name, hovertemplate=f"{text}<extra></extra>",
+                                 marker=dict(symbol="square", size=11, color=colors[name])), row=row, col=col)
+
+    shown = labelled_blocks(blocks)
+    ticks = dict(tickvals=[(start + stop - 1) / 2 for start, stop, _ in shown],
+                 ticktext=[name for _, _, name in shown], showgrid=False, zeroline=False)
+    fig.update_xaxes(**ticks, tickangle=-45, row=row, col=col)
+    fig.update_yaxes(**ticks, row=row, col=col)

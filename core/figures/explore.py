@@ -9,9 +9,10 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from core.figures.style import EXTENDED, category_colors, house_style
+from core.analyses.explore import ItemMap
+from core.figures.style import EXTENDED, category_colors, category_styles, house_style
 
-MAX_CATEGORIES = 20  # more distinct values: one trace, coloured point by point, no legend
+MAX_CATEGORIES = 60  # more distinct values (image ids, …): one trace, coloured point by point, no legend
 HOVER = "%{{customdata[1]}}<br>{colour}: %{{customdata[2]}}<extra>{name}</extra>"
 
 
@@ -27,9 +28,20 @@ def _customdata(part: pd.DataFrame, colour: str) -> np.ndarray:
                             part[colour].to_numpy().astype(object)])
 
 
-def map_figure(points: pd.DataFrame, colour: str, title: str, highlighted_rows: Sequence[int] = ()) -> go.Figure:
-    """Items in 2-D (columns x, y, row, image_id, `colour`; n rows) as WebGL markers coloured by `colour`; the
-    `highlighted_rows` that are drawn get an overlay of larger black-edged markers (customdata row first too)."""
+def map_axis_titles(item_map: ItemMap) -> tuple[str, str]:
+    """"PC1 (42.0 % variance)" … for PCA (plain "PC1" where the variance is unknown), "t-SNE 1" … otherwise."""
+    if item_map.method != "PCA":
+        return f"{item_map.method} 1", f"{item_map.method} 2"
+    if item_map.explained is None:
+        return "PC1", "PC2"
+    return tuple(f"PC{axis} ({100 * share:.1f} % variance)" for axis, share in enumerate(item_map.explained, 1))
+
+
+def map_figure(points: pd.DataFrame, colour: str, title: str, highlighted_rows: Sequence[int] = (),
+               axis_titles: tuple[str, str] = ("", "")) -> go.Figure:
+    """Items in 2-D (columns x, y, row, image_id, `colour`; n rows) as WebGL markers coloured by `colour` (labels:
+    a distinct colour + symbol and a legend entry each, up to MAX_CATEGORIES); the `highlighted_rows` that are
+    drawn get an overlay of larger black-edged markers (customdata row first too)."""
     fig = go.Figure()
     values = points[colour]
     if is_continuous(values):
@@ -40,14 +52,16 @@ def map_figure(points: pd.DataFrame, colour: str, title: str, highlighted_rows: 
             customdata=_customdata(points, colour), hovertemplate=HOVER.format(colour=colour, name="")))
     else:
         labels = values.astype(str)
-        colors = category_colors(labels)
-        if len(colors) <= MAX_CATEGORIES:
+        styles = category_styles(labels)
+        if len(styles) <= MAX_CATEGORIES:
             for category, part in points.groupby(labels, sort=True):
+                color, symbol = styles[category]
                 fig.add_trace(go.Scattergl(
                     x=part["x"], y=part["y"], mode="markers", name=str(category),
-                    marker=dict(color=colors[category], size=6, opacity=0.85),
+                    marker=dict(color=color, symbol=symbol, size=6, opacity=0.85),
                     customdata=_customdata(part, colour), hovertemplate=HOVER.format(colour=colour, name=category)))
         else:
+            colors = category_colors(labels)
             fig.add_trace(go.Scattergl(
                 x=points["x"], y=points["y"], mode="markers", name=colour, showlegend=False,
                 marker=dict(color=[colors[label] for label in labels], size=6, opacity=0.85),
@@ -58,11 +72,12 @@ def map_figure(points: pd.DataFrame, colour: str, title: str, highlighted_rows: 
             x=highlighted["x"], y=highlighted["y"], mode="markers", name=f"highlighted ({len(highlighted)})",
             marker=dict(color="rgba(255,255,255,0.15)", size=12, line=dict(color="black", width=2)),
             customdata=_customdata(highlighted, colour), hovertemplate=HOVER.format(colour=colour, name="highlighted")))
-    fig.update_xaxes(title="1", showticklabels=False)
-    fig.update_yaxes(title="2", showticklabels=False)
+    fig.update_xaxes(title=axis_titles[0], showticklabels=False)
+    fig.update_yaxes(title=axis_titles[1], showticklabels=False)
     # No dragmode: Streamlit then starts in pan mode, where a click selects a point. In box or lasso mode (the
     # toolbar) it turns click-to-select off, so a figure that starts in lasso mode could never be clicked.
-    fig.update_layout(legend=dict(itemsizing="constant"))
+    # Legend entries draw the marker at full size: a category's symbol stays readable.
+    fig.update_layout(legend=dict(itemsizing="constant", title=dict(text=colour)))
     return house_style(fig, title=title, height=520)
 
 

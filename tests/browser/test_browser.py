@@ -136,6 +136,27 @@ def _demo_alignment_is_the_known_answer(page) -> None:
     assert page.get_by_text("below chance").count() == 0 and page.get_by_text("one tried").count() == 0
 
 
+NOT_CUT = "(texts) => texts.every((text) => text.scrollWidth <= text.clientWidth)"
+
+
+def _export_menus_read_in_full(page) -> None:
+    """Issue 30: six export buttons in a half-width column read "P…" and "HT…". Each figure now has one Export menu
+    whose label and buttons read in full (the matching rates sit in a 2/5 column), and no chart offers Plotly's own
+    camera, whose PNG carried no provenance."""
+    # :visible: Streamlit keeps a hidden copy of each popover's button (to measure it).
+    menus = page.locator("[data-testid='stPopoverButton']:visible").filter(has_text="Export")
+    assert menus.count() == page.locator(".js-plotly-plot").count()
+    assert menus.locator("p").evaluate_all(NOT_CUT)
+    assert page.locator(".modebar-btn[data-title='Download plot as a PNG']").count() == 0
+    assert page.locator(".modebar-btn[data-title='Pan']").count() >= menus.count()  # the mode bars are drawn
+    menus.nth(2).click()  # the matching rates' menu
+    buttons = page.locator("[data-testid='stPopoverBody'] button:visible")
+    buttons.first.wait_for(timeout=10_000)
+    assert buttons.all_inner_texts()[-3:] == ["HTML interactive", "CSV numbers", "ZIP everything"]
+    assert buttons.locator("p").evaluate_all(NOT_CUT)
+    page.keyboard.press("Escape")
+
+
 @pytest.mark.slow
 def test_alignment_page_renders_in_chromium(served_app, isolated_cache, tmp_path) -> None:
     from core.data.datasets import demo
@@ -145,6 +166,7 @@ def test_alignment_page_renders_in_chromium(served_app, isolated_cache, tmp_path
 
     def inspect(page) -> None:
         _demo_alignment_is_the_known_answer(page)
+        _export_menus_read_in_full(page)
         card(page)
     charts = screenshot_page(served_app, "alignment", "Alignment", "text=RSA vs GWOT across targets",
                              tmp_path / "alignment.png", 3600, click="Run alignment", charts=6, inspect=inspect)

@@ -5,14 +5,17 @@ import json
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1.element_tree import Block
 
 from core.data.datasets import demo
 from core.encoders import registry
+from core.export import static_export_status
 from core.features.extract import extract
 from core.features.store import FeatureStore
 from tests.paths import APP
@@ -47,6 +50,30 @@ def test_features_page_shows_the_demo_and_its_extraction_status() -> None:
     assert all(button.help for button in app.main.button)
     for widget in (*app.sidebar.selectbox, *app.sidebar.multiselect, *app.sidebar.number_input):
         assert widget.help, f"{widget.label} has no help text"
+
+
+def blocks_within(block: Block) -> Iterator[Block]:
+    """Every block (column, expander, popover, …) inside `block`, depth first."""
+    for child in block.children.values():
+        if isinstance(child, Block):
+            yield child
+            yield from blocks_within(child)
+
+
+def test_charts_have_no_camera_and_each_figures_downloads_sit_in_one_export_menu() -> None:
+    app = run_app()
+    charts = app.get("plotly_chart")
+    # Plotly's camera saves a PNG without the provenance every download carries.
+    assert charts and all("toImage" in json.loads(chart.proto.config)["modeBarButtonsToRemove"] for chart in charts)
+    menus = [block for block in blocks_within(app.main) if block.type == "popover"]
+    assert len(menus) == len(charts) and {menu.proto.popover.label for menu in menus} == {"Export"}
+    static = ["PNG image", "SVG vector", "PDF vector"] if static_export_status()[0] else []
+    for menu in menus:
+        labels = [button.label for button in menu.download_button]
+        assert labels in ([*static, "HTML interactive", "ZIP everything"],
+                          [*static, "HTML interactive", "CSV numbers", "ZIP everything"]), labels
+        assert all("provenance" in button.help for button in menu.download_button)
+    assert sum(len(menu.download_button) for menu in menus) == len(app.main.download_button)  # none outside
 
 
 def test_a_bad_dataset_path_is_a_clear_message_not_a_traceback(tmp_path) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.decomposition import PCA
 from streamlit.testing.v1 import AppTest
 
 from core.analyses.explore import item_agreement, nearest_neighbours
@@ -76,11 +77,19 @@ def table(app: AppTest, column: str) -> pd.DataFrame:
 
 
 def test_the_page_draws_two_linked_webgl_maps_and_the_agreement_with_defaults(arrays) -> None:
+    image_set, features = arrays
     app = run_page()
     specs = maps(app)
     assert len(specs) == 2 and all(trace["type"] == "scattergl" for spec in specs for trace in spec["data"])
     assert specs[0]["layout"]["title"]["text"].startswith(f"A: {PIXELS}")
     assert specs[1]["layout"]["title"]["text"].startswith(f"B: {HUMAN}")
+    # PCA axes carry their share of the variance, as scikit-learn's PCA of the same features gives it.
+    for spec, name in zip(specs, (PIXELS, HUMAN)):
+        shares = PCA(n_components=2).fit(features[name].astype(np.float64)).explained_variance_ratio_
+        assert [spec["layout"][axis]["title"]["text"] for axis in ("xaxis", "yaxis")] == [
+            f"PC{axis} ({100 * share:.1f} % variance)" for axis, share in enumerate(shares, 1)]
+    # The four demo categories: four legend entries, each its own colour + symbol.
+    assert len({(trace["marker"]["color"], trace["marker"]["symbol"]) for trace in specs[0]["data"]}) == 4
     assert {trace["type"] for spec in map(json.loads, (c.proto.spec for c in app.get("plotly_chart")))
             for trace in spec["data"]} == {"scattergl", "histogram"}
     widgets = [*app.main.selectbox, *app.main.multiselect, *app.main.number_input, *app.main.text_input,

@@ -47,7 +47,8 @@ def pair_figures(image_set: ImageSet, report: AlignmentReport, rdms: tuple[np.nd
     items = image_set.metadata["image_id"].astype(str).to_numpy()
     common = dict(page="alignment", dataset=image_set.name, encoder=label, provenance=provenance)
     figure_block(rdm_pair_figure(*rdms, categories, pair), None, figure="rdms", **common, how_to_read=(
-        "Both RDMs with items ordered by category (white lines: category boundaries). GWOT compares the two "
+        "Both RDMs with items ordered by category (white lines: category boundaries; the colour strips along the "
+        "rows and columns and the legend name every category, the axes those with room). GWOT compares the two "
         "matrices' shapes only: it never sees which row of one is which row of the other. Matrices over 600 items "
         "are shown block-averaged; downloads hold the full arrays."))
     plan_column, rates_column = st.columns([3, 2])
@@ -58,7 +59,8 @@ def pair_figures(image_set: ImageSet, report: AlignmentReport, rdms: tuple[np.nd
             transport_plan_figure(report.alignment.transport_plan, categories, log_colour=log_colour, names=pair,
                                   items=items), None, figure="transport_plan", **common,
             select_key="alignment.plan_click", selection_mode=("points",), how_to_read=(
-                "Row i is where source item i sends its mass, scaled by N so a row sums to 1 (N·T). A sharp "
+                "Row i is where source item i sends its mass, scaled by N so a row sums to 1 (N·T); the colour "
+                "strips mark the categories as in the RDMs' legend (hover a strip for its name). A sharp "
                 "diagonal means items are matched to themselves (top-1); mass inside the diagonal blocks "
                 "means matched to the right category. Click a row's darkest cell to see where that item goes "
                 "(below); plans over 600 items are block-averaged, pick the item in the box below instead."))

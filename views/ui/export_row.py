@@ -1,8 +1,9 @@
-"""The export row under every figure (PNG, SVG, PDF, HTML, CSV, ZIP) and its "Provenance" expander.
+"""The export menu under every figure (PNG, SVG, PDF, HTML, CSV, ZIP) and its "Provenance" expander.
 
 Every file a page offers carries the provenance of what it shows: figures in their metadata, tables
 as `provenance_*` columns or, where rows cannot carry them, as provenance.json in a zip beside the
-CSV. Pages download tables and arrays only through `table_download` and `file_download`.
+CSV. Pages download tables and arrays only through `table_download` and `file_download`. Plotly's own
+"Download plot as a PNG" is taken off every chart's mode bar: its PNG would carry no provenance.
 """
 from __future__ import annotations
 
@@ -35,6 +36,9 @@ WHERE = {"png": " in a PNG text chunk.", "svg": " in its <metadata>.", "pdf": " 
          "html": ' in <script id="provenance">.', "csv": " as provenance_* columns.", "zip": " as provenance.json."}
 SIDECAR = (" Its rows come from several feature sets that the table cannot tell apart, so it comes as a zip: the CSV "
            "and provenance.json.")
+LABELS = {"png": "PNG image", "svg": "SVG vector", "pdf": "PDF vector", "html": "HTML interactive",
+          "csv": "CSV numbers", "zip": "ZIP everything"}
+CHART_CONFIG = {"modeBarButtonsToRemove": ["toImage"]}
 
 
 def built_once(key: Hashable, build: Callable[[], Built]) -> Built:
@@ -46,36 +50,40 @@ def built_once(key: Hashable, build: Callable[[], Built]) -> Built:
 
 def export_row(fig: go.Figure, table: pd.DataFrame | None, *, page: str, figure: str, dataset: str,
                encoder: str = "", layer: str = "", key: str, provenance: Provenance | None = None) -> None:
-    """Download buttons for one figure; files are produced only when a button is clicked."""
+    """One "Export" menu for a figure, its download buttons one per line inside (a row of six buttons is cut to
+    "P…" in a half-width column); files are produced only when a button is clicked."""
     static_ok, static_message = static_export_status()
     formats = (["png", "svg", "pdf"] if static_ok else []) + ["html"] + (["csv"] if table is not None else []) + ["zip"]
     stem = export_filename(page, figure, dataset, encoder, layer, ext="")
-    columns = st.columns(len(formats) + 1, gap="small")
-    for column, fmt in zip(columns, formats):
+    menu = st.popover("Export", icon=":material/download:", key=f"{key}_menu",
+                      help="Download this figure: " + ", ".join(fmt.upper() for fmt in formats)
+                           + (", each with its provenance." if provenance else "."))
+    for fmt in formats:
         if fmt == "csv":
-            table_download("CSV", table, provenance, file_stem=stem, help=HELP["csv"], key=f"{key}_csv",
-                           container=column)
+            table_download(LABELS["csv"], table, provenance, file_stem=stem, help=HELP["csv"], key=f"{key}_csv",
+                           container=menu, width="stretch")
             continue
         if fmt == "zip":
             data = lambda: figure_bundle(fig, table, provenance, stem)  # noqa: E731
         else:
             data = lambda fmt=fmt: figure_to_bytes(fig, fmt, provenance=provenance)  # noqa: E731
-        column.download_button(fmt.upper(), data=data, mime=MIME_TYPES[fmt], key=f"{key}_{fmt}", on_click="ignore",
-                               help=HELP[fmt] + (CARRIED + WHERE[fmt] if provenance else ""),
-                               file_name=f"{stem}.{fmt}")
+        menu.download_button(LABELS[fmt], data=data, mime=MIME_TYPES[fmt], key=f"{key}_{fmt}", on_click="ignore",
+                             help=HELP[fmt] + (CARRIED + WHERE[fmt] if provenance else ""),
+                             file_name=f"{stem}.{fmt}", width="stretch")
     if not static_ok:
-        columns[-1].caption(f"PNG/SVG/PDF unavailable: {static_message}")
+        menu.caption(f"PNG/SVG/PDF unavailable: {static_message}")
 
 
 def figure_block(fig: go.Figure, table: pd.DataFrame | None, *, page: str, figure: str, dataset: str,
                  encoder: str = "", layer: str = "", how_to_read: str = "",
                  provenance: Provenance | None = None, select_key: str | None = None,
                  selection_mode: tuple[str, ...] = ("points", "box", "lasso")):
-    """The house figure: the chart, its export row, "How to read this" and "Provenance" expanders.
+    """The house figure: the chart (no camera button), its export menu, "How to read this" and "Provenance"
+    expanders.
 
     With `select_key`, clicks and box/lasso selections rerun the page and the selection event is returned
     (see views.ui.items.selected_rows); otherwise None."""
-    event = st.plotly_chart(fig, width="stretch", **(
+    event = st.plotly_chart(fig, width="stretch", config=CHART_CONFIG, **(
         dict(key=select_key, on_select="rerun", selection_mode=selection_mode) if select_key else {}))
     export_row(fig, table, page=page, figure=figure, dataset=dataset, encoder=encoder, layer=layer,
                key=f"export_{page}_{figure}", provenance=provenance)
@@ -99,14 +107,14 @@ def table_block(table: pd.DataFrame, *, title: str, page: str, name: str, datase
 
 
 def table_download(label: str, table: pd.DataFrame, provenance: Provenance | None, *, file_stem: str, help: str,
-                   key: str | None = None, container=None) -> None:
+                   key: str | None = None, container=None, width: str = "content") -> None:
     """A table's download button: CSV with provenance columns, or a zip of the CSV and provenance.json."""
     file_name, data = table_file(table, provenance, file_stem)
     sidecar = file_name.endswith(".zip")
     where = "" if provenance is None else CARRIED + WHERE["zip" if sidecar else "csv"] + (SIDECAR if sidecar else "")
     (container or st).download_button(label + (" · zip" if sidecar else ""), data=data, file_name=file_name,
                                       mime=MIME_TYPES["zip" if sidecar else "csv"], key=key, on_click="ignore",
-                                      help=help + where)
+                                      help=help + where, width=width)
 
 
 def file_download(label: str, name: str, data: Callable[[], bytes], provenance: Provenance | None, *,

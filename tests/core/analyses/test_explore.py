@@ -9,7 +9,7 @@ from core.analyses.explore import (MAP_KIND, category_confusion, confident_wrong
                                    item_agreement, nearest_neighbours, neighbour_overlap, rdm_row_spearman,
                                    stored_map, transport_targets)
 from core.analyses.similarity import SimilaritySettings, compare, random_rotation
-from core.features.results import ResultStore
+from core.features.results import ResultStore, result_key
 
 
 def gaussian(n=300, d=20, seed=0):
@@ -102,8 +102,40 @@ def test_a_pca_map_is_stored_once_and_read_back(tmp_path, monkeypatch):
     store = ResultStore(tmp_path)
     first = stored_map(store, "abc", features, "PCA", 30)
     monkeypatch.setattr("core.analyses.explore.embedding_map", lambda *args: pytest.fail("recomputed"))
-    np.testing.assert_array_equal(stored_map(store, "abc", features, "PCA", 99), first)
-    assert len(store.entries(MAP_KIND)) == 1
+    again = stored_map(store, "abc", features, "PCA", 99)
+    np.testing.assert_array_equal(again.xy, first.xy)
+    assert again.explained == first.explained and len(store.entries(MAP_KIND)) == 1
+
+
+def known_variance(n: int = 600, d: int = 64, seed: int = 0) -> np.ndarray:
+    """(n, d) features whose principal axes carry variances 9, 4, 1, 1 (total 15), exactly, in a random rotation."""
+    rng = np.random.default_rng(seed)
+    draws = rng.normal(size=(n, 4))
+    # Orthogonal columns of unit variance, centred: they span the centred draws' columns.
+    white = np.linalg.qr(draws - draws.mean(axis=0))[0] * np.sqrt(n - 1)
+    rotation = np.linalg.qr(rng.normal(size=(d, d)))[0][:4]
+    return (white * np.sqrt([9.0, 4.0, 1.0, 1.0])) @ rotation + 5.0
+
+
+def test_a_pca_map_knows_the_share_of_the_variance_on_each_axis(tmp_path):
+    features = known_variance()
+    total = features.var(axis=0, ddof=1).sum()
+    assert total == pytest.approx(15.0)
+    for dtype in (np.float64, np.float32):  # extracted features are float32
+        found = stored_map(ResultStore(tmp_path / dtype.__name__), "abc", features.astype(dtype), "PCA", 0)
+        assert found.method == "PCA" and found.explained == pytest.approx((9 / 15, 4 / 15), abs=1e-6)
+
+
+def test_a_pca_map_stored_without_its_variance_gets_it_from_the_features(tmp_path, monkeypatch):
+    features = known_variance()
+    store = ResultStore(tmp_path)
+    settings = {"method": "PCA", "parameter": 0.0, "seed": 0}
+    # As maps were stored before the variance was: the same key, no explained_variance in the meta.
+    store.put(MAP_KIND, result_key(MAP_KIND, settings, {"features": "abc"}),
+              {"label": "PCA map", **settings, "features": "abc", "n_items": len(features)},
+              arrays={"xy": embedding_map(features, "PCA")})
+    monkeypatch.setattr("core.analyses.explore.embedding_map", lambda *args: pytest.fail("recomputed"))
+    assert stored_map(store, "abc", features, "PCA", 0).explained == pytest.approx((9 / 15, 4 / 15), abs=1e-6)
 
 
 def test_real_resnet_and_vgg_disagree_most_where_their_neighbours_differ(shared_data):

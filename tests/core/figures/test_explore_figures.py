@@ -1,5 +1,6 @@
 """The Explore page's figures: WebGL maps whose every point carries its item row first, the highlight overlay, a
-colour scale for numbers, 10,000 points, and the agreement histograms."""
+colour scale for numbers, 10,000 points, a colour + symbol and legend entry per category (THINGS' 28 and more),
+axis titles naming the method (PCA: its variance), and the agreement histograms."""
 from __future__ import annotations
 
 import time
@@ -7,7 +8,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from core.figures.explore import MAX_CATEGORIES, agreement_histogram_figure, map_figure
+from core.analyses.explore import ItemMap
+from core.figures.explore import MAX_CATEGORIES, agreement_histogram_figure, map_axis_titles, map_figure
 
 
 def points(n: int, categories: int = 4, seed: int = 0) -> pd.DataFrame:
@@ -73,3 +75,25 @@ def test_agreement_histograms_count_every_item() -> None:
     fig = agreement_histogram_figure(agreement)
     assert [trace.type for trace in fig.data] == ["histogram", "histogram"]
     assert len(fig.data[0].x) == 3 and len(fig.data[1].x) == 4  # NaN ρ (a constant row) left out
+
+
+def test_28_categories_get_28_colours_and_a_legend_and_more_add_symbols() -> None:
+    for n_categories, distinct_colours in ((28, 28), (40, 28)):
+        table = points(1854, categories=n_categories)
+        fig = map_figure(table, "category", "THINGS")
+        styles = [(trace.marker.color, trace.marker.symbol) for trace in fig.data]
+        assert len(fig.data) == n_categories == len(set(styles))  # every category its own colour + symbol
+        assert len({colour for colour, _ in styles}) == distinct_colours
+        assert all(trace.showlegend is not False for trace in fig.data)  # one legend entry per category
+        assert sorted(trace.name for trace in fig.data) == sorted(f"c{index}" for index in range(n_categories))
+        assert fig.layout.legend.title.text == "category"
+
+
+def test_map_axes_name_the_method_and_pca_its_share_of_the_variance() -> None:
+    table = points(50)
+    fig = map_figure(table, "category", "A", axis_titles=map_axis_titles(ItemMap(np.zeros((50, 2)), "PCA",
+                                                                                 (0.6, 4 / 15))))
+    assert (fig.layout.xaxis.title.text, fig.layout.yaxis.title.text) == ("PC1 (60.0 % variance)",
+                                                                          "PC2 (26.7 % variance)")
+    assert map_axis_titles(ItemMap(np.zeros((50, 2)), "PCA")) == ("PC1", "PC2")
+    assert map_axis_titles(ItemMap(np.zeros((50, 2)), "t-SNE")) == ("t-SNE 1", "t-SNE 2")

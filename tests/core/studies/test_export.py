@@ -2,6 +2,9 @@
 Chromium renders) and a methods.md naming every setting, fingerprint and library version; a step not run is listed
 as such, never an error.
 
+Every HTML loads the one plotly.js at the archive's root by a relative path (tests/browser/test_figures_browser.py
+opens such a file offline).
+
 The study (pixels on the demo: affect, similarity, alignment, and a probes step that is never run) runs once per
 module (~20 s with the demo's generation: the tests that need it are slow); the steps not run, failed or pending, are
 checked without running anything. Most exports patch static export off (fast, and it checks the HTML-only path); one
@@ -14,6 +17,8 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import posixpath
+import re
 import time
 import zipfile
 from pathlib import Path
@@ -26,7 +31,7 @@ import core.analyses.affect_report as affect_report
 import core.studies.export as study_export
 from core.analyses.affect_report import PREDICTIONS_KIND
 from core.cli import main
-from core.export import static_export_status
+from core.export import PLOTLYJS_FILE, plotlyjs_bytes, static_export_status
 from core.features.results import FAILED_FILE
 from core.provenance import library_versions
 from core.studies.engines import LocalEngine
@@ -187,6 +192,22 @@ def test_every_step_has_its_figures_as_html_with_provenance(html_only) -> None:
     assert "Chromium was not found" in summary.note and "Chromium was not found" in files["methods.md"].decode()
     provenance = json.loads(files["03_alignment_demo/provenance.json"])
     assert provenance["parameters"]["metric"] == "euclidean" and provenance["features"][0]["encoder"] == "pixels:32"
+
+
+@pytest.mark.slow
+def test_plotly_js_is_written_once_and_every_html_loads_it_by_a_relative_path(html_only) -> None:
+    _, files = html_only
+    shared = plotlyjs_bytes()
+    assert [name for name in files if name.endswith(".js")] == [PLOTLYJS_FILE] and files[PLOTLYJS_FILE] == shared
+    banner = shared[:shared.index(b"*/")]  # "/**\n* plotly.js v4.1.1\n* Copyright …"
+    pages = {name: html for name, html in files.items() if name.endswith(".html")}
+    for name, html in pages.items():
+        sources = re.findall(rb'<script[^>]*\ssrc="([^"]*)"', html)
+        assert sources == [f"../{PLOTLYJS_FILE}".encode()], (name, sources)
+        assert posixpath.normpath(posixpath.join(posixpath.dirname(name), sources[0].decode())) == PLOTLYJS_FILE
+        assert banner not in html, name  # not inlined
+    # Inlined, the 10 figures held 10 copies of plotly.js (4.8 MB each); now all of them weigh less than one.
+    assert len(pages) == len(FIGURES) and sum(map(len, pages.values())) < len(shared), sum(map(len, pages.values()))
 
 
 @pytest.mark.slow
