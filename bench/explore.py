@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -41,7 +40,7 @@ from core.analyses.explore import embedding_map, item_agreement, nearest_neighbo
 from core.data.datasets import demo, oasis  # noqa: E402
 from core.data.thumbnails import ThumbnailStore, data_url  # noqa: E402
 from core.figures.explore import map_figure  # noqa: E402
-from core.paths import cache_root  # noqa: E402
+from core.paths import cache_root, temporary_cache  # noqa: E402
 
 OASIS = Path(__file__).resolve().parents[2] / "shared" / "data" / "oasis"
 THUMBNAILS_IN_TABLE = 200  # the page shows thumbnails for the first 200 selected rows
@@ -78,11 +77,7 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=None, help="default 512 (quick 32)")
     args = parser.parse_args()
     args.items, args.dim = args.items or (300 if args.quick else 10_000), args.dim or (32 if args.quick else 512)
-    if args.quick:  # the demo is generated into a temporary cache, never the repository's cache/
-        with tempfile.TemporaryDirectory(prefix="repscope-bench-") as cache:
-            os.environ["REPSCOPE_CACHE"] = cache
-            run(args)
-    else:
+    with temporary_cache(args.quick):  # quick: the demo is generated into a temporary cache, not cache/
         run(args)
 
 

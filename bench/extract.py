@@ -47,7 +47,7 @@ from core.features import extract as extract_module  # noqa: E402
 from core.features.extract import _ImageRows, extract  # noqa: E402
 from core.features.store import FeatureStore  # noqa: E402
 from core.jobs import JobRegistry, job_key  # noqa: E402
-from core.paths import cache_root  # noqa: E402
+from core.paths import cache_root, temporary_cache  # noqa: E402
 
 OASIS = Path(__file__).resolve().parents[2] / "shared" / "data" / "oasis"
 
@@ -207,11 +207,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a few demo images through a tiny encoder, in a "
                                                              "temporary cache: checks that the bench runs")
     args = parser.parse_args()
-    if args.quick:  # the demo is generated into a temporary cache, never the repository's cache/
-        with tempfile.TemporaryDirectory(prefix="repscope-bench-") as cache:
-            os.environ["REPSCOPE_CACHE"] = cache
-            run(args)
-    else:
+    with temporary_cache(args.quick):  # quick: the demo is generated into a temporary cache, not cache/
         run(args)
 
 

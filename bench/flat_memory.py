@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -33,7 +32,7 @@ from core.data.datasets import demo, oasis  # noqa: E402
 from core.encoders.registry import describe  # noqa: E402
 from core.features.extract import extract  # noqa: E402
 from core.features.store import FeatureStore  # noqa: E402
-from core.paths import cache_root  # noqa: E402
+from core.paths import cache_root, temporary_cache  # noqa: E402
 
 SPEC = "untrained:timm:vit_base_patch16_224"
 LAYERS = [f"blocks.{index}" for index in range(12)]
@@ -84,12 +83,9 @@ def main() -> None:
     if args.child:  # a quick child reads the demo its parent generated in the (temporary) cache it was handed
         print(json.dumps(measure_here(None if args.quick else args.oasis, args.images, args.pooling, args.batch_size)))
         return
-    if args.quick:  # the demo is generated into a temporary cache, never the repository's cache/
-        with tempfile.TemporaryDirectory(prefix="repscope-bench-") as cache:
-            os.environ["REPSCOPE_CACHE"] = cache  # the children inherit it
+    with temporary_cache(args.quick):  # quick: a temporary cache the children inherit, not cache/
+        if args.quick:
             demo(cache_root())  # generated once, before either child's clock starts
-            run(args)
-    else:
         run(args)
 
 

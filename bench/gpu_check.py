@@ -25,7 +25,6 @@ synthetic GWOT pair of N = 60 and 2 epsilons, whether or not ../shared/data exis
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -45,7 +44,7 @@ from core.encoders.registry import describe, load_encoder, spec_availability  # 
 from core.features.extract import extract  # noqa: E402
 from core.features.store import FeatureStore  # noqa: E402
 from core.jobs import JobRegistry, job_key  # noqa: E402
-from core.paths import cache_root  # noqa: E402
+from core.paths import cache_root, temporary_cache  # noqa: E402
 from core.progress import Progress  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -224,11 +223,8 @@ def main() -> int:
     parser.add_argument("--gwot-n", type=int, default=None, help="default 1854 on cuda, 100 on cpu")
     parser.add_argument("--gwot-eps", type=int, default=None, help="epsilons of each GWOT search (3; quick 2)")
     args = parser.parse_args()
-    if args.quick:  # the demo is generated into a temporary cache, never the repository's cache/
-        with tempfile.TemporaryDirectory(prefix="repscope-bench-") as cache:
-            os.environ["REPSCOPE_CACHE"] = cache
-            return run(args)
-    return run(args)
+    with temporary_cache(args.quick):  # quick: the demo is generated into a temporary cache, not cache/
+        return run(args)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from core.features.extract import view_features  # noqa: E402
 from core.stores import Stores  # noqa: E402
 from core.lab.runs import OBJECTIVES, TrainConfig, load_run  # noqa: E402
 from core.lab.train import train  # noqa: E402
-from core.paths import cache_root  # noqa: E402
+from core.paths import cache_root, temporary_cache  # noqa: E402
 
 BUDGET_S = 15 * 60
 QUICK_CONFIG = dict(epochs=1, max_images=32, image_size=32, batch_size=16)  # TrainConfig fields of --quick
@@ -46,8 +45,8 @@ def main() -> None:
                         help="1 epoch on 32 images at 32 px: checks that the bench runs")
     args = parser.parse_args()
     if args.quick and args.cache is None:  # never the repository's cache/
-        with tempfile.TemporaryDirectory(prefix="repscope-bench-") as cache:
-            measure(Path(cache), quick=True)
+        with temporary_cache() as cache:
+            measure(cache, quick=True)
     else:
         measure(args.cache or cache_root(), quick=args.quick)
 

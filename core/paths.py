@@ -3,13 +3,33 @@ from __future__ import annotations
 
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 
 def cache_root() -> Path:
     """`$REPSCOPE_CACHE`, else `cache/` beside the code (git-ignored)."""
     return Path(os.environ.get("REPSCOPE_CACHE", Path(__file__).resolve().parents[1] / "cache"))
+
+
+@contextmanager
+def temporary_cache(active: bool = True) -> Iterator[Path]:
+    """Within the block, REPSCOPE_CACHE names a new temporary folder (removed after; children inherit it), so a
+    bench's quick mode never writes into the user's cache; `active=False` leaves the cache as it is."""
+    if not active:
+        yield cache_root()
+        return
+    previous = os.environ.get("REPSCOPE_CACHE")
+    with tempfile.TemporaryDirectory(prefix="repscope-bench-") as folder:
+        os.environ["REPSCOPE_CACHE"] = folder
+        try:
+            yield Path(folder)
+        finally:
+            if previous is None:
+                os.environ.pop("REPSCOPE_CACHE", None)
+            else:
+                os.environ["REPSCOPE_CACHE"] = previous
 
 
 def private_folder(folder: str | Path) -> Path:
