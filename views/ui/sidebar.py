@@ -67,39 +67,45 @@ def render_sidebar(page: str) -> Selection:
     _unconfined_warning()
     st.session_state[PAGE_KEY] = page
     with st.sidebar:
-        jobs_panel()  # first: which jobs hold the server's slots, whatever page this is
-        st.header("Data")
-        image_set, dataset_error, dataset_spec = _dataset_controls()
-        if image_set is not None and not image_set.has_images:
-            st.caption(f"**Encoders** and **Extraction** are hidden: {image_set.name} holds representations only, no "
-                       "images for an encoder to see. Your encoders, layers and pooling are kept for when you pick a "
-                       "dataset with images.")
-            return _kept_selection(image_set, dataset_spec)
-        st.header("Encoders")
-        encoders = _encoder_controls()
-        layers = {spec: _layer_control(spec) for spec in encoders}
-        st.header("Extraction")
-        pooling = st.selectbox(
-            "Pooling of block outputs", POOLINGS, key="pooling", **SHARE,
-            help="How a block's output becomes one vector per image. auto = the architecture's default: "
-                 "cls (class token) for ViTs, gap (global average) for CNNs. mean = average of patch tokens "
-                 "(ViTs). flat = the whole token sequence or feature map, flattened and reduced by a seeded sparse "
-                 "random projection (one per layer, the same for every image and run) to the dimension below: "
-                 "spatial detail kept, memory bounded. An encoder that cannot do the chosen pooling uses its "
-                 "default. The `final` layer always uses the model's own pooled embedding (docs/science.md §1.2).")
-        if pooling == FLAT:
-            flat_dimension = st.number_input(
-                "Flat dimension", MIN_DIM, MAX_DIM, DEFAULT_DIM, step=512, key="flat_dim", **SHARE,
-                help="Columns of the random projection of `flat` features. Euclidean and cosine distances between "
-                     "images are kept to within a few % at 4096 (Johnson-Lindenstrauss); correlation distances are "
-                     "not. Blocks smaller than this are stored unprojected (docs/science.md §1.2).")
-            pooling = f"{FLAT}:{int(flat_dimension)}"
-        devices = ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else []) + \
-                  (["mps"] if torch.backends.mps.is_available() else [])
-        device = st.selectbox("Device", devices, key="device", **KEEP,
-                              help="auto = CUDA GPU when present (bf16/fp16 autocast), else CPU.")
-        batch_size = st.number_input("Batch size", 1, 1024, DEFAULT_BATCH_SIZE, step=8, key="batch_size", **KEEP,
-                                     help="Images per forward pass. Lower it if you run out of memory.")
+        selection = _choices()
+        jobs_panel()  # last, below the choices: which jobs hold the server's slots, whatever page this is
+    return selection
+
+
+def _choices() -> Selection:
+    """The sidebar's dataset, encoders, layers and extraction settings (drawn inside `st.sidebar`)."""
+    st.header("Data")
+    image_set, dataset_error, dataset_spec = _dataset_controls()
+    if image_set is not None and not image_set.has_images:
+        st.caption(f"**Encoders** and **Extraction** are hidden: {image_set.name} holds representations only, no "
+                   "images for an encoder to see. Your encoders, layers and pooling are kept for when you pick a "
+                   "dataset with images.")
+        return _kept_selection(image_set, dataset_spec)
+    st.header("Encoders")
+    encoders = _encoder_controls()
+    layers = {spec: _layer_control(spec) for spec in encoders}
+    st.header("Extraction")
+    pooling = st.selectbox(
+        "Pooling of block outputs", POOLINGS, key="pooling", **SHARE,
+        help="How a block's output becomes one vector per image. auto = the architecture's default: "
+             "cls (class token) for ViTs, gap (global average) for CNNs. mean = average of patch tokens "
+             "(ViTs). flat = the whole token sequence or feature map, flattened and reduced by a seeded sparse "
+             "random projection (one per layer, the same for every image and run) to the dimension below: "
+             "spatial detail kept, memory bounded. An encoder that cannot do the chosen pooling uses its "
+             "default. The `final` layer always uses the model's own pooled embedding (docs/science.md §1.2).")
+    if pooling == FLAT:
+        flat_dimension = st.number_input(
+            "Flat dimension", MIN_DIM, MAX_DIM, DEFAULT_DIM, step=512, key="flat_dim", **SHARE,
+            help="Columns of the random projection of `flat` features. Euclidean and cosine distances between "
+                 "images are kept to within a few % at 4096 (Johnson-Lindenstrauss); correlation distances are "
+                 "not. Blocks smaller than this are stored unprojected (docs/science.md §1.2).")
+        pooling = f"{FLAT}:{int(flat_dimension)}"
+    devices = ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else []) + \
+              (["mps"] if torch.backends.mps.is_available() else [])
+    device = st.selectbox("Device", devices, key="device", **KEEP,
+                          help="auto = CUDA GPU when present (bf16/fp16 autocast), else CPU.")
+    batch_size = st.number_input("Batch size", 1, 1024, DEFAULT_BATCH_SIZE, step=8, key="batch_size", **KEEP,
+                                 help="Images per forward pass. Lower it if you run out of memory.")
     return Selection(image_set, dataset_error, tuple(encoders), layers, pooling, device, int(batch_size),
                      dataset_spec)
 
