@@ -130,6 +130,20 @@ def input_fingerprints(step: Step, context: StudyContext) -> dict[str, str]:
     return inputs
 
 
+def representation_name(value) -> str:
+    """A setting naming one representation as the pages do (`<spec> · <layer>`, `human · <name>`), checked."""
+    if not isinstance(value, str) or not value:
+        raise ValueError('must be a name, e.g. "human · demo" or "pixels:32 · final"')
+    return value
+
+
+def representation_names(value) -> tuple[str, ...]:
+    """A setting naming several representations, checked; kept as a tuple."""
+    if not isinstance(value, (list, tuple)) or not all(isinstance(item, str) for item in value):
+        raise ValueError('must be a list of names, e.g. ["human · demo", "pixels:32 · final"]')
+    return tuple(value)
+
+
 def slug(text: str) -> str:
     """A file-name-safe lower-case form of `text` (export_filename's rules)."""
     return export_filename(text, "", "", ext="")

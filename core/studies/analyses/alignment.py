@@ -23,7 +23,7 @@ from core.figures.alignment import (epsilon_search_figure, matching_rates_figure
                                     rdm_pair_figure, transport_plan_figure)
 from core.progress import Report
 from core.studies.context import (STEP_KIND, Drawn, Figures, StepOutput, StudyContext, Tables, clean_units,
-                                  feature_sets, slug)
+                                  feature_sets, representation_name, representation_names, slug)
 from core.studies.study import Step
 
 MIN_EPSILON = 1e-6  # the smallest ε the page offers
@@ -40,24 +40,12 @@ def _eps_range(value):
     return low, high
 
 
-def _name(value):
-    if not isinstance(value, str) or not value:
-        raise ValueError('must be a name, e.g. "human · demo" or "pixels:32 · final"')
-    return value
-
-
-def _names(value):
-    if not isinstance(value, (list, tuple)) or not all(isinstance(item, str) for item in value):
-        raise ValueError('must be a list of names, e.g. ["human · demo", "pixels:32 · final"]')
-    return tuple(value)
-
-
 @dataclass(frozen=True)
 class AlignmentSettings(Settings):
     source: str | None = setting(None, "The representation whose items are transported (rows of the plan).",
-                                 check=_name)
+                                 check=representation_name)
     targets: tuple | None = setting(None, "The representations they are transported to (columns), one alignment "
-                                    "each.", check=_names)
+                                    "each.", check=representation_names)
     metric: str = setting("cosine", "Dissimilarity between two items' vectors. Cosine is the usual choice for DNN "
                           "features, euclidean for SPoSE-style human embeddings.", choices=RDM_METRICS)
     normalise: bool = setting(False, "Divide both RDMs by their max, so one ε range suits both; off by default.")

@@ -22,24 +22,13 @@ from core.encoders.specs import ModelLayer
 from core.features.store import ResultCache
 from core.figures.similarity import agreement_figure, depth_curves_figure, similarity_heatmap
 from core.progress import Report
-from core.studies.context import Drawn, Figures, StepOutput, StudyContext, Tables, clean_units, feature_sets
+from core.studies.context import (Drawn, Figures, StepOutput, StudyContext, Tables, clean_units, feature_sets,
+                                  representation_name, representation_names)
 from core.studies.study import Step
 
 MATRIX_KINDS = {"pairs": "All pairs of the chosen sources", "layers": "Layer × layer of two encoders",
                 "reference": "Every layer vs a reference"}
 MIN_RESAMPLES = 20  # the fewest bootstrap resamples (0: no bootstrap)
-
-
-def _names(value):
-    if not isinstance(value, (list, tuple)) or not all(isinstance(item, str) for item in value):
-        raise ValueError('must be a list of names, e.g. ["human · demo", "pixels:32 · final"]')
-    return tuple(value)
-
-
-def _name(value):
-    if not isinstance(value, str) or not value:
-        raise ValueError('must be a name, e.g. "human · demo" or "pixels:32 · final"')
-    return value
 
 
 def _resamples(value):
@@ -59,11 +48,12 @@ class MatrixSettings(Settings):
                           "another; or every extracted layer against one reference (a depth curve; with two or more "
                           "references, their mean and the noise ceiling).", choices=tuple(MATRIX_KINDS))
     sources: tuple | None = setting(None, "Representations compared pairwise (rows = columns); default: the first 12.",
-                                    many=True, check=_names)
-    rows_encoder: str | None = setting(None, "Its extracted layers are the rows, shallow to deep.", check=_name)
-    columns_encoder: str | None = setting(None, "Its extracted layers are the columns.", check=_name)
+                                    many=True, check=representation_names)
+    rows_encoder: str | None = setting(None, "Its extracted layers are the rows, shallow to deep.",
+                                       check=representation_name)
+    columns_encoder: str | None = setting(None, "Its extracted layers are the columns.", check=representation_name)
     references: tuple | None = setting(None, "The reference representations every layer is compared with (several: "
-                                       "their mean, with their noise ceiling).", many=True, check=_names)
+                                       "their mean, with their noise ceiling).", many=True, check=representation_names)
     rdm_metric: str = setting("cosine", "Dissimilarity behind every RSA measure: cosine for DNN features, euclidean "
                               "for SPoSE-style human embeddings.", choices=RDM_METRICS)
     k: int = setting(10, "Mutual k-NN and CKNNA: neighbours per item by cosine similarity (Huh et al. 2024 use 10). "
