@@ -12,7 +12,7 @@ from views.ui.affect_sections import (MEASURES_HOW_TO_READ, OCCUPANCY_HOW_TO_REA
                                       error_field_section, fold_progress, r2_section)
 from views.ui.export_row import built_once, figure_block, table_download
 from views.ui.extraction import extraction_panel
-from views.ui.settings import setting_input, settings_from
+from views.ui.settings import in_url, setting_input, settings_from
 from views.ui.sidebar import page_start
 from views.ui.studies import add_to_study
 
@@ -39,7 +39,7 @@ options = st.columns(3)
 zscore = setting_input(entry, "zscore", "z-scored axes", container=options[0],
                        help="Angles, PLV, pull and error ED use it (arousal varies less than valence in OASIS); "
                             "occupancy and attractors stay in rating units.")
-color_by_category = options[1].toggle("Colour by category", value=True, key="affect.color", persist_state="session",
+color_by_category = options[1].toggle("Colour by category", **in_url("affect.color", value=True),
                                       help="Colour the per-image arrows by category (else grey).")
 bins = setting_input(entry, "bins", "Occupancy grid B", container=options[2], widget="slider",
                      help="Over the rating range [1, 7]².")

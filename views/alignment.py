@@ -15,7 +15,7 @@ from views.ui.alignment_results import (alignment_downloads, alignment_metrics, 
 from views.ui.alignment_runs import JOBS, SourceAlignments
 from views.ui.alignment_sources import page_representations
 from views.ui.background import estimate_text, job_outcomes, job_progress
-from views.ui.settings import setting_input, settings_from
+from views.ui.settings import in_url, setting_input, settings_from
 from views.ui.sidebar import page_start
 from views.ui.studies import add_to_study
 
@@ -39,7 +39,7 @@ source_name = setting_input(entry, "source", "Source", container=controls[0], op
 known_pair = ModelLayer(KNOWN_ITEM_MATCH, FINAL_LAYER).label
 default_target = names.index(known_pair) if image_set.name == "demo" and known_pair in names else min(1, len(names) - 1)
 target_name = controls[1].selectbox(
-    "Target", names, index=default_target, key=entry.widget_key("target"), persist_state="session",
+    "Target", names, **in_url(entry.widget_key("target"), index=default_target),
     help="The representation they are transported to (columns). Model-vs-model and model-vs-human are both fine; "
          f"the same source twice is a sanity check. On the demo the default is {KNOWN_ITEM_MATCH}: the demo's human "
          "embedding is the images' coarse colour layout, so GWOT should recover most items (a known answer).")
@@ -47,11 +47,11 @@ metric = setting_input(entry, "metric", "RDM metric", container=controls[2], for
 search_controls = st.columns(5)
 default_low, default_high = DEFAULT_EPS[metric]  # the ε range is held per metric: each has its own scale
 eps_low = search_controls[0].number_input(
-    "ε from", min_value=MIN_EPSILON, value=default_low, format="%.0e", key=entry.widget_key(f"eps_low.{metric}"),
-    persist_state="session", help=entry.settings.describe("eps_range").help)
+    "ε from", min_value=MIN_EPSILON, format="%.0e", **in_url(entry.widget_key(f"eps_low.{metric}"), value=default_low),
+    help=entry.settings.describe("eps_range").help)
 eps_high = search_controls[1].number_input(
-    "ε to", min_value=MIN_EPSILON, value=default_high, format="%.0e", key=entry.widget_key(f"eps_high.{metric}"),
-    persist_state="session", help="Largest ε tried (a blurrier plan).")
+    "ε to", min_value=MIN_EPSILON, format="%.0e", **in_url(entry.widget_key(f"eps_high.{metric}"), value=default_high),
+    help="Largest ε tried (a blurrier plan).")
 n_eps = setting_input(entry, "n_eps", "Epsilons", container=search_controls[2])
 init = setting_input(entry, "init", "Initial plan", container=search_controls[3], format_func=INIT_LABELS.get)
 n_inits = setting_input(entry, "n_inits", "Inits per ε", container=search_controls[4], disabled=init == "uniform")
@@ -105,8 +105,7 @@ alignment_downloads(image_set, report.alignment, label, provenance)
 
 st.subheader("RSA vs GWOT across targets")
 others = [name for name in names if name != source_name]
-compared = st.multiselect("Targets to compare", others, default=others[:6], key=entry.widget_key("compare"),
-                          persist_state="session",
+compared = st.multiselect("Targets to compare", others, **in_url(entry.widget_key("compare"), default=others[:6]),
                           help="Every target is aligned with the settings above. RSA needs the correspondence; "
                                "GWOT finds it. A target with high RSA but low top-1 shares the coarse geometry "
                                "but not the item-level structure.")

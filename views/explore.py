@@ -14,6 +14,7 @@ from views.ui.explore_selection import (ITEM, MAP_KEYS, SEARCH, clear_selection,
 from views.ui.explore_tables import agreement_table, disagreement_table, item_card, selected_items
 from views.ui.export_row import built_once, figure_block, table_download
 from views.ui.items import item_options
+from views.ui.settings import in_url
 from views.ui.similarity_sources import dataset_sources, load_features
 from views.ui.sidebar import page_start
 
@@ -36,44 +37,42 @@ names = list(sources)
 for key in ("explore.source_a", "explore.source_b"):
     keep_valid(key, names)
 pick, settings = st.columns(2), st.columns(5)
-first = pick[0].selectbox("Map A: representation", names, key="explore.source_a", persist_state="session",
+first = pick[0].selectbox("Map A: representation", names, **in_url("explore.source_a"),
                           help="Extracted encoder layers (sidebar + Features above) and the dataset's human "
                                "embeddings. Map A and B show the same items, linked.")
-second = pick[1].selectbox("Map B: representation", names, index=min(1, len(names) - 1), key="explore.source_b",
-                           persist_state="session", disabled=len(names) < 2,
+second = pick[1].selectbox("Map B: representation", names, **in_url("explore.source_b", index=min(1, len(names) - 1)),
+                           disabled=len(names) < 2,
                            help="Compared with map A item by item; with a single representation only map A is drawn.")
 shown = {"A": first} if len(names) < 2 else {"A": first, "B": second}
-method = settings[0].selectbox("Map method", MAP_METHODS, key="explore.method", persist_state="session",
+method = settings[0].selectbox("Map method", MAP_METHODS, **in_url("explore.method"),
                                help="PCA: the two directions of largest variance, instant. t-SNE / UMAP keep "
                                     "neighbourhoods; computed once per representation and setting, then stored on "
                                     "disk (a minute or more for 10,000 items).")
 parameter = 0.0
 if method in PARAMETERS:
     label, low, high, default = PARAMETERS[method]
-    parameter = settings[1].number_input(label, low, high, default, key=f"explore.parameter_{method}",
-                                         persist_state="session",
+    parameter = settings[1].number_input(label, low, high, **in_url(f"explore.parameter_{method}", value=default),
                                          help="t-SNE perplexity / UMAP n_neighbors: how many neighbours shape each "
                                               "point's place (capped below the number of items).")
 # row, x and y name the map's own columns (item row, coordinates): a metadata column of that name cannot colour it.
 colour_options = [column for column in image_set.metadata.columns if column not in ("image_id", "row", "x", "y")]
 keep_valid("explore.colour", colour_options)
-colour = settings[2].selectbox("Colour by", colour_options, key="explore.colour", persist_state="session",
+colour = settings[2].selectbox("Colour by", colour_options, **in_url("explore.colour"),
                                help=f"Any metadata column: a colour + symbol per label, named in the legend (past "
                                     f"{MAX_CATEGORIES} labels a colour per point), a colour scale for numbers.")
-k = int(settings[3].number_input("k neighbours", 1, 100, 10, key="explore.k", persist_state="session",
+k = int(settings[3].number_input("k neighbours", 1, 100, **in_url("explore.k", value=10),
                                  help="Nearest neighbours (cosine) in an item's card and in the k-NN overlap of A "
                                       "and B."))
-metric = settings[4].selectbox("RDM metric", RDM_METRICS, format_func=RDM_METRIC_LABELS.get, key="explore.metric",
-                               persist_state="session",
+metric = settings[4].selectbox("RDM metric", RDM_METRICS, format_func=RDM_METRIC_LABELS.get, **in_url("explore.metric"),
                                help="Dissimilarity behind each item's RDM row, whose Spearman ρ between A and B "
                                     "measures how alike the item sees the rest of the dataset in both.")
 filters = st.columns([2, 2, 1])
-search = filters[0].text_input("Search", key=SEARCH, persist_state="session",
+search = filters[0].text_input("Search", **in_url(SEARCH),
                                placeholder="image id, category, any text field",
                                help="Case-insensitive substring of the image id, category or any text column. The "
                                     "matches are highlighted on both maps and become the selection.").strip()
-categories = filters[1].multiselect("Categories shown", image_set.categories, key="explore.categories",
-                                    persist_state="session", placeholder="All categories",
+categories = filters[1].multiselect("Categories shown", image_set.categories, **in_url("explore.categories"),
+                                    placeholder="All categories",
                                     help="Draw only these categories (empty: all). Hidden items stay selectable "
                                          "through search and the Item box.")
 filters[2].button("Clear selection", on_click=clear_selection, args=(image_set,),

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from core.analyses.cv import K_FOLD_SCHEMES, scheme_label
-from core.analyses.inductive_bias import SIMILARITY_BAND
+from core.analyses.inductive_bias import BIAS_PRESETS, SIMILARITY_BAND
 from core.data.corruptions import DEFAULT_SEED, FAMILIES, FAMILY_LABELS
 from core.encoders.specs import ModelLayer
 from core.figures.inductive_bias import corruption_curves_figure, corruption_curves_table
@@ -18,7 +18,7 @@ from views.ui.bias_gallery import corruption_gallery
 from views.ui.bias_inputs import corruption_presets, level_inputs
 from views.ui.bias_runs import JOBS, BiasRuns
 from views.ui.export_row import figure_block, table_block
-from views.ui.settings import setting_input, settings_from
+from views.ui.settings import in_url, setting_input, settings_from
 from views.ui.sidebar import page_start
 from views.ui.studies import add_to_study
 
@@ -41,11 +41,11 @@ if image_set.metadata["category"].nunique() < 2:
 corruption_presets()
 controls = st.columns([3, 2, 2])
 by_label = {pair.label: pair for pair in pairs}  # the widget holds labels: the Objective lab page sets them too
-chosen = controls[0].multiselect("Encoder · layer", list(by_label), default=list(by_label)[:2],
-                                 key="inductive_bias.layers", persist_state="session",
+chosen = controls[0].multiselect("Encoder · layer", list(by_label),
+                                 **in_url("inductive_bias.layers", default=list(by_label)[:2]),
                                  help="Each is measured on the same images and corruptions; curves share the axes.")
 families = controls[1].multiselect("Corruptions", FAMILIES, format_func=FAMILY_LABELS.get,
-                                   key="inductive_bias.families", persist_state="session",
+                                   **in_url("inductive_bias.families", default=list(BIAS_PRESETS["quick"].families)),
                                    help="glo_N: an N × N grid of patches changes places (one fixed permutation for "
                                         "every image). loc_N: the pixels inside every patch are permuted (one "
                                         "permutation for every patch). gamma: x' = 255 (x/255)^g.")
@@ -56,10 +56,9 @@ k = setting_input(ENTRY, "k", "k (neighbours)", container=probe[0])
 scheme = setting_input(ENTRY, "scheme", "Cross-validation", container=probe[1], format_func=scheme_label)
 n_splits = setting_input(ENTRY, "n_splits", "K (folds)", container=probe[2], disabled=scheme not in K_FOLD_SCHEMES)
 train_on = setting_input(ENTRY, "train_on", "Probes train on", container=probe[3], widget="radio", horizontal=True)
-seed = probe[4].number_input("Permutation seed", 0, 2**31 - 1, DEFAULT_SEED, key="inductive_bias.seed",
-                             persist_state="session",
+seed = probe[4].number_input("Permutation seed", 0, 2**31 - 1, **in_url("inductive_bias.seed", value=DEFAULT_SEED),
                              help="Seed of the fixed shuffle permutation (Zhong et al. use 42).")
-per_image = st.toggle("A new permutation per image", key="inductive_bias.per_image", persist_state="session",
+per_image = st.toggle("A new permutation per image", **in_url("inductive_bias.per_image"),
                       help="Random-per-image variant: each image gets its own permutation (seeded by the seed and "
                            "its row), named glo_N_rand / loc_N_rand.")
 settings: CorruptionSettings = settings_from(
@@ -115,8 +114,7 @@ n_categories = subset.metadata["category"].nunique()
 majority = subset.metadata["category"].value_counts(normalize=True).max()
 
 st.subheader("2 · Category information vs corruption")
-view = st.radio("Show", ("accuracy", "relative drop"), horizontal=True, key="inductive_bias.view",
-                persist_state="session",
+view = st.radio("Show", ("accuracy", "relative drop"), horizontal=True, **in_url("inductive_bias.view"),
                 help="Relative drop = (clean − corrupted) / clean: 0 = unaffected, 1 = all above-zero accuracy lost.")
 measures = ["knn_accuracy", "linear_balanced_accuracy"] if view == "accuracy" else ["knn_drop", "linear_drop"]
 chance = {"knn_accuracy": majority, "linear_balanced_accuracy": 1 / n_categories} if view == "accuracy" else None

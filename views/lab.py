@@ -8,7 +8,8 @@ from core.lab.train import train
 from core.paths import cache_root
 from views.ui.background import has_jobs, job_outcomes, job_progress, submit_job
 from views.ui.lab_runs import JOBS, SWITCH_KEY, loss_curves, runs_panel
-from views.ui.sidebar import page_start
+from views.ui.settings import in_url
+from views.ui.sidebar import page_start, switch_page
 
 OBJECTIVE_LABELS = {"supervised": "supervised (cross-entropy)", "simclr": "SimCLR (NT-Xent, 2 views)",
                     "clamp": "CLAMP (manifold packing, m views)", "language": "language-aligned (CLIP-style)"}
@@ -23,40 +24,39 @@ if image_set.metadata["category"].nunique() < 2:
     st.stop()
 
 controls = st.columns([3, 2, 1, 1])
-objectives = controls[0].multiselect("Objectives", OBJECTIVES, default=list(OBJECTIVES), key="lab.objectives",
-                                     persist_state="session", format_func=OBJECTIVE_LABELS.get,
+objectives = controls[0].multiselect("Objectives", OBJECTIVES, **in_url("lab.objectives", default=list(OBJECTIVES)),
+                                     format_func=OBJECTIVE_LABELS.get,
                                      help="Each is trained separately from the same initial weights (seed), on the "
                                           "same images and augmented views, for the same epochs.")
-backbone = controls[1].text_input("Backbone (timm)", "resnet18", key="lab.backbone", persist_state="session",
+backbone = controls[1].text_input("Backbone (timm)", **in_url("lab.backbone", value="resnet18"),
                                   help="Any timm architecture, randomly initialised. resnet18 at 64 px trains on a CPU "
                                        "in minutes; ViTs want a GPU.").strip()
-image_size = controls[2].number_input("Image size", 32, 384, 64, step=16, key="lab.image_size",
-                                      persist_state="session",
+image_size = controls[2].number_input("Image size", 32, 384, step=16, **in_url("lab.image_size", value=64),
                                       help="Training resolution (random resized crops of this size); the run's "
                                            "encoder preprocesses at the same size.")
-epochs = controls[3].number_input("Epochs", 1, 1000, 30, key="lab.epochs", persist_state="session",
+epochs = controls[3].number_input("Epochs", 1, 1000, **in_url("lab.epochs", value=30),
                                   help="Passes over the images.")
 more = st.columns(4)
-batch_size = more[0].number_input("Batch size", 4, 4096, 64, step=8, key="lab.batch_size", persist_state="session",
+batch_size = more[0].number_input("Batch size", 4, 4096, step=8, **in_url("lab.batch_size", value=64),
                                   help="Images per step (each with its views).")
-views = more[1].number_input("Views (CLAMP m)", 2, 32, 4, key="lab.views", persist_state="session",
+views = more[1].number_input("Views (CLAMP m)", 2, 32, **in_url("lab.views", value=4),
                              help="Views per image for CLAMP; SimCLR always uses 2, supervised and language 1.")
-seed = more[2].number_input("Seed", 0, 2**31 - 1, 0, key="lab.seed", persist_state="session",
+seed = more[2].number_input("Seed", 0, 2**31 - 1, **in_url("lab.seed", value=0),
                             help="Initial weights, image order and augmentations; the same seed gives the same run.")
-max_images = more[3].number_input("Images (0 = all)", 0, 10_000_000, 0, key="lab.max_images", persist_state="session",
+max_images = more[3].number_input("Images (0 = all)", 0, 10_000_000, **in_url("lab.max_images", value=0),
                                   help="Train on a random subset of this many images (seeded); 0 uses the whole set.")
 with st.expander("Optimiser and loss settings"):
     tuning = st.columns(5)
-    optimizer = tuning[0].selectbox("Optimiser", OPTIMIZERS, key="lab.optimizer", persist_state="session",
+    optimizer = tuning[0].selectbox("Optimiser", OPTIMIZERS, **in_url("lab.optimizer"),
                                     help="AdamW, or LARS (timm's) as in SimCLR; cosine schedule to 0 either way.")
-    lr = tuning[1].number_input("Learning rate", 1e-6, 10.0, 2e-3, format="%.0e", key="lab.lr",
-                                persist_state="session", help="Peak learning rate of the cosine schedule.")
-    weight_decay = tuning[2].number_input("Weight decay", 0.0, 1.0, 1e-4, format="%.0e", key="lab.weight_decay",
-                                          persist_state="session", help="Decoupled (AdamW) or LARS weight decay.")
-    temperature = tuning[3].number_input("Temperature τ", 0.01, 5.0, 0.2, key="lab.temperature",
-                                         persist_state="session",
+    lr = tuning[1].number_input("Learning rate", 1e-6, 10.0, format="%.0e", **in_url("lab.lr", value=2e-3),
+                                help="Peak learning rate of the cosine schedule.")
+    weight_decay = tuning[2].number_input("Weight decay", 0.0, 1.0, format="%.0e",
+                                          **in_url("lab.weight_decay", value=1e-4),
+                                          help="Decoupled (AdamW) or LARS weight decay.")
+    temperature = tuning[3].number_input("Temperature τ", 0.01, 5.0, **in_url("lab.temperature", value=0.2),
                                          help="Softmax temperature of SimCLR's NT-Xent and the language objective.")
-    radius_scale = tuning[4].number_input("CLAMP r_s", 0.5, 50.0, 7.0, key="lab.radius_scale", persist_state="session",
+    radius_scale = tuning[4].number_input("CLAMP r_s", 0.5, 50.0, **in_url("lab.radius_scale", value=7.0),
                                           help="CLAMP's radius scale (7 for CIFAR-sized images, 8.5 for ImageNet).")
 
 if backbone not in timm.list_models():
@@ -93,4 +93,4 @@ loss_curves(image_set, configs, cache)
 st.subheader("Runs")
 runs_panel(selection, image_set, cache)
 if st.session_state.get(SWITCH_KEY):
-    st.switch_page(st.session_state.pop(SWITCH_KEY))
+    switch_page(st.session_state.pop(SWITCH_KEY))

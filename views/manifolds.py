@@ -16,7 +16,7 @@ from views.ui.export_row import figure_block, table_block
 from views.ui.items import item_panel, selected_rows
 from views.ui.manifolds_views import CLAMP, JOBS, PageViews, pipeline_input
 from views.ui.presets import preset_buttons
-from views.ui.settings import setting_input, settings_from
+from views.ui.settings import in_url, setting_input, settings_from
 from views.ui.sidebar import page_start
 from views.ui.studies import add_to_study
 
@@ -40,8 +40,7 @@ preset_buttons("manifolds", {
                                               ("about a minute on the demo, two CPU cores", "the CLAMP paper's setting"))})
 controls = st.columns(5)
 chosen = controls[0].multiselect("Encoder · layer", [layer.label for layer in model_layers],
-                                 default=[layer.label for layer in model_layers][:2], key="manifolds.layers",
-                                 persist_state="session",
+                                 **in_url("manifolds.layers", default=[layer.label for layer in model_layers][:2]),
                                  help="Each is analysed on the same images and views; figures show them side by side.")
 m = setting_input(ENTRY, "m", "Views per image (m)", container=controls[1])
 per_class = setting_input(ENTRY, "images_per_class", "Images per class", container=controls[2])

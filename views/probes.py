@@ -16,7 +16,7 @@ from views.ui import resources
 from views.ui.export_row import figure_block, table_download
 from views.ui.extraction import extraction_panel
 from views.ui.probes_jobs import fitted_encoders
-from views.ui.settings import setting_input, settings_from
+from views.ui.settings import in_url, setting_input, settings_from
 from views.ui.sidebar import page_start
 from views.ui.studies import add_to_study
 
@@ -40,7 +40,7 @@ category_scheme = setting_input(entry, "category_scheme", "Category cross-valida
                                 format_func=scheme_label)
 n_splits = setting_input(entry, "n_splits", "K (folds)", container=controls[2],
                          disabled=not set(K_FOLD_SCHEMES) & {scheme, category_scheme})
-band = controls[3].radio("Band", list(BANDS), format_func=BANDS.get, key="probes.band", persist_state="session",
+band = controls[3].radio("Band", list(BANDS), format_func=BANDS.get, **in_url("probes.band"),
                          help="±1 SE over folds (default): SD of the per-fold scores / √(number of folds), the "
                               "uncertainty of the mean; folds share training images, so read it as a guide, not "
                               "a test. Fold spread: ±1 SD of the per-fold scores (wide under LOTO, where a fold "

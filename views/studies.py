@@ -1,12 +1,11 @@
 """Studies: the study files and where each step stands, the stored results, and each result opened on its page."""
 import streamlit as st
-from streamlit.errors import StreamlitAPIException
 
 from core.data.datasets import DatasetError
 from core.data.roots import data_roots
 from core.studies.spec import StudyError
 from views.ui import studies, study_openers
-from views.ui.sidebar import page_start
+from views.ui.sidebar import page_start, switch_page
 
 switch_to = study_openers.pending_switch()  # "Open on its page" was pressed: switch once the sidebar is drawn
 page_start(
@@ -15,13 +14,7 @@ page_start(
     "headless, locally or on Ray, with `python -m core study run`. Here: every study file and its steps' state, the "
     "results stored on disk, and each result opened on its page with its settings selected.", needs_images=False)
 if switch_to:
-    try:
-        st.switch_page(switch_to)
-    except StreamlitAPIException:
-        # Streamlit will not clear URL parameters bound to widgets (a dataset other than the demo is in the URL),
-        # which a programmatic switch does; the settings are selected already, and a link keeps the URL.
-        st.page_link(switch_to, label=f"Open the {study_openers.page_title(switch_to)} page: its settings are selected",
-                     icon="➡️")
+    switch_page(switch_to)
 
 with st.expander("How to read this"):
     st.markdown(

@@ -16,6 +16,7 @@ from core.figures.alignment import (epsilon_search_figure, matching_rates_figure
 from core.provenance import Provenance
 from views.ui.alignment_runs import SourceAlignments
 from views.ui.export_row import figure_block, file_download, table_download
+from views.ui.settings import in_url
 
 
 def alignment_metrics(report: AlignmentReport) -> None:
@@ -53,7 +54,7 @@ def pair_figures(image_set: ImageSet, report: AlignmentReport, rdms: tuple[np.nd
         "are shown block-averaged; downloads hold the full arrays."))
     plan_column, rates_column = st.columns([3, 2])
     with plan_column:
-        log_colour = st.toggle("Log colour scale", key="alignment.log_colour", persist_state="session",
+        log_colour = st.toggle("Log colour scale", **in_url("alignment.log_colour"),
                                help="log₁₀ of N·T, floored at 1e-4: shows where the small mass goes.")
         plan_click = figure_block(
             transport_plan_figure(report.alignment.transport_plan, categories, log_colour=log_colour, names=pair,

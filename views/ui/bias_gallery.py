@@ -11,13 +11,14 @@ from core.data.datasets import ImageSet, load_image
 from core.figures.inductive_bias import gallery_figure
 from core.provenance import Provenance
 from views.ui.export_row import figure_block
+from views.ui.settings import in_url
 
 
 def corruption_gallery(image_set: ImageSet, subset: ImageSet, corruptions: list[Corruption],
                        parameters: Mapping[str, Any]) -> None:
     """An image picker (key `inductive_bias.gallery_image`) and the gallery figure; `parameters` go to provenance."""
     image_ids = subset.metadata["image_id"].tolist()
-    image_id = st.selectbox("Image", image_ids, key="inductive_bias.gallery_image", persist_state="session",
+    image_id = st.selectbox("Image", image_ids, **in_url("inductive_bias.gallery_image"),
                             help="Any image of the subset; per-image permutations use its own seed, as in extraction.")
     row = image_ids.index(image_id)
     clean_image = load_image(subset.paths[row])

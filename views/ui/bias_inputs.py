@@ -7,6 +7,7 @@ from core.analyses.inductive_bias import BIAS_PRESETS, BiasPreset
 from core.data.corruptions import FAMILIES, FAMILY_LABELS
 from core.studies.analyses.inductive_bias import GAMMAS, GRID_SIZES
 from views.ui.presets import preset_buttons
+from views.ui.settings import in_url
 
 
 def preset_state(preset: BiasPreset) -> dict:
@@ -38,7 +39,7 @@ def level_inputs(families: list[str]) -> dict[str, list[float]]:
         if family in families:
             levels[family] = column.multiselect(
                 f"{FAMILY_LABELS[family]} levels", GAMMAS if family == "gamma" else GRID_SIZES,
-                key=f"inductive_bias.levels.{family}", persist_state="session",
+                **in_url(f"inductive_bias.levels.{family}", default=list(BIAS_PRESETS["quick"].levels[family])),
                 help="Gamma exponents g (< 1 brightens, > 1 darkens)." if family == "gamma" else
                      "Grid sizes N. Level 1 is the clean image, drawn as every curve's first point.")
     return levels

@@ -20,7 +20,8 @@ from views.ui import resources
 from views.ui.background import has_jobs
 from views.ui.export_row import figure_block
 from views.ui.extraction import start_extraction
-from views.ui.sidebar import Selection, set_choice
+from views.ui.settings import set_choice
+from views.ui.sidebar import Selection
 
 JOBS = "lab_jobs"  # the session's training jobs
 SWITCH_KEY = "lab_switch_to"  # the page an Open callback asks for, switched to by the page script
@@ -75,7 +76,7 @@ def runs_panel(selection: Selection, image_set: ImageSet, cache: Path) -> None:
         pages; for a page that needs cached features, start extracting the runs' `final` layer; then switch."""
         set_choice("encoders", list(dict.fromkeys([*selection.encoders, *specs])))
         for key in LAYER_PICKERS:
-            st.session_state[key] = [f"{spec} · final" for spec in specs]
+            set_choice(key, [f"{spec} · final" for spec in specs])
         if page in NEEDS_FEATURES:
             store = resources.feature_store()
             missing = [spec for spec in specs if layer_statuses(image_set, resources.encoder_info(spec), ["final"],

@@ -15,6 +15,7 @@ from core.features.store import FeatureKey
 from core.jobs import job_key
 from views.ui import resources
 from views.ui.background import submit_job
+from views.ui.settings import in_url
 from views.ui.sidebar import Selection
 
 JOBS = "manifold_jobs"  # the page's background jobs (job_progress / submit_job group)
@@ -26,11 +27,11 @@ JITTER = (("brightness", 1.0, "Colour jitter strength (applied with p = 0.8)."),
 def pipeline_input() -> AugmentationPipeline:
     """The pipeline set by the jitter and crop widgets of an expander (keys `manifolds.<field>`, CLAMP's defaults)."""
     with st.expander("Augmentation pipeline (CLAMP defaults)"):
-        jitter = {name: column.number_input(name.capitalize(), 0.0, high, getattr(CLAMP, name),
-                                            key=f"manifolds.{name}", persist_state="session", help=help_text)
+        jitter = {name: column.number_input(name.capitalize(), 0.0, high,
+                                            **in_url(f"manifolds.{name}", value=getattr(CLAMP, name)), help=help_text)
                   for column, (name, high, help_text) in zip(st.columns(len(JITTER)), JITTER)}
-        crop_min = st.slider("Smallest crop (share of the image area)", 0.01, 1.0, CLAMP.crop_scale[0],
-                             key="manifolds.crop", persist_state="session",
+        crop_min = st.slider("Smallest crop (share of the image area)", 0.01, 1.0,
+                             **in_url("manifolds.crop", value=CLAMP.crop_scale[0]),
                              help="Random resized crop scale [this, 1]; then flip p = 0.5, grayscale p = 0.2, "
                                   "blur p = 0.5.")
     return AugmentationPipeline(crop_scale=(crop_min, 1.0), **jitter)

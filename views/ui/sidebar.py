@@ -9,7 +9,6 @@ encoders written there as `?encoder=<spec>`: a reload or a shared link reproduce
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import streamlit as st
 import torch
@@ -23,6 +22,7 @@ from core.encoders.specs import (DEFAULT_DIM, FINAL_LAYER, FLAT, MAX_DIM, MIN_DI
 from core.jobs import ACTIVE
 from views.ui import resources
 from views.ui.background import PAGE_KEY, jobs_panel
+from views.ui.settings import IN_URL, in_url, set_by_callback, set_choice
 
 DATASET_KINDS = {
     "demo": "Demo (procedural, offline)",
@@ -37,7 +37,7 @@ REPRESENTATION_PAGES = ("Alignment", "Similarity", "Explore")
 DEFAULT_ENCODERS = ("bundled:efficientnet_lite0", "pixels:32")
 DEFAULT_BATCH_SIZE = 32
 KEEP = {"persist_state": "session"}  # every sidebar widget: survives page switches
-SHARE = {**KEEP, "bind": "query-params"}  # ... and lives in the URL
+SHARE = IN_URL  # ... and lives in the URL
 LOOPBACK = ("localhost", "127.0.0.1", "::1")  # .streamlit/config.toml binds to localhost; "" = every interface
 FOREGROUND_CHECK_MAX = 2000  # images checked while the page waits (OASIS: 1.6 s for 900)
 
@@ -95,7 +95,7 @@ def _choices() -> Selection:
              "default. The `final` layer always uses the model's own pooled embedding (docs/science.md §1.2).")
     if pooling == FLAT:
         flat_dimension = st.number_input(
-            "Flat dimension", MIN_DIM, MAX_DIM, DEFAULT_DIM, step=512, key="flat_dim", **SHARE,
+            "Flat dimension", MIN_DIM, MAX_DIM, step=512, **in_url("flat_dim", value=DEFAULT_DIM),
             help="Columns of the random projection of `flat` features. Euclidean and cosine distances between "
                  "images are kept to within a few % at 4096 (Johnson-Lindenstrauss); correlation distances are "
                  "not. Blocks smaller than this are stored unprojected (docs/science.md §1.2).")
@@ -136,13 +136,6 @@ def _unconfined_warning() -> None:
         st.warning(f"This server listens on {address or 'every network interface'}, so anyone who reaches it can "
                    "make it read any file it can (dataset paths, manifests, weight files). Set "
                    f"{ROOTS_VARIABLE} to the data folders (README: Serving to a group) and restart.", icon="⚠️")
-
-
-def set_choice(name: str, value: Any) -> None:
-    """Set a sidebar choice ("encoders", "pooling", "device", "batch_size", "layers::<spec>") from a callback."""
-    st.session_state[name] = value
-
-
 
 
 def _dataset_controls() -> tuple[ImageSet | None, str, str]:
@@ -245,7 +238,8 @@ def _encoder_controls() -> list[str]:
         entry = CATALOGUE_BY_SPEC.get(spec)
         return f"{'✓' if ok else '✗'} {entry.label} · {entry.paradigm}" if entry else f"{'✓' if ok else '✗'} {spec}"
 
-    # The add-encoder callback writes this key, so the default applies only before it exists.
+    # Callbacks write this key (add an encoder, Open on its page), so the default applies only before it exists.
+    set_by_callback("encoders")  # (and their mark is spent here: this widget passes no default once it has a value)
     default = None if "encoders" in st.session_state else (linked or list(DEFAULT_ENCODERS))
     chosen = st.multiselect(
         "Encoders", options, default=default, format_func=label, key="encoders", **KEEP,
@@ -320,7 +314,7 @@ def _layer_control(spec: str) -> tuple[str, ...]:
         st.error(f"{spec}: {error}")
         return ()
     chosen = st.multiselect(
-        f"Layers of {_encoder_label(spec)}", layers, default=[layers[-1]], key=f"layers::{spec}", **SHARE,
+        f"Layers of {_encoder_label(spec)}", layers, **in_url(f"layers::{spec}", default=[layers[-1]]),
         help="Blocks from shallow to deep; `final` is the model's pooled (CLIP: projected) embedding. "
              "All selected layers come out of one forward pass (docs/science.md §1.2).")
     return tuple(name for name in layers if name in chosen)
@@ -347,3 +341,13 @@ def require_images(image_set: ImageSet, page: str) -> None:
                 f"embeddings of {len(image_set)} items), no images, so the **{page}** page cannot run on it. The "
                 + " and ".join(f"**{name}**" for name in REPRESENTATION_PAGES) + " pages use its representations.")
         st.stop()
+
+
+def switch_page(page: str) -> None:
+    """Open another page from a page's script, keeping the sidebar's choices and the settings just selected.
+
+    `st.switch_page` clears the URL, which Streamlit refuses while parameters are bound to widgets (every setting
+    is); starting the new page from an empty query is allowed, and its widgets write their values (kept in
+    session state) back into its URL.
+    """
+    st.switch_page(page, query_params={})

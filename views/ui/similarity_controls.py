@@ -7,7 +7,7 @@ from core.analyses.registry import Analysis
 from core.analyses.representation import Representation, upload_representation
 from core.data.datasets import ImageSet
 from core.studies.analyses.similarity import MIN_RESAMPLES, axis_defaults
-from views.ui.settings import setting_input
+from views.ui.settings import in_url, setting_input
 from views.ui.similarity_sources import item_ids
 
 MAX_RESAMPLES, PAGE_RESAMPLES = 10000, 1000  # the page's bounds and default once the bootstrap is on
@@ -35,13 +35,12 @@ def uploaded_representations(entry: Analysis, image_set: ImageSet) -> dict[str, 
 def bootstrap_input(entry: Analysis, toggle_container, number_container) -> int:
     """The number of bootstrap resamples: a toggle, then how many (the setting's 0 = no bootstrap is the toggle
     off, so the number starts at the page's usual 1,000 rather than the setting's 0)."""
-    on = toggle_container.toggle("Bootstrap CIs", key=entry.widget_key("bootstrap_on"), persist_state="session",
+    on = toggle_container.toggle("Bootstrap CIs", **in_url(entry.widget_key("bootstrap_on")),
                                  help="Resample the items with replacement (seeded) for 95% percentile CIs on every "
                                       "cell and the paired tests; pairs of copies of one item are dropped.")
-    key = entry.widget_key("bootstrap")
     resamples = number_container.number_input(
-        "Resamples", MIN_RESAMPLES, MAX_RESAMPLES, **({} if key in st.session_state else {"value": PAGE_RESAMPLES}),
-        step=100, key=key, persist_state="session", disabled=not on, help=entry.settings.describe("bootstrap").help)
+        "Resamples", MIN_RESAMPLES, MAX_RESAMPLES, **in_url(entry.widget_key("bootstrap"), value=PAGE_RESAMPLES),
+        step=100, disabled=not on, help=entry.settings.describe("bootstrap").help)
     return int(resamples) if on else 0
 
 
@@ -51,8 +50,8 @@ def axis_pickers(entry: Analysis, kind: str, sources: dict[str, Representation],
     defaults = axis_defaults(sources, encoders)
 
     def picked(name: str, label: str, options: list[str], container=st, **kwargs):
-        st.session_state.setdefault(entry.widget_key(name), defaults[name])
-        return setting_input(entry, name, label, container=container, options=options, **kwargs)
+        return setting_input(entry, name, label, container=container, options=options, default=defaults[name],
+                             **kwargs)
 
     if kind == "pairs":
         chosen = {"sources": picked("sources", "Sources", list(sources))}

@@ -17,6 +17,7 @@ from core.studies.analyses.similarity import MatrixSettings, compute_matrix
 from views.ui import resources
 from views.ui.background import submit_job
 from views.ui.export_row import table_download
+from views.ui.settings import in_url
 from views.ui.similarity_sources import load_features
 
 
@@ -82,14 +83,14 @@ def paired_test_section(matrix: SimilarityMatrix) -> None:
         return
     st.subheader("Paired test: which row is closer to a column?")
     test_row = st.columns(4)
-    first_row = test_row[0].selectbox("Model A", matrix.rows, key="similarity.test_a", persist_state="session",
+    first_row = test_row[0].selectbox("Model A", matrix.rows, **in_url("similarity.test_a"),
                                       help="The two rows are compared over the same bootstrap resamples.")
-    second_row = test_row[1].selectbox("Model B", matrix.rows, index=1, key="similarity.test_b",
-                                       persist_state="session", help="Compared with model A.")
-    against = test_row[2].selectbox("Reference", matrix.columns, key="similarity.test_reference",
-                                    persist_state="session", help="The column both are compared to.")
+    second_row = test_row[1].selectbox("Model B", matrix.rows, **in_url("similarity.test_b", index=1),
+                                       help="Compared with model A.")
+    against = test_row[2].selectbox("Reference", matrix.columns, **in_url("similarity.test_reference"),
+                                    help="The column both are compared to.")
     test_measure = test_row[3].selectbox("Measure", matrix.measures, format_func=lambda n: MEASURES[n].label,
-                                         key="similarity.test_measure", persist_state="session",
+                                         **in_url("similarity.test_measure"),
                                          help="For a distance (Procrustes) a negative difference means A is closer.")
     test = paired_test(matrix, test_measure, first_row, second_row, against)
     st.metric(f"{MEASURES[test_measure].label}: A − B", f"{test.difference:+.4f}",

@@ -3,7 +3,7 @@
 One generic function for every analysis: a study step's settings become its page's widget values by the registry's
 rule (setting `f` of analysis `a` is the widget `"a.f"`, or the entry's own `page_state`), and a result a page
 stored itself opens through its analysis's `open_stored`. `open_result` sets those keys in a button callback, before
-any widget is drawn; the Studies page then calls `st.switch_page(pending_switch())` (a callback cannot: the
+any widget is drawn; the Studies page then calls `switch_page(pending_switch())` (a callback cannot: the
 navigation's pages are not registered yet when callbacks run). With the same settings the page computes the same
 stored key, so it shows the stored result at once.
 """
@@ -19,7 +19,7 @@ from core.features.results import ResultStore
 from core.studies import analyses
 from core.studies.context import STEP_KIND
 from views.ui import resources
-from views.ui.sidebar import set_choice
+from views.ui.settings import set_choice
 
 OpenError = analyses.CannotOpen
 SWITCH_KEY = "studies_switch_to"  # set by open_result, read once by the Studies page
@@ -108,7 +108,7 @@ def open_result(kind: str, key: str) -> None:
 
     Runs before any widget of the next run is drawn, so every key may be set (the pages' widgets keep
     `persist_state="session"` values; those of other pages are plain session state until their page draws them).
-    The page script then calls `st.switch_page(pending_switch())`.
+    The page script then calls `switch_page(pending_switch())`.
     """
     st.session_state["studies_open_error"] = ""
     stored = resources.result_store().get(kind, key)
@@ -129,8 +129,3 @@ def open_result(kind: str, key: str) -> None:
 def pending_switch() -> str | None:
     """The page an "Open on its page" click asked for (once), to `st.switch_page` to from the page's script."""
     return st.session_state.pop(SWITCH_KEY, None)
-
-
-def page_title(page: str) -> str:
-    """The navigation title of an analysis page script."""
-    return next(entry.title for entry in analyses.analyses() if entry.page == page)
