@@ -3,11 +3,13 @@ import streamlit as st
 import timm
 
 from core.features.extract import resolve_device
-from core.lab.runs import OBJECTIVES, OPTIMIZERS, TrainConfig, finished_run_ids
+from core.lab.runs import OBJECTIVES, OPTIMIZERS, TrainConfig, finished_run_ids, plan_training, run_id_of_job, \
+    train_job_key
 from core.lab.train import train
 from core.paths import cache_root
-from views.ui.background import has_jobs, job_outcomes, job_progress, submit_job
-from views.ui.lab_runs import JOBS, SWITCH_KEY, loss_curves, runs_panel
+from views.ui import resources
+from views.ui.background import follow_jobs, job_outcomes, job_progress, session_id, submit_job
+from views.ui.lab_runs import JOBS, SWITCH_KEY, loss_curves, runs_panel, train_help, train_label
 from views.ui.settings import in_url
 from views.ui.sidebar import page_start, switch_page
 
@@ -69,28 +71,30 @@ configs = {objective: TrainConfig(objective, dataset=selection.dataset_spec, bac
                                   optimizer=optimizer, lr=float(lr), weight_decay=float(weight_decay), seed=int(seed),
                                   max_images=int(max_images)) for objective in objectives}
 cache = cache_root()
-finished = set(finished_run_ids(cache))
-todo = [config for config in configs.values() if config.run_id not in finished]
+registry = resources.job_registry()
+# Every session shows the progress of every training run of this server, whichever tab started it.
+follow_jobs(JOBS, [job.key for job in registry.statuses() if run_id_of_job(job.key)])
+plan = plan_training(configs.values(), finished_run_ids(cache), registry.statuses(), session_id())
 
 
-def start_training() -> None:
+def start_training(configs: list[TrainConfig]) -> None:
+    """Submit a job per run; a run that trains already for another session is joined (one job per run)."""
     device = str(resolve_device(selection.device))
-    for config in todo:
-        submit_job(JOBS, f"lab|{config.run_id}", f"{config.objective} · {config.run_id}",
+    for config in configs:
+        submit_job(JOBS, train_job_key(config.run_id), f"{config.objective} · {config.run_id}",
                    lambda report, config=config: train(config, cache, device=device, progress=report))
 
 
-st.button(f"Train {len(todo)} objective(s)" if todo else "All selected objectives are trained", type="primary",
-          disabled=not todo or has_jobs(JOBS), on_click=start_training,
-          help="One run per objective, one after another, in the background: changing widgets or pages does not "
-               "stop them. A run stopped midway resumes from its last finished epoch.")
+st.button(train_label(plan), type="primary", disabled=not (plan.start or plan.join), on_click=start_training,
+          args=(plan.start + plan.join,), help=train_help(plan))
 job_progress(JOBS, "images", "Stops after the current step; the last finished epoch is kept and Train resumes from it.")
-job_outcomes([f"lab|{config.run_id}" for config in todo], "cancelled; Train resumes from the last finished epoch.")
+job_outcomes([train_job_key(config.run_id) for config in configs.values()],
+             "cancelled; Train resumes from the last finished epoch.")
 
 st.subheader("Training loss")
 loss_curves(image_set, configs, cache)
 
 st.subheader("Runs")
-runs_panel(selection, image_set, cache)
+runs_panel(selection, image_set, cache, configs.values())
 if st.session_state.get(SWITCH_KEY):
     switch_page(st.session_state.pop(SWITCH_KEY))

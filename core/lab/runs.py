@@ -13,6 +13,7 @@ import json
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Iterable
 
 import torch
 from torch import nn
@@ -20,11 +21,12 @@ from torch import nn
 from core.encoders import backbones
 from core.encoders.registry import Built, EncoderInfo, Source, file_version, info_from_architecture, register_source
 from core.encoders.specs import EncoderSpec
+from core.jobs import ACTIVE, JobStatus
 from core.paths import cache_root
 
 OBJECTIVES = ("supervised", "simclr", "clamp", "language")
 OPTIMIZERS = ("adamw", "lars")
-
+JOB_KIND = "lab"  # job registry keys of training runs: `lab|<run id>`
 
 
 def lab_spec(run_id: str) -> str:
@@ -105,6 +107,100 @@ def finished_run_ids(cache_dir: str | Path) -> list[str]:
     """Ids of the finished runs (result.json written), without reading their histories."""
     root = lab_dir(cache_dir)
     return sorted(path.parent.name for path in root.glob("*/result.json")) if root.is_dir() else []
+
+
+def train_job_key(run_id: str) -> str:
+    """The job registry key of training `run_id`, `lab|<run id>`: one job per run, so a session asking for a run
+    that trains already joins its job."""
+    return f"{JOB_KIND}|{run_id}"
+
+
+def run_id_of_job(key: str) -> str | None:
+    """The run id a training job's key names, None for any other job."""
+    kind, _, run_id = key.partition("|")
+    return run_id if kind == JOB_KIND and run_id else None
+
+
+@dataclass(frozen=True)
+class RunState:
+    """Where one run stands, from its folder and this server's job for it (either may be missing).
+
+    `state`: "queued" (its job waits for a slot; it may have no folder yet), "training", "stopping" (cancelled,
+    ending at its next step), "stopped" (an unfinished folder that no job of this server trains: cancelled, or a
+    server stopped midway; Train resumes it from its last finished epoch) or "finished".
+    """
+
+    run_id: str
+    state: str
+    config: TrainConfig | None  # None only for a queued run whose folder and settings are unknown here
+    epochs_done: int  # finished epochs on disk
+    progress: float  # 0..1: the job's images over all epochs while it has a job, else finished epochs / epochs
+    since: float | None  # while it has a job: when it started training, or was asked for while queued (epoch s)
+    run: LabRun | None  # its folder's contents, None before its job has created it
+
+    @property
+    def spec(self) -> str:
+        return lab_spec(self.run_id)
+
+    @property
+    def objective(self) -> str:
+        return self.config.objective if self.config else self.run_id.split("-", 1)[0]  # run ids start with it
+
+    @property
+    def active(self) -> bool:
+        return self.state in ("queued", "training", "stopping")
+
+
+def run_states(runs: Iterable[LabRun], jobs: Iterable[JobStatus],
+               configs: Iterable[TrainConfig] = ()) -> list[RunState]:
+    """Every run on disk and every active training job, by run id: a job's run is listed before `train` has written
+    its folder (queued behind other jobs, or loading images), with its settings from `configs` where they name it.
+
+    A finished folder wins over any job record; finished, failed or cancelled jobs say nothing (their folder does).
+    """
+    on_disk = {run.run_id: run for run in runs}
+    known = {config.run_id: config for config in configs}
+    active = {run_id: job for job in jobs
+              if job.state in ACTIVE and (run_id := run_id_of_job(job.key)) is not None}
+    states = []
+    for run_id in sorted(on_disk.keys() | active.keys()):
+        run, job = on_disk.get(run_id), active.get(run_id)
+        config = run.config if run else known.get(run_id)
+        epochs_done = run.epochs_done if run else 0
+        if run is not None and run.finished:
+            states.append(RunState(run_id, "finished", config, epochs_done, 1.0, None, run))
+        elif job is not None:
+            state = "stopping" if job.cancel_requested else "training" if job.state == "running" else "queued"
+            states.append(RunState(run_id, state, config, epochs_done, job.fraction, job.started_at, run))
+        else:
+            states.append(RunState(run_id, "stopped", config, epochs_done,
+                                   epochs_done / config.epochs if config.epochs else 0.0, None, run))
+    return states
+
+
+@dataclass(frozen=True)
+class TrainPlan:
+    """What pressing Train does for the selected runs, given this server's jobs and the session pressing it."""
+
+    start: list[TrainConfig]  # unfinished and no job trains them: Train starts (or resumes) them
+    join: list[TrainConfig]  # training or queued for other sessions only: pressing makes this session share the job
+    joined: list[TrainConfig]  # training or queued with this session among those that asked for them
+
+
+def plan_training(configs: Iterable[TrainConfig], finished: Iterable[str], jobs: Iterable[JobStatus],
+                  owner: str) -> TrainPlan:
+    """Split the unfinished runs of `configs` (`finished`: run ids) by their training job: none, another session's,
+    or one `owner` shares. A job being cancelled counts as none: submitting its key again starts a new job."""
+    done = set(finished)
+    active = {run_id: job for job in jobs if job.state in ACTIVE and not job.cancel_requested
+              and (run_id := run_id_of_job(job.key)) is not None}
+    plan = TrainPlan([], [], [])
+    for config in configs:
+        job = active.get(config.run_id)
+        if config.run_id in done:
+            continue
+        (plan.start if job is None else plan.joined if owner in job.owners else plan.join).append(config)
+    return plan
 
 
 def list_runs(cache_dir: str | Path) -> list[LabRun]:

@@ -133,3 +133,56 @@ def test_a_second_session_that_joined_a_training_job_cancels_it_within_seconds(i
     assert any("by another session that shared it" in error.value for error in first.error)
     assert not any("by another session" in error.value for error in second.error)
     assert "Jobs: 0 of" in second.expander(key="jobs.panel").label
+
+
+def runs_row(app: AppTest, run_id: str):
+    """The Runs table's row of `run_id` (a pandas Series), or None while the table does not list it."""
+    table = next((frame.value for frame in app.dataframe if "objective" in frame.value.columns), None)
+    rows = None if table is None else table[table["spec"] == f"lab:{run_id}"]
+    return None if rows is None or rows.empty else rows.iloc[0]
+
+
+def test_running_runs_are_listed_in_every_session_and_not_offered_again(isolated_cache: Path,
+                                                                         distinct_sessions) -> None:
+    """Issue 30: the tab that pressed Train said "No runs yet" while its runs trained, and a fresh tab showed no
+    progress and offered Train again. Now both list the run as training (epochs, progress, since when), and the
+    fresh tab is offered to join it, not to start it."""
+    config = TrainConfig("supervised", epochs=100, max_images=32, image_size=32, batch_size=16)
+    key, registry = f"lab|{config.run_id}", resources.job_registry()
+    first = lab_session(100, "first")
+    try:
+        next(button for button in first.main.button if button.label.startswith("Train")).click().run()
+        assert not first.exception, [exception.value for exception in first.exception]
+        # The rerun of the click: the job was just submitted (its folder may not exist yet), and in a browser the
+        # page does not rerun until the job ends: the run must be listed now.
+        row = runs_row(first, config.run_id)
+        assert row is not None and row["state"] in ("queued", "training") and row["objective"] == "supervised"
+        assert not any(info.value.startswith("No runs yet") for info in first.info)
+        assert next(b for b in first.main.button if b.label.startswith("Training")).disabled
+        deadline = time.time() + 120
+        while registry.status(key).done <= registry.status(key).skipped and time.time() < deadline:
+            time.sleep(0.2)  # until it trains (a step reported)
+        assert registry.status(key).state == "running"
+
+        second = lab_session(100, "second")  # a fresh tab of the same server that did not start it
+        for app in (first, second):
+            app.run()
+            assert not app.exception, [exception.value for exception in app.exception]
+            row = runs_row(app, config.run_id)
+            assert row is not None, app.dataframe
+            assert row["state"] == "training" and not row["finished"]
+            assert row["epochs"].endswith("/100") and 0 < row["progress"] < 1
+            assert "(" in row["since"]  # "11:02 (12 s)"
+            assert any(bar.proto.text.startswith(f"supervised · {config.run_id} — running")
+                       for bar in app.get("progress")), [bar.proto.text for bar in app.get("progress")]
+        # The fresh tab is not offered to start the run again: it may join it (then Cancel is its to press too).
+        assert not any(button.label.startswith("Train") for button in second.main.button)
+        join = next(button for button in second.main.button if button.label.startswith("Join"))
+        assert join.label == "Join 1 running run(s)" and not join.disabled and "running" in join.help
+        join.click().run()
+        assert not second.exception, [exception.value for exception in second.exception]
+        assert registry.status(key).owners == {"first", "second"}
+        assert next(b for b in second.main.button if b.label.startswith("Training")).disabled
+    finally:
+        registry.cancel(key, "first")
+        registry.wait(key, 60)

@@ -182,9 +182,15 @@ def _jobs_panel_rows() -> None:
                            key=f"jobs.cancel.{job.key}")
 
 
+def since_text(started_at: float, elapsed_s: float | None = None) -> str:
+    """"11:02 (4 min)": the local clock time of `started_at` and how long ago (`elapsed_s`, else until now)."""
+    elapsed = time.time() - started_at if elapsed_s is None else elapsed_s
+    return f"{time.strftime('%H:%M', time.localtime(started_at))} ({format_duration(elapsed)})"
+
+
 def _job_line(job: JobStatus, me: str) -> str:
     """"running, 12 % · since 11:02 (4 min) · you + 1 other session": its state, since when and who asked for it."""
-    since = f"since {time.strftime('%H:%M', time.localtime(job.started_at))} ({format_duration(job.elapsed_s)})"
+    since = f"since {since_text(job.started_at, job.elapsed_s)}"
     if job.state == "queued":
         state = f"queued, {job.ahead} ahead"
     else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Mapping
+from typing import Iterable, Mapping
 
 import pandas as pd
 import streamlit as st
@@ -13,17 +13,17 @@ from core.data.datasets import ImageSet
 from core.encoders.specs import parse_spec
 from core.features.extract import layer_statuses
 from core.figures.lab import loss_curves_figure, loss_curves_table
-from core.lab.runs import TrainConfig, delete_run, load_run
+from core.lab.runs import RunState, TrainConfig, TrainPlan, delete_run, load_run, run_states
 from core.provenance import Provenance
 from core.studies import analyses
 from views.ui import resources
-from views.ui.background import has_jobs
+from views.ui.background import has_jobs, since_text
 from views.ui.export_row import figure_block
 from views.ui.extraction import start_extraction
 from views.ui.settings import set_choice
 from views.ui.sidebar import Selection
 
-JOBS = "lab_jobs"  # the session's training jobs
+JOBS = "lab_jobs"  # the training jobs this session shows: those it asked for and those it follows
 SWITCH_KEY = "lab_switch_to"  # the page an Open callback asks for, switched to by the page script
 OPENED = [analyses.get(name) for name in ("manifolds", "affect", "alignment", "inductive_bias")]
 PAGES = {entry.title: entry.page for entry in OPENED}  # the analysis pages a run opens on, by title
@@ -57,18 +57,69 @@ def loss_curves(image_set: ImageSet, configs: Mapping[str, TrainConfig], cache: 
     curves()
 
 
-def runs_panel(selection: Selection, image_set: ImageSet, cache: Path) -> None:
-    """The table of every run, then Open (the chosen finished runs on an analysis page) and Delete (one run)."""
-    runs = resources.lab_runs()
+def train_label(plan: TrainPlan) -> str:
+    """The Train button's words: what pressing it starts or joins, or why there is nothing to press."""
+    if plan.start:
+        return f"Train {len(plan.start)} objective(s)" + (f", join {len(plan.join)} running" if plan.join else "")
+    if plan.join:
+        return f"Join {len(plan.join)} running run(s)"
+    if plan.joined:
+        return f"Training {len(plan.joined)} objective(s)…"
+    return "All selected objectives are trained"
+
+
+def train_help(plan: TrainPlan) -> str:
+    """The Train button's help: how runs train, and which of the selected ones train already."""
+    text = ("One run per objective, in the background (queued while the server's job slots are busy): changing "
+            "widgets or pages does not stop them. A run stopped midway resumes from its last finished epoch.")
+    if plan.join:
+        text += (f" Already running for another session: {', '.join(c.objective for c in plan.join)}; pressing "
+                 "joins their jobs (one job per run) instead of starting them again, and lets this session "
+                 "cancel them too.")
+    if plan.joined:
+        text += f" Training for this session: {', '.join(c.objective for c in plan.joined)}."
+    return text
+
+
+def runs_table(states: list[RunState]) -> pd.DataFrame:
+    """One row per run: its settings, where it stands (state, finished epochs, progress, since when) and results."""
+    return pd.DataFrame([{
+        "spec": state.spec, "objective": state.objective, "state": state.state,
+        "epochs": f"{state.epochs_done}/{state.config.epochs if state.config else '?'}", "progress": state.progress,
+        "since": since_text(state.since) if state.since is not None else "",
+        "backbone": state.config.backbone if state.config else None,
+        "dataset": state.config.dataset if state.config else None,
+        "image_size": state.config.image_size if state.config else None,
+        "finished": state.state == "finished",
+        **{column: state.run.result.get(column) if state.run else None
+           for column in ("images", "seconds", "final_loss")}} for state in states])
+
+
+def runs_panel(selection: Selection, image_set: ImageSet, cache: Path, configs: Iterable[TrainConfig]) -> None:
+    """The table of every run, on disk or training on this server (whichever session started it; redrawn every 2 s
+    while one trains), then Open (the chosen finished runs on an analysis page) and Delete (one run). `configs`: the
+    page's selected runs, whose settings a queued run without a folder yet is listed with."""
+    configs = list(configs)
+    states = _runs_and_jobs(configs)
+
+    @st.fragment(run_every=2.0 if any(state.active for state in states) else None)
+    def table() -> None:
+        states = _runs_and_jobs(configs)  # read again on each of the fragment's own reruns
+        if not states:
+            st.info("No runs yet: pick objectives and press **Train**.")
+            return
+        st.dataframe(runs_table(states), hide_index=True, width="stretch", column_config={
+            "state": st.column_config.TextColumn(help="queued (waits for a job slot), training, stopping, stopped "
+                                                      "(midway: Train resumes it) or finished"),
+            "epochs": st.column_config.TextColumn(help="Finished epochs / epochs"),
+            "progress": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent",
+                                                        help="Images trained over all epochs (while training)"),
+            "since": st.column_config.TextColumn(help="When its job started training (or was queued)")})
+
+    table()
+    runs = [state.run for state in states if state.run is not None]
     if not runs:
-        st.info("No runs yet: pick objectives and press **Train**.")
         return
-    table = pd.DataFrame([{"spec": run.spec, "objective": run.config.objective, "backbone": run.config.backbone,
-                           "dataset": run.config.dataset, "image_size": run.config.image_size,
-                           "epochs": f"{run.epochs_done}/{run.config.epochs}", "finished": run.finished,
-                           "images": run.result.get("images"), "seconds": run.result.get("seconds"),
-                           "final_loss": run.result.get("final_loss")} for run in runs])
-    st.dataframe(table, hide_index=True, width="stretch")
     done = [run.spec for run in runs if run.finished]
 
     def open_runs(specs: list[str], page: str) -> None:
@@ -103,7 +154,13 @@ def runs_panel(selection: Selection, image_set: ImageSet, cache: Path) -> None:
     actions[2].button("Open", on_click=open_runs, args=(ready, page), disabled=not ready,
                       help="Adds the chosen finished runs to the sidebar's encoders and opens the page; for Affect and "
                            "Alignment it first starts extracting the runs' final layer in the background.")
+    training = {state.spec for state in states if state.active}
     actions[3].button("Delete", on_click=remove_run, args=(chosen[0] if len(chosen) == 1 else "",),
-                      disabled=len(chosen) != 1 or has_jobs(JOBS),
-                      help="Deletes the one chosen run's folder (checkpoints, weights, history). Its cached features "
-                           "stay until the cache is cleared.")
+                      disabled=len(chosen) != 1 or chosen[0] in training,
+                      help="Deletes the one chosen run's folder (checkpoints, weights, history); not while it trains. "
+                           "Its cached features stay until the cache is cleared.")
+
+
+def _runs_and_jobs(configs: list[TrainConfig]) -> list[RunState]:
+    """Every run on disk and every training job of this server, whichever session asked for it."""
+    return run_states(resources.lab_runs(), resources.job_registry().statuses(), configs)
