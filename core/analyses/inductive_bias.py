@@ -235,9 +235,10 @@ def corruption_metrics(image_set: ImageSet, encoder: EncoderInfo, layer: str, st
 
     def probed(folds: Progress) -> None:
         if progress is not None:
-            probed = folds.done * len(conditions) // max(folds.total, 1)
-            progress(Progress(folds.done, folds.total, f"{folds.message} ({probed}/{len(conditions)} conditions probed)",
-                              folds.skipped, "probing"))
+            finished = folds.done * len(conditions) // max(folds.total, 1)
+            progress(Progress(folds.done, folds.total,
+                              f"{folds.message} ({finished}/{len(conditions)} conditions probed)", folds.skipped,
+                              "probing"))
 
     table = corruption_table(features, image_set.metadata["category"].to_numpy(),
                              settings.cv.groups(image_set.metadata), settings, results=results, digests=digests,
