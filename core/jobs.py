@@ -7,7 +7,8 @@ running returns the existing job instead of starting it twice.
 
 Estimates: a job submitted with a `rate_key` leaves its measured seconds per unit in a
 `RateStore` when it ends, so the next run of the same kind can be estimated before it
-starts (`describe_estimate`); while a job runs, `JobStatus.eta_s` extrapolates its own rate.
+starts (`describe_estimate`); while a job runs, `JobStatus.eta_s` extrapolates its own rate, that of its current
+stage (`core.progress`) for work in stages, and `progress_line` is the one line a page shows per job.
 
 Stopping: a job stops at its next progress report once cancelled, and every registry is stopped when the
 interpreter exits (a server's SIGTERM or Ctrl-C): its jobs end at their next report, keeping what they wrote.
@@ -90,6 +91,18 @@ def describe_estimate(seconds_per_unit: float | None, units: int, unit: str) -> 
     return f"about {format_duration(units * seconds_per_unit)} (last measured {format_rate(seconds_per_unit, unit)})"
 
 
+def progress_line(job: JobStatus, unit: str, slots: int) -> str:
+    """The one line a page shows for an active job: "label — queued, 2 ahead (1 job(s) run at once on this server)"
+    while it waits for one of `slots`; else "label — running: 3/253 folds · <its message> · 1 min 4 s · ETA ~2 min"
+    (done/total in `unit`, a plural noun; the elapsed time; one ETA, the job's own, once its stage has a rate)."""
+    if job.state == "queued":
+        return f"{job.label} — queued, {job.ahead} ahead ({slots} job(s) run at once on this server)"
+    message = f" · {job.message}" if job.message else ""
+    eta = "" if job.eta_s is None else f" · ETA ~{format_duration(job.eta_s)}"
+    return (f"{job.label} — running: {job.done}/{job.total or '?'} {unit}{message} · {format_duration(job.elapsed_s)}"
+            f"{eta}" + (" · stopping…" if job.cancel_requested else ""))
+
+
 class RateStore:
     """Last measured seconds per unit of finished jobs, by rate key, in one JSON file.
 
@@ -145,6 +158,9 @@ class JobStatus:
     origin: str = ""  # where it was asked for (a page title)
     cancelled_by: str = ""  # the owner that cancelled it, or SHUTDOWN
     cancel_requested: bool = False  # while still running: it stops at its next progress report
+    stage: str = ""  # the stage of its last report (core.progress): its units and rate
+    stage_started_at: float | None = None  # when that stage began (its first report; the start for the first stage)
+    stage_base: int = 0  # units (done − skipped) counted when that stage began: not part of its rate
 
     @property
     def fraction(self) -> float:
@@ -156,10 +172,13 @@ class JobStatus:
 
     @property
     def eta_s(self) -> float | None:
-        """Seconds left while running, at this job's own rate over the units it computed (None when unknown)."""
+        """Seconds left while running, at this job's own rate over the units its current stage computed (None
+        before the stage's first unit)."""
         if self.state != "running" or self.done >= self.total:  # e.g. a last phase that reports no units
             return None
-        return eta_seconds(self.done - self.skipped, self.total - self.skipped, self.elapsed_s)
+        since = self.started_at if self.stage_started_at is None else self.stage_started_at
+        base = self.skipped + self.stage_base
+        return eta_seconds(self.done - base, self.total - base, time.time() - since)
 
 
 @dataclass
@@ -182,6 +201,9 @@ class _Job:
     order: int = 0  # submission order: queued jobs start first in, first out
     origin: str = ""
     cancelled_by: str = ""
+    stage: str = ""
+    stage_started_at: float | None = None
+    stage_base: int = 0
 
 
 class JobRegistry:
@@ -213,7 +235,8 @@ class JobRegistry:
         asked for (a page title).
 
         With `rate_key` and `rates`, the job's seconds per unit (elapsed / done) is recorded there
-        when it ends done or cancelled after at least one unit. Once the registry is stopping, a new job
+        when it ends done or cancelled after at least one unit (for work in stages: its whole time per unit of its
+        last stage, what an estimate in those units before the next run needs). Once the registry is stopping, a new job
         is cancelled at once.
         """
         with self._lock:
@@ -312,6 +335,9 @@ class JobRegistry:
             with self._lock:
                 job.done, job.total, job.message, job.skipped = (progress.done, progress.total, progress.message,
                                                                  progress.skipped)
+                if progress.stage != job.stage:  # a new count and a new rate from here
+                    job.stage, job.stage_started_at = progress.stage, time.time()
+                    job.stage_base = progress.done - progress.skipped
                 if job.cancel_requested:
                     raise JobCancelled(job.key)
 
@@ -319,6 +345,7 @@ class JobRegistry:
             if job.cancel_requested:  # cancelled while queued: never starts
                 return
             job.state, job.started_at = "running", time.time()
+            job.stage_started_at = job.started_at
         try:
             result = work(report)
         except JobCancelled:
@@ -350,7 +377,7 @@ class JobRegistry:
         return JobStatus(job.key, job.label, job.state, job.done, job.total, job.message, job.error,
                          job.started_at, job.finished_at, job.skipped, ahead, frozenset(job.owners),
                          frozenset(filter(self._session_open, job.owners)), job.origin, job.cancelled_by,
-                         job.cancel_requested)
+                         job.cancel_requested, job.stage, job.stage_started_at, job.stage_base)
 
 
 _REGISTRIES: weakref.WeakSet[JobRegistry] = weakref.WeakSet()

@@ -93,9 +93,10 @@ add_to_study(ENTRY.name, settings, selection,
              f"A study step shuffles with the permutation seed {DEFAULT_SEED} (Zhong et al.'s); it cannot take this "
              f"page's seed {int(seed)}. Set the seed back to {DEFAULT_SEED} to add this step.")
 if todo:
-    action[1].caption(estimates_caption({pair.label: (runs.rate_key(pair), len(subset) * conditions)
-                                         for pair in todo}, "images"))
-job_progress(JOBS, "images", "Stops after the current batch; extracted features stay cached.")
+    action[1].caption(estimates_caption({pair.label: (runs.rate_key(pair), runs.folds * conditions)
+                                         for pair in todo}, "folds"))
+job_progress(JOBS, "steps", "Stops after the current batch or fold; extracted features and finished probes stay "
+                            "cached.")
 job_outcomes([runs.job_key(pair) for pair in todo], "cancelled. Finished features are kept; Run resumes.")
 if todo:
     st.info("Press **Run** to extract the corrupted features and probe them.")

@@ -133,7 +133,8 @@ def corruption_table(features: Mapping[Corruption, np.ndarray], categories: np.n
     """One row per corruption (the clean one first) from {corruption: (N, D) features}; must include CLEAN.
 
     With `results` and the feature `digests` of every corruption, linear-probe scores are read from
-    (or stored in) the cache. `progress` counts the corruptions probed.
+    (or stored in) the cache. `progress` counts the linear probe's folds of every corruption (corruptions × folds;
+    those of a cached score are `skipped`), its message naming the corruption and fold.
     """
     if CLEAN not in features:
         raise ValueError("The clean features are needed: every drop and similarity is relative to them.")
@@ -147,36 +148,51 @@ def corruption_table(features: Mapping[Corruption, np.ndarray], categories: np.n
     floor = unrelated_similarity(clean)
     # One thread: these fits are small, and threaded OpenBLAS/OpenMP on busy cores (an extraction
     # job, the server) made scipy's L-BFGS-B 10-30x slower on raw pixels (scipy issue 23191).
+    folds = settings.cv.get_n_splits(groups)
+    cached = [0]  # folds of scores read from the cache: they cost nothing
+
+    def probing(index: int, corruption: Corruption) -> Report | None:
+        def fold_done(step: Progress) -> None:
+            if step.done == 0 and step.total == 0:  # a cached score: its folds are done without costing anything
+                cached[0] += folds
+                step = Progress(folds, folds)
+            progress(Progress(index * folds + step.done, len(order) * folds,
+                              f"probing {corruption.name}: fold {step.done}/{folds}", cached[0]))
+        return None if progress is None else fold_done
+
     with threadpool_limits(limits=1):
-        rows = [_corruption_row(corruption, index, len(order), np.asarray(features[corruption], dtype=np.float64),
+        rows = [_corruption_row(corruption, np.asarray(features[corruption], dtype=np.float64),
                                 clean, floor, categories, groups, settings, results,
-                                None if results is None else linear_keys[corruption], progress)
+                                None if results is None else linear_keys[corruption], probing(index, corruption))
                 for index, corruption in enumerate(order)]
     table = pd.DataFrame(rows)
     for measure, column in (("knn_drop", "knn_accuracy"), ("linear_drop", "linear_balanced_accuracy")):
         table[measure] = (table[column].iloc[0] - table[column]) / table[column].iloc[0]
     if progress is not None:
-        progress(Progress(len(order), len(order), "done"))
+        progress(Progress(len(order) * folds, len(order) * folds, "done", cached[0]))
     return table
 
 
-def _corruption_row(corruption: Corruption, index: int, count: int, x: np.ndarray, clean: np.ndarray,
+def _corruption_row(corruption: Corruption, x: np.ndarray, clean: np.ndarray,
                     floor: float, categories: np.ndarray, groups: np.ndarray, settings: BiasSettings,
                     results: ResultCache | None, linear_key: str | None,
                     progress: Report | None) -> dict:
     """corruption_table's row of one corruption's (N, D) features x against the (N, D) clean ones (floor: their
-    unrelated-image similarity); the linear-probe score is cached in `results` under `linear_key`."""
-    if progress is not None:
-        progress(Progress(index, count, f"probing {corruption.name}"))
+    unrelated-image similarity); the linear-probe score is cached in `results` under `linear_key`. `progress` counts
+    the linear probe's folds (a cached score reports Progress(0, 0) once: nothing to fit)."""
     train = clean if settings.train_on == "clean" else None
     knn = knn_probe(x, categories, groups, settings.cv, k=settings.k, train_features=train)
+    fitted = []
 
     def compute() -> dict:
-        probe = category_probe(x, categories, groups, settings.cv, train_features=train)
+        fitted.append(True)
+        probe = category_probe(x, categories, groups, settings.cv, train_features=train, progress=progress)
         return {"score": probe.balanced_accuracy, "ci_lo": probe.ci[0], "ci_hi": probe.ci[1],
                 "fold_sd": float(np.std(probe.fold_accuracies))}
 
     scores = compute() if results is None else results.get_or_compute(linear_key, compute)
+    if not fitted and progress is not None:
+        progress(Progress(0, 0))
     similarity = clean_similarity(clean, x)
     band_lo, band_hi = np.quantile(similarity, SIMILARITY_BAND)
     return {"corruption": corruption.name, "family": corruption.family, "level": corruption.level,
@@ -196,9 +212,10 @@ def corruption_metrics(image_set: ImageSet, encoder: EncoderInfo, layer: str, st
                        progress: Report | None = None) -> pd.DataFrame:
     """corruption_table of one encoder layer: extracts (or loads) the clean and every corrupted feature array.
 
-    `progress` counts the N images of every condition as they are extracted (N × conditions in all; `skipped`: those
-    that came from the cache); the probes then run at that count, their message naming the condition and how many
-    are probed.
+    `progress` reports two stages (core.progress): "extracting" counts the N images of every condition as they are
+    extracted (N × conditions in all; `skipped`: those that came from the cache), then "probing" counts the linear
+    probe's folds of every condition (conditions × folds; `skipped`: those of cached scores), its message naming the
+    condition, the fold and how many conditions are probed.
     """
     conditions = list(dict.fromkeys([CLEAN, *corruptions]))
     n = len(image_set)
@@ -209,17 +226,19 @@ def corruption_metrics(image_set: ImageSet, encoder: EncoderInfo, layer: str, st
             resumed[index] = rows.skipped  # rows found in the cache cost nothing: `skipped` keeps them out of rates
             if progress is not None:
                 progress(Progress(index * n + rows.done, total, f"extracting {corruption.name}: {rows.message}",
-                                  sum(resumed)))
+                                  sum(resumed), "extracting"))
 
         resumed[index] = n  # a condition found whole in the store reports nothing: all cached
         feature_set = extract(image_set, encoder, [layer], store, pooling=pooling, device=device,
                               batch_size=batch_size, input_transform=corruption.input_transform, progress=extracted)[layer]
         features[corruption], digests[corruption] = feature_set.features, feature_set.key.digest
 
-    def probed(probing: Progress) -> None:
+    def probed(folds: Progress) -> None:
         if progress is not None:
-            progress(Progress(total, total, f"{probing.message} ({probing.done}/{probing.total} conditions probed)",
-                              sum(resumed)))
+            finished = folds.done * len(conditions) // max(folds.total, 1)
+            progress(Progress(folds.done, folds.total,
+                              f"{folds.message} ({finished}/{len(conditions)} conditions probed)", folds.skipped,
+                              "probing"))
 
     table = corruption_table(features, image_set.metadata["category"].to_numpy(),
                              settings.cv.groups(image_set.metadata), settings, results=results, digests=digests,

@@ -9,7 +9,8 @@ an encoder with a single layer, such as raw pixels, sits at 1: its one layer is 
 embedding, compared with the other encoders' final layers) and treat scores below zero as
 zero (an R² below 0 carries no information about where it peaks). Scores of every layer
 are cached by feature digest, so reruns and added encoders refit nothing already computed;
-`pending_fits` lists what a run would still fit (the unit of a background job's progress).
+`pending_fits` lists what a run would still fit; a background job's progress counts their cross-validation
+folds (`fold_count`), so a long fit (a wide layer, LOTO's hundreds of refits) moves fold by fold.
 """
 from __future__ import annotations
 
@@ -133,12 +134,13 @@ class RowSpanProjection(TransformerMixin, BaseEstimator):
 
 
 def category_probe(features: np.ndarray, categories: np.ndarray, groups: np.ndarray, cv: CrossValidation, *,
-                   clip_sd: float | None = CLIP_SD, train_features: np.ndarray | None = None) -> CategoryProbe:
+                   clip_sd: float | None = CLIP_SD, train_features: np.ndarray | None = None,
+                   progress: Report | None = None) -> CategoryProbe:
     """Logistic-regression category probe of (N, D) features under grouped CV (LOTO or K-fold) over (N,) groups.
 
     `train_features` (N, D), if given, are what each fold trains on (e.g. clean features when
     testing corrupted ones); the held-out rows are always predicted from `features`. The
-    bootstrap CI uses `cv.seed`.
+    bootstrap CI uses `cv.seed`. `progress` counts the folds: 0 before the first, then after every one.
     """
     if not cv.definition.suits_category_probe:
         raise ValueError("Leave-One-Category-Out is meaningless for a category probe (the held-out category is "
@@ -149,9 +151,14 @@ def category_probe(features: np.ndarray, categories: np.ndarray, groups: np.ndar
     predictions = np.empty(len(categories), dtype=object)
     fold_accuracies = []
     fitted_on = features if train_features is None else train_features
-    for train, test in cv.split(groups):
+    splits = cv.split(groups)
+    if progress is not None:
+        progress(Progress(0, len(splits)))
+    for index, (train, test) in enumerate(splits):
         predictions[test] = _fit_logistic(fitted_on[train], categories[train], clip_sd).predict(features[test])
         fold_accuracies.append(float(np.mean(predictions[test] == categories[test])))
+        if progress is not None:
+            progress(Progress(index + 1, len(splits)))
     predictions = predictions.astype(str)
     return CategoryProbe(cv.scheme, float(balanced_accuracy_score(categories, predictions)),
                          _balanced_accuracy_ci(categories, predictions, cv.seed), np.array(fold_accuracies),
@@ -187,11 +194,13 @@ class LayerScore:
     n_folds: int
 
 
-def layer_scores(features: np.ndarray, targets: ProbeTargets, settings: ProbeSettings, probe: str) -> list[LayerScore]:
+def layer_scores(features: np.ndarray, targets: ProbeTargets, settings: ProbeSettings, probe: str, *,
+                 progress: Report | None = None) -> list[LayerScore]:
     """Scores of one layer's (N, D) features for probe "affect" (one per target) or "category" (one).
 
     Per-fold R² divides by the variance over ALL images, so the fold-size-weighted mean of the
-    fold scores is exactly the pooled R² (`score`).
+    fold scores is exactly the pooled R² (`score`). `progress` counts the cross-validation's folds (0, then after
+    each); the bootstrap CIs follow the last one.
     """
     features = np.asarray(features, dtype=np.float64)
     cv = settings.cv(probe)
@@ -199,12 +208,12 @@ def layer_scores(features: np.ndarray, targets: ProbeTargets, settings: ProbeSet
         # One BLAS thread: sklearn's newton-cholesky solve ran 4-15x slower with OpenBLAS's two threads on two
         # busy cores (bench/study.py: one layer 0.8 s alone vs 3.5-13.7 s threaded), and never faster.
         with threadpool_limits(limits=1):
-            result = category_probe(features, targets.categories, targets.groups(cv), cv)
+            result = category_probe(features, targets.categories, targets.groups(cv), cv, progress=progress)
         return [LayerScore("category", cv.scheme, result.balanced_accuracy, *result.ci,
                            float(np.std(result.fold_accuracies)), len(result.fold_accuracies))]
     if targets.ratings is None:
         raise ValueError("This dataset has no valence/arousal ratings, so there is no affect probe.")
-    predictions = cross_validated_predictions(features, targets.ratings, targets.groups(cv), cv)
+    predictions = cross_validated_predictions(features, targets.ratings, targets.groups(cv), cv, progress=progress)
     scores, sizes = fold_r2(predictions)
     fold_sd = np.sqrt(np.average((scores - np.average(scores, axis=0, weights=sizes)) ** 2, axis=0, weights=sizes))
     return [LayerScore(record["target"], cv.scheme, record["r2"], record["r2_lo"], record["r2_hi"],
@@ -262,11 +271,19 @@ def pending_fits(image_set: ImageSet, encoder: EncoderInfo, *, settings: ProbeSe
             if results is None or settings.cache_key(key.digest, kind) not in results]
 
 
+def fold_count(image_set: ImageSet, settings: ProbeSettings, fits: Sequence[tuple[str, str]]) -> int:
+    """Cross-validation folds of (layer, kind) `fits` on `image_set`: the units of a probe job's progress."""
+    per_kind = {kind: settings.cv(kind).get_n_splits(settings.cv(kind).groups(image_set.metadata))
+                for kind in {kind for _, kind in fits}}
+    return sum(per_kind[kind] for _, kind in fits)
+
+
 def fit_rate_key(image_set: ImageSet, spec: str, fits: Sequence[tuple[str, str]], settings: ProbeSettings,
                  pooling: str = "auto") -> str:
-    """Rate-memory key of `fits` of `spec`: a fit's cost depends on the images, the layers' widths and the folds."""
+    """Rate-memory key of `fits` of `spec` (seconds per fold): a fold's cost depends on the images, the layers'
+    widths, the kinds and the scheme."""
     folds = {kind: settings.cv(kind) for kind in sorted({kind for _, kind in fits})}
-    return "|".join(["probes", image_set.name, str(len(image_set)), spec, pooling,
+    return "|".join(["probe-folds", image_set.name, str(len(image_set)), spec, pooling,
                      *(f"{kind}:{cv.scheme}|{cv.get_n_splits(cv.groups(image_set.metadata))}"
                        for kind, cv in folds.items())])
 
@@ -276,35 +293,44 @@ def encoder_curves(image_set: ImageSet, encoder: EncoderInfo, store: FeatureStor
                    progress: Report | None = None) -> pd.DataFrame:
     """layer_probe_table of every layer of `encoder` read from the store (all must be extracted), plus `encoder`.
 
-    `progress` counts the fits actually computed (`pending_fits`), its message "layer · kind":
-    cached ones cost nothing, so they would only distort a job's rate and ETA.
+    `progress` counts the folds of the fits actually computed (`pending_fits`, `fold_count`), its message "fit 1/2:
+    layer · kind · fold 3/248": cached fits cost nothing, so they would only distort a job's rate and ETA. A fit's
+    last fold is reported once its scores are stored, so a cancel raised by `progress` never loses a finished fit
+    (and drops at most the folds of the fit in progress).
     """
     keys = feature_keys(image_set, encoder, "all", pooling)
     missing = [layer for layer, key in keys.items() if not store.has(key)]
     if missing:
         raise ValueError(f"{encoder.spec}: layer(s) {', '.join(missing)} are not extracted yet; extract all layers of this "
                          f"encoder first.")
-    n_pending = len(pending_fits(image_set, encoder, settings=settings, probes=probes, pooling=pooling,
-                                 results=results))
+    pending = pending_fits(image_set, encoder, settings=settings, probes=probes, pooling=pooling, results=results)
+    total = fold_count(image_set, settings, pending)
     if progress is not None:
-        progress(Progress(0, n_pending, "starting"))
+        progress(Progress(0, total, "starting"))
     targets = ProbeTargets.from_metadata(image_set.metadata)
-    scores, fitted = {}, 0
+    scores, fitted, folds_before = {}, 0, 0
     for layer, key in keys.items():
         for kind in probe_kinds(probes):
             fresh = []
+            name = f"fit {fitted + 1}/{len(pending)}: {layer} · {kind}"
+
+            def fold_done(folds: Progress, name=name) -> None:
+                if folds.done < folds.total:  # the last fold is reported once the fit is stored
+                    progress(Progress(folds_before + folds.done, total, f"{name} · fold {folds.done}/{folds.total}"))
 
             def compute(layer=layer, kind=kind) -> list[dict]:  # the store's arrays are memory-mapped: read only here
                 fresh.append(True)
-                return [asdict(score) for score in layer_scores(store.load(keys[layer]), targets, settings, kind)]
+                return [asdict(score) for score in layer_scores(store.load(keys[layer]), targets, settings, kind,
+                                                                progress=None if progress is None else fold_done)]
 
             stored = compute() if results is None else results.get_or_compute(settings.cache_key(key.digest, kind),
                                                                                  compute)
             scores[layer, kind] = [LayerScore(**row) for row in stored]
             if fresh:  # reported once stored, so a cancel raised by `progress` never loses a finished fit
                 fitted += 1
+                folds_before += fold_count(image_set, settings, [(layer, kind)])
                 if progress is not None:
-                    progress(Progress(fitted, n_pending, f"{layer} · {kind}"))
+                    progress(Progress(folds_before, total, f"fit {fitted}/{len(pending)}: {layer} · {kind}"))
     table = curve_table(list(keys), scores, probes)
     return table.assign(encoder=encoder.spec)[["encoder", *table.columns]]
 

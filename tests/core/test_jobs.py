@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from core.jobs import (RATES_FILE, SHUTDOWN, JobRegistry, RateStore, describe_estimate, eta_seconds,
-                       format_duration)
+from core.jobs import (RATES_FILE, SHUTDOWN, JobRegistry, JobStatus, RateStore, describe_estimate, eta_seconds,
+                       format_duration, progress_line)
 from core.progress import Progress
 from tests.paths import REPO_ROOT
 
@@ -145,6 +145,52 @@ def test_running_status_has_an_eta_and_a_finished_one_none() -> None:
     assert running.eta_s == pytest.approx(3 * running.elapsed_s, rel=0.2)  # 3 units left at the first one's pace
     release.set()
     assert registry.wait("d", 5).eta_s is None
+
+
+def test_a_new_stage_counts_its_own_units_and_its_eta_its_own_rate() -> None:
+    """900 images extracted in 4 s, then folds at 2 s each: the folds' ETA must come from the folds alone (the mixed
+    count gave '~17 s' for minutes of fitting)."""
+    registry, release = JobRegistry(), threading.Event()
+
+    def work(report):
+        report(Progress(0, 900, "extracting", stage="extracting"))
+        report(Progress(900, 900, "extracting", stage="extracting"))
+        report(Progress(0, 10, "fitting", stage="fitting"))
+        time.sleep(0.1)
+        report(Progress(1, 10, "fold 1/10", stage="fitting"))
+        release.wait(5)
+
+    registry.submit("s", "staged", work)
+    deadline = time.time() + 5
+    while registry.status("s").message != "fold 1/10" and time.time() < deadline:
+        time.sleep(0.01)
+    status = registry.status("s")
+    release.set()
+    assert (status.stage, status.stage_base, status.done, status.total) == ("fitting", 0, 1, 10)
+    assert status.stage_started_at >= status.started_at
+    assert status.eta_s == pytest.approx(9 * (time.time() - status.stage_started_at), rel=0.3)  # 9 folds left
+    # the same numbers by hand: 4 s of images before the stage began are not part of the folds' rate
+    now = time.time()
+    staged = JobStatus("k", "k", "running", 3, 10, "", "", now - 10, None, stage="fitting", stage_started_at=now - 6)
+    assert staged.eta_s == pytest.approx(7 * 2.0, rel=0.01)
+    assert JobStatus("k", "k", "running", 0, 10, "", "", now - 10, None, stage="fitting",
+                     stage_started_at=now - 1).eta_s is None  # no fold done yet in this stage: no rate, no ETA
+    assert registry.wait("s", 5).state == "done"
+
+
+def test_a_job_line_is_one_line_with_one_eta_at_most_and_the_queue_while_queued() -> None:
+    now = time.time()
+    running = JobStatus("p", "pixels:32", "running", 63, 253, "fit 1/2: final · affect · fold 63/248", "", now - 30,
+                        None)
+    line = progress_line(running, "folds", 2)
+    assert line == "pixels:32 — running: 63/253 folds · fit 1/2: final · affect · fold 63/248 · 30 s · ETA ~1 min 30 s"
+    assert line.count("ETA") == 1 and "\n" not in line
+    queued = JobStatus("q", "pixels:32", "queued", 0, 0, "", "", now, None, ahead=2)
+    assert progress_line(queued, "folds", 1) == "pixels:32 — queued, 2 ahead (1 job(s) run at once on this server)"
+    starting = JobStatus("s", "e", "running", 0, 253, "fitting", "", now - 3, None)
+    assert "ETA" not in progress_line(starting, "folds", 1)  # no unit done: no rate to extrapolate, so no ETA
+    finishing = JobStatus("f", "e", "running", 253, 253, "bootstrap", "", now - 3, None, cancel_requested=True)
+    assert progress_line(finishing, "folds", 1) == "e — running: 253/253 folds · bootstrap · 3 s · stopping…"
 
 
 def test_skipped_units_are_left_out_of_the_rate_and_the_eta(tmp_path: Path) -> None:

@@ -155,9 +155,9 @@ def test_one_press_extracts_the_missing_layers_then_fits_as_one_job_per_encoder(
     assert points == {(spec, axis): 7 if spec == SMALL_ENCODER else 1  # valence, arousal, category of each
                       for spec in encoders for axis in ("x", "x2", "x3")}
     jobs = [status for status in registry.statuses() if status.key not in earlier]
-    # one job per encoder, its progress counting the 384 images extracted, then the fits
-    assert sorted((job.label, job.state, job.done, job.total) for job in jobs) == [
-        ("pixels:8", "done", 384 + 2, 384 + 2), (SMALL_ENCODER, "done", 384 + 14, 384 + 14)]
+    # one job per encoder, its progress counting the 384 images extracted, then (a stage of its own) the folds
+    assert sorted((job.label, job.state, job.stage, job.done, job.total) for job in jobs) == [
+        ("pixels:8", "done", "fitting", 2 * 3, 2 * 3), (SMALL_ENCODER, "done", "fitting", 14 * 3, 14 * 3)]
 
 
 def test_pixels_alone_fit_in_the_background_then_draw_at_once_from_the_cache(pixels, isolated_cache: Path) -> None:
@@ -185,7 +185,7 @@ def test_pixels_alone_fit_in_the_background_then_draw_at_once_from_the_cache(pix
     deadline = time.time() + 30  # the curves draw once both fits are cached, a moment before the job records its rate
     while rates.seconds_per_unit(key) is None and time.time() < deadline:
         time.sleep(0.2)
-    assert 0 < rates.seconds_per_unit(key) < 120  # seconds per fit of this run, kept for the next estimate
+    assert 0 < rates.seconds_per_unit(key) < 30  # seconds per fold of this run, kept for the next estimate
 
     again = run_page("views/probes.py", encoders=["pixels:8"], **state)  # a new session: everything is cached
     assert compute_button(again) is None and len(again.get("plotly_chart")) == 2
@@ -198,5 +198,5 @@ def test_the_button_shows_the_estimate_from_the_last_measured_rate(pixels, isola
     RateStore(isolated_cache / RATES_FILE).record(fit_rate_key(pixels, "pixels:8", fits, settings, PIXELS_POOLING),
                                                   40.0)
     app = run_page("views/probes.py", encoders=["pixels:8"], **state)
-    assert any(caption.value == "Estimate — pixels:8: about 1 min 20 s (last measured 40 s per fit)"
-               for caption in app.caption)  # 2 fits x 40 s
+    assert any(caption.value == "Estimate — pixels:8: about 9 min 20 s (last measured 40 s per fold)"
+               for caption in app.caption)  # 2 fits x 7 folds x 40 s

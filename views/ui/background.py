@@ -7,7 +7,8 @@ all of them have ended, so the page then finds their results (registry or disk c
 Estimates: a job submitted with `rate_key` stores its seconds per unit when it ends (a JSON
 file in the cache dir, so it survives restarts); `estimate_text(rate_key, units, unit)` turns
 the last measured rate into "about 1 min 20 s (last measured 12.3 images/s)" before the next
-run, and each progress bar shows the running job's own ETA.
+run, and each progress bar shows one line per job (`core.jobs.progress_line`): queued with the jobs ahead of it, or
+done/total, its message, the elapsed time and its own ETA (of its current stage's rate).
 
 Every page's sidebar lists the jobs that hold or wait for the server's job slots (`jobs_panel`): what, from which
 page, since when, who shares them, with Cancel where this session may (it shares the job, or nobody open does).
@@ -21,7 +22,8 @@ from typing import Any, Callable, Iterable
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from core.jobs import ACTIVE, RATES_FILE, JobRegistry, JobStatus, RateStore, describe_estimate, format_duration
+from core.jobs import (ACTIVE, RATES_FILE, JobRegistry, JobStatus, RateStore, describe_estimate, format_duration,
+                       progress_line)
 from core.paths import cache_root
 from core.progress import Report
 from views.ui import resources
@@ -125,13 +127,7 @@ def _progress_rows(session_key: str, unit: str, cancel_help: str | None,
     jobs = [job for job in map(registry.status, st.session_state.get(session_key, [])) if job is not None]
     owner = session_id()
     for job in filter(lambda job: job.state in ACTIVE, jobs):
-        if job.state == "queued":
-            text = (f"{job.label} — queued, {job.ahead} ahead ({registry.max_workers} job(s) run at once on this "
-                    "server)")
-        else:
-            eta = "" if job.eta_s is None else f" · ETA ~{format_duration(job.eta_s)}"
-            text = (f"{job.label} — running: {job.done}/{job.total or '?'} {unit} · {job.message} · "
-                    f"{format_duration(job.elapsed_s)}{eta}" + (" · stopping…" if job.cancel_requested else ""))
+        text = progress_line(job, unit, registry.max_workers)
         if cancel_help is None:
             st.progress(job.fraction, text=text)
             continue

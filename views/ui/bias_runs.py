@@ -32,9 +32,14 @@ class BiasRuns:
         return job_key("bias", self.subset.fingerprint, pair.spec, pair.layer, self.selection.pooling_of(pair.spec),
                        ",".join(corruption.name for corruption in self.corruptions), str(self.seed), repr(self.probes))
 
+    @property
+    def folds(self) -> int:
+        """The linear probe's folds per condition: conditions × folds are the units of a run's rate and estimate."""
+        return self.probes.cv.get_n_splits(self.probes.cv.groups(self.subset.metadata))
+
     def rate_key(self, pair: ModelLayer) -> str:
-        """What one image of one condition costs: extraction on this dataset's images, plus its share of the probes."""
-        return "|".join(["bias", self.subset.name, pair.spec, pair.layer, self.selection.pooling_of(pair.spec),
+        """What one linear-probe fold of one condition costs: its fit, plus its share of the extraction and k-NN."""
+        return "|".join(["bias-folds", self.subset.name, pair.spec, pair.layer, self.selection.pooling_of(pair.spec),
                          self.selection.device,
                          repr(self.probes)])
 

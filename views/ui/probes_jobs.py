@@ -36,7 +36,7 @@ def fitted_encoders(image_set: ImageSet, selection: Selection, encoders: Sequenc
     store, results = resources.feature_store(), resources.result_cache()
     runs = {spec: probe_run(image_set, resources.encoder_info(spec), store, settings=settings, probes=probes,
                             pooling=selection.pooling_of(spec), results=results) for spec in encoders}
-    todo = [spec for spec in encoders if runs[spec].steps]
+    todo = [spec for spec in encoders if runs[spec].pending]
     if not todo:
         return list(encoders)
 
@@ -67,13 +67,14 @@ def fitted_encoders(image_set: ImageSet, selection: Selection, encoders: Sequenc
                      help="One press does everything: a layer not extracted yet is extracted first (all layers of an "
                           "encoder in one forward pass per batch, at the sidebar's pooling, device and batch size), "
                           "then each fit runs (one fit = one layer × one probe: the affect ridge gives valence and "
-                          "arousal together; the category probe is a second fit). One job per encoder in the "
-                          "background, with one progress bar in steps (an image extracted or a fit), so other "
-                          "widgets and pages stay usable; extracted rows and finished fits are cached, so a rerun, a "
-                          "cancelled run or an added encoder does only what is missing.")
+                          "arousal together; the category probe is a second fit), fold by fold of its "
+                          "cross-validation. One job per encoder in the background, with one progress line that "
+                          "counts the images extracted, then the folds fitted (each stage with its own ETA), so "
+                          "other widgets and pages stay usable; extracted rows and finished fits are cached, so a "
+                          "rerun, a cancelled run or an added encoder does only what is missing.")
     action[1].caption(_estimates(runs, todo, rate_key))
-    job_progress(JOBS, "steps", "Stops after the current batch or fit; what was extracted and fitted so far stays "
-                                "cached and the next run does only the rest.")
+    job_progress(JOBS, "steps", "Stops after the current batch or fold; what was extracted and the fits finished so "
+                                "far stay cached and the next run does only the rest.")
     job_outcomes(map(probe_job_key, todo),
                  "cancelled. What was extracted and fitted so far is kept; Compute probe curves resumes.")
     drawn = [spec for spec in encoders if spec not in todo]
@@ -87,9 +88,9 @@ def fitted_encoders(image_set: ImageSet, selection: Selection, encoders: Sequenc
 
 
 def _estimates(runs: dict[str, ProbeRun], todo: Sequence[str], rate_key) -> str:
-    """"Estimate — a: about 20 s (…); …" from each run's last measured rate, in fits or, with an extraction, in
-    steps; else say that no rate is known yet."""
+    """"Estimate — a: about 20 s (…); …" from each run's last measured rate per fold (with an extraction, its whole
+    time per fold; per image for an extraction alone); else say that no rate is known yet."""
     estimates = [f"{spec}: {text}" for spec in todo
-                 if (text := estimate_text(rate_key(spec), runs[spec].steps,
-                                           "steps" if runs[spec].missing_layers else "fits"))]
+                 if (text := estimate_text(rate_key(spec), runs[spec].n_folds or runs[spec].n_images,
+                                           "folds" if runs[spec].fits else "images"))]
     return "Estimate — " + "; ".join(estimates) if estimates else NO_ESTIMATE

@@ -14,6 +14,7 @@ from core.data.corruptions import CLEAN, gamma, global_shuffle
 from core.data.datasets import demo, per_class_subset
 from core.encoders.registry import describe
 from core.features.store import FeatureStore, ResultCache
+from core.progress import Progress
 from core.figures.inductive_bias import corruption_curves_figure, corruption_curves_table
 
 RNG = np.random.default_rng(3)
@@ -118,21 +119,33 @@ def test_metrics_extract_once_and_reuse_cached_probes(tmp_path, monkeypatch) -> 
     subset = image_set.subset(per_class_subset(image_set, 6))
     store, results = FeatureStore(tmp_path / "features"), ResultCache(tmp_path / "results")
     corruptions = [global_shuffle(1), global_shuffle(4), gamma(0.5)]
-    calls: list[tuple[int, int, str]] = []
-    first = corruption_metrics(subset, describe("pixels:8"), "final", store, corruptions, BiasSettings(k=3), results=results,
-                               progress=lambda report: calls.append((report.done, report.total, report.message)))
-    # Progress counts each of the 24 images once per condition: 24 x 4, not twice that (extraction, then probes).
-    assert {total for _, total, _ in calls} == {24 * 4}
-    done = [count for count, _, _ in calls]
-    assert done == sorted(done) and done[-1] == 96 and calls[-1][2] == "done (4/4 conditions probed)"
+    reports: list[Progress] = []
+    settings = BiasSettings(k=3)
+    first = corruption_metrics(subset, describe("pixels:8"), "final", store, corruptions, settings, results=results,
+                               progress=reports.append)
+    # Two stages: each of the 24 images once per condition (24 x 4), then the linear probe fold by fold (4 x K)
+    folds = settings.cv.get_n_splits(settings.cv.groups(subset.metadata))
+    extracting = [report for report in reports if report.stage == "extracting"]
+    probing = [report for report in reports if report.stage == "probing"]
+    assert reports == extracting + probing and {report.total for report in extracting} == {24 * 4}
+    assert {report.total for report in probing} == {4 * folds} and len(probing) >= 4 * folds
+    for stage in (extracting, probing):
+        done = [report.done for report in stage]
+        assert done == sorted(done) and done[-1] == stage[-1].total
+    assert probing[1].message == f"probing clean: fold 1/{folds} (0/4 conditions probed)"
+    assert probing[-1].message == "done (4/4 conditions probed)"
+    assert probing[-1].skipped == folds  # glo_1 shows the clean pixels: its score is the clean one's, from the cache
     assert list(first["corruption"]) == ["clean", "glo_1", "glo_4", "gamma_0.5"]
     assert len(store.entries()) == 3  # glo_1 shows the clean pixels, so it shares the clean array
     assert first.loc[1, "clean_similarity"] == pytest.approx(1.0)
     assert first.loc[2, "clean_similarity"] < 0.99 and first.loc[3, "clean_similarity"] < 0.999
     calls = []
     monkeypatch.setattr(inductive_bias, "category_probe", lambda *args, **kwargs: calls.append(1))
-    again = corruption_metrics(subset, describe("pixels:8"), "final", store, corruptions, BiasSettings(k=3), results=results)
+    reports.clear()
+    again = corruption_metrics(subset, describe("pixels:8"), "final", store, corruptions, BiasSettings(k=3), results=results,
+                               progress=reports.append)
     assert not calls
+    assert reports[-1] == Progress(4 * folds, 4 * folds, "done (4/4 conditions probed)", 4 * folds, "probing")
     np.testing.assert_allclose(again["linear_balanced_accuracy"], first["linear_balanced_accuracy"])
 
 

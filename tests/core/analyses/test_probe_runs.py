@@ -1,4 +1,4 @@
-"""A Layer probes run from scratch: extract the missing layers, then fit, counted as one progress."""
+"""A Layer probes run from scratch: extract the missing layers, then fit, one progress in two stages."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -31,7 +31,8 @@ def test_the_plan_says_what_is_missing_in_words() -> None:
     assert ProbeRun("e", 9, tuple("abcdefghi"), 384, fits * 9).describe() == "extract all 9 layers of e, then 18 fits"
     assert ProbeRun("e", 9, ("a", "b"), 384, ()).describe() == "extract the 2 missing layers of e"
     assert ProbeRun("e", 9, (), 0, fits[:1]).describe() == "1 fit of e"
-    assert ProbeRun("e", 9, tuple("abcdefghi"), 384, fits * 9).steps == 384 + 18
+    assert ProbeRun("e", 9, ("a",), 384, ()).pending and ProbeRun("e", 9, (), 0, fits[:1]).pending
+    assert not ProbeRun("e", 9, (), 0, ()).pending
 
 
 def test_one_run_extracts_then_fits_with_one_progress_and_a_cancel_keeps_both(small_demo, tmp_path: Path) -> None:
@@ -39,20 +40,28 @@ def test_one_run_extracts_then_fits_with_one_progress_and_a_cancel_keeps_both(sm
     encoder = describe(SMALL_ENCODER)
     plan = probe_run(small_demo, encoder, store, settings=SETTINGS, results=results)
     assert plan.missing_layers == encoder.layers and plan.n_images == 48 and len(plan.fits) == 14
+    assert plan.n_folds == 14 * 3
     reports = []
 
     def cancel_after_two_fits(progress: Progress) -> None:
         reports.append(progress)
-        if progress.done == 48 + 2:
+        if progress.stage == "fitting" and progress.done == 2 * 3:
             raise JobCancelled("stop")
 
     with pytest.raises(JobCancelled):
         run_probe_curves(small_demo, encoder, store, settings=SETTINGS, results=results, batch_size=16,
                          progress=cancel_after_two_fits)
-    assert {report.total for report in reports} == {48 + 14}  # one total over images and fits
-    assert [report.done for report in reports] == [0, 16, 32, 48, 48, 49, 50]
-    assert reports[1].message.startswith("extracting 7 layers: 16/48 images")
-    assert reports[-1].message == "fit 2/14: blocks.0 · category"
+    extracting = [report for report in reports if report.stage == "extracting"]
+    fitting = [report for report in reports if report.stage == "fitting"]
+    assert reports == extracting + fitting  # two stages, one after the other, each counting its own units
+    assert [(report.done, report.total) for report in extracting] == [(0, 48), (16, 48), (32, 48), (48, 48)]
+    assert extracting[1].message.startswith("extracting 7 layers: 16/48 images") and \
+        extracting[1].message.endswith(" · then 14 fits")
+    assert {report.total for report in fitting} == {14 * 3} and fitting[0] == Progress(0, 42, "fitting",
+                                                                                        stage="fitting")
+    assert [report.done for report in fitting] == [0, 0, 1, 2, 3, 3, 4, 5, 6]  # fold by fold
+    assert fitting[2].message == "fit 1/14: blocks.0 · affect · fold 1/3"
+    assert fitting[-1].message == "fit 2/14: blocks.0 · category"
     left = probe_run(small_demo, encoder, store, settings=SETTINGS, results=results)
     assert left.missing_layers == () and left.n_images == 0 and len(left.fits) == 12  # features and 2 fits kept
     assert run_rate_key(small_demo, left, SETTINGS, "auto", "cpu") == fit_rate_key(small_demo, SMALL_ENCODER,
@@ -62,7 +71,7 @@ def test_one_run_extracts_then_fits_with_one_progress_and_a_cancel_keeps_both(sm
     reports.clear()
     curves = run_probe_curves(small_demo, encoder, store, settings=SETTINGS, results=results,
                               progress=reports.append)
-    assert reports[0] == Progress(0, 12, "fitting") and reports[-1].done == reports[-1].total == 12
+    assert reports[0] == Progress(0, 36, "fitting", stage="fitting") and reports[-1].done == reports[-1].total == 36
     assert len(curves) == 7 * 3 and list(curves["layer"].unique()) == list(encoder.layers)
     # the same numbers as fitting features extracted on their own, without any cache
     other = FeatureStore(tmp_path / "other")

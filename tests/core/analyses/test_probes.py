@@ -123,7 +123,8 @@ def test_cached_scores_are_never_refit_and_a_new_encoder_computes_only_itself(sm
         extract(small_demo, describe(spec), "all", store)
     fits = []
     real_layer_scores = probes.layer_scores
-    monkeypatch.setattr(probes, "layer_scores", lambda *args: fits.append(args[-1]) or real_layer_scores(*args))
+    monkeypatch.setattr(probes, "layer_scores",
+                        lambda *args, **kwargs: fits.append(args[-1]) or real_layer_scores(*args, **kwargs))
     first = layer_probe_curves(small_demo, [describe("pixels:8")], store, settings=settings, results=results)
     assert len(fits) == 2  # one layer x (affect, category)
     both = layer_probe_curves(small_demo, [describe("pixels:8"), describe("bundled:efficientnet_lite0")], store, settings=settings,
@@ -174,6 +175,22 @@ def test_row_span_newton_fit_is_the_plain_logistic_regression() -> None:
     np.testing.assert_allclose(spanned.predict_proba(held_out), plain.predict_proba(held_out), atol=1e-5)
 
 
+@pytest.mark.parametrize("probe", ["affect", "category"])
+def test_a_fit_reports_every_fold_and_the_same_numbers_as_without_a_report(probe: str) -> None:
+    """A fit of K folds moves K times (a wide layer's LOTO fit was one silent step of minutes); the report only
+    watches: the scores are bit-identical with and without it."""
+    categories, groups = grouped_data()
+    features = RNG.normal(size=(90, 40))
+    ratings = features[:, :2] + RNG.normal(0, 0.5, (90, 2))
+    targets, settings = ProbeTargets(ratings, categories, groups), ProbeSettings("loto", "gkfold", 4)
+    reports = []
+    watched = layer_scores(features, targets, settings, probe, progress=reports.append)
+    folds = 15 if probe == "affect" else 4  # LOTO: one fold per theme group; grouped K-fold: K
+    assert len(reports) >= folds and [report.done for report in reports] == list(range(folds + 1))
+    assert {report.total for report in reports} == {folds} and reports[-1].done == reports[-1].total
+    assert watched == layer_scores(features, targets, settings, probe)  # dataclass equality: every float exactly
+
+
 def test_a_cancelled_run_keeps_its_fits_and_reports_only_the_fits_it_computes(small_demo, tmp_path: Path) -> None:
     store, results = FeatureStore(tmp_path / "features"), ResultCache(tmp_path / "results")
     spec = "pixels:8"
@@ -185,23 +202,27 @@ def test_a_cancelled_run_keeps_its_fits_and_reports_only_the_fits_it_computes(sm
 
     def cancel_after_the_first_fit(progress: Progress) -> None:
         reports.append(progress)
-        if progress.done == 1:
+        if progress.done == 3:
             raise JobCancelled("stop")
 
     with pytest.raises(JobCancelled):
         probes.encoder_curves(small_demo, describe(spec), store, settings=settings, results=results,
                               progress=cancel_after_the_first_fit)
-    assert reports == [Progress(0, 2, "starting"), Progress(1, 2, "final · affect")]
+    # 2 fits of 3 folds each: every fold counts, the fit's last once it is stored (a cancel there keeps it)
+    assert reports == [Progress(0, 6, "starting"), Progress(0, 6, "fit 1/2: final · affect · fold 0/3"),
+                       Progress(1, 6, "fit 1/2: final · affect · fold 1/3"),
+                       Progress(2, 6, "fit 1/2: final · affect · fold 2/3"), Progress(3, 6, "fit 1/2: final · affect")]
     assert probes.pending_fits(small_demo, describe(spec), settings=settings, results=results) == [("final", "category")]
     reports.clear()
     curves = probes.encoder_curves(small_demo, describe(spec), store, settings=settings, results=results,
                                    progress=reports.append)
     # the affect fit came from the cache
-    assert reports == [Progress(0, 1, "starting"), Progress(1, 1, "final · category")]
+    assert reports[0] == Progress(0, 3, "starting") and reports[-1] == Progress(3, 3, "fit 1/1: final · category")
+    assert [report.done for report in reports] == [0, 0, 1, 2, 3]
     assert list(curves["probe"]) == ["valence", "arousal", "category"] and (curves["depth"] == 1.0).all()
     assert probes.pending_fits(small_demo, describe(spec), settings=settings, results=results) == []
     key = probes.fit_rate_key(small_demo, spec, [("final", "category")], settings)
-    assert key == f"probes|demo|96|{spec}|auto|category:kfold|3"
+    assert key == f"probe-folds|demo|96|{spec}|auto|category:kfold|3"  # seconds per fold (was per fit: a new key)
 
 
 def test_a_single_layer_encoder_sits_at_depth_one_on_a_zero_to_one_axis() -> None:
