@@ -12,6 +12,7 @@ raises `DatasetError` with a message naming the file, row or column and what to 
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -327,6 +328,9 @@ def with_skip_option(spec: str, skipping: bool) -> str:
 
 
 def _with_identity(image_set: ImageSet, identity: ImageIdentity) -> ImageSet:
+    """The set fingerprinted under `identity` (recomputed only where it may keep an earlier fingerprint)."""
+    if identity.by_content and image_set.identity.by_content:
+        return dataclasses.replace(image_set, identity=identity)
     return _assemble(image_set.name, image_set.root, image_set.paths, image_set.metadata, image_set.references,
                      image_set.skipped, identity)
 
