@@ -71,10 +71,13 @@ class Provenance:
     records: tuple[FeatureRecord, ...] = ()
     parameters: dict = field(default_factory=dict, hash=False)  # what the page's core call took
     versions: dict = field(default_factory=lambda: library_versions(), hash=False)
+    skipped_images: tuple[str, ...] = ()  # unreadable images left out of the dataset ("<path> (<why>)")
 
     def to_json(self) -> str:
-        """Everything, as indented JSON with sorted keys (provenance.json; PNG/SVG/PDF/HTML metadata)."""
-        return json.dumps({"dataset": self.dataset, "dataset_fingerprint": self.dataset_fingerprint,
+        """Everything, as indented JSON with sorted keys (provenance.json; PNG/SVG/PDF/HTML metadata);
+        `skipped_images` only where the dataset left images out."""
+        skipped = {"skipped_images": list(self.skipped_images)} if self.skipped_images else {}
+        return json.dumps({"dataset": self.dataset, "dataset_fingerprint": self.dataset_fingerprint, **skipped,
                            "features": [asdict(record) for record in self.records], "parameters": self.parameters,
                            "versions": self.versions}, indent=2, sort_keys=True, default=_plain)
 
@@ -97,6 +100,7 @@ class Provenance:
         if rows is None or self._nested_parameters:
             return None
         shared = {"dataset": self.dataset, "dataset_fingerprint": self.dataset_fingerprint,
+                  **({"skipped_images": "; ".join(self.skipped_images)} if self.skipped_images else {}),
                   **{f"parameter_{name}": _cell(value) for name, value in self.parameters.items()},
                   **{f"version_{name}": version for name, version in self.versions.items()}}
         per_row = self.table().iloc[rows].set_axis(table.index) if self.records else pd.DataFrame(index=table.index)
@@ -127,15 +131,17 @@ class Provenance:
 
 def provenance_from_keys(keys: Iterable[FeatureKey], parameters: Mapping[str, Any] | None = None, *, dataset: str,
                          dataset_fingerprint: str, label: str = "{encoder} · {layer}",
-                         store: FeatureStore | None = None) -> Provenance:
+                         store: FeatureStore | None = None, skipped_images: Iterable[str] = ()) -> Provenance:
     """The provenance of a result computed from the features stored under `keys` (each once, in order).
 
     `label` formats how the page's tables name a feature set from its key's fields (the Affect page:
     "{encoder} [{layer}]"); it lets `with_columns` match a table's `model` column to the records. With the
-    `store` that holds the features, each record also names the device they were extracted on.
+    `store` that holds the features, each record also names the device they were extracted on. `skipped_images`:
+    the dataset's unreadable images left out (`ImageSet.skipped_labels`).
     """
     records = tuple(FeatureRecord.from_key(key, label, store) for key in dict.fromkeys(keys))
-    return Provenance(dataset, dataset_fingerprint, records, dict(parameters or {}))
+    return Provenance(dataset, dataset_fingerprint, records, dict(parameters or {}),
+                      skipped_images=tuple(skipped_images))
 
 
 def readable_preprocess(preprocess: Mapping[str, Any]) -> dict[str, str]:

@@ -81,6 +81,7 @@ provenance = provenance_from_keys(
     [feature_set.key for feature_set in feature_sets.values()],
     {"cross_validation": [cv.key for cv in settings.cvs], "geometry_cross_validation": settings.geometry_cv.key,
      "zscore": zscore, "bins": bins}, dataset=image_set.name, dataset_fingerprint=image_set.fingerprint,
+    skipped_images=image_set.skipped_labels,
     label="{encoder} [{layer}]", store=resources.feature_store())
 export = dict(page="affect", dataset=image_set.name, encoder=",".join(status.encoder for status in statuses),
               provenance=provenance)

@@ -85,6 +85,7 @@ keys = [sources[label].feature_key for label in arrays if sources[label].feature
 provenance = provenance_from_keys(keys, {"sources": list(shown.values()), "method": method, "parameter": parameter,
                                          "seed": 0, "k": k, "rdm_metric": metric},
                                   dataset=image_set.name, dataset_fingerprint=image_set.fingerprint,
+                                  skipped_images=image_set.skipped_labels,
                                   store=resources.feature_store())
 items = image_set.metadata.reset_index(drop=True).assign(row=range(len(image_set.metadata)))
 drawn = items[items["category"].isin(categories)] if categories else items

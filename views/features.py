@@ -52,7 +52,8 @@ except ValueError as error:  # DatasetError names the unreadable file
 
 # The overview figures come from the dataset's metadata alone: their provenance is the dataset.
 dataset_provenance = Provenance(image_set.name, image_set.fingerprint,
-                                parameters={"dataset_spec": selection.dataset_spec, "images": len(image_set)})
+                                parameters={"dataset_spec": selection.dataset_spec, "images": len(image_set)},
+                                skipped_images=image_set.skipped_labels)
 overview = {"category_counts": ("Images per category", figures.category_counts_figure, figures.category_counts_table),
             "group_sizes": ("Theme group sizes", figures.group_sizes_figure, figures.group_sizes_table)}
 if image_set.has_affect:
@@ -73,6 +74,7 @@ if cached:
         [feature_keys(image_set, resources.encoder_info(status.encoder), [status.layer],
                       selection.pooling_of(status.encoder))[status.layer] for status in cached],
         {"pooling": selection.pooling}, dataset=image_set.name, dataset_fingerprint=image_set.fingerprint,
+        skipped_images=image_set.skipped_labels,
         store=resources.feature_store()))
 
 with st.expander("How to read this"):

@@ -109,6 +109,7 @@ provenance = provenance_from_keys(
     [key for pair in selected for key in runs.condition_keys(pair)],
     {**asdict(runs.probes), **corruption_parameters, "images_per_class": settings.images_per_class,
      "subset_fingerprint": subset.fingerprint}, dataset=image_set.name, dataset_fingerprint=image_set.fingerprint,
+    skipped_images=image_set.skipped_labels,
     store=resources.feature_store())
 kwargs = dict(page="inductive_bias", dataset=image_set.name, encoder=label, provenance=provenance)
 n_categories = subset.metadata["category"].nunique()

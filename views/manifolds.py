@@ -97,7 +97,8 @@ provenance = provenance_from_keys(
     {"views_per_image": settings.m, "images_per_class": settings.images_per_class,
      "subset_fingerprint": subset.fingerprint, "radius_scale": settings.radius_scale, "map": settings.map,
      "map_parameter": settings.map_parameter},
-    dataset=image_set.name, dataset_fingerprint=image_set.fingerprint, store=resources.feature_store())
+    dataset=image_set.name, dataset_fingerprint=image_set.fingerprint,
+    skipped_images=image_set.skipped_labels, store=resources.feature_store())
 label = ",".join(layer.spec for layer in selected)
 figure_kwargs = {"page": "manifolds", "dataset": image_set.name, "encoder": label, "provenance": provenance}
 

@@ -77,7 +77,8 @@ how_to_read = (
 keys = [key for spec in drawn
         for key in feature_keys(image_set, resources.encoder_info(spec), "all", pooling[spec]).values()]
 provenance = provenance_from_keys(keys, {**asdict(settings.probe_settings), "probes": list(probes), "band": band},
-                                  store=store, dataset=image_set.name, dataset_fingerprint=image_set.fingerprint)
+                                  store=store, dataset=image_set.name, dataset_fingerprint=image_set.fingerprint,
+                                  skipped_images=image_set.skipped_labels)
 depth_tab, index_tab = st.tabs(["Normalised depth", "Layer index"])
 for tab, axis in ((depth_tab, "depth"), (index_tab, "layer_index")):
     with tab:

@@ -85,6 +85,7 @@ keys = [sources[name].feature_key for name in dict.fromkeys(rows + columns) if s
 provenance = provenance_from_keys(keys, {"measures": list(measures), "kind": kind, "rows": rows, "columns": columns,
                                          **asdict(settings.measure_settings), "n_bootstrap": resamples, "seed": 0},
                                   dataset=image_set.name, dataset_fingerprint=image_set.fingerprint,
+                                  skipped_images=image_set.skipped_labels,
                                   store=resources.feature_store())
 table = matrix.table()
 

@@ -2,15 +2,17 @@
 
 Every loader returns an `ImageSet`: absolute image paths, a metadata table aligned with them
 (image_id, category, group, optional valence/arousal, extras), optional named reference
-("human") embeddings and a fingerprint for cache keys. An `embeddings:` set has references and
-no images at all (`has_images` False): nothing that decodes images may be given one. Loading never decodes images, so even
-large sets load quickly; `check_images` finds every unreadable image in one pass (about 1 ms
-per image) and `load_image` names the file it fails on. Every bad input raises `DatasetError`
-with a message naming the file, row or column and what to do about it.
+("human") embeddings and a fingerprint for cache keys (of the images' bytes: core.data.fingerprints). An
+`embeddings:` set has references and no images at all (`has_images` False): nothing that decodes images may be
+given one. Loading never decodes images, so even large sets load quickly; `check_images` finds every unreadable
+image in one pass (about 1 ms per image) and `load_image` names the file it fails on. A spec ending in
+`|unreadable=skip` decodes every image at load and leaves the unreadable ones out: the set lists them
+(`ImageSet.skipped`), its fingerprint hashes them, and every export's provenance names them. Every bad input
+raises `DatasetError` with a message naming the file, row or column and what to do about it.
 """
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from core.data.demo import REFERENCE_FILE, ensure_demo
 from core.data.embeddings import Reference, load_embedding, read_representations, things_categories
+from core.data.fingerprints import ImageIdentity, image_stats, relative_label
 from core.data.roots import DataRoots, data_roots
 from core.data.tables import (DatasetError, MissingPathError, absolute, existing_folder, listing, numeric, plain_name,
                               read_table, read_text, require_columns, require_files, require_filled)
@@ -36,10 +39,11 @@ THINGS_UNIQUE_IDS = "unique_id.txt"
 THINGS_OPTIONS = ("unique_ids", "embedding", "categories")
 EMBEDDINGS_OPTIONS = ("categories", "ids")
 DEFAULT_CATEGORY = "all"
-FINGERPRINT_CHARS = 16
+SKIP_UNREADABLE = "unreadable=skip"  # spec option: leave images that cannot be decoded out of the set
 SELECTIONS_FOLDER = "selections"  # under the cache: item selections saved as manifests (core.data.selections)
 SPEC_FORMS = ("demo", "oasis:<root>", "things:<root>", "folder:<root>", "manifest:<csv>",
               "embeddings:<folder | file1,file2,...>")
+SKIPPING_KINDS = ("oasis", "things", "folder", "manifest")
 
 DATASET_SPEC_HELP = (
     "Dataset spec: `demo` (a procedural 384-image set with known valence/arousal, generated once in "
@@ -52,8 +56,18 @@ DATASET_SPEC_HELP = (
     "category, group, image_id, valence, arousal and any other columns); `embeddings:<folder | file1,file2,...>` "
     "(representations without images: every .npy/.txt/.csv matrix, (N, d) or (1, N, d), is one representation of "
     "the same N items, named by its file stem; a one-hot category CSV in the folder gives the categories and item "
-    "ids; append `|categories=<.csv>` or `|ids=<file, one id per line>` to name them)."
+    "ids; append `|categories=<.csv>` or `|ids=<file, one id per line>` to name them). Append `|unreadable=skip` "
+    "to an oasis, things, folder or manifest spec to leave out the images that cannot be decoded (each is "
+    "decoded once at load; the skipped files are listed and named in every export's provenance)."
 )
+
+
+@dataclass(frozen=True)
+class SkippedImage:
+    """An image left out of a set loaded with `|unreadable=skip`: its path relative to the root, and why."""
+
+    label: str
+    reason: str
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,6 +81,8 @@ class ImageSet:
     metadata: pd.DataFrame
     fingerprint: str
     references: tuple[Reference, ...] = ()
+    skipped: tuple[SkippedImage, ...] = ()  # unreadable images left out (`|unreadable=skip`), in path order
+    identity: ImageIdentity = ImageIdentity()  # how images count in fingerprints (of this set and its subsets)
 
     def __post_init__(self) -> None:
         rows = [len(reference.embedding) for reference in self.references]
@@ -83,6 +99,11 @@ class ImageSet:
     def has_images(self) -> bool:
         """False for a set of representations only (`embeddings:`): no extraction, image check or training."""
         return bool(self.paths)
+
+    @property
+    def skipped_labels(self) -> tuple[str, ...]:
+        """Each skipped image as "<path relative to the root> (<why>)", for provenance and the sidebar."""
+        return tuple(f"{image.label} ({image.reason})" for image in self.skipped)
 
     @property
     def reference_embedding(self) -> np.ndarray | None:
@@ -108,7 +129,7 @@ class ImageSet:
         """Rows `indices` (n,) as a new ImageSet re-indexed 0..n-1, reference rows and fingerprint included."""
         rows = [int(index) for index in indices]
         return _assemble(self.name, self.root, self._paths_of(rows), self.metadata.iloc[rows].reset_index(drop=True),
-                         self._references_of(rows))
+                         self._references_of(rows), self.skipped, self.identity)
 
     def repeated(self, m: int) -> ImageSet:
         """Each image m times in a row (N·m rows): ids `<id>#<k>`, with `source_id` and `view` (k) columns."""
@@ -116,13 +137,46 @@ class ImageSet:
         metadata = self.metadata.iloc[rows].reset_index(drop=True)
         metadata["source_id"], metadata["view"] = metadata["image_id"], np.tile(np.arange(m), len(self))
         metadata["image_id"] = metadata["source_id"].astype(str) + "#" + metadata["view"].astype(str)
-        return _assemble(self.name, self.root, self._paths_of(rows), metadata, self._references_of(rows))
+        return _assemble(self.name, self.root, self._paths_of(rows), metadata, self._references_of(rows),
+                         self.skipped, self.identity)
 
     def _paths_of(self, rows: Sequence[int]) -> tuple[Path, ...]:
         return tuple(self.paths[row] for row in rows) if self.paths else ()
 
     def _references_of(self, rows: Sequence[int]) -> tuple[Reference, ...]:
         return tuple(Reference(reference.name, reference.embedding[rows]) for reference in self.references)
+
+
+def unreadable_reason(path: Path) -> str | None:
+    """Why the image file cannot be decoded, or None when it can (JPEGs decoded at 1/8 scale: about 1 ms each).
+
+    PIL's `verify()` passes a truncated JPEG, so the file is decoded instead."""
+    try:
+        with Image.open(path) as opened:
+            opened.draft("RGB", (1, 1))  # no-op for formats other than JPEG
+            opened.load()
+    except FileNotFoundError:
+        return "file does not exist"
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        return str(error)
+    return None
+
+
+def skip_unreadable(image_set: ImageSet) -> ImageSet:
+    """The set without the images that cannot be decoded, which it lists (`skipped`); DatasetError when none is left."""
+    reasons = [unreadable_reason(path) for path in image_set.paths]
+    kept = [row for row, reason in enumerate(reasons) if reason is None]
+    if len(kept) == len(reasons):
+        return image_set
+    if not kept:
+        raise DatasetError(f"dataset {image_set.name} ({image_set.root}): none of its {len(reasons)} images can be "
+                           f"read (first: {image_set.paths[0]}: {reasons[0]}); check the folder or pick another "
+                           f"dataset.")
+    skipped = tuple(SkippedImage(relative_label(image_set.root, path), reason)
+                    for path, reason in zip(image_set.paths, reasons) if reason is not None)
+    return _assemble(image_set.name, image_set.root, tuple(image_set.paths[row] for row in kept),
+                     image_set.metadata.iloc[kept].reset_index(drop=True),
+                     image_set._references_of(kept), image_set.skipped + skipped, image_set.identity)
 
 
 def load_image(path: Path, draft_size: int | None = None) -> Image.Image:
@@ -239,13 +293,50 @@ def manifest(csv_path: str | Path, roots: DataRoots = DataRoots()) -> ImageSet:
 
 
 def load_dataset(spec: str, cache_dir: str | Path, roots: DataRoots | None = None) -> ImageSet:
-    """Spec string (see DATASET_SPEC_HELP) -> ImageSet; cache_dir holds generated data (the demo).
+    """Spec string (see DATASET_SPEC_HELP) -> ImageSet; cache_dir holds generated data (the demo) and the
+    fingerprint registry (core.data.fingerprints: features cached under earlier fingerprints stay found).
 
     `roots` (default: the server's, core.data.roots.data_roots()) confine every path the spec names, every
-    symlink below a named folder and every manifest row; a path outside is refused before it is opened."""
-    text = spec.strip()
+    symlink below a named folder and every manifest row; a path outside is refused before it is opened.
+    `|unreadable=skip` (oasis, things, folder, manifest) leaves out the images that cannot be decoded."""
+    text, skipping = split_skip_option(spec)
+    identity = ImageIdentity.at(cache_dir)
     if text == "demo":
-        return demo(cache_dir)
+        if skipping:
+            raise DatasetError(f"dataset spec {spec!r}: `|{SKIP_UNREADABLE}` applies to "
+                               f"{', '.join(SKIPPING_KINDS)} specs; the demo's images are always readable.")
+        return _with_identity(demo(cache_dir), identity)
+    loaded = _load(text, spec, cache_dir, roots)
+    if skipping and not loaded.has_images:
+        raise DatasetError(f"dataset spec {spec!r}: an embeddings set has no images to skip; drop "
+                           f"`|{SKIP_UNREADABLE}`.")
+    loaded = _with_identity(loaded, identity)
+    return skip_unreadable(loaded) if skipping else loaded
+
+
+def split_skip_option(spec: str) -> tuple[str, bool]:
+    """(the spec without `|unreadable=skip`, whether it had it)."""
+    parts = spec.strip().split("|")
+    kept = [part for part in parts if part.strip().replace(" ", "") != SKIP_UNREADABLE]
+    return "|".join(kept).strip(), len(kept) < len(parts)
+
+
+def with_skip_option(spec: str, skipping: bool) -> str:
+    """`spec` with `|unreadable=skip` appended (skipping) or removed."""
+    text, _ = split_skip_option(spec)
+    return f"{text}|{SKIP_UNREADABLE}" if skipping else text
+
+
+def _with_identity(image_set: ImageSet, identity: ImageIdentity) -> ImageSet:
+    """The set fingerprinted under `identity` (recomputed only where it may keep an earlier fingerprint)."""
+    if identity.by_content and image_set.identity.by_content:
+        return dataclasses.replace(image_set, identity=identity)
+    return _assemble(image_set.name, image_set.root, image_set.paths, image_set.metadata, image_set.references,
+                     image_set.skipped, identity)
+
+
+def _load(text: str, spec: str, cache_dir: str | Path, roots: DataRoots | None) -> ImageSet:
+    """The set a spec without `|unreadable=skip` names (load_dataset)."""
     roots = data_roots() if roots is None else roots
     kind, separator, argument = text.partition(":")
     argument = argument.strip()
@@ -292,7 +383,8 @@ def _confined(image_set: ImageSet, roots: DataRoots) -> ImageSet:
 
 
 def _assemble(name: str, root: Path, paths: tuple[Path, ...], metadata: pd.DataFrame,
-              references: tuple[Reference, ...] = ()) -> ImageSet:
+              references: tuple[Reference, ...] = (), skipped: tuple[SkippedImage, ...] = (),
+              identity: ImageIdentity = ImageIdentity()) -> ImageSet:
     """Validate metadata (N rows), order its columns, fingerprint, and build the ImageSet."""
     if not paths and (not references or not len(metadata)):
         raise DatasetError(f"dataset {name} ({root}) contains no {'items' if references else 'images'}; add "
@@ -312,25 +404,20 @@ def _assemble(name: str, root: Path, paths: tuple[Path, ...], metadata: pd.DataF
     references = tuple(Reference(reference.name, np.ascontiguousarray(reference.embedding, dtype=np.float32))
                        for reference in references)
     return ImageSet(name=name, root=root, paths=paths, metadata=table,
-                    fingerprint=_fingerprint(root, paths, table, references), references=references)
+                    fingerprint=_fingerprint(root, paths, table, references, skipped, identity),
+                    references=references, skipped=skipped, identity=identity)
 
 
-def _fingerprint(root: Path, paths: tuple[Path, ...], metadata: pd.DataFrame,
-                 references: tuple[Reference, ...]) -> str:
-    """sha256 over every image's (relative path, size, mtime_ns), the metadata CSV and every reference's bytes."""
-    digest = hashlib.sha256()
-    for path in paths:
-        try:
-            stat = path.stat()
-        except OSError as error:
-            raise DatasetError(f"image file {path} cannot be read ({error}); restore it or reload the dataset.") \
-                from error
-        label = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix()
-        digest.update(f"{label}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-    digest.update(metadata.to_csv().encode())
+def _fingerprint(root: Path, paths: tuple[Path, ...], metadata: pd.DataFrame, references: tuple[Reference, ...],
+                 skipped: tuple[SkippedImage, ...], identity: ImageIdentity) -> str:
+    """sha256 over every image's (relative path, size, content digest), the metadata CSV, every reference's bytes
+    and, when images were skipped, their paths (core.data.fingerprints; `identity` keeps earlier fingerprints)."""
+    tail = metadata.to_csv().encode()
     for reference in references:  # names left out: one reference hashes as before references had names
-        digest.update(f"{reference.embedding.shape}".encode() + reference.embedding.tobytes())
-    return digest.hexdigest()[:FINGERPRINT_CHARS]
+        tail += f"{reference.embedding.shape}".encode() + reference.embedding.tobytes()
+    if skipped:  # a set without skips hashes as before skipping existed
+        tail += "".join(f"skipped\0{image.label}\n" for image in skipped).encode()
+    return identity.fingerprint(image_stats(root, paths), tail)
 
 
 def _read_oasis(folder: Path) -> tuple[tuple[Path, ...], pd.DataFrame]:

@@ -5,9 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from PIL import Image, UnidentifiedImageError
-
-from core.data.datasets import ImageSet
+from core.data.datasets import ImageSet, unreadable_reason
 from core.progress import Progress, Report
 
 
@@ -29,14 +27,9 @@ def check_images(image_set: ImageSet, progress: Report | None = None) -> list[Im
     """
     problems = []
     for row, path in enumerate(image_set.paths):
-        try:
-            with Image.open(path) as opened:
-                opened.draft("RGB", (1, 1))  # no-op for formats other than JPEG
-                opened.load()
-        except FileNotFoundError:
-            problems.append(ImageProblem(row, path, "file does not exist"))
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-            problems.append(ImageProblem(row, path, str(error)))
+        reason = unreadable_reason(path)
+        if reason is not None:
+            problems.append(ImageProblem(row, path, reason))
         if progress is not None:
             progress(Progress(row + 1, len(image_set.paths)))
     return problems
@@ -45,5 +38,5 @@ def check_images(image_set: ImageSet, progress: Report | None = None) -> list[Im
 def image_problems_message(problems: Sequence[ImageProblem]) -> str:
     """One message naming every bad file and its reason, and what to do."""
     listed = "; ".join(f"{problem.path} ({problem.reason})" for problem in problems)
-    return (f"{len(problems)} image file(s) cannot be read: {listed}. Replace them with valid images or remove "
-            f"them from the dataset.")
+    return (f"{len(problems)} image file(s) cannot be read: {listed}. Replace them with valid images, remove "
+            f"them from the dataset, or leave them out (append `|unreadable=skip` to the dataset spec).")

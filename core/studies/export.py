@@ -107,6 +107,10 @@ def _methods(study: Study, context: StudyContext, metas: list[dict], sections: l
         references = ", ".join(reference.name for reference in image_set.references) or "none"
         lines.append(_row(f"`{spec}`", image_set.name, len(image_set), image_set.metadata["category"].nunique(),
                           references, f"`{image_set.fingerprint}`"))
+    for spec, image_set in study.image_sets.items():
+        if image_set.skipped:
+            lines += ["", f"`{spec}` left out {len(image_set.skipped)} unreadable image(s) (`|unreadable=skip`): "
+                      + "; ".join(f"`{label}`" for label in image_set.skipped_labels) + "."]
     weights = {record["encoder"]: record["weights"] for meta in reversed(metas)
                for record in meta.get("provenance", {}).get("features", [])}
     lines += ["", "## Encoders", "", f"Pooling `{study.pooling}`: on blocks as resolved per encoder below; a final "

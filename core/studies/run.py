@@ -146,7 +146,8 @@ def step_meta(step: Step, context: StudyContext) -> dict:
     image_set = context.image_set(step)
     keys = [key for unit in step_units(step, context) for key in unit.keys.values()]
     provenance = provenance_from_keys(keys, dict(step.stored_settings), dataset=step.dataset,
-                                      dataset_fingerprint=image_set.fingerprint, store=context.features)
+                                      dataset_fingerprint=image_set.fingerprint, store=context.features,
+                                      skipped_images=image_set.skipped_labels)
     return {"label": step.label, "study": context.study.name, "study_file": str(context.study.path),
             "step": step.index, "analysis": step.analysis, "dataset": step.dataset,
             "dataset_fingerprint": image_set.fingerprint, "settings": dict(step.stored_settings),

@@ -215,3 +215,27 @@ def test_paradigms_filter_the_catalogue_and_a_whole_paradigm_is_added_at_once() 
     assert chosen == ["bundled:efficientnet_lite0", "pixels:32"] + [entry.spec for entry in entries_of([SELF_SUPERVISED])]
     assert app.session_state["encoder_paradigms"] == [SSL_FINE_TUNED, SELF_SUPERVISED]  # the filter shows them
     assert any("weights not in the Hugging Face cache" in caption.value for caption in app.sidebar.caption)
+
+
+def test_one_truncated_jpeg_offers_skipping_and_the_sidebar_lists_what_it_left_out(tmp_path) -> None:
+    """Issue 30: one corrupt JPEG blocked a whole folder; the sidebar offers to leave it out, and lists it."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name in ("cats/a.jpg", "cats/b.jpg", "dogs/c.jpg"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, size=(40, 40, 3), dtype=np.uint8)).save(tmp_path / name)
+    (tmp_path / "dogs" / "broken.jpg").write_bytes((tmp_path / "dogs" / "c.jpg").read_bytes()[:300])
+    app = run_app()
+    app.sidebar.selectbox(key="dataset_kind").set_value("folder").run()
+    app.sidebar.text_input(key="dataset_path_folder").input(str(tmp_path)).run()
+    warning = next(warning.value for warning in app.sidebar.warning if "cannot be read" in warning.value)
+    assert warning.startswith("1 image file(s)") and "broken.jpg" in warning and "Skip unreadable images" in warning
+    assert any("4 images" in caption.value for caption in app.sidebar.caption)
+    app.sidebar.checkbox(key="skip_unreadable").check().run()
+    assert not app.exception and not app.error, [error.value for error in app.error]
+    [left_out] = [warning.value for warning in app.sidebar.warning]
+    assert left_out.startswith("Left out 1 unreadable image(s)") and "dogs/broken.jpg (" in left_out
+    assert any("3 images, 2 categories" in caption.value for caption in app.sidebar.caption)
+    app.sidebar.checkbox(key="skip_unreadable").uncheck().run()
+    assert any("cannot be read" in warning.value for warning in app.sidebar.warning)

@@ -88,7 +88,8 @@ class SourceAlignments:
                       **search_record(self.settings.search_settings)}
         return provenance_from_keys(layer_feature_keys(self.image_set, [self.representations[name] for name in names]),
                                     parameters, dataset=self.image_set.name,
-                                    dataset_fingerprint=self.image_set.fingerprint, store=resources.feature_store())
+                                    dataset_fingerprint=self.image_set.fingerprint,
+                                    skipped_images=self.image_set.skipped_labels, store=resources.feature_store())
 
     def comparison(self, targets: Sequence[str]) -> tuple[pd.DataFrame, list[str]]:
         """(RSA and GWOT matching of the source to each target, the targets with no finished alignment yet)."""

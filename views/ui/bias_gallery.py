@@ -26,7 +26,8 @@ def corruption_gallery(image_set: ImageSet, subset: ImageSet, corruptions: list[
     figure_block(gallery_figure(gallery, image_id), None, page="inductive_bias", figure="gallery",
                  dataset=image_set.name,
                  provenance=Provenance(image_set.name, image_set.fingerprint, parameters={
-                     "image_id": image_id, "subset_fingerprint": subset.fingerprint, **parameters}),
+                     "image_id": image_id, "subset_fingerprint": subset.fingerprint, **parameters},
+                     skipped_images=image_set.skipped_labels),
                  how_to_read=(
                      "The image as loaded, before the encoder's resize and crop, under every selected corruption. "
                      "Where a side is not a multiple of N, the last (side mod N) pixel rows/columns stay in place."))

@@ -47,7 +47,7 @@ def loss_curves(image_set: ImageSet, configs: Mapping[str, TrainConfig], cache: 
             f"{run.config.objective} · {run.run_id}": {
                 "spec": run.spec, **asdict(run.config), "epochs_done": run.epochs_done,
                 "weights": f"sha256:{run.result['backbone_sha256']}" if run.finished else "in training"}
-            for run in runs}})
+            for run in runs}}, skipped_images=image_set.skipped_labels)
         figure_block(loss_curves_figure(table), table, page="lab", figure="loss_curves", dataset=image_set.name,
                      provenance=provenance,
                      how_to_read="Mean loss of each optimisation step, logged once per epoch. Losses of different "

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import streamlit as st
 import torch
 
-from core.data.datasets import DatasetError, ImageSet
+from core.data.datasets import SKIPPING_KINDS, DatasetError, ImageSet, with_skip_option
 from core.data.image_check import check_images, image_problems_message
 from core.data.roots import ROOTS_VARIABLE, data_roots
 from core.encoders.catalogue import CATALOGUE, CATALOGUE_BY_SPEC, PARADIGM_HELP, PARADIGMS, entries_of
@@ -40,6 +40,7 @@ KEEP = {"persist_state": "session"}  # every sidebar widget: survives page switc
 SHARE = IN_URL  # ... and lives in the URL
 LOOPBACK = ("localhost", "127.0.0.1", "::1")  # .streamlit/config.toml binds to localhost; "" = every interface
 FOREGROUND_CHECK_MAX = 2000  # images checked while the page waits (OASIS: 1.6 s for 900)
+SKIP_LABEL = "Skip unreadable images"
 
 
 @dataclass(frozen=True)
@@ -167,11 +168,18 @@ def _dataset_controls() -> tuple[ImageSet | None, str, str]:
                                        "rows in unique-id order.").strip()
         categories = st.text_input("Category file (optional)", key="things_categories", **SHARE,
                                    help="27-category TSV (0/1 columns) or one-hot CSV indexed by unique id.").strip()
+    skipping = kind in SKIPPING_KINDS and st.checkbox(
+        SKIP_LABEL, key="skip_unreadable", **SHARE,
+        help="Leave the images that cannot be decoded (corrupt, truncated, not an image) out of the dataset instead "
+             "of stopping at them. Each image is decoded once when the dataset loads; the skipped files are listed "
+             "here and named in the provenance of every export. Results with and without skipping are kept apart "
+             "(the dataset's fingerprint names the skipped files).")
     if kind != "demo" and not path:
         return None, "Enter the dataset path in the sidebar.", ""
     spec = "demo" if kind == "demo" else f"{kind}:{path}"
     options = {"categories": categories} if kind == "embeddings" else {"embedding": embedding, "categories": categories}
     spec += "".join(f"|{name}={value}" for name, value in options.items() if value)
+    spec = with_skip_option(spec, skipping)
     try:
         image_set = resources.image_set(spec)
     except DatasetError as error:
@@ -183,7 +191,11 @@ def _dataset_controls() -> tuple[ImageSet | None, str, str]:
         return image_set, "", spec
     targets = "valence/arousal" if image_set.has_affect else "no V-A ratings"
     st.caption(f"{image_set.name}: {len(image_set)} images, {len(image_set.categories)} categories, {targets}")
-    _image_check(image_set)
+    if image_set.skipped:
+        st.warning(f"Left out {len(image_set.skipped)} unreadable image(s) ({SKIP_LABEL}): "
+                   f"{'; '.join(image_set.skipped_labels)}. Every export's provenance names them.")
+    elif not skipping:
+        _image_check(image_set)
     return image_set, "", spec
 
 
@@ -205,7 +217,7 @@ def _image_check(image_set: ImageSet) -> None:
             return
         problems = registry.result(key)
     if problems:
-        st.warning(image_problems_message(problems))
+        st.warning(f"{image_problems_message(problems)} Or tick **{SKIP_LABEL}** above to leave them out.")
 
 
 def _check_progress(key: str) -> None:

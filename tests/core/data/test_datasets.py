@@ -148,20 +148,25 @@ def test_small_oasis_reads_cr_lf_and_crlf_alike(small_oasis: Path) -> None:
         pd.testing.assert_frame_equal(oasis(small_oasis).metadata, reference)
 
 
-def test_fingerprint_follows_images_and_csv(small_oasis: Path) -> None:
+def test_fingerprint_follows_image_bytes_and_csv_not_timestamps(small_oasis: Path) -> None:
     first = oasis(small_oasis).fingerprint
     assert oasis(small_oasis).fingerprint == first
     image = small_oasis / "images" / "Acorns 2.jpg"
     stat = image.stat()
     os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
-    touched = oasis(small_oasis).fingerprint
-    assert touched != first
+    assert oasis(small_oasis).fingerprint == first  # a touched (or copied) file is the same image
+    data = bytearray(image.read_bytes())
+    data[len(data) // 2] ^= 0x01  # one bit in the middle, same size, same mtime
+    image.write_bytes(bytes(data))
+    os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
+    flipped = oasis(small_oasis).fingerprint
+    assert flipped != first
     with image.open("ab") as handle:
         handle.write(b"\0")
     resized = oasis(small_oasis).fingerprint
-    assert resized not in (first, touched)
+    assert resized not in (first, flipped)
     _edit_csv(small_oasis, lambda table: table.assign(Valence_mean=table["Valence_mean"] + 0.01))
-    assert oasis(small_oasis).fingerprint not in (first, touched, resized)
+    assert oasis(small_oasis).fingerprint not in (first, flipped, resized)
 
 
 def test_oasis_missing_column_is_named_with_columns_found(small_oasis: Path) -> None:
