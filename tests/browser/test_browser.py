@@ -311,12 +311,13 @@ def test_sidebar_choices_survive_every_page_switch_and_a_reload(served_app, isol
         page.wait_for_selector("h1:has-text('Layer probes')", timeout=180_000)
         _settled(page)
         assert page.get_by_role("spinbutton", name="K (folds)").input_value() == "3"
-        # A reload is a new session: dataset, encoders (one added by spec too), layers and pooling come back
-        # from the URL.
+        # A reload is a new session: dataset, encoders (one added by spec too), layers, pooling and the page's
+        # settings come back from the URL.
         page.reload()
         page.wait_for_selector("h1:has-text('Layer probes')", timeout=180_000)
         _settled(page)
         _check_choices(_sidebar_values(page), folder, "reload", batch_size=False)
+        assert page.get_by_role("spinbutton", name="K (folds)").input_value() == "3"  # the page's own, in the URL
         assert page.get_by_text("Session State API").count() == 0
 
 
