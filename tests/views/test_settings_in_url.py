@@ -22,7 +22,9 @@ ENCODER = "pixels:32"
 CHOICES = ("selectbox", "radio", "multiselect")
 NUMBERS = ("number_input", "slider")
 SWITCHES = ("toggle", "checkbox")
-ITEM_PICKERS = ("explore.item", "explore.disagreement_item", "alignment.drill_source")
+# Not settings: item pickers that follow clicks on a figure or a table, and what the lab's Open / Delete act on.
+NOT_SETTINGS = ("explore.item", "explore.disagreement_item", "alignment.drill_source", "lab.chosen_runs",
+                "lab.open_page")
 # Page scripts and the prefix of their settings' keys: every analysis's page, and the two pages no study step runs.
 PAGES = {**{entry.page: entry.name for entry in analyses.analyses()}, "views/explore.py": "explore",
          "views/lab.py": "lab"}
@@ -46,10 +48,10 @@ def drawn(page: str, query: dict | None = None) -> AppTest:
 
 
 def settings_widgets(app: AppTest, prefix: str) -> dict:
-    """The page's settings' widgets by key: not the item pickers, which follow clicks on a figure or a table."""
+    """The page's settings' widgets by key."""
     return {widget.key: (kind, widget) for kind in (*CHOICES, *NUMBERS, *SWITCHES) for widget in getattr(app, kind)
             if widget.key and widget.key.startswith(f"{prefix}.") and not widget.disabled
-            and widget.key not in ITEM_PICKERS}
+            and widget.key not in NOT_SETTINGS}
 
 
 def another_value(kind: str, widget) -> tuple[str | list[str], object]:
