@@ -7,14 +7,14 @@ from core.studies.spec import StudyError
 from views.ui import studies, study_openers
 from views.ui.sidebar import page_start, switch_page
 
-switch_to = study_openers.pending_switch()  # "Open on its page" was pressed: switch once the sidebar is drawn
+switch_to = study_openers.pending_switch()
+if switch_to:  # "Open on its page" set the sidebar's and the page's values: that page draws them, not this one
+    switch_page(switch_to)
 page_start(
     "Studies",
     "A study file declares a whole comparison once (datasets, encoders, analysis steps; studies/demo.toml) and runs "
     "headless, locally or on Ray, with `python -m core study run`. Here: every study file and its steps' state, the "
     "results stored on disk, and each result opened on its page with its settings selected.", needs_images=False)
-if switch_to:
-    switch_page(switch_to)
 
 with st.expander("How to read this"):
     st.markdown(

@@ -117,8 +117,20 @@ def test_an_example_without_its_data_says_what_to_set_and_a_users_own_bad_path_s
     assert not any("mine" in info.value for info in app.info)
 
 
-def test_a_stored_study_step_opens_on_the_alignment_page_at_once(tiny_study) -> None:
+def duplicate_value_warnings(monkeypatch) -> list[str]:
+    """The widget keys of Streamlit's "created with a default value but also had its value set via the Session State
+    API" warnings from now on (Streamlit logs it once per process; the test sees every one)."""
+    from streamlit.elements.lib import policies
+
+    keys: list[str] = []
+    monkeypatch.setattr(policies, "_shown_default_value_warning", False)
+    monkeypatch.setattr(policies._LOGGER, "warning", lambda message, key, **_: keys.append(key))
+    return keys
+
+
+def test_a_stored_study_step_opens_on_the_alignment_page_at_once(tiny_study, monkeypatch) -> None:
     path, status = tiny_study
+    warned = duplicate_value_warnings(monkeypatch)
     st.cache_resource.clear()  # a fresh server: no job registry, no memo; only the disk
     app = studies_page(studies_other_path=str(path))
     tiny = next(table for table in steps_tables(app) if list(table["step"]) == ["1. alignment · demo"]
@@ -146,6 +158,7 @@ def test_a_stored_study_step_opens_on_the_alignment_page_at_once(tiny_study) -> 
     search = next(json.loads(chart.proto.spec) for chart in app.get("plotly_chart")
                   if json.loads(chart.proto.spec)["layout"]["title"]["text"] == "Epsilon search")
     assert len([trace for trace in search["data"] if trace["name"].startswith("init")]) == 2  # 1 init: 2 traces
+    assert not warned, "the opened page's widgets had a default and a value set by the Session State API"
 
 
 def study_alignment_key(status) -> str:
