@@ -122,8 +122,8 @@ def open_result(kind: str, key: str) -> None:
     for name, value in target.state.items():
         set_choice(name, value)
     # st.switch_page cannot run in a callback here (the navigation's pages are not registered yet at that point of
-    # the rerun): the Studies page switches first thing in its next run (`pending_switch`), so only the opened page draws these
-    # values.
+    # the rerun): the Studies page switches first thing in its script (`pending_switch`), so only the opened page
+    # draws these values.
     st.session_state[SWITCH_KEY] = target.page
 
 
