@@ -6,7 +6,7 @@ Per outer fold, on the training items only: the probes' `StandardScaler` + fixed
 (`core.analyses.affect.standardise_and_clip`), then ridge with an unpenalised intercept whose alpha is chosen per
 unit (or one for all units) by the exact efficient leave-one-out error of the training items, as scikit-learn's
 `RidgeCV(alpha_per_target=True)`. The numbers equal RidgeCV's (tests, 1e-8); the solve is our own because RidgeCV
-forms a (D, U) coefficient matrix for every alpha (7.9 s for D = 20,000, N = 92, U = 500 against ~0.1 s here).
+forms a (D, U) coefficient matrix for every alpha (8-23 s for D = 20,000, N = 92, U = 500 against 0.35-0.75 s here).
 
 One decomposition per fold serves every alpha and every unit: the eigendecomposition of the (n, n) Gram matrix of
 the centred training features when D > n (the dual / kernel form), their thin SVD otherwise (the primal form).
