@@ -158,11 +158,11 @@ def ridge_fold(train_features: np.ndarray, train_responses: np.ndarray, test_fea
         eigenvalues = singular ** 2
         projections = test @ (right.T * singular)
     along = basis.T @ targets  # (r, U)
-    n = len(targets)
+    n, squared = len(targets), basis ** 2
     loo_mse = np.empty((len(alphas), targets.shape[1]))
     for index, alpha in enumerate(alphas):
         shrink = eigenvalues / (eigenvalues + alpha)
-        leverage = 1.0 / n + (basis ** 2) @ shrink  # diagonal of the hat matrix, intercept included
+        leverage = 1.0 / n + squared @ shrink  # diagonal of the hat matrix, intercept included
         residual = targets - basis @ (shrink[:, None] * along)
         loo_mse[index] = np.mean((residual / (1.0 - leverage)[:, None]) ** 2, axis=0)
     # first minimum in grid order, as RidgeCV (it replaces a best alpha only by a strictly better one)
