@@ -12,7 +12,7 @@ One decomposition per fold serves every alpha and every unit: the eigendecomposi
 the centred training features when D > n (the dual / kernel form), their thin SVD otherwise (the primal form).
 Both give left singular vectors Q (n, r), squared singular values λ (r,) and the held-out items' projections
 T = X_test Xᵀ Q (m, r); then for each alpha the fitted values, the hat matrix's diagonal (leave-one-out residuals
-e = residual / (1 − h)) and the held-out predictions T (Qᵀy / (λ + α)) are products of small matrices.
+e = residual / (1 − h), both written without cancellation: `ridge_fold`) and the held-out predictions T (Qᵀy / (λ + α)) are products of small matrices.
 
 Scores per unit over all N out-of-fold predictions pooled: Pearson r and R² (as `affect.metrics_table`). Ceiling
 per unit: split-half reliability of the repetitions with the Spearman-Brown correction, the reliability of the mean
@@ -26,6 +26,7 @@ from typing import Mapping
 
 import numpy as np
 import pandas as pd
+from scipy.linalg import helmert
 from sklearn.pipeline import make_pipeline
 from threadpoolctl import threadpool_limits
 
@@ -143,28 +144,39 @@ def layer_curve(features_by_layer: Mapping[str, np.ndarray], responses: np.ndarr
 def ridge_fold(train_features: np.ndarray, train_responses: np.ndarray, test_features: np.ndarray,
                alphas: np.ndarray, *, alpha_per_unit: bool = True) -> tuple[np.ndarray, np.ndarray, str]:
     """Ridge with intercept fitted on (n, D), (n, U); alpha by efficient leave-one-out -> ((m, U) predictions of
-    (m, D) test features, (U,) chosen alphas, "dual" | "primal"). Features are used as given (no scaling)."""
+    (m, D) test features, (U,) chosen alphas, "dual" | "primal"). Features are used as given (no scaling).
+
+    The leave-one-out residual of item i is [(I − H) y]_i / (I − H)_ii with H the hat matrix (intercept included).
+    Both are written as sums over directions Q_k of the α / (λ_k + α) the penalty leaves, never as 1 − h or y − ŷ:
+    near interpolation (D ≫ n, small α) those differences cancel to a few digits (LOO errors wrong by 5e-5
+    relative at D = 20,000, n = 73, against 1e-9 this way, as RidgeCV's; checked in long double).
+    """
     x_mean, y_mean = train_features.mean(axis=0), train_responses.mean(axis=0)
     centred, targets = train_features - x_mean, train_responses - y_mean
-    test = test_features - x_mean
-    if centred.shape[1] > centred.shape[0]:  # dual: eigendecomposition of the (n, n) Gram matrix
+    test, n = test_features - x_mean, len(targets)
+    if centred.shape[1] > n:  # dual: eigendecomposition of the Gram matrix on the (n − 1)-d space orthogonal to 1
         form = "dual"
-        eigenvalues, basis = np.linalg.eigh(centred @ centred.T)
-        eigenvalues = np.clip(eigenvalues, 0.0, None)
+        orthogonal = helmert(n).T  # (n, n − 1) orthonormal columns orthogonal to the intercept's direction
+        gram = centred @ centred.T
+        eigenvalues, rotation = np.linalg.eigh(orthogonal.T @ gram @ orthogonal)
+        eigenvalues, basis = np.clip(eigenvalues, 0.0, None), orthogonal @ rotation
         projections = (test @ centred.T) @ basis
+        along = basis.T @ targets  # (r, U); the centred targets lie in the basis's span
+        outside, rest = 0.0, 0.0
     else:  # primal: thin SVD of the (n, D) features
         form = "primal"
         basis, singular, right = np.linalg.svd(centred, full_matrices=False)
         eigenvalues = singular ** 2
         projections = test @ (right.T * singular)
-    along = basis.T @ targets  # (r, U)
-    n, squared = len(targets), basis ** 2
+        along = basis.T @ targets
+        outside = targets - basis @ along  # what no weights can fit: the same for every alpha
+        rest = np.clip(1.0 - 1.0 / n - np.sum(basis ** 2, axis=1), 0.0, None)  # (I − H)_ii outside the basis
+    squared = basis ** 2
     loo_mse = np.empty((len(alphas), targets.shape[1]))
     for index, alpha in enumerate(alphas):
-        shrink = eigenvalues / (eigenvalues + alpha)
-        leverage = 1.0 / n + squared @ shrink  # diagonal of the hat matrix, intercept included
-        residual = targets - basis @ (shrink[:, None] * along)
-        loo_mse[index] = np.mean((residual / (1.0 - leverage)[:, None]) ** 2, axis=0)
+        kept = alpha / (eigenvalues + alpha)  # share of each direction the penalty leaves in the residual
+        residual = outside + basis @ (kept[:, None] * along)
+        loo_mse[index] = np.mean((residual / (rest + squared @ kept)[:, None]) ** 2, axis=0)
     # first minimum in grid order, as RidgeCV (it replaces a best alpha only by a strictly better one)
     best = np.argmin(loo_mse, axis=0) if alpha_per_unit else np.full(targets.shape[1], np.argmin(loo_mse.mean(axis=1)))
     chosen = np.asarray(alphas)[best]

@@ -61,6 +61,20 @@ def test_alpha_by_leave_one_out_equals_ridgecv(n_items, n_features, alpha_per_un
         assert len(np.unique(scores.alphas)) > 1
 
 
+def test_near_interpolation_the_leave_one_out_errors_keep_ridgecvs_precision() -> None:
+    # D ≫ n and small alphas: the hat matrix is nearly I, so 1 − h and y − ŷ cancel to a few digits. Written as
+    # sums of α / (λ + α) the leave-one-out errors stay as precise as RidgeCV's, and every alpha agrees (the form
+    # with 1 − h chose another alpha for 20% of (fold, unit) at D = 20,000, N = 92).
+    rng = np.random.default_rng(10)
+    features = rng.standard_normal((50, 4000))
+    responses = features @ rng.standard_normal((4000, 200)) / np.sqrt(4000) + rng.standard_normal((50, 200))
+    scores = encoding_scores(features, responses)
+    expected, alphas = _sklearn_predictions(features, responses, RidgeCV(alphas=ENCODING_ALPHAS, alpha_per_target=True))
+    assert scores.form == "dual" and (scores.alphas == ENCODING_ALPHAS[0]).any()
+    np.testing.assert_array_equal(scores.alphas, alphas)
+    np.testing.assert_allclose(scores.predictions, expected, rtol=0, atol=1e-8)
+
+
 def test_r_and_r2_are_those_of_the_pooled_out_of_fold_predictions() -> None:
     rng = np.random.default_rng(2)
     features, responses = _planted(rng, 80, 6, np.array([0.5, 1.0, 3.0]))
