@@ -12,7 +12,8 @@ One decomposition per fold serves every alpha and every unit: the eigendecomposi
 the centred training features when D > n (the dual / kernel form), their thin SVD otherwise (the primal form).
 Both give left singular vectors Q (n, r), squared singular values λ (r,) and the held-out items' projections
 T = X_test Xᵀ Q (m, r); then for each alpha the fitted values, the hat matrix's diagonal (leave-one-out residuals
-e = residual / (1 − h), both written without cancellation: `ridge_fold`) and the held-out predictions T (Qᵀy / (λ + α)) are products of small matrices.
+e = residual / (1 − h), both written without cancellation: `ridge_fold`) and the held-out predictions
+T (Qᵀy / (λ + α)) are products of small matrices.
 
 Scores per unit over all N out-of-fold predictions pooled: Pearson r and R² (as `affect.metrics_table`). Ceiling
 per unit: split-half reliability of the repetitions with the Spearman-Brown correction, the reliability of the mean
