@@ -46,7 +46,7 @@ def nothing_outside_is_opened(layout, monkeypatch):
 
 def refused(spec: str, roots: DataRoots, match: str = "outside the data roots") -> str:
     with pytest.raises(OutsideRootsError, match=match) as error:
-        datasets.load_dataset(spec, "unused", roots)
+        datasets.load_dataset(spec, roots.folders[0].parent / "cache", roots)
     assert str(roots.folders[0]) in str(error.value)  # the message names the root list
     return str(error.value)
 
@@ -58,7 +58,7 @@ def test_paths_outside_the_roots_are_refused_before_anything_is_opened(layout, n
     refused(f"folder:{root}/../outside/images", roots)  # `..` escape
     refused(f"things:{root}|embedding={outside / 'embedding.npy'}", roots)
     refused(f"embeddings:{outside / 'embedding.npy'}", roots)
-    assert len(datasets.load_dataset(f"folder:{root / 'images'}", "unused", roots)) == 2
+    assert len(datasets.load_dataset(f"folder:{root / 'images'}", root.parent / "cache", roots)) == 2
 
 
 def test_a_symlink_escape_is_refused(layout, nothing_outside_is_opened):
@@ -79,7 +79,7 @@ def test_a_manifest_row_outside_the_roots_is_refused_naming_its_line(layout, not
 
 def test_without_roots_every_path_loads(layout):
     _, outside = layout
-    assert len(datasets.load_dataset(f"folder:{outside / 'images'}", "unused", DataRoots())) == 1
+    assert len(datasets.load_dataset(f"folder:{outside / 'images'}", outside.parent / "cache", DataRoots())) == 1
 
 
 def test_roots_come_from_the_environment_or_a_config_file(tmp_path):
@@ -104,7 +104,7 @@ def test_a_theme_or_concept_id_that_leaves_its_folder_is_refused(tmp_path, layou
     (oasis / "OASIS.csv").write_text("Theme,Category,Valence_mean,Arousal_mean\n"
                                      "../../../outside/images/dogs/secret,Animal,4,4\n")
     with pytest.raises(datasets.DatasetError, match="line 2: Theme .* not a plain file name"):
-        datasets.load_dataset(f"oasis:{oasis}", "unused", DataRoots(((tmp_path / "root").resolve(),)))
+        datasets.load_dataset(f"oasis:{oasis}", tmp_path / "cache", DataRoots(((tmp_path / "root").resolve(),)))
 
 
 def test_a_saved_selection_opens_under_the_roots_and_its_rows_are_checked(layout, tmp_path):
