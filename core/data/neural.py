@@ -34,8 +34,8 @@ import numpy as np
 import pandas as pd
 
 from core.data.embeddings import ITEM_ID_FORMAT
-from core.data.tables import (DatasetError, MissingPathError, absolute, existing_folder, listing, read_text,
-                              require_files, require_filled)
+from core.data.tables import (LISTED_AT_MOST, DatasetError, MissingPathError, absolute, existing_folder, listing,
+                              read_text, require_files, require_filled)
 
 RDM_SUFFIXES = (".npy", ".txt", ".csv")
 TOLERANCE = 1e-8  # symmetry and zero diagonal, absolute
@@ -118,7 +118,7 @@ def read_rdm_file(path: str | Path, n_items: int | None = None, *, sessions: boo
     (a file of a per-subject folder), averaged into (1, N, N). DatasetError names the file and the fault."""
     file = Path(path).expanduser()
     array = _load_array(file)
-    notes = []
+    shape, notes = array.shape, []
     if array.ndim == 1:
         array, notes = _from_condensed(array, file)[None], ["condensed vector"]
     if array.ndim == 2:
@@ -126,10 +126,10 @@ def read_rdm_file(path: str | Path, n_items: int | None = None, *, sessions: boo
     if array.ndim == 3 and sessions:
         array = array[None]
     if array.ndim not in (3, 4) or 0 in array.shape:
-        raise DatasetError(f"RDM file {file} has shape {array.shape}; expected {SHAPES}.")
+        raise DatasetError(f"RDM file {file} has shape {shape}; expected {SHAPES}.")
     if array.shape[-1] != array.shape[-2]:
         raise DatasetError(f"RDM file {file} is not square: its RDMs are {array.shape[-2]} x {array.shape[-1]} "
-                           f"(shape {array.shape}); expected {SHAPES}.")
+                           f"(shape {shape}); expected {SHAPES}.")
     _check_entries(array, file)
     if array.ndim == 4:
         if array.shape[1] > 1:
@@ -143,7 +143,7 @@ def read_rdm_file(path: str | Path, n_items: int | None = None, *, sessions: boo
 
 def group_name(path: Path) -> tuple[str, bool]:
     """(the group's name, whether it is a model RDM) of an RDM file or per-subject folder."""
-    stem = path.stem if path.is_file() else path.name
+    stem = path.name if path.is_dir() or path.suffix.lower() not in RDM_SUFFIXES else path.stem
     if stem.startswith(MODEL_PREFIX) and len(stem) > len(MODEL_PREFIX):
         return stem[len(MODEL_PREFIX):], True
     for descriptor in DESCRIPTORS:
@@ -333,22 +333,31 @@ def _check_entries(array: np.ndarray, file: Path) -> None:
     bad = np.argwhere(~np.isfinite(stacked))
     if len(bad):
         where = [_entry(array, index, row, column) for index, row, column in bad]
-        raise DatasetError(f"RDM file {file} has {len(bad)} NaN or infinite entr{'y' if len(bad) == 1 else 'ies'}: "
-                           f"{listing(where)}; fill them in (or leave those items or subjects out of the file).")
+        raise DatasetError(f"RDM file {file} has {len(bad)} NaN or infinite entr{'y' if len(bad) == 1 else 'ies'} "
+                           f"(row, column counted from 0): {_semicolons(where)}; fill them in (or leave those items "
+                           f"or subjects out of the file).")
     diagonal = np.diagonal(stacked, axis1=1, axis2=2)
     off = np.argwhere(np.abs(diagonal) > TOLERANCE)
     if len(off):
         where = [f"{_entry(array, index, item, item)} = {diagonal[index, item]:.6g}" for index, item in off]
-        raise DatasetError(f"RDM file {file} has a non-zero diagonal ({len(off)} entries): {listing(where)}; an "
+        raise DatasetError(f"RDM file {file} has a non-zero diagonal ({len(off)} entries, counted from 0): "
+                           f"{_semicolons(where)}; an "
                            f"item's dissimilarity to itself is 0 (a similarity or correlation matrix? convert it, "
                            f"e.g. 1 - r).")
     gap = np.abs(stacked - stacked.transpose(0, 2, 1))
     if gap.max() > TOLERANCE:
         index, row, column = np.unravel_index(int(gap.argmax()), gap.shape)
         raise DatasetError(f"RDM file {file} is not symmetric: {_entry(array, index, row, column)} = "
-                           f"{stacked[index, row, column]:.6g} but ({column}, {row}) = {stacked[index, column, row]:.6g}"
-                           f" ({int((gap > TOLERANCE).sum() // 2)} pairs differ by more than {TOLERANCE:g}); "
-                           f"an RDM must be symmetric.")
+                           f"{stacked[index, row, column]:.6g} but ({column}, {row}) = "
+                           f"{stacked[index, column, row]:.6g} (counted from 0; "
+                           f"{int((gap > TOLERANCE).sum() // 2)} pair(s) differ by more than {TOLERANCE:g}); an RDM "
+                           f"must be symmetric.")
+
+
+def _semicolons(items: Sequence[str]) -> str:
+    """`listing` with '; ' between the items (an entry's own text holds commas)."""
+    more = len(items) - LISTED_AT_MOST
+    return "; ".join(list(items)[:LISTED_AT_MOST]) + (f" (and {more} more)" if more > 0 else "")
 
 
 def _entry(array: np.ndarray, index: int, row: int, column: int) -> str:
