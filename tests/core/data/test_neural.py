@@ -227,3 +227,19 @@ def test_a_reference_group_checks_its_own_shape() -> None:
         RdmReference("IT", np.zeros((2, 3, 3)), ("only one",))
     assert split_rdms_option("oasis:/x|rdms=a.npy,b.npy|unreadable=skip|rdms=c.npy") == (
         "oasis:/x|unreadable=skip", ("a.npy", "b.npy", "c.npy"))
+
+
+def test_the_cli_describes_and_extracts_the_92_image_folder(k92: Path, tmp_path: Path, capsys) -> None:
+    from core.cli import main
+
+    assert main(["--cache", str(tmp_path), "dataset", f"neural:{k92}"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("neural:kriegeskorte92\t92 images\t6 categories\tfingerprint ")
+    assert any(line.startswith("rdm reference\thIT\t4 subjects\t2 sessions averaged per subject\t") for line in lines)
+    assert sum(line.startswith("model rdm\t") for line in lines) == 7
+    assert main(["--cache", str(tmp_path), "extract", "--dataset", f"neural:{k92}", "--encoder", "pixels:32",
+                 "--device", "cpu", "--workers", "0"]) == 0
+    assert capsys.readouterr().out.startswith("pixels:32\tfinal\t92x")
+    bad = _save(tmp_path / "bad.npy", np.ones((92, 92)))
+    assert main(["--cache", str(tmp_path), "dataset", f"neural:{k92}|rdms={bad}"]) == 2
+    assert f"RDM file {bad} has a non-zero diagonal" in capsys.readouterr().err
