@@ -41,6 +41,7 @@ def test_an_rdm_only_folder_hides_the_encoders_and_a_bad_file_is_named(tmp_path:
     app = neural_app(folder)
     assert [header.value for header in app.sidebar.header] == ["Data"]
     assert any("neural:lab: 5 items, 1 RDM groups" in caption.value for caption in app.sidebar.caption)
+    assert any("(0 embeddings, 1 RDM groups of 5 items), no images" in info.value for info in app.info)  # Features
     np.save(tmp_path / "broken.npy", np.ones((5, 5)))
     bad = neural_app(folder, dataset_rdms=str(tmp_path / "broken.npy"))
     assert any("broken.npy has a non-zero diagonal" in error.value for error in bad.sidebar.error)

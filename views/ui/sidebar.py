@@ -380,8 +380,9 @@ def page_start(title: str, caption: str, *, needs_images: bool = True) -> tuple[
 def require_images(image_set: ImageSet, page: str) -> None:
     """Stop a page that needs images, saying why, when the dataset holds representations only."""
     if not image_set.has_images:
+        groups = f", {len(image_set.rdm_references)} RDM groups" if image_set.rdm_references else ""
         st.info(f"The dataset **{image_set.name}** holds representations only ({len(image_set.references)} "
-                f"embeddings of {len(image_set)} items), no images, so the **{page}** page cannot run on it. The "
+                f"embeddings{groups} of {len(image_set)} items), no images, so the **{page}** page cannot run on it. The "
                 + " and ".join(f"**{name}**" for name in REPRESENTATION_PAGES) + " pages use its representations.")
         st.stop()
 
