@@ -352,7 +352,7 @@ def load_dataset(spec: str, cache_dir: str | Path, roots: DataRoots | None = Non
         loaded = _load(text, spec, cache_dir, roots)
     if rdm_files:
         for file in rdm_files:
-            (data_roots() if roots is None else roots).check(file, "RDM file")
+            (data_roots() if roots is None else roots).check_tree(file, "RDM file")  # a per-subject folder too
         loaded = with_rdms(loaded, rdm_files)
     if skipping and not loaded.has_images:
         raise DatasetError(f"dataset spec {spec!r}: a set without images (embeddings, RDM-only) has no images to "
