@@ -224,10 +224,10 @@ def _dataset_controls() -> tuple[ImageSet | None, str, str]:
 
 def _rdm_caption(image_set: ImageSet) -> None:
     """The set's RDM reference groups (subjects, how sessions were read) and model RDMs, when it has any."""
-    if image_set.rdm_references:
-        models = image_set.model_rdms
-        st.caption(f"RDM references: {describe_groups(image_set.rdm_references)}"
-                   + (f"; model RDMs: {', '.join(model.name for model in models)}" if models else ""))
+    parts = ([f"RDM references: {describe_groups(image_set.rdm_references)}"] if image_set.rdm_references else []) \
+        + ([f"model RDMs: {', '.join(model.name for model in image_set.model_rdms)}"] if image_set.model_rdms else [])
+    if parts:
+        st.caption("; ".join(parts))
 
 
 def _image_check(image_set: ImageSet) -> None:
@@ -382,8 +382,9 @@ def require_images(image_set: ImageSet, page: str) -> None:
     if not image_set.has_images:
         groups = f", {len(image_set.rdm_references)} RDM groups" if image_set.rdm_references else ""
         st.info(f"The dataset **{image_set.name}** holds representations only ({len(image_set.references)} "
-                f"embeddings{groups} of {len(image_set)} items), no images, so the **{page}** page cannot run on it. The "
-                + " and ".join(f"**{name}**" for name in REPRESENTATION_PAGES) + " pages use its representations.")
+                f"embeddings{groups} of {len(image_set)} items), no images, so the **{page}** page cannot run on "
+                "it. The " + " and ".join(f"**{name}**" for name in REPRESENTATION_PAGES)
+                + " pages use its representations.")
         st.stop()
 
 
