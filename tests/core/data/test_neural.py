@@ -243,3 +243,17 @@ def test_the_cli_describes_and_extracts_the_92_image_folder(k92: Path, tmp_path:
     bad = _save(tmp_path / "bad.npy", np.ones((92, 92)))
     assert main(["--cache", str(tmp_path), "dataset", f"neural:{k92}|rdms={bad}"]) == 2
     assert f"RDM file {bad} has a non-zero diagonal" in capsys.readouterr().err
+
+
+def test_rdms_ride_along_on_an_embeddings_spec_and_through_repeated_views(tmp_path: Path) -> None:
+    folder = tmp_path / "reps"
+    folder.mkdir()
+    np.save(folder / "features.npy", np.random.default_rng(0).normal(size=(5, 3)))
+    rdm = _save(tmp_path / "judgements_subjects.npy", np.stack([_rdm(5), _rdm(5, 1)]))
+    image_set = load_dataset(f"embeddings:{folder}|rdms={rdm}", tmp_path)
+    assert [reference.name for reference in image_set.references] == ["features"]
+    assert image_set.rdm_reference("judgements").n_subjects == 2
+    views = image_set.repeated(2)  # rows 0, 0, 1, 1, ...: each item's copies sit at distance 0
+    assert views.rdm_reference("judgements").rdms.shape == (2, 10, 10)
+    assert views.rdm_reference("judgements").rdms[0, 0, 1] == 0 and views.rdm_reference("judgements").rdms[0, 0, 2] \
+        == image_set.rdm_reference("judgements").rdms[0, 0, 1]
