@@ -3,6 +3,7 @@
     python -m core extract --dataset oasis:/data/oasis --encoder timm:vit_base_patch16_224.augreg_in21k --layers all
     python -m core list-layers open_clip:ViT-B-16@openai
     python -m core catalogue
+    python -m core dataset neural:/data/kriegeskorte92
     python -m core similarity A.npy B.npy C.csv --measure cka_linear,rsa_spearman --bootstrap 1000 --json
     python -m core study run studies/demo.toml --engine ray
 """
@@ -13,7 +14,7 @@ import sys
 from pathlib import Path
 
 import core.lab  # noqa: F401  (registers the `lab:<run id>` encoders)
-from core.data.datasets import DATASET_SPEC_HELP, DatasetError, load_dataset
+from core.data.datasets import DATASET_SPEC_HELP, DatasetError, ImageSet, load_dataset
 from core.encoders.catalogue import PARADIGMS, entries_of
 from core.encoders.registry import describe, spec_availability
 from core.encoders.specs import (DEFAULT_DIM, MAX_DIM, MIN_DIM, POOLINGS, SPEC_HELP, EncoderSpecError, WeightsUnavailable,
@@ -47,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     catalogue = commands.add_parser("catalogue", help="the curated encoders by paradigm, ✓ where usable offline now")
     catalogue.add_argument("--paradigm", action="append", choices=PARADIGMS,
                            help="only this paradigm (repeat for several; default: all)")
+    dataset = commands.add_parser("dataset", help="load a dataset spec and describe it: items, images, categories, "
+                                                  "references, RDM groups, fingerprint")
+    dataset.add_argument("spec", help=DATASET_SPEC_HELP)
     add_similarity_parser(commands)
     add_study_parser(commands)
     args = parser.parse_args(argv)
@@ -59,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"# pooling: {', '.join(info.poolings)}{flat} (default {info.default_pooling})", file=sys.stderr)
         elif args.command == "catalogue":
             print(catalogue_table(args.paradigm or PARADIGMS))
+        elif args.command == "dataset":
+            print(dataset_summary(load_dataset(args.spec, cache)))
         elif args.command == "similarity":
             run_similarity(args)
         elif args.command == "study":
@@ -86,6 +92,22 @@ def catalogue_table(paradigms) -> str:
     n_usable = sum(row[0] == "✓" for row in rows[1:])
     why_not = [f"✗ ({count}): {reason}" for reason, count in reasons.items()]
     return "\n".join(lines + ["", f"{n_usable} of {len(rows) - 1} usable offline now."] + why_not)
+
+
+def dataset_summary(image_set: ImageSet) -> str:
+    """What a loaded dataset holds, one fact per line (its RDM groups with their subjects and how they were read)."""
+    items = f"{len(image_set)} images" if image_set.has_images else f"{len(image_set)} items, no images"
+    lines = [f"{image_set.name}\t{items}\t{len(image_set.categories)} categories\tfingerprint {image_set.fingerprint}",
+             f"root\t{image_set.root}"]
+    lines += [f"reference\t{reference.name}\t{reference.embedding.shape[1]} dimensions"
+              for reference in image_set.references]
+    for role, groups in (("rdm reference", image_set.rdm_references), ("model rdm", image_set.model_rdms)):
+        lines += [f"{role}\t{group.name}\t"
+                  + (f"{group.n_subjects} subject{'s' if group.n_subjects != 1 else ''}" if role == "rdm reference"
+                     else f"{group.n_items} x {group.n_items}")
+                  + f"\t{group.note or '-'}\t{', '.join(str(source) for source in group.sources)}" for group in groups]
+    lines += [f"skipped\t{label}" for label in image_set.skipped_labels]
+    return "\n".join(lines)
 
 
 def _extract(args: argparse.Namespace, cache: Path) -> None:

@@ -25,6 +25,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from core.data.demo import REFERENCE_FILE, ensure_demo
 from core.data.embeddings import Reference, load_embedding, read_representations, things_categories
 from core.data.fingerprints import ImageIdentity, image_stats, relative_label
+from core.data.neural import RdmReference, read_neural_folder, read_rdm_groups, split_rdms_option
 from core.data.roots import DataRoots, data_roots
 from core.data.tables import (DatasetError, MissingPathError, absolute, existing_folder, listing, numeric, plain_name,
                               read_table, read_text, require_columns, require_files, require_filled)
@@ -42,8 +43,8 @@ DEFAULT_CATEGORY = "all"
 SKIP_UNREADABLE = "unreadable=skip"  # spec option: leave images that cannot be decoded out of the set
 SELECTIONS_FOLDER = "selections"  # under the cache: item selections saved as manifests (core.data.selections)
 SPEC_FORMS = ("demo", "oasis:<root>", "things:<root>", "folder:<root>", "manifest:<csv>",
-              "embeddings:<folder | file1,file2,...>")
-SKIPPING_KINDS = ("oasis", "things", "folder", "manifest")
+              "embeddings:<folder | file1,file2,...>", "neural:<folder>")
+SKIPPING_KINDS = ("oasis", "things", "folder", "manifest", "neural")
 
 DATASET_SPEC_HELP = (
     "Dataset spec: `demo` (a procedural 384-image set with known valence/arousal, generated once in "
@@ -56,8 +57,12 @@ DATASET_SPEC_HELP = (
     "category, group, image_id, valence, arousal and any other columns); `embeddings:<folder | file1,file2,...>` "
     "(representations without images: every .npy/.txt/.csv matrix, (N, d) or (1, N, d), is one representation of "
     "the same N items, named by its file stem; a one-hot category CSV in the folder gives the categories and item "
-    "ids; append `|categories=<.csv>` or `|ids=<file, one id per line>` to name them). Append `|unreadable=skip` "
-    "to an oasis, things, folder or manifest spec to leave out the images that cannot be decoded (each is "
+    "ids; append `|categories=<.csv>` or `|ids=<file, one id per line>` to name them); `neural:<folder>` (neural / "
+    "behavioural RDMs per subject, e.g. the 92-image set: <folder>/stimuli.csv with `path` and `category` "
+    "columns, <folder>/rdms/<group>.npy as (N, N), condensed, (S, N, N) or (S, R, N, N) with sessions averaged, "
+    "rdms/model_<name>.npy model RDMs; without images the set is RDM-only). Append `|rdms=<file>[,<file>]` to any "
+    "spec to attach RDM files of the same items (a group per file, named by its stem). Append `|unreadable=skip` "
+    "to an oasis, things, folder, manifest or neural spec to leave out the images that cannot be decoded (each is "
     "decoded once at load; the skipped files are listed and named in every export's provenance)."
 )
 
@@ -83,13 +88,16 @@ class ImageSet:
     references: tuple[Reference, ...] = ()
     skipped: tuple[SkippedImage, ...] = ()  # unreadable images left out (`|unreadable=skip`), in path order
     identity: ImageIdentity = ImageIdentity()  # how images count in fingerprints (of this set and its subsets)
+    rdm_references: tuple[RdmReference, ...] = ()  # neural / behavioural groups, (S, N, N) each (core.data.neural)
+    model_rdms: tuple[RdmReference, ...] = ()  # model RDMs shipped with the data (S = 1 each), not references
 
     def __post_init__(self) -> None:
         rows = [len(reference.embedding) for reference in self.references]
+        rows += [group.n_items for group in self.rdm_references + self.model_rdms]
         aligned = (not self.paths or len(self.paths) == len(self.metadata)) and set(rows) <= {len(self.metadata)}
         if not aligned or not set(CORE_COLUMNS) <= set(self.metadata.columns):
             raise DatasetError(f"{self.name}: {len(self.paths)} paths, {len(self.metadata)} metadata rows with "
-                               f"columns {list(self.metadata.columns)} and {rows} reference rows; "
+                               f"columns {list(self.metadata.columns)} and {rows} reference / RDM rows; "
                                f"need one row per item and the columns {list(CORE_COLUMNS)}.")
 
     def __len__(self) -> int:
@@ -97,7 +105,8 @@ class ImageSet:
 
     @property
     def has_images(self) -> bool:
-        """False for a set of representations only (`embeddings:`): no extraction, image check or training."""
+        """False for a set of representations or RDMs only (`embeddings:`, an RDM-only `neural:` folder): no
+        extraction, image check or training."""
         return bool(self.paths)
 
     @property
@@ -115,6 +124,14 @@ class ImageSet:
         """The first reference's name, or None."""
         return self.references[0].name if self.references else None
 
+    def rdm_reference(self, name: str) -> RdmReference:
+        """The RDM group (reference or model) called `name`; KeyError listing the names when there is none."""
+        for group in self.rdm_references + self.model_rdms:
+            if group.name == name:
+                return group
+        raise KeyError(f"{self.name} has no RDM group {name!r}; it has "
+                       f"{[group.name for group in self.rdm_references + self.model_rdms]}.")
+
     @property
     def has_affect(self) -> bool:
         """True when both valence and arousal columns are present."""
@@ -129,7 +146,7 @@ class ImageSet:
         """Rows `indices` (n,) as a new ImageSet re-indexed 0..n-1, reference rows and fingerprint included."""
         rows = [int(index) for index in indices]
         return _assemble(self.name, self.root, self._paths_of(rows), self.metadata.iloc[rows].reset_index(drop=True),
-                         self._references_of(rows), self.skipped, self.identity)
+                         self._references_of(rows), self.skipped, self.identity, **self._rdms_of(rows))
 
     def repeated(self, m: int) -> ImageSet:
         """Each image m times in a row (N·m rows): ids `<id>#<k>`, with `source_id` and `view` (k) columns."""
@@ -138,13 +155,18 @@ class ImageSet:
         metadata["source_id"], metadata["view"] = metadata["image_id"], np.tile(np.arange(m), len(self))
         metadata["image_id"] = metadata["source_id"].astype(str) + "#" + metadata["view"].astype(str)
         return _assemble(self.name, self.root, self._paths_of(rows), metadata, self._references_of(rows),
-                         self.skipped, self.identity)
+                         self.skipped, self.identity, **self._rdms_of(rows))
 
     def _paths_of(self, rows: Sequence[int]) -> tuple[Path, ...]:
         return tuple(self.paths[row] for row in rows) if self.paths else ()
 
     def _references_of(self, rows: Sequence[int]) -> tuple[Reference, ...]:
         return tuple(Reference(reference.name, reference.embedding[rows]) for reference in self.references)
+
+    def _rdms_of(self, rows: Sequence[int] | None = None) -> dict:
+        """The RDM groups over items `rows` (all when None), as keywords of `_assemble`."""
+        return {field: tuple(group if rows is None else group.subset(rows) for group in getattr(self, field))
+                for field in ("rdm_references", "model_rdms")}
 
 
 def unreadable_reason(path: Path) -> str | None:
@@ -176,7 +198,8 @@ def skip_unreadable(image_set: ImageSet) -> ImageSet:
                     for path, reason in zip(image_set.paths, reasons) if reason is not None)
     return _assemble(image_set.name, image_set.root, tuple(image_set.paths[row] for row in kept),
                      image_set.metadata.iloc[kept].reset_index(drop=True),
-                     image_set._references_of(kept), image_set.skipped + skipped, image_set.identity)
+                     image_set._references_of(kept), image_set.skipped + skipped, image_set.identity,
+                     **image_set._rdms_of(kept))
 
 
 def load_image(path: Path, draft_size: int | None = None) -> Image.Image:
@@ -247,6 +270,23 @@ def embeddings(location: str | Path, *, categories: str | Path | None = None,
     return _assemble(held.name, held.root, (), metadata, held.references)
 
 
+def neural(root: str | Path) -> ImageSet:
+    """A folder of per-subject RDMs (core.data.neural's layout, e.g. the 92-image set) -> ImageSet of N items with
+    `rdm_references` and `model_rdms`; images from stimuli.csv's `path` column or images/, else RDM-only."""
+    held = read_neural_folder(root)
+    return _assemble(held.name, held.root, held.paths, held.metadata, rdm_references=held.references,
+                     model_rdms=held.models)
+
+
+def with_rdms(image_set: ImageSet, files: Sequence[str | Path]) -> ImageSet:
+    """The set with the RDM files (core.data.neural: a group per file or per-subject folder, `model_<name>` a
+    model RDM) added; each checked to be over the set's N items."""
+    references, models = read_rdm_groups(files, len(image_set))
+    return _assemble(image_set.name, image_set.root, image_set.paths, image_set.metadata, image_set.references,
+                     image_set.skipped, image_set.identity, rdm_references=image_set.rdm_references + references,
+                     model_rdms=image_set.model_rdms + models)
+
+
 def image_folder(root: str | Path) -> ImageSet:
     """root/<category>/<image> tree -> ImageSet; image_id = relative path without extension, group = category."""
     folder = existing_folder(root, "image folder")
@@ -298,18 +338,25 @@ def load_dataset(spec: str, cache_dir: str | Path, roots: DataRoots | None = Non
 
     `roots` (default: the server's, core.data.roots.data_roots()) confine every path the spec names, every
     symlink below a named folder and every manifest row; a path outside is refused before it is opened.
-    `|unreadable=skip` (oasis, things, folder, manifest) leaves out the images that cannot be decoded."""
+    `|unreadable=skip` (oasis, things, folder, manifest, neural) leaves out the images that cannot be decoded;
+    `|rdms=<file>[,<file>]` (any spec) attaches RDM files of the same items (core.data.neural)."""
     text, skipping = split_skip_option(spec)
+    text, rdm_files = split_rdms_option(text)
     identity = ImageIdentity.at(cache_dir)
     if text == "demo":
         if skipping:
             raise DatasetError(f"dataset spec {spec!r}: `|{SKIP_UNREADABLE}` applies to "
                                f"{', '.join(SKIPPING_KINDS)} specs; the demo's images are always readable.")
-        return _with_identity(demo(cache_dir), identity)
-    loaded = _load(text, spec, cache_dir, roots)
+        loaded = demo(cache_dir)
+    else:
+        loaded = _load(text, spec, cache_dir, roots)
+    if rdm_files:
+        for file in rdm_files:
+            (data_roots() if roots is None else roots).check_tree(file, "RDM file")  # a per-subject folder too
+        loaded = with_rdms(loaded, rdm_files)
     if skipping and not loaded.has_images:
-        raise DatasetError(f"dataset spec {spec!r}: an embeddings set has no images to skip; drop "
-                           f"`|{SKIP_UNREADABLE}`.")
+        raise DatasetError(f"dataset spec {spec!r}: a set without images (embeddings, RDM-only) has no images to "
+                           f"skip; drop `|{SKIP_UNREADABLE}`.")
     loaded = _with_identity(loaded, identity)
     return skip_unreadable(loaded) if skipping else loaded
 
@@ -332,7 +379,7 @@ def _with_identity(image_set: ImageSet, identity: ImageIdentity) -> ImageSet:
     if identity.by_content and image_set.identity.by_content:
         return dataclasses.replace(image_set, identity=identity)
     return _assemble(image_set.name, image_set.root, image_set.paths, image_set.metadata, image_set.references,
-                     image_set.skipped, identity)
+                     image_set.skipped, identity, **image_set._rdms_of())
 
 
 def _load(text: str, spec: str, cache_dir: str | Path, roots: DataRoots | None) -> ImageSet:
@@ -340,7 +387,7 @@ def _load(text: str, spec: str, cache_dir: str | Path, roots: DataRoots | None) 
     roots = data_roots() if roots is None else roots
     kind, separator, argument = text.partition(":")
     argument = argument.strip()
-    loaders = {"oasis": oasis, "folder": image_folder, "manifest": lambda path: manifest(path, roots)}
+    loaders = {"oasis": oasis, "folder": image_folder, "manifest": lambda path: manifest(path, roots), "neural": neural}
     with_options = {"things": (things, "THINGS", THINGS_OPTIONS), "embeddings": (embeddings, "embeddings",
                                                                                   EMBEDDINGS_OPTIONS)}
     if not separator or (kind not in loaders and kind not in with_options):
@@ -384,9 +431,10 @@ def _confined(image_set: ImageSet, roots: DataRoots) -> ImageSet:
 
 def _assemble(name: str, root: Path, paths: tuple[Path, ...], metadata: pd.DataFrame,
               references: tuple[Reference, ...] = (), skipped: tuple[SkippedImage, ...] = (),
-              identity: ImageIdentity = ImageIdentity()) -> ImageSet:
+              identity: ImageIdentity = ImageIdentity(), *, rdm_references: tuple[RdmReference, ...] = (),
+              model_rdms: tuple[RdmReference, ...] = ()) -> ImageSet:
     """Validate metadata (N rows), order its columns, fingerprint, and build the ImageSet."""
-    if not paths and (not references or not len(metadata)):
+    if not paths and (not (references or rdm_references) or not len(metadata)):
         raise DatasetError(f"dataset {name} ({root}) contains no {'items' if references else 'images'}; add "
                            f"{'rows' if references else 'images'} or pick another dataset.")
     table = metadata.reset_index(drop=True)
@@ -403,20 +451,26 @@ def _assemble(name: str, root: Path, paths: tuple[Path, ...], metadata: pd.DataF
     table = table[[c for c in CORE_COLUMNS + AFFECT_COLUMNS if c in table.columns] + extras]
     references = tuple(Reference(reference.name, np.ascontiguousarray(reference.embedding, dtype=np.float32))
                        for reference in references)
+    rdms = tuple(("reference", group) for group in rdm_references) + tuple(("model", group) for group in model_rdms)
     return ImageSet(name=name, root=root, paths=paths, metadata=table,
-                    fingerprint=_fingerprint(root, paths, table, references, skipped, identity),
-                    references=references, skipped=skipped, identity=identity)
+                    fingerprint=_fingerprint(root, paths, table, references, skipped, identity, rdms),
+                    references=references, skipped=skipped, identity=identity, rdm_references=tuple(rdm_references),
+                    model_rdms=tuple(model_rdms))
 
 
 def _fingerprint(root: Path, paths: tuple[Path, ...], metadata: pd.DataFrame, references: tuple[Reference, ...],
-                 skipped: tuple[SkippedImage, ...], identity: ImageIdentity) -> str:
-    """sha256 over every image's (relative path, size, content digest), the metadata CSV, every reference's bytes
-    and, when images were skipped, their paths (core.data.fingerprints; `identity` keeps earlier fingerprints)."""
+                 skipped: tuple[SkippedImage, ...], identity: ImageIdentity,
+                 rdms: tuple[tuple[str, RdmReference], ...] = ()) -> str:
+    """sha256 over every image's (relative path, size, content digest), the metadata CSV, every reference's bytes,
+    when images were skipped their paths, and every RDM group's name, subjects and values (core.data.fingerprints;
+    `identity` keeps earlier fingerprints)."""
     tail = metadata.to_csv().encode()
     for reference in references:  # names left out: one reference hashes as before references had names
         tail += f"{reference.embedding.shape}".encode() + reference.embedding.tobytes()
     if skipped:  # a set without skips hashes as before skipping existed
         tail += "".join(f"skipped\0{image.label}\n" for image in skipped).encode()
+    for role, group in rdms:  # a set without RDMs hashes as before RDMs existed
+        tail += role.encode() + b"\0" + group.fingerprint_bytes()
     return identity.fingerprint(image_stats(root, paths), tail)
 
 

@@ -15,6 +15,7 @@ import torch
 
 from core.data.datasets import SKIPPING_KINDS, DatasetError, ImageSet, with_skip_option
 from core.data.image_check import check_images, image_problems_message
+from core.data.neural import RDMS_OPTION, describe_groups
 from core.data.roots import ROOTS_VARIABLE, data_roots
 from core.encoders.catalogue import CATALOGUE, CATALOGUE_BY_SPEC, PARADIGM_HELP, PARADIGMS, entries_of
 from core.encoders.specs import (DEFAULT_DIM, FINAL_LAYER, FLAT, MAX_DIM, MIN_DIM, POOLINGS, SPEC_HELP,
@@ -31,6 +32,7 @@ DATASET_KINDS = {
     "folder": "Image folder (one sub-folder per category)",
     "manifest": "Manifest CSV",
     "embeddings": "Embeddings (no images)",
+    "neural": "Neural / behavioural RDMs (e.g. the 92-image set)",
 }
 # Pages that read only a dataset's representations; the others need its images.
 REPRESENTATION_PAGES = ("Alignment", "Similarity", "Explore")
@@ -145,9 +147,19 @@ def _dataset_controls() -> tuple[ImageSet | None, str, str]:
                              "object_images/<concept>/. Image folder: root/<category>/<image>. Manifest: a CSV "
                              "with a `path` column plus label/target columns. Embeddings: representations without "
                              "images (e.g. GWTune's THINGS embeddings), one N × d matrix per file, for the "
-                             + " and ".join(REPRESENTATION_PAGES) + " pages.")
+                             + " and ".join(REPRESENTATION_PAGES) + " pages. Neural / behavioural RDMs: a folder "
+                             "with per-subject RDMs in rdms/ and the stimuli (stimuli.csv or images/), like the "
+                             "92-image set of Kriegeskorte et al. 2008; without stimuli it holds RDMs only.")
     path = embedding = categories = ""
-    if kind == "embeddings":
+    if kind == "neural":
+        path = st.text_input(
+            "Path", key="dataset_path_neural", **SHARE, placeholder="/data/kriegeskorte92",
+            help="A folder holding rdms/<group>.npy per reference group: (N, N) or a condensed N(N-1)/2 vector for "
+                 "one subject, (S, N, N) for S subjects, (S, R, N, N) for R sessions per subject (averaged per "
+                 "subject), or rdms/<group>/<subject>.npy; rdms/model_<name>.npy are model RDMs, not references. "
+                 "The items: stimuli.csv (a `path` column to the images, `category`, one row per RDM row) or "
+                 "images/ sorted by name; with neither, the set holds RDMs only. README: Datasets.").strip()
+    elif kind == "embeddings":
         path = st.text_input(
             "Path", key="dataset_path_embeddings", **SHARE, placeholder="/data/gwtune/THINGS",
             help="A folder (every .npy/.txt/.csv matrix in it is one representation of the same N items, named by its "
@@ -159,7 +171,7 @@ def _dataset_controls() -> tuple[ImageSet | None, str, str]:
             help="One-hot CSV (item id first, then one 0/1 column per category; first 1 = the category) or an "
                  "id,category CSV. Its id column gives the item ids, in the matrices' row order; without one the "
                  "folder's own category CSV is used, if any, else ids are item_0000, item_0001, …").strip()
-    elif kind != "demo":
+    elif kind != "demo":  # oasis, things, folder, manifest
         path = st.text_input("Path", key=f"dataset_path_{kind}", **SHARE, placeholder="/data/oasis",
                              help="Folder (or CSV file for a manifest) on the machine running RepScope.").strip()
     if kind == "things":
@@ -168,6 +180,11 @@ def _dataset_controls() -> tuple[ImageSet | None, str, str]:
                                        "rows in unique-id order.").strip()
         categories = st.text_input("Category file (optional)", key="things_categories", **SHARE,
                                    help="27-category TSV (0/1 columns) or one-hot CSV indexed by unique id.").strip()
+    rdms = "" if kind == "demo" else st.text_input(
+        "RDM files (optional)", key="dataset_rdms", **SHARE,
+        help="Comma-separated RDM files (or folders of one file per subject) of these same items, in their order: "
+             "each is a neural / behavioural reference group named by its file stem; model_<name> files are "
+             "model RDMs.").strip()
     skipping = kind in SKIPPING_KINDS and st.checkbox(
         SKIP_LABEL, key="skip_unreadable", **SHARE,
         help="Leave the images that cannot be decoded (corrupt, truncated, not an image) out of the dataset instead "
@@ -178,6 +195,7 @@ def _dataset_controls() -> tuple[ImageSet | None, str, str]:
         return None, "Enter the dataset path in the sidebar.", ""
     spec = "demo" if kind == "demo" else f"{kind}:{path}"
     options = {"categories": categories} if kind == "embeddings" else {"embedding": embedding, "categories": categories}
+    options[RDMS_OPTION] = rdms
     spec += "".join(f"|{name}={value}" for name, value in options.items() if value)
     spec = with_skip_option(spec, skipping)
     try:
@@ -186,17 +204,30 @@ def _dataset_controls() -> tuple[ImageSet | None, str, str]:
         st.error(str(error))
         return None, str(error), spec
     if not image_set.has_images:
-        st.caption(f"{image_set.name}: {len(image_set)} items, {len(image_set.references)} representations, "
-                   f"{len(image_set.categories)} categories, no images")
+        held = ", ".join(filter(None, (f"{len(image_set.references)} representations" if image_set.references else "",
+                                       f"{len(image_set.rdm_references)} RDM groups" if image_set.rdm_references
+                                       else "")))
+        st.caption(f"{image_set.name}: {len(image_set)} items, {held}, {len(image_set.categories)} categories, "
+                   f"no images")
+        _rdm_caption(image_set)
         return image_set, "", spec
     targets = "valence/arousal" if image_set.has_affect else "no V-A ratings"
     st.caption(f"{image_set.name}: {len(image_set)} images, {len(image_set.categories)} categories, {targets}")
+    _rdm_caption(image_set)
     if image_set.skipped:
         st.warning(f"Left out {len(image_set.skipped)} unreadable image(s) ({SKIP_LABEL}): "
                    f"{'; '.join(image_set.skipped_labels)}. Every export's provenance names them.")
     elif not skipping:
         _image_check(image_set)
     return image_set, "", spec
+
+
+def _rdm_caption(image_set: ImageSet) -> None:
+    """The set's RDM reference groups (subjects, how sessions were read) and model RDMs, when it has any."""
+    parts = ([f"RDM references: {describe_groups(image_set.rdm_references)}"] if image_set.rdm_references else []) \
+        + ([f"model RDMs: {', '.join(model.name for model in image_set.model_rdms)}"] if image_set.model_rdms else [])
+    if parts:
+        st.caption("; ".join(parts))
 
 
 def _image_check(image_set: ImageSet) -> None:
@@ -349,9 +380,11 @@ def page_start(title: str, caption: str, *, needs_images: bool = True) -> tuple[
 def require_images(image_set: ImageSet, page: str) -> None:
     """Stop a page that needs images, saying why, when the dataset holds representations only."""
     if not image_set.has_images:
+        groups = f", {len(image_set.rdm_references)} RDM groups" if image_set.rdm_references else ""
         st.info(f"The dataset **{image_set.name}** holds representations only ({len(image_set.references)} "
-                f"embeddings of {len(image_set)} items), no images, so the **{page}** page cannot run on it. The "
-                + " and ".join(f"**{name}**" for name in REPRESENTATION_PAGES) + " pages use its representations.")
+                f"embeddings{groups} of {len(image_set)} items), no images, so the **{page}** page cannot run on "
+                "it. The " + " and ".join(f"**{name}**" for name in REPRESENTATION_PAGES)
+                + " pages use its representations.")
         st.stop()
 
 

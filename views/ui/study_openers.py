@@ -14,6 +14,7 @@ from typing import Mapping, Sequence
 
 import streamlit as st
 
+from core.data.neural import split_rdms_option
 from core.encoders.specs import FLAT, flat_dim
 from core.features.results import ResultStore
 from core.studies import analyses
@@ -23,7 +24,8 @@ from views.ui.settings import set_choice
 
 OpenError = analyses.CannotOpen
 SWITCH_KEY = "studies_switch_to"  # set by open_result, read once by the Studies page
-DATASET_KINDS = ("oasis", "things", "folder", "manifest", "embeddings")  # specs `<kind>:<path>` the sidebar selects
+# Specs `<kind>:<path>` the sidebar selects.
+DATASET_KINDS = ("oasis", "things", "folder", "manifest", "embeddings", "neural")
 
 
 @dataclass(frozen=True)
@@ -45,16 +47,18 @@ class Opening:
 
 def dataset_state(spec: str) -> dict:
     """The sidebar's dataset widgets for a dataset spec (`demo`, `oasis:/data/oasis`, `things:/x|embedding=/e.npy`)."""
+    spec, rdm_files = split_rdms_option(spec)
+    rdms = {"dataset_rdms": ",".join(rdm_files)}  # also when none: an earlier choice must not stay
     if spec == "demo":
-        return {"dataset_kind": "demo"}
+        return {"dataset_kind": "demo"} | rdms
     kind, separator, argument = spec.partition(":")
     if not separator or kind not in DATASET_KINDS:
         raise OpenError(f"dataset {spec!r} is not a dataset spec the sidebar can select")
     if kind not in ("things", "embeddings"):
-        return {"dataset_kind": kind, f"dataset_path_{kind}": argument}
+        return {"dataset_kind": kind, f"dataset_path_{kind}": argument} | rdms
     root, *options = argument.split("|")
     values = dict(option.partition("=")[::2] for option in options)
-    state = {"dataset_kind": kind, f"dataset_path_{kind}": root}
+    state = {"dataset_kind": kind, f"dataset_path_{kind}": root} | rdms
     if kind == "things":
         state |= {"things_embedding": values.get("embedding", ""), "things_categories": values.get("categories", "")}
     else:
