@@ -13,7 +13,6 @@ raises `DatasetError` with a message naming the file, row or column and what to 
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -25,18 +24,15 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from core.data.demo import REFERENCE_FILE, ensure_demo
 from core.data.embeddings import Reference, load_embedding, read_representations, things_categories
 from core.data.fingerprints import ImageIdentity, image_stats, relative_label
+from core.data.layouts import IMAGE_EXTENSIONS, first_image_per_concept, read_oasis, things_concept_ids
 from core.data.neural import RdmReference, read_neural_folder, read_rdm_groups, split_rdms_option
 from core.data.roots import DataRoots, data_roots
-from core.data.tables import (DatasetError, MissingPathError, absolute, existing_folder, listing, numeric, plain_name,
-                              read_table, read_text, require_columns, require_files, require_filled)
+from core.data.tables import (DatasetError, MissingPathError, absolute, existing_folder, listing, numeric, read_table,
+                              require_columns, require_files, require_filled)
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 CORE_COLUMNS = ("image_id", "category", "group")
 AFFECT_COLUMNS = ("valence", "arousal")
-OASIS_CSV = "OASIS.csv"
-OASIS_REQUIRED = ("Theme", "Category", "Valence_mean", "Arousal_mean")
 THINGS_IMAGE_FOLDERS = ("object_images", "images")
-THINGS_UNIQUE_IDS = "unique_id.txt"
 THINGS_OPTIONS = ("unique_ids", "embedding", "categories")
 EMBEDDINGS_OPTIONS = ("categories", "ids")
 DEFAULT_CATEGORY = "all"
@@ -226,14 +222,14 @@ def load_image(path: Path, draft_size: int | None = None) -> Image.Image:
 def oasis(root: str | Path) -> ImageSet:
     """OASIS folder (OASIS.csv + images/<Theme>.jpg) -> ImageSet of N images with valence/arousal (1-7)."""
     folder = existing_folder(root, "OASIS root")
-    paths, metadata = _read_oasis(folder)
+    paths, metadata = read_oasis(folder)
     return _assemble("oasis", folder, paths, metadata)
 
 
 def demo(cache_dir: str | Path) -> ImageSet:
     """Procedural demo (384 images, see core.data.demo) with its (384, 48) synthetic human embedding."""
     folder = ensure_demo(cache_dir)
-    paths, metadata = _read_oasis(folder)
+    paths, metadata = read_oasis(folder)
     reference = Reference("demo human", load_embedding(folder / REFERENCE_FILE, len(paths)))
     return _assemble("demo", folder, paths, metadata, (reference,))
 
@@ -246,8 +242,8 @@ def things(root: str | Path, *, unique_ids: str | Path | None = None, embedding:
     if image_root is None:
         raise DatasetError(f"{folder} has no {' or '.join(n + '/' for n in THINGS_IMAGE_FOLDERS)} folder; "
                            f"expected the THINGS layout {folder}/object_images/<concept>/<image>.jpg.")
-    concept_ids = _things_concept_ids(folder, image_root, unique_ids)
-    paths = _first_image_per_concept(image_root, concept_ids)
+    concept_ids = things_concept_ids(folder, image_root, unique_ids)
+    paths = first_image_per_concept(image_root, concept_ids)
     metadata = pd.DataFrame({"image_id": concept_ids, "category": DEFAULT_CATEGORY, "group": concept_ids})
     if categories is not None:
         primary, listed = things_categories(Path(categories).expanduser(), concept_ids)
@@ -472,70 +468,6 @@ def _fingerprint(root: Path, paths: tuple[Path, ...], metadata: pd.DataFrame, re
     for role, group in rdms:  # a set without RDMs hashes as before RDMs existed
         tail += role.encode() + b"\0" + group.fingerprint_bytes()
     return identity.fingerprint(image_stats(root, paths), tail)
-
-
-def _read_oasis(folder: Path) -> tuple[tuple[Path, ...], pd.DataFrame]:
-    """OASIS folder -> (N image paths, N-row metadata) without opening any image."""
-    csv_file = folder / OASIS_CSV
-    if not csv_file.is_file():
-        raise DatasetError(f"{csv_file} not found; an OASIS root must contain {OASIS_CSV} and an images/ folder.")
-    table = read_table(csv_file)
-    require_columns(table, OASIS_REQUIRED, csv_file.name)
-    for column in ("Theme", "Category"):
-        require_filled(table, column, csv_file.name)
-    themes = table["Theme"].astype(str).str.strip()
-    duplicated = themes[themes.duplicated()].unique().tolist()
-    if duplicated:
-        raise DatasetError(f"{csv_file.name}: duplicate Theme(s) {listing(duplicated)}; each row must name its "
-                           f"own image.")
-    image_dir = folder / "images"
-    if not image_dir.is_dir():
-        raise DatasetError(f"{image_dir} not found; OASIS images must sit in images/<Theme>.jpg next to {OASIS_CSV}.")
-    for row, theme in enumerate(themes):
-        plain_name(theme, f"{csv_file.name} line {row + 2}: Theme")
-    paths = tuple(image_dir / f"{theme}.jpg" for theme in themes)
-    require_files(paths, [f"Theme {theme!r} (line {row + 2})" for row, theme in enumerate(themes)], csv_file.name,
-                   "restore the files or remove those rows")
-    # The real file's first column has no header; pandas calls it "Unnamed: 0".
-    unnamed_id = {table.columns[0]: "oasis_id"} if table.columns[0].startswith("Unnamed:") else {}
-    extras = table.drop(columns=list(OASIS_REQUIRED)).rename(columns=unnamed_id)
-    metadata = pd.DataFrame({
-        "image_id": themes,
-        "category": table["Category"].astype(str).str.strip(),
-        # "Acorns 1" -> "Acorns": OASIS numbers the images of one theme.
-        "group": [re.sub(r"\s*\d+$", "", theme) or theme for theme in themes],
-        "valence": numeric(table, "Valence_mean", csv_file.name, themes.map(lambda theme: f"Theme {theme!r}")),
-        "arousal": numeric(table, "Arousal_mean", csv_file.name, themes.map(lambda theme: f"Theme {theme!r}")),
-    })
-    return paths, pd.concat([metadata, extras], axis=1)
-
-
-def _things_concept_ids(folder: Path, image_root: Path, unique_ids: str | Path | None) -> list[str]:
-    """Concept ids in embedding row order: the unique-id file (given or root/unique_id.txt) or sorted folders."""
-    id_file = Path(unique_ids).expanduser() if unique_ids is not None else folder / THINGS_UNIQUE_IDS
-    if unique_ids is not None and not id_file.is_file():
-        raise DatasetError(f"unique-id file {id_file} not found; give a text file with one concept id per line.")
-    if id_file.is_file():
-        ids = [line.strip() for line in read_text(id_file).splitlines() if line.strip()]
-        if not ids:
-            raise DatasetError(f"unique-id file {id_file} is empty; it needs one concept id per line.")
-        return ids
-    return sorted(path.name for path in image_root.iterdir() if path.is_dir() and not path.name.startswith("."))
-
-
-def _first_image_per_concept(image_root: Path, concept_ids: list[str]) -> tuple[Path, ...]:
-    """(N,) first image file (sorted by name) inside image_root/<concept id>/ for every concept."""
-    first_files = {}
-    for concept in concept_ids:
-        folder = image_root / plain_name(concept, "THINGS concept id")
-        files = sorted(path for path in folder.iterdir() if path.suffix.lower() in IMAGE_EXTENSIONS
-                       and not path.name.startswith(".")) if folder.is_dir() else []
-        first_files[concept] = files[0] if files else None
-    missing = [concept for concept, path in first_files.items() if path is None]
-    if missing:
-        raise DatasetError(f"{len(missing)} concept(s) have no image folder (or an empty one) under {image_root}: "
-                           f"{listing(missing)}; add <concept>/<image>.jpg or drop the ids from the unique-id list.")
-    return tuple(first_files[concept] for concept in concept_ids)
 
 
 def per_class_subset(image_set: ImageSet, images_per_class: int | None, seed: int = 0) -> np.ndarray:
