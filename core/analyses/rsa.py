@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 from scipy.stats import rankdata
 from scipy.stats._stats import _kendall_dis
 
@@ -50,13 +51,14 @@ def _centre(vectors: np.ndarray) -> np.ndarray:
     return vectors - vectors.mean(axis=1, keepdims=True)
 
 
-def _indicators(n: int, keep: np.ndarray) -> np.ndarray:
-    """rsatoolbox's row + column indicator (P + N, N) of the kept pairs and the N diagonal entries."""
+def _indicators(n: int, keep: np.ndarray) -> sparse.csr_matrix:
+    """rsatoolbox's row + column indicator (P' + N, N), sparse: the kept pairs' two items, then the N diagonal ones."""
     i, j = np.triu_indices(n, 1)
-    pairs = np.zeros((len(i), n))
-    pairs[np.arange(len(i)), i] = 1
-    pairs[np.arange(len(i)), j] += 1
-    return np.concatenate([pairs[keep], 2 * np.eye(n)])
+    i, j = i[keep], j[keep]
+    rows = np.concatenate([np.arange(len(i)), np.arange(len(i)), len(i) + np.arange(n)])
+    cols = np.concatenate([i, j, np.arange(n)])
+    values = np.concatenate([np.ones(2 * len(i)), np.full(n, 2.0)])
+    return sparse.csr_matrix((values, (rows, cols)), shape=(len(i) + n, n))
 
 
 def _whiten(vectors: np.ndarray, keep: np.ndarray) -> np.ndarray:
@@ -67,13 +69,17 @@ def _whiten(vectors: np.ndarray, keep: np.ndarray) -> np.ndarray:
     sum_i = _indicators(n, keep)
     if keep.all():
         # double centring of the second-moment matrix: row/column means and the grand mean
-        m = w @ sum_i / n
+        m = (sum_i.T @ w.T).T / n
         mm = np.sum(w * 2, axis=1, keepdims=True) / (n * n)
-        w = w - m @ sum_i.T + mm
+        w = w - (sum_i @ m.T).T + mm
     else:
-        sum_i[n_kept:] /= 2
-        diag = np.concatenate([np.full((n_kept, 1), 0.5), np.ones((n, 1))])
-        w = w - w @ sum_i @ np.linalg.inv(sum_i.T @ (diag * sum_i)) @ (diag * sum_i).T
+        # least-squares double centring with missing pairs (rsatoolbox's one-line projection)
+        halve = sparse.diags(np.concatenate([np.ones(n_kept), np.full(n, 0.5)]))
+        sum_i = halve @ sum_i
+        diag = np.concatenate([np.full(n_kept, 0.5), np.ones(n)])
+        weighted = sparse.diags(diag) @ sum_i
+        gram = (sum_i.T @ weighted).toarray()
+        w = w - (weighted @ np.linalg.solve(gram, (sum_i.T @ w.T))).T
     w[:, :n_kept] *= np.sqrt(2)
     return w
 
@@ -105,17 +111,20 @@ def prepare(vectors: np.ndarray, method: str, keep: np.ndarray | None = None) ->
     """The per-RDM transform of a comparator (K, P) -> (K, P''): ranks, centring, whitening, done once per RDM."""
     _check(method)
     v = np.asarray(vectors, dtype=float)
-    if keep is not None:
-        v = v[:, keep]
+    full = keep is None or v.shape[1] == keep.size
+    if keep is not None and full:
+        v = v[:, keep]  # else: the rows hold only the kept pairs already
+    if keep is None:
+        keep = np.ones(v.shape[1], bool)
     if method in RANK_METHODS:
         v = _rank(v)
         return v if method == "tau-a" else _centre(v)
     if method == "corr":
         return _centre(v)
     if method == "corr_cov":
-        return _whiten(_centre(v), np.ones(vectors.shape[1], bool) if keep is None else keep)
+        return _whiten(_centre(v), keep)
     if method == "cosine_cov":
-        return _whiten(v, np.ones(vectors.shape[1], bool) if keep is None else keep)
+        return _whiten(v, keep)
     return v
 
 
@@ -184,9 +193,9 @@ def _transformed(data: np.ndarray, method: str) -> np.ndarray:
     return _rank(data)
 
 
-def _paired(a: np.ndarray, b: np.ndarray, method: str) -> np.ndarray:
-    """Comparator of row s of a with row s of b, both (S, P) with no NaN -> (S,)."""
-    pa, pb = prepare(a, method), prepare(b, method)
+def _paired(a: np.ndarray, b: np.ndarray, method: str, keep: np.ndarray) -> np.ndarray:
+    """Comparator of row s of a with row s of b, both (S, P') of the kept pairs -> (S,)."""
+    pa, pb = prepare(a, method, keep), prepare(b, method, keep)
     if method == "tau-a":
         return np.array([_tau_a(x, y) for x, y in zip(pa, pb)])
     if method == "rho-a":
@@ -222,6 +231,6 @@ def noise_ceiling(data: np.ndarray, method: str = "corr", counts: np.ndarray | N
             others = others - others.min(axis=1, keepdims=True)
     else:
         others = np.repeat(upper_pool[None], len(data), axis=0)
-    lower = _paired(others[present], data[present], method)
-    upper = _paired(np.repeat(upper_pool[None], present.sum(), axis=0), data[present], method)
+    lower = _paired(others[present], data[present], method, keep)
+    upper = _paired(np.repeat(upper_pool[None], present.sum(), axis=0), data[present], method, keep)
     return NoiseCeiling(float(lower.mean()), float(upper.mean()), lower, upper)
