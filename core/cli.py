@@ -4,6 +4,7 @@
     python -m core list-layers open_clip:ViT-B-16@openai
     python -m core catalogue
     python -m core similarity A.npy B.npy C.csv --measure cka_linear,rsa_spearman --bootstrap 1000 --json
+    python -m core rsa --data hIT.npy --models layer1.npy layer2.npy --method spearman --bootstrap 1000 --json
     python -m core study run studies/demo.toml --engine ray
 """
 from __future__ import annotations
@@ -21,6 +22,7 @@ from core.encoders.specs import (DEFAULT_DIM, MAX_DIM, MIN_DIM, POOLINGS, SPEC_H
 from core.features.extract import extract
 from core.paths import cache_root
 from core.progress import Progress
+from core.rsa_cli import add_rsa_parser, run_rsa
 from core.similarity_cli import add_similarity_parser, run_similarity
 from core.study_cli import add_study_parser, run_study_command
 from core.stores import Stores
@@ -48,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     catalogue.add_argument("--paradigm", action="append", choices=PARADIGMS,
                            help="only this paradigm (repeat for several; default: all)")
     add_similarity_parser(commands)
+    add_rsa_parser(commands)
     add_study_parser(commands)
     args = parser.parse_args(argv)
     cache = args.cache or cache_root()
@@ -61,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
             print(catalogue_table(args.paradigm or PARADIGMS))
         elif args.command == "similarity":
             run_similarity(args)
+        elif args.command == "rsa":
+            run_rsa(args)
         elif args.command == "study":
             return run_study_command(args, cache)
         else:
