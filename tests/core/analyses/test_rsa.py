@@ -183,3 +183,47 @@ def test_monkey_it_is_far_above_zero_and_below_the_human_lower_ceiling(hit):
     assert result.mean[monkey] > result.mean[low_level].max()  # above every low-level model (animacy is 0.387)
     fdr = [d.p_fdr for d in result.pairwise]
     assert all(q >= p for q, p in zip(fdr, (d.p for d in result.pairwise)))
+
+
+@pytest.mark.parametrize("resample", ["subjects", "stimuli"])
+def test_single_bootstraps_replay_rsatoolbox(hit, resample, monkeypatch):
+    """eval_bootstrap_rdm / eval_bootstrap_pattern with their draws recorded: same samples, ceilings and p-values."""
+    import rsatoolbox.inference.evaluate as evaluate
+    from rsatoolbox.model import ModelFixed
+
+    models, data, names = hit
+    models, names = models[[0, 7]], [names[0], names[7]]
+    draws = []
+    name = "bootstrap_sample_rdm" if resample == "subjects" else "bootstrap_sample_pattern"
+    original = getattr(evaluate, name)
+
+    def recording(*args, **kwargs):
+        sample, index = original(*args, **kwargs)
+        draws.append(np.asarray(index))
+        return sample, index
+
+    monkeypatch.setattr(evaluate, name, recording)
+    np.random.seed(5)
+    fixed_models = [ModelFixed(n, squareform(m)) for n, m in zip(names, models)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run = evaluate.eval_bootstrap_rdm if resample == "subjects" else evaluate.eval_bootstrap_pattern
+        reference = run(fixed_models, RDMs(data), method="spearman", N=15)
+        p_pairs, p_zero, p_noise = reference.test_all()
+    drawn = np.array(draws)
+    index_sets = ((drawn, np.tile(np.arange(92), (15, 1))) if resample == "subjects"
+                  else (np.tile(np.arange(4), (15, 1)), drawn))
+    ours = evaluate_rsa(models, data, "spearman", names, n_bootstrap=15, resample=resample, index_sets=index_sets)
+    np.testing.assert_allclose(ours.samples, reference.evaluations, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(ours.ceiling_samples, reference.noise_ceiling.T, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(ours.p_vs_zero, p_zero, atol=1e-10)
+    np.testing.assert_allclose(ours.p_vs_lower_ceiling, p_noise, atol=1e-10)
+    np.testing.assert_allclose(ours.pairwise[0].p, p_pairs[0, 1], atol=1e-10)
+
+
+def test_progress_reports_every_sample_count_up_to_the_total():
+    rng = np.random.default_rng(4)
+    truth, data = synthetic_group(rng)
+    seen = []
+    evaluate_rsa(truth[None], data, "corr", n_bootstrap=45, resample="both", progress=seen.append)
+    assert [p.done for p in seen] == [20, 40, 45] and all(p.total == 45 for p in seen)
