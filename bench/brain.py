@@ -18,12 +18,12 @@ independent, so its cost is per model); the output says so.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 from scipy.spatial.distance import pdist
@@ -87,11 +87,12 @@ def main() -> int:
 
     from importlib.metadata import version
 
-    os.environ.setdefault("TQDM_DISABLE", "1")  # rsatoolbox's per-sample progress bars
+    import rsatoolbox.inference.evaluate as rsatoolbox_evaluate
     from rsatoolbox.inference import eval_dual_bootstrap, eval_fixed
     from rsatoolbox.model import ModelFixed
     from rsatoolbox.rdm import RDMs
 
+    rsatoolbox_evaluate.tqdm = SimpleNamespace(trange=range)  # no per-sample progress bar (nor its cost)
     rsa_data = RDMs(data)
     rsa_models = [ModelFixed(name, vector) for name, vector in zip(names, models)]
     n_timed = min(args.baseline_models or len(names), len(names))
