@@ -133,7 +133,9 @@ def test_few_subjects_or_stimuli_warn_not_raise():
 def test_draws_are_seeded_and_shared_by_all_models():
     a = draw_index_sets(4, 92, 5, "both", np.random.default_rng(0))
     b = draw_index_sets(4, 92, 5, "both", np.random.default_rng(0))
-    np.testing.assert_array_equal(a[0], b[0]) and np.testing.assert_array_equal(a[1], b[1])
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    assert a[1].shape == (5, 92) and a[1].max() < 92 and not (a[1] == np.arange(92)).all()
     subjects, items = draw_index_sets(4, 92, 5, "subjects", np.random.default_rng(0))
     np.testing.assert_array_equal(items, np.tile(np.arange(92), (5, 1)))
 
