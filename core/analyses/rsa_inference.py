@@ -154,13 +154,17 @@ def evaluate_rsa(models: np.ndarray, data: np.ndarray, method: str = "corr", mod
     # kinds: 0 both, 1 subjects only, 2 stimuli only (rsatoolbox's order); a single bootstrap fills one of them
     evals = np.full((3, b_total, n_models), np.nan)
     ceils = np.full((3, b_total, 2), np.nan)
+    subject_ceilings: dict[bytes, tuple[float, float]] = {}
     for b in range(b_total):
         counts = np.bincount(subject_sets[b], minlength=n_subjects).astype(float)
         items = item_sets[b]
         if resample in ("subjects", "both"):
             evals[1, b] = per_subject @ counts / counts.sum()
-            nc = noise_ceiling(data, method, counts)
-            ceils[1, b] = nc.lower, nc.upper
+            key = counts.tobytes()  # few distinct subject multisets (35 for 4 subjects): each ceiling computed once
+            if key not in subject_ceilings:
+                nc = noise_ceiling(data, method, counts)
+                subject_ceilings[key] = nc.lower, nc.upper
+            ceils[1, b] = subject_ceilings[key]
         if resample in ("stimuli", "both") and len(np.unique(items)) >= 3:
             m_b, d_b = resample_items(models, items), resample_items(data, items)
             keep = ~np.isnan(d_b[0])
