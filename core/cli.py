@@ -5,6 +5,7 @@
     python -m core catalogue
     python -m core dataset neural:/data/kriegeskorte92
     python -m core similarity A.npy B.npy C.csv --measure cka_linear,rsa_spearman --bootstrap 1000 --json
+    python -m core rsa --data hIT.npy --models layer1.npy layer2.npy --method spearman --bootstrap 1000 --json
     python -m core study run studies/demo.toml --engine ray
 """
 from __future__ import annotations
@@ -22,6 +23,7 @@ from core.encoders.specs import (DEFAULT_DIM, MAX_DIM, MIN_DIM, POOLINGS, SPEC_H
 from core.features.extract import extract
 from core.paths import cache_root
 from core.progress import Progress
+from core.rsa_cli import add_rsa_parser, run_rsa
 from core.similarity_cli import add_similarity_parser, run_similarity
 from core.study_cli import add_study_parser, run_study_command
 from core.stores import Stores
@@ -52,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
                                                   "references, RDM groups, fingerprint")
     dataset.add_argument("spec", help=DATASET_SPEC_HELP)
     add_similarity_parser(commands)
+    add_rsa_parser(commands)
     add_study_parser(commands)
     args = parser.parse_args(argv)
     cache = args.cache or cache_root()
@@ -67,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
             print(dataset_summary(load_dataset(args.spec, cache)))
         elif args.command == "similarity":
             run_similarity(args)
+        elif args.command == "rsa":
+            run_rsa(args)
         elif args.command == "study":
             return run_study_command(args, cache)
         else:

@@ -1,4 +1,4 @@
-"""Encoding models (docs/science.md §10): cross-validated ridge from a layer's features to every recorded unit.
+"""Encoding models (docs/science.md §11): cross-validated ridge from a layer's features to every recorded unit.
 
 For response patterns of one subject, (N, U) or repetitions (R, N, U) averaged over R, each unit is predicted from
 (N, D) features under shuffled K-fold cross-validation over items (`core.analyses.cv.CrossValidation("kfold")`).
@@ -18,7 +18,7 @@ T (Qᵀy / (λ + α)) are products of small matrices.
 Scores per unit over all N out-of-fold predictions pooled: Pearson r and R² (as `affect.metrics_table`). Ceiling
 per unit: split-half reliability of the repetitions with the Spearman-Brown correction, the reliability of the mean
 of R repetitions the model is scored against. Summary: the median r over units whose reliability exceeds a
-threshold, raw and as r / sqrt(reliability) (docs/science.md §10).
+threshold, raw and as r / sqrt(reliability) (docs/science.md §11).
 """
 from __future__ import annotations
 
