@@ -1,4 +1,4 @@
-"""Encoding models (docs/science.md §10): equality with scikit-learn's Ridge and RidgeCV, known answers."""
+"""Encoding models (docs/science.md §11): equality with scikit-learn's Ridge and RidgeCV, known answers."""
 from __future__ import annotations
 
 import numpy as np
