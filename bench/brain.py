@@ -30,9 +30,9 @@ from scipy.spatial.distance import pdist
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.analyses.rsa import compare_rdms  # noqa: E402
+from core.analyses.rsa import compare_rdms, condensed  # noqa: E402
 from core.analyses.rsa_inference import evaluate_rsa  # noqa: E402
-from core.data.rdm_files import condensed, load_rdms  # noqa: E402
+from core.data.neural import read_rdm_file  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "kriegeskorte92"
 ENCODERS = ("bundled:efficientnet_lite0", "untrained:timm:vit_small_patch16_224")
@@ -73,11 +73,11 @@ def main() -> int:
         print(f"the 92-image data are absent ({DATA}); nothing to measure")
         return 1
     samples = args.samples or (20 if args.quick else 1000)
-    stack, note = load_rdms(DATA / "rdms" / "hIT_subjects_sessions.npy")
-    data = condensed(stack)
+    human_it = read_rdm_file(DATA / "rdms" / "hIT_subjects_sessions.npy")
+    data, note = condensed(human_it.rdms), f"human IT: {human_it.note}"
     files = ("model_animacy", "model_EVA", "mIT_674neurons") if args.quick else FILES
     rdms = {} if args.quick else encoder_rdms()
-    rdms.update({name: condensed(load_rdms(DATA / "rdms" / f"{name}.npy")[0])[0] for name in files})
+    rdms.update({name: condensed(read_rdm_file(DATA / "rdms" / f"{name}.npy").rdms)[0] for name in files})
     names, models = list(rdms), np.array(list(rdms.values()))
     print(f"{note}; {len(names)} models, {samples} dual-bootstrap samples, method {args.method}")
 

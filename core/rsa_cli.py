@@ -12,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from core.analyses.rsa import METHODS
+from core.analyses.rsa import METHODS, condensed
 from core.analyses.rsa_inference import RsaEvaluation, evaluate_rsa
-from core.data.rdm_files import RdmFileError, condensed, load_rdms
+from core.data.neural import read_rdm_file
+from core.data.tables import DatasetError
 from core.progress import Progress
 
 RESAMPLE_CHOICES = ("subjects", "stimuli", "both")
@@ -38,24 +39,20 @@ def add_rsa_parser(commands) -> None:
 
 
 def read_inputs(data_files: list[Path], model_files: list[Path]) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Data (S, P) and models (M, P) condensed, model names; RdmFileError naming the file for any bad input."""
+    """Data (S, P) and models (M, P) condensed, model names; DatasetError naming the file for any bad input."""
     subjects, n_items = [], None
     for path in data_files:
-        stack, note = load_rdms(path)
-        if note:
-            print(note, file=sys.stderr)
-        if n_items is not None and stack.shape[-1] != n_items:
-            raise RdmFileError(f"{path}: RDMs of N = {stack.shape[-1]} items, but {data_files[0]} has N = {n_items}")
-        n_items = stack.shape[-1]
-        subjects.append(condensed(stack))
+        read = read_rdm_file(path, n_items, n_items_of=f"data file {data_files[0]}")
+        if read.note:
+            print(f"{path}: {read.note}", file=sys.stderr)
+        n_items = read.rdms.shape[-1]
+        subjects.append(condensed(read.rdms))
     models = []
     for path in model_files:
-        stack, _ = load_rdms(path)
-        if len(stack) != 1:
-            raise RdmFileError(f"{path}: holds {len(stack)} RDMs; a model file holds one")
-        if stack.shape[-1] != n_items:
-            raise RdmFileError(f"{path}: a model RDM of N = {stack.shape[-1]} items, the data have N = {n_items}")
-        models.append(condensed(stack)[0])
+        read = read_rdm_file(path, n_items, n_items_of="the data")
+        if len(read.rdms) != 1:
+            raise DatasetError(f"RDM file {path} holds {len(read.rdms)} RDMs; a model file holds one.")
+        models.append(condensed(read.rdms)[0])
     return np.concatenate(subjects), np.array(models), [path.stem for path in model_files]
 
 

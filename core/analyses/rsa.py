@@ -18,6 +18,12 @@ METHODS = ("corr", "spearman", "tau-a", "rho-a", "cosine", "corr_cov", "cosine_c
 RANK_METHODS = ("spearman", "rho-a", "tau-a")
 
 
+def condensed(stack: np.ndarray) -> np.ndarray:
+    """(S, N, N) symmetric RDMs -> (S, N (N - 1) / 2) upper triangles in scipy `squareform` order."""
+    i, j = np.triu_indices(stack.shape[-1], 1)
+    return stack[:, i, j]
+
+
 def n_items_of(n_pairs: int) -> int:
     """N such that N (N - 1) / 2 == n_pairs; ValueError when there is none."""
     n = int(round((1 + np.sqrt(1 + 8 * n_pairs)) / 2))

@@ -1,8 +1,9 @@
 """Neural and behavioural references given as RDMs: per group (e.g. 'hIT', 'mIT', 'behaviour') one N × N RDM per
 subject, beside the images of the same N items or without images; and model RDMs shipped with such data.
 
-`read_rdm_file` reads and checks one file: (N, N) one subject, a condensed N(N-1)/2 vector (the upper triangle row
-by row, scipy's `squareform` order) one subject, (S, N, N) S subjects, (S, R, N, N) R repeated sessions per subject
+`read_rdm_file` reads and checks one file (a dataset's RDM groups, `python -m core rsa`'s data and models): (N, N)
+one subject, a condensed N(N-1)/2 vector (the upper triangle row by row, scipy's `squareform` order) one subject,
+(S, N(N-1)/2) S condensed subjects, (S, N, N) S subjects, (S, R, N, N) R repeated sessions per subject
 (averaged per subject, and the note says so). Every RDM must be square, free of NaN / infinite entries, symmetric
 (within 1e-8) with a zero diagonal (within 1e-8); a bad file raises DatasetError naming the file, the subject /
 session and the entries at fault.
@@ -46,7 +47,8 @@ MODEL_PREFIX = "model_"
 DESCRIPTORS = ("_subjects_sessions", "_sessions_subjects", "_subjects", "_sessions")  # dropped from group names
 RDMS_OPTION = "rdms"  # spec option |rdms=<file>[,<file>]: RDM groups attached to any dataset
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-SHAPES = "(N, N), a condensed N(N-1)/2 vector, (S, N, N) subjects or (S, R, N, N) subjects x sessions"
+SHAPES = ("(N, N), a condensed N(N-1)/2 vector, (S, N(N-1)/2) condensed subjects, (S, N, N) subjects or "
+          "(S, R, N, N) subjects x sessions")
 
 
 @dataclass(frozen=True, eq=False)
@@ -111,16 +113,20 @@ class NeuralFolder:
     models: tuple[RdmReference, ...]
 
 
-def read_rdm_file(path: str | Path, n_items: int | None = None, *, sessions: bool = False) -> RdmFile:
+def read_rdm_file(path: str | Path, n_items: int | None = None, *, sessions: bool = False,
+                  n_items_of: str = "the dataset") -> RdmFile:
     """An RDM file (see the module doc for the shapes) -> RdmFile with (S, N, N) float64 checked RDMs.
 
-    `n_items`: the N the dataset has (its images); `sessions`: a 3-D file is (R, N, N) sessions of one subject
-    (a file of a per-subject folder), averaged into (1, N, N). DatasetError names the file and the fault."""
+    `n_items`: the N the file must have, that of `n_items_of` (the dataset's images, the first data file);
+    `sessions`: a 3-D file is (R, N, N) sessions of one subject (a file of a per-subject folder), averaged into
+    (1, N, N). DatasetError names the file and the fault."""
     file = Path(path).expanduser()
     array = _load_array(file)
     shape, notes = array.shape, []
     if array.ndim == 1:
         array, notes = _from_condensed(array, file)[None], ["condensed vector"]
+    elif array.ndim == 2 and array.shape[0] != array.shape[1] and _triangular(array.shape[1]):
+        array, notes = np.stack([_from_condensed(row, file) for row in array]), ["condensed vectors"]
     if array.ndim == 2:
         array = array[None]
     if array.ndim == 3 and sessions:
@@ -136,8 +142,8 @@ def read_rdm_file(path: str | Path, n_items: int | None = None, *, sessions: boo
             notes.append(f"{array.shape[1]} sessions averaged per subject")
         array = array.mean(axis=1)
     if n_items is not None and array.shape[-1] != n_items:
-        raise DatasetError(f"RDM file {file} is over {array.shape[-1]} items but the dataset has {n_items}; its rows "
-                           f"and columns must be the dataset's items, in the same order.")
+        raise DatasetError(f"RDM file {file} is over {array.shape[-1]} items but {n_items_of} has {n_items}; its "
+                           f"rows and columns must be the same items, in the same order.")
     return RdmFile(file, np.ascontiguousarray(array, dtype=np.float64), "; ".join(notes))
 
 
@@ -309,6 +315,12 @@ def _load_array(file: Path) -> np.ndarray:
     if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
         raise DatasetError(f"RDM file {file} holds {array.dtype} values, not numbers; save a float array.")
     return array.astype(np.float64)
+
+
+def _triangular(k: int) -> bool:
+    """Whether k = N(N-1)/2 for some N >= 2 (the length of a condensed RDM)."""
+    n = int(round((1 + np.sqrt(1 + 8 * k)) / 2))
+    return k > 0 and n * (n - 1) // 2 == k
 
 
 def _from_condensed(vector: np.ndarray, file: Path) -> np.ndarray:

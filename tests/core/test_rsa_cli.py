@@ -13,7 +13,8 @@ from scipy.spatial.distance import pdist, squareform
 
 from core.analyses.rsa import compare_rdms, noise_ceiling
 from core.cli import main
-from core.data.rdm_files import RdmFileError, load_rdms
+from core.data.neural import read_rdm_file
+from core.data.tables import DatasetError
 
 N = 12
 RNG = np.random.default_rng(0)
@@ -98,8 +99,8 @@ def test_several_data_files_pool_their_subjects(files):
 
 BAD = {"not square": ("data", "not_square", "not square"), "asymmetric": ("data", "asymmetric", "not symmetric"),
        "diagonal": ("data", "diagonal", "non-zero diagonal"), "NaN": ("data", "nan", "NaN"),
-       "1-D wrong length": ("data", "short_vector", "length 11"), "condensed wrong length": ("data", "bad_condensed", "65"),
-       "subjects of different N": ("data2", "other_n", "N = 10"), "model N": ("models", "model_n", "N = 10"),
+       "1-D wrong length": ("data", "short_vector", "11 values"), "condensed wrong length": ("data", "bad_condensed", "65"),
+       "subjects of different N": ("data2", "other_n", "over 10 items"), "model N": ("models", "model_n", "over 10 items"),
        "model with several RDMs": ("models", "several", "holds 2 RDMs"), "unreadable": ("data", "garbage", "cannot read"),
        "missing": ("data", "absent", "absent.npy")}
 
@@ -121,9 +122,9 @@ def test_bad_input_exits_2_naming_the_file(files, tmp_path, case):
     assert len(lines) == 1 and f"{name}.npy" in lines[0] and text in lines[0], err
 
 
-def test_load_rdms_error_is_a_value_error_naming_the_file(files):
-    with pytest.raises(RdmFileError, match="asymmetric.npy"):
-        load_rdms(files["asymmetric"])
-    stack, note = load_rdms(files["sessions"])
-    assert stack.shape == (4, N, N) and "2 sessions averaged" in note
-    assert issubclass(RdmFileError, ValueError)
+def test_the_rdm_file_error_is_a_value_error_naming_the_file(files):
+    with pytest.raises(DatasetError, match="asymmetric.npy"):
+        read_rdm_file(files["asymmetric"])
+    read = read_rdm_file(files["sessions"])
+    assert read.rdms.shape == (4, N, N) and "2 sessions averaged" in read.note
+    assert issubclass(DatasetError, ValueError)
