@@ -97,11 +97,16 @@ def test_several_data_files_pool_their_subjects(files):
     assert record["n_subjects"] == 5
 
 
-BAD = {"not square": ("data", "not_square", "not square"), "asymmetric": ("data", "asymmetric", "not symmetric"),
-       "diagonal": ("data", "diagonal", "non-zero diagonal"), "NaN": ("data", "nan", "NaN"),
-       "1-D wrong length": ("data", "short_vector", "11 values"), "condensed wrong length": ("data", "bad_condensed", "65"),
-       "subjects of different N": ("data2", "other_n", "over 10 items"), "model N": ("models", "model_n", "over 10 items"),
-       "model with several RDMs": ("models", "several", "holds 2 RDMs"), "unreadable": ("data", "garbage", "cannot read"),
+BAD = {"not square": ("data", "not_square", "not square"),
+       "asymmetric": ("data", "asymmetric", "not symmetric"),
+       "diagonal": ("data", "diagonal", "non-zero diagonal"),
+       "NaN": ("data", "nan", "NaN"),
+       "1-D wrong length": ("data", "short_vector", "11 values"),
+       "condensed wrong length": ("data", "bad_condensed", "65"),
+       "subjects of different N": ("data2", "other_n", "over 10 items"),
+       "model N": ("models", "model_n", "over 10 items"),
+       "model with several RDMs": ("models", "several", "holds 2 RDMs"),
+       "unreadable": ("data", "garbage", "cannot read"),
        "missing": ("data", "absent", "absent.npy")}
 
 
