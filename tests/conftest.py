@@ -29,9 +29,20 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+def real_folder(shared_data: Path, name: str, marker: str) -> Path:
+    """shared_data/name, skipping the test when its `marker` file is absent."""
+    folder = shared_data / name
+    if not (folder / marker).is_file():
+        pytest.skip(f"{folder}/{marker} absent")
+    return folder
+
+
 @pytest.fixture(scope="session")
 def oasis_root(shared_data: Path) -> Path:
-    root = shared_data / "oasis"
-    if not (root / "OASIS.csv").is_file():
-        pytest.skip(f"{root}/OASIS.csv absent")
-    return root
+    return real_folder(shared_data, "oasis", "OASIS.csv")
+
+
+@pytest.fixture(scope="session")
+def kriegeskorte92(shared_data: Path) -> Path:
+    """The 92-image folder with human / monkey IT and behavioural RDMs (../shared/data/kriegeskorte92)."""
+    return real_folder(shared_data, "kriegeskorte92", "stimuli.csv")

@@ -22,8 +22,8 @@ def neural_app(folder: Path, **state) -> AppTest:
     return app
 
 
-def test_the_sidebar_opens_the_92_image_folder_with_its_rdm_groups(shared_data: Path) -> None:
-    app = neural_app(shared_data / "kriegeskorte92")
+def test_the_sidebar_opens_the_92_image_folder_with_its_rdm_groups(kriegeskorte92: Path) -> None:
+    app = neural_app(kriegeskorte92)
     captions = [caption.value for caption in app.sidebar.caption]
     assert any(caption.startswith("neural:kriegeskorte92: 92 images, 6 categories") for caption in captions), captions
     groups = next(caption for caption in captions if caption.startswith("RDM references:"))

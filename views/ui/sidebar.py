@@ -34,6 +34,20 @@ DATASET_KINDS = {
     "embeddings": "Embeddings (no images)",
     "neural": "Neural / behavioural RDMs (e.g. the 92-image set)",
 }
+PATH_INPUTS = {  # dataset kind -> (placeholder, help) of its Path input; "folder"'s serves oasis, things, manifest
+    "folder": ("/data/oasis", "Folder (or CSV file for a manifest) on the machine running RepScope."),
+    "embeddings": ("/data/gwtune/THINGS",
+                   "A folder (every .npy/.txt/.csv matrix in it is one representation of the same N items, named by "
+                   "its file stem) or comma-separated files. Each matrix is (N, d) or (1, N, d); a CSV may carry item "
+                   "ids in its first column. A one-hot category CSV in the folder (id column + 0/1 columns) gives the "
+                   "items' ids and categories."),
+    "neural": ("/data/kriegeskorte92",
+               "A folder holding rdms/<group>.npy per reference group: (N, N) or a condensed N(N-1)/2 vector for one "
+               "subject, (S, N, N) for S subjects, (S, R, N, N) for R sessions per subject (averaged per subject), "
+               "or rdms/<group>/<subject>.npy; rdms/model_<name>.npy are model RDMs, not references. The items: "
+               "stimuli.csv (a `path` column to the images, `category`, one row per RDM row) or images/ sorted by "
+               "name; with neither, the set holds RDMs only. README: Datasets."),
+}
 # Pages that read only a dataset's representations; the others need its images.
 REPRESENTATION_PAGES = ("Alignment", "Similarity", "Explore")
 DEFAULT_ENCODERS = ("bundled:efficientnet_lite0", "pixels:32")
@@ -151,29 +165,16 @@ def _dataset_controls() -> tuple[ImageSet | None, str, str]:
                              "with per-subject RDMs in rdms/ and the stimuli (stimuli.csv or images/), like the "
                              "92-image set of Kriegeskorte et al. 2008; without stimuli it holds RDMs only.")
     path = embedding = categories = ""
-    if kind == "neural":
-        path = st.text_input(
-            "Path", key="dataset_path_neural", **SHARE, placeholder="/data/kriegeskorte92",
-            help="A folder holding rdms/<group>.npy per reference group: (N, N) or a condensed N(N-1)/2 vector for "
-                 "one subject, (S, N, N) for S subjects, (S, R, N, N) for R sessions per subject (averaged per "
-                 "subject), or rdms/<group>/<subject>.npy; rdms/model_<name>.npy are model RDMs, not references. "
-                 "The items: stimuli.csv (a `path` column to the images, `category`, one row per RDM row) or "
-                 "images/ sorted by name; with neither, the set holds RDMs only. README: Datasets.").strip()
-    elif kind == "embeddings":
-        path = st.text_input(
-            "Path", key="dataset_path_embeddings", **SHARE, placeholder="/data/gwtune/THINGS",
-            help="A folder (every .npy/.txt/.csv matrix in it is one representation of the same N items, named by its "
-                 "file stem) or comma-separated files. Each matrix is (N, d) or (1, N, d); a CSV may carry item ids "
-                 "in its first column. A one-hot category CSV in the folder (id column + 0/1 columns) gives the "
-                 "items' ids and categories.").strip()
+    if kind != "demo":
+        placeholder, help_text = PATH_INPUTS.get(kind, PATH_INPUTS["folder"])
+        path = st.text_input("Path", key=f"dataset_path_{kind}", **SHARE, placeholder=placeholder,
+                             help=help_text).strip()
+    if kind == "embeddings":
         categories = st.text_input(
             "Category file (optional)", key="embeddings_categories", **SHARE,
             help="One-hot CSV (item id first, then one 0/1 column per category; first 1 = the category) or an "
                  "id,category CSV. Its id column gives the item ids, in the matrices' row order; without one the "
                  "folder's own category CSV is used, if any, else ids are item_0000, item_0001, …").strip()
-    elif kind != "demo":  # oasis, things, folder, manifest
-        path = st.text_input("Path", key=f"dataset_path_{kind}", **SHARE, placeholder="/data/oasis",
-                             help="Folder (or CSV file for a manifest) on the machine running RepScope.").strip()
     if kind == "things":
         embedding = st.text_input("Human embedding (optional)", key="things_embedding", **SHARE,
                                   help="SPoSE .txt (whitespace matrix) or .npy, shape (N, d) or (1, N, d), "

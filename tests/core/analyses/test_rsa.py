@@ -25,11 +25,9 @@ def condensed(matrix: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def hit(shared_data: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def hit(kriegeskorte92: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Human IT data RDMs (4, P) with sessions averaged per subject, and the 7 model RDMs plus monkey IT (8, P)."""
-    folder = shared_data / "kriegeskorte92" / "rdms"
-    if not (folder / "hIT_subjects_sessions.npy").is_file():
-        pytest.skip(f"{folder} absent")
+    folder = kriegeskorte92 / "rdms"
     data = np.array([condensed(m) for m in np.load(folder / "hIT_subjects_sessions.npy").mean(axis=1)])
     names = [f"model_{name}" for name in MODEL_FILES] + ["mIT_674neurons"]
     models = np.array([condensed(np.load(folder / f"{name}.npy")) for name in names])

@@ -26,11 +26,8 @@ def _save(path: Path, array: np.ndarray) -> Path:
 
 
 @pytest.fixture(scope="module")
-def k92(shared_data: Path) -> Path:
-    folder = shared_data / "kriegeskorte92"
-    if not (folder / "stimuli.csv").is_file():
-        pytest.skip(f"{folder}/stimuli.csv absent")
-    return folder
+def k92(kriegeskorte92: Path) -> Path:
+    return kriegeskorte92
 
 
 def test_the_92_image_folder_opens_with_its_subjects_groups_and_models(k92: Path, tmp_path: Path) -> None:
