@@ -28,8 +28,8 @@ entry = analyses.get("alignment")
 representations = page_representations(image_set, selection)
 if len(representations) < 2:
     st.info("Alignment needs two sources of the same items: extract an encoder layer (Features above; pick encoders "
-            "and layers in the sidebar), use a dataset with a human embedding (the demo has one), or upload a "
-            "matrix.")
+            "and layers in the sidebar), use a dataset with a human embedding (the demo has one) or with neural / "
+            "behavioural RDMs (a `neural:` folder), or upload a matrix.")
     st.stop()
 
 names = list(representations)

@@ -1,10 +1,12 @@
 """One representation of a dataset's items, whatever it comes from: the one type every comparison reads.
 
 A `Representation` is an encoder layer at the pooling its encoder uses, the dataset's reference (human) embedding,
-or an uploaded N × d embedding or N × N RDM. It owns its `label` (how pages, studies and exports name it: `<spec> ·
-<layer>`, `human · <name>`, `upload · <file>`), its `key` (what alignment results are keyed by) and its
+a neural / behavioural RDM group of the dataset (its subjects' mean RDM), or an uploaded N × d embedding or N × N
+RDM. It owns its `label` (how pages, studies and exports name it: `<spec> · <layer>`, `human · <name>`,
+`rdm · <group>`, `upload · <file>`), its `key` (what alignment results are keyed by) and its
 `fingerprint` (what similarity matrices are keyed by); nothing parses a label back into data. A layer's features
-live in the feature store under `feature_key`; a reference or an upload carries its matrix.
+live in the feature store under `feature_key`; a reference, an RDM group or an upload carries its matrix. An RDM
+group or an RDM upload has no item vectors: only comparisons of RDMs (RSA, GWOT) take it.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from core.analyses.similarity import fingerprint as array_fingerprint
 from core.encoders.specs import ModelLayer
 from core.features.store import FeatureKey
 
-KINDS = ("reference", "upload", "encoder_layer")
+KINDS = ("reference", "rdm_group", "upload", "encoder_layer")
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ class Representation:
     digest: str = ""  # upload: sha256 of the file's bytes (16 hex digits)
     feature_key: FeatureKey | None = field(default=None, compare=False, repr=False)  # encoder_layer, when known
     depth: float = field(default=float("nan"), compare=False)  # encoder_layer: 0 = first chosen layer, 1 = last
-    matrix: np.ndarray | None = field(default=None, compare=False, repr=False)  # reference, upload: (N, d) or (N, N)
+    matrix: np.ndarray | None = field(default=None, compare=False, repr=False)  # (N, d) or (N, N); not of a layer
     item_ids: np.ndarray | None = field(default=None, compare=False, repr=False)  # upload: (N,) row ids, if given
 
     @property
@@ -56,8 +58,8 @@ class Representation:
 
     @property
     def is_rdm(self) -> bool:
-        """True for an upload that is an N × N RDM (it has no item vectors)."""
-        return self.matrix is not None and self.kind == "upload" and is_rdm(self.matrix)
+        """True for an RDM group, or an upload that is an N × N RDM (neither has item vectors)."""
+        return self.kind == "rdm_group" or (self.matrix is not None and self.kind == "upload" and is_rdm(self.matrix))
 
     def rows(self, items: Sequence[str]) -> np.ndarray:
         """(N, d) vectors of a reference or upload in the order of the dataset's (N,) `items`."""
@@ -77,7 +79,7 @@ class Representation:
     def rdm(self, items: Sequence[str], metric: str, *, normalise: bool = False,
             features: np.ndarray | None = None) -> np.ndarray:
         """(N, N) float32 RDM over the dataset's (N,) items; an encoder layer needs its (N, d) `features`."""
-        if self.kind == "upload":
+        if self.kind in ("upload", "rdm_group"):
             return as_rdm(self.matrix, items, metric, item_ids=self.item_ids, name=self.label, normalise=normalise)
         matrix = features if self.kind == "encoder_layer" else self.matrix
         if matrix is None:
@@ -95,6 +97,12 @@ def layer_representation(layer: ModelLayer, pooling: str, feature_key: FeatureKe
 def reference_representation(name: str, embedding: np.ndarray) -> Representation:
     """The dataset's (N, d) reference (human) embedding called `name`."""
     return Representation("reference", f"human · {name}", matrix=embedding)
+
+
+def rdm_group_representation(name: str, mean_rdm: np.ndarray) -> Representation:
+    """A dataset's neural / behavioural RDM group `name` by its subjects' (N, N) mean RDM (the RDM metric does not
+    apply: the RDM is given)."""
+    return Representation("rdm_group", f"rdm · {name}", matrix=mean_rdm)
 
 
 def upload_representation(filename: str, data: bytes, items: Sequence[str], *, rdm_allowed: bool = True

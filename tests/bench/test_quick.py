@@ -22,6 +22,8 @@ BENCHES = sorted((REPO_ROOT / "bench").glob("*.py"))
 # Per bench: regular expressions its quick output must match (a ratio or the figure it reports, with its number).
 KEY_LINES = {
     "brain.py": [r"speed-up rsatoolbox / ours: \d+\.\dx", r"point estimates agree: max \|ours - eval_fixed\| = \d"],
+    "encoding.py": [r"RidgeCV per fold +\d+\.\d+ s +ratio +\d+\.\dx",
+                    r"max \|prediction difference\| [\d.e+-]+, alphas equal in \d+\.\d% of \(fold, unit\)"],
     "explore.py": [r"selection -> table \+ highlighted map +\d+\.\d+ s +baseline +\d+\.\d+ s +ratio +\d+\.\d+",
                    r"click -> 10 neighbours in 2 representations .* ratio +\d+\.\d+"],
     "extract.py": [r"ours/bare  = \d+\.\d+", r"naive/ours = \d+\.\d+", r"app/CLI = \d+\.\d+"],

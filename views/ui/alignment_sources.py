@@ -7,8 +7,8 @@ from typing import Sequence
 import numpy as np
 import streamlit as st
 
-from core.analyses.representation import (Representation, layer_representation, reference_representation,
-                                          upload_representation)
+from core.analyses.representation import (Representation, layer_representation, rdm_group_representation,
+                                          reference_representation, upload_representation)
 from core.data.datasets import ImageSet
 from core.encoders.specs import ModelLayer
 from core.features.extract import feature_keys
@@ -19,8 +19,9 @@ from views.ui.sidebar import Selection
 
 
 def page_representations(image_set: ImageSet, selection: Selection) -> dict[str, Representation]:
-    """By label: the dataset's reference embeddings, then the extracted encoder layers of the sidebar's selection (a
-    collapsed Features panel extracts the missing ones), then an uploaded matrix."""
+    """By label: the dataset's reference embeddings and RDM groups (each group's mean RDM), then the extracted encoder
+    layers of the sidebar's selection (a collapsed Features panel extracts the missing ones), then an uploaded
+    matrix."""
     items = image_set.metadata["image_id"].astype(str).to_numpy()
     statuses = []  # a set of representations only has no images to extract from
     if image_set.has_images:
@@ -28,6 +29,7 @@ def page_representations(image_set: ImageSet, selection: Selection) -> dict[str,
             statuses = extraction_panel(image_set, selection)
     representations = [reference_representation(reference.name, reference.embedding)
                        for reference in image_set.references]
+    representations += [rdm_group_representation(group.name, group.mean) for group in image_set.rdm_references]
     representations += [layer_representation(ModelLayer(status.encoder, status.layer),
                                              selection.pooling_of(status.encoder))
                         for status in statuses if status.state == "cached"]

@@ -16,7 +16,8 @@ from core.analyses.gwot_search import (ALIGNMENT_KIND, SearchSettings, alignment
                                        run_chain, save_alignment, search_chains, starts_for)
 from core.analyses.matching import matching_summary, per_category_matching
 from core.analyses.rdm import RDM_METRICS
-from core.analyses.representation import Representation, layer_representation, reference_representation
+from core.analyses.representation import (Representation, layer_representation, rdm_group_representation,
+                                          reference_representation)
 from core.analyses.registry import Analysis, CannotOpen, Settings, register, setting
 from core.encoders.specs import ModelLayer
 from core.figures.alignment import (epsilon_search_figure, matching_rates_figure, per_category_figure,
@@ -42,8 +43,9 @@ def _eps_range(value):
 
 @dataclass(frozen=True)
 class AlignmentSettings(Settings):
-    source: str | None = setting(None, "The representation whose items are transported (rows of the plan).",
-                                 check=representation_name)
+    source: str | None = setting(None, "The representation whose items are transported (rows of the plan): an "
+                                 "encoder layer, a human embedding, an RDM group's mean RDM (`rdm · <group>`: the RDM "
+                                 "metric does not apply to it) or an upload.", check=representation_name)
     targets: tuple | None = setting(None, "The representations they are transported to (columns), one alignment "
                                     "each.", check=representation_names)
     metric: str = setting("cosine", "Dissimilarity between two items' vectors. Cosine is the usual choice for DNN "
@@ -93,6 +95,8 @@ def alignment_rdms(step: Step, context: StudyContext) -> tuple[dict[str, Represe
         if image_set.has_images else {}
     representations = {f"human · {reference.name}": reference_representation(reference.name, reference.embedding)
                        for reference in image_set.references}
+    representations |= {f"rdm · {group.name}": rdm_group_representation(group.name, group.mean)
+                        for group in image_set.rdm_references}
     representations |= {layer.label: layer_representation(layer, context.pooling(layer.spec))
                          for layer in step.model_layers if layer.label in features}
 
@@ -248,7 +252,7 @@ def open_stored(kind: str, meta, store) -> tuple[dict, dict, list[str]]:
                      "alignment when they match the ones it was run with).")
     layers: dict[str, list[str]] = {}
     for label in (source, target):
-        if not label.startswith(("human · ", "upload · ")) and " · " in label:
+        if not label.startswith(("human · ", "rdm · ", "upload · ")) and " · " in label:
             layer = ModelLayer(*label.rsplit(" · ", 1))
             layers.setdefault(layer.spec, []).append(layer.layer)
     return {"dataset": meta.get("dataset"), "encoders": list(layers), "layers": layers}, widgets, notes
