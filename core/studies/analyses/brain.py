@@ -48,7 +48,7 @@ def _seed(value):
 
 @dataclass(frozen=True)
 class BrainSettings(Settings):
-    references: tuple | None = setting(None, "The dataset's RDM groups (neural or behavioural: one RDM per subject) "
+    reference_groups: tuple | None = setting(None, "The dataset's RDM groups (neural or behavioural: one RDM per subject) "
                                        "every model is compared with, each with its own noise ceiling. Default: every "
                                        f"group with at least {MIN_REFERENCE_SUBJECTS} subjects.", check=_names)
     models: tuple | None = setting(None, "Besides every layer of the step's encoders: which of the dataset's model "
@@ -70,11 +70,11 @@ class BrainSettings(Settings):
     seed: int = setting(0, "Seed of the bootstrap draws: the same seed gives the same CIs.", check=_seed)
 
 
-def reference_groups(settings: BrainSettings, image_set: ImageSet) -> list:
+def chosen_references(settings: BrainSettings, image_set: ImageSet) -> list:
     """The chosen reference groups (default: every group with at least MIN_REFERENCE_SUBJECTS subjects)."""
     groups = image_set.rdm_references
-    if settings.references:
-        return [group for name in settings.references for group in groups if group.name == name]
+    if settings.reference_groups:
+        return [group for name in settings.reference_groups for group in groups if group.name == name]
     return [group for group in groups if group.n_subjects >= MIN_REFERENCE_SUBJECTS]
 
 
@@ -83,11 +83,11 @@ def check(step: Step, image_set: ImageSet) -> tuple[str, str] | None:
     if not groups:
         return "analysis", (f"{step.dataset} has no neural or behavioural RDM groups (a neural:<folder> dataset, or "
                             f"|rdms=<file> on any dataset, gives them)")
-    for name in step.settings.references or ():
+    for name in step.settings.reference_groups or ():
         if name not in groups:
-            return "references", f"{step.dataset} has no RDM group {name!r}; it has {', '.join(groups)}"
-    if not step.settings.references and not reference_groups(step.settings, image_set):
-        return "references", (f"no RDM group of {step.dataset} has {MIN_REFERENCE_SUBJECTS} or more subjects; name "
+            return "reference_groups", f"{step.dataset} has no RDM group {name!r}; it has {', '.join(groups)}"
+    if not step.settings.reference_groups and not chosen_references(step.settings, image_set):
+        return "reference_groups", (f"no RDM group of {step.dataset} has {MIN_REFERENCE_SUBJECTS} or more subjects; name "
                               f"one of {', '.join(groups)}")
     known = [group_label(item.name) for item in image_set.rdm_references + image_set.model_rdms]
     for name in step.settings.models or ():
@@ -102,7 +102,7 @@ def compute(settings: BrainSettings, image_set: ImageSet, features: dict, layer_
     reference groups: what a step runs and the Brain page calls."""
     candidates = layer_candidates(features, layer_order, settings.rdm_metric)
     candidates += rdm_candidates(image_set.rdm_references, image_set.model_rdms, settings.models)
-    return evaluate(candidates, reference_groups(settings, image_set), settings.method, settings.n_bootstrap,
+    return evaluate(candidates, chosen_references(settings, image_set), settings.method, settings.n_bootstrap,
                     settings.resample, settings.seed, progress)
 
 
@@ -145,4 +145,4 @@ def draw(step: Step, stored, tables: Tables, context: StudyContext) -> Drawn:
 ENTRY = Analysis("brain", "Brain", "views/brain.py", "🧠", BrainSettings, clean_units, run, draw, check=check,
                  needs_images=False, all_layers=True, order=55)
 # Registered in core.studies.analyses once views/brain.py exists (the navigation lists every registered page).
-__all__ = ["BrainSettings", "ENTRY", "GROUP", "compute", "reference_groups", "result_tables"]
+__all__ = ["BrainSettings", "ENTRY", "GROUP", "compute", "chosen_references", "result_tables"]

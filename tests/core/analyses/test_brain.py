@@ -11,7 +11,7 @@ from core.analyses.rsa import condensed
 from core.analyses.rsa_inference import evaluate_rsa
 from core.data.datasets import neural
 from core.data.neural import RdmReference
-from core.studies.analyses.brain import BrainSettings, check, compute, reference_groups
+from core.studies.analyses.brain import BrainSettings, check, compute, chosen_references
 
 
 def synthetic(n_items=20, n_subjects=5, seed=0):
@@ -77,16 +77,16 @@ def test_second_order_mds_puts_equal_rdms_together() -> None:
 
 def test_settings_default_and_check_name_what_is_wrong(kriegeskorte92) -> None:
     image_set = neural(kriegeskorte92)
-    assert [group.name for group in reference_groups(BrainSettings(), image_set)] == ["behaviour", "hIT"]
+    assert [group.name for group in chosen_references(BrainSettings(), image_set)] == ["behaviour", "hIT"]
     assert BrainSettings.parse({}).method == "corr" and BrainSettings().rdm_metric == "correlation"
-    for values in ({"n_bootstrap": 5}, {"method": "pearson"}, {"resample": "none"}, {"references": "hIT"}):
+    for values in ({"n_bootstrap": 5}, {"method": "pearson"}, {"resample": "none"}, {"reference_groups": "hIT"}):
         with pytest.raises(ValueError):
             BrainSettings.parse(values)
 
     class Step:
         dataset = "neural:92"
-        settings = BrainSettings(references=("V4",))
-    assert check(Step, image_set) == ("references", "neural:92 has no RDM group 'V4'; it has behaviour, hIT, "
+        settings = BrainSettings(reference_groups=("V4",))
+    assert check(Step, image_set) == ("reference_groups", "neural:92 has no RDM group 'V4'; it has behaviour, hIT, "
                                                     "hITvisStim_316vx, mIT_674neurons")
     Step.settings = BrainSettings(models=("rdm · V4",))
     assert check(Step, image_set)[0] == "models"
@@ -98,7 +98,7 @@ def test_on_the_92_images_monkey_it_vs_human_it_is_rsatoolbox_s_number(kriegesko
     """mIT vs hIT with corr: 0.3335, the hIT ceiling 0.3944 / 0.6804 (rsatoolbox's eval_fixed / boot_noise_ceiling,
     checked in test_rsa); far above 0, below the lower ceiling."""
     image_set = neural(kriegeskorte92)
-    settings = BrainSettings(references=("hIT",), models=("rdm · mIT_674neurons", "rdm · animacy"), n_bootstrap=0)
+    settings = BrainSettings(reference_groups=("hIT",), models=("rdm · mIT_674neurons", "rdm · animacy"), n_bootstrap=0)
     table = model_table(compute(settings, image_set, {}, {})).set_index("model")
     row = table.loc["rdm · mIT_674neurons"]
     assert row["mean"] == pytest.approx(0.3335, abs=5e-5)
