@@ -175,3 +175,20 @@ def second_order_mds(rdms: Mapping[str, np.ndarray], method: str = "corr", seed:
         xy = MDS(n_components=2, metric="precomputed", init="classical_mds", n_init=1,
                  random_state=seed).fit_transform(distance)
     return pd.DataFrame({"name": names, "x": xy[:, 0], "y": xy[:, 1]})
+
+
+def mds_table(result: BrainResult, seed: int = 0) -> pd.DataFrame:
+    """reference, name, kind, x, y: per reference group, the second-order MDS of its models' RDMs and its subjects'
+    RDMs (kind "subject", named `<group> · <subject>`) under the evaluation's comparator."""
+    by_name = {item.name: item for item in result.candidates}
+    frames = []
+    for reference, evaluation in result.evaluations.items():
+        group = result.references[reference]
+        rdms = {name: by_name[name].rdm for name in evaluation.model_names}
+        subjects = {f"{reference} · {subject}": vector for subject, vector in zip(group.subjects,
+                                                                                    condensed(group.rdms))}
+        points = second_order_mds(rdms | subjects, evaluation.method, seed)
+        kinds = {**{name: by_name[name].kind for name in rdms}, **{name: "subject" for name in subjects}}
+        frames.append(points.assign(reference=reference, kind=points["name"].map(kinds)))
+    columns = ["reference", "name", "kind", "x", "y"]
+    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)

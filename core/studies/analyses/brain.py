@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.analyses.brain import (GROUP, LAYER, BrainResult, ceiling_table, evaluate, group_label, layer_candidates,
-                                 layer_curves, model_table, pairwise_table, per_subject_table, rdm_candidates)
+                                 layer_curves, mds_table, model_table, pairwise_table, per_subject_table,
+                                 rdm_candidates)
 from core.analyses.rdm import RDM_METRICS
 from core.analyses.registry import Analysis, Settings, setting
 from core.analyses.rsa import METHODS
@@ -50,7 +51,8 @@ def _seed(value):
 class BrainSettings(Settings):
     reference_groups: tuple | None = setting(None, "The dataset's RDM groups (neural or behavioural: one RDM per subject) "
                                        "every model is compared with, each with its own noise ceiling. Default: every "
-                                       f"group with at least {MIN_REFERENCE_SUBJECTS} subjects.", check=_names)
+                                       f"group with at least {MIN_REFERENCE_SUBJECTS} subjects.", many=True,
+                                       check=_names)
     models: tuple | None = setting(None, "Besides every layer of the step's encoders: which of the dataset's model "
                                    "RDM files and other RDM groups (as `rdm · <name>`, a group by its subjects' mean "
                                    "RDM) are models too. Default: all of them.", check=_names)
@@ -108,7 +110,7 @@ def compute(settings: BrainSettings, image_set: ImageSet, features: dict, layer_
 
 def result_tables(result: BrainResult) -> Tables:
     return {"models": model_table(result), "noise_ceiling": ceiling_table(result),
-            "pairwise": pairwise_table(result), "per_subject": per_subject_table(result)}
+            "pairwise": pairwise_table(result), "per_subject": per_subject_table(result), "mds": mds_table(result)}
 
 
 def run(step: Step, context: StudyContext, engine, report: Report) -> StepOutput:
@@ -126,7 +128,7 @@ def run(step: Step, context: StudyContext, engine, report: Report) -> StepOutput
 
 
 def draw(step: Step, stored, tables: Tables, context: StudyContext) -> Drawn:
-    from core.figures.brain import model_comparison_figure, layer_curves_figure
+    from core.figures.brain import layer_curves_figure, mds_figure, model_comparison_figure
 
     models, ceilings, pairwise = tables["models"], tables["noise_ceiling"], tables["pairwise"]
     figures: Figures = {}
@@ -139,6 +141,11 @@ def draw(step: Step, stored, tables: Tables, context: StudyContext) -> Drawn:
             figures[f"layers_{slug}"] = lambda reference=reference, ceiling=ceiling: layer_curves_figure(
                 layer_curves(models, reference), reference, (ceiling["lower"], ceiling["upper"]),
                 step.settings.method)
+        if "mds" in tables:
+            points = tables["mds"][tables["mds"]["reference"] == reference]
+            figures[f"mds_{slug}"] = lambda points=points: mds_figure(points, dict(zip(points["name"],
+                                                                                        points["kind"])),
+                                                                       step.settings.method)
     return figures, {}, []
 
 

@@ -106,3 +106,12 @@ def test_on_the_92_images_monkey_it_vs_human_it_is_rsatoolbox_s_number(kriegesko
     assert row["ceiling_upper"] == pytest.approx(0.6804, abs=5e-5)
     assert row["p_vs_zero"] < 0.01 and row["mean"] < row["ceiling_lower"]
     assert row["ceiling_normalised"] == pytest.approx(row["mean"] / row["ceiling_lower"])
+
+
+def test_the_mds_table_holds_the_models_and_each_subject_of_the_reference() -> None:
+    truth, group = synthetic(n_subjects=4)
+    candidates = layer_candidates({("enc", "late"): truth}, {"enc": ["late"]})
+    from core.analyses.brain import mds_table
+    table = mds_table(evaluate(candidates, [group], "corr"))
+    assert list(table["kind"]) == [LAYER] + ["subject"] * 4
+    assert list(table["name"])[1:] == [f"brain · s{k}" for k in range(4)] and (table["reference"] == "brain").all()

@@ -54,3 +54,4 @@ n_bootstrap = 40
     assert any(name.endswith("models_hIT.html") for name in names), names
     assert any(name.endswith("layers_hIT.html") for name in names), names
     assert any(name.endswith("models.csv") for name in names), names
+    assert any(name.endswith("mds_hIT.html") for name in names), names
