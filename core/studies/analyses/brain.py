@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.analyses.brain import (GROUP, LAYER, BrainResult, ceiling_table, evaluate, group_label, layer_candidates,
+from core.analyses.brain import (LAYER, BrainResult, ceiling_table, evaluate, group_label, layer_candidates,
                                  layer_curves, mds_table, model_table, pairwise_table, per_subject_table,
                                  rdm_candidates)
 from core.analyses.rdm import RDM_METRICS
-from core.analyses.registry import Analysis, Settings, setting
+from core.analyses.registry import Analysis, Settings, register, setting
 from core.analyses.rsa import METHODS
 from core.data.datasets import ImageSet
 from core.progress import Report
@@ -41,12 +41,6 @@ def _names(value):
     return tuple(value)
 
 
-def _seed(value):
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2 ** 32:
-        raise ValueError("must be an integer from 0 to 2**32 - 1")
-    return value
-
-
 @dataclass(frozen=True)
 class BrainSettings(Settings):
     reference_groups: tuple | None = setting(None, "The dataset's RDM groups (neural or behavioural: one RDM per subject) "
@@ -55,7 +49,8 @@ class BrainSettings(Settings):
                                        check=_names)
     models: tuple | None = setting(None, "Besides every layer of the step's encoders: which of the dataset's model "
                                    "RDM files and other RDM groups (as `rdm · <name>`, a group by its subjects' mean "
-                                   "RDM) are models too. Default: all of them.", check=_names)
+                                   "RDM) are models too. Default: all of them.", many=True,
+                                   check=_names)
     method: str = setting("corr", "RDM comparator, as rsatoolbox 0.3 names them: corr (Pearson r), spearman, tau-a "
                           "(Kendall, for categorical models with many ties), rho-a, cosine, and the whitened "
                           "corr_cov / cosine_cov.", choices=METHODS)
@@ -69,7 +64,8 @@ class BrainSettings(Settings):
                             "(to new images of the same kind) or both (rsatoolbox's dual bootstrap, with its "
                             "correction of the doubled variance; the default for claims about both).",
                             choices=RESAMPLE_CHOICES)
-    seed: int = setting(0, "Seed of the bootstrap draws: the same seed gives the same CIs.", check=_seed)
+    seed: int = setting(0, "Seed of the bootstrap draws: the same seed gives the same CIs.", low=0,
+                       high=2 ** 31 - 1)
 
 
 def chosen_references(settings: BrainSettings, image_set: ImageSet) -> list:
@@ -149,7 +145,16 @@ def draw(step: Step, stored, tables: Tables, context: StudyContext) -> Drawn:
     return figures, {}, []
 
 
-ENTRY = Analysis("brain", "Brain", "views/brain.py", "🧠", BrainSettings, clean_units, run, draw, check=check,
-                 needs_images=False, all_layers=True, order=55)
-# Registered in core.studies.analyses once views/brain.py exists (the navigation lists every registered page).
-__all__ = ["BrainSettings", "ENTRY", "GROUP", "compute", "chosen_references", "result_tables"]
+def page_state(settings: BrainSettings, meta) -> tuple[dict, list[str]]:
+    """The page's widgets of a stored step: its bootstrap is a toggle with a number of resamples."""
+    state = {f"brain.{name}": value for name, value in settings.items()
+             if value is not None and name != "n_bootstrap"}
+    state = {key: list(value) if isinstance(value, tuple) else value for key, value in state.items()}
+    state["brain.bootstrap_on"] = settings.n_bootstrap > 0
+    if settings.n_bootstrap:
+        state["brain.n_bootstrap"] = int(settings.n_bootstrap)
+    return state, []
+
+
+ENTRY = register(Analysis("brain", "Brain", "views/brain.py", "🧠", BrainSettings, clean_units, run, draw,
+                          check=check, page_state=page_state, needs_images=False, all_layers=True, order=55))

@@ -5,8 +5,6 @@ import zipfile
 
 import pytest
 
-from core.studies import analyses
-from core.studies.analyses.brain import ENTRY
 from core.studies.engines import LocalEngine
 from core.studies.export import export_study
 from core.studies.run import STEP_KIND, open_context, run_study
@@ -14,18 +12,8 @@ from core.studies.spec import load_study
 import core.studies.export as study_export
 
 
-@pytest.fixture
-def registered():
-    """The brain entry in the registry for this test only (core.studies.analyses registers it with its page)."""
-    already = analyses.known("brain")
-    analyses.register(ENTRY)
-    yield
-    if not already:
-        analyses.unregister("brain")
-
-
 def test_a_brain_step_stores_every_layer_against_human_it_and_exports_its_figures(kriegeskorte92, isolated_cache,
-                                                                                  tmp_path, registered) -> None:
+                                                                                  tmp_path) -> None:
     toml = tmp_path / "brain.toml"
     toml.write_text(f'''name = "brain"
 datasets = ["neural:{kriegeskorte92}"]
