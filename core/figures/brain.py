@@ -96,9 +96,12 @@ def model_comparison_figure(models: pd.DataFrame, pairwise: pd.DataFrame, *, alp
     fig.update_xaxes(tickangle=-45, tickfont=dict(size=10), row=2, col=1)
     n_bootstrap, resample = int(first["n_bootstrap"]), first["resample"]
     inference = f"{n_bootstrap} resamples of {resample}" if resample != "none" else "no bootstrap"
-    fig.update_layout(legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right"))
-    return house_style(fig, title=f"Models of {reference} · {method_label(method)} · 95% CIs, {inference}",
-                       height=720 + 6 * len(names))
+    fig = house_style(fig, title=f"Models of {reference} · {method_label(method)} · 95% CIs, {inference}",
+                      height=720 + 6 * len(names))
+    # the legend between the title and the bars
+    fig.update_layout(legend=dict(orientation="h", y=1.01, yanchor="bottom", x=0, xanchor="left"),
+                      margin=dict(t=100))
+    return fig
 
 
 def layer_curves_figure(curves: pd.DataFrame, reference: str, ceiling: tuple[float, float] | None,
