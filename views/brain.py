@@ -6,14 +6,12 @@ from core.analyses.brain import LAYER, group_label, layer_curves
 from core.analyses.rdm import RDM_METRIC_LABELS
 from core.figures.brain import (METHOD_LABELS, layer_curves_figure, mds_figure, model_comparison_figure,
                                 rdm_triplet_figure)
-from core.jobs import job_key
 from core.provenance import provenance_from_keys
 from core.studies import analyses
-from core.studies.analyses.brain import chosen_references
+from core.studies.analyses.brain import chosen_references, result_key, stored_tables
 from views.ui import resources
 from views.ui.background import job_outcomes, job_progress
-from views.ui.brain_parts import (HOW_TO_READ, bootstrap_input, model_rdm, start_brain, stored_tables,
-                                  table_section)
+from views.ui.brain_parts import HOW_TO_READ, bootstrap_input, model_rdm, start_brain, table_section
 from views.ui.export_row import built_once, figure_block
 from views.ui.settings import in_url, setting_input, settings_from
 from views.ui.sidebar import page_start
@@ -61,9 +59,8 @@ if not layers and not models:
 settings = settings_from(entry, reference_groups=references, models=models or (), method=method,
                          rdm_metric=rdm_metric, n_bootstrap=resamples, resample=resample, seed=seed)
 
-key = job_key("brain", image_set.fingerprint, sorted(settings.items(), key=str),
-              sorted(source.fingerprint for source in layers.values()))
-tables = stored_tables(key)
+key = result_key(settings, image_set, [source.fingerprint for source in layers.values()])
+tables = stored_tables(resources.result_cache(), key)
 status = resources.job_registry().status(key)
 st.button("Compute", type="primary", on_click=start_brain, args=(image_set, settings, layers, key),
           disabled=tables is not None or (status is not None and status.state in ("queued", "running")),

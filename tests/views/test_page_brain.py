@@ -6,7 +6,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -81,3 +80,22 @@ def test_a_dataset_without_rdm_groups_says_what_to_do(isolated_cache: Path) -> N
     app.switch_page("views/brain.py").run()
     assert not app.exception
     assert any("neural:<folder>" in info.value for info in app.info)
+
+
+def test_a_study_step_opens_on_the_page_with_its_stored_result(folder: Path, isolated_cache: Path, tmp_path) -> None:
+    """The step stores under the page's key: the widgets its entry sets draw its figures without computing again."""
+    from core.studies import analyses
+    from core.studies.engines import LocalEngine
+    from core.studies.run import run_study
+    from core.studies.spec import load_study
+
+    toml = tmp_path / "brain.toml"
+    toml.write_text(f'name = "b"\ndatasets = ["neural:{folder}"]\nencoders = ["{ENCODER}"]\n\n[[steps]]\n'
+                    f'analysis = "brain"\nmethod = "spearman"\nn_bootstrap = 20\nresample = "subjects"\n')
+    study = load_study(toml, isolated_cache)
+    [status] = run_study(study, isolated_cache, LocalEngine())
+    assert status.state == "done", status.error
+    state, notes = analyses.get("brain").opening_state(study.steps[0].settings, {})
+    app = run_page(folder, **state)
+    assert len(app.get("plotly_chart")) == 4 and not notes
+    assert next(button for button in app.main.button if button.label == "Compute").disabled

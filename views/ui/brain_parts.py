@@ -16,7 +16,7 @@ from core.analyses.representation import Representation
 from core.data.datasets import ImageSet
 from core.export import export_filename
 from core.provenance import Provenance
-from core.studies.analyses.brain import MIN_RESAMPLES, BrainSettings, compute, result_tables
+from core.studies.analyses.brain import MIN_RESAMPLES, BrainSettings, compute, result_tables, store_tables
 from views.ui import resources
 from views.ui.background import submit_job
 from views.ui.export_row import table_download
@@ -24,7 +24,6 @@ from views.ui.settings import in_url
 from views.ui.similarity_sources import load_features
 
 MAX_RESAMPLES, PAGE_RESAMPLES = 10000, 1000
-TABLES = ("models", "noise_ceiling", "pairwise", "per_subject", "mds")
 
 HOW_TO_READ = {
     "models": (
@@ -72,16 +71,9 @@ def start_brain(image_set: ImageSet, settings: BrainSettings, layers: Mapping[st
     cache = resources.result_cache()  # opened here: the job's thread has no Streamlit context
 
     def work(report):
-        tables = result_tables(compute(settings, image_set, features, order, report))
-        cache.set(f"brain|{key}", {name: table.to_dict("records") for name, table in tables.items()})
+        store_tables(cache, key, result_tables(compute(settings, image_set, features, order, report)))
 
     submit_job("brain_jobs", key, f"Brain · {', '.join(settings.reference_groups or ())}", work)
-
-
-def stored_tables(key: str) -> dict[str, pd.DataFrame] | None:
-    """The stored result of `key` (None: not computed yet)."""
-    found = resources.result_cache().get(f"brain|{key}")
-    return None if found is None else {name: pd.DataFrame(found.get(name, [])) for name in TABLES}
 
 
 def model_rdm(image_set: ImageSet, layers: Mapping[str, Representation], name: str, metric: str) -> np.ndarray:

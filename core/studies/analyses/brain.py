@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from core.analyses.brain import (LAYER, BrainResult, ceiling_table, evaluate, group_label, layer_candidates,
                                  layer_curves, mds_table, model_table, pairwise_table, per_subject_table,
@@ -18,6 +19,7 @@ from core.analyses.rdm import RDM_METRICS
 from core.analyses.registry import Analysis, Settings, register, setting
 from core.analyses.rsa import METHODS
 from core.data.datasets import ImageSet
+from core.jobs import job_key
 from core.progress import Report
 from core.studies.context import Drawn, Figures, StepOutput, StudyContext, Tables, clean_units, feature_sets
 from core.studies.study import Step
@@ -104,6 +106,30 @@ def compute(settings: BrainSettings, image_set: ImageSet, features: dict, layer_
                     settings.resample, settings.seed, progress)
 
 
+TABLES = ("models", "noise_ceiling", "pairwise", "per_subject", "mds")
+
+
+def result_key(settings: BrainSettings, image_set: ImageSet, layer_digests) -> str:
+    """Where the tables of `settings` over the layers of `layer_digests` (their feature keys' digests) are stored in
+    the ResultCache: the page's key and a study step's alike (default references and models resolved to names)."""
+    references = sorted(group.name for group in chosen_references(settings, image_set))
+    offered = [group_label(item.name) for item in image_set.model_rdms + image_set.rdm_references]
+    models = sorted(offered if settings.models is None else settings.models)
+    return "brain|" + job_key("brain", image_set.fingerprint, references, models, settings.method,
+                              settings.rdm_metric, settings.n_bootstrap, settings.resample, settings.seed,
+                              sorted(layer_digests))
+
+
+def store_tables(cache, key: str, tables: Tables) -> None:
+    cache.set(key, {name: table.to_dict("records") for name, table in tables.items()})
+
+
+def stored_tables(cache, key: str) -> Tables | None:
+    """The tables stored under `key` (None: not computed yet)."""
+    found = cache.get(key)
+    return None if found is None else {name: pd.DataFrame(found.get(name, [])) for name in TABLES}
+
+
 def result_tables(result: BrainResult) -> Tables:
     return {"models": model_table(result), "noise_ceiling": ceiling_table(result),
             "pairwise": pairwise_table(result), "per_subject": per_subject_table(result), "mds": mds_table(result)}
@@ -111,16 +137,21 @@ def result_tables(result: BrainResult) -> Tables:
 
 def run(step: Step, context: StudyContext, engine, report: Report) -> StepOutput:
     image_set = context.image_set(step)
-    features = {(layer.spec, layer.layer): np.asarray(feature_set.features)
-                for layer, feature_set in (feature_sets(step, context).items() if image_set.has_images else ())}
-    result = compute(step.settings, image_set, features, dict(step.layers), report)
-    if not result.evaluations:
-        raise ValueError(f"{step.label}: nothing to compare (no models besides the reference groups)")
-    tables = result_tables(result)
+    found = feature_sets(step, context).items() if image_set.has_images else ()
+    features = {(layer.spec, layer.layer): np.asarray(feature_set.features) for layer, feature_set in found}
+    key = result_key(step.settings, image_set, [feature_set.key.digest for _, feature_set in found])
+    tables = stored_tables(context.scores, key)
+    if tables is None:
+        result = compute(step.settings, image_set, features, dict(step.layers), report)
+        if not result.evaluations:
+            raise ValueError(f"{step.label}: nothing to compare (no models besides the reference groups)")
+        tables = result_tables(result)
+        store_tables(context.scores, key, tables)  # under the Brain page's key: the step opens there at once
     n_models = tables["models"]["model"].nunique()
-    return StepOutput(tables, f"{n_models} models × {len(result.evaluations)} references "
+    references = list(tables["noise_ceiling"]["reference"])
+    return StepOutput(tables, f"{n_models} models × {len(references)} references "
                               f"({step.settings.method}, {step.settings.n_bootstrap} resamples)",
-                      {"references": list(result.evaluations)})
+                      {"references": references, "result_key": key})
 
 
 def draw(step: Step, stored, tables: Tables, context: StudyContext) -> Drawn:

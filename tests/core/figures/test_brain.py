@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from core.analyses.brain import evaluate, layer_curves, model_table, pairwise_table, rdm_candidates, second_order_mds
+from core.analyses.brain import evaluate, model_table, pairwise_table, rdm_candidates, second_order_mds
 from core.data.neural import RdmReference
 from core.figures.brain import (layer_curves_figure, mds_figure, model_comparison_figure, rdm_triplet_figure,
                                 significance_matrix, sorted_models)
