@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -99,3 +100,20 @@ def test_a_study_step_opens_on_the_page_with_its_stored_result(folder: Path, iso
     app = run_page(folder, **state)
     assert len(app.get("plotly_chart")) == 4 and not notes
     assert next(button for button in app.main.button if button.label == "Compute").disabled
+
+
+def test_an_rdm_only_folder_compares_its_groups_without_encoders(tmp_path: Path) -> None:
+    """Two groups of noisy copies of one geometry, no images: each group is the other's model, near its ceiling."""
+    from scipy.spatial.distance import pdist, squareform
+
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(15, 4))
+    (tmp_path / "rdms").mkdir()
+    for name in ("V4", "IT"):
+        stack = [squareform(pdist(points + rng.normal(scale=0.3, size=points.shape))) for _ in range(4)]
+        np.save(tmp_path / "rdms" / f"{name}_subjects.npy", np.array(stack))
+    app = run_page(tmp_path, **{"brain.bootstrap_on": False})
+    compute(app)
+    assert not app.exception and len(app.get("plotly_chart")) == 3  # no layers: no layer curves
+    table = next(frame.value for frame in app.dataframe if "ceiling_normalised" in frame.value.columns)
+    assert set(table["model"]) == {"rdm · V4", "rdm · IT"} and (table["mean"] > 0.5).all()

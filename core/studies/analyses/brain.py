@@ -121,13 +121,16 @@ def result_key(settings: BrainSettings, image_set: ImageSet, layer_digests) -> s
 
 
 def store_tables(cache, key: str, tables: Tables) -> None:
-    cache.set(key, {name: table.to_dict("records") for name, table in tables.items()})
+    cache.set(key, {name: {"columns": list(table.columns), "records": table.to_dict("records")}
+                    for name, table in tables.items()})
 
 
 def stored_tables(cache, key: str) -> Tables | None:
     """The tables stored under `key` (None: not computed yet)."""
     found = cache.get(key)
-    return None if found is None else {name: pd.DataFrame(found.get(name, [])) for name in TABLES}
+    if found is None:
+        return None
+    return {name: pd.DataFrame(found[name]["records"], columns=found[name]["columns"]) for name in TABLES}
 
 
 def result_tables(result: BrainResult) -> Tables:
