@@ -43,6 +43,13 @@ def _names(value):
     return tuple(value)
 
 
+def _model_names(value):
+    """A list of names, empty allowed (no model RDMs: the encoder layers only)."""
+    if value is None or (isinstance(value, (list, tuple)) and not value):
+        return None if value is None else ()
+    return _names(value)
+
+
 @dataclass(frozen=True)
 class BrainSettings(Settings):
     reference_groups: tuple | None = setting(None, "The dataset's RDM groups (neural or behavioural: one RDM per subject) "
@@ -51,8 +58,8 @@ class BrainSettings(Settings):
                                        check=_names)
     models: tuple | None = setting(None, "Besides every layer of the step's encoders: which of the dataset's model "
                                    "RDM files and other RDM groups (as `rdm · <name>`, a group by its subjects' mean "
-                                   "RDM) are models too. Default: all of them.", many=True,
-                                   check=_names)
+                                   "RDM) are models too. Default: all of them; [] none.", many=True,
+                                   check=_model_names)
     method: str = setting("corr", "RDM comparator, as rsatoolbox 0.3 names them: corr (Pearson r), spearman, tau-a "
                           "(Kendall, for categorical models with many ties), rho-a, cosine, and the whitened "
                           "corr_cov / cosine_cov.", choices=METHODS)

@@ -115,3 +115,12 @@ def test_the_mds_table_holds_the_models_and_each_subject_of_the_reference() -> N
     table = mds_table(evaluate(candidates, [group], "corr"))
     assert list(table["kind"]) == [LAYER] + ["subject"] * 4
     assert list(table["name"])[1:] == [f"brain · s{k}" for k in range(4)] and (table["reference"] == "brain").all()
+
+
+def test_an_empty_models_list_means_the_layers_only() -> None:
+    truth, group = synthetic()
+    image_set = type("Set", (), {"rdm_references": (group,), "model_rdms": ()})()
+    settings = BrainSettings.parse({"models": [], "n_bootstrap": 0})
+    assert settings.models == ()
+    result = compute(settings, image_set, {("enc", "late"): truth}, {"enc": ["late"]})
+    assert result.evaluations["brain"].model_names == ("enc · late",)
