@@ -7,7 +7,7 @@ turn the evaluations into the tables a study step stores and the Brain page show
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -76,16 +76,23 @@ def evaluate(candidates: Sequence[Candidate], references: Sequence[RdmReference]
              progress: Report | None = None) -> BrainResult:
     """Every candidate against each reference group's subjects (a group is never its own model)."""
     evaluations = {}
-    for reference in references:
+    for index, reference in enumerate(references):
         own = group_label(reference.name)
         models = [item for item in candidates if item.name != own]
         if not models:
             continue
+        stage = f"{reference.name} ({index + 1}/{len(references)})"
         evaluations[reference.name] = evaluate_rsa(np.stack([item.rdm for item in models]),
                                                    condensed(reference.rdms), method,
                                                    [item.name for item in models], n_bootstrap, resample, seed,
-                                                   progress=progress)
+                                                   progress=None if progress is None else _staged(progress, stage))
     return BrainResult(tuple(candidates), evaluations, {item.name: item for item in references})
+
+
+def _staged(progress: Report, stage: str) -> Report:
+    """`progress` with each report's message and stage naming the reference group (a new stage: a new count and
+    rate)."""
+    return lambda report: progress(replace(report, message=f"{stage}: {report.message}", stage=stage))
 
 
 def model_table(result: BrainResult) -> pd.DataFrame:

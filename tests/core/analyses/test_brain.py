@@ -124,3 +124,14 @@ def test_an_empty_models_list_means_the_layers_only() -> None:
     assert settings.models == ()
     result = compute(settings, image_set, {("enc", "late"): truth}, {"enc": ["late"]})
     assert result.evaluations["brain"].model_names == ("enc · late",)
+
+
+def test_progress_names_each_reference_group_as_a_stage() -> None:
+    truth, first = synthetic()
+    _, second = synthetic(seed=4)
+    second = RdmReference("other", second.rdms, second.subjects)
+    seen = []
+    evaluate(layer_candidates({("enc", "late"): truth}, {"enc": ["late"]}), [first, second], "corr", 40,
+             "stimuli", progress=seen.append)
+    assert [report.stage for report in seen if report.done == report.total] == ["brain (1/2)", "other (2/2)"]
+    assert seen[-1].message.startswith("other (2/2): bootstrap over stimuli")
