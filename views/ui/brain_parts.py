@@ -93,6 +93,7 @@ def table_section(tables: dict[str, pd.DataFrame], dataset: str, provenance: Pro
                               "p_vs_lower_ceiling", "ceiling_normalised", "below_lower_ceiling"]]
     numbers = {column: st.column_config.NumberColumn(format="%.4f") for column in
                ("mean", "ci_low", "ci_high", "ceiling_normalised")}
+    numbers |= {column: st.column_config.NumberColumn(format="%.2e") for column in ("p_vs_zero", "p_vs_lower_ceiling")}
     st.dataframe(shown, hide_index=True, width="stretch", column_config=numbers)
     for name, label, text in (
             ("models", "Models × references (CSV)", "Every model against every reference group: mean, 95% CI, p vs "
