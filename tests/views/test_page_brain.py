@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.analyses.rsa import condensed
 from core.analyses.rsa_inference import evaluate_rsa
-from core.data.datasets import load_dataset
+from core.data.datasets import load_dataset, neural
 from core.encoders.registry import describe
 from core.features.extract import extract
 from core.features.store import FeatureStore
@@ -59,7 +59,7 @@ def test_the_page_s_numbers_are_evaluate_rsa_s_and_every_figure_draws(folder: Pa
     table = next(frame.value for frame in app.dataframe if "ceiling_normalised" in frame.value.columns)
     monkey = table[table["model"] == "rdm · mIT_674neurons"].iloc[0]
     assert monkey["mean"] == pytest.approx(0.3335, abs=5e-5)
-    image_set = load_dataset(f"neural:{folder}", Path(app.session_state["dataset_path_neural"]).parent)
+    image_set = neural(folder)
     human_it = next(group for group in image_set.rdm_references if group.name == "hIT")
     mit = next(group for group in image_set.rdm_references if group.name == "mIT_674neurons")
     expected = evaluate_rsa(condensed(mit.rdms), condensed(human_it.rdms), "corr")
