@@ -37,9 +37,11 @@ def pixel_features(isolated_cache: Path):
     return image_set
 
 
-def drawn(page: str, query: dict | None = None) -> AppTest:
+def drawn(page: str, query: dict | None = None, state: dict | None = None) -> AppTest:
     app = AppTest.from_file(APP, default_timeout=300)
     app.session_state["encoders"] = [ENCODER]
+    for key, value in (state or {}).items():
+        app.session_state[key] = value
     for key, value in (query or {}).items():
         app.query_params[key] = value
     app.switch_page(page).run()
@@ -93,13 +95,16 @@ def offered(kind: str, widget, wanted) -> bool:
 
 
 @pytest.mark.parametrize("page", sorted(PAGES))
-def test_a_link_with_the_pages_settings_draws_them(pixel_features, page: str) -> None:
+def test_a_link_with_the_pages_settings_draws_them(pixel_features, page: str, request) -> None:
     prefix = PAGES[page]
-    widgets = settings_widgets(drawn(page), prefix)
+    # The Brain page needs neural / behavioural RDM groups, which the demo has none of: the 92-image folder has them.
+    state = ({"dataset_kind": "neural", "dataset_path_neural": str(request.getfixturevalue("kriegeskorte92"))}
+             if page == "views/brain.py" else None)
+    widgets = settings_widgets(drawn(page, state=state), prefix)
     changeable = {key: another_value(kind, widget) for key, (kind, widget) in widgets.items()
                   if kind not in CHOICES or len(widget.options) > 1}
     assert len(changeable) >= 3, f"{page}: {sorted(widgets)}"
-    linked = settings_widgets(drawn(page, {key: url for key, (url, _) in changeable.items()}), prefix)
+    linked = settings_widgets(drawn(page, {key: url for key, (url, _) in changeable.items()}, state), prefix)
     # A value can hide or replace another setting (another map method has its own parameter): those are not drawn.
     compared = {key: (changeable[key][1], shown(*linked[key])) for key in changeable
                 if key in linked and offered(*linked[key], changeable[key][1])}

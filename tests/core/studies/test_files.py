@@ -6,6 +6,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from core.studies.files import add_step, appended, step_toml, study_header_toml, toml_string, toml_value
@@ -25,6 +26,8 @@ EDGES: dict[str, dict[str, Any]] = {
                   "normalise": True, "anneal": False},
     "manifolds": {"radius_scale": 2.25, "map": "t-SNE"},
     "inductive_bias": {"corruptions": ["glo_2", "gamma_0.5"], "train_on": "clean"},
+    "brain": {"reference_groups": ["raters"], "models": ["rdm · animacy"], "method": "tau-a", "n_bootstrap": 0,
+              "resample": "stimuli", "seed": 7},
 }
 VALID = HEADER + '\n[[steps]]\nanalysis = "affect"\nschemes = ["loto"]\n'
 
@@ -51,27 +54,40 @@ def test_the_header_and_strings_read_back() -> None:
     assert tomllib.loads(study_header_toml("n", ["demo"], [ENCODER], [], "auto"))["layers"] == ["final"]
 
 
+@pytest.fixture
+def rdm_header(tmp_path, isolated_cache) -> str:
+    """HEADER on the demo with RDM files attached (|rdms=): a group of 3 raters and a model RDM, for brain."""
+    from core.data.datasets import demo
+
+    n = len(demo(isolated_cache))
+    upper = np.triu(np.random.default_rng(0).uniform(0.1, 1.0, (3, n, n)), 1)
+    np.save(tmp_path / "raters_subjects.npy", upper + upper.transpose(0, 2, 1))
+    np.save(tmp_path / "model_animacy.npy", upper[0] + upper[0].T)
+    dataset = f"demo|rdms={tmp_path / 'raters_subjects.npy'},{tmp_path / 'model_animacy.npy'}"
+    return study_header_toml(NAME, [dataset], [ENCODER], ["final"], "auto")
+
+
 @pytest.mark.parametrize("analysis", [entry.name for entry in analyses.analyses()])
-def test_every_analysis_with_its_defaults_reads_back(analysis, tmp_path, isolated_cache) -> None:
+def test_every_analysis_with_its_defaults_reads_back(analysis, tmp_path, isolated_cache, rdm_header) -> None:
     settings = {**defaults(analysis), **EDGES[analysis]}
     path = tmp_path / "study.toml"
-    path.write_text(appended(HEADER, step_toml(analysis, settings)))
+    path.write_text(appended(rdm_header if analysis == "brain" else HEADER, step_toml(analysis, settings)))
     study = load_study(path, isolated_cache)
     [step] = study.steps
     assert study.name == NAME and step.analysis == analysis and step.encoders == (ENCODER,)
     assert plain(step.settings) == plain(settings)
 
 
-def test_a_new_file_gets_the_header_and_every_step_appends(tmp_path, isolated_cache) -> None:
+def test_a_new_file_gets_the_header_and_every_step_appends(tmp_path, isolated_cache, rdm_header) -> None:
     path = tmp_path / "new" / "study.toml"
     for count, analysis in enumerate([entry.name for entry in analyses.analyses()], start=1):
-        study = add_step(path, analysis, {**defaults(analysis), **EDGES[analysis]}, header=HEADER,
+        study = add_step(path, analysis, {**defaults(analysis), **EDGES[analysis]}, header=rdm_header,
                          comment=f"step {count}", cache=isolated_cache)
         assert len({step.index for step in study.steps}) == count
     text = path.read_text()
-    assert text.startswith(HEADER) and text.count(HEADER) == 1 and "# step 6\n[[steps]]" in text
+    assert text.startswith(rdm_header) and text.count(rdm_header) == 1 and "# step 6\n[[steps]]" in text
     study = load_study(path, isolated_cache)
-    assert study.name == NAME and study.datasets == ("demo",) and study.pooling == "auto"
+    assert study.name == NAME and study.datasets[0].startswith("demo|rdms=") and study.pooling == "auto"
     assert [step.analysis for step in study.steps] == [entry.name for entry in analyses.analyses()]
     for step in study.steps:
         assert plain(step.settings) == plain({**defaults(step.analysis), **EDGES[step.analysis]})

@@ -1,0 +1,201 @@
+"""Brain: every layer of the step's encoders, the dataset's model RDMs and its other RDM groups against the per-subject
+RDMs of its neural / behavioural reference groups, with rsatoolbox-grade inference (docs/science.md §10).
+
+A step stores four tables: `models` (every model × reference: mean, 95% CI, p vs 0 and vs the lower noise ceiling,
+ceiling-normalised mean), `noise_ceiling`, `pairwise` (all model differences, FDR and Bonferroni corrected) and
+`per_subject`; the layer curves are the `models` rows of kind "encoder layer".
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from core.analyses.brain import (LAYER, BrainResult, ceiling_table, evaluate, group_label, layer_candidates,
+                                 layer_curves, mds_table, model_table, pairwise_table, per_subject_table,
+                                 rdm_candidates)
+from core.analyses.rdm import RDM_METRICS
+from core.analyses.registry import Analysis, Settings, register, setting
+from core.analyses.rsa import METHODS
+from core.data.datasets import ImageSet
+from core.jobs import job_key
+from core.progress import Report
+from core.studies.context import Drawn, Figures, StepOutput, StudyContext, Tables, clean_units, feature_sets
+from core.studies.study import Step
+
+MIN_RESAMPLES = 20
+RESAMPLE_CHOICES = ("both", "subjects", "stimuli")
+MIN_REFERENCE_SUBJECTS = 2  # the default references: groups with at least this many subjects (a noise ceiling)
+
+
+def _resamples(value):
+    if isinstance(value, bool) or not isinstance(value, int) or not (value == 0 or MIN_RESAMPLES <= value <= 10000):
+        raise ValueError(f"must be 0 (no bootstrap) or a number of resamples from {MIN_RESAMPLES} to 10000")
+    return value
+
+
+def _names(value):
+    if value is None:
+        return None
+    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(item, str) and item for item in value):
+        raise ValueError("must be a non-empty list of names")
+    return tuple(value)
+
+
+def _model_names(value):
+    """A list of names, empty allowed (no model RDMs: the encoder layers only)."""
+    if value is None or (isinstance(value, (list, tuple)) and not value):
+        return None if value is None else ()
+    return _names(value)
+
+
+@dataclass(frozen=True)
+class BrainSettings(Settings):
+    reference_groups: tuple | None = setting(None, "The dataset's RDM groups (neural or behavioural: one RDM per subject) "
+                                       "every model is compared with, each with its own noise ceiling. Default: every "
+                                       f"group with at least {MIN_REFERENCE_SUBJECTS} subjects.", many=True,
+                                       check=_names)
+    models: tuple | None = setting(None, "Besides every layer of the step's encoders: which of the dataset's model "
+                                   "RDM files and other RDM groups (as `rdm · <name>`, a group by its subjects' mean "
+                                   "RDM) are models too. Default: all of them; [] none.", many=True,
+                                   check=_model_names)
+    method: str = setting("corr", "RDM comparator, as rsatoolbox 0.3 names them: corr (Pearson r), spearman, tau-a "
+                          "(Kendall, for categorical models with many ties), rho-a, cosine, and the whitened "
+                          "corr_cov / cosine_cov.", choices=METHODS)
+    rdm_metric: str = setting("correlation", "Dissimilarity of an encoder layer's RDM: correlation distance "
+                              "(1 − Pearson r between two items' features), as the 92-image literature uses; cosine "
+                              "or euclidean otherwise.", choices=RDM_METRICS)
+    n_bootstrap: int = setting(1000, "Bootstrap resamples for the 95% CIs and tests (seeded). 0: no bootstrap (the "
+                               "t-tests then use the spread over subjects, as rsatoolbox's eval_fixed).",
+                               check=_resamples)
+    resample: str = setting("both", "What the bootstrap resamples: subjects (generalise to new subjects), stimuli "
+                            "(to new images of the same kind) or both (rsatoolbox's dual bootstrap, with its "
+                            "correction of the doubled variance; the default for claims about both).",
+                            choices=RESAMPLE_CHOICES)
+    seed: int = setting(0, "Seed of the bootstrap draws: the same seed gives the same CIs.", low=0,
+                       high=2 ** 31 - 1)
+
+
+def chosen_references(settings: BrainSettings, image_set: ImageSet) -> list:
+    """The chosen reference groups (default: every group with at least MIN_REFERENCE_SUBJECTS subjects)."""
+    groups = image_set.rdm_references
+    if settings.reference_groups:
+        return [group for name in settings.reference_groups for group in groups if group.name == name]
+    return [group for group in groups if group.n_subjects >= MIN_REFERENCE_SUBJECTS]
+
+
+def check(step: Step, image_set: ImageSet) -> tuple[str, str] | None:
+    groups = [group.name for group in image_set.rdm_references]
+    if not groups:
+        return "analysis", (f"{step.dataset} has no neural or behavioural RDM groups (a neural:<folder> dataset, or "
+                            f"|rdms=<file> on any dataset, gives them)")
+    for name in step.settings.reference_groups or ():
+        if name not in groups:
+            return "reference_groups", f"{step.dataset} has no RDM group {name!r}; it has {', '.join(groups)}"
+    if not step.settings.reference_groups and not chosen_references(step.settings, image_set):
+        return "reference_groups", (f"no RDM group of {step.dataset} has {MIN_REFERENCE_SUBJECTS} or more subjects; name "
+                              f"one of {', '.join(groups)}")
+    known = [group_label(item.name) for item in image_set.rdm_references + image_set.model_rdms]
+    for name in step.settings.models or ():
+        if name not in known:
+            return "models", f"{step.dataset} has no model RDM {name!r}; it has {', '.join(known)}"
+    return None
+
+
+def compute(settings: BrainSettings, image_set: ImageSet, features: dict, layer_order: dict,
+            progress: Report | None = None) -> BrainResult:
+    """The evaluation of every layer in `features` ((spec, layer) -> (N, d)) and the chosen RDMs against the chosen
+    reference groups: what a step runs and the Brain page calls."""
+    candidates = layer_candidates(features, layer_order, settings.rdm_metric)
+    candidates += rdm_candidates(image_set.rdm_references, image_set.model_rdms, settings.models)
+    return evaluate(candidates, chosen_references(settings, image_set), settings.method, settings.n_bootstrap,
+                    settings.resample, settings.seed, progress)
+
+
+TABLES = ("models", "noise_ceiling", "pairwise", "per_subject", "mds")
+
+
+def result_key(settings: BrainSettings, image_set: ImageSet, layer_digests) -> str:
+    """Where the tables of `settings` over the layers of `layer_digests` (their feature keys' digests) are stored in
+    the ResultCache: the page's key and a study step's alike (default references and models resolved to names)."""
+    references = sorted(group.name for group in chosen_references(settings, image_set))
+    offered = [group_label(item.name) for item in image_set.model_rdms + image_set.rdm_references]
+    models = sorted(offered if settings.models is None else settings.models)
+    return "brain|" + job_key("brain", image_set.fingerprint, references, models, settings.method,
+                              settings.rdm_metric, settings.n_bootstrap, settings.resample, settings.seed,
+                              sorted(layer_digests))
+
+
+def store_tables(cache, key: str, tables: Tables) -> None:
+    cache.set(key, {name: {"columns": list(table.columns), "records": table.to_dict("records")}
+                    for name, table in tables.items()})
+
+
+def stored_tables(cache, key: str) -> Tables | None:
+    """The tables stored under `key` (None: not computed yet)."""
+    found = cache.get(key)
+    if found is None:
+        return None
+    return {name: pd.DataFrame(found[name]["records"], columns=found[name]["columns"]) for name in TABLES}
+
+
+def result_tables(result: BrainResult) -> Tables:
+    return {"models": model_table(result), "noise_ceiling": ceiling_table(result),
+            "pairwise": pairwise_table(result), "per_subject": per_subject_table(result), "mds": mds_table(result)}
+
+
+def run(step: Step, context: StudyContext, engine, report: Report) -> StepOutput:
+    image_set = context.image_set(step)
+    found = feature_sets(step, context).items() if image_set.has_images else ()
+    features = {(layer.spec, layer.layer): np.asarray(feature_set.features) for layer, feature_set in found}
+    key = result_key(step.settings, image_set, [feature_set.key.digest for _, feature_set in found])
+    tables = stored_tables(context.scores, key)
+    if tables is None:
+        result = compute(step.settings, image_set, features, dict(step.layers), report)
+        if not result.evaluations:
+            raise ValueError(f"{step.label}: nothing to compare (no models besides the reference groups)")
+        tables = result_tables(result)
+        store_tables(context.scores, key, tables)  # under the Brain page's key: the step opens there at once
+    n_models = tables["models"]["model"].nunique()
+    references = list(tables["noise_ceiling"]["reference"])
+    return StepOutput(tables, f"{n_models} models × {len(references)} references "
+                              f"({step.settings.method}, {step.settings.n_bootstrap} resamples)",
+                      {"references": references, "result_key": key})
+
+
+def draw(step: Step, stored, tables: Tables, context: StudyContext) -> Drawn:
+    from core.figures.brain import layer_curves_figure, mds_figure, model_comparison_figure
+
+    models, ceilings, pairwise = tables["models"], tables["noise_ceiling"], tables["pairwise"]
+    figures: Figures = {}
+    for reference in models["reference"].unique():
+        slug = "".join(ch if ch.isalnum() else "-" for ch in str(reference))
+        figures[f"models_{slug}"] = lambda reference=reference: model_comparison_figure(
+            models[models["reference"] == reference], pairwise[pairwise["reference"] == reference])
+        if (models["kind"] == LAYER).any():
+            ceiling = ceilings[ceilings["reference"] == reference].iloc[0]
+            figures[f"layers_{slug}"] = lambda reference=reference, ceiling=ceiling: layer_curves_figure(
+                layer_curves(models, reference), reference, (ceiling["lower"], ceiling["upper"]),
+                step.settings.method)
+        if "mds" in tables:
+            points = tables["mds"][tables["mds"]["reference"] == reference]
+            figures[f"mds_{slug}"] = lambda points=points: mds_figure(points, dict(zip(points["name"],
+                                                                                        points["kind"])),
+                                                                       step.settings.method)
+    return figures, {}, []
+
+
+def page_state(settings: BrainSettings, meta) -> tuple[dict, list[str]]:
+    """The page's widgets of a stored step: its bootstrap is a toggle with a number of resamples."""
+    state = {f"brain.{name}": value for name, value in settings.items()
+             if value is not None and name != "n_bootstrap"}
+    state = {key: list(value) if isinstance(value, tuple) else value for key, value in state.items()}
+    state["brain.bootstrap_on"] = settings.n_bootstrap > 0
+    if settings.n_bootstrap:
+        state["brain.n_bootstrap"] = int(settings.n_bootstrap)
+    return state, []
+
+
+ENTRY = register(Analysis("brain", "Brain", "views/brain.py", "🧠", BrainSettings, clean_units, run, draw,
+                          check=check, page_state=page_state, needs_images=False, all_layers=True, order=55))

@@ -1,0 +1,137 @@
+"""The brain analysis (docs/science.md §10): layer RDMs, model RDMs and other groups against reference groups."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.spatial.distance import pdist
+
+from core.analyses.brain import (FILE, GROUP, LAYER, ceiling_table, evaluate, layer_candidates, layer_curves,
+                                 model_table, pairwise_table, per_subject_table, rdm_candidates, second_order_mds)
+from core.analyses.rsa import condensed
+from core.analyses.rsa_inference import evaluate_rsa
+from core.data.datasets import neural
+from core.data.neural import RdmReference
+from core.studies.analyses.brain import BrainSettings, check, compute, chosen_references
+
+
+def synthetic(n_items=20, n_subjects=5, seed=0):
+    """A planted geometry: subjects' RDMs are noisy copies of the RDM of `truth` features."""
+    rng = np.random.default_rng(seed)
+    truth = rng.normal(size=(n_items, 8))
+    base = pdist(truth, "correlation")
+    rdms = []
+    for _ in range(n_subjects):
+        noisy = np.abs(base + rng.normal(scale=0.2, size=base.shape))
+        square = np.zeros((n_items, n_items))
+        square[np.triu_indices(n_items, 1)] = noisy
+        rdms.append(square + square.T)
+    return truth, RdmReference("brain", np.array(rdms), tuple(f"s{k}" for k in range(n_subjects)))
+
+
+def test_a_layer_holding_the_true_features_beats_noise_and_equals_evaluate_rsa() -> None:
+    truth, group = synthetic()
+    rng = np.random.default_rng(1)
+    features = {("enc", "early"): rng.normal(size=truth.shape), ("enc", "late"): truth}
+    candidates = layer_candidates(features, {"enc": ["early", "late"]}, "correlation")
+    assert [item.depth for item in candidates] == [0.0, 1.0]
+    np.testing.assert_allclose(candidates[1].rdm, pdist(truth, "correlation"), atol=1e-12)
+    result = evaluate(candidates, [group], "corr", n_bootstrap=50, resample="subjects", seed=3)
+    table = model_table(result)
+    direct = evaluate_rsa(np.stack([item.rdm for item in candidates]), condensed(group.rdms), "corr",
+                          ["enc · early", "enc · late"], 50, "subjects", 3)
+    np.testing.assert_allclose(table["mean"], direct.mean)
+    np.testing.assert_allclose(table["ci_low"], direct.ci_low)
+    assert table.loc[1, "mean"] > 0.5 > abs(table.loc[0, "mean"])
+    curves = layer_curves(table, "brain")
+    assert list(curves.columns) == ["encoder", "layer", "depth", "value", "ci_low", "ci_high"]
+    assert list(curves["layer"]) == ["early", "late"]
+    assert len(pairwise_table(result)) == 1 and len(per_subject_table(result)) == 2 * 5
+    ceiling = ceiling_table(result).iloc[0]
+    assert ceiling["lower"] <= ceiling["upper"] and ceiling["n_subjects"] == 5
+
+
+def test_a_group_is_never_its_own_model_and_other_groups_and_files_are() -> None:
+    _, first = synthetic(seed=0)
+    _, second = synthetic(seed=5)
+    second = RdmReference("other", second.rdms, second.subjects)
+    model = RdmReference("animacy", first.rdms[:1], ("s01",))
+    candidates = rdm_candidates([first, second], [model])
+    assert [(item.name, item.kind) for item in candidates] == [("rdm · animacy", FILE), ("rdm · brain", GROUP),
+                                                              ("rdm · other", GROUP)]
+    result = evaluate(candidates, [first, second], "spearman")
+    assert result.evaluations["brain"].model_names == ("rdm · animacy", "rdm · other")
+    assert result.evaluations["other"].model_names == ("rdm · animacy", "rdm · brain")
+    assert [item.name for item in rdm_candidates([first, second], [model], ["rdm · other"])] == ["rdm · other"]
+
+
+def test_second_order_mds_puts_equal_rdms_together() -> None:
+    _, group = synthetic()
+    rdms = condensed(group.rdms)
+    rng = np.random.default_rng(0)
+    points = second_order_mds({"a": rdms[0], "a again": rdms[0] * 2, "noise": rng.random(rdms.shape[1]),
+                               "b": rdms[1]}, "corr").set_index("name")
+    near = np.hypot(*(points.loc["a", ["x", "y"]] - points.loc["a again", ["x", "y"]]))
+    far = np.hypot(*(points.loc["a", ["x", "y"]] - points.loc["noise", ["x", "y"]]))
+    assert near < 0.05 * far
+
+
+def test_settings_default_and_check_name_what_is_wrong(kriegeskorte92) -> None:
+    image_set = neural(kriegeskorte92)
+    assert [group.name for group in chosen_references(BrainSettings(), image_set)] == ["behaviour", "hIT"]
+    assert BrainSettings.parse({}).method == "corr" and BrainSettings().rdm_metric == "correlation"
+    for values in ({"n_bootstrap": 5}, {"method": "pearson"}, {"resample": "none"}, {"reference_groups": "hIT"}):
+        with pytest.raises(ValueError):
+            BrainSettings.parse(values)
+
+    class Step:
+        dataset = "neural:92"
+        settings = BrainSettings(reference_groups=("V4",))
+    assert check(Step, image_set) == ("reference_groups", "neural:92 has no RDM group 'V4'; it has behaviour, hIT, "
+                                                    "hITvisStim_316vx, mIT_674neurons")
+    Step.settings = BrainSettings(models=("rdm · V4",))
+    assert check(Step, image_set)[0] == "models"
+    Step.settings = BrainSettings()
+    assert check(Step, image_set) is None
+
+
+def test_on_the_92_images_monkey_it_vs_human_it_is_rsatoolbox_s_number(kriegeskorte92) -> None:
+    """mIT vs hIT with corr: 0.3335, the hIT ceiling 0.3944 / 0.6804 (rsatoolbox's eval_fixed / boot_noise_ceiling,
+    checked in test_rsa); far above 0, below the lower ceiling."""
+    image_set = neural(kriegeskorte92)
+    settings = BrainSettings(reference_groups=("hIT",), models=("rdm · mIT_674neurons", "rdm · animacy"), n_bootstrap=0)
+    table = model_table(compute(settings, image_set, {}, {})).set_index("model")
+    row = table.loc["rdm · mIT_674neurons"]
+    assert row["mean"] == pytest.approx(0.3335, abs=5e-5)
+    assert row["ceiling_lower"] == pytest.approx(0.3944, abs=5e-5)
+    assert row["ceiling_upper"] == pytest.approx(0.6804, abs=5e-5)
+    assert row["p_vs_zero"] < 0.01 and row["mean"] < row["ceiling_lower"]
+    assert row["ceiling_normalised"] == pytest.approx(row["mean"] / row["ceiling_lower"])
+
+
+def test_the_mds_table_holds_the_models_and_each_subject_of_the_reference() -> None:
+    truth, group = synthetic(n_subjects=4)
+    candidates = layer_candidates({("enc", "late"): truth}, {"enc": ["late"]})
+    from core.analyses.brain import mds_table
+    table = mds_table(evaluate(candidates, [group], "corr"))
+    assert list(table["kind"]) == [LAYER] + ["subject"] * 4
+    assert list(table["name"])[1:] == [f"brain · s{k}" for k in range(4)] and (table["reference"] == "brain").all()
+
+
+def test_an_empty_models_list_means_the_layers_only() -> None:
+    truth, group = synthetic()
+    image_set = type("Set", (), {"rdm_references": (group,), "model_rdms": ()})()
+    settings = BrainSettings.parse({"models": [], "n_bootstrap": 0})
+    assert settings.models == ()
+    result = compute(settings, image_set, {("enc", "late"): truth}, {"enc": ["late"]})
+    assert result.evaluations["brain"].model_names == ("enc · late",)
+
+
+def test_progress_names_each_reference_group_as_a_stage() -> None:
+    truth, first = synthetic()
+    _, second = synthetic(seed=4)
+    second = RdmReference("other", second.rdms, second.subjects)
+    seen = []
+    evaluate(layer_candidates({("enc", "late"): truth}, {"enc": ["late"]}), [first, second], "corr", 40,
+             "stimuli", progress=seen.append)
+    assert [report.stage for report in seen if report.done == report.total] == ["brain (1/2)", "other (2/2)"]
+    assert seen[-1].message.startswith("other (2/2): bootstrap over stimuli")

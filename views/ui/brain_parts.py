@@ -1,0 +1,110 @@
+"""The Brain page's parts beyond one widget each: the bootstrap toggle, the background job that computes and stores
+the evaluation (as a study step does: `core.studies.analyses.brain.compute`), a model's RDM for the RDM figure, the
+tables with their CSVs, and the 'How to read this' texts."""
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from core.analyses.brain import group_label
+from core.analyses.rdm import rdm
+from core.analyses.registry import Analysis
+from core.analyses.representation import Representation
+from core.data.datasets import ImageSet
+from core.export import export_filename
+from core.provenance import Provenance
+from core.studies.analyses.brain import MIN_RESAMPLES, BrainSettings, compute, result_tables, store_tables
+from views.ui import resources
+from views.ui.background import submit_job
+from views.ui.export_row import table_download
+from views.ui.settings import in_url
+from views.ui.similarity_sources import load_features
+
+MAX_RESAMPLES, PAGE_RESAMPLES = 10000, 1000
+
+HOW_TO_READ = {
+    "models": (
+        "Each bar is a model's comparator with each subject's RDM, averaged over subjects (rsatoolbox's fixed "
+        "evaluation), best first; error bars are 95% percentile CIs of the bootstrap. The grey band is the reference "
+        "group's **noise ceiling**: its lower edge is each subject vs the mean of the others, its upper edge each "
+        "subject vs the mean of all. A model reaching the lower edge explains as much as the subjects explain each "
+        "other; ▵ under a bar marks a model significantly below the lower edge (p < 0.05, two-sided t-test on the "
+        "bootstrap variance). Bar colours say what a model is: an encoder layer, a model RDM file or another RDM "
+        "group (by its subjects' mean). The grid below marks the pairs whose difference survives FDR correction "
+        "(Benjamini-Hochberg over all pairs): blue, the row model beats the column model; red, it loses."),
+    "layers": (
+        "Each encoder's layers against the reference group, shallow (0) to deep (1), with 95% CI bands: where in "
+        "depth the RDM is most like the brain or behaviour. The grey band is the noise ceiling. Picking the best "
+        "layer on these same items and reporting its value is optimistic (docs/science.md §9, layer choice): choose "
+        "it on held-out items or fix it in advance."),
+    "rdms": (
+        "The reference group's mean RDM and the chosen model's RDM, each as rank percentiles of its pairs (so their "
+        "units do not matter), the items ordered and coloured by category; right: model − reference. Blue blocks "
+        "are pairs the model finds more similar than the brain does; red, less similar."),
+    "mds": (
+        "Every RDM as a point (the models and each subject of the reference group), placed by metric MDS "
+        "(scikit-learn) so that distances approximate 1 − the comparator between two RDMs. Subjects scattered "
+        "widely mean a low noise ceiling; a model inside the subjects' cloud is as good as a subject."),
+}
+
+
+def bootstrap_input(entry: Analysis, toggle_container, number_container) -> int:
+    """The number of resamples: a toggle (on by default: inference is the point here), then how many."""
+    on = toggle_container.toggle("Bootstrap", **in_url(entry.widget_key("bootstrap_on"), value=True),
+                                 help="Resample subjects, stimuli or both (seeded) for 95% CIs and the tests; off, "
+                                      "the t-tests use the spread over subjects (rsatoolbox's eval_fixed).")
+    resamples = number_container.number_input(
+        "Resamples", MIN_RESAMPLES, MAX_RESAMPLES, **in_url(entry.widget_key("n_bootstrap"), value=PAGE_RESAMPLES),
+        step=100, disabled=not on, help=entry.settings.describe("n_bootstrap").help)
+    return int(resamples) if on else 0
+
+
+def start_brain(image_set: ImageSet, settings: BrainSettings, layers: Mapping[str, Representation], key: str) -> None:
+    """Button callback: one background job evaluating every layer and RDM and storing the tables under `key`."""
+    features, order = {}, {}
+    for source in layers.values():
+        features[source.encoder, source.layer.layer] = load_features(image_set, source)
+        order.setdefault(source.encoder, []).append(source.layer.layer)
+    cache = resources.result_cache()  # opened here: the job's thread has no Streamlit context
+
+    def work(report):
+        store_tables(cache, key, result_tables(compute(settings, image_set, features, order, report)))
+
+    submit_job("brain_jobs", key, f"Brain · {', '.join(settings.reference_groups or ())}", work)
+
+
+def model_rdm(image_set: ImageSet, layers: Mapping[str, Representation], name: str, metric: str) -> np.ndarray:
+    """(N, N) RDM of model `name`: a layer's RDM under `metric`, a model file's RDM or a group's mean."""
+    if name in layers:
+        return rdm(load_features(image_set, layers[name]), metric, dtype=np.float64)
+    for item in image_set.model_rdms + image_set.rdm_references:
+        if group_label(item.name) == name:
+            return item.mean
+    raise KeyError(f"no model {name!r}")
+
+
+def table_section(tables: dict[str, pd.DataFrame], dataset: str, provenance: Provenance) -> None:
+    """Every model × reference with CI, p-values and ceiling-normalised value; the ceilings; the pairwise tests."""
+    st.subheader("Every model × reference")
+    shown = tables["models"][["reference", "model", "kind", "method", "mean", "ci_low", "ci_high", "p_vs_zero",
+                              "p_vs_lower_ceiling", "ceiling_normalised", "below_lower_ceiling"]]
+    numbers = {column: st.column_config.NumberColumn(format="%.4f") for column in
+               ("mean", "ci_low", "ci_high", "ceiling_normalised")}
+    numbers |= {column: st.column_config.NumberColumn(format="%.2e") for column in ("p_vs_zero", "p_vs_lower_ceiling")}
+    st.dataframe(shown, hide_index=True, width="stretch", column_config=numbers)
+    for name, label, text in (
+            ("models", "Models × references (CSV)", "Every model against every reference group: mean, 95% CI, p vs "
+                                                    "0 and vs the lower ceiling, ceiling-normalised value, layer depth."),
+            ("noise_ceiling", "Noise ceilings (CSV)", "Lower and upper bound per reference group, with their "
+                                                      "bootstrap CIs."),
+            ("pairwise", "Pairwise differences (CSV)", "Every pair of models per reference: difference, 95% CI, p, "
+                                                       "FDR- and Bonferroni-corrected p."),
+            ("per_subject", "Per subject (CSV)", "Each model against each subject's RDM.")):
+        table_download(label, tables[name], provenance, file_stem=export_filename("brain", name, dataset, "", ext=""),
+                       help=text, key=f"brain_csv_{name}")
+    st.dataframe(tables["noise_ceiling"][["reference", "method", "lower", "upper", "n_subjects", "note"]],
+                 hide_index=True)
+
