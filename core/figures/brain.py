@@ -16,7 +16,8 @@ from scipy.stats import rankdata
 
 from core.analyses.brain import SIGNIFICANCE
 from core.figures.alignment import _draw_blocks, _with_category_legend, category_order, display_matrix
-from core.figures.style import EXTENDED, encoder_colors, house_style
+from core.figures.similarity import add_depth_curves
+from core.figures.style import EXTENDED, house_style
 
 CEILING_COLOR = "#BBBBBB"
 KIND_COLORS = {"encoder layer": "#0072B2", "model RDM file": "#E69F00", "RDM group": "#009E73"}
@@ -112,18 +113,7 @@ def layer_curves_figure(curves: pd.DataFrame, reference: str, ceiling: tuple[flo
     fig = go.Figure()
     if ceiling is not None:
         _ceiling_band(fig, *ceiling)
-    colors = encoder_colors(curves["encoder"])
-    for encoder, curve in curves.groupby("encoder", sort=False):
-        curve = curve.sort_values("depth")
-        color = colors[encoder]
-        if curve["ci_low"].notna().any():
-            fig.add_trace(go.Scatter(x=np.r_[curve["depth"], curve["depth"][::-1]],
-                                     y=np.r_[curve["ci_high"], curve["ci_low"][::-1]], fill="toself", line_width=0,
-                                     fillcolor=color, opacity=0.2, hoverinfo="skip", showlegend=False))
-        fig.add_trace(go.Scatter(x=curve["depth"], y=curve["value"], mode="lines+markers", name=encoder,
-                                 line=dict(color=color), customdata=curve[["layer", "ci_low", "ci_high"]],
-                                 hovertemplate="%{customdata[0]}: %{y:.3f} [%{customdata[1]:.3f}, "
-                                               "%{customdata[2]:.3f}]<extra>" + encoder + "</extra>"))
+    add_depth_curves(fig, curves)
     fig.update_xaxes(title="normalised depth (0 = first block, 1 = last)", range=[-0.04, 1.04])
     fig.update_yaxes(title=method_label(method))
     return house_style(fig, title=f"Encoder layers vs {reference}, over depth")

@@ -55,6 +55,16 @@ def depth_curves_figure(curves: pd.DataFrame, measure: str, ceiling: NoiseCeilin
         fig.add_hrect(y0=low, y1=high, fillcolor="#BBBBBB", opacity=0.35, line_width=0, layer="below",
                       annotation_text=f"noise ceiling ({len(ceiling.references)} references)",
                       annotation_position="top left")
+    add_depth_curves(fig, curves)
+    fig.update_xaxes(title="normalised depth (0 = first selected block, 1 = last)", range=[-0.04, 1.04])
+    fig.update_yaxes(title=info.label)
+    return house_style(fig, title=f"{info.label} vs the reference, over depth")
+
+
+def add_depth_curves(fig: go.Figure, curves: pd.DataFrame) -> go.Figure:
+    """A line per encoder over normalised depth with its 95% CI band (where there is one), hover naming the layer.
+
+    curves: columns encoder, layer, depth, value, ci_low, ci_high (NaN without a bootstrap)."""
     colors = encoder_colors(curves["encoder"])
     for encoder, curve in curves.groupby("encoder", sort=False):
         curve = curve.sort_values("depth")
@@ -67,9 +77,7 @@ def depth_curves_figure(curves: pd.DataFrame, measure: str, ceiling: NoiseCeilin
                                  line=dict(color=color), customdata=curve[["layer", "ci_low", "ci_high"]],
                                  hovertemplate="%{customdata[0]}: %{y:.3f} [%{customdata[1]:.3f}, "
                                                "%{customdata[2]:.3f}]<extra>" + encoder + "</extra>"))
-    fig.update_xaxes(title="normalised depth (0 = first selected block, 1 = last)", range=[-0.04, 1.04])
-    fig.update_yaxes(title=info.label)
-    return house_style(fig, title=f"{info.label} vs the reference, over depth")
+    return fig
 
 
 def agreement_figure(agreement: pd.DataFrame) -> go.Figure:

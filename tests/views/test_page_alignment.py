@@ -18,6 +18,7 @@ from core.features.extract import extract
 from core.features.results import ResultStore
 from core.features.store import FeatureStore
 from tests.paths import APP
+from tests.views.pages import press_and_wait
 
 ENCODER = "pixels:32"
 # A small search the tests share: the first to run it stores it, the others open it (one cache per session).
@@ -43,17 +44,7 @@ def run_page(**state) -> AppTest:
 
 
 def run_until_done(app: AppTest, button_label: str, timeout_s: float = 240) -> AppTest:
-    """Press the button and rerun until the figures appear; a disabled button means the result is stored on disk
-    already (the session's cache is shared: an earlier test, or the browser tests' server, ran these settings)."""
-    button = next(button for button in app.main.button if button.label.startswith(button_label))
-    if not button.disabled:
-        button.click().run()
-    deadline = time.time() + timeout_s
-    while not app.get("plotly_chart") and time.time() < deadline:
-        time.sleep(0.5)
-        app.run()
-        assert not app.exception, [exception.value for exception in app.exception]
-    return app
+    return press_and_wait(app, button_label, timeout_s)
 
 
 def test_alignment_page_runs_a_search_and_draws_every_figure(pixel_features) -> None:

@@ -3,7 +3,6 @@ against human IT; the page's numbers are evaluate_rsa's, every figure draws, eve
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ from core.encoders.registry import describe
 from core.features.extract import extract
 from core.features.store import FeatureStore
 from tests.paths import APP
+from tests.views.pages import press_and_wait
 
 ENCODER = "pixels:32"
 
@@ -39,13 +39,7 @@ def run_page(folder: Path, **state) -> AppTest:
 
 
 def compute(app: AppTest, timeout_s: float = 240) -> AppTest:
-    next(button for button in app.main.button if button.label == "Compute").click().run()
-    deadline = time.time() + timeout_s
-    while not app.get("plotly_chart") and time.time() < deadline:
-        time.sleep(0.5)
-        app.run()
-        assert not app.exception, [exception.value for exception in app.exception]
-    return app
+    return press_and_wait(app, "Compute", timeout_s)
 
 
 def test_the_page_s_numbers_are_evaluate_rsa_s_and_every_figure_draws(folder: Path) -> None:

@@ -3,7 +3,6 @@ the images' coarse colour layout, so the two are strongly alike), every figure, 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ from core.encoders.registry import describe
 from core.features.extract import extract
 from core.features.store import FeatureStore
 from tests.paths import APP
+from tests.views.pages import press_and_wait
 
 ENCODER = "pixels:32"
 HUMAN = "human · demo human"
@@ -40,13 +40,7 @@ def run_page(**state) -> AppTest:
 
 
 def compute(app: AppTest, timeout_s: float = 240) -> AppTest:
-    next(button for button in app.main.button if button.label == "Compute").click().run()
-    deadline = time.time() + timeout_s
-    while not app.get("plotly_chart") and time.time() < deadline:
-        time.sleep(0.5)
-        app.run()
-        assert not app.exception, [exception.value for exception in app.exception]
-    return app
+    return press_and_wait(app, "Compute", timeout_s)
 
 
 @pytest.mark.slow
