@@ -3,6 +3,7 @@ there is nothing to extract, no progress bar outlives its job."""
 from __future__ import annotations
 
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -38,8 +39,9 @@ def wait_for_jobs(app: AppTest, timeout_s: float = 120) -> None:
 
 
 def manifests(root: Path) -> tuple[Path, Path]:
-    """good.csv: two valid images; bad.csv: the same plus a truncated JPEG."""
-    rng = np.random.default_rng(0)
+    """good.csv: two valid images; bad.csv: the same plus a truncated JPEG. The images are this folder's own:
+    fingerprints hash content, so another test's identical images would find the features it cached."""
+    rng = np.random.default_rng(zlib.crc32(str(root).encode()))
     root.mkdir(parents=True)
     for name in ("one.jpg", "two.jpg"):
         Image.fromarray(rng.integers(0, 256, size=(40, 40, 3), dtype=np.uint8)).save(root / name, quality=90)
