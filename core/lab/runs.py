@@ -52,6 +52,8 @@ class TrainConfig:
     projection_dim: int = 128
     seed: int = 0
     max_images: int = 0  # 0 = every image of the dataset
+    probe_per_class: int = 12  # held-out probe images per category for the learning dynamics (0 = none)
+    probe_views: int = 4  # augmented views of each probe image (m of its sub-manifold)
 
     def __post_init__(self):
         if self.objective not in OBJECTIVES:
@@ -60,15 +62,26 @@ class TrainConfig:
             raise ValueError(f"Unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}.")
         if self.objective == "clamp" and self.views < 2:
             raise ValueError("CLAMP needs at least 2 views per image.")
+        if self.probe_per_class < 0 or self.probe_per_class == 1:
+            raise ValueError("The probe set needs at least 2 images per category (or 0 for none); "
+                             f"got {self.probe_per_class}.")
+        if self.probe_views < 2:
+            raise ValueError(f"Probe sub-manifolds need at least 2 views per image; got {self.probe_views}.")
 
     @property
     def run_id(self) -> str:
-        digest = hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:8]
+        # Settings added after runs were stored hash only when not at their default: older run ids stay valid.
+        hashed = {key: value for key, value in asdict(self).items()
+                  if key not in UNHASHED_AT_DEFAULT or value != UNHASHED_AT_DEFAULT[key]}
+        digest = hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:8]
         return f"{self.objective}-{self.backbone}-{digest}"
 
     @property
     def views_per_image(self) -> int:
         return {"simclr": 2, "clamp": self.views}.get(self.objective, 1)
+
+
+UNHASHED_AT_DEFAULT = {"probe_per_class": TrainConfig.probe_per_class, "probe_views": TrainConfig.probe_views}
 
 
 def lab_dir(cache_dir: str | Path) -> Path:
