@@ -1,16 +1,17 @@
 """Objective lab: train one backbone under different pretraining objectives, then analyse every run anywhere."""
 import streamlit as st
-import timm
 
 from core.features.extract import resolve_device
-from core.lab.runs import OBJECTIVES, OPTIMIZERS, TrainConfig, finished_run_ids, plan_training, run_id_of_job, \
-    train_job_key
+from core.lab.runs import TrainConfig, finished_run_ids, plan_training, run_id_of_job, train_job_key
 from core.lab.train import train
 from core.paths import cache_root
+from core.studies import analyses
+from core.studies.analyses.lab import timm_architecture, train_configs
 from views.ui import resources
 from views.ui.background import follow_jobs, job_outcomes, job_progress, session_id, submit_job
+from views.ui.lab_dynamics import dynamics_section
 from views.ui.lab_runs import JOBS, SWITCH_KEY, loss_curves, runs_panel, train_help, train_label
-from views.ui.settings import in_url
+from views.ui.settings import in_url, setting_input, settings_from
 from views.ui.sidebar import page_start, switch_page
 
 OBJECTIVE_LABELS = {"supervised": "supervised (cross-entropy)", "simclr": "SimCLR (NT-Xent, 2 views)",
@@ -25,51 +26,38 @@ if image_set.metadata["category"].nunique() < 2:
             "Pick a dataset with at least two.")
     st.stop()
 
+LAB = analyses.get("lab")
 controls = st.columns([3, 2, 1, 1])
-objectives = controls[0].multiselect("Objectives", OBJECTIVES, **in_url("lab.objectives", default=list(OBJECTIVES)),
-                                     format_func=OBJECTIVE_LABELS.get,
-                                     help="Each is trained separately from the same initial weights (seed), on the "
-                                          "same images and augmented views, for the same epochs.")
-backbone = controls[1].text_input("Backbone (timm)", **in_url("lab.backbone", value="resnet18"),
-                                  help="Any timm architecture, randomly initialised. resnet18 at 64 px trains on a CPU "
-                                       "in minutes; ViTs want a GPU.").strip()
-image_size = controls[2].number_input("Image size", 32, 384, step=16, **in_url("lab.image_size", value=64),
-                                      help="Training resolution (random resized crops of this size); the run's "
-                                           "encoder preprocesses at the same size.")
-epochs = controls[3].number_input("Epochs", 1, 1000, **in_url("lab.epochs", value=30),
-                                  help="Passes over the images.")
-more = st.columns(4)
-batch_size = more[0].number_input("Batch size", 4, 4096, step=8, **in_url("lab.batch_size", value=64),
-                                  help="Images per step (each with its views).")
-views = more[1].number_input("Views (CLAMP m)", 2, 32, **in_url("lab.views", value=4),
-                             help="Views per image for CLAMP; SimCLR always uses 2, supervised and language 1.")
-seed = more[2].number_input("Seed", 0, 2**31 - 1, **in_url("lab.seed", value=0),
-                            help="Initial weights, image order and augmentations; the same seed gives the same run.")
-max_images = more[3].number_input("Images (0 = all)", 0, 10_000_000, **in_url("lab.max_images", value=0),
-                                  help="Train on a random subset of this many images (seeded); 0 uses the whole set.")
+objectives = setting_input(LAB, "objectives", "Objectives", container=controls[0], format_func=OBJECTIVE_LABELS.get)
+backbone = controls[1].text_input("Backbone (timm)", **in_url("lab.backbone", value=LAB.settings.default("backbone")),
+                                  help=LAB.settings.describe("backbone").help).strip()
+image_size = setting_input(LAB, "image_size", "Image size", container=controls[2], step=16)
+epochs = setting_input(LAB, "epochs", "Epochs", container=controls[3])
+more = st.columns(6)
+batch_size = setting_input(LAB, "batch_size", "Batch size", container=more[0], step=8)
+views = setting_input(LAB, "views", "Views (CLAMP m)", container=more[1])
+seed = setting_input(LAB, "seed", "Seed", container=more[2])
+max_images = setting_input(LAB, "max_images", "Images (0 = all)", container=more[3])
+probe_per_class = setting_input(LAB, "probe_per_class", "Probe images per class", container=more[4])
+probe_views = setting_input(LAB, "probe_views", "Probe views", container=more[5])
 with st.expander("Optimiser and loss settings"):
     tuning = st.columns(5)
-    optimizer = tuning[0].selectbox("Optimiser", OPTIMIZERS, **in_url("lab.optimizer"),
-                                    help="AdamW, or LARS (timm's) as in SimCLR; cosine schedule to 0 either way.")
-    lr = tuning[1].number_input("Learning rate", 1e-6, 10.0, format="%.0e", **in_url("lab.lr", value=2e-3),
-                                help="Peak learning rate of the cosine schedule.")
-    weight_decay = tuning[2].number_input("Weight decay", 0.0, 1.0, format="%.0e",
-                                          **in_url("lab.weight_decay", value=1e-4),
-                                          help="Decoupled (AdamW) or LARS weight decay.")
-    temperature = tuning[3].number_input("Temperature τ", 0.01, 5.0, **in_url("lab.temperature", value=0.2),
-                                         help="Softmax temperature of SimCLR's NT-Xent and the language objective.")
-    radius_scale = tuning[4].number_input("CLAMP r_s", 0.5, 50.0, **in_url("lab.radius_scale", value=7.0),
-                                          help="CLAMP's radius scale (7 for CIFAR-sized images, 8.5 for ImageNet).")
+    optimizer = setting_input(LAB, "optimizer", "Optimiser", container=tuning[0])
+    lr = setting_input(LAB, "lr", "Learning rate", container=tuning[1], format="%.0e")
+    weight_decay = setting_input(LAB, "weight_decay", "Weight decay", container=tuning[2], format="%.0e")
+    temperature = setting_input(LAB, "temperature", "Temperature τ", container=tuning[3])
+    radius_scale = setting_input(LAB, "radius_scale", "CLAMP r_s", container=tuning[4])
 
-if backbone not in timm.list_models():
-    st.error(f"timm has no architecture {backbone!r}; see timm.list_models() (e.g. resnet18, resnet50, "
-             "vit_tiny_patch16_224).")
+try:
+    timm_architecture(backbone)
+except ValueError as error:
+    st.error(f"Backbone {backbone!r} {error}.")
     st.stop()
-configs = {objective: TrainConfig(objective, dataset=selection.dataset_spec, backbone=backbone,
-                                  image_size=int(image_size), epochs=int(epochs), batch_size=int(batch_size),
-                                  views=int(views), temperature=float(temperature), radius_scale=float(radius_scale),
-                                  optimizer=optimizer, lr=float(lr), weight_decay=float(weight_decay), seed=int(seed),
-                                  max_images=int(max_images)) for objective in objectives}
+settings = settings_from(LAB, objectives=objectives, backbone=backbone, image_size=image_size, epochs=epochs,
+                         batch_size=batch_size, views=views, seed=seed, max_images=max_images,
+                         probe_per_class=probe_per_class, probe_views=probe_views, optimizer=optimizer, lr=lr,
+                         weight_decay=weight_decay, temperature=temperature, radius_scale=radius_scale)
+configs = train_configs(settings, selection.dataset_spec)
 cache = cache_root()
 registry = resources.job_registry()
 # Every session shows the progress of every training run of this server, whichever tab started it.
@@ -93,6 +81,9 @@ job_outcomes([train_job_key(config.run_id) for config in configs.values()],
 
 st.subheader("Training loss")
 loss_curves(image_set, configs, cache)
+
+st.subheader("Learning dynamics")
+dynamics_section(image_set, configs, cache)
 
 st.subheader("Runs")
 runs_panel(selection, image_set, cache, configs.values())

@@ -190,6 +190,7 @@ class Analysis:
     page_state: Callable | None = None
     methods_rows: Callable = no_rows
     needs_images: bool = True  # False: the step also runs on a dataset of representations only (embeddings:)
+    needs_encoders: bool = True  # False: the step names no encoders or layers (the lab trains its own)
     all_layers: bool = False  # True: the step reads every layer of its encoders, whatever the study's layers
     order: int = 100  # its place in the navigation among the pages
     result_kinds: tuple[str, ...] = ()

@@ -115,14 +115,20 @@ def load_study(path: str | Path, cache: str | Path) -> Study:
             if str(error).startswith("takes no key"):
                 message += f", {', '.join(COMMON)}"
             raise StudyError(where.step(index, error.key, message)) from None
-        step_encoders = _encoders(raw["encoders"], where, index, infos) if "encoders" in raw else encoders
-        if not step_encoders:
-            raise StudyError(where.step(index, "encoders", "no encoders: list them at the top (encoders = [...]) or "
-                                                           "in the step"))
-        located = ((lambda message, index=index: where.step(index, "layers", message)) if "layers" in raw else
-                   (lambda message: where.top("layers", message)))
-        step_layers = _layers(raw.get("layers", layers), step_encoders, infos, located,
-                              "all" if entry.all_layers else None)
+        if not entry.needs_encoders:
+            named = next((key for key in COMMON if key in raw), None)
+            if named:
+                raise StudyError(where.step(index, named, f"{analysis} names no encoders or layers: it trains its own"))
+            step_encoders, step_layers = (), {}
+        else:
+            step_encoders = _encoders(raw["encoders"], where, index, infos) if "encoders" in raw else encoders
+            if not step_encoders:
+                raise StudyError(where.step(index, "encoders", "no encoders: list them at the top (encoders = [...]) "
+                                                               "or in the step"))
+            located = ((lambda message, index=index: where.step(index, "layers", message)) if "layers" in raw else
+                       (lambda message: where.top("layers", message)))
+            step_layers = _layers(raw.get("layers", layers), step_encoders, infos, located,
+                                  "all" if entry.all_layers else None)
         for dataset in datasets:
             steps.append(Step(index, analysis, dataset, settings, step_encoders, step_layers, given))
     study = Study(path, str(data.get("name", path.stem)), str(data.get("description", "")), tuple(datasets),

@@ -12,8 +12,8 @@ import streamlit as st
 from core.data.datasets import ImageSet
 from core.encoders.specs import parse_spec
 from core.features.extract import layer_statuses
-from core.figures.lab import loss_curves_figure, loss_curves_table
-from core.lab.runs import RunState, TrainConfig, TrainPlan, delete_run, load_run, run_states
+from core.figures.lab import loss_curves_figure, loss_curves_table, run_label
+from core.lab.runs import LabRun, RunState, TrainConfig, TrainPlan, delete_run, load_run, run_states
 from core.provenance import Provenance
 from core.studies import analyses
 from views.ui import resources
@@ -37,24 +37,32 @@ def loss_curves(image_set: ImageSet, configs: Mapping[str, TrainConfig], cache: 
     """Loss curves of the selected objectives' runs, redrawn every 2 s while training (history.json per epoch)."""
     @st.fragment(run_every=2.0 if has_jobs(JOBS) else None)
     def curves() -> None:
-        runs = [load_run(cache, config.run_id) for config in configs.values()
-                if (cache / "lab" / config.run_id / "config.json").is_file()]
+        runs = stored_runs(configs, cache)
         if not runs:
             return
-        table = loss_curves_table({f"{run.config.objective} · {run.run_id}": run.history for run in runs})
-        # Not stored features: what produced a curve is its run's whole TrainConfig.
-        provenance = Provenance(image_set.name, image_set.fingerprint, parameters={"runs": {
-            f"{run.config.objective} · {run.run_id}": {
-                "spec": run.spec, **asdict(run.config), "epochs_done": run.epochs_done,
-                "weights": f"sha256:{run.result['backbone_sha256']}" if run.finished else "in training"}
-            for run in runs}}, skipped_images=image_set.skipped_labels)
+        table = loss_curves_table({run_label(run.config.objective, run.run_id): run.history for run in runs})
         figure_block(loss_curves_figure(table), table, page="lab", figure="loss_curves", dataset=image_set.name,
-                     provenance=provenance,
+                     provenance=runs_provenance(image_set, runs),
                      how_to_read="Mean loss of each optimisation step, logged once per epoch. Losses of different "
                                  "objectives are not comparable with each other; compare their geometry on the "
                                  "analysis pages instead.")
 
     curves()
+
+
+def stored_runs(configs: Mapping[str, TrainConfig], cache: Path) -> list[LabRun]:
+    """The selected runs that have a folder (training, stopped or finished)."""
+    return [load_run(cache, config.run_id) for config in configs.values()
+            if (cache / "lab" / config.run_id / "config.json").is_file()]
+
+
+def runs_provenance(image_set: ImageSet, runs: list[LabRun], **parameters) -> Provenance:
+    """What produced a lab figure: not stored features but each run's whole TrainConfig (and `parameters`)."""
+    return Provenance(image_set.name, image_set.fingerprint, parameters={**parameters, "runs": {
+        run_label(run.config.objective, run.run_id): {
+            "spec": run.spec, **asdict(run.config), "epochs_done": run.epochs_done,
+            "weights": f"sha256:{run.result['backbone_sha256']}" if run.finished else "in training"}
+        for run in runs}}, skipped_images=image_set.skipped_labels)
 
 
 def train_label(plan: TrainPlan) -> str:
