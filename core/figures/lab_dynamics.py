@@ -49,7 +49,7 @@ def measure_figure(table: pd.DataFrame, measure: str, label: str) -> go.Figure:
                                  legendgroup=run, line=dict(color=color, width=2.5), marker=dict(size=5),
                                  hovertemplate=f"epoch %{{x}}<br>{label}: %{{y:.4f}}<extra>{run}</extra>"))
     fig.update_xaxes(title="epoch (0 = before training)", dtick=1 if rows["epoch"].nunique() <= 12 else None)
-    fig.update_yaxes(title=label)
+    fig.update_yaxes(title=label.split(" (")[0])  # the title says the rest: a long axis title is cut off
     return house_style(fig, title=label + (" (thin: each class)" if (rows["class"] != "").any() else ""), height=340)
 
 
@@ -110,15 +110,17 @@ def centroid_map_figure(points: pd.DataFrame, scale: float, run: str, space: str
                      range=[points["y"].min() - pad, points["y"].max() + pad])
     animate = dict(mode="immediate", frame=dict(duration=500, redraw=True), transition=dict(duration=0))
     fig.update_layout(
-        updatemenus=[dict(type="buttons", showactive=False, x=0, y=-0.12, xanchor="left", yanchor="top",
+        updatemenus=[dict(type="buttons", direction="left", showactive=False, x=0, y=-0.1, xanchor="left",
+                          yanchor="top", pad=dict(t=30),
                           buttons=[dict(label="▶ Play", method="animate", args=[None, {**animate, "fromcurrent": False}]),
                                    dict(label="❚❚ Pause", method="animate",
                                         args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False))])])],
-        sliders=[dict(active=len(epochs) - 1, x=0.15, len=0.85, y=-0.08, currentvalue=dict(prefix="epoch "),
+        sliders=[dict(active=len(epochs) - 1, x=0.25, len=0.75, y=-0.1, currentvalue=dict(prefix="epoch "),
                       steps=[dict(label=str(epoch), method="animate", args=[[str(epoch)], animate])
                              for epoch in epochs])])
-    return house_style(fig, title=f"Probe-set sub-manifolds over training · {run} · {space}; circles: radius × "
-                                  f"{scale:.3g}", height=600)
+    house_style(fig, title=f"Probe-set sub-manifolds over training · {run} · {space}; circles: radius × {scale:.3g}",
+                height=640)
+    return fig.update_layout(margin=dict(b=150))  # room for the play buttons and the epoch slider
 
 
 def _circles(x: np.ndarray, y: np.ndarray, radii: np.ndarray) -> tuple[list, list]:

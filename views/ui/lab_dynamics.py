@@ -73,7 +73,7 @@ def dynamics_section(image_set: ImageSet, configs: Mapping[str, TrainConfig], ca
                                      space=space)
         table = dynamics_table(found)
         columns = st.columns(2)
-        for index, measure in enumerate(measures):
+        for index, measure in enumerate([measure for measure in measures if (table["measure"] == measure).any()]):
             with columns[index % 2]:
                 figure_block(measure_figure(table, measure, LABELS[measure]), table[table["measure"] == measure],
                              page="lab", figure=f"dynamics_{measure}_{space}", dataset=image_set.name,
