@@ -30,6 +30,7 @@ def runs(isolated_cache: Path) -> dict[str, Path]:
     return {objective: train(TrainConfig(objective, **TINY), isolated_cache) for objective in OBJECTIVES}
 
 
+@pytest.mark.slow  # the fixture trains one tiny run per objective (2.5 min on two busy shared cores)
 def test_every_objective_records_epochs_0_to_2_for_every_measure(runs: dict[str, Path]) -> None:
     for objective, run in runs.items():
         series = read_dynamics(run)
@@ -44,6 +45,7 @@ def test_every_objective_records_epochs_0_to_2_for_every_measure(runs: dict[str,
         assert series[0].measures["uniformity"] != series[-len(spaces)].measures["uniformity"]
 
 
+@pytest.mark.slow
 def test_last_epoch_equals_the_manifolds_page_on_the_saved_backbone(runs: dict[str, Path], isolated_cache: Path,
                                                                     monkeypatch) -> None:
     monkeypatch.setenv("REPSCOPE_CACHE", str(isolated_cache))
@@ -85,6 +87,7 @@ def test_the_probe_set_is_never_trained_on(isolated_cache: Path) -> None:
     assert probe_set(image_set, config).views.equal(probe.views)
 
 
+@pytest.mark.slow
 def test_a_resumed_run_continues_the_series_without_gap_or_duplicate(runs: dict[str, Path], isolated_cache: Path,
                                                                      tmp_path: Path) -> None:
     config = TrainConfig("clamp", **TINY)
