@@ -11,7 +11,8 @@ size), optimizer, cosine schedule and epochs for every objective; only the loss 
               built from the metadata ("a photo of <group>, a kind of <category>").
 
 Runs are stored as `core.lab.runs` describes (config, checkpoint per epoch, history, backbone,
-result). A finished run drops its checkpoint (model + optimizer state, ~3/4 of the folder):
+result). The run's probe set (`core.lab.dynamics`: held out, never trained on) is measured before
+the first step and after every epoch into `<run>/dynamics/`. A finished run drops its checkpoint (model + optimizer state, ~3/4 of the folder):
 nothing resumes from it any more.
 """
 from __future__ import annotations
@@ -33,6 +34,7 @@ from torch import nn
 from core.analyses.manifolds import clamp_packing_loss
 from core.data.datasets import ImageSet, load_dataset, load_image
 from core.data.transforms import AugmentationPipeline
+from core.lab.dynamics import measure_epoch, probe_rows, probe_set, stored_epochs, write_epoch
 from core.lab.runs import TrainConfig, create_backbone, lab_dir
 from core.paths import atomic_write
 from core.progress import Progress, Report
@@ -124,8 +126,14 @@ def _to_tensor(image: Image.Image) -> torch.Tensor:
 
 
 def training_images(config: TrainConfig, cache_dir: Path) -> ImageSet:
-    """The run's images: the dataset, or `max_images` of it drawn with the run's seed."""
+    """The run's images: the dataset less its probe set, or `max_images` of those drawn with the run's seed."""
     image_set = load_dataset(config.dataset, cache_dir)
+    held_out = probe_rows(image_set, config)
+    if len(held_out):
+        image_set = image_set.subset(np.setdiff1d(np.arange(len(image_set)), held_out))
+        if len(image_set) == 0:
+            raise ValueError(f"{config.dataset} has no image left to train on after the probe set "
+                             f"({config.probe_per_class} per category); lower probe_per_class.")
     if 0 < config.max_images < len(image_set):
         rows = np.sort(np.random.default_rng(config.seed).choice(len(image_set), config.max_images, replace=False))
         image_set = image_set.subset(rows)
@@ -184,9 +192,20 @@ def train(config: TrainConfig, cache_dir: str | Path, *, device: str = "cpu",
         if len(images) % PRELOAD_REPORT_EVERY == 0:
             report(Progress(done_before, config.epochs * n, f"loading images {len(images)}/{n}", skipped=done_before))
     pipeline = AugmentationPipeline(size=config.image_size)
+    probe = probe_set(load_dataset(config.dataset, cache_dir), config) if config.probe_per_class else None
     began = time.perf_counter()
     report(Progress(done_before, config.epochs * n, f"starting at epoch {start_epoch + 1}/{config.epochs}",
                     skipped=done_before))
+
+    def measure(epoch: int) -> None:
+        report(Progress(epoch * n, config.epochs * n, f"measuring geometry at epoch {epoch}/{config.epochs}",
+                        skipped=done_before))
+        write_epoch(run, measure_epoch(model, probe, config, epoch))
+
+    # The checkpoint's epoch is measured unless stored (epoch 0 of a new run; a run killed between its
+    # checkpoint and its measurement), so a resumed series has no gap; each epoch is one file: no duplicate.
+    if probe is not None and start_epoch not in stored_epochs(run):
+        measure(start_epoch)
     model.train()
     for epoch in range(start_epoch, config.epochs):
         order = np.random.default_rng((config.seed, epoch)).permutation(n)
@@ -210,6 +229,8 @@ def train(config: TrainConfig, cache_dir: str | Path, *, device: str = "cpu",
         _save_torch(run / "checkpoint.pt", {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                             "schedule": schedule.state_dict(), "epoch": epoch + 1})
         _write_json(run / "history.json", history)
+        if probe is not None:
+            measure(epoch + 1)
     _save_torch(run / "backbone.pt", model.backbone.state_dict())
     digest = hashlib.sha256((run / "backbone.pt").read_bytes()).hexdigest()[:16]
     _write_json(run / "result.json", {"seconds": round(time.perf_counter() - began, 1), "images": n,

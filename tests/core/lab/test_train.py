@@ -89,7 +89,7 @@ def test_a_two_epoch_run_finishes_and_registers_an_encoder(isolated_cache: Path,
     record = load_run(isolated_cache, run.name)
     assert record.finished and record.epochs_done == 2 and len(record.history) == 2 * 2
     # Nothing resumes a finished run: its checkpoint (model + optimizer state) is gone, the weights stay.
-    assert sorted(path.name for path in run.iterdir()) == ["backbone.pt", "config.json", "history.json",
+    assert sorted(path.name for path in run.iterdir()) == ["backbone.pt", "config.json", "dynamics", "history.json",
                                                            "result.json"]
     assert record.result["images"] == 64 and record.result["final_loss"] == record.history[-1]["loss"]
     assert CONFIG.run_id in [run.run_id for run in list_runs(isolated_cache)]
@@ -139,8 +139,13 @@ def test_a_run_reports_while_its_images_load_and_after_every_step(isolated_cache
     shutil.copytree(isolated_cache / "demo", other / "demo")
     train(CONFIG, other, progress=reports.append)
     messages = [report.message for report in reports]
-    assert messages[:3] == ["loading images 32/64", "loading images 64/64", "starting at epoch 1/2"]
-    steps = reports[3:]
+    assert messages[:4] == ["loading images 32/64", "loading images 64/64", "starting at epoch 1/2",
+                            "measuring geometry at epoch 0/2"]
+    # The probe set's geometry before any step and after every epoch (a cancel stops before each measurement).
+    measuring = [(report.done, report.message) for report in reports if report.message.startswith("measuring")]
+    assert measuring == [(0, "measuring geometry at epoch 0/2"), (64, "measuring geometry at epoch 1/2"),
+                         (128, "measuring geometry at epoch 2/2")]
+    steps = [report for report in reports[3:] if not report.message.startswith("measuring")]
     assert [report.done for report in steps] == [32, 64, 96, 128]  # batch 32: one report per step
     assert all(report.total == 128 and report.message.startswith(f"epoch {1 + index // 2}/2 · loss")
                for index, report in enumerate(steps))
