@@ -22,6 +22,11 @@ def objective_of(label: str) -> str:
     return label.partition(RUN_SEPARATOR)[0]
 
 
+def run_id_of_label(label: str) -> str:
+    """The run id of a `run_label`."""
+    return label.partition(RUN_SEPARATOR)[2]
+
+
 def objective_color(objective: str) -> str:
     return OBJECTIVE_COLORS[objective]
 

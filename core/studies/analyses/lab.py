@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from core.analyses.registry import Analysis, Settings, register, setting
-from core.figures.lab import loss_curves_figure, loss_curves_table, run_label
+from core.figures.lab import loss_curves_figure, loss_curves_table, run_id_of_label, run_label
 from core.figures.lab_dynamics import (centroid_map, centroid_map_figure, class_distances_figure, dynamics_table,
                                        measure_figure)
 from core.lab.dynamics import MEASURES, read_dynamics
@@ -111,21 +111,24 @@ def draw(step: Step, stored, tables: Tables, context: StudyContext) -> Drawn:
     for space, rows in dynamics.groupby("space", sort=False):
         for key, label, _ in MEASURES:
             if (rows["measure"] == key).any():
-                figures[f"{space}_{key}"] = lambda rows=rows, key=key, label=label: measure_figure(
-                    rows, key, f"{label} · {space}")
+                figures[f"{space}_{key}"] = lambda rows=rows, key=key, title=f"{label} · {space}": measure_figure(
+                    rows, key, title)
     cache = cache_of(context)
-    for run_name, run_id in zip(tables["runs"]["run"], tables["runs"]["spec"].str.removeprefix("lab:")):
-        for space in dynamics["space"].unique():
-            def geometries(run_id=run_id, space=space):
-                found = [item for item in read_dynamics(lab_dir(cache) / run_id) if item.space == space]
-                if not found:
-                    raise ValueError(f"run folder {lab_dir(cache) / run_id} holds no {space} dynamics")
-                return found
-            figures[f"class_distances_{slug(run_name)}_{space}"] = lambda run_name=run_name, geometries=geometries: \
-                class_distances_figure(geometries()[-1], run_name)
-            figures[f"map_{slug(run_name)}_{space}"] = lambda run_name=run_name, space=space, geometries=geometries: \
-                centroid_map_figure(*centroid_map(geometries()), run_name, space)
+    for (run_name, space), _ in dynamics.groupby(["run", "space"], sort=False):
+        run_id = run_id_of_label(run_name)
+
+        def geometries(run_id=run_id, space=space):
+            return [item for item in read_dynamics(lab_dir(cache) / run_id) if item.space == space] or \
+                _missing(lab_dir(cache) / run_id, space)
+        figures[f"class_distances_{run_id}_{space}"] = lambda run_name=run_name, geometries=geometries: \
+            class_distances_figure(geometries()[-1], run_name)
+        figures[f"map_{run_id}_{space}"] = lambda run_name=run_name, space=space, geometries=geometries: \
+            centroid_map_figure(*centroid_map(geometries()), run_name, space)
     return figures, {}, []
+
+
+def _missing(run: Path, space: str):
+    raise ValueError(f"run folder {run} holds no {space} dynamics (deleted, or the cache was cleared)")
 
 
 def check(step: Step, image_set) -> tuple[str, str] | None:

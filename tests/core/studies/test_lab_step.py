@@ -44,6 +44,7 @@ def trained(isolated_cache: Path, tmp_path_factory) -> tuple:
     return study, path
 
 
+@pytest.mark.slow  # trains two objectives for an epoch: ~30 s on a loaded 2-core machine
 def test_a_lab_step_trains_into_the_pages_run_folders_and_keeps_their_dynamics(trained, isolated_cache) -> None:
     study, _ = trained
     [step] = study.steps
@@ -57,6 +58,7 @@ def test_a_lab_step_trains_into_the_pages_run_folders_and_keeps_their_dynamics(t
         assert set(stored[0].measures) == {key for key, _, _ in MEASURES}
 
 
+@pytest.mark.slow
 def test_study_export_writes_the_dynamics_csv_and_figures(trained, isolated_cache, tmp_path, monkeypatch) -> None:
     study, _ = trained
     monkeypatch.setattr(study_export, "static_export_status", lambda: (False, "HTML only (patched by the test)"))
