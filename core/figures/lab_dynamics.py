@@ -112,7 +112,8 @@ def centroid_map_figure(points: pd.DataFrame, scale: float, run: str, space: str
     fig.update_layout(
         updatemenus=[dict(type="buttons", direction="left", showactive=False, x=0, y=-0.1, xanchor="left",
                           yanchor="top", pad=dict(t=30),
-                          buttons=[dict(label="▶ Play", method="animate", args=[None, {**animate, "fromcurrent": False}]),
+                          buttons=[dict(label="▶ Play", method="animate",
+                                        args=[None, {**animate, "fromcurrent": False}]),
                                    dict(label="❚❚ Pause", method="animate",
                                         args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False))])])],
         sliders=[dict(active=len(epochs) - 1, x=0.25, len=0.75, y=-0.1, currentvalue=dict(prefix="epoch "),

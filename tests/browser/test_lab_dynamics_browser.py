@@ -32,9 +32,8 @@ RAIL = """() => {
 }"""
 
 
-def stored_run(cache: Path) -> tuple[str, np.ndarray]:
-    """A clamp run (page defaults, EPOCHS epochs) whose probe centroids spread out from a point: (label, the x span
-    of each epoch's centroids along their largest axis)."""
+def stored_run(cache: Path) -> str:
+    """A clamp run (page defaults, EPOCHS epochs) whose probe centroids spread out from near a point; its label."""
     config = train_configs(LabSettings(objectives=("clamp",), epochs=EPOCHS), "demo")["clamp"]
     run = lab_dir(cache) / config.run_id
     run.mkdir(parents=True, exist_ok=True)
@@ -42,8 +41,9 @@ def stored_run(cache: Path) -> tuple[str, np.ndarray]:
     rng = np.random.default_rng(0)
     spread = rng.normal(size=(8, 12))
     for epoch in range(EPOCHS + 1):
-        write_epoch(run, [EpochGeometry(epoch, "backbone", {"uniformity": float(epoch)}, ("a", "b"), {"a": 0.0, "b": 0.0},
-                                        np.eye(2), spread * (0.01 + epoch), np.full(8, 0.05), tuple("aaaabbbb"), 0.0)])
+        write_epoch(run, [EpochGeometry(epoch, "backbone", {"uniformity": float(epoch)}, ("a", "b"),
+                                        {"a": 0.0, "b": 0.0}, np.eye(2), spread * (0.01 + epoch), np.full(8, 0.05),
+                                        tuple("aaaabbbb"), 0.0)])
     return run_label("clamp", config.run_id)
 
 

@@ -93,7 +93,8 @@ def test_the_stored_dynamics_draw_on_the_page(stored_runs: dict[str, str]) -> No
     assert any(title.startswith("mean neighbour count") for title in figures)
     # The class distances at the chosen epoch, of the chosen run.
     heatmap = next(spec for title, spec in figures.items() if title.startswith("Class feature distances"))
-    assert "epoch 1" in heatmap["layout"]["title"]["text"] and stored_runs["clamp"] in heatmap["layout"]["title"]["text"]
+    title = heatmap["layout"]["title"]["text"]
+    assert "epoch 1" in title and stored_runs["clamp"] in title
     assert decoded(heatmap["data"][0]["z"]) == [[1.0, 3.0], [3.0, 1.0]]
     sub_manifolds = next(spec for title, spec in figures.items() if title.startswith("Probe-set sub-manifolds"))
     assert [frame["name"] for frame in sub_manifolds["frames"]] == [str(epoch) for epoch in range(EPOCHS + 1)]

@@ -19,7 +19,7 @@ from core.figures.lab_dynamics import (centroid_map, centroid_map_figure, class_
 from core.lab.dynamics import MEASURES, read_dynamics
 from core.lab.runs import OBJECTIVES, OPTIMIZERS, TrainConfig, lab_dir, lab_spec, load_run
 from core.progress import Progress, Report
-from core.studies.context import Drawn, StepOutput, StudyContext, Tables, slug
+from core.studies.context import Drawn, StepOutput, StudyContext, Tables
 from core.studies.study import Step
 
 DEFAULTS = TrainConfig("supervised")  # the lab's defaults are the run settings' own

@@ -67,8 +67,8 @@ def test_the_map_projects_every_epoch_on_the_last_epochs_pca_and_starts_collapse
     assert [step.label for step in fig.layout.sliders[0].steps] == ["0", "1", "2", "3", "4"]
     assert fig.layout.sliders[0].active == 4 and fig.layout.updatemenus[0].buttons[0].method == "animate"
     markers = [trace for trace in fig.frames[0].data if trace.mode == "markers"]
-    assert len(markers) == 3 and list(markers[0].x) == pytest.approx(list(points[(points["epoch"] == 0)
-                                                                                  & (points["class"] == "animal")]["x"]))
+    animals = points[(points["epoch"] == 0) & (points["class"] == "animal")]
+    assert len(markers) == 3 and list(markers[0].x) == pytest.approx(list(animals["x"]))
     # Each circle is drawn at radius × scale around its centroid.
     circle = next(trace for trace in fig.frames[4].data if trace.mode == "lines")
     xs = np.array([x for x in circle.x[:25]], dtype=float)
