@@ -11,11 +11,14 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core.features.results import ResultStore
 from core.figures.lab import run_label
 from core.lab.dynamics import EpochGeometry, write_epoch
 from core.lab.runs import lab_dir
 from core.studies.analyses.lab import LabSettings, train_configs
+from core.studies.context import STEP_KIND
 from tests.paths import APP
+from views.ui.study_openers import opening
 
 EPOCHS = 3
 CLASSES = ("animal", "object")
@@ -107,3 +110,21 @@ def test_the_stored_dynamics_draw_on_the_page(stored_runs: dict[str, str]) -> No
     uniformity = next(spec for title, spec in charts(app).items() if title.startswith("uniformity"))
     assert {trace["name"]: values(trace) for trace in uniformity["data"] if trace.get("showlegend", True)} == {
         stored_runs["clamp"]: [110.0, 111.0, 112.0, 113.0]}
+
+
+@pytest.mark.slow  # a full app run
+def test_a_stored_lab_step_opens_on_the_page_with_its_runs(stored_runs: dict[str, str]) -> None:
+    """A study's lab step opens on the Objective lab page (Studies' "Open on its page") with its settings, so the
+    page builds the same run ids and shows the study's runs."""
+    settings = {"objectives": ["supervised", "clamp"], "epochs": EPOCHS, "image_size": 32, "max_images": 32,
+                "batch_size": 16}
+    opened = opening(STEP_KIND, {"analysis": "lab", "dataset": "demo", "settings": settings, "encoders": [],
+                                 "layers": {}, "pooling": "auto"}, ResultStore(Path("unused")))
+    assert opened.page == "views/lab.py" and opened.state["lab.epochs"] == EPOCHS
+    app = AppTest.from_file(APP, default_timeout=120)
+    for key, value in opened.state.items():
+        app.session_state[key] = list(value) if isinstance(value, tuple) else value
+    app.switch_page(opened.page).run()
+    assert not app.exception, [exception.value for exception in app.exception]
+    uniformity = next(spec for title, spec in charts(app).items() if title.startswith("uniformity"))
+    assert {trace["name"] for trace in uniformity["data"] if trace.get("showlegend", True)} == set(stored_runs.values())
