@@ -147,7 +147,7 @@ def _step_section(status: StepStatus, stored: StoredResult | None, context: Stud
                   f"{_utc(meta.get('stored_at', 0))} as `{STEP_KIND}/{status.key}`."]
     lines += [f"- **Analysis:** {step.analysis} on `{step.dataset}` (fingerprint "
               f"`{context.image_set(step).fingerprint}`), pooling `{context.study.pooling}`.",
-              f"- **Encoders · layers:** {layers}."]
+              f"- **Encoders · layers:** {layers or 'none (the step trains its own)'}."]
     if stored is not None:
         lines.append(f"- **Files** in `{folder}/`: tables " + ", ".join(
             f"{name}.csv ({len(table)} rows)" for name, table in tables.items()) + "; figures " + (", ".join(
