@@ -67,7 +67,7 @@ MEASURES: tuple[tuple[str, str, str], ...] = (
     ("effective_dim", "effective dimensionality of the centroids (participation ratio)",
      "(Σλ)² / Σλ² of the covariance of the probe images' mean views: 1 = collapsed onto a line."),
     ("alpha", "power-law exponent α of the centroids' eigenspectrum",
-     "Slope of log λ_n on −log n over ranks 11 … min(500, P − 2) (Stringer et al.); NaN with under 14 images."),
+     "Slope of log λ_n on −log n over ranks 11 … min(500, P − 2) (Stringer et al.); NaN with under 16 probe images."),
     ("knn_accuracy", "k-NN accuracy (fraction of probe views, k = 5, cosine)",
      "Class of each probe view from its 5 nearest views of other images (cross-validation grouped by image)."),
     ("linear_probe_accuracy", "linear-probe accuracy (fraction of probe views)",
