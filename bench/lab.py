@@ -3,8 +3,8 @@
 Prints each objective's time and loss per epoch, the ratio of the total to the 15-minute budget
 (< 1 passes), the learning dynamics' cost: seconds per epoch with and without measuring the probe
 set's geometry (`core.lab.dynamics`, default probe set; "without" is the same run's epoch time less
-the measuring time each epoch recorded) and their ratio (target < 0.10), and the four encoders' geometry on the Manifolds page's Full preset (25 images per
-class, m = 16 views, r_s 8.5): contrastive objectives should spread features more uniformly
+the measuring time each epoch recorded) and their ratio (target < 0.10), and the four encoders'
+geometry on the Manifolds page's Full preset (25 images per class, m = 16 views, r_s 8.5): contrastive objectives should spread features more uniformly
 than supervised training.
 
     .venv/bin/python bench/lab.py [--quick] [--epochs N] [--cache DIR]   (a fresh DIR times training from scratch)
