@@ -80,7 +80,7 @@ def test_captions_come_from_the_metadata(isolated_cache: Path) -> None:
     assert captions(image_set)[0] == "a photo of Cool spiky dark blob, a kind of Blob"
 
 
-CONFIG = TrainConfig("simclr", epochs=2, max_images=64, batch_size=32, image_size=32)
+CONFIG = TrainConfig("simclr", epochs=2, max_images=64, batch_size=32, image_size=32, probe_per_class=2)  # 8 probes
 
 
 def test_a_two_epoch_run_finishes_and_registers_an_encoder(isolated_cache: Path, monkeypatch) -> None:
