@@ -1,10 +1,12 @@
 """Similarity: model × model and layer × layer matrices over a family of measures, with CIs, controls, ceilings."""
 from dataclasses import asdict
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
 from core.analyses.rdm import RDM_METRIC_LABELS
+from core.analyses.representation import rdm_group_representations
 from core.analyses.similarity import MEASURES, NoiseCeiling, SimilarityMatrix, measure_agreement
 from core.figures.similarity import agreement_figure, depth_curves_figure, similarity_heatmap
 from core.jobs import job_key
@@ -28,12 +30,13 @@ selection, image_set = page_start(
     "linear / RBF / debiased CKA, Procrustes, mutual k-NN and CKNNA, with bootstrap CIs over items, controls "
     "and noise ceilings. Conclusions that hold across measures are the ones to trust.", needs_images=False)
 
-sources = dataset_sources(image_set, selection)
+sources = dataset_sources(image_set, selection) | rdm_group_representations(image_set.rdm_references)
 sources |= uploaded_representations(entry, image_set)
 if len(sources) < 2:
     st.info("Similarity needs two representations of the same items: extract encoder layers (Features above; pick "
             "encoders and layers in the sidebar), use a dataset with human embeddings (the demo has one; an "
-            "`embeddings:` dataset holds several), or upload N × d matrices.")
+            "`embeddings:` dataset holds several) or RDM groups (a `neural:` folder: RSA only), or upload N × d "
+            "matrices.")
     st.stop()
 
 controls_row, settings_row = st.columns([3, 2]), st.columns(5)
@@ -90,6 +93,11 @@ provenance = provenance_from_keys(keys, {"measures": list(measures), "kind": kin
 table = matrix.table()
 
 for measure in measures:
+    cells = table[table["measure"] == measure]
+    if matrix.rdm_only and not np.isfinite(cells["value"]).any():
+        st.info(f"**{MEASURES[measure].label}**: {'; '.join(note for note in dict.fromkeys(cells['note']) if note)}"
+                " — only the RSA measures compare RDMs (docs/science.md §8).")
+        continue
     if kind == "reference":
         curves = depth_curves(matrix, measure, sources, references)
         ceiling = ceilings.get(measure)

@@ -66,8 +66,8 @@ def axis_pickers(entry: Analysis, kind: str, sources: dict[str, Representation],
                                             help="The same encoder twice gives its layer-to-layer similarity.")}
     else:
         if not defaults["references"]:
-            st.info("A depth curve needs a reference that is not an encoder layer: a human embedding of the dataset or "
-                    "an upload.")
+            st.info("A depth curve needs a reference that is not an encoder layer: a human embedding of the dataset, one "
+                    "of its RDM groups (RSA only) or an upload.")
             st.stop()
         chosen = {"references": picked("references", "Reference(s)", defaults["references"],
                                        help="E.g. the four THINGS participant groups.")}

@@ -13,7 +13,7 @@ import pandas as pd
 
 from core.analyses.rdm import RDM_METRICS
 from core.analyses.registry import Analysis, Settings, register, setting
-from core.analyses.representation import (Representation, layer_representation, rdm_group_representation,
+from core.analyses.representation import (Representation, layer_representation, rdm_group_representations,
                                           reference_representation)
 from core.analyses.similarity import (MEASURES, NoiseCeiling, SimilarityMatrix, SimilaritySettings, SimilarityStore,
                                       compare, controls, matrix_key, measure_agreement, noise_ceiling,
@@ -92,10 +92,8 @@ def step_representations(step: Step, context: StudyContext) -> tuple[dict[str, R
     for reference in context.image_set(step).references:
         representations[f"human · {reference.name}"] = reference_representation(reference.name, reference.embedding)
         arrays[f"human · {reference.name}"] = reference.embedding
-    for group in context.image_set(step).rdm_references:
-        representation = rdm_group_representation(group.name, group.mean)
-        representations[representation.label], arrays[representation.label] = representation, group.mean
-    return representations, arrays
+    groups = rdm_group_representations(context.image_set(step).rdm_references)
+    return representations | groups, arrays | {name: item.matrix for name, item in groups.items()}
 
 
 def rdm_only(representations: Mapping[str, Representation]) -> tuple[str, ...]:

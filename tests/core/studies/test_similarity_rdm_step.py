@@ -1,0 +1,40 @@
+"""A `similarity` study step with an RDM-only reference: every layer of pixels:32 against human IT's mean RDM."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.analyses.rdm import rdm
+from core.analyses.rsa import compare_rdms, condensed
+from core.studies.analyses.similarity import step_representations
+from core.studies.engines import LocalEngine
+from core.studies.run import STEP_KIND, open_context, run_study
+from core.studies.spec import load_study
+
+
+def test_a_similarity_step_compares_a_layer_with_an_rdm_group(kriegeskorte92, isolated_cache, tmp_path) -> None:
+    toml = tmp_path / "similarity.toml"
+    toml.write_text(f'''name = "similarity-rdms"
+datasets = ["neural:{kriegeskorte92}"]
+encoders = ["pixels:32"]
+
+[[steps]]
+analysis = "similarity"
+matrix = "reference"
+references = ["rdm · hIT"]
+measures = ["rsa_tau_a", "rsa_cosine", "cka_debiased"]
+rdm_metric = "euclidean"
+''')
+    study = load_study(toml, isolated_cache)
+    [status] = run_study(study, isolated_cache, LocalEngine())
+    assert status.state == "done", status.error
+    context = open_context(study, isolated_cache)
+    [meta] = context.results.entries(STEP_KIND)
+    pairs = context.results.get(STEP_KIND, meta["key"]).table("pairs").set_index("measure")
+    _, arrays = step_representations(study.steps[0], context)
+    layer = condensed(rdm(arrays["pixels:32 · final"], "euclidean", dtype=np.float64)[None])
+    group = condensed(arrays["rdm · hIT"][None])
+    for measure, method in (("rsa_tau_a", "tau-a"), ("rsa_cosine", "cosine")):
+        assert pairs.loc[measure, "value"] == pytest.approx(compare_rdms(layer, group, method)[0, 0], abs=1e-9)
+    assert np.isnan(pairs.loc["cka_debiased", "value"])
+    assert pairs.loc["cka_debiased", "note"] == "not applicable: rdm · hIT is given as RDMs only"
