@@ -8,7 +8,7 @@ from core.figures.brain import (METHOD_LABELS, layer_curves_figure, mds_figure, 
                                 rdm_triplet_figure)
 from core.provenance import provenance_from_keys
 from core.studies import analyses
-from core.studies.analyses.brain import chosen_references, result_key, stored_tables
+from core.studies.analyses.brain import chosen_references, one_view, result_key, stored_tables
 from views.ui import resources
 from views.ui.background import job_outcomes, job_progress
 from views.ui.brain_parts import HOW_TO_READ, bootstrap_input, model_rdm, start_brain, table_section
@@ -42,21 +42,21 @@ references = setting_input(entry, "reference_groups", "Reference groups", contai
                            default=[group.name for group in chosen_references(entry.settings(), image_set)])
 models = setting_input(entry, "models", "Models besides the layers", container=top[1], options=offered_models,
                        default=offered_models, help="A reference group is never compared with itself.")
-method = setting_input(entry, "method", "Comparator", container=middle[0],
-                       format_func=lambda name: f"{name} ({METHOD_LABELS[name]})")
+methods = setting_input(entry, "method", "Comparators", container=middle[0], default=["corr"],
+                        format_func=lambda name: f"{name} ({METHOD_LABELS[name]})")
 rdm_metric = setting_input(entry, "rdm_metric", "Layer RDM metric", container=middle[1],
                            format_func=RDM_METRIC_LABELS.get)
 resamples = bootstrap_input(entry, middle[2], middle[3])
 resample = setting_input(entry, "resample", "Resample", container=middle[4], disabled=not resamples)
 seed = setting_input(entry, "seed", "Seed", container=middle[5], disabled=not resamples)
-if not references:
-    st.info("Pick at least one reference group.")
+if not references or not methods:
+    st.info("Pick at least one reference group and one comparator.")
     st.stop()
 if not layers and not models:
     st.info("Nothing to compare: extract encoder layers (Features above; pick encoders and layers in the sidebar) "
             "or pick model RDMs.")
     st.stop()
-settings = settings_from(entry, reference_groups=references, models=models or (), method=method,
+settings = settings_from(entry, reference_groups=references, models=models or (), method=methods,
                          rdm_metric=rdm_metric, n_bootstrap=resamples, resample=resample, seed=seed)
 
 key = result_key(settings, image_set, [source.fingerprint for source in layers.values()])
@@ -77,23 +77,28 @@ if tables is None:
 ceilings = tables["noise_ceiling"]
 for warning in dict.fromkeys(w for text in ceilings["warnings"] for w in str(text).split("; ") if w):
     st.warning(warning)
-shown = st.selectbox("Reference shown", list(ceilings["reference"]), **in_url("brain.view_reference"),
-                     help="The figures below show the models against this group; the table holds every group.")
-models_table = tables["models"]
-rows, pairwise = models_table[models_table["reference"] == shown], tables["pairwise"]
-ceiling = ceilings[ceilings["reference"] == shown].iloc[0]
+view = st.columns(2)
+shown = view[0].selectbox("Reference shown", list(dict.fromkeys(ceilings["reference"])),
+                          **in_url("brain.view_reference"),
+                          help="The figures below show the models against this group; the table holds every group.")
+method = view[1].selectbox("Comparator shown", settings.methods, **in_url("brain.view_method"),
+                           format_func=lambda name: f"{name} ({METHOD_LABELS[name]})",
+                           help="The figures below use this comparator; the table holds every one.")
+rows, pairwise, ceiling, points = (one_view(tables[name], shown, method)
+                                   for name in ("models", "pairwise", "noise_ceiling", "mds"))
+ceiling = ceiling.iloc[0]
+tag = shown + (f"_{method}" if len(settings.methods) > 1 else "")  # the figures' file names
 keys = [source.feature_key for source in layers.values() if source.feature_key]
 provenance = provenance_from_keys(keys, dict(settings), dataset=image_set.name,
                                   dataset_fingerprint=image_set.fingerprint, skipped_images=image_set.skipped_labels,
                                   store=resources.feature_store())
 common = dict(page="brain", dataset=image_set.name, provenance=provenance)
-figure_block(built_once((key, shown, "models"), lambda: model_comparison_figure(
-    rows, pairwise[pairwise["reference"] == shown])), rows, figure=f"models_{shown}",
-    how_to_read=HOW_TO_READ["models"], **common)
+figure_block(built_once((key, shown, method, "models"), lambda: model_comparison_figure(rows, pairwise)), rows,
+             figure=f"models_{tag}", how_to_read=HOW_TO_READ["models"], **common)
 if (rows["kind"] == LAYER).any():
-    curves = layer_curves(models_table, shown)
-    figure_block(built_once((key, shown, "layers"), lambda: layer_curves_figure(
-        curves, shown, (ceiling["lower"], ceiling["upper"]), method)), curves, figure=f"layers_{shown}",
+    curves = layer_curves(rows, shown)
+    figure_block(built_once((key, shown, method, "layers"), lambda: layer_curves_figure(
+        curves, shown, (ceiling["lower"], ceiling["upper"]), method)), curves, figure=f"layers_{tag}",
         how_to_read=HOW_TO_READ["layers"], **common)
 
 best = rows.sort_values("mean", ascending=False)["model"].tolist()
@@ -104,12 +109,12 @@ reference_mean = next(group for group in groups if group.name == shown).mean
 figure_block(built_once((key, shown, model, "rdms"), lambda: rdm_triplet_figure(
     reference_mean, model_rdm(image_set, layers, model, rdm_metric), image_set.metadata["category"].astype(str),
     (f"{shown} (mean)", model))), None, figure=f"rdms_{shown}", how_to_read=HOW_TO_READ["rdms"], **common)
-points = tables["mds"][tables["mds"]["reference"] == shown]
-figure_block(built_once((key, shown, "mds"), lambda: mds_figure(points, dict(zip(points["name"], points["kind"])),
-                                                                method)), points, figure=f"mds_{shown}",
-             how_to_read=HOW_TO_READ["mds"], **common)
+figure_block(built_once((key, shown, method, "mds"), lambda: mds_figure(
+    points, dict(zip(points["name"], points["kind"])), method)), points, figure=f"mds_{tag}",
+    how_to_read=HOW_TO_READ["mds"], **common)
 table_section(tables, image_set.name, provenance)
 st.caption("Ceiling-normalised = mean / lower noise-ceiling bound (can exceed 1); p-values are rsatoolbox's "
            "t-tests on the bootstrap variance. " + " ".join(f"{row.reference}: {row.n_subjects} subjects"
                                                               f"{'; ' + row.note if row.note else ''}."
-                                                              for row in ceilings.itertuples()))
+                                                              for row in ceilings.drop_duplicates("reference")
+                                                              .itertuples()))

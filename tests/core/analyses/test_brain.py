@@ -59,8 +59,8 @@ def test_a_group_is_never_its_own_model_and_other_groups_and_files_are() -> None
     assert [(item.name, item.kind) for item in candidates] == [("rdm · animacy", FILE), ("rdm · brain", GROUP),
                                                               ("rdm · other", GROUP)]
     result = evaluate(candidates, [first, second], "spearman")
-    assert result.evaluations["brain"].model_names == ("rdm · animacy", "rdm · other")
-    assert result.evaluations["other"].model_names == ("rdm · animacy", "rdm · brain")
+    assert result.evaluations["brain", "spearman"].model_names == ("rdm · animacy", "rdm · other")
+    assert result.evaluations["other", "spearman"].model_names == ("rdm · animacy", "rdm · brain")
     assert [item.name for item in rdm_candidates([first, second], [model], ["rdm · other"])] == ["rdm · other"]
 
 
@@ -123,7 +123,7 @@ def test_an_empty_models_list_means_the_layers_only() -> None:
     settings = BrainSettings.parse({"models": [], "n_bootstrap": 0})
     assert settings.models == ()
     result = compute(settings, image_set, {("enc", "late"): truth}, {"enc": ["late"]})
-    assert result.evaluations["brain"].model_names == ("enc · late",)
+    assert result.evaluations["brain", "corr"].model_names == ("enc · late",)
 
 
 def test_progress_names_each_reference_group_as_a_stage() -> None:
@@ -135,3 +135,34 @@ def test_progress_names_each_reference_group_as_a_stage() -> None:
              "stimuli", progress=seen.append)
     assert [report.stage for report in seen if report.done == report.total] == ["brain (1/2)", "other (2/2)"]
     assert seen[-1].message.startswith("other (2/2): bootstrap over stimuli")
+
+
+def test_several_comparators_are_each_the_single_comparator_s_evaluation() -> None:
+    """Two comparators in one run: each one's rows equal a run with that comparator alone (the same resamples)."""
+    truth, group = synthetic(n_subjects=4)
+    features = {("enc", "late"): truth, ("enc", "early"): np.random.default_rng(1).normal(size=truth.shape)}
+    order = {"enc": ["early", "late"]}
+    image_set = type("Set", (), {"rdm_references": (group,), "model_rdms": ()})()
+    both = BrainSettings.parse({"method": ["spearman", "corr"], "n_bootstrap": 30, "resample": "subjects"})
+    assert both.methods == ("spearman", "corr")
+    together = model_table(compute(both, image_set, features, order))
+    pairs = pairwise_table(compute(both, image_set, features, order))
+    assert list(pairs["method"]) == ["spearman", "corr"]
+    for method in both.methods:
+        alone = BrainSettings.parse({"method": method, "n_bootstrap": 30, "resample": "subjects"})
+        expected = model_table(compute(alone, image_set, features, order))
+        mine = together[together["method"] == method].reset_index(drop=True)
+        np.testing.assert_allclose(mine[["mean", "ci_low", "ci_high", "p_vs_zero"]], expected[["mean", "ci_low",
+                                                                                               "ci_high", "p_vs_zero"]])
+        assert layer_curves(together, "brain", method)["value"].tolist() == expected.loc[
+            expected["kind"] == LAYER, "mean"].tolist()
+
+
+def test_one_comparator_stays_a_name_as_old_study_files_give_it() -> None:
+    """`method = "corr"` and `method = ["corr"]` (the page's multiselect) are the same settings, the same key."""
+    assert BrainSettings.parse({"method": "tau-a"}) == BrainSettings.parse({"method": ["tau-a"]}) \
+        == BrainSettings(method=["tau-a"])
+    assert BrainSettings(method=["tau-a"]).method == "tau-a"
+    for bad in (["corr", "corr"], [], "pearson", ["corr", "pearson"]):
+        with pytest.raises(ValueError, match="corr_cov"):
+            BrainSettings.parse({"method": bad})
