@@ -10,13 +10,12 @@ from core.provenance import provenance_from_keys
 from core.studies import analyses
 from core.studies.analyses.brain import chosen_references, one_view, result_key, stored_tables
 from views.ui import resources
-from views.ui.background import job_outcomes, job_progress
+from views.ui.background import compute_row
 from views.ui.brain_parts import HOW_TO_READ, bootstrap_input, model_rdm, start_brain, table_section
 from views.ui.export_row import built_once, figure_block
 from views.ui.settings import in_url, setting_input, settings_from
 from views.ui.sidebar import page_start
 from views.ui.similarity_sources import dataset_sources
-from views.ui.studies import add_to_study
 
 entry = analyses.get("brain")
 selection, image_set = page_start(
@@ -61,18 +60,10 @@ settings = settings_from(entry, reference_groups=references, models=models or ()
 
 key = result_key(settings, image_set, [source.fingerprint for source in layers.values()])
 tables = stored_tables(resources.result_cache(), key)
-status = resources.job_registry().status(key)
-st.button("Compute", type="primary", on_click=start_brain, args=(image_set, settings, layers, key),
-          disabled=tables is not None or (status is not None and status.state in ("queued", "running")),
-          help="Runs in the background with progress; the result is stored on disk, so the same layers and settings "
-               "open at once next time (also after a restart).")
-add_to_study(entry.name, settings, selection)
-job_progress("brain_jobs", "resamples", "Stops after the current resample.")
-job_outcomes([key], "Cancelled.")
-if tables is None:
-    st.info(f"{len(layers)} layers and {len(models)} RDMs against {', '.join(references)}" +
-            (f", {resamples} resamples of {resample}" if resamples else "") + ": press **Compute**.")
-    st.stop()
+compute_row(entry, settings, selection, jobs="brain_jobs", job=key, done=tables is not None, start=start_brain,
+            args=(image_set, settings, layers, key), unit="resamples",
+            pending=f"{len(layers)} layers and {len(models)} RDMs against {', '.join(references)}"
+                    + (f", {resamples} resamples of {resample}" if resamples else ""))
 
 ceilings = tables["noise_ceiling"]
 for warning in dict.fromkeys(w for text in ceilings["warnings"] for w in str(text).split("; ") if w):

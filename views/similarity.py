@@ -14,14 +14,13 @@ from core.provenance import provenance_from_keys
 from core.studies import analyses
 from core.studies.analyses.similarity import MATRIX_KINDS, depth_curves, matrix_axes, stored_matrix_key
 from views.ui import resources
-from views.ui.background import job_outcomes, job_progress
+from views.ui.background import compute_row
 from views.ui.export_row import built_once, figure_block
 from views.ui.settings import setting_input, settings_from
 from views.ui.sidebar import page_start
 from views.ui.similarity_controls import axis_pickers, bootstrap_input, uploaded_representations
 from views.ui.similarity_results import how_to_read, paired_test_section, pairs_table, start_matrix, stored_alignments
 from views.ui.similarity_sources import dataset_sources
-from views.ui.studies import add_to_study
 
 entry = analyses.get("similarity")
 selection, image_set = page_start(
@@ -65,18 +64,10 @@ key = stored_matrix_key(settings, sources, rows, columns)
 job = job_key("similarity", key)
 matrix: SimilarityMatrix | None = resources.result_memo().get_or_compute(
     ("similarity", key), lambda: resources.similarity_store().get(key))  # None (not stored yet) is not kept
-status = resources.job_registry().status(job)
-st.button("Compute", type="primary", on_click=start_matrix, args=(image_set, settings, sources, axes, job),
-          disabled=matrix is not None or (status is not None and status.state in ("queued", "running")),
-          help="Runs in the background with progress; the matrix is stored on disk, so the same sources and "
-               "settings open at once next time (also after a restart).")
-add_to_study(entry.name, settings, selection)
-job_progress("similarity_jobs", "steps", "Stops after the current resample.")
-job_outcomes([job], "Cancelled.")
-if matrix is None:
-    st.info(f"{len(rows)} × {len(columns)} cells × {len(measures)} measures" +
-            (f", {resamples} resamples" if resamples else "") + ": press **Compute**.")
-    st.stop()
+compute_row(entry, settings, selection, jobs="similarity_jobs", job=job, done=matrix is not None,
+            start=start_matrix, args=(image_set, settings, sources, axes, job), unit="steps",
+            pending=f"{len(rows)} × {len(columns)} cells × {len(measures)} measures"
+                    + (f", {resamples} resamples" if resamples else ""))
 
 for warning in matrix.warnings:
     st.warning(warning)

@@ -16,7 +16,7 @@ from core.encoders.registry import describe
 from core.features.extract import extract
 from core.features.store import FeatureStore
 from tests.paths import APP
-from tests.views.pages import press_and_wait
+from tests.views.pages import open_page, press_and_wait
 
 ENCODER = "pixels:32"
 
@@ -29,13 +29,8 @@ def folder(kriegeskorte92: Path, isolated_cache: Path) -> Path:
 
 
 def run_page(folder: Path, **state) -> AppTest:
-    app = AppTest.from_file(APP, default_timeout=300)
-    for key, value in {"dataset_kind": "neural", "dataset_path_neural": str(folder), "encoders": [ENCODER],
-                       **state}.items():
-        app.session_state[key] = value
-    app.switch_page("views/brain.py").run()
-    assert not app.exception, [exception.value for exception in app.exception]
-    return app
+    return open_page("views/brain.py", {"dataset_kind": "neural", "dataset_path_neural": str(folder),
+                                        "encoders": [ENCODER], **state})
 
 
 def compute(app: AppTest, timeout_s: float = 240) -> AppTest:

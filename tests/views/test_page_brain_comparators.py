@@ -11,20 +11,15 @@ from streamlit.testing.v1 import AppTest
 from core.analyses.rsa import condensed
 from core.analyses.rsa_inference import evaluate_rsa
 from core.data.datasets import neural
-from tests.paths import APP
-from tests.views.pages import press_and_wait
+from tests.views.pages import open_page, press_and_wait
 
 STATE = {"brain.reference_groups": ["hIT"], "brain.models": ["rdm · mIT_674neurons", "rdm · animacy"],
          "brain.method": ["corr", "tau-a"], "brain.bootstrap_on": False}
 
 
 def run_page(folder: Path, **state) -> AppTest:
-    app = AppTest.from_file(APP, default_timeout=300)
-    for key, value in {"dataset_kind": "neural", "dataset_path_neural": str(folder), **STATE, **state}.items():
-        app.session_state[key] = value
-    app.switch_page("views/brain.py").run()
-    assert not app.exception, [exception.value for exception in app.exception]
-    return app
+    return open_page("views/brain.py", {"dataset_kind": "neural", "dataset_path_neural": str(folder), **STATE,
+                                        **state})
 
 
 def test_every_comparator_is_in_the_table_and_the_figures_draw_the_one_shown(kriegeskorte92: Path) -> None:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from core.analyses.rdm import rdm
 from core.analyses.rsa import compare_rdms, condensed
@@ -15,8 +14,7 @@ from core.data.datasets import load_dataset
 from core.encoders.registry import describe
 from core.features.extract import extract
 from core.features.store import FeatureStore
-from tests.paths import APP
-from tests.views.pages import press_and_wait
+from tests.views.pages import open_page, press_and_wait
 
 ENCODER, LAYER, GROUP = "pixels:32", "pixels:32 · final", "rdm · hIT"
 
@@ -30,15 +28,10 @@ def pixels(kriegeskorte92: Path, isolated_cache: Path):
 
 def test_a_layer_against_human_it_given_as_rdms(pixels, kriegeskorte92: Path) -> None:
     image_set, features = pixels
-    app = AppTest.from_file(APP, default_timeout=300)
-    for key, value in {"dataset_kind": "neural", "dataset_path_neural": str(kriegeskorte92), "encoders": [ENCODER],
-                       "similarity.measures": ["rsa_pearson", "rsa_spearman", "cka_linear"],
-                       "similarity.matrix": "reference", "similarity.references": [GROUP],
-                       "similarity.rdm_metric": "correlation"}.items():
-        app.session_state[key] = value
-    app.switch_page("views/similarity.py").run()
-    assert not app.exception, [exception.value for exception in app.exception]
-    press_and_wait(app, "Compute")
+    app = press_and_wait(open_page("views/similarity.py", {
+        "dataset_kind": "neural", "dataset_path_neural": str(kriegeskorte92), "encoders": [ENCODER],
+        "similarity.measures": ["rsa_pearson", "rsa_spearman", "cka_linear"], "similarity.matrix": "reference",
+        "similarity.references": [GROUP], "similarity.rdm_metric": "correlation"}), "Compute")
     charts = [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
     assert len(charts) == 2  # a depth curve per RSA measure; CKA not applicable
     assert any("Linear CKA" in info.value and "rdm · hIT is given as RDMs only" in info.value for info in app.info)

@@ -16,14 +16,12 @@ from core.analyses.representation import Representation
 from core.data.datasets import ImageSet
 from core.export import export_filename
 from core.provenance import Provenance
-from core.studies.analyses.brain import MIN_RESAMPLES, BrainSettings, compute, result_tables, store_tables
+from core.studies.analyses.brain import BrainSettings, compute, result_tables, store_tables
 from views.ui import resources
 from views.ui.background import submit_job
 from views.ui.export_row import table_download
-from views.ui.settings import in_url
+from views.ui.similarity_controls import bootstrap_input as resamples_input
 from views.ui.similarity_sources import load_features
-
-MAX_RESAMPLES, PAGE_RESAMPLES = 10000, 1000
 
 HOW_TO_READ = {
     "models": (
@@ -53,13 +51,9 @@ HOW_TO_READ = {
 
 def bootstrap_input(entry: Analysis, toggle_container, number_container) -> int:
     """The number of resamples: a toggle (on by default: inference is the point here), then how many."""
-    on = toggle_container.toggle("Bootstrap", **in_url(entry.widget_key("bootstrap_on"), value=True),
-                                 help="Resample subjects, stimuli or both (seeded) for 95% CIs and the tests; off, "
-                                      "the t-tests use the spread over subjects (rsatoolbox's eval_fixed).")
-    resamples = number_container.number_input(
-        "Resamples", MIN_RESAMPLES, MAX_RESAMPLES, **in_url(entry.widget_key("n_bootstrap"), value=PAGE_RESAMPLES),
-        step=100, disabled=not on, help=entry.settings.describe("n_bootstrap").help)
-    return int(resamples) if on else 0
+    return resamples_input(entry, toggle_container, number_container, setting="n_bootstrap", label="Bootstrap",
+                           on=True, help="Resample subjects, stimuli or both (seeded) for 95% CIs and the tests; off, "
+                                         "the t-tests use the spread over subjects (rsatoolbox's eval_fixed).")
 
 
 def start_brain(image_set: ImageSet, settings: BrainSettings, layers: Mapping[str, Representation], key: str) -> None:

@@ -6,15 +6,13 @@ import zipfile
 import pytest
 
 import core.studies.export as study_export
-from core.studies.engines import LocalEngine
 from core.studies.export import export_study
-from core.studies.run import STEP_KIND, open_context, run_study
-from core.studies.spec import load_study
+from core.studies.run import STEP_KIND, open_context
+from tests.studies import run_one_step_study
 
 
 def test_a_step_with_two_comparators_stores_and_draws_both(kriegeskorte92, isolated_cache, tmp_path) -> None:
-    toml = tmp_path / "brain.toml"
-    toml.write_text(f'''name = "brain-comparators"
+    study, _ = run_one_step_study(tmp_path / "brain.toml", isolated_cache, f'''name = "brain-comparators"
 datasets = ["neural:{kriegeskorte92}"]
 encoders = ["pixels:32"]
 
@@ -25,10 +23,7 @@ models = ["rdm · mIT_674neurons"]
 method = ["corr", "rho-a"]
 n_bootstrap = 0
 ''')
-    study = load_study(toml, isolated_cache)
     assert study.steps[0].settings.methods == ("corr", "rho-a")
-    [status] = run_study(study, isolated_cache, LocalEngine())
-    assert status.state == "done", status.error
     context = open_context(study, isolated_cache)
     [meta] = context.results.entries(STEP_KIND)
     models = context.results.get(STEP_KIND, meta["key"]).table("models").set_index(["model", "method"])

@@ -7,14 +7,12 @@ import pytest
 from core.analyses.rdm import rdm
 from core.analyses.rsa import compare_rdms, condensed
 from core.studies.analyses.similarity import step_representations
-from core.studies.engines import LocalEngine
-from core.studies.run import STEP_KIND, open_context, run_study
-from core.studies.spec import load_study
+from core.studies.run import STEP_KIND, open_context
+from tests.studies import run_one_step_study
 
 
 def test_a_similarity_step_compares_a_layer_with_an_rdm_group(kriegeskorte92, isolated_cache, tmp_path) -> None:
-    toml = tmp_path / "similarity.toml"
-    toml.write_text(f'''name = "similarity-rdms"
+    study, _ = run_one_step_study(tmp_path / "similarity.toml", isolated_cache, f'''name = "similarity-rdms"
 datasets = ["neural:{kriegeskorte92}"]
 encoders = ["pixels:32"]
 
@@ -25,9 +23,6 @@ references = ["rdm · hIT"]
 measures = ["rsa_tau_a", "rsa_cosine", "cka_debiased"]
 rdm_metric = "euclidean"
 ''')
-    study = load_study(toml, isolated_cache)
-    [status] = run_study(study, isolated_cache, LocalEngine())
-    assert status.state == "done", status.error
     context = open_context(study, isolated_cache)
     [meta] = context.results.entries(STEP_KIND)
     pairs = context.results.get(STEP_KIND, meta["key"]).table("pairs").set_index("measure")
