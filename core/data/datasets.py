@@ -1,11 +1,11 @@
 """Dataset loaders (OASIS, THINGS, category folders, CSV manifests, the procedural demo, embeddings only).
 
-Every loader returns an `ImageSet`: absolute image paths, a metadata table aligned with them
-(image_id, category, group, optional valence/arousal, extras), optional named reference
-("human") embeddings and a fingerprint for cache keys (of the images' bytes: core.data.fingerprints). An
-`embeddings:` set has references and no images at all (`has_images` False): nothing that decodes images may be
-given one. Loading never decodes images, so even large sets load quickly; `check_images` finds every unreadable
-image in one pass (about 1 ms per image) and `load_image` names the file it fails on. A spec ending in
+Every loader returns an `ImageSet`: absolute image paths, a metadata table aligned with them (image_id, category,
+group, optional valence/arousal, extras), optional named reference ("human") embeddings and a fingerprint for cache
+keys (of the images' bytes: core.data.fingerprints). The layouts are read by core.data.layouts, images decoded by
+core.data.images. An `embeddings:` set has references and no images at all (`has_images` False): nothing that decodes
+images may be given one. Loading never decodes images, so even large sets load quickly; `check_images` finds every
+unreadable image in one pass (about 1 ms per image) and `load_image` names the file it fails on. A spec ending in
 `|unreadable=skip` decodes every image at load and leaves the unreadable ones out: the set lists them
 (`ImageSet.skipped`), its fingerprint hashes them, and every export's provenance names them. Every bad input
 raises `DatasetError` with a message naming the file, row or column and what to do about it.
@@ -19,23 +19,20 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from core.data.demo import REFERENCE_FILE, ensure_demo
-from core.data.embeddings import Reference, load_embedding, read_representations, things_categories
+from core.data.embeddings import Reference, load_embedding, read_representations
 from core.data.fingerprints import ImageIdentity, image_stats, relative_label
-from core.data.layouts import IMAGE_EXTENSIONS, first_image_per_concept, read_oasis, things_concept_ids
+from core.data.images import unreadable_reason
+from core.data.layouts import (AFFECT_COLUMNS, DEFAULT_CATEGORY, read_image_folder, read_manifest, read_oasis,
+                               read_things)
 from core.data.neural import RdmReference, read_neural_folder, read_rdm_groups, split_rdms_option
 from core.data.roots import DataRoots, data_roots
-from core.data.tables import (DatasetError, MissingPathError, absolute, existing_folder, listing, numeric, read_table,
-                              require_columns, require_files, require_filled)
+from core.data.tables import DatasetError, existing_folder, listing
 
 CORE_COLUMNS = ("image_id", "category", "group")
-AFFECT_COLUMNS = ("valence", "arousal")
-THINGS_IMAGE_FOLDERS = ("object_images", "images")
 THINGS_OPTIONS = ("unique_ids", "embedding", "categories")
 EMBEDDINGS_OPTIONS = ("categories", "ids")
-DEFAULT_CATEGORY = "all"
 SKIP_UNREADABLE = "unreadable=skip"  # spec option: leave images that cannot be decoded out of the set
 SELECTIONS_FOLDER = "selections"  # under the cache: item selections saved as manifests (core.data.selections)
 SPEC_FORMS = ("demo", "oasis:<root>", "things:<root>", "folder:<root>", "manifest:<csv>",
@@ -165,21 +162,6 @@ class ImageSet:
                 for field in ("rdm_references", "model_rdms")}
 
 
-def unreadable_reason(path: Path) -> str | None:
-    """Why the image file cannot be decoded, or None when it can (JPEGs decoded at 1/8 scale: about 1 ms each).
-
-    PIL's `verify()` passes a truncated JPEG, so the file is decoded instead."""
-    try:
-        with Image.open(path) as opened:
-            opened.draft("RGB", (1, 1))  # no-op for formats other than JPEG
-            opened.load()
-    except FileNotFoundError:
-        return "file does not exist"
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        return str(error)
-    return None
-
-
 def skip_unreadable(image_set: ImageSet) -> ImageSet:
     """The set without the images that cannot be decoded, which it lists (`skipped`); DatasetError when none is left."""
     reasons = [unreadable_reason(path) for path in image_set.paths]
@@ -196,27 +178,6 @@ def skip_unreadable(image_set: ImageSet) -> ImageSet:
                      image_set.metadata.iloc[kept].reset_index(drop=True),
                      image_set._references_of(kept), image_set.skipped + skipped, image_set.identity,
                      **image_set._rdms_of(kept))
-
-
-def load_image(path: Path, draft_size: int | None = None) -> Image.Image:
-    """One image file -> RGB PIL image (H, W, 3), EXIF-rotated, transparency composited onto white.
-
-    `draft_size`: a JPEG may be decoded at a reduced scale no smaller than this (thumbnails: 5-10x faster)."""
-    try:
-        with Image.open(path) as opened:
-            if draft_size:
-                opened.draft("RGB", (draft_size, draft_size))
-            opened.load()
-            image = ImageOps.exif_transpose(opened)
-            if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
-                rgba = image.convert("RGBA")
-                return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
-            return image.convert("RGB")
-    except FileNotFoundError as error:
-        raise DatasetError(f"image file {path} does not exist; restore it or reload the dataset.") from error
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        raise DatasetError(f"cannot read image {path} ({error}); replace the file with a valid image "
-                           f"or remove it from the dataset.") from error
 
 
 def oasis(root: str | Path) -> ImageSet:
@@ -238,21 +199,7 @@ def things(root: str | Path, *, unique_ids: str | Path | None = None, embedding:
            categories: str | Path | None = None) -> ImageSet:
     """THINGS concept folders -> ImageSet of N concepts (first image each), optional (N, d) embedding."""
     folder = existing_folder(root, "THINGS root")
-    image_root = next((folder / name for name in THINGS_IMAGE_FOLDERS if (folder / name).is_dir()), None)
-    if image_root is None:
-        raise DatasetError(f"{folder} has no {' or '.join(n + '/' for n in THINGS_IMAGE_FOLDERS)} folder; "
-                           f"expected the THINGS layout {folder}/object_images/<concept>/<image>.jpg.")
-    concept_ids = things_concept_ids(folder, image_root, unique_ids)
-    paths = first_image_per_concept(image_root, concept_ids)
-    metadata = pd.DataFrame({"image_id": concept_ids, "category": DEFAULT_CATEGORY, "group": concept_ids})
-    if categories is not None:
-        primary, listed = things_categories(Path(categories).expanduser(), concept_ids)
-        metadata["category"] = primary
-        metadata["categories"] = listed
-    references = ()
-    if embedding is not None:
-        embedding_path = Path(embedding).expanduser()
-        references = (Reference(embedding_path.stem, load_embedding(embedding_path, len(concept_ids))),)
+    paths, metadata, references = read_things(folder, unique_ids, embedding, categories)
     return _assemble("things", folder, paths, metadata, references)
 
 
@@ -286,45 +233,15 @@ def with_rdms(image_set: ImageSet, files: Sequence[str | Path]) -> ImageSet:
 def image_folder(root: str | Path) -> ImageSet:
     """root/<category>/<image> tree -> ImageSet; image_id = relative path without extension, group = category."""
     folder = existing_folder(root, "image folder")
-    relative = sorted((path.relative_to(folder) for path in folder.rglob("*")
-                       if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
-                       and not any(part.startswith(".") for part in path.relative_to(folder).parts)),
-                      key=lambda path: path.as_posix())
-    if not relative:
-        raise DatasetError(f"no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) found under {folder}; "
-                           f"expected {folder}/<category>/<image>.")
-    category = [path.parts[0] if len(path.parts) > 1 else DEFAULT_CATEGORY for path in relative]
-    metadata = pd.DataFrame({"image_id": [path.with_suffix("").as_posix() for path in relative],
-                             "category": category, "group": category})
-    return _assemble(f"folder:{folder.name}", folder, tuple(folder / path for path in relative), metadata)
+    paths, metadata = read_image_folder(folder)
+    return _assemble(f"folder:{folder.name}", folder, paths, metadata)
 
 
 def manifest(csv_path: str | Path, roots: DataRoots = DataRoots()) -> ImageSet:
     """CSV with a `path` column (+ optional category, group, image_id, valence, arousal, extras) -> ImageSet;
     every row's path must lie inside `roots` (checked before any image is looked at)."""
     csv_file = Path(csv_path).expanduser().resolve()
-    if not csv_file.is_file():
-        message = f"manifest {csv_file} not found; give the path of a CSV with a `path` column."
-        raise DatasetError(message) if csv_file.exists() else MissingPathError(message, csv_file)
-    table = read_table(csv_file)
-    require_columns(table, ("path",), csv_file.name)
-    require_filled(table, "path", csv_file.name)
-    paths = tuple(absolute(csv_file.parent, value) for value in table["path"].astype(str).str.strip())
-    for line, path in enumerate(paths, start=2):
-        roots.check(path, f"{csv_file.name} line {line}: path")
-    require_files(paths, [f"line {row + 2}" for row in range(len(paths))], csv_file.name,
-                   "fix the `path` values (relative to the CSV's folder or absolute)")
-    metadata = table.copy()
-    defaults = {"category": lambda: DEFAULT_CATEGORY, "group": lambda: metadata["category"],
-                "image_id": lambda: [path.stem for path in paths]}
-    for column, default in defaults.items():
-        if column in table.columns:
-            require_filled(table, column, csv_file.name)
-        else:
-            metadata[column] = default()
-    for column in AFFECT_COLUMNS:
-        if column in table.columns:
-            metadata[column] = numeric(table, column, csv_file.name, table["path"].astype(str))
+    paths, metadata = read_manifest(csv_file, roots)
     return _assemble(f"manifest:{csv_file.stem}", csv_file.parent, paths, metadata)
 
 

@@ -12,7 +12,7 @@ from tests.studies import run_one_step_study
 
 
 def test_a_step_with_two_comparators_stores_and_draws_both(kriegeskorte92, isolated_cache, tmp_path) -> None:
-    study, _ = run_one_step_study(tmp_path / "brain.toml", isolated_cache, f'''name = "brain-comparators"
+    study, status = run_one_step_study(tmp_path / "brain.toml", isolated_cache, f'''name = "brain-comparators"
 datasets = ["neural:{kriegeskorte92}"]
 encoders = ["pixels:32"]
 
@@ -25,8 +25,7 @@ n_bootstrap = 0
 ''')
     assert study.steps[0].settings.methods == ("corr", "rho-a")
     context = open_context(study, isolated_cache)
-    [meta] = context.results.entries(STEP_KIND)
-    models = context.results.get(STEP_KIND, meta["key"]).table("models").set_index(["model", "method"])
+    models = context.results.get(STEP_KIND, status.key).table("models").set_index(["model", "method"])
     assert models.loc[("rdm · mIT_674neurons", "corr"), "mean"] == pytest.approx(0.3335, abs=5e-5)
     assert len(models) == 4  # pixels:32 · final and mIT, by each comparator
     with pytest.MonkeyPatch.context() as patch:

@@ -12,7 +12,7 @@ from tests.studies import run_one_step_study
 
 
 def test_a_similarity_step_compares_a_layer_with_an_rdm_group(kriegeskorte92, isolated_cache, tmp_path) -> None:
-    study, _ = run_one_step_study(tmp_path / "similarity.toml", isolated_cache, f'''name = "similarity-rdms"
+    study, status = run_one_step_study(tmp_path / "similarity.toml", isolated_cache, f'''name = "similarity-rdms"
 datasets = ["neural:{kriegeskorte92}"]
 encoders = ["pixels:32"]
 
@@ -24,8 +24,7 @@ measures = ["rsa_tau_a", "rsa_cosine", "cka_debiased"]
 rdm_metric = "euclidean"
 ''')
     context = open_context(study, isolated_cache)
-    [meta] = context.results.entries(STEP_KIND)
-    pairs = context.results.get(STEP_KIND, meta["key"]).table("pairs").set_index("measure")
+    pairs = context.results.get(STEP_KIND, status.key).table("pairs").set_index("measure")
     _, arrays = step_representations(study.steps[0], context)
     layer = condensed(rdm(arrays["pixels:32 · final"], "euclidean", dtype=np.float64)[None])
     group = condensed(arrays["rdm · hIT"][None])
