@@ -202,8 +202,8 @@ def draw(step: Step, stored, tables: Tables, context: StudyContext) -> Drawn:
         for method in methods:
             models, ceilings, pairwise, points = (one_view(tables.get(name), reference, method)
                                                   for name in ("models", "noise_ceiling", "pairwise", "mds"))
-            slug = "".join(ch if ch.isalnum() else "-" for ch in str(reference) + (f"_{method}" if len(methods) > 1
-                                                                                   else ""))
+            slug = "".join(ch if ch.isalnum() else "-" for ch in str(reference))
+            slug += f"_{method}" if len(methods) > 1 else ""
             figures[f"models_{slug}"] = lambda models=models, pairwise=pairwise: model_comparison_figure(
                 models, pairwise)
             if (models["kind"] == LAYER).any():
