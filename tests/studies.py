@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.studies.engines import LocalEngine
+from core.studies.files import step_toml, study_header_toml
 from core.studies.run import StepStatus, run_study
 from core.studies.spec import Study, load_study
 
@@ -18,6 +19,13 @@ def run_one_step_study(path: Path, cache: Path, text: str) -> tuple[Study, StepS
     [status] = run_study(study, cache, LocalEngine())
     assert status.state == "done", status.error
     return study, status
+
+
+def run_step(folder: Path, cache: Path, dataset: str, analysis: str, settings: dict,
+             encoders: tuple[str, ...] = (TINY_ENCODER,)) -> tuple[Study, StepStatus]:
+    """`run_one_step_study` of a study file written from one step's `settings` (layer `final` of the encoders)."""
+    text = study_header_toml(analysis, [dataset], encoders, ["final"], "auto") + step_toml(analysis, settings)
+    return run_one_step_study(folder / f"{analysis}.toml", cache, text)
 
 
 def run_tiny_alignment_study(folder: Path, cache: Path, eps_range: tuple[float, float] = (1e-3, 1e-1)) -> StepStatus:

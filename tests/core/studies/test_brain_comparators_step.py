@@ -8,21 +8,13 @@ import pytest
 import core.studies.export as study_export
 from core.studies.export import export_study
 from core.studies.run import STEP_KIND, open_context
-from tests.studies import run_one_step_study
+from tests.studies import run_step
 
 
 def test_a_step_with_two_comparators_stores_and_draws_both(kriegeskorte92, isolated_cache, tmp_path) -> None:
-    study, status = run_one_step_study(tmp_path / "brain.toml", isolated_cache, f'''name = "brain-comparators"
-datasets = ["neural:{kriegeskorte92}"]
-encoders = ["pixels:32"]
-
-[[steps]]
-analysis = "brain"
-reference_groups = ["hIT"]
-models = ["rdm · mIT_674neurons"]
-method = ["corr", "rho-a"]
-n_bootstrap = 0
-''')
+    study, status = run_step(tmp_path, isolated_cache, f"neural:{kriegeskorte92}", "brain", {
+        "reference_groups": ["hIT"], "models": ["rdm · mIT_674neurons"], "method": ["corr", "rho-a"],
+        "n_bootstrap": 0})
     assert study.steps[0].settings.methods == ("corr", "rho-a")
     context = open_context(study, isolated_cache)
     models = context.results.get(STEP_KIND, status.key).table("models").set_index(["model", "method"])

@@ -8,21 +8,13 @@ from core.analyses.rdm import rdm
 from core.analyses.rsa import compare_rdms, condensed
 from core.studies.analyses.similarity import step_representations
 from core.studies.run import STEP_KIND, open_context
-from tests.studies import run_one_step_study
+from tests.studies import run_step
 
 
 def test_a_similarity_step_compares_a_layer_with_an_rdm_group(kriegeskorte92, isolated_cache, tmp_path) -> None:
-    study, status = run_one_step_study(tmp_path / "similarity.toml", isolated_cache, f'''name = "similarity-rdms"
-datasets = ["neural:{kriegeskorte92}"]
-encoders = ["pixels:32"]
-
-[[steps]]
-analysis = "similarity"
-matrix = "reference"
-references = ["rdm · hIT"]
-measures = ["rsa_tau_a", "rsa_cosine", "cka_debiased"]
-rdm_metric = "euclidean"
-''')
+    study, status = run_step(tmp_path, isolated_cache, f"neural:{kriegeskorte92}", "similarity", {
+        "matrix": "reference", "references": ["rdm · hIT"], "measures": ["rsa_tau_a", "rsa_cosine", "cka_debiased"],
+        "rdm_metric": "euclidean"})
     context = open_context(study, isolated_cache)
     pairs = context.results.get(STEP_KIND, status.key).table("pairs").set_index("measure")
     _, arrays = step_representations(study.steps[0], context)
