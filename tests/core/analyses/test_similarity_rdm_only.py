@@ -86,3 +86,15 @@ def test_on_the_92_images_two_rdm_groups_compare_as_the_brain_analysis_does(krie
         assert matrix.value(measure, "rdm · hIT", "rdm · mIT") == pytest.approx(expected, abs=1e-9)
     assert matrix.value("rsa_pearson", "rdm · hIT", "rdm · mIT") > 0.3
     assert all(np.isnan(matrix.value(m, "rdm · hIT", "rdm · mIT")) for m in ALL if m not in RDM_MEASURES)
+
+
+def test_the_heatmap_says_n_a_where_a_side_is_given_as_rdms() -> None:
+    from core.figures.similarity import similarity_heatmap
+
+    x, y = features(seed=4)
+    matrix = compare({"x": x, "y": rdm(y, "cosine", dtype=np.float64)}, measures=("cka_linear", "rsa_spearman"),
+                     rdm_only=["y"])
+    heatmap = similarity_heatmap(matrix, "cka_linear").data[0]
+    assert heatmap.text[0][0] == "1.00" and heatmap.text[0][1] == heatmap.text[1][1] == "n/a"
+    assert "not applicable: y is given as RDMs only" in heatmap.hovertext[1][0]
+    assert similarity_heatmap(matrix, "rsa_spearman").data[0].text[0][1] != "n/a"
