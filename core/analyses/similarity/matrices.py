@@ -15,9 +15,9 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from core.analyses.similarity.large import DENSE_MAX_ITEMS, StreamedRepresentation, streamed_similarity
+from core.analyses.similarity.given_rdms import not_applicable, prepare_rdm, validate_rdm
 from core.analyses.similarity.measures import (MEASURES, RDM_MEASURES, PreparedRepresentation, SimilaritySettings,
-                                               as_backend, check_measures, not_applicable, prepare_rdm, similarity,
-                                               validate_features, validate_rdm)
+                                               as_backend, check_measures, similarity, validate_features)
 from core.progress import Progress, Report
 
 MIN_BOOTSTRAP_ITEMS = 10  # fewer items: a resample repeats most of them; CIs would mislead

@@ -244,32 +244,6 @@ class PreparedRepresentation:
         return (np.cumsum(totals) - totals + (totals + 1) / 2)[self.rdm_tie_groups]
 
 
-def prepare_rdm(matrix, settings: SimilaritySettings = SimilaritySettings(), name: str = "RDM"
-                ) -> PreparedRepresentation:
-    """A representation given only as an (N, N) RDM: the RSA measures compare its upper triangle as given (the
-    RDM metric does not apply); every other measure needs item vectors and is not applicable to it."""
-    array = validate_rdm(matrix, name)
-    upper = np.triu_indices(len(array), k=1)
-    return PreparedRepresentation(None, settings, rdm_vector=array[upper], n=len(array))
-
-
-def validate_rdm(matrix, name: str = "RDM") -> np.ndarray:
-    """(N, N) float64 RDM, with a clear error naming `name` when it is not square, symmetric, finite or N < 3."""
-    array = np.asarray(matrix, dtype=np.float64)
-    if array.ndim != 2 or array.shape[0] != array.shape[1]:
-        raise ValueError(f"{name}: expected an (N, N) RDM; got shape {array.shape}.")
-    if len(array) < 3:
-        raise ValueError(f"{name}: {len(array)} items; similarity measures need at least 3.")
-    if not np.isfinite(array).all() or not np.allclose(array, array.T, atol=1e-8):
-        raise ValueError(f"{name}: the RDM has NaN / infinite entries or is not symmetric; fix the file.")
-    return array
-
-
-def not_applicable(name: str) -> str:
-    """Why a measure that needs item vectors has no value for the RDM-only representation `name`."""
-    return f"not applicable: {name} is given as RDMs only"
-
-
 def prepare(features, settings: SimilaritySettings = SimilaritySettings(), *, device: str = "cpu",
             backend: str = "numpy") -> PreparedRepresentation:
     """(N, p) features -> a PreparedRepresentation (validated: 2-D, finite, N >= 3)."""

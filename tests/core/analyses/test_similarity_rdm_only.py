@@ -7,7 +7,8 @@ import pytest
 from core.analyses.rdm import rdm
 from core.analyses.rsa import compare_rdms, condensed
 from core.analyses.similarity import SimilaritySettings, compare, controls, noise_ceiling
-from core.analyses.similarity.measures import RDM_MEASURES, not_applicable
+from core.analyses.similarity.given_rdms import not_applicable
+from core.analyses.similarity.measures import RDM_MEASURES
 from core.data.datasets import neural
 from core.studies.analyses.brain import BrainSettings, compute
 from core.analyses.brain import model_table
