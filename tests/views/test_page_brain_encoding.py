@@ -14,9 +14,9 @@ from core.encoders.registry import describe
 from core.features.extract import extract
 from core.features.store import FeatureStore
 from core.studies.analyses.encoding import EncodingSettings, compute
-from tests.paths import APP
 from tests.simulated_patterns import write_pattern_folder
 from tests.views.pages import press_and_wait
+from tests.views.test_page_brain import run_page as brain_page
 
 ENCODER = "pixels:8"
 
@@ -30,13 +30,7 @@ def folder(tmp_path_factory, isolated_cache: Path) -> Path:
 
 
 def run_page(folder: Path, **state) -> AppTest:
-    app = AppTest.from_file(APP, default_timeout=300)
-    for key, value in {"dataset_kind": "neural", "dataset_path_neural": str(folder), "encoders": [ENCODER],
-                       **state}.items():
-        app.session_state[key] = value
-    app.switch_page("views/brain.py").run()
-    assert not app.exception, [exception.value for exception in app.exception]
-    return app
+    return brain_page(folder, encoders=[ENCODER], **state)
 
 
 def test_the_encoding_section_computes_and_draws_the_step_s_numbers(folder: Path, isolated_cache: Path) -> None:
@@ -66,3 +60,17 @@ def test_the_encoding_section_computes_and_draws_the_step_s_numbers(folder: Path
 def test_too_many_folds_for_the_items_say_so(folder: Path) -> None:
     app = run_page(folder, **{"encoding.n_splits": 15})
     assert any("at most 10 folds" in warning.value for warning in app.warning)
+
+
+def test_a_link_with_the_encoding_settings_draws_them(folder: Path) -> None:
+    """As tests/views/test_settings_in_url.py does for every page: each encoding setting from the URL is shown."""
+    from tests.views.test_settings_in_url import another_value, drawn, settings_widgets, shown
+
+    state = {"dataset_kind": "neural", "dataset_path_neural": str(folder)}
+    widgets = settings_widgets(drawn("views/brain.py", state=state), "encoding")
+    assert {"encoding.n_splits", "encoding.min_reliability", "encoding.alpha_grid", "encoding.alpha_per_unit",
+            "encoding.seed", "encoding.pattern_groups"} <= set(widgets), sorted(widgets)
+    changed = {key: another_value(kind, widget) for key, (kind, widget) in widgets.items()}
+    linked = settings_widgets(drawn("views/brain.py", {key: url for key, (url, _) in changed.items()}, state),
+                              "encoding")
+    assert {key: shown(*linked[key]) for key in changed} == {key: value for key, (_, value) in changed.items()}

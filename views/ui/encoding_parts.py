@@ -21,7 +21,7 @@ from views.ui import resources
 from views.ui.background import job_outcomes, job_progress, submit_job
 from views.ui.export_row import built_once, figure_block, table_download
 from views.ui.settings import in_url, setting_input, settings_from
-from views.ui.similarity_sources import load_features
+from views.ui.similarity_sources import layer_features
 from views.ui.studies import add_to_study
 
 HOW_TO_READ = {
@@ -87,10 +87,7 @@ def encoding_section(image_set: ImageSet, selection, layers: Mapping[str, Repres
 def start_encoding(image_set: ImageSet, settings: EncodingSettings, layers: Mapping[str, Representation],
                    key: str) -> None:
     """Button callback: one background job fitting every layer × subject and storing the tables under `key`."""
-    features, order = {}, {}
-    for source in layers.values():
-        features[source.encoder, source.layer.layer] = load_features(image_set, source)
-        order.setdefault(source.encoder, []).append(source.layer.layer)
+    features, order = layer_features(image_set, layers)
     cache = resources.result_cache()  # opened here: the job's thread has no Streamlit context
 
     def work(report):

@@ -17,20 +17,13 @@ from core.analyses.encoding_tables import encoding_tables, layer_summary
 from core.analyses.registry import Analysis, Settings, register, setting
 from core.data.datasets import ImageSet
 from core.jobs import job_key
+from core.studies.analyses.brain import _names, store_tables
 from core.progress import Report
 from core.studies.context import Drawn, Figures, StepOutput, StudyContext, Tables, clean_units, feature_sets, slug
 from core.studies.study import Step
 
 ALPHA_GRIDS = {"standard": ENCODING_ALPHAS, "fine": np.logspace(-2, 8, 61)}  # both 1e-2 .. 1e8, log-spaced
 TABLES = ("layers", "units", "ceilings")
-
-
-def _names(value):
-    if value is None:
-        return None
-    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(item, str) and item for item in value):
-        raise ValueError("must be a non-empty list of names")
-    return tuple(value)
 
 
 @dataclass(frozen=True)
@@ -90,17 +83,12 @@ def result_key(settings: EncodingSettings, image_set: ImageSet, layer_digests) -
                                  settings.seed, sorted(layer_digests))
 
 
-def store_tables(cache, key: str, tables: Tables) -> None:
-    cache.set(key, {name: {"columns": list(table.columns), "records": table.to_dict("records")}
-                    for name, table in tables.items()})
-
-
 def stored_tables(cache, key: str) -> Tables | None:
-    """The tables stored under `key` (None: not computed yet)."""
+    """The tables stored under `key` (None: not computed yet), as `store_tables` (the Brain step's) wrote them."""
     found = cache.get(key)
-    if found is None:
-        return None
-    return {name: pd.DataFrame(found[name]["records"], columns=found[name]["columns"]) for name in TABLES}
+    return None if found is None else {name: pd.DataFrame.from_records(found[name]["records"],
+                                                                       columns=found[name]["columns"])
+                                       for name in TABLES}
 
 
 def run(step: Step, context: StudyContext, engine, report: Report) -> StepOutput:

@@ -2,7 +2,6 @@
 answers (tests/simulated_patterns.py): reliability 1 / (1 + σ²/R), best r its square root, a noise group near 0."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
