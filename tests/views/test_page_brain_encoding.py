@@ -74,3 +74,18 @@ def test_a_link_with_the_encoding_settings_draws_them(folder: Path) -> None:
     linked = settings_widgets(drawn("views/brain.py", {key: url for key, (url, _) in changed.items()}, state),
                               "encoding")
     assert {key: shown(*linked[key]) for key in changed} == {key: value for key, (_, value) in changed.items()}
+
+
+def test_a_dataset_with_rdms_and_patterns_shows_both_parts(tmp_path: Path, isolated_cache: Path) -> None:
+    from scipy.spatial.distance import pdist, squareform
+
+    root = write_pattern_folder(tmp_path / "both", n_items=12, n_units=4, subjects=1, noise_group=False)
+    (root / "rdms").mkdir()
+    rng = np.random.default_rng(0)
+    np.save(root / "rdms" / "IT_subjects.npy", np.array([squareform(pdist(rng.normal(size=(12, 3))))
+                                                         for _ in range(3)]))
+    extract(load_dataset(f"neural:{root}", isolated_cache), describe(ENCODER), ["final"],
+            FeatureStore(isolated_cache / "features"))
+    app = run_page(root, **{"encoding.n_splits": 4})
+    labels = [button.label for button in app.main.button]
+    assert "Compute encoding models" in labels and "Compute" in labels
