@@ -12,6 +12,7 @@ from core.studies.analyses.brain import chosen_references, one_view, result_key,
 from views.ui import resources
 from views.ui.background import compute_row
 from views.ui.brain_parts import HOW_TO_READ, bootstrap_input, model_rdm, start_brain, table_section
+from views.ui.encoding_parts import encoding_section
 from views.ui.export_row import built_once, figure_block
 from views.ui.settings import in_url, setting_input, settings_from
 from views.ui.sidebar import page_start
@@ -26,14 +27,19 @@ selection, image_set = page_start(
     "between models (docs/science.md §10).", needs_images=False)
 
 groups = image_set.rdm_references
-if not groups:
+if not groups and not image_set.pattern_references:
     st.info("Brain needs neural or behavioural RDMs of the dataset's items: open a `neural:<folder>` dataset (e.g. "
             "the 92-image folder of Kriegeskorte et al. 2008) or attach RDM files to any dataset (RDM files in the "
-            "sidebar).")
+            "sidebar). Encoding models need response patterns (`|patterns=<file or folder>`, or a patterns/ folder).")
     st.stop()
 
 layers = {name: source for name, source in dataset_sources(image_set, selection).items()
           if source.kind == "encoder_layer"}
+if image_set.pattern_references:  # encoding models of response patterns (views/ui/encoding_parts.py)
+    with st.container(border=True):  # not an expander: its figures hold expanders of their own
+        encoding_section(image_set, selection, layers)
+if not groups:
+    st.stop()
 group_names = [group.name for group in groups]
 offered_models = [group_label(item.name) for item in image_set.model_rdms + groups]
 top, middle = st.columns(2), st.columns(6)

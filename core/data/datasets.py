@@ -27,6 +27,7 @@ from core.data.images import unreadable_reason
 from core.data.layouts import (AFFECT_COLUMNS, DEFAULT_CATEGORY, read_image_folder, read_manifest, read_oasis,
                                read_things)
 from core.data.neural import RdmReference, read_neural_folder, read_rdm_groups, split_rdms_option
+from core.data.patterns import PatternReference, read_pattern_folder, read_pattern_groups, split_patterns_option
 from core.data.roots import DataRoots, data_roots
 from core.data.tables import DatasetError, existing_folder, listing
 
@@ -54,7 +55,9 @@ DATASET_SPEC_HELP = (
     "behavioural RDMs per subject, e.g. the 92-image set: <folder>/stimuli.csv with `path` and `category` "
     "columns, <folder>/rdms/<group>.npy as (N, N), condensed, (S, N, N) or (S, R, N, N) with sessions averaged, "
     "rdms/model_<name>.npy model RDMs; without images the set is RDM-only). Append `|rdms=<file>[,<file>]` to any "
-    "spec to attach RDM files of the same items (a group per file, named by its stem). Append `|unreadable=skip` "
+    "spec to attach RDM files of the same items (a group per file, named by its stem), `|patterns=<file or "
+    "folder>` to attach response patterns ((N, U) or (R, N, U) repetitions per subject; <folder>/patterns/ of a "
+    "neural folder likewise). Append `|unreadable=skip` "
     "to an oasis, things, folder, manifest or neural spec to leave out the images that cannot be decoded (each is "
     "decoded once at load; the skipped files are listed and named in every export's provenance)."
 )
@@ -83,10 +86,11 @@ class ImageSet:
     identity: ImageIdentity = ImageIdentity()  # how images count in fingerprints (of this set and its subsets)
     rdm_references: tuple[RdmReference, ...] = ()  # neural / behavioural groups, (S, N, N) each (core.data.neural)
     model_rdms: tuple[RdmReference, ...] = ()  # model RDMs shipped with the data (S = 1 each), not references
+    pattern_references: tuple[PatternReference, ...] = ()  # response patterns per subject (core.data.patterns)
 
     def __post_init__(self) -> None:
         rows = [len(reference.embedding) for reference in self.references]
-        rows += [group.n_items for group in self.rdm_references + self.model_rdms]
+        rows += [group.n_items for group in self.rdm_references + self.model_rdms + self.pattern_references]
         aligned = (not self.paths or len(self.paths) == len(self.metadata)) and set(rows) <= {len(self.metadata)}
         if not aligned or not set(CORE_COLUMNS) <= set(self.metadata.columns):
             raise DatasetError(f"{self.name}: {len(self.paths)} paths, {len(self.metadata)} metadata rows with "
@@ -159,7 +163,7 @@ class ImageSet:
     def _rdms_of(self, rows: Sequence[int] | None = None) -> dict:
         """The RDM groups over items `rows` (all when None), as keywords of `_assemble`."""
         return {field: tuple(group if rows is None else group.subset(rows) for group in getattr(self, field))
-                for field in ("rdm_references", "model_rdms")}
+                for field in ("rdm_references", "model_rdms", "pattern_references")}
 
 
 def skip_unreadable(image_set: ImageSet) -> ImageSet:
@@ -218,7 +222,7 @@ def neural(root: str | Path) -> ImageSet:
     `rdm_references` and `model_rdms`; images from stimuli.csv's `path` column or images/, else RDM-only."""
     held = read_neural_folder(root)
     return _assemble(held.name, held.root, held.paths, held.metadata, rdm_references=held.references,
-                     model_rdms=held.models)
+                     model_rdms=held.models, pattern_references=read_pattern_folder(held.root, len(held.metadata)))
 
 
 def with_rdms(image_set: ImageSet, files: Sequence[str | Path]) -> ImageSet:
@@ -227,7 +231,14 @@ def with_rdms(image_set: ImageSet, files: Sequence[str | Path]) -> ImageSet:
     references, models = read_rdm_groups(files, len(image_set))
     return _assemble(image_set.name, image_set.root, image_set.paths, image_set.metadata, image_set.references,
                      image_set.skipped, image_set.identity, rdm_references=image_set.rdm_references + references,
-                     model_rdms=image_set.model_rdms + models)
+                     model_rdms=image_set.model_rdms + models, pattern_references=image_set.pattern_references)
+
+
+def with_patterns(image_set: ImageSet, files: Sequence[str | Path]) -> ImageSet:
+    """The set with the response-pattern files or per-subject folders (core.data.patterns) of its items added."""
+    groups = image_set.pattern_references + read_pattern_groups(files, len(image_set))
+    return _assemble(image_set.name, image_set.root, image_set.paths, image_set.metadata, image_set.references,
+                     image_set.skipped, image_set.identity, **(image_set._rdms_of() | {"pattern_references": groups}))
 
 
 def image_folder(root: str | Path) -> ImageSet:
@@ -252,9 +263,11 @@ def load_dataset(spec: str, cache_dir: str | Path, roots: DataRoots | None = Non
     `roots` (default: the server's, core.data.roots.data_roots()) confine every path the spec names, every
     symlink below a named folder and every manifest row; a path outside is refused before it is opened.
     `|unreadable=skip` (oasis, things, folder, manifest, neural) leaves out the images that cannot be decoded;
-    `|rdms=<file>[,<file>]` (any spec) attaches RDM files of the same items (core.data.neural)."""
+    `|rdms=<file>[,<file>]` (any spec) attaches RDM files of the same items (core.data.neural), `|patterns=<file or
+    folder>[,…]` response patterns (core.data.patterns)."""
     text, skipping = split_skip_option(spec)
     text, rdm_files = split_rdms_option(text)
+    text, pattern_files = split_patterns_option(text)
     identity = ImageIdentity.at(cache_dir)
     if text == "demo":
         if skipping:
@@ -267,6 +280,10 @@ def load_dataset(spec: str, cache_dir: str | Path, roots: DataRoots | None = Non
         for file in rdm_files:
             (data_roots() if roots is None else roots).check_tree(file, "RDM file")  # a per-subject folder too
         loaded = with_rdms(loaded, rdm_files)
+    if pattern_files:
+        for file in pattern_files:
+            (data_roots() if roots is None else roots).check_tree(file, "pattern file")
+        loaded = with_patterns(loaded, pattern_files)
     if skipping and not loaded.has_images:
         raise DatasetError(f"dataset spec {spec!r}: a set without images (embeddings, RDM-only) has no images to "
                            f"skip; drop `|{SKIP_UNREADABLE}`.")
@@ -345,7 +362,8 @@ def _confined(image_set: ImageSet, roots: DataRoots) -> ImageSet:
 def _assemble(name: str, root: Path, paths: tuple[Path, ...], metadata: pd.DataFrame,
               references: tuple[Reference, ...] = (), skipped: tuple[SkippedImage, ...] = (),
               identity: ImageIdentity = ImageIdentity(), *, rdm_references: tuple[RdmReference, ...] = (),
-              model_rdms: tuple[RdmReference, ...] = ()) -> ImageSet:
+              model_rdms: tuple[RdmReference, ...] = (),
+              pattern_references: tuple[PatternReference, ...] = ()) -> ImageSet:
     """Validate metadata (N rows), order its columns, fingerprint, and build the ImageSet."""
     if not paths and (not (references or rdm_references) or not len(metadata)):
         raise DatasetError(f"dataset {name} ({root}) contains no {'items' if references else 'images'}; add "
@@ -365,15 +383,16 @@ def _assemble(name: str, root: Path, paths: tuple[Path, ...], metadata: pd.DataF
     references = tuple(Reference(reference.name, np.ascontiguousarray(reference.embedding, dtype=np.float32))
                        for reference in references)
     rdms = tuple(("reference", group) for group in rdm_references) + tuple(("model", group) for group in model_rdms)
+    rdms += tuple(("patterns", group) for group in pattern_references)
     return ImageSet(name=name, root=root, paths=paths, metadata=table,
                     fingerprint=_fingerprint(root, paths, table, references, skipped, identity, rdms),
                     references=references, skipped=skipped, identity=identity, rdm_references=tuple(rdm_references),
-                    model_rdms=tuple(model_rdms))
+                    model_rdms=tuple(model_rdms), pattern_references=tuple(pattern_references))
 
 
 def _fingerprint(root: Path, paths: tuple[Path, ...], metadata: pd.DataFrame, references: tuple[Reference, ...],
                  skipped: tuple[SkippedImage, ...], identity: ImageIdentity,
-                 rdms: tuple[tuple[str, RdmReference], ...] = ()) -> str:
+                 rdms: tuple[tuple[str, RdmReference | PatternReference], ...] = ()) -> str:
     """sha256 over every image's (relative path, size, content digest), the metadata CSV, every reference's bytes,
     when images were skipped their paths, and every RDM group's name, subjects and values (core.data.fingerprints;
     `identity` keeps earlier fingerprints)."""

@@ -21,7 +21,7 @@ from views.ui import resources
 from views.ui.background import submit_job
 from views.ui.export_row import table_download
 from views.ui.similarity_controls import bootstrap_input as resamples_input
-from views.ui.similarity_sources import load_features
+from views.ui.similarity_sources import layer_features, load_features
 
 HOW_TO_READ = {
     "models": (
@@ -58,10 +58,7 @@ def bootstrap_input(entry: Analysis, toggle_container, number_container) -> int:
 
 def start_brain(image_set: ImageSet, settings: BrainSettings, layers: Mapping[str, Representation], key: str) -> None:
     """Button callback: one background job evaluating every layer and RDM and storing the tables under `key`."""
-    features, order = {}, {}
-    for source in layers.values():
-        features[source.encoder, source.layer.layer] = load_features(image_set, source)
-        order.setdefault(source.encoder, []).append(source.layer.layer)
+    features, order = layer_features(image_set, layers)
     cache = resources.result_cache()  # opened here: the job's thread has no Streamlit context
 
     def work(report):
