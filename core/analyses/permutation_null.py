@@ -26,7 +26,7 @@ RSA_MEASURE_METHODS = {"rsa_spearman": "spearman", "rsa_pearson": "corr", "rsa_c
                        "rsa_tau_a": "tau-a"}  # the Similarity page's RSA names -> rsatoolbox's comparator names
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class PermutationNull:
     """An observed similarity against its values under permutations of one side's items."""
 
