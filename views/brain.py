@@ -11,7 +11,8 @@ from core.studies import analyses
 from core.studies.analyses.brain import chosen_references, one_view, result_key, stored_tables
 from views.ui import resources
 from views.ui.background import compute_row
-from views.ui.brain_parts import HOW_TO_READ, bootstrap_input, model_rdm, start_brain, table_section
+from views.ui.brain_parts import (HOW_TO_READ, best_layer_section, bootstrap_input, model_rdm, start_brain,
+                                  table_section)
 from views.ui.encoding_parts import encoding_section
 from views.ui.export_row import built_once, figure_block
 from views.ui.settings import in_url, setting_input, settings_from
@@ -97,6 +98,7 @@ if (rows["kind"] == LAYER).any():
     figure_block(built_once((key, shown, method, "layers"), lambda: layer_curves_figure(
         curves, shown, (ceiling["lower"], ceiling["upper"]), method)), curves, figure=f"layers_{tag}",
         how_to_read=HOW_TO_READ["layers"], **common)
+    best_layer_section(tables, shown, method)
 
 best = rows.sort_values("mean", ascending=False)["model"].tolist()
 model = st.selectbox("Model shown beside the reference", best, **in_url("brain.view_model"),

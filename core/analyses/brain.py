@@ -3,7 +3,8 @@ as models of a reference group's per-subject RDMs, with `core.analyses.rsa_infer
 
 Plain functions over arrays: `candidate_models` gathers the models (condensed RDMs with what each is), `evaluate`
 runs one `evaluate_rsa` per reference group and comparator, and `model_table` / `ceiling_table` / `pairwise_table` / `layer_curves`
-turn the evaluations into the tables a study step stores and the Brain page shows.
+turn the evaluations into the tables a study step stores and the Brain page shows; `best_layer_table` picks each
+encoder's layer on held-out stimuli (docs/science.md §12), never the best layer on the same stimuli.
 """
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from core.analyses.layer_choice import held_out_layer
 from core.analyses.rdm import rdm
-from core.analyses.rsa import condensed
+from core.analyses.rsa import compare_rdms, condensed
 from core.analyses.rsa_inference import RsaEvaluation, evaluate_rsa
 from core.data.neural import RdmReference
 from core.progress import Report
@@ -167,6 +169,41 @@ def layer_curves(models: pd.DataFrame, reference: str, method: str | None = None
                   & ((models["method"] == method) if method is not None else True)]
     return rows[["encoder", "layer", "depth", "mean", "ci_low", "ci_high"]].rename(columns={"mean": "value"}) \
         .reset_index(drop=True)
+
+
+def best_layer_table(result: BrainResult, n_splits: int = 10, seed: int = 0) -> pd.DataFrame:
+    """reference, method, encoder, layer, score, score_sd, in_sample_layer, in_sample_score, n_items, rule: per
+    reference group × comparator × encoder, the layer chosen on a random half of the stimuli and scored (the mean
+    over subjects of the comparator on the sub-RDMs) on the other half, over `n_splits` seeded splits."""
+    by_name = {item.name: item for item in result.candidates}
+    records = []
+    for (reference, method), evaluation in result.evaluations.items():
+        data = result.references[reference].rdms  # (S, N, N)
+        layers: dict[str, dict[str, np.ndarray]] = {}
+        for name in evaluation.model_names:
+            item = by_name[name]
+            if item.kind == LAYER:
+                layers.setdefault(item.encoder, {})[item.layer] = item.rdm
+        for encoder, rdms in layers.items():
+            def score(layer: str, items: np.ndarray, rdms=rdms) -> float:
+                model = _square(rdms[layer])[np.ix_(items, items)]
+                return float(compare_rdms(condensed(model[None]), condensed(data[:, items][:, :, items]),
+                                          method).mean())
+
+            choice = held_out_layer(score, list(rdms), data.shape[1], n_splits=n_splits, seed=seed)
+            records.append({"reference": reference, "method": method, "encoder": encoder, "layer": choice.layer,
+                            "score": choice.score, "score_sd": float(np.std(choice.scores, ddof=1)),
+                            "in_sample_layer": choice.in_sample_best, "in_sample_score": choice.in_sample_score,
+                            "n_items": data.shape[1], "rule": choice.rule})
+    return pd.DataFrame(records, columns=["reference", "method", "encoder", "layer", "score", "score_sd",
+                                          "in_sample_layer", "in_sample_score", "n_items", "rule"])
+
+
+def _square(vector: np.ndarray) -> np.ndarray:
+    """A condensed RDM (P,) as its (N, N) matrix (zero diagonal)."""
+    from scipy.spatial.distance import squareform
+
+    return squareform(np.asarray(vector, dtype=np.float64), checks=False)
 
 
 def second_order_mds(rdms: Mapping[str, np.ndarray], method: str = "corr", seed: int = 0) -> pd.DataFrame:

@@ -58,6 +58,9 @@ def test_the_page_s_numbers_are_evaluate_rsa_s_and_every_figure_draws(folder: Pa
     assert (round(row["lower"], 4), round(row["upper"], 4)) == (0.3944, 0.6804)
     assert "pixels:32 · final" in set(table["model"])
     assert (table["ci_low"] <= table["mean"] + 1e-12).all() and (table["mean"] <= table["ci_high"] + 1e-12).all()
+    best = next(frame.value for frame in app.dataframe if "in_sample_layer" in frame.value.columns)
+    assert best.set_index("encoder").loc[ENCODER, "layer"] == "final"  # one layer: held out, it is the only choice
+    assert any("other half" in caption.value for caption in app.caption)
     widgets = [*app.main.button, *app.multiselect, *app.selectbox, *app.number_input, *app.toggle]
     assert all(widget.help for widget in widgets if widget.key and widget.key.startswith("brain")), \
         [widget.key for widget in widgets if not widget.help]

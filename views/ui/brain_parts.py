@@ -35,9 +35,10 @@ HOW_TO_READ = {
         "(Benjamini-Hochberg over all pairs): blue, the row model beats the column model; red, it loses."),
     "layers": (
         "Each encoder's layers against the reference group, shallow (0) to deep (1), with 95% CI bands: where in "
-        "depth the RDM is most like the brain or behaviour. The grey band is the noise ceiling. Picking the best "
-        "layer on these same items and reporting its value is optimistic (docs/science.md §9, layer choice): choose "
-        "it on held-out items or fix it in advance."),
+        "depth the RDM is most like the brain or behaviour. The grey band is the noise ceiling. The highest point "
+        "of a curve is an optimistic score (it was picked on these same stimuli, more so with more layers): the "
+        "table below picks each encoder's layer on a random half of the stimuli and scores it on the other half "
+        "(10 seeded splits; docs/science.md §12) — report that score, or a layer fixed in advance."),
     "rdms": (
         "The reference group's mean RDM and the chosen model's RDM, each as rank percentiles of its pairs (so their "
         "units do not matter), the items ordered and coloured by category; right: model − reference. Blue blocks "
@@ -62,7 +63,7 @@ def start_brain(image_set: ImageSet, settings: BrainSettings, layers: Mapping[st
     cache = resources.result_cache()  # opened here: the job's thread has no Streamlit context
 
     def work(report):
-        store_tables(cache, key, result_tables(compute(settings, image_set, features, order, report)))
+        store_tables(cache, key, result_tables(compute(settings, image_set, features, order, report), settings.seed))
 
     submit_job("brain_jobs", key, f"Brain · {', '.join(settings.reference_groups or ())}", work)
 
@@ -75,6 +76,26 @@ def model_rdm(image_set: ImageSet, layers: Mapping[str, Representation], name: s
         if group_label(item.name) == name:
             return item.mean
     raise KeyError(f"no model {name!r}")
+
+
+def best_layer_section(tables: dict[str, pd.DataFrame], reference: str, method: str) -> None:
+    """Each encoder's layer chosen on held-out stimuli, its held-out score beside the in-sample best (not to report)."""
+    found = tables["best_layers"]
+    rows = found[(found["reference"] == reference) & (found["method"] == method)]
+    if rows.empty:
+        return
+    st.markdown(f"**Best layer per encoder vs {reference}, chosen on held-out stimuli**")
+    st.dataframe(rows[["encoder", "layer", "score", "score_sd", "in_sample_layer", "in_sample_score"]],
+                 hide_index=True, width="stretch",
+                 column_config={"score": st.column_config.NumberColumn("held-out score", format="%.4f",
+                                                                       help="Mean over splits of the chosen layer's "
+                                                                            "score on the held-out half."),
+                                "score_sd": st.column_config.NumberColumn("SD over splits", format="%.4f"),
+                                "in_sample_layer": st.column_config.TextColumn(
+                                    "in-sample best (do not report)",
+                                    help="The best layer on all stimuli: its score is biased upwards."),
+                                "in_sample_score": st.column_config.NumberColumn("its in-sample score", format="%.4f")})
+    st.caption(rows["rule"].iloc[0])
 
 
 def table_section(tables: dict[str, pd.DataFrame], dataset: str, provenance: Provenance) -> None:
@@ -93,7 +114,9 @@ def table_section(tables: dict[str, pd.DataFrame], dataset: str, provenance: Pro
                                                       "bootstrap CIs."),
             ("pairwise", "Pairwise differences (CSV)", "Every pair of models per reference: difference, 95% CI, p, "
                                                        "FDR- and Bonferroni-corrected p."),
-            ("per_subject", "Per subject (CSV)", "Each model against each subject's RDM.")):
+            ("per_subject", "Per subject (CSV)", "Each model against each subject's RDM."),
+            ("best_layers", "Best layers (CSV)", "Each encoder's layer chosen on held-out stimuli, per reference "
+                                                 "and comparator, with its held-out score.")):
         table_download(label, tables[name], provenance, file_stem=export_filename("brain", name, dataset, "", ext=""),
                        help=text, key=f"brain_csv_{name}")
     st.dataframe(tables["noise_ceiling"][["reference", "method", "lower", "upper", "n_subjects", "note"]],

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from core.analyses.brain import (LAYER, BrainResult, ceiling_table, evaluate, group_label, layer_candidates,
-                                 layer_curves, mds_table, model_table, pairwise_table, per_subject_table,
-                                 rdm_candidates)
+from core.analyses.brain import (LAYER, BrainResult, best_layer_table, ceiling_table, evaluate, group_label,
+                                 layer_candidates, layer_curves, mds_table, model_table, pairwise_table,
+                                 per_subject_table, rdm_candidates)
 from core.analyses.rdm import RDM_METRICS
 from core.analyses.registry import Analysis, Settings, register, setting
 from core.analyses.rsa import METHODS
@@ -135,7 +135,7 @@ def compute(settings: BrainSettings, image_set: ImageSet, features: dict, layer_
                     settings.resample, settings.seed, progress)
 
 
-TABLES = ("models", "noise_ceiling", "pairwise", "per_subject", "mds")
+TABLES = ("models", "noise_ceiling", "pairwise", "per_subject", "mds", "best_layers")
 
 
 def result_key(settings: BrainSettings, image_set: ImageSet, layer_digests) -> str:
@@ -155,9 +155,9 @@ def store_tables(cache, key: str, tables: Tables) -> None:
 
 
 def stored_tables(cache, key: str) -> Tables | None:
-    """The tables stored under `key` (None: not computed yet)."""
+    """The tables stored under `key` (None: not computed yet, or stored before a table was added: computed anew)."""
     found = cache.get(key)
-    if found is None:
+    if found is None or any(name not in found for name in TABLES):
         return None
     tables = {name: pd.DataFrame(found[name]["records"], columns=found[name]["columns"]) for name in TABLES}
     method = tables["models"]["method"].iloc[0] if len(tables["models"]) else ""
@@ -167,9 +167,11 @@ def stored_tables(cache, key: str) -> Tables | None:
     return tables
 
 
-def result_tables(result: BrainResult) -> Tables:
+def result_tables(result: BrainResult, seed: int = 0) -> Tables:
+    """The stored tables of `result`; `seed` draws the stimulus halves of the held-out layer choice."""
     return {"models": model_table(result), "noise_ceiling": ceiling_table(result),
-            "pairwise": pairwise_table(result), "per_subject": per_subject_table(result), "mds": mds_table(result)}
+            "pairwise": pairwise_table(result), "per_subject": per_subject_table(result), "mds": mds_table(result),
+            "best_layers": best_layer_table(result, seed=seed)}
 
 
 def run(step: Step, context: StudyContext, engine, report: Report) -> StepOutput:
@@ -182,7 +184,7 @@ def run(step: Step, context: StudyContext, engine, report: Report) -> StepOutput
         result = compute(step.settings, image_set, features, dict(step.layers), report)
         if not result.evaluations:
             raise ValueError(f"{step.label}: nothing to compare (no models besides the reference groups)")
-        tables = result_tables(result)
+        tables = result_tables(result, step.settings.seed)
         store_tables(context.scores, key, tables)  # under the Brain page's key: the step opens there at once
     n_models = tables["models"]["model"].nunique()
     references = list(tables["noise_ceiling"]["reference"])

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import pdist
 
-from core.analyses.brain import (FILE, GROUP, LAYER, ceiling_table, evaluate, layer_candidates, layer_curves,
-                                 model_table, pairwise_table, per_subject_table, rdm_candidates, second_order_mds)
+from core.analyses.brain import (FILE, GROUP, LAYER, best_layer_table, ceiling_table, evaluate, layer_candidates, layer_curves,
+                                 model_table, pairwise_table, per_subject_table, rdm_candidates,
+                                 second_order_mds)
 from core.analyses.rsa import condensed
 from core.analyses.rsa_inference import evaluate_rsa
 from core.data.datasets import neural
@@ -166,3 +167,29 @@ def test_one_comparator_stays_a_name_as_old_study_files_give_it() -> None:
     for bad in (["corr", "corr"], [], "pearson", ["corr", "pearson"]):
         with pytest.raises(ValueError, match="corr_cov"):
             BrainSettings.parse({"method": bad})
+
+
+def test_the_best_layer_is_chosen_on_held_out_stimuli_never_on_the_same_ones() -> None:
+    """13 layers of pure noise: the in-sample best is clearly positive, the held-out score ~0 (over 12 data sets); a
+    planted layer (the subjects' true geometry) is chosen, and its in-sample score is the model table's mean."""
+    order = {"noise": [f"block{k}" for k in range(13)], "planted": ["block0", "block1", "block2", "final"]}
+    in_sample, held_out = [], []
+    for seed in range(12):
+        truth, group = synthetic(n_items=30, n_subjects=4, seed=seed)
+        rng = np.random.default_rng(100 + seed)
+        features = {("noise", layer): rng.normal(size=truth.shape) for layer in order["noise"]}
+        features |= {("planted", layer): rng.normal(size=truth.shape) for layer in order["planted"][:3]}
+        features["planted", "final"] = truth
+        result = evaluate(layer_candidates(features, order, "correlation"), [group], "spearman")
+        best = best_layer_table(result, n_splits=10, seed=0).set_index("encoder")
+        in_sample.append(best.loc["noise", "in_sample_score"])
+        held_out.append(best.loc["noise", "score"])
+        assert best.loc["planted", "layer"] == "final" and best.loc["planted", "score"] > 0.5
+        table = model_table(result)
+        assert best.loc["noise", "in_sample_score"] == pytest.approx(
+            table[table["encoder"] == "noise"]["mean"].max(), abs=1e-12)
+        final = table[(table["encoder"] == "planted") & (table["layer"] == "final")]["mean"].iloc[0]
+        assert best.loc["planted", "in_sample_score"] == pytest.approx(final, abs=1e-12)
+    assert np.mean(in_sample) > 0.05  # the maximum of 13 noise correlations (SD ~0.05 at 435 pairs)
+    assert abs(np.mean(held_out)) < 0.03
+    assert "other half" in best.loc["planted", "rule"]
