@@ -31,9 +31,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from core.analyses.probes import RowSpanProjection
 from core.analyses.manifolds import class_distance_matrix, classwise_uniformity, manifold_summary, sub_manifolds
-from core.data.datasets import ImageSet, load_image, per_class_subset
+from core.analyses.probes import RowSpanProjection
+from core.data.datasets import ImageSet, per_class_subset
+from core.data.images import load_image
 from core.data.transforms import AugmentationPipeline, SeededAugmentation
 from core.encoders.backbones import square_preprocess, transform_from_preprocess
 from core.lab.runs import TrainConfig
