@@ -3,8 +3,8 @@
 Prints each objective's time and loss per epoch, the ratio of the total to the 15-minute budget
 (< 1 passes), the learning dynamics' cost: seconds per epoch with and without measuring the probe
 set's geometry (`core.lab.dynamics`, default probe set; "without" is the same run's epoch time less
-the measuring time each epoch recorded) and their ratio (target < 0.10), and the four encoders' geometry on the Manifolds page's Full preset (25 images per
-class, m = 16 views, r_s 8.5): contrastive objectives should spread features more uniformly
+the measuring time each epoch recorded) and their ratio (target < 0.10), and the four encoders'
+geometry on the Manifolds page's Full preset (25 images per class, m = 16 views, r_s 8.5): contrastive objectives should spread features more uniformly
 than supervised training.
 
     .venv/bin/python bench/lab.py [--quick] [--epochs N] [--cache DIR]   (a fresh DIR times training from scratch)
@@ -54,18 +54,18 @@ def main() -> None:
         with temporary_cache() as cache:
             measure(cache, quick=True)
     else:
-        measure(args.cache or cache_root(), quick=args.quick, epochs=args.epochs)
+        measure(args.cache or cache_root(), quick=args.quick, train_epochs=args.epochs)
 
 
-def measure(cache: Path, quick: bool, epochs: int | None = None) -> None:
+def measure(cache: Path, quick: bool, train_epochs: int | None = None) -> None:
     os.environ["REPSCOPE_CACHE"] = str(cache)  # where lab:<run id> encoders are looked up
     image_set = demo(cache)
     began, specs, costs = time.perf_counter(), [], []
     for objective in OBJECTIVES:
         start = time.perf_counter()
         config = TrainConfig(objective, **QUICK_CONFIG) if quick else TrainConfig(objective)
-        if epochs and not quick:
-            config = replace(config, epochs=epochs)
+        if train_epochs and not quick:
+            config = replace(config, epochs=train_epochs)
         run = load_run(cache, train(config, cache).name)
         epochs = pd.DataFrame(run.history).groupby("epoch")["loss"].mean().round(3).tolist()
         costs.append(dynamics_cost(run.result["seconds"], read_dynamics(lab_dir(cache) / run.run_id)))

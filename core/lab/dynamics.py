@@ -1,4 +1,4 @@
-"""Learning dynamics of an Objective lab run: the geometry of a fixed held-out probe set, epoch by epoch (docs/science.md §6).
+"""Learning dynamics of an Objective lab run: a fixed held-out probe set's geometry, epoch by epoch (science §6.1).
 
 At epoch 0 (before any step) and at the end of every epoch, `measure_epoch` encodes the probe set's views
 (`probe_set`: `probe_per_class` images per category, never trained on, `probe_views` views each through the run's
@@ -31,9 +31,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from core.analyses.probes import RowSpanProjection
 from core.analyses.manifolds import class_distance_matrix, classwise_uniformity, manifold_summary, sub_manifolds
-from core.data.datasets import ImageSet, load_image, per_class_subset
+from core.analyses.probes import RowSpanProjection
+from core.data.datasets import ImageSet, per_class_subset
+from core.data.images import load_image
 from core.data.transforms import AugmentationPipeline, SeededAugmentation
 from core.encoders.backbones import square_preprocess, transform_from_preprocess
 from core.lab.runs import TrainConfig
@@ -67,7 +68,8 @@ MEASURES: tuple[tuple[str, str, str], ...] = (
     ("effective_dim", "effective dimensionality of the centroids (participation ratio)",
      "(Σλ)² / Σλ² of the covariance of the probe images' mean views: 1 = collapsed onto a line."),
     ("alpha", "power-law exponent α of the centroids' eigenspectrum",
-     "Slope of log λ_n on −log n over ranks 11 … min(500, P − 2) (Stringer et al.); NaN with under 14 images."),
+     "Slope of log λ_n on −log n over ranks 11 … min(500, P − 3) (Stringer et al.); NaN with under 16 probe "
+     "images."),
     ("knn_accuracy", "k-NN accuracy (fraction of probe views, k = 5, cosine)",
      "Class of each probe view from its 5 nearest views of other images (cross-validation grouped by image)."),
     ("linear_probe_accuracy", "linear-probe accuracy (fraction of probe views)",
@@ -223,7 +225,8 @@ def write_epoch(run_dir: str | Path, geometries: list[EpochGeometry]) -> Path:
     atomic_write(stem.with_suffix(".npz"), lambda temporary: np.savez(temporary, **arrays))
     record = {"epoch": geometries[0].epoch, "npz_sha256": _sha256(stem.with_suffix(".npz")),
               "spaces": [{"space": geometry.space, "measures": _nulls(geometry.measures),
-                          "classes": list(geometry.classes), "uniformity_by_class": _nulls(geometry.uniformity_by_class),
+                          "classes": list(geometry.classes),
+                          "uniformity_by_class": _nulls(geometry.uniformity_by_class),
                           "class_distance": geometry.class_distance.tolist(),
                           "item_classes": list(geometry.item_classes), "seconds": geometry.seconds}
                          for geometry in geometries]}

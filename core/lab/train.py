@@ -32,7 +32,8 @@ from PIL import Image
 from torch import nn
 
 from core.analyses.manifolds import clamp_packing_loss
-from core.data.datasets import ImageSet, load_dataset, load_image
+from core.data.datasets import ImageSet, load_dataset
+from core.data.images import load_image
 from core.data.transforms import AugmentationPipeline
 from core.lab.dynamics import measure_epoch, probe_rows, probe_set, stored_epochs, write_epoch
 from core.lab.runs import TrainConfig, create_backbone, lab_dir

@@ -53,7 +53,9 @@ def test_views_spread_over_every_other_sub_manifold_give_n_minus_1_neighbours() 
 
 
 def sphere_uniformity(d: int) -> float:
-    """Analytic uniformity (t = 2) of independent uniform points on S^(d−1): 4 − log E exp(4 x·y) = 4 − log 0F1(; d/2; 4)."""
+    """Analytic uniformity (t = 2) of independent uniform points on S^(d−1): 4 − log E exp(4 x·y).
+
+    E exp(κ x·y) = 0F1(; d/2; κ²/4): the moment generating function of x·y (d = 3: sinh κ / κ)."""
     return 4 - math.log(hyp0f1(d / 2, 4.0))
 
 

@@ -61,7 +61,7 @@ def test_clamp_loss_decreases_over_a_few_steps_on_the_demo(isolated_cache: Path)
     model = LabModel("resnet18", 32, image_size=32)
     pipeline = AugmentationPipeline(size=32)
     images = [image_set.paths[row] for row in range(0, 384, 24)]  # 16 images, 4 views each
-    from core.data.datasets import load_image
+    from core.data.images import load_image
     batch = torch.stack([_to_tensor(pipeline(load_image(path), np.random.default_rng((row, view))))
                          for row, path in enumerate(images) for view in range(4)])
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
@@ -80,7 +80,7 @@ def test_captions_come_from_the_metadata(isolated_cache: Path) -> None:
     assert captions(image_set)[0] == "a photo of Cool spiky dark blob, a kind of Blob"
 
 
-CONFIG = TrainConfig("simclr", epochs=2, max_images=64, batch_size=32, image_size=32)
+CONFIG = TrainConfig("simclr", epochs=2, max_images=64, batch_size=32, image_size=32, probe_per_class=2)  # 8 probes
 
 
 def test_a_two_epoch_run_finishes_and_registers_an_encoder(isolated_cache: Path, monkeypatch) -> None:
