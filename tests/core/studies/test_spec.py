@@ -40,8 +40,9 @@ def test_a_valid_file_fills_every_default(tmp_path, isolated_cache) -> None:
 
 def test_the_shipped_examples_validate(isolated_cache) -> None:
     demo = load_study(REPO_ROOT / "studies" / "demo.toml", isolated_cache)
-    # the demo shows every analysis but brain, which needs neural / behavioural RDM groups (the demo has none)
-    shown = [entry.name for entry in analyses.analyses() if entry.name != "brain"]
+    # the demo shows every analysis but brain and encoding, which need neural / behavioural RDM groups and response
+    # patterns (the demo has none)
+    shown = [entry.name for entry in analyses.analyses() if entry.name not in ("brain", "encoding")]
     assert [step.analysis for step in demo.steps] == shown
     # The OASIS study names real paths and hub models: it must parse, and say clearly what is missing here.
     with pytest.raises(StudyError, match=r"oasis_clip_vs_in21k\.toml:\d+: datasets: ") as refused:
