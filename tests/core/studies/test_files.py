@@ -28,6 +28,8 @@ EDGES: dict[str, dict[str, Any]] = {
     "inductive_bias": {"corruptions": ["glo_2", "gamma_0.5"], "train_on": "clean"},
     "brain": {"reference_groups": ["raters"], "models": ["rdm · animacy"], "method": "tau-a", "n_bootstrap": 0,
               "resample": "stimuli", "seed": 7},
+    "encoding": {"pattern_groups": ["voxels"], "n_splits": 4, "min_reliability": 0.25, "alpha_grid": "fine",
+                 "alpha_per_unit": False, "seed": 3},
     "lab": {"objectives": ["clamp", "simclr"], "lr": 1e-5, "image_size": 48, "probe_views": 3},
 }
 VALID = HEADER + '\n[[steps]]\nanalysis = "affect"\nschemes = ["loto"]\n'
@@ -57,14 +59,17 @@ def test_the_header_and_strings_read_back() -> None:
 
 @pytest.fixture
 def rdm_header(tmp_path, isolated_cache) -> str:
-    """HEADER on the demo with RDM files attached (|rdms=): a group of 3 raters and a model RDM, for brain."""
+    """HEADER on the demo with RDM files attached (|rdms=): a group of 3 raters and a model RDM, for brain; and
+    response patterns (|patterns=): 2 repetitions of 5 voxels, for encoding."""
     from core.data.datasets import demo
 
     n = len(demo(isolated_cache))
     upper = np.triu(np.random.default_rng(0).uniform(0.1, 1.0, (3, n, n)), 1)
     np.save(tmp_path / "raters_subjects.npy", upper + upper.transpose(0, 2, 1))
     np.save(tmp_path / "model_animacy.npy", upper[0] + upper[0].T)
-    dataset = f"demo|rdms={tmp_path / 'raters_subjects.npy'},{tmp_path / 'model_animacy.npy'}"
+    np.save(tmp_path / "voxels.npy", np.random.default_rng(1).normal(size=(2, n, 5)))
+    dataset = (f"demo|rdms={tmp_path / 'raters_subjects.npy'},{tmp_path / 'model_animacy.npy'}"
+               f"|patterns={tmp_path / 'voxels.npy'}")
     return study_header_toml(NAME, [dataset], [ENCODER], ["final"], "auto")
 
 
@@ -72,7 +77,7 @@ def rdm_header(tmp_path, isolated_cache) -> str:
 def test_every_analysis_with_its_defaults_reads_back(analysis, tmp_path, isolated_cache, rdm_header) -> None:
     settings = {**defaults(analysis), **EDGES[analysis]}
     path = tmp_path / "study.toml"
-    path.write_text(appended(rdm_header if analysis == "brain" else HEADER, step_toml(analysis, settings)))
+    path.write_text(appended(rdm_header if analysis in ("brain", "encoding") else HEADER, step_toml(analysis, settings)))
     study = load_study(path, isolated_cache)
     [step] = study.steps
     assert study.name == NAME and step.analysis == analysis
