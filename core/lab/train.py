@@ -22,7 +22,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -156,9 +156,14 @@ def train(config: TrainConfig, cache_dir: str | Path, *, device: str = "cpu",
     cache_dir = Path(cache_dir)
     run = lab_dir(cache_dir) / config.run_id
     run.mkdir(parents=True, exist_ok=True)
-    _write_json(run / "config.json", asdict(config))
-    if (run / "result.json").is_file():  # written last: the run is finished
+    if (run / "result.json").is_file():  # written last: the run is finished (its config.json stays as it was)
         return run
+    if _begun_without_probe_set(run):
+        # begun before runs held out a probe set: it trained on every image, so it goes on doing so (without
+        # dynamics) and its config.json stays as it was, so a later resume decides the same
+        config = replace(config, probe_per_class=0)
+    else:
+        _write_json(run / "config.json", asdict(config))
     report = progress or (lambda _: None)
     image_set = training_images(config, cache_dir)
     category_names = sorted(image_set.metadata["category"].astype(str).unique())
@@ -239,6 +244,13 @@ def train(config: TrainConfig, cache_dir: str | Path, *, device: str = "cpu",
                                       "backbone_sha256": digest})
     (run / "checkpoint.pt").unlink(missing_ok=True)
     return run
+
+
+def _begun_without_probe_set(run: Path) -> bool:
+    """Whether `run` has a checkpoint from before runs held out a probe set (its config.json names none)."""
+    stored = run / "config.json"
+    return ((run / "checkpoint.pt").is_file() and stored.is_file()
+            and "probe_per_class" not in json.loads(stored.read_text()))
 
 
 def _preload(path, size: int) -> Image.Image:

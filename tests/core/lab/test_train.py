@@ -1,6 +1,7 @@
 """Objective lab: each loss against a hand-computed value, determinism, resume, and runs as encoders."""
 from __future__ import annotations
 
+import json
 import math
 import shutil
 from pathlib import Path
@@ -157,3 +158,32 @@ def test_a_run_reports_while_its_images_load_and_after_every_step(isolated_cache
     shutil.copytree(isolated_cache / "demo", fresh / "demo")
     with pytest.raises(KeyboardInterrupt, match="loading images 32/64"):  # the first report, before any step
         train(CONFIG, fresh, progress=cancel_while_loading)
+
+
+def test_a_run_begun_before_probe_sets_resumes_on_every_image_without_dynamics(isolated_cache: Path, tmp_path: Path,
+                                                                                monkeypatch) -> None:
+    """A checkpoint whose config.json names no probe set trained on every image: resumed, it still does (no image
+    held out, no dynamics) and its config.json is left as it was, so the next resume decides the same."""
+    import core.lab.train as lab_train
+
+    other = tmp_path / "cache"
+    shutil.copytree(demo(isolated_cache).root, other / "demo")
+
+    def stop_in_second_epoch(progress: Progress) -> None:
+        if progress.done > 64:
+            raise KeyboardInterrupt("killed")
+
+    with pytest.raises(KeyboardInterrupt):
+        train(CONFIG, other, progress=stop_in_second_epoch)
+    run = other / "lab" / CONFIG.run_id
+    old = {key: value for key, value in json.loads((run / "config.json").read_text()).items()
+           if key not in ("probe_per_class", "probe_views")}
+    (run / "config.json").write_text(json.dumps(old))
+    shutil.rmtree(run / "dynamics")
+    seen = []
+    real = lab_train.training_images
+    monkeypatch.setattr(lab_train, "training_images", lambda config, cache: seen.append(config) or real(config, cache))
+    train(CONFIG, other)
+    assert [config.probe_per_class for config in seen] == [0]
+    assert not (run / "dynamics").exists() and json.loads((run / "config.json").read_text()) == old
+    assert load_run(other, CONFIG.run_id).finished
