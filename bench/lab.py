@@ -27,7 +27,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.analyses.manifolds import MANIFOLD_PRESETS, ViewPreset, manifold_summary  # noqa: E402
-from core.data.datasets import demo, per_class_subset  # noqa: E402
+from core.data.datasets import demo  # noqa: E402
+from core.data.selections import per_class_subset  # noqa: E402
 from core.encoders.registry import describe  # noqa: E402
 from core.features.extract import view_features  # noqa: E402
 from core.stores import Stores  # noqa: E402

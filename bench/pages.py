@@ -42,11 +42,8 @@ from core.analyses.inductive_bias import BIAS_PRESETS, BiasPreset, BiasSettings,
 from core.analyses.manifolds import MANIFOLD_PRESETS, ViewPreset, analyse_manifolds  # noqa: E402
 from core.analyses.probes import ProbeSettings, encoder_curves  # noqa: E402
 from core.analyses.rdm import rdm  # noqa: E402
-from core.data.datasets import (  # noqa: E402
-    ImageSet,
-    demo,
-    per_class_subset,  # noqa: E402
-)
+from core.data.datasets import ImageSet, demo  # noqa: E402
+from core.data.selections import per_class_subset  # noqa: E402
 from core.data.demo import KNOWN_ITEM_MATCH  # noqa: E402
 from core.encoders.registry import describe  # noqa: E402
 from core.features.extract import extract, view_features  # noqa: E402

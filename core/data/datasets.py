@@ -405,14 +405,3 @@ def _fingerprint(root: Path, paths: tuple[Path, ...], metadata: pd.DataFrame, re
         tail += role.encode() + b"\0" + group.fingerprint_bytes()
     return identity.fingerprint(image_stats(root, paths), tail)
 
-
-def per_class_subset(image_set: ImageSet, images_per_class: int | None, seed: int = 0) -> np.ndarray:
-    """(n,) sorted row indices: at most `images_per_class` random images of each category (all when None)."""
-    categories = image_set.metadata["category"].astype(str).to_numpy()
-    rng = np.random.default_rng(seed)
-    rows = []
-    for category in sorted(set(categories)):
-        members = np.flatnonzero(categories == category)
-        take = len(members) if images_per_class is None else min(images_per_class, len(members))
-        rows.extend(rng.choice(members, size=take, replace=False))
-    return np.sort(np.array(rows, dtype=int))

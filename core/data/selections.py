@@ -6,12 +6,13 @@ import re
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import pandas as pd
 
 from core.data.datasets import SELECTIONS_FOLDER, ImageSet
 from core.paths import atomic_write
 
-__all__ = ["SELECTIONS_FOLDER", "save_selection", "selection_manifest"]
+__all__ = ["SELECTIONS_FOLDER", "per_class_subset", "save_selection", "selection_manifest"]
 
 
 def selection_manifest(image_set: ImageSet, rows: Sequence[int]) -> pd.DataFrame:
@@ -39,3 +40,15 @@ def save_selection(table: pd.DataFrame, folder: str | Path, name: str) -> Path:
         target = Path(folder) / f"{stem}_{hashlib.sha256(text.encode()).hexdigest()[:8]}.csv"
     atomic_write(target, lambda temporary: temporary.write_text(text))
     return target
+
+
+def per_class_subset(image_set: ImageSet, images_per_class: int | None, seed: int = 0) -> np.ndarray:
+    """(n,) sorted row indices: at most `images_per_class` random images of each category (all when None)."""
+    categories = image_set.metadata["category"].astype(str).to_numpy()
+    rng = np.random.default_rng(seed)
+    rows = []
+    for category in sorted(set(categories)):
+        members = np.flatnonzero(categories == category)
+        take = len(members) if images_per_class is None else min(images_per_class, len(members))
+        rows.extend(rng.choice(members, size=take, replace=False))
+    return np.sort(np.array(rows, dtype=int))

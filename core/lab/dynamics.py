@@ -33,7 +33,8 @@ from threadpoolctl import threadpool_limits
 
 from core.analyses.manifolds import class_distance_matrix, classwise_uniformity, manifold_summary, sub_manifolds
 from core.analyses.probes import RowSpanProjection
-from core.data.datasets import ImageSet, per_class_subset
+from core.data.datasets import ImageSet
+from core.data.selections import per_class_subset
 from core.data.images import load_image
 from core.data.transforms import AugmentationPipeline, SeededAugmentation
 from core.encoders.backbones import square_preprocess, transform_from_preprocess

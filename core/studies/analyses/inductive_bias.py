@@ -11,7 +11,8 @@ from core.analyses.cv import CATEGORY_SCHEMES
 from core.analyses.inductive_bias import TRAIN_ON, BiasSettings, corruption_metrics
 from core.analyses.registry import Analysis, Settings, register, setting
 from core.data.corruptions import CLEAN, DEFAULT_SEED, FAMILIES, Corruption, parse_corruption
-from core.data.datasets import ImageSet, per_class_subset
+from core.data.datasets import ImageSet
+from core.data.selections import per_class_subset
 from core.encoders.specs import ModelLayer
 from core.figures.inductive_bias import corruption_curves_figure
 from core.progress import Progress, Report

@@ -11,7 +11,8 @@ from core.analyses.manifolds import (IMAGENET_RADIUS_SCALE, MANIFOLD_PRESETS, MA
                                      analyse_manifolds, class_distance_matrix, compare_manifolds,
                                      pair_histogram_values, sub_manifolds)
 from core.analyses.registry import Analysis, Settings, register, setting
-from core.data.datasets import ImageSet, per_class_subset
+from core.data.datasets import ImageSet
+from core.data.selections import per_class_subset
 from core.data.transforms import AugmentationPipeline, InputTransform, augmentation_views
 from core.features.extract import feature_keys
 from core.figures.manifolds import (centroid_map_figure, class_distance_figure, eigenspectrum_figure,

@@ -11,7 +11,8 @@ from core.analyses.cv import CrossValidation
 from core.analyses.inductive_bias import (BIAS_PRESETS, BiasSettings, clean_similarity, corruption_metrics,
                                           corruption_table, knn_probe, unrelated_similarity)
 from core.data.corruptions import CLEAN, gamma, global_shuffle
-from core.data.datasets import demo, per_class_subset
+from core.data.datasets import demo
+from core.data.selections import per_class_subset
 from core.encoders.registry import describe
 from core.features.store import FeatureStore, ResultCache
 from core.progress import Progress

@@ -9,7 +9,7 @@ from PIL import Image
 from core.analyses.manifolds import (analyse_manifolds, clamp_loss, clamp_normalise, clamp_packing_loss,
                                      class_distance_matrix, compare_manifolds, manifold_summary,
                                      pair_histogram_values, sub_manifolds, uniformity, view_alignment)
-from core.data.datasets import per_class_subset
+from core.data.selections import per_class_subset
 from core.data.transforms import AugmentationPipeline, augmentation_views
 from core.encoders.registry import describe
 from core.features.extract import view_features
