@@ -45,8 +45,12 @@ Reader = Callable[[Step, dict[str, pd.DataFrame], dict, StudyContext, LayerRule]
 
 
 def _cell(model: str, measure: str, value, low=np.nan, high=np.nan, *, layer: str = "", step: Step) -> dict:
+    """A stored value's cell; a stored NaN (a measure undefined for this model, e.g. a power law of 3 features) is
+    not applicable."""
+    defined = bool(np.isfinite(value))
     return {"model": model, "paradigm": paradigm_of(model), "measure": measure, "layer": layer,
-            "value": float(value), "ci_low": float(low), "ci_high": float(high), "status": "ok", "error": "",
+            "value": float(value), "ci_low": float(low), "ci_high": float(high), "status": "ok" if defined else "n/a",
+            "error": "" if defined else f"{step.label} stored no finite value (undefined for this model)",
             "step": step.label, "analysis": step.analysis}
 
 
@@ -269,7 +273,7 @@ def expected_measures(step: Step, context: StudyContext) -> list[Measure]:
 def study_scoreboard(study: Study, cache: str | Path, rule: LayerRule | None = None) -> Scoreboard:
     """Every stored step of `study` as one Scoreboard: a cell per model × measure, failed and missing ones marked."""
     context = open_context(study, cache)
-    rule = rule or LayerRule(getattr(study, "scoreboard", {}).get("layer", "final"))
+    rule = rule or LayerRule(study.scoreboard.get("layer", "final"))
     cells, measures, samples = [], {}, {}
     for step in study.steps:
         key = step_key(step, context)

@@ -1,0 +1,190 @@
+"""The scoreboard of a study reads its stored steps unchanged: every stored number sits in its cell, a failed step's
+cells say failed (with the error), a step never run says missing; known answers on the demo (GWOT top-1 vs the demo
+human: pixels:32 far above pixels:1); paired tests on the stored resamples; the CLI's CSV, JSON and LaTeX."""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.analyses.scoreboard import paired_test, paradigm_of
+from core.cli import main
+from core.studies.run import STEP_KIND, open_context, step_key, study_status
+from core.studies.scoreboard import LayerRule, study_scoreboard
+from core.studies.spec import StudyError, load_study
+from tests.studies import run_scoreboard_study
+
+REFERENCE = "human · demo human"
+# The small study runs once per module (about 20 s of CPU, with the demo's images); its tests are marked slow.
+needs_study = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def small_study(tmp_path_factory, isolated_cache):
+    return run_scoreboard_study(tmp_path_factory.mktemp("scoreboard"), isolated_cache)
+
+
+@pytest.fixture(scope="module")
+def stored(small_study, isolated_cache):
+    """(study, board, analysis -> its stored tables)."""
+    study = load_study(small_study, isolated_cache)
+    context = open_context(study, isolated_cache)
+    tables = {}
+    for step in study.steps:
+        found = context.results.get(STEP_KIND, step_key(step, context))
+        tables[step.analysis] = {name: found.table(name) for name in found.table_names}
+    return study, study_scoreboard(study, isolated_cache), tables
+
+
+def _cell(board, model, measure):
+    cell = board.cell(model, measure)
+    assert cell["status"] == "ok", (model, measure, cell["error"])
+    return cell
+
+
+@needs_study
+def test_every_stored_number_is_its_cell_unchanged(stored):
+    study, board, tables = stored
+    checked = 0
+    for row in tables["affect"]["metrics"].to_dict("records"):
+        cell = _cell(board, row["model"].removesuffix(" [final]"), f"affect_r2_{row['scheme']}_{row['target']}")
+        assert (cell["value"], cell["ci_low"], cell["ci_high"]) == (row["r2"], row["r2_lo"], row["r2_hi"])
+        checked += 1
+    metrics = tables["affect"]["metrics"].set_index(["model", "scheme", "target"])["r2"]
+    for spec in study.encoders:
+        drop = metrics[(f"{spec} [final]", "loto", "valence")] - metrics[(f"{spec} [final]", "loco", "valence")]
+        assert _cell(board, spec, "affect_r2_drop_valence")["value"] == drop
+    for row in tables["affect"]["measures"].to_dict("records"):
+        assert _cell(board, row["model"].removesuffix(" [final]"), "affect_plv")["value"] == row["plv"]
+        assert _cell(board, row["model"].removesuffix(" [final]"), "affect_occupancy_entropy")["value"] == \
+            row["trajectory_entropy"]
+    pairs = tables["similarity"]["pairs"]
+    for row in pairs[pairs["column"] == REFERENCE].to_dict("records"):
+        if row["row"] != REFERENCE:
+            cell = _cell(board, row["row"].removesuffix(" · final"), f"{row['measure']} vs {REFERENCE}")
+            assert (cell["value"], cell["ci_low"], cell["ci_high"]) == (row["value"], row["ci_low"], row["ci_high"])
+            checked += 1
+    for row in tables["alignment"]["matching"].to_dict("records"):
+        spec = row["target"].removesuffix(" · final")
+        assert _cell(board, spec, f"gwot_top1 vs {REFERENCE}")["value"] == row["top-1"]
+        assert _cell(board, spec, f"gwot_category vs {REFERENCE}")["value"] == row["category"]
+        checked += 2
+    for row in tables["manifolds"]["metrics"].to_dict("records"):
+        for column in ("uniformity", "view_alignment", "alpha"):
+            cell = board.cell(row["encoder"].removesuffix(" · final"), f"manifold_{column}")
+            if np.isnan(row[column]):  # stored as undefined (pixels:1's 3 features have no power law): n/a
+                assert cell["status"] == "n/a" and np.isnan(cell["value"]) and "no finite value" in cell["error"]
+            else:
+                assert cell["status"] == "ok" and cell["value"] == row[column]
+            checked += 1
+    assert checked == 8 + 4 + 4 + 6
+    assert set(board.cells["status"]) <= {"ok", "n/a"}
+    # the wide table carries the same numbers, with _ci_low / _ci_high / _status columns
+    wide = board.wide().set_index("model")
+    assert wide.loc["pixels:32", f"gwot_top1 vs {REFERENCE}"] == board.cell("pixels:32", f"gwot_top1 vs {REFERENCE}")["value"]
+    assert wide.loc["pixels:1", f"cka_linear vs {REFERENCE}_ci_low"] == \
+        board.cell("pixels:1", f"cka_linear vs {REFERENCE}")["ci_low"]
+    assert set(wide["paradigm"]) == {"control"}
+
+
+@needs_study
+def test_known_answer_pixels32_matches_the_demo_human_far_better_than_pixels1(stored):
+    _, board, _ = stored
+    top1 = {spec: board.cell(spec, f"gwot_top1 vs {REFERENCE}")["value"] for spec in ("pixels:32", "pixels:1")}
+    assert top1["pixels:32"] > 0.6 and top1["pixels:32"] > top1["pixels:1"] + 0.3, top1
+    measure = board.measures[f"gwot_top1 vs {REFERENCE}"]
+    assert measure.higher_better and measure.chance == pytest.approx(1 / 384)
+
+
+@needs_study
+def test_paired_test_uses_the_stored_resamples(stored, isolated_cache):
+    study, board, _ = stored
+    measure = f"rsa_spearman vs {REFERENCE}"
+    context = open_context(study, isolated_cache)
+    meta = context.results.get(STEP_KIND, step_key(study.steps[1], context)).meta
+    matrix = context.similarity.get(meta["matrix_key"])
+    m, column = matrix.measures.index("rsa_spearman"), matrix.columns.index(REFERENCE)
+    first, second = (matrix.resamples[m, matrix.rows.index(f"{spec} · final"), column] for spec in ("pixels:32", "pixels:1"))
+    result = paired_test(board, measure, "pixels:32", "pixels:1")
+    assert (result["ci_low"], result["ci_high"]) == tuple(np.percentile(first - second, [2.5, 97.5]))
+    assert result["difference"] == pytest.approx(board.cell("pixels:32", measure)["value"]
+                                                 - board.cell("pixels:1", measure)["value"])
+    assert paired_test(board, measure, "pixels:1", "pixels:32")["difference"] == pytest.approx(-result["difference"])
+    with pytest.raises(KeyError, match="no bootstrap resamples"):
+        paired_test(board, f"gwot_top1 vs {REFERENCE}", "pixels:32", "pixels:1")
+
+
+@needs_study
+def test_a_failed_step_shows_as_failed_and_a_pending_one_as_missing(small_study, isolated_cache, tmp_path):
+    text = small_study.read_text() + '\n[[steps]]\nanalysis = "inductive_bias"\ncorruptions = ["glo_2"]\n' \
+                                      '\n[[steps]]\nanalysis = "manifolds"\nm = 3\nimages_per_class = 3\n'
+    path = tmp_path / "with_failure.toml"
+    path.write_text(text)
+    study = load_study(path, isolated_cache)
+    context = open_context(study, isolated_cache)
+    failing = study.steps[4]
+    context.results.fail(STEP_KIND, step_key(failing, context), {"label": failing.label}, "ValueError: boom at glo_2")
+    try:
+        board = study_scoreboard(study, isolated_cache)
+        failed = board.cells[board.cells["measure"] == "bias_linear_drop_glo_2"]
+        assert list(failed["status"]) == ["failed", "failed"]
+        assert set(failed["error"]) == {"ValueError: boom at glo_2"}
+        assert board.wide().set_index("model").loc["pixels:1", "bias_knn_drop_glo_2_status"] == \
+            "failed: ValueError: boom at glo_2"
+        # the second manifolds step never ran, but the first one's cells are kept: the first stored step wins
+        assert board.cell("pixels:32", "manifold_uniformity")["status"] == "ok"
+        assert [status.state for status in study_status(study, isolated_cache)][4:] == ["failed", "pending"]
+    finally:
+        context.results.delete(STEP_KIND, step_key(failing, context))
+
+
+def test_layer_rule_and_paradigms():
+    rule = LayerRule("final")
+    assert rule.pick(["blocks.0", "blocks.1", "final"]) == "final"
+    assert rule.pick(["blocks.0", "blocks.1"]) == "blocks.1"  # no final: the deepest stored layer
+    assert LayerRule("blocks.0").pick(["blocks.0", "final"]) == "blocks.0"
+    assert "never" in rule.sentence
+    assert paradigm_of("bundled:efficientnet_lite0") == "supervised"
+    assert paradigm_of("open_clip:ViT-B-16@openai") == "CLIP"
+    assert paradigm_of("untrained:timm:vit_base_patch16_224") == "control"
+    assert paradigm_of("pixels:32 · final") == "control"
+    assert paradigm_of("human · demo human") == "reference"
+    assert paradigm_of("timm:some_other_model") == "other"
+
+
+@needs_study
+def test_cli_writes_csv_latex_and_json(small_study, tmp_path):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["study", "scoreboard", str(small_study), "--csv", str(tmp_path / "board.csv"),
+                     "--latex", str(tmp_path / "board.tex"), "--json"])
+    assert code == 0
+    records = json.loads(out.getvalue())
+    assert [record["model"] for record in records] == ["pixels:32", "pixels:1"]
+    csv = pd.read_csv(tmp_path / "board.csv")
+    assert list(csv["model"]) == ["pixels:32", "pixels:1"]
+    top1 = f"gwot_top1 vs {REFERENCE}"
+    assert csv[top1].tolist() == pytest.approx([record[top1] for record in records])
+    assert {f"cka_linear vs {REFERENCE}_ci_low", f"cka_linear vs {REFERENCE}_ci_high",
+            f"{top1}_status"} <= set(csv.columns)
+    assert (csv[f"{top1}_status"] == "ok").all()
+    latex = (tmp_path / "board.tex").read_text()
+    cka = csv.set_index("model").loc["pixels:32"]
+    name = f"cka_linear vs {REFERENCE}"
+    assert f"{cka[name]:.3f} [{cka[name + '_ci_low']:.3f}, {cka[name + '_ci_high']:.3f}]" in latex
+    assert "\\begin{tabular}" in latex and "fixed layer" in latex
+
+
+def test_scoreboard_table_in_a_study_file(tmp_path, isolated_cache):
+    path = tmp_path / "s.toml"
+    path.write_text('datasets = ["demo"]\nencoders = ["pixels:8"]\n[scoreboard]\nlayer = "final"\n'
+                    '[[steps]]\nanalysis = "manifolds"\n')
+    assert load_study(path, isolated_cache).scoreboard == {"layer": "final"}
+    path.write_text('datasets = ["demo"]\nencoders = ["pixels:8"]\n[scoreboard]\nbest = true\n'
+                    '[[steps]]\nanalysis = "manifolds"\n')
+    with pytest.raises(StudyError, match=r"\[scoreboard\] takes layer"):
+        load_study(path, isolated_cache)
