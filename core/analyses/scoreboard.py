@@ -13,6 +13,8 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
+from core.analyses.rank_stability import (PairedDifference, RankStability, kendalls_w, measure_agreement,
+                                          paired_difference, rank_stability)
 from core.encoders.catalogue import CATALOGUE, CONTROL, PARADIGMS
 
 STATUSES = ("ok", "missing", "failed", "n/a")
@@ -109,20 +111,37 @@ def percentile_ci(samples: np.ndarray) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def paired_test(board: Scoreboard, measure: str, first: str, second: str) -> dict:
-    """first − second on `measure`: the difference, its 95% CI over the shared resamples and a two-sided bootstrap
-    p value (twice the smaller share of resampled differences on either side of 0); KeyError when the stored
-    result kept no resamples for the two."""
+def paired_test(board: Scoreboard, measure: str, first: str, second: str) -> PairedDifference:
+    """first − second on `measure` over the stored resamples (the same items drawn for both): difference, 95% CI,
+    two-sided bootstrap p; KeyError when the stored result kept no resamples of the two."""
     found = board.samples.get(measure, {})
     if first not in found or second not in found:
         raise KeyError(f"{measure}: the stored result kept no bootstrap resamples of {first!r} and {second!r}, so "
                        "there is no paired test (rerun the step with a bootstrap)")
-    difference = np.asarray(found[first], float) - np.asarray(found[second], float)
-    low, high = percentile_ci(difference)
-    observed = float(board.cell(first, measure)["value"] - board.cell(second, measure)["value"])
-    share = min(np.mean(difference <= 0), np.mean(difference >= 0))
-    return {"measure": measure, "first": first, "second": second, "difference": observed, "ci_low": low,
-            "ci_high": high, "p_value": float(min(1.0, 2 * share + 1 / len(difference)))}
+    return paired_difference(found[first], found[second], board.cell(first, measure)["value"],
+                             board.cell(second, measure)["value"])
+
+
+def stability(board: Scoreboard, measure: str) -> RankStability:
+    """How often each model with stored resamples of `measure` ranks 1st / in the top 3, and its 95% rank interval
+    (rank 1 = best: a lower-is-better measure is ranked on its negative)."""
+    found = board.samples.get(measure, {})
+    if len(found) < 2:
+        raise KeyError(f"{measure}: fewer than two models have stored bootstrap resamples, so there is no ranking "
+                       "to resample")
+    names = [model for model in board.models if model in found]
+    sign = 1.0 if board.measures[measure].higher_better else -1.0
+    return rank_stability(sign * np.column_stack([np.asarray(found[name], float) for name in names]), names)
+
+
+def agreement(board: Scoreboard) -> tuple[float, pd.DataFrame]:
+    """(Kendall's W over the models every measure scored, Spearman ρ between measures): do the measures rank the
+    models alike? Lower-is-better measures are negated first; W uses the measures with a value for every model (NaN
+    with fewer than 2 models or such measures)."""
+    values = oriented(board, ok_values(board))
+    complete = values.loc[:, values.notna().all()]  # W ranks the models on the measures that scored every one
+    w = kendalls_w(complete.to_numpy()) if complete.shape[0] >= 2 and complete.shape[1] >= 2 else float("nan")
+    return w, measure_agreement(values.to_numpy(), list(values.columns))
 
 
 def ok_values(board: Scoreboard) -> pd.DataFrame:

@@ -11,7 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.analyses.scoreboard import paired_test, paradigm_of
+from scipy.stats import spearmanr
+
+from core.analyses.rank_stability import kendalls_w
+from core.analyses.scoreboard import Measure, Scoreboard, agreement, paired_test, paradigm_of, stability
 from core.cli import main
 from core.studies.run import STEP_KIND, open_context, step_key, study_status
 from core.studies.scoreboard import LayerRule, study_scoreboard
@@ -110,10 +113,15 @@ def test_paired_test_uses_the_stored_resamples(stored, isolated_cache):
     m, column = matrix.measures.index("rsa_spearman"), matrix.columns.index(REFERENCE)
     first, second = (matrix.resamples[m, matrix.rows.index(f"{spec} · final"), column] for spec in ("pixels:32", "pixels:1"))
     result = paired_test(board, measure, "pixels:32", "pixels:1")
-    assert (result["ci_low"], result["ci_high"]) == tuple(np.percentile(first - second, [2.5, 97.5]))
-    assert result["difference"] == pytest.approx(board.cell("pixels:32", measure)["value"]
-                                                 - board.cell("pixels:1", measure)["value"])
-    assert paired_test(board, measure, "pixels:1", "pixels:32")["difference"] == pytest.approx(-result["difference"])
+    assert (result.ci_low, result.ci_high) == pytest.approx(tuple(np.percentile(first - second, [2.5, 97.5])))
+    assert result.difference == pytest.approx(board.cell("pixels:32", measure)["value"]
+                                              - board.cell("pixels:1", measure)["value"])
+    assert result.n_bootstrap == 20
+    assert paired_test(board, measure, "pixels:1", "pixels:32").difference == pytest.approx(-result.difference)
+    ranks = stability(board, measure).table()
+    # every resample ranks pixels:32 first exactly when its resampled RSA is higher
+    assert ranks.loc["pixels:32", "share_first"] == pytest.approx(np.mean(first >= second))
+    assert ranks.loc["pixels:1", "share_first"] == pytest.approx(np.mean(second >= first))
     with pytest.raises(KeyError, match="no bootstrap resamples"):
         paired_test(board, f"gwot_top1 vs {REFERENCE}", "pixels:32", "pixels:1")
 
@@ -140,6 +148,26 @@ def test_a_failed_step_shows_as_failed_and_a_pending_one_as_missing(small_study,
         assert [status.state for status in study_status(study, isolated_cache)][4:] == ["failed", "pending"]
     finally:
         context.results.delete(STEP_KIND, step_key(failing, context))
+
+
+def test_agreement_orients_lower_is_better_measures():
+    # four models; "drop" is lower-is-better and ranks them exactly in reverse of "r2": once oriented, W = 1
+    r2, drop, noise = [0.1, 0.2, 0.3, 0.4], [0.9, 0.5, 0.3, 0.0], [0.3, 0.1, 0.4, 0.2]
+    cells = pd.DataFrame([{"model": f"m{i}", "paradigm": "other", "measure": measure, "layer": "final", "value": value,
+                           "ci_low": np.nan, "ci_high": np.nan, "status": "ok", "error": "", "step": "1",
+                           "analysis": "x"}
+                          for measure, values in (("r2", r2), ("drop", drop), ("noise", noise))
+                          for i, value in enumerate(values)])
+    measures = {"r2": Measure("r2", "R²", "", True, "x"), "drop": Measure("drop", "drop", "", False, "x"),
+                "noise": Measure("noise", "noise", "", True, "x")}
+    board = Scoreboard(cells, measures, "rule")
+    w, rho = agreement(Scoreboard(cells[cells["measure"] != "noise"], {k: measures[k] for k in ("r2", "drop")}, "r"))
+    assert w == pytest.approx(1.0)
+    w, rho = agreement(board)
+    oriented_scores = np.column_stack([r2, -np.asarray(drop), noise])
+    assert w == pytest.approx(kendalls_w(oriented_scores))
+    assert rho.loc["r2", "drop"] == pytest.approx(1.0)
+    assert rho.loc["r2", "noise"] == pytest.approx(spearmanr(r2, noise).statistic)
 
 
 def test_layer_rule_and_paradigms():
