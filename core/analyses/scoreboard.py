@@ -79,7 +79,7 @@ class Scoreboard:
         rows = {}
         indexed = self.cells.set_index(["model", "measure"])
         for model in self.models:
-            rows[model] = {self.measures[measure].label: _cell_text(indexed, model, measure, digits)
+            rows[model] = {self.measures[measure].label: cell_text(indexed, model, measure, digits)
                            for measure in self.measures}
         table = pd.DataFrame.from_dict(rows, orient="index")
         table.index.name = "model"
@@ -166,7 +166,9 @@ def _status_text(indexed: pd.DataFrame, model: str, measure: str) -> str:
     return f"failed: {row['error']}" if row["status"] == "failed" else row["status"]
 
 
-def _cell_text(indexed: pd.DataFrame, model: str, measure: str, digits: int) -> str:
+def cell_text(indexed: pd.DataFrame, model: str, measure: str, digits: int = 3) -> str:
+    """A cell as a table shows it: `value [lo, hi]` (the CI where stored), else its status; `indexed`: the cells
+    indexed by (model, measure)."""
     if (model, measure) not in indexed.index:
         return "n/a"
     row = indexed.loc[(model, measure)]

@@ -1,0 +1,119 @@
+"""The Scoreboard page's parts: the scoreboard of a study file (cached per file version and stored steps), the table
+as shown (value [lo, hi], status styling, errors on hover), a picked cell's detail with the step one click away,
+and the "how to read this" texts."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from core.analyses.scoreboard import Scoreboard, cell_text
+from core.paths import cache_root
+from core.studies.run import STEP_KIND, StepStatus
+from core.studies.scoreboard import study_scoreboard
+from core.studies.study import Study
+from views.ui import studies, study_openers
+
+STATUS_STYLE = {"missing": "background-color: #F2F2F2; color: #888888; font-style: italic",
+                "failed": "background-color: #FBE3E1; color: #A4262C",
+                "n/a": "background-color: #FAFAFA; color: #AAAAAA"}
+HOW_TO_READ = {
+    "table": "A row per model (grouped by training paradigm; controls and references apart), a column per measure the "
+             "study's stored steps hold (↑: higher is better, ↓: lower is better). Each cell is the stored number with "
+             "its 95% CI in brackets where the step stored one (a bootstrap). **missing**: no step computed it (the "
+             "model is not in the step, or the step never ran); **failed**: the step raised an error (hover the cell "
+             "to read it); **n/a**: the stored value is undefined for this model. Click a column to draw it; click a "
+             "cell to see where it comes from and open its step on its page.",
+    "bars": "One bar per model, coloured by paradigm and sorted within each paradigm (best first), with the 95% CI "
+            "where stored; the dashed line is the measure's chance level (GWOT top-1: 1/N; category matching: the "
+            "share of item pairs in one category). Overlapping CIs are not a test: use the paired test below.",
+    "heatmap": "Each column z-scored over the models (sign flipped for lower-is-better measures, so blue is better "
+               "throughout), with the stored value written in the cell; blank: not ok. Read across a row for a "
+               "model's profile, down a column for who leads on a measure.",
+    "scatter": "Every model with both measures as a point (error bars: stored 95% CIs). Models off the diagonal trend "
+               "are where the measures disagree, e.g. high RSA but low GWOT top-1 (the geometry correlates but the "
+               "items do not match one to one).",
+    "ranks": "Each model's median rank over the stored bootstrap resamples (the same items drawn for every model) "
+             "with its 95% rank interval, and how often it ranks 1st. Overlapping intervals: the ranking between "
+             "those models is not settled by these data.",
+}
+
+
+def status_key(state: list[StepStatus]) -> tuple:
+    """What the scoreboard of a study depends on besides the file: each step's key and state."""
+    return tuple((status.key, status.state) for status in state)
+
+
+@st.cache_resource(max_entries=8, ttl=600, show_spinner="Reading the stored results…")
+def board_of(path: str, _study: Study, steps: tuple, cache: str) -> Scoreboard:
+    """The study's scoreboard, once per file and set of stored steps (`steps`: status_key)."""
+    return study_scoreboard(_study, cache)
+
+
+def scoreboard_of(path: Path, study: Study) -> Scoreboard:
+    return board_of(str(path), study, status_key(studies.statuses(study)), str(cache_root()))
+
+
+def shown_table(board: Scoreboard) -> tuple[pd.DataFrame, list[str]]:
+    """(the table as shown: a row per model, paradigm, then a text cell per measure; the measure of each shown
+    column after the first two)."""
+    indexed = board.cells.set_index(["model", "measure"])
+    rows = []
+    for model in board.models:
+        row = {"model": model, "paradigm": indexed.loc[model]["paradigm"].iloc[0]}
+        for name, measure in board.measures.items():
+            row[_header(measure)] = cell_text(indexed, model, name)
+        rows.append(row)
+    return pd.DataFrame(rows), list(board.measures)
+
+
+def styled(board: Scoreboard, table: pd.DataFrame):
+    """The shown table with missing / failed / n/a cells styled and their reason as a tooltip."""
+    indexed = board.cells.set_index(["model", "measure"])
+    headers = {_header(measure): name for name, measure in board.measures.items()}
+    tips = pd.DataFrame("", index=table.index, columns=table.columns)
+    styles = pd.DataFrame("", index=table.index, columns=table.columns)
+    for row, model in enumerate(table["model"]):
+        for header, name in headers.items():
+            if (model, name) in indexed.index:
+                cell = indexed.loc[(model, name)]
+                if cell["status"] != "ok":
+                    styles.iloc[row, table.columns.get_loc(header)] = STATUS_STYLE[cell["status"]]
+                    tips.iloc[row, table.columns.get_loc(header)] = cell["error"]
+            else:
+                styles.iloc[row, table.columns.get_loc(header)] = STATUS_STYLE["n/a"]
+    return table.style.apply(lambda _: styles, axis=None).set_tooltips(tips)
+
+
+def cell_detail(board: Scoreboard, model: str, measure: str, study_path: Path, study: Study) -> None:
+    """What a picked cell is and where it comes from, with its step one click away."""
+    found = board.cells[(board.cells["model"] == model) & (board.cells["measure"] == measure)]
+    described = board.measures[measure]
+    if found.empty:
+        st.info(f"**{model}** · {described.label}: not applicable (no step of this study measures it for this model).")
+        return
+    cell = found.iloc[0]
+    value = "" if cell["status"] != "ok" else f" = {cell['value']:.4g}" + (
+        f" [{cell['ci_low']:.4g}, {cell['ci_high']:.4g}]" if np.isfinite(cell["ci_low"]) else "")
+    st.markdown(f"**{model}** · {described.label}{value} · status **{cell['status']}**"
+                + (f" at layer `{cell['layer']}`" if cell["layer"] else "") + f" · from step *{cell['step']}*")
+    if cell["error"]:
+        (st.error if cell["status"] == "failed" else st.caption)(cell["error"])
+    step = next(step for step in study.steps if step.label == cell["step"])
+    state = {status.step.label: status for status in studies.statuses(study)}[step.label]
+    if state.state == "done":
+        st.button(f"Open step {cell['step']} on its page", on_click=study_openers.open_result,
+                  args=(STEP_KIND, state.key), key="scoreboard_open", type="primary",
+                  help="Selects the step's dataset, encoders, layers and settings on its page and opens it: the "
+                       "stored result is drawn at once. A model missing from the step can be added there (Add to "
+                       "study writes it into a study file).")
+    else:
+        st.caption(f"The step is {state.state}: run it with the command below (the app never runs a study).")
+        st.code(studies.study_command("run", study_path), language="bash")
+
+
+def _header(measure) -> str:
+    return f"{measure.label} {'↑' if measure.higher_better else '↓'}"
+
