@@ -15,7 +15,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LayerChoice:
     """The layer reported for a model on a per-layer measure, its honest score, and the rule that chose it."""
 

@@ -17,7 +17,7 @@ from scipy.stats import rankdata
 from core.analyses.similarity.matrices import percentile_interval
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RankStability:
     """Per model: how its rank varies over bootstrap resamples (rank 1 = highest score; ties share the best rank)."""
 

@@ -8,7 +8,9 @@ import pytest
 from scipy.spatial.distance import pdist, squareform
 from scipy.stats import kendalltau, kstest, pearsonr, spearmanr
 
-from core.analyses.permutation_null import embedding_null, null_summary, permutations, rsa_null
+from core.analyses import permutation_null
+from core.analyses.permutation_null import (embedding_null, null_summary, permutations, permuted_inner_products,
+                                            rsa_null)
 from core.analyses.similarity import SimilaritySettings, compare, prepare, similarity
 
 RNG = np.random.default_rng(7)
@@ -22,6 +24,17 @@ def naive_rdm_null(a: np.ndarray, b: np.ndarray, compare_pair, n_perm: int, seed
     square = squareform(b)
     return np.array([compare_pair(a, squareform(square[np.ix_(perm, perm)], checks=False))
                      for perm in permutations(len(square), n_perm, seed)])
+
+
+@pytest.mark.parametrize("n_items", [1, 2, 7, 150])
+def test_blocked_inner_products_equal_the_full_sum(n_items, monkeypatch) -> None:
+    """Blocks of rows with the symmetric half-gather (blocks of 32 entries here: many blocks, a ragged last one)."""
+    monkeypatch.setattr(permutation_null, "BLOCK_ELEMENTS", 32)
+    rng = np.random.default_rng(n_items)
+    a, b = (matrix + matrix.T for matrix in rng.normal(size=(2, n_items, n_items)))
+    perms = permutations(n_items, 6, 0)
+    expected = [np.sum(a * b[np.ix_(perm, perm)]) for perm in perms]
+    np.testing.assert_allclose(permuted_inner_products(a, b, perms), expected, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize(("method", "reference"), [
