@@ -8,6 +8,7 @@ computes an analysis: `core.studies.scoreboard` fills it from a study's stored s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Mapping
 
 import numpy as np
@@ -15,6 +16,7 @@ import pandas as pd
 
 from core.analyses.rank_stability import (PairedDifference, RankStability, kendalls_w, measure_agreement,
                                           paired_difference, rank_stability)
+from core.analyses.layer_choice import fixed_layer, held_out_layer_from_items
 from core.encoders.catalogue import CATALOGUE, CONTROL, PARADIGMS
 
 STATUSES = ("ok", "missing", "failed", "n/a")
@@ -47,7 +49,7 @@ class Scoreboard:
     rule: str
     samples: Mapping[str, Mapping[str, np.ndarray]] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def models(self) -> list[str]:
         """Models in paradigm order, then in order of appearance."""
         order = {name: index for index, name in enumerate(PARADIGM_ORDER)}
@@ -85,6 +87,36 @@ class Scoreboard:
         table.index.name = "model"
         caption = f"Scores with 95\\% CIs in brackets. {self.rule}".replace("%", "\\%").replace("\\\\%", "\\%")
         return table.to_latex(caption=caption, label="tab:scoreboard", escape=True)
+
+
+def per_layer_board(per_item: Mapping[tuple[str, str], Mapping[str, np.ndarray]],
+                    samples: Mapping[tuple[str, str], Mapping[str, np.ndarray]], measures: Mapping[str, Measure], *,
+                    layer: str | None = None, n_splits: int = 10, seed: int = 0) -> Scoreboard:
+    """A scoreboard of per-layer measures: per_item[(model, measure)][layer] (N,) item scores (higher = better),
+    samples[(model, measure)][layer] (B,) stored bootstrap values of that layer's score (the same resamples for every
+    model). Each model's layer is chosen on half of the items and scored on the other (`held_out_layer_from_items`,
+    `n_splits` seeded halvings), or fixed in advance (`layer`); the cell is that score, its CI the chosen layer's
+    stored bootstrap interval, and the chosen layer's samples feed paired tests and rank stability."""
+    cells, kept, rules = [], {}, set()
+    for (model, measure), by_layer in per_item.items():
+        if layer is None:
+            choice = held_out_layer_from_items(by_layer, n_splits=n_splits, seed=seed)
+        else:
+            choice = fixed_layer({name: float(np.mean(values)) for name, values in by_layer.items()}, layer)
+        rules.add(choice.rule)
+        resampled = samples.get((model, measure), {}).get(choice.layer)
+        if resampled is not None:
+            kept.setdefault(measure, {})[model] = np.asarray(resampled, float)
+        cells.append({"model": model, "paradigm": paradigm_of(model), "measure": measure, "layer": choice.layer,
+                      "value": choice.score, "ci_low": np.nan, "ci_high": np.nan, "status": "ok", "error": "",
+                      "step": "", "analysis": measures[measure].analysis})
+    table = pd.DataFrame(cells, columns=list(CELL_COLUMNS))
+    for measure, by_model in kept.items():  # every CI of a measure in one percentile call
+        rows = np.flatnonzero((table["measure"] == measure) & table["model"].isin(list(by_model)))
+        bounds = np.nanpercentile(np.stack([by_model[model] for model in table["model"].iloc[rows]]), [2.5, 97.5],
+                                  axis=1)
+        table.loc[table.index[rows], "ci_low"], table.loc[table.index[rows], "ci_high"] = bounds[0], bounds[1]
+    return Scoreboard(table, measures, " ".join(sorted(rules)), kept)
 
 
 def paradigm_of(name: str) -> str:

@@ -64,7 +64,9 @@ def test_the_table_holds_the_stored_numbers_and_every_figure_draws(study_path: P
 
 
 def test_a_study_never_run_shows_missing_cells(study_path: Path) -> None:
-    app = run_page(**{"scoreboard.study": "studies/demo.toml"})
+    never_run = study_path.with_name("never_run.toml")  # the same steps with another bootstrap: none stored
+    never_run.write_text(study_path.read_text().replace("bootstrap = 20", "bootstrap = 30"))
+    app = run_page(**{"scoreboard.study": shown_path(never_run)})
     shown = app.dataframe[0].value
     shown = shown.data if hasattr(shown, "data") else shown
     assert set(shown.iloc[:, 2:].to_numpy().ravel()) <= {"missing", "n/a"}

@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import tomllib
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,11 +16,14 @@ import pytest
 from scipy.stats import spearmanr
 
 from core.analyses.rank_stability import kendalls_w
-from core.analyses.scoreboard import Measure, Scoreboard, agreement, paired_test, paradigm_of, stability
+from core.analyses.scoreboard import (Measure, Scoreboard, agreement, paired_test, paradigm_of, per_layer_board,
+                                      percentile_ci, stability)
 from core.cli import main
 from core.studies.run import STEP_KIND, open_context, step_key, study_status
 from core.studies.scoreboard import LayerRule, study_scoreboard
 from core.studies.spec import StudyError, load_study
+from core.encoders.catalogue import CATALOGUE, PARADIGMS
+from tests.paths import REPO_ROOT
 from tests.studies import run_scoreboard_study
 
 REFERENCE = "human · demo human"
@@ -216,3 +221,66 @@ def test_scoreboard_table_in_a_study_file(tmp_path, isolated_cache):
                     '[[steps]]\nanalysis = "manifolds"\n')
     with pytest.raises(StudyError, match=r"\[scoreboard\] takes layer"):
         load_study(path, isolated_cache)
+
+
+def test_things_paradigms_study_validates_up_to_its_image_path(isolated_cache):
+    path = REPO_ROOT / "studies" / "things_paradigms.toml"
+    with pytest.raises(StudyError, match=r"things_paradigms\.toml:11: datasets: .*THINGS root /data/things") as refused:
+        load_study(path, isolated_cache)
+    if not Path("/data/things").exists():  # what the Studies page tells a user to set
+        assert (refused.value.key, refused.value.missing_path) == ("datasets", Path("/data/things"))
+    data = tomllib.loads(path.read_text())
+    # every catalogue encoder of the four paradigms and the controls is a GWOT target against the human embedding
+    assert data["steps"][0]["targets"] == [f"{entry.spec} · final" for entry in CATALOGUE]
+    assert {value.partition(":")[2] for value in data["encoders"]} == set(PARADIGMS)
+    assert data["scoreboard"] == {"layer": "final"}
+    assert tomllib.loads((REPO_ROOT / "studies" / "oasis_clip_vs_in21k.toml").read_text())["scoreboard"] == \
+        {"layer": "final"}
+
+
+@pytest.mark.slow
+def test_the_demo_study_end_to_end_keeps_its_known_answers(isolated_cache):
+    """studies/demo.toml run here (about a minute on two cores): on GWOT top-1 against the demo's human embedding,
+    pixels:32 (which the embedding is built from) ranks far above the ImageNet EfficientNet; every cell of a stored
+    step is ok or n/a, and the models the demo leaves out of a step are missing, not failed."""
+    from core.studies.engines import LocalEngine
+    from core.studies.run import run_study
+
+    study = load_study(REPO_ROOT / "studies" / "demo.toml", isolated_cache)
+    assert all(status.state == "done" for status in run_study(study, isolated_cache, LocalEngine()))
+    board = study_scoreboard(study, isolated_cache)
+    top1 = {spec: board.cell(spec, f"gwot_top1 vs {REFERENCE}")["value"] for spec in study.encoders}
+    assert top1["pixels:32"] > 0.5 > 0.1 > top1["bundled:efficientnet_lite0"], top1
+    assert board.models == ["bundled:efficientnet_lite0", "pixels:32"]  # supervised first, the control apart after
+    assert not (board.cells["status"] == "failed").any()
+    missing = board.cells[board.cells["status"] == "missing"]
+    assert set(missing["model"]) == {"pixels:32"} and set(missing["analysis"]) == {"probes", "manifolds",
+                                                                                   "inductive_bias"}
+    assert board.cell("pixels:32", "affect_r2_loco_valence")["status"] == "ok"
+
+
+def test_per_layer_cells_are_held_out_scores_never_the_in_sample_best():
+    # 13 layers of pure noise per item: the best layer on all items looks good, its held-out score is ~0
+    rng = np.random.default_rng(0)
+    layers = [f"blocks.{index}" for index in range(12)] + ["final"]
+    per_item = {(f"m{model}", "noise"): {layer: rng.normal(size=400) for layer in layers} for model in range(6)}
+    measures = {"noise": Measure("noise", "noise", "", True, "x")}
+    samples = {key: {layer: rng.normal(size=50) for layer in layers} for key in per_item}
+    board = per_layer_board(per_item, samples, measures)
+    in_sample_best = [max(np.mean(values) for values in by_layer.values()) for by_layer in per_item.values()]
+    assert np.mean(in_sample_best) > 0.05  # the optimism a best-layer table would report
+    assert abs(board.cells["value"].mean()) < 0.02 and (board.cells["value"] < np.array(in_sample_best)).all()
+    assert "half" in board.rule
+    cell = board.cell("m0", "noise")
+    assert (cell["ci_low"], cell["ci_high"]) == percentile_ci(samples[("m0", "noise")][cell["layer"]])
+    assert board.samples["noise"]["m0"] is not None and len(board.samples["noise"]) == 6
+    fixed = per_layer_board(per_item, samples, measures, layer="final")
+    assert fixed.cell("m3", "noise")["value"] == pytest.approx(np.mean(per_item[("m3", "noise")]["final"]))
+    assert set(fixed.cells["layer"]) == {"final"} and "fixed in advance" in fixed.rule
+    # two identical models: their rank intervals over the same resamples overlap fully
+    twins = per_layer_board({("a", "noise"): per_item[("m0", "noise")], ("b", "noise"): per_item[("m0", "noise")],
+                             ("c", "noise"): per_item[("m1", "noise")]},
+                            {("a", "noise"): samples[("m0", "noise")], ("b", "noise"): samples[("m0", "noise")],
+                             ("c", "noise"): samples[("m1", "noise")]}, measures, layer="final")
+    ranks = stability(twins, "noise").table()
+    assert (ranks.loc["a", ["rank_low", "rank_high"]] == ranks.loc["b", ["rank_low", "rank_high"]]).all()
