@@ -5,6 +5,8 @@ import time
 
 from streamlit.testing.v1 import AppTest
 
+from tests.paths import APP
+
 
 def press_and_wait(app: AppTest, label: str, timeout_s: float = 240) -> AppTest:
     """Press the main-area button whose label starts with `label` (unless it is greyed: the result is stored on disk
@@ -17,4 +19,14 @@ def press_and_wait(app: AppTest, label: str, timeout_s: float = 240) -> AppTest:
         time.sleep(0.5)
         app.run()
         assert not app.exception, [exception.value for exception in app.exception]
+    return app
+
+
+def open_page(page: str, timeout_s: float = 300, **state) -> AppTest:
+    """The app with `state` in session state, switched to `page` (e.g. "views/studies.py") and run without error."""
+    app = AppTest.from_file(APP, default_timeout=timeout_s)
+    for key, value in state.items():
+        app.session_state[key] = value
+    app.switch_page(page).run()
+    assert not app.exception, [exception.value for exception in app.exception]
     return app

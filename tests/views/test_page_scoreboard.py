@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from core.analyses.scoreboard import cell_text
 from core.studies.scoreboard import study_scoreboard
 from core.studies.spec import load_study
-from tests.paths import APP
+from tests.views.pages import open_page
 from tests.studies import run_scoreboard_study
 from views.ui.studies import shown_path
 
@@ -28,12 +28,7 @@ def study_path(isolated_cache: Path) -> Path:
 
 
 def run_page(**state) -> AppTest:
-    app = AppTest.from_file(APP, default_timeout=120)
-    for key, value in state.items():
-        app.session_state[key] = value
-    app.switch_page("views/scoreboard.py").run()
-    assert not app.exception, [exception.value for exception in app.exception]
-    return app
+    return open_page("views/scoreboard.py", 120, **state)
 
 
 def test_the_table_holds_the_stored_numbers_and_every_figure_draws(study_path: Path, isolated_cache: Path) -> None:
