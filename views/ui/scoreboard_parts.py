@@ -23,8 +23,8 @@ HOW_TO_READ = {
     "table": "A row per model (grouped by training paradigm; controls and references apart), a column per measure the "
              "study's stored steps hold (↑: higher is better, ↓: lower is better). Each cell is the stored number with "
              "its 95% CI in brackets where the step stored one (a bootstrap). **missing**: no step computed it (the "
-             "model is not in the step, or the step never ran); **failed**: the step raised an error (hover the cell "
-             "to read it); **n/a**: the stored value is undefined for this model. Click a column to draw it; click a "
+             "model is not in the step, or the step never ran); **failed**: the step raised an error (the cell "
+             "starts with it; click the cell to read all of it); **n/a**: the stored value is undefined for this model. Click a column to draw it; click a "
              "cell to see where it comes from and open its step on its page.",
     "bars": "One bar per model, coloured by paradigm and sorted within each paradigm (best first), with the 95% CI "
             "where stored; the dashed line is the measure's chance level (GWOT top-1: 1/N; category matching: the "
@@ -64,27 +64,22 @@ def shown_table(board: Scoreboard) -> tuple[pd.DataFrame, list[str]]:
     for model in board.models:
         row = {"model": model, "paradigm": indexed.loc[model]["paradigm"].iloc[0]}
         for name, measure in board.measures.items():
-            row[_header(measure)] = cell_text(indexed, model, name)
+            text = cell_text(indexed, model, name)
+            row[_header(measure)] = f"failed: {indexed.loc[(model, name), 'error']}" if text == "failed" else text
         rows.append(row)
     return pd.DataFrame(rows), list(board.measures)
 
 
 def styled(board: Scoreboard, table: pd.DataFrame):
-    """The shown table with missing / failed / n/a cells styled and their reason as a tooltip."""
+    """The shown table with missing / failed / n/a cells styled (a failed cell's text carries its error)."""
     indexed = board.cells.set_index(["model", "measure"])
     headers = {_header(measure): name for name, measure in board.measures.items()}
-    tips = pd.DataFrame("", index=table.index, columns=table.columns)
     styles = pd.DataFrame("", index=table.index, columns=table.columns)
     for row, model in enumerate(table["model"]):
         for header, name in headers.items():
-            if (model, name) in indexed.index:
-                cell = indexed.loc[(model, name)]
-                if cell["status"] != "ok":
-                    styles.iloc[row, table.columns.get_loc(header)] = STATUS_STYLE[cell["status"]]
-                    tips.iloc[row, table.columns.get_loc(header)] = cell["error"]
-            else:
-                styles.iloc[row, table.columns.get_loc(header)] = STATUS_STYLE["n/a"]
-    return table.style.apply(lambda _: styles, axis=None).set_tooltips(tips)
+            status = indexed.loc[(model, name), "status"] if (model, name) in indexed.index else "n/a"
+            styles.iloc[row, table.columns.get_loc(header)] = STATUS_STYLE.get(status, "")
+    return table.style.apply(lambda _: styles, axis=None)
 
 
 def cell_detail(board: Scoreboard, model: str, measure: str, study_path: Path, study: Study) -> None:
