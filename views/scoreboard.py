@@ -5,7 +5,8 @@ from core.analyses.scoreboard import agreement, paired_test, stability
 from core.figures.scoreboard import bars_table, grouped_bars_figure, heatmap_figure, heatmap_table, rank_figure, \
     scatter_figure
 from views.ui import scoreboard_parts as parts
-from views.ui import studies, study_openers
+from views.ui import resources, studies, study_openers
+from views.ui.background import job_outcomes, job_progress
 from views.ui.export_row import built_once, figure_block, table_download
 from views.ui.settings import in_url
 from views.ui.sidebar import page_start, switch_page
@@ -29,7 +30,10 @@ study = studies.study_or_error(paths[chosen])
 if isinstance(study, Exception):
     st.error(studies.missing_data_note(paths[chosen], study) or str(study))
     st.stop()
-board = parts.scoreboard_of(paths[chosen], study)
+n_perm = st.number_input("Permutations of a null", 100, 10000, step=100, **in_url("scoreboard.n_perm", value=1000),
+                         help="Item permutations behind each similarity cell's null (seed 0). Nulls are computed on "
+                              "demand below and stored; with others stored for another number, they are not shown.")
+board = parts.with_nulls(parts.scoreboard_of(paths[chosen], study), study, int(n_perm))
 counts = board.cells["status"].value_counts()
 st.caption(f"{study.name}: {len(board.models)} models × {len(board.measures)} measures; "
            + ", ".join(f"{count} {status}" for status, count in counts.items()) + " cells.")
@@ -95,6 +99,19 @@ if with_samples:
                  ranks.reset_index(), figure=f"ranks_{ranked}", how_to_read=parts.HOW_TO_READ["ranks"], **common)
 else:
     st.caption("Rank stability needs stored bootstrap resamples (e.g. a similarity step with `bootstrap = 1000`).")
+st.subheader("Permutation nulls")
+if board.nulls is None:
+    job = resources.job_registry().status(parts.nulls_key(study, int(n_perm)))
+    st.button("Compute permutation nulls", on_click=parts.start_nulls, args=(study, int(n_perm)),
+              disabled=job is not None and job.state in ("queued", "running"),
+              help="The null of every similarity cell against the study's reference embedding, from the cached "
+                   "features, in the background; stored, so it shows at once next time.")
+    job_progress("scoreboard_jobs", "cells", "Stops after the current cell.")
+    job_outcomes([parts.nulls_key(study, int(n_perm))], "Cancelled.")
+else:
+    st.dataframe(parts.null_verdicts(board), hide_index=True, width="stretch")
+    with st.expander("How to read this"):
+        st.markdown(parts.HOW_TO_READ["nulls"])
 w, rho = agreement(board)
 st.markdown(f"**Do the measures rank the models alike?** Kendall's W = {w:.3f} over the measures every model has "
             "(1: identical rankings, 0: no agreement); Spearman ρ between measures across models (NaN: < 3 models)."

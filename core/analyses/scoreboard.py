@@ -48,6 +48,8 @@ class Scoreboard:
     measures: Mapping[str, Measure]
     rule: str
     samples: Mapping[str, Mapping[str, np.ndarray]] = field(default_factory=dict)
+    # permutation nulls where computed: model, measure, observed, null_p, null_z, null_q95, beats_null, n_perm, seed
+    nulls: pd.DataFrame | None = None
 
     @cached_property
     def models(self) -> list[str]:
@@ -65,7 +67,8 @@ class Scoreboard:
 
     def wide(self) -> pd.DataFrame:
         """One row per model: paradigm, then `<measure>`, `<measure>_ci_low`, `<measure>_ci_high` and
-        `<measure>_status` ("ok", "missing", "failed: <error>", "n/a") per measure."""
+        `<measure>_status` ("ok", "missing", "failed: <error>", "n/a") per measure; with nulls, `<measure>_null_p`,
+        `_null_z` and `_null_q95` of the measures that have one."""
         table = pd.DataFrame({"model": self.models})
         table["paradigm"] = table["model"].map(self.cells.drop_duplicates("model").set_index("model")["paradigm"])
         indexed = self.cells.set_index(["model", "measure"])
@@ -74,6 +77,12 @@ class Scoreboard:
                                    (f"{measure}_ci_high", "ci_high")):
                 table[column] = [indexed[source].get((model, measure), np.nan) for model in table["model"]]
             table[f"{measure}_status"] = [_status_text(indexed, model, measure) for model in table["model"]]
+        if self.nulls is not None:
+            nulls = self.nulls.set_index(["model", "measure"])
+            for measure in dict.fromkeys(self.nulls["measure"]):
+                for column in ("null_p", "null_z", "null_q95"):
+                    table[f"{measure}_{column}"] = [nulls[column].get((model, measure), np.nan)
+                                                    for model in table["model"]]
         return table
 
     def latex(self, digits: int = 3) -> str:

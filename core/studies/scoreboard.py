@@ -40,6 +40,11 @@ class LayerRule:
                 "stored layer); the best layer on the same items is never reported.")
 
 
+def layer_rule(study: Study) -> LayerRule:
+    """The study's `[scoreboard] layer` (default: final)."""
+    return LayerRule(study.scoreboard.get("layer", "final"))
+
+
 Cells = list[dict]
 Reader = Callable[[Step, dict[str, pd.DataFrame], dict, StudyContext, LayerRule], tuple[Cells, list[Measure], dict]]
 
@@ -63,7 +68,8 @@ def _split_label(label: str, separator: str) -> tuple[str, str]:
     return (spec, layer) if spec else (label, "")
 
 
-def _chosen(labels: Iterable[str], separator: str, rule: LayerRule, step: Step) -> dict[str, tuple[str, str]]:
+def chosen_layers(labels: Iterable[str], separator: str, rule: LayerRule,
+                  step: Step) -> dict[str, tuple[str, str]]:
     """label -> (spec, layer) of the one label per model the rule reports (layers in the step's depth order)."""
     by_spec: dict[str, dict[str, str]] = {}
     for label in labels:
@@ -94,7 +100,7 @@ def affect_measures(step: Step) -> list[Measure]:
 
 def read_affect(step, tables, meta, context, rule):
     metrics, measures = tables["metrics"], tables["measures"]
-    chosen = _chosen(metrics["model"].unique(), "[", rule, step)
+    chosen = chosen_layers(metrics["model"].unique(), "[", rule, step)
     cells = []
     for label, (spec, layer) in chosen.items():
         rows = metrics[metrics["model"] == label]
@@ -145,7 +151,7 @@ def read_similarity(step, tables, meta, context, rule):
     pairs = tables["pairs"]
     references = [name for name in _reference_columns(step, context) if name in set(pairs["column"])]
     layers = [name for name in pairs["row"].unique() if not name.startswith(("human · ", "rdm · "))]
-    chosen = _chosen(layers, "·", rule, step)
+    chosen = chosen_layers(layers, "·", rule, step)
     matrix = context.similarity.get(meta["matrix_key"]) if meta.get("matrix_key") else None
     cells, samples = [], {}
     for (measure, row, column), found in pairs.set_index(["measure", "row", "column"]).iterrows():
@@ -178,7 +184,7 @@ def read_alignment(step, tables, meta, context, rule):
     measures = [Measure(top1.name, top1.label, top1.unit, True, "alignment", 1 / n),
                 Measure(category.name, category.label, category.unit, True, "alignment", chance_category)]
     matching = tables["matching"]
-    chosen = _chosen(matching["target"], "·", rule, step)
+    chosen = chosen_layers(matching["target"], "·", rule, step)
     cells = []
     for row in matching.to_dict("records"):
         if row["target"] in chosen:
@@ -200,7 +206,7 @@ def manifolds_measures(step: Step) -> list[Measure]:
 
 def read_manifolds(step, tables, meta, context, rule):
     metrics = tables["metrics"]
-    chosen = _chosen(metrics["encoder"], "·", rule, step)
+    chosen = chosen_layers(metrics["encoder"], "·", rule, step)
     cells = [_cell(chosen[row["encoder"]][0], f"manifold_{column}", row[column], layer=chosen[row["encoder"]][1],
                    step=step)
              for row in metrics.to_dict("records") if row["encoder"] in chosen for column in MANIFOLD_COLUMNS]
@@ -273,7 +279,7 @@ def expected_measures(step: Step, context: StudyContext) -> list[Measure]:
 def study_scoreboard(study: Study, cache: str | Path, rule: LayerRule | None = None) -> Scoreboard:
     """Every stored step of `study` as one Scoreboard: a cell per model × measure, failed and missing ones marked."""
     context = open_context(study, cache)
-    rule = rule or LayerRule(study.scoreboard.get("layer", "final"))
+    rule = rule or layer_rule(study)
     cells, measures, samples = [], {}, {}
     for step in study.steps:
         key = step_key(step, context)
@@ -323,4 +329,5 @@ def _empty(model: str, measure: str, status: str, error: str, step: Step) -> dic
             "analysis": step.analysis}
 
 
-__all__ = ["LayerRule", "READERS", "expected_measures", "percentile_ci", "study_scoreboard"]
+__all__ = ["LayerRule", "READERS", "chosen_layers", "expected_measures", "layer_rule", "percentile_ci",
+           "study_scoreboard"]

@@ -4,6 +4,7 @@ every widget has help."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,23 @@ def test_a_study_never_run_shows_missing_cells(study_path: Path) -> None:
     shown = shown.data if hasattr(shown, "data") else shown
     assert set(shown.iloc[:, 2:].to_numpy().ravel()) <= {"missing", "n/a"}
     assert any("missing" in caption.value for caption in app.caption)
+
+
+def test_permutation_nulls_run_in_the_background_and_show_beside_the_cells(study_path: Path) -> None:
+    app = run_page(**{"scoreboard.study": shown_path(study_path), "scoreboard.n_perm": 100})
+    next(button for button in app.main.button if button.label == "Compute permutation nulls").click().run()
+    deadline = time.time() + 240
+    while not any("verdict" in frame.value.columns for frame in app.dataframe if hasattr(frame.value, "columns")) \
+            and time.time() < deadline:
+        time.sleep(0.5)
+        app.run()
+        assert not app.exception, [exception.value for exception in app.exception]
+    verdicts = next(frame.value for frame in app.dataframe if hasattr(frame.value, "columns")
+                    and "verdict" in frame.value.columns)
+    assert len(verdicts) == 4 and set(verdicts["model"]) == {"pixels:32", "pixels:1"}
+    rsa = verdicts.set_index(["model", "measure"]).loc[("pixels:32", "rsa_spearman vs human · demo human")]
+    assert rsa["null_p"] == pytest.approx(1 / 101) and rsa["verdict"].startswith("beats")
+    shown = app.dataframe[0].value
+    shown = shown.data if hasattr(shown, "data") else shown
+    header = next(column for column in shown.columns if column.startswith("rsa_spearman"))
+    assert shown[header].iloc[0].endswith(f" · null p {1 / 101:.3f}")

@@ -3,6 +3,7 @@ as shown (value [lo, hi], status styling, errors on hover), a picked cell's deta
 and the "how to read this" texts."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +14,12 @@ from core.analyses.scoreboard import Scoreboard, cell_text
 from core.paths import cache_root
 from core.studies.run import STEP_KIND, StepStatus
 from core.studies.scoreboard import study_scoreboard
+from core.studies.scoreboard_nulls import compute_nulls, stored_nulls
 from core.studies.study import Study
 from views.ui import studies, study_openers
+from views.ui.background import submit_job
+
+NULL_SEED = 0  # the permutations' seed (fixed: a stored null is found again)
 
 STATUS_STYLE = {"missing": "background-color: #F2F2F2; color: #888888; font-style: italic",
                 "failed": "background-color: #FBE3E1; color: #A4262C",
@@ -35,6 +40,11 @@ HOW_TO_READ = {
     "scatter": "Every model with both measures as a point (error bars: stored 95% CIs). Models off the diagonal trend "
                "are where the measures disagree, e.g. high RSA but low GWOT top-1 (the geometry correlates but the "
                "items do not match one to one).",
+    "nulls": "Each similarity cell against its permutation null: the reference's items permuted (seeded, the number "
+             "of permutations above), the measure recomputed each time with the Similarity page's code. p = (1 + "
+             "#{null ≥ observed}) / (1 + permutations); z = (observed − null mean) / null sd; the null's 95th "
+             "percentile is the value the cell must beat. Width and depth inflate some measures (CKA of wide random "
+             "features is high): a cell that does not beat its null says nothing about shared structure.",
     "ranks": "Each model's median rank over the stored bootstrap resamples (the same items drawn for every model) "
              "with its 95% rank interval, and how often it ranks 1st. Overlapping intervals: the ranking between "
              "those models is not settled by these data.",
@@ -60,12 +70,17 @@ def shown_table(board: Scoreboard) -> tuple[pd.DataFrame, list[str]]:
     """(the table as shown: a row per model, paradigm, then a text cell per measure; the measure of each shown
     column after the first two)."""
     indexed = board.cells.set_index(["model", "measure"])
+    nulls = {} if board.nulls is None else board.nulls.set_index(["model", "measure"]).to_dict("index")
     rows = []
     for model in board.models:
         row = {"model": model, "paradigm": indexed.loc[model]["paradigm"].iloc[0]}
         for name, measure in board.measures.items():
             text = cell_text(indexed, model, name)
             row[_header(measure)] = f"failed: {indexed.loc[(model, name), 'error']}" if text == "failed" else text
+            null = nulls.get((model, name))
+            if null is not None:  # beside the cell: the null's p, and whether the cell beats it
+                row[_header(measure)] += f" · null p {null['null_p']:.3f}" + (
+                    "" if null["beats_null"] else ", does not beat its null")
         rows.append(row)
     return pd.DataFrame(rows), list(board.measures)
 
@@ -112,3 +127,28 @@ def cell_detail(board: Scoreboard, model: str, measure: str, study_path: Path, s
 def _header(measure) -> str:
     return f"{measure.label} {'↑' if measure.higher_better else '↓'}"
 
+
+
+def nulls_key(study: Study, n_perm: int) -> str:
+    """The background job of a study's permutation nulls."""
+    return f"scoreboard_nulls|{study.path}|{n_perm}"
+
+
+def start_nulls(study: Study, n_perm: int) -> None:
+    """Button callback: one background job computing (and storing) the null of every similarity cell."""
+    cache = str(cache_root())  # read here: the job's thread has no Streamlit context
+    submit_job("scoreboard_jobs", nulls_key(study, n_perm), f"Permutation nulls · {study.name}",
+               lambda report: compute_nulls(study, cache, n_perm, NULL_SEED, report))
+
+
+def with_nulls(board: Scoreboard, study: Study, n_perm: int) -> Scoreboard:
+    """The board with the stored nulls of its similarity cells (as it is where none are stored)."""
+    nulls = stored_nulls(study, cache_root(), n_perm, NULL_SEED)
+    return board if nulls is None else replace(board, nulls=nulls)
+
+
+def null_verdicts(board: Scoreboard) -> pd.DataFrame:
+    """A row per cell with a null: model, measure, observed, p, z, the null's 95th percentile and a verdict."""
+    table = board.nulls[["model", "measure", "observed", "null_p", "null_z", "null_q95", "beats_null"]].copy()
+    table["verdict"] = np.where(table["beats_null"], "beats its null (p < 0.05)", "does not beat its null")
+    return table.drop(columns="beats_null")

@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from core.analyses.rank_stability import kendalls_w
 from core.analyses.scoreboard import (Measure, Scoreboard, agreement, paired_test, paradigm_of, per_layer_board,
                                       percentile_ci, stability)
 from core.cli import main
+from core.studies.scoreboard_nulls import compute_nulls, stored_nulls
 from core.studies.run import STEP_KIND, open_context, step_key, study_status
 from core.studies.scoreboard import LayerRule, study_scoreboard
 from core.studies.spec import StudyError, load_study
@@ -129,6 +131,22 @@ def test_paired_test_uses_the_stored_resamples(stored, isolated_cache):
     assert ranks.loc["pixels:1", "share_first"] == pytest.approx(np.mean(second >= first))
     with pytest.raises(KeyError, match="no bootstrap resamples"):
         paired_test(board, f"gwot_top1 vs {REFERENCE}", "pixels:32", "pixels:1")
+
+
+@needs_study
+def test_permutation_nulls_of_similarity_cells_are_stored_beside_them(stored, isolated_cache):
+    study, board, _ = stored
+    assert stored_nulls(study, isolated_cache, n_perm=50, seed=3) is None  # never computed: nothing is shown
+    nulls = compute_nulls(study, isolated_cache, n_perm=50, seed=3)
+    assert len(nulls) == 2 * 2  # two models × two measures vs the one reference
+    for row in nulls.to_dict("records"):  # the null's observed value is the stored cell, computed again
+        assert row["observed"] == pytest.approx(board.cell(row["model"], row["measure"])["value"], abs=1e-9)
+    rsa = nulls.set_index(["model", "measure"]).loc[("pixels:32", f"rsa_spearman vs {REFERENCE}")]
+    assert rsa["null_p"] == pytest.approx(1 / 51) and rsa["beats_null"] and rsa["null_q95"] < rsa["observed"]
+    again = stored_nulls(study, isolated_cache, n_perm=50, seed=3)
+    pd.testing.assert_frame_equal(again, nulls, check_dtype=False)
+    wide = replace(board, nulls=again).wide().set_index("model")
+    assert wide.loc["pixels:32", f"rsa_spearman vs {REFERENCE}_null_p"] == rsa["null_p"]
 
 
 @needs_study
