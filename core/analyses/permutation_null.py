@@ -86,30 +86,42 @@ def permuted_inner_products(a: np.ndarray, b: np.ndarray, perms: np.ndarray) -> 
 
 def rsa_null(rdm_a: np.ndarray, rdm_b: np.ndarray, *, method: str = "spearman", n_perm: int = 1000, seed: int = 0,
              alpha: float = 0.05) -> PermutationNull:
-    """Null of comparator(rdm_a, rdm_b) for condensed (M,) RDMs, permuting the items of rdm_b (rsa.METHODS names)."""
-    a, b = (np.asarray(vector, dtype=np.float64).ravel() for vector in (rdm_a, rdm_b))
-    if a.shape != b.shape:
-        raise ValueError(f"The RDMs have {a.size} and {b.size} pairs: they must describe the same items.")
+    """Null of comparator(rdm_a, rdm_b) for condensed (M,) RDMs, permuting the items of rdm_b (rsa.METHODS names).
+
+    rdm_b may be (S, M), one RDM per subject: the value is then the mean over subjects (rsa_inference's evaluation
+    of a fixed model), and each permutation permutes every subject's items alike.
+    """
+    a, b = np.asarray(rdm_a, dtype=np.float64).ravel(), np.atleast_2d(np.asarray(rdm_b, dtype=np.float64))
+    if b.ndim != 2 or b.shape[1] != a.size:
+        raise ValueError(f"The RDMs have {a.size} and {b.shape[-1]} pairs: they must describe the same items.")
     if np.isnan(a).any() or np.isnan(b).any():
         raise ValueError("A permutation null needs complete RDMs (a NaN pair would move with the permutation).")
-    observed = float(rsa.compare_rdms(a, b, method)[0, 0])
+    observed = float(np.mean(rsa.compare_rdms(a, b, method)))
     null = rdm_null_values(a, b, method, permutations(rsa.n_items_of(a.size), n_perm, seed))
     return null_summary(observed, null, seed=seed, alpha=alpha)
 
 
 def rdm_null_values(a: np.ndarray, b: np.ndarray, method: str, perms: np.ndarray) -> np.ndarray:
-    """(n_perm,) comparator(a, b permuted) for complete condensed (M,) RDMs and item permutations (n_perm, N)."""
+    """(n_perm,) mean over rows of comparator(a, b's row permuted) for complete condensed RDMs a (M,), b (M,) or
+    (S, M), and item permutations (n_perm, N)."""
+    b = np.atleast_2d(b)
     if method not in INNER_PRODUCT_METHODS:  # tau-a and the whitened comparators: recomputed (exact, slower)
-        square, upper = squareform(b, checks=False), np.triu_indices(perms.shape[1], 1)
-        return np.array([rsa.compare_rdms(a, square[np.ix_(perm, perm)][upper], method)[0, 0] for perm in perms])
-    prepared_a, prepared_b = rsa.prepare(a[None], method)[0], rsa.prepare(b[None], method)[0]
-    # Ranks and centring commute with permuting the pairs: transform once, then permute the transformed RDM.
-    inner = permuted_inner_products(squareform(prepared_a, checks=False), squareform(prepared_b, checks=False),
-                                    perms) / 2  # the square form holds every pair twice
+        upper = np.triu_indices(perms.shape[1], 1)
+        squares = [squareform(row, checks=False) for row in b]
+        return np.array([np.mean(rsa.compare_rdms(a, np.array([square[np.ix_(perm, perm)][upper] for square in squares]),
+                                                  method)) for perm in perms])
+    prepared_a, prepared_b = rsa.prepare(a[None], method)[0], rsa.prepare(b, method)
+    # Ranks and centring commute with permuting the pairs, and the mean over subjects of an inner product is the
+    # inner product with their (norm-weighted) mean: transform and combine once, then permute the combination.
     if method == "rho-a":
-        return inner * 12 / (a.size ** 3 - a.size)
-    norms = np.linalg.norm(prepared_a) * np.linalg.norm(prepared_b)
-    return inner / norms if norms > 0 else np.zeros(len(perms))  # rsatoolbox's cosine: 0 for an all-zero RDM
+        combined, scale = prepared_b.mean(axis=0), 12 / (a.size ** 3 - a.size)
+    else:
+        norms = np.linalg.norm(prepared_b, axis=1)
+        weights = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)  # rsatoolbox: 0 for a zero RDM
+        norm_a = np.linalg.norm(prepared_a)
+        combined, scale = weights @ prepared_b / len(b), (1 / norm_a if norm_a > 0 else 0.0)
+    inner = permuted_inner_products(squareform(prepared_a, checks=False), squareform(combined, checks=False), perms)
+    return inner / 2 * scale  # the square form holds every pair twice
 
 
 def embedding_null(a: np.ndarray, b: np.ndarray, measure: str | Callable[[np.ndarray, np.ndarray], float], *,

@@ -11,6 +11,7 @@ from scipy.stats import kendalltau, kstest, pearsonr, spearmanr
 from core.analyses import permutation_null
 from core.analyses.permutation_null import (embedding_null, null_summary, permutations, permuted_inner_products,
                                             rsa_null)
+from core.analyses.rsa_inference import evaluate_rsa
 from core.analyses.similarity import SimilaritySettings, compare, prepare, similarity
 
 RNG = np.random.default_rng(7)
@@ -54,6 +55,22 @@ def test_rsa_null_equals_a_loop_over_permuted_rdms(method, reference) -> None:
     assert result.q95 == pytest.approx(np.percentile(naive, 95), abs=1e-10)
 
 
+@pytest.mark.parametrize(("method", "reference"), [
+    ("spearman", lambda a, b: spearmanr(a, b).statistic),
+    ("cosine", lambda a, b: a @ b / np.linalg.norm(a) / np.linalg.norm(b)),
+    ("tau-a", lambda a, b: kendalltau(a, b).statistic),
+])
+def test_a_null_against_subjects_is_the_mean_over_subjects_permuted_alike(method, reference) -> None:
+    subjects = np.array([pdist(Y + RNG.normal(size=Y.shape), "cosine") for _ in range(4)])  # (S, M)
+    result = rsa_null(RDM_X, subjects, method=method, n_perm=20, seed=6)
+    squares = [squareform(subject) for subject in subjects]
+    naive = [np.mean([reference(RDM_X, squareform(square[np.ix_(perm, perm)], checks=False)) for square in squares])
+             for perm in permutations(24, 20, 6)]
+    np.testing.assert_allclose(result.null, naive, atol=1e-10)
+    evaluation = evaluate_rsa(RDM_X[None], subjects, method=method)  # the Brain page's number of a fixed model
+    assert result.observed == pytest.approx(float(evaluation.mean[0]), abs=1e-12)
+
+
 def test_rsa_null_with_tied_dissimilarities() -> None:
     tied = np.round(RDM_Y, 1)  # many ties: average ranks must be permuted, not recomputed differently
     assert len(np.unique(tied)) < len(tied) / 5
@@ -62,8 +79,8 @@ def test_rsa_null_with_tied_dissimilarities() -> None:
                                atol=1e-10)
 
 
-@pytest.mark.parametrize("measure", ["cka_linear", "mutual_knn", "rsa_spearman", "rsa_pearson", "cka_debiased",
-                                     "procrustes"])
+@pytest.mark.parametrize("measure", ["cka_linear", "mutual_knn", "rsa_spearman", "rsa_pearson", "rsa_tau_a",
+                                     "rsa_cosine", "cka_debiased", "procrustes"])
 def test_embedding_null_equals_the_similarity_page_on_permuted_rows(measure) -> None:
     settings = SimilaritySettings(k=5)
     result = embedding_null(X, Y, measure, settings=settings, n_perm=25, seed=2)
