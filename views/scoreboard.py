@@ -72,10 +72,10 @@ figure_block(built_once((key, "bars", measure), lambda: grouped_bars_figure(boar
 with_samples = [name for name in measures if len(board.samples.get(name, {})) >= 2]
 if measure in with_samples:
     pair = st.columns(2)
-    first = pair[0].selectbox("Paired test: model", list(board.samples[measure]), key="scoreboard.first",
+    first = pair[0].selectbox("Paired test: model", list(board.samples[measure]), **in_url("scoreboard.first"),
                               help="Its score minus the other's on the stored resamples (the same items for both).")
     second = pair[1].selectbox("minus model", [name for name in board.samples[measure] if name != first],
-                               key="scoreboard.second", help="The model subtracted.")
+                               **in_url("scoreboard.second"), help="The model subtracted.")
     test = paired_test(board, measure, first, second)
     st.markdown(f"{first} − {second} = **{test.difference:.4g}** [95% CI {test.ci_low:.4g}, {test.ci_high:.4g}], "
                 f"two-sided bootstrap p = {test.p_value:.3g} over {test.n_bootstrap} resamples.")
