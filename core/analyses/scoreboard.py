@@ -94,7 +94,7 @@ class Scoreboard:
                            for measure in self.measures}
         table = pd.DataFrame.from_dict(rows, orient="index")
         table.index.name = "model"
-        caption = f"Scores with 95\\% CIs in brackets. {self.rule}".replace("%", "\\%").replace("\\\\%", "\\%")
+        caption = f"Scores with 95% CIs in brackets. {self.rule}".replace("%", "\\%")
         return table.to_latex(caption=caption, label="tab:scoreboard", escape=True)
 
 

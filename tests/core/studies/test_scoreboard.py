@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import tomllib
+import zipfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -228,6 +229,22 @@ def test_cli_writes_csv_latex_and_json(small_study, tmp_path):
     name = f"cka_linear vs {REFERENCE}"
     assert f"{cka[name]:.3f} [{cka[name + '_ci_low']:.3f}, {cka[name + '_ci_high']:.3f}]" in latex
     assert "\\begin{tabular}" in latex and "fixed layer" in latex
+
+
+@needs_study
+def test_study_export_holds_the_scoreboard(small_study, isolated_cache, tmp_path):
+    from core.studies.export import export_study
+
+    study = load_study(small_study, isolated_cache)
+    export_study(study, isolated_cache, tmp_path / "out.zip")
+    with zipfile.ZipFile(tmp_path / "out.zip") as archive:
+        exported = pd.read_csv(io.BytesIO(archive.read("scoreboard.csv")))
+        latex = archive.read("scoreboard.tex").decode()
+    wide = study_scoreboard(study, isolated_cache).wide()
+    assert list(exported["model"]) == list(wide["model"])
+    top1 = f"gwot_top1 vs {REFERENCE}"
+    assert exported[top1].tolist() == pytest.approx(wide[top1].tolist(), abs=1e-12)
+    assert "\\begin{tabular}" in latex
 
 
 def test_scoreboard_table_in_a_study_file(tmp_path, isolated_cache):
