@@ -23,7 +23,9 @@ def main() -> None:
 
     st.set_page_config(page_title="RepScope", page_icon="🔭", layout="wide")
     private_cache()  # owner-only (0700) before any page writes to it
-    pages = sorted(OTHER_PAGES + [(entry.order, entry.page, entry.title, entry.icon) for entry in analyses.analyses()])
+    # One page per script: an analysis shown as a section of another's page (encoding on Brain) adds none.
+    entries = {entry.page: entry for entry in reversed(analyses.analyses())}.values()
+    pages = sorted(OTHER_PAGES + [(entry.order, entry.page, entry.title, entry.icon) for entry in entries])
     navigation = st.navigation([st.Page(page, title=title, icon=icon, default=order == pages[0][0])
                                 for order, page, title, icon in pages])
     navigation.run()

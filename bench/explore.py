@@ -188,7 +188,7 @@ def _full_decode_thumbnail(path: Path) -> bytes:
     """The baseline: decode the full image, then shrink (what make_thumbnail does without JPEG draft mode)."""
     import io
 
-    from core.data.datasets import load_image
+    from core.data.images import load_image
     image = load_image(path)
     image.thumbnail((96, 96))
     buffer = io.BytesIO()

@@ -40,7 +40,8 @@ from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.data.datasets import demo, load_dataset, load_image  # noqa: E402
+from core.data.datasets import demo, load_dataset  # noqa: E402
+from core.data.images import load_image  # noqa: E402
 from core.data.transforms import IDENTITY  # noqa: E402
 from core.encoders.registry import describe, load_encoder  # noqa: E402
 from core.features import extract as extract_module  # noqa: E402

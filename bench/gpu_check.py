@@ -39,7 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from core.analyses.gwot import backend_label  # noqa: E402
 from core.analyses.gwot_search import align  # noqa: E402
 from core.analyses.rdm import rdm  # noqa: E402
-from core.data.datasets import ImageSet, demo, load_dataset, load_image  # noqa: E402
+from core.data.datasets import ImageSet, demo, load_dataset  # noqa: E402
+from core.data.images import load_image  # noqa: E402
 from core.encoders.registry import describe, load_encoder, spec_availability  # noqa: E402
 from core.features.extract import extract  # noqa: E402
 from core.features.store import FeatureStore  # noqa: E402

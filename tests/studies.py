@@ -4,16 +4,33 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.studies.engines import LocalEngine
+from core.studies.files import step_toml, study_header_toml
 from core.studies.run import StepStatus, run_study
-from core.studies.spec import load_study
+from core.studies.spec import Study, load_study
 
 TINY_ENCODER = "pixels:32"
 
 
+def run_one_step_study(path: Path, cache: Path, text: str) -> tuple[Study, StepStatus]:
+    """Write study file `text` (one step) to `path`, run it headless on `cache`; the study and its step's status
+    (checked done)."""
+    path.write_text(text)
+    study = load_study(path, cache)
+    [status] = run_study(study, cache, LocalEngine())
+    assert status.state == "done", status.error
+    return study, status
+
+
+def run_step(folder: Path, cache: Path, dataset: str, analysis: str, settings: dict,
+             encoders: tuple[str, ...] = (TINY_ENCODER,)) -> tuple[Study, StepStatus]:
+    """`run_one_step_study` of a study file written from one step's `settings` (layer `final` of the encoders)."""
+    text = study_header_toml(analysis, [dataset], encoders, ["final"], "auto") + step_toml(analysis, settings)
+    return run_one_step_study(folder / f"{analysis}.toml", cache, text)
+
+
 def run_tiny_alignment_study(folder: Path, cache: Path, eps_range: tuple[float, float] = (1e-3, 1e-1)) -> StepStatus:
     """Write the study into `folder`, run it headless on `cache` (seconds), return its one step's status."""
-    path = folder / "tiny_alignment.toml"
-    path.write_text(f'''name = "tiny alignment"
+    return run_one_step_study(folder / "tiny_alignment.toml", cache, f'''name = "tiny alignment"
 datasets = ["demo"]
 encoders = ["{TINY_ENCODER}"]
 [[steps]]
@@ -26,10 +43,7 @@ eps_range = [{eps_range[0]!r}, {eps_range[1]!r}]
 n_eps = 2
 n_inits = 1
 anneal = false
-''')
-    [status] = run_study(load_study(path, cache), cache, LocalEngine())
-    assert status.state == "done", status.error
-    return status
+''')[1]
 
 
 SCOREBOARD_STUDY = '''name = "small scoreboard"

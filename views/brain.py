@@ -8,15 +8,16 @@ from core.figures.brain import (METHOD_LABELS, layer_curves_figure, mds_figure, 
                                 rdm_triplet_figure)
 from core.provenance import provenance_from_keys
 from core.studies import analyses
-from core.studies.analyses.brain import chosen_references, result_key, stored_tables
+from core.studies.analyses.brain import chosen_references, one_view, result_key, stored_tables
 from views.ui import resources
-from views.ui.background import job_outcomes, job_progress
-from views.ui.brain_parts import HOW_TO_READ, bootstrap_input, model_rdm, start_brain, table_section
+from views.ui.background import compute_row
+from views.ui.brain_parts import (HOW_TO_READ, best_layer_section, bootstrap_input, model_rdm, start_brain,
+                                  table_section)
+from views.ui.encoding_parts import encoding_section
 from views.ui.export_row import built_once, figure_block
 from views.ui.settings import in_url, setting_input, settings_from
 from views.ui.sidebar import page_start
 from views.ui.similarity_sources import dataset_sources
-from views.ui.studies import add_to_study
 
 entry = analyses.get("brain")
 selection, image_set = page_start(
@@ -27,14 +28,19 @@ selection, image_set = page_start(
     "between models (docs/science.md §10).", needs_images=False)
 
 groups = image_set.rdm_references
-if not groups:
+if not groups and not image_set.pattern_references:
     st.info("Brain needs neural or behavioural RDMs of the dataset's items: open a `neural:<folder>` dataset (e.g. "
             "the 92-image folder of Kriegeskorte et al. 2008) or attach RDM files to any dataset (RDM files in the "
-            "sidebar).")
+            "sidebar). Encoding models need response patterns (`|patterns=<file or folder>`, or a patterns/ folder).")
     st.stop()
 
 layers = {name: source for name, source in dataset_sources(image_set, selection).items()
           if source.kind == "encoder_layer"}
+if image_set.pattern_references:  # encoding models of response patterns (views/ui/encoding_parts.py)
+    with st.container(border=True):  # not an expander: its figures hold expanders of their own
+        encoding_section(image_set, selection, layers)
+if not groups:
+    st.stop()
 group_names = [group.name for group in groups]
 offered_models = [group_label(item.name) for item in image_set.model_rdms + groups]
 top, middle = st.columns(2), st.columns(6)
@@ -42,59 +48,57 @@ references = setting_input(entry, "reference_groups", "Reference groups", contai
                            default=[group.name for group in chosen_references(entry.settings(), image_set)])
 models = setting_input(entry, "models", "Models besides the layers", container=top[1], options=offered_models,
                        default=offered_models, help="A reference group is never compared with itself.")
-method = setting_input(entry, "method", "Comparator", container=middle[0],
-                       format_func=lambda name: f"{name} ({METHOD_LABELS[name]})")
+methods = setting_input(entry, "method", "Comparators", container=middle[0], default=["corr"],
+                        format_func=lambda name: f"{name} ({METHOD_LABELS[name]})")
 rdm_metric = setting_input(entry, "rdm_metric", "Layer RDM metric", container=middle[1],
                            format_func=RDM_METRIC_LABELS.get)
 resamples = bootstrap_input(entry, middle[2], middle[3])
 resample = setting_input(entry, "resample", "Resample", container=middle[4], disabled=not resamples)
 seed = setting_input(entry, "seed", "Seed", container=middle[5], disabled=not resamples)
-if not references:
-    st.info("Pick at least one reference group.")
+if not references or not methods:
+    st.info("Pick at least one reference group and one comparator.")
     st.stop()
 if not layers and not models:
     st.info("Nothing to compare: extract encoder layers (Features above; pick encoders and layers in the sidebar) "
             "or pick model RDMs.")
     st.stop()
-settings = settings_from(entry, reference_groups=references, models=models or (), method=method,
+settings = settings_from(entry, reference_groups=references, models=models or (), method=methods,
                          rdm_metric=rdm_metric, n_bootstrap=resamples, resample=resample, seed=seed)
 
 key = result_key(settings, image_set, [source.fingerprint for source in layers.values()])
 tables = stored_tables(resources.result_cache(), key)
-status = resources.job_registry().status(key)
-st.button("Compute", type="primary", on_click=start_brain, args=(image_set, settings, layers, key),
-          disabled=tables is not None or (status is not None and status.state in ("queued", "running")),
-          help="Runs in the background with progress; the result is stored on disk, so the same layers and settings "
-               "open at once next time (also after a restart).")
-add_to_study(entry.name, settings, selection)
-job_progress("brain_jobs", "resamples", "Stops after the current resample.")
-job_outcomes([key], "Cancelled.")
-if tables is None:
-    st.info(f"{len(layers)} layers and {len(models)} RDMs against {', '.join(references)}" +
-            (f", {resamples} resamples of {resample}" if resamples else "") + ": press **Compute**.")
-    st.stop()
+compute_row(entry, settings, selection, jobs="brain_jobs", job=key, done=tables is not None, start=start_brain,
+            args=(image_set, settings, layers, key), unit="resamples",
+            pending=f"{len(layers)} layers and {len(models)} RDMs against {', '.join(references)}"
+                    + (f", {resamples} resamples of {resample}" if resamples else ""))
 
 ceilings = tables["noise_ceiling"]
 for warning in dict.fromkeys(w for text in ceilings["warnings"] for w in str(text).split("; ") if w):
     st.warning(warning)
-shown = st.selectbox("Reference shown", list(ceilings["reference"]), **in_url("brain.view_reference"),
-                     help="The figures below show the models against this group; the table holds every group.")
-models_table = tables["models"]
-rows, pairwise = models_table[models_table["reference"] == shown], tables["pairwise"]
-ceiling = ceilings[ceilings["reference"] == shown].iloc[0]
+view = st.columns(2)
+shown = view[0].selectbox("Reference shown", list(dict.fromkeys(ceilings["reference"])),
+                          **in_url("brain.view_reference"),
+                          help="The figures below show the models against this group; the table holds every group.")
+method = view[1].selectbox("Comparator shown", settings.methods, **in_url("brain.view_method"),
+                           format_func=lambda name: f"{name} ({METHOD_LABELS[name]})",
+                           help="The figures below use this comparator; the table holds every one.")
+rows, pairwise, ceiling, points = (one_view(tables[name], shown, method)
+                                   for name in ("models", "pairwise", "noise_ceiling", "mds"))
+ceiling = ceiling.iloc[0]
+tag = shown + (f"_{method}" if len(settings.methods) > 1 else "")  # the figures' file names
 keys = [source.feature_key for source in layers.values() if source.feature_key]
 provenance = provenance_from_keys(keys, dict(settings), dataset=image_set.name,
                                   dataset_fingerprint=image_set.fingerprint, skipped_images=image_set.skipped_labels,
                                   store=resources.feature_store())
 common = dict(page="brain", dataset=image_set.name, provenance=provenance)
-figure_block(built_once((key, shown, "models"), lambda: model_comparison_figure(
-    rows, pairwise[pairwise["reference"] == shown])), rows, figure=f"models_{shown}",
-    how_to_read=HOW_TO_READ["models"], **common)
+figure_block(built_once((key, shown, method, "models"), lambda: model_comparison_figure(rows, pairwise)), rows,
+             figure=f"models_{tag}", how_to_read=HOW_TO_READ["models"], **common)
 if (rows["kind"] == LAYER).any():
-    curves = layer_curves(models_table, shown)
-    figure_block(built_once((key, shown, "layers"), lambda: layer_curves_figure(
-        curves, shown, (ceiling["lower"], ceiling["upper"]), method)), curves, figure=f"layers_{shown}",
+    curves = layer_curves(rows, shown)
+    figure_block(built_once((key, shown, method, "layers"), lambda: layer_curves_figure(
+        curves, shown, (ceiling["lower"], ceiling["upper"]), method)), curves, figure=f"layers_{tag}",
         how_to_read=HOW_TO_READ["layers"], **common)
+    best_layer_section(tables, shown, method)
 
 best = rows.sort_values("mean", ascending=False)["model"].tolist()
 model = st.selectbox("Model shown beside the reference", best, **in_url("brain.view_model"),
@@ -104,12 +108,12 @@ reference_mean = next(group for group in groups if group.name == shown).mean
 figure_block(built_once((key, shown, model, "rdms"), lambda: rdm_triplet_figure(
     reference_mean, model_rdm(image_set, layers, model, rdm_metric), image_set.metadata["category"].astype(str),
     (f"{shown} (mean)", model))), None, figure=f"rdms_{shown}", how_to_read=HOW_TO_READ["rdms"], **common)
-points = tables["mds"][tables["mds"]["reference"] == shown]
-figure_block(built_once((key, shown, "mds"), lambda: mds_figure(points, dict(zip(points["name"], points["kind"])),
-                                                                method)), points, figure=f"mds_{shown}",
-             how_to_read=HOW_TO_READ["mds"], **common)
+figure_block(built_once((key, shown, method, "mds"), lambda: mds_figure(
+    points, dict(zip(points["name"], points["kind"])), method)), points, figure=f"mds_{tag}",
+    how_to_read=HOW_TO_READ["mds"], **common)
 table_section(tables, image_set.name, provenance)
 st.caption("Ceiling-normalised = mean / lower noise-ceiling bound (can exceed 1); p-values are rsatoolbox's "
            "t-tests on the bootstrap variance. " + " ".join(f"{row.reference}: {row.n_subjects} subjects"
                                                               f"{'; ' + row.note if row.note else ''}."
-                                                              for row in ceilings.itertuples()))
+                                                              for row in ceilings.drop_duplicates("reference")
+                                                              .itertuples()))

@@ -2,7 +2,7 @@
 import numpy as np
 import streamlit as st
 
-from core.data.datasets import load_image
+from core.data.images import load_image
 from core.features.extract import feature_keys
 from core.figures import features as figures
 from core.provenance import Provenance, provenance_from_keys

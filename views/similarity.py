@@ -1,10 +1,12 @@
 """Similarity: model × model and layer × layer matrices over a family of measures, with CIs, controls, ceilings."""
 from dataclasses import asdict
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
 from core.analyses.rdm import RDM_METRIC_LABELS
+from core.analyses.representation import rdm_group_representations
 from core.analyses.similarity import MEASURES, NoiseCeiling, SimilarityMatrix, measure_agreement
 from core.figures.similarity import agreement_figure, depth_curves_figure, similarity_heatmap
 from core.jobs import job_key
@@ -12,14 +14,13 @@ from core.provenance import provenance_from_keys
 from core.studies import analyses
 from core.studies.analyses.similarity import MATRIX_KINDS, depth_curves, matrix_axes, stored_matrix_key
 from views.ui import resources
-from views.ui.background import job_outcomes, job_progress
+from views.ui.background import compute_row
 from views.ui.export_row import built_once, figure_block
 from views.ui.settings import setting_input, settings_from
 from views.ui.sidebar import page_start
 from views.ui.similarity_controls import axis_pickers, bootstrap_input, uploaded_representations
 from views.ui.similarity_results import how_to_read, paired_test_section, pairs_table, start_matrix, stored_alignments
 from views.ui.similarity_sources import dataset_sources
-from views.ui.studies import add_to_study
 
 entry = analyses.get("similarity")
 selection, image_set = page_start(
@@ -28,12 +29,13 @@ selection, image_set = page_start(
     "linear / RBF / debiased CKA, Procrustes, mutual k-NN and CKNNA, with bootstrap CIs over items, controls "
     "and noise ceilings. Conclusions that hold across measures are the ones to trust.", needs_images=False)
 
-sources = dataset_sources(image_set, selection)
+sources = dataset_sources(image_set, selection) | rdm_group_representations(image_set.rdm_references)
 sources |= uploaded_representations(entry, image_set)
 if len(sources) < 2:
     st.info("Similarity needs two representations of the same items: extract encoder layers (Features above; pick "
             "encoders and layers in the sidebar), use a dataset with human embeddings (the demo has one; an "
-            "`embeddings:` dataset holds several), or upload N × d matrices.")
+            "`embeddings:` dataset holds several) or RDM groups (a `neural:` folder: RSA only), or upload N × d "
+            "matrices.")
     st.stop()
 
 controls_row, settings_row = st.columns([3, 2]), st.columns(5)
@@ -62,18 +64,10 @@ key = stored_matrix_key(settings, sources, rows, columns)
 job = job_key("similarity", key)
 matrix: SimilarityMatrix | None = resources.result_memo().get_or_compute(
     ("similarity", key), lambda: resources.similarity_store().get(key))  # None (not stored yet) is not kept
-status = resources.job_registry().status(job)
-st.button("Compute", type="primary", on_click=start_matrix, args=(image_set, settings, sources, axes, job),
-          disabled=matrix is not None or (status is not None and status.state in ("queued", "running")),
-          help="Runs in the background with progress; the matrix is stored on disk, so the same sources and "
-               "settings open at once next time (also after a restart).")
-add_to_study(entry.name, settings, selection)
-job_progress("similarity_jobs", "steps", "Stops after the current resample.")
-job_outcomes([job], "Cancelled.")
-if matrix is None:
-    st.info(f"{len(rows)} × {len(columns)} cells × {len(measures)} measures" +
-            (f", {resamples} resamples" if resamples else "") + ": press **Compute**.")
-    st.stop()
+compute_row(entry, settings, selection, jobs="similarity_jobs", job=job, done=matrix is not None,
+            start=start_matrix, args=(image_set, settings, sources, axes, job), unit="steps",
+            pending=f"{len(rows)} × {len(columns)} cells × {len(measures)} measures"
+                    + (f", {resamples} resamples" if resamples else ""))
 
 for warning in matrix.warnings:
     st.warning(warning)
@@ -90,6 +84,11 @@ provenance = provenance_from_keys(keys, {"measures": list(measures), "kind": kin
 table = matrix.table()
 
 for measure in measures:
+    cells = table[table["measure"] == measure]
+    if matrix.rdm_only and not np.isfinite(cells["value"]).any():
+        st.info(f"**{MEASURES[measure].label}**: {'; '.join(note for note in dict.fromkeys(cells['note']) if note)}"
+                " — only the RSA measures compare RDMs (docs/science.md §8).")
+        continue
     if kind == "reference":
         curves = depth_curves(matrix, measure, sources, references)
         ceiling = ceilings.get(measure)

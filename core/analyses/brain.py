@@ -2,8 +2,9 @@
 as models of a reference group's per-subject RDMs, with `core.analyses.rsa_inference.evaluate_rsa`'s inference.
 
 Plain functions over arrays: `candidate_models` gathers the models (condensed RDMs with what each is), `evaluate`
-runs one `evaluate_rsa` per reference group, and `model_table` / `ceiling_table` / `pairwise_table` / `layer_curves`
-turn the evaluations into the tables a study step stores and the Brain page shows.
+runs one `evaluate_rsa` per reference group and comparator, and `model_table` / `ceiling_table` / `pairwise_table` / `layer_curves`
+turn the evaluations into the tables a study step stores and the Brain page shows; `best_layer_table` picks each
+encoder's layer on held-out stimuli (docs/science.md §12), never the best layer on the same stimuli.
 """
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from core.analyses.layer_choice import held_out_layer
 from core.analyses.rdm import rdm
-from core.analyses.rsa import condensed
+from core.analyses.rsa import compare_rdms, condensed
 from core.analyses.rsa_inference import RsaEvaluation, evaluate_rsa
 from core.data.neural import RdmReference
 from core.progress import Report
@@ -64,28 +66,31 @@ def rdm_candidates(groups: Sequence[RdmReference], models: Sequence[RdmReference
 
 @dataclass(frozen=True)
 class BrainResult:
-    """Models against each reference group: one `RsaEvaluation` per group, and the candidates evaluated."""
+    """Models against each reference group: one `RsaEvaluation` per group and comparator, and the candidates."""
 
     candidates: tuple[Candidate, ...]
-    evaluations: Mapping[str, RsaEvaluation]  # reference group name -> evaluation of its models
+    evaluations: Mapping[tuple[str, str], RsaEvaluation]  # (reference group name, comparator) -> its evaluation
     references: Mapping[str, RdmReference]
 
 
-def evaluate(candidates: Sequence[Candidate], references: Sequence[RdmReference], method: str = "corr",
-             n_bootstrap: int = 0, resample: str = "both", seed: int = 0,
+def evaluate(candidates: Sequence[Candidate], references: Sequence[RdmReference],
+             methods: str | Sequence[str] = "corr", n_bootstrap: int = 0, resample: str = "both", seed: int = 0,
              progress: Report | None = None) -> BrainResult:
-    """Every candidate against each reference group's subjects (a group is never its own model)."""
+    """Every candidate against each reference group's subjects (a group is never its own model), by each comparator
+    of `methods` (the same seed: every comparator sees the same resamples)."""
+    methods = (methods,) if isinstance(methods, str) else tuple(methods)
     evaluations = {}
-    for index, reference in enumerate(references):
+    runs = [(reference, method) for reference in references for method in methods]
+    for index, (reference, method) in enumerate(runs):
         own = group_label(reference.name)
         models = [item for item in candidates if item.name != own]
         if not models:
             continue
-        stage = f"{reference.name} ({index + 1}/{len(references)})"
-        evaluations[reference.name] = evaluate_rsa(np.stack([item.rdm for item in models]),
-                                                   condensed(reference.rdms), method,
-                                                   [item.name for item in models], n_bootstrap, resample, seed,
-                                                   progress=None if progress is None else _staged(progress, stage))
+        stage = f"{reference.name}{f' · {method}' if len(methods) > 1 else ''} ({index + 1}/{len(runs)})"
+        evaluations[reference.name, method] = evaluate_rsa(
+            np.stack([item.rdm for item in models]), condensed(reference.rdms), method,
+            [item.name for item in models], n_bootstrap, resample, seed,
+            progress=None if progress is None else _staged(progress, stage))
     return BrainResult(tuple(candidates), evaluations, {item.name: item for item in references})
 
 
@@ -101,7 +106,7 @@ def model_table(result: BrainResult) -> pd.DataFrame:
     (p < 0.05 and the mean under the lower bound)."""
     by_name = {item.name: item for item in result.candidates}
     records = []
-    for reference, evaluation in result.evaluations.items():
+    for (reference, _), evaluation in result.evaluations.items():
         normalised = evaluation.ceiling_normalised
         for m, name in enumerate(evaluation.model_names):
             item = by_name[name]
@@ -123,7 +128,7 @@ def model_table(result: BrainResult) -> pd.DataFrame:
 def ceiling_table(result: BrainResult) -> pd.DataFrame:
     """reference, method, lower, upper, lower / upper 95% CI over the bootstrap (NaN without), subjects, note."""
     records = []
-    for reference, evaluation in result.evaluations.items():
+    for (reference, _), evaluation in result.evaluations.items():
         samples = evaluation.ceiling_samples
         ok = samples[~np.isnan(samples).any(axis=1)] if len(samples) else samples
         low = np.quantile(ok, [0.025, 0.975], axis=0) if len(ok) else np.full((2, 2), np.nan)
@@ -137,30 +142,68 @@ def ceiling_table(result: BrainResult) -> pd.DataFrame:
 
 
 def pairwise_table(result: BrainResult) -> pd.DataFrame:
-    """reference, model_a, model_b, difference (a − b), its 95% CI, p, p_fdr (Benjamini-Hochberg), p_bonferroni."""
-    return pd.DataFrame([{"reference": reference, "model_a": pair.model_a, "model_b": pair.model_b,
+    """reference, method, model_a, model_b, difference (a − b), its 95% CI, p, p_fdr (Benjamini-Hochberg over the
+    pairs of one reference and comparator), p_bonferroni."""
+    return pd.DataFrame([{"reference": reference, "method": method, "model_a": pair.model_a, "model_b": pair.model_b,
                           "difference": pair.difference, "ci_low": pair.ci_low, "ci_high": pair.ci_high,
                           "p": pair.p, "p_fdr": pair.p_fdr, "p_bonferroni": pair.p_bonferroni}
-                         for reference, evaluation in result.evaluations.items() for pair in evaluation.pairwise],
-                        columns=["reference", "model_a", "model_b", "difference", "ci_low", "ci_high", "p", "p_fdr",
-                                 "p_bonferroni"])
+                         for (reference, method), evaluation in result.evaluations.items()
+                         for pair in evaluation.pairwise],
+                        columns=["reference", "method", "model_a", "model_b", "difference", "ci_low", "ci_high", "p",
+                                 "p_fdr", "p_bonferroni"])
 
 
 def per_subject_table(result: BrainResult) -> pd.DataFrame:
-    """reference, model, subject, value: each model against each subject's RDM."""
-    return pd.DataFrame([{"reference": reference, "model": name, "subject": subject,
+    """reference, method, model, subject, value: each model against each subject's RDM."""
+    return pd.DataFrame([{"reference": reference, "method": method, "model": name, "subject": subject,
                           "value": float(evaluation.per_subject[m, s])}
-                         for reference, evaluation in result.evaluations.items()
+                         for (reference, method), evaluation in result.evaluations.items()
                          for m, name in enumerate(evaluation.model_names)
                          for s, subject in enumerate(result.references[reference].subjects)])
 
 
-def layer_curves(models: pd.DataFrame, reference: str) -> pd.DataFrame:
-    """The encoder layers' rows of `model_table` against `reference` in depth_curves_figure's columns: encoder,
-    layer, depth, value (the mean), ci_low, ci_high."""
-    rows = models[(models["reference"] == reference) & (models["kind"] == LAYER)]
+def layer_curves(models: pd.DataFrame, reference: str, method: str | None = None) -> pd.DataFrame:
+    """The encoder layers' rows of `model_table` against `reference` (by comparator `method`; None: the table holds
+    one) in depth_curves_figure's columns: encoder, layer, depth, value (the mean), ci_low, ci_high."""
+    rows = models[(models["reference"] == reference) & (models["kind"] == LAYER)
+                  & ((models["method"] == method) if method is not None else True)]
     return rows[["encoder", "layer", "depth", "mean", "ci_low", "ci_high"]].rename(columns={"mean": "value"}) \
         .reset_index(drop=True)
+
+
+def best_layer_table(result: BrainResult, n_splits: int = 10, seed: int = 0) -> pd.DataFrame:
+    """reference, method, encoder, layer, score, score_sd, in_sample_layer, in_sample_score, n_items, rule: per
+    reference group × comparator × encoder, the layer chosen on a random half of the stimuli and scored (the mean
+    over subjects of the comparator on the sub-RDMs) on the other half, over `n_splits` seeded splits."""
+    by_name = {item.name: item for item in result.candidates}
+    records = []
+    for (reference, method), evaluation in result.evaluations.items():
+        data = result.references[reference].rdms  # (S, N, N)
+        layers: dict[str, dict[str, np.ndarray]] = {}
+        for name in evaluation.model_names:
+            item = by_name[name]
+            if item.kind == LAYER:
+                layers.setdefault(item.encoder, {})[item.layer] = item.rdm
+        for encoder, rdms in layers.items():
+            def score(layer: str, items: np.ndarray, rdms=rdms) -> float:
+                model = _square(rdms[layer])[np.ix_(items, items)]
+                return float(compare_rdms(condensed(model[None]), condensed(data[:, items][:, :, items]),
+                                          method).mean())
+
+            choice = held_out_layer(score, list(rdms), data.shape[1], n_splits=n_splits, seed=seed)
+            records.append({"reference": reference, "method": method, "encoder": encoder, "layer": choice.layer,
+                            "score": choice.score, "score_sd": float(np.std(choice.scores, ddof=1)),
+                            "in_sample_layer": choice.in_sample_best, "in_sample_score": choice.in_sample_score,
+                            "n_items": data.shape[1], "rule": choice.rule})
+    return pd.DataFrame(records, columns=["reference", "method", "encoder", "layer", "score", "score_sd",
+                                          "in_sample_layer", "in_sample_score", "n_items", "rule"])
+
+
+def _square(vector: np.ndarray) -> np.ndarray:
+    """A condensed RDM (P,) as its (N, N) matrix (zero diagonal)."""
+    from scipy.spatial.distance import squareform
+
+    return squareform(np.asarray(vector, dtype=np.float64), checks=False)
 
 
 def second_order_mds(rdms: Mapping[str, np.ndarray], method: str = "corr", seed: int = 0) -> pd.DataFrame:
@@ -185,17 +228,17 @@ def second_order_mds(rdms: Mapping[str, np.ndarray], method: str = "corr", seed:
 
 
 def mds_table(result: BrainResult, seed: int = 0) -> pd.DataFrame:
-    """reference, name, kind, x, y: per reference group, the second-order MDS of its models' RDMs and its subjects'
-    RDMs (kind "subject", named `<group> · <subject>`) under the evaluation's comparator."""
+    """reference, method, name, kind, x, y: per reference group and comparator, the second-order MDS of its models'
+    RDMs and its subjects' RDMs (kind "subject", named `<group> · <subject>`) under that comparator."""
     by_name = {item.name: item for item in result.candidates}
     frames = []
-    for reference, evaluation in result.evaluations.items():
+    for (reference, method), evaluation in result.evaluations.items():
         group = result.references[reference]
         rdms = {name: by_name[name].rdm for name in evaluation.model_names}
         subjects = {f"{reference} · {subject}": vector for subject, vector in zip(group.subjects,
                                                                                     condensed(group.rdms))}
         points = second_order_mds(rdms | subjects, evaluation.method, seed)
         kinds = {**{name: by_name[name].kind for name in rdms}, **{name: "subject" for name in subjects}}
-        frames.append(points.assign(reference=reference, kind=points["name"].map(kinds)))
-    columns = ["reference", "name", "kind", "x", "y"]
+        frames.append(points.assign(reference=reference, method=method, kind=points["name"].map(kinds)))
+    columns = ["reference", "method", "name", "kind", "x", "y"]
     return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)

@@ -105,6 +105,12 @@ def rdm_group_representation(name: str, mean_rdm: np.ndarray) -> Representation:
     return Representation("rdm_group", f"rdm · {name}", matrix=mean_rdm)
 
 
+def rdm_group_representations(groups) -> dict[str, Representation]:
+    """Label -> representation of each of a dataset's RDM groups (`RdmReference`s), by its subjects' mean RDM."""
+    found = [rdm_group_representation(group.name, group.mean) for group in groups]
+    return {item.label: item for item in found}
+
+
 def upload_representation(filename: str, data: bytes, items: Sequence[str], *, rdm_allowed: bool = True
                           ) -> Representation:
     """An uploaded .npy/.txt/.csv N × d embedding (or, where allowed, N × N RDM) of the dataset's (N,) items,

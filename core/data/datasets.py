@@ -1,11 +1,11 @@
 """Dataset loaders (OASIS, THINGS, category folders, CSV manifests, the procedural demo, embeddings only).
 
-Every loader returns an `ImageSet`: absolute image paths, a metadata table aligned with them
-(image_id, category, group, optional valence/arousal, extras), optional named reference
-("human") embeddings and a fingerprint for cache keys (of the images' bytes: core.data.fingerprints). An
-`embeddings:` set has references and no images at all (`has_images` False): nothing that decodes images may be
-given one. Loading never decodes images, so even large sets load quickly; `check_images` finds every unreadable
-image in one pass (about 1 ms per image) and `load_image` names the file it fails on. A spec ending in
+Every loader returns an `ImageSet`: absolute image paths, a metadata table aligned with them (image_id, category,
+group, optional valence/arousal, extras), optional named reference ("human") embeddings and a fingerprint for cache
+keys (of the images' bytes: core.data.fingerprints). The layouts are read by core.data.layouts, images decoded by
+core.data.images. An `embeddings:` set has references and no images at all (`has_images` False): nothing that decodes
+images may be given one. Loading never decodes images, so even large sets load quickly; `check_images` finds every
+unreadable image in one pass (about 1 ms per image) and `load_image` names the file it fails on. A spec ending in
 `|unreadable=skip` decodes every image at load and leaves the unreadable ones out: the set lists them
 (`ImageSet.skipped`), its fingerprint hashes them, and every export's provenance names them. Every bad input
 raises `DatasetError` with a message naming the file, row or column and what to do about it.
@@ -19,23 +19,21 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from core.data.demo import REFERENCE_FILE, ensure_demo
-from core.data.embeddings import Reference, load_embedding, read_representations, things_categories
+from core.data.embeddings import Reference, load_embedding, read_representations
 from core.data.fingerprints import ImageIdentity, image_stats, relative_label
-from core.data.layouts import IMAGE_EXTENSIONS, first_image_per_concept, read_oasis, things_concept_ids
+from core.data.images import unreadable_reason
+from core.data.layouts import (AFFECT_COLUMNS, DEFAULT_CATEGORY, read_image_folder, read_manifest, read_oasis,
+                               read_things)
 from core.data.neural import RdmReference, read_neural_folder, read_rdm_groups, split_rdms_option
+from core.data.patterns import PatternReference, read_pattern_folder, read_pattern_groups, split_patterns_option
 from core.data.roots import DataRoots, data_roots
-from core.data.tables import (DatasetError, MissingPathError, absolute, existing_folder, listing, numeric, read_table,
-                              require_columns, require_files, require_filled)
+from core.data.tables import DatasetError, existing_folder, listing
 
 CORE_COLUMNS = ("image_id", "category", "group")
-AFFECT_COLUMNS = ("valence", "arousal")
-THINGS_IMAGE_FOLDERS = ("object_images", "images")
 THINGS_OPTIONS = ("unique_ids", "embedding", "categories")
 EMBEDDINGS_OPTIONS = ("categories", "ids")
-DEFAULT_CATEGORY = "all"
 SKIP_UNREADABLE = "unreadable=skip"  # spec option: leave images that cannot be decoded out of the set
 SELECTIONS_FOLDER = "selections"  # under the cache: item selections saved as manifests (core.data.selections)
 SPEC_FORMS = ("demo", "oasis:<root>", "things:<root>", "folder:<root>", "manifest:<csv>",
@@ -57,7 +55,9 @@ DATASET_SPEC_HELP = (
     "behavioural RDMs per subject, e.g. the 92-image set: <folder>/stimuli.csv with `path` and `category` "
     "columns, <folder>/rdms/<group>.npy as (N, N), condensed, (S, N, N) or (S, R, N, N) with sessions averaged, "
     "rdms/model_<name>.npy model RDMs; without images the set is RDM-only). Append `|rdms=<file>[,<file>]` to any "
-    "spec to attach RDM files of the same items (a group per file, named by its stem). Append `|unreadable=skip` "
+    "spec to attach RDM files of the same items (a group per file, named by its stem), `|patterns=<file or "
+    "folder>` to attach response patterns ((N, U) or (R, N, U) repetitions per subject; <folder>/patterns/ of a "
+    "neural folder likewise). Append `|unreadable=skip` "
     "to an oasis, things, folder, manifest or neural spec to leave out the images that cannot be decoded (each is "
     "decoded once at load; the skipped files are listed and named in every export's provenance)."
 )
@@ -86,10 +86,11 @@ class ImageSet:
     identity: ImageIdentity = ImageIdentity()  # how images count in fingerprints (of this set and its subsets)
     rdm_references: tuple[RdmReference, ...] = ()  # neural / behavioural groups, (S, N, N) each (core.data.neural)
     model_rdms: tuple[RdmReference, ...] = ()  # model RDMs shipped with the data (S = 1 each), not references
+    pattern_references: tuple[PatternReference, ...] = ()  # response patterns per subject (core.data.patterns)
 
     def __post_init__(self) -> None:
         rows = [len(reference.embedding) for reference in self.references]
-        rows += [group.n_items for group in self.rdm_references + self.model_rdms]
+        rows += [group.n_items for group in self.rdm_references + self.model_rdms + self.pattern_references]
         aligned = (not self.paths or len(self.paths) == len(self.metadata)) and set(rows) <= {len(self.metadata)}
         if not aligned or not set(CORE_COLUMNS) <= set(self.metadata.columns):
             raise DatasetError(f"{self.name}: {len(self.paths)} paths, {len(self.metadata)} metadata rows with "
@@ -162,22 +163,7 @@ class ImageSet:
     def _rdms_of(self, rows: Sequence[int] | None = None) -> dict:
         """The RDM groups over items `rows` (all when None), as keywords of `_assemble`."""
         return {field: tuple(group if rows is None else group.subset(rows) for group in getattr(self, field))
-                for field in ("rdm_references", "model_rdms")}
-
-
-def unreadable_reason(path: Path) -> str | None:
-    """Why the image file cannot be decoded, or None when it can (JPEGs decoded at 1/8 scale: about 1 ms each).
-
-    PIL's `verify()` passes a truncated JPEG, so the file is decoded instead."""
-    try:
-        with Image.open(path) as opened:
-            opened.draft("RGB", (1, 1))  # no-op for formats other than JPEG
-            opened.load()
-    except FileNotFoundError:
-        return "file does not exist"
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        return str(error)
-    return None
+                for field in ("rdm_references", "model_rdms", "pattern_references")}
 
 
 def skip_unreadable(image_set: ImageSet) -> ImageSet:
@@ -196,27 +182,6 @@ def skip_unreadable(image_set: ImageSet) -> ImageSet:
                      image_set.metadata.iloc[kept].reset_index(drop=True),
                      image_set._references_of(kept), image_set.skipped + skipped, image_set.identity,
                      **image_set._rdms_of(kept))
-
-
-def load_image(path: Path, draft_size: int | None = None) -> Image.Image:
-    """One image file -> RGB PIL image (H, W, 3), EXIF-rotated, transparency composited onto white.
-
-    `draft_size`: a JPEG may be decoded at a reduced scale no smaller than this (thumbnails: 5-10x faster)."""
-    try:
-        with Image.open(path) as opened:
-            if draft_size:
-                opened.draft("RGB", (draft_size, draft_size))
-            opened.load()
-            image = ImageOps.exif_transpose(opened)
-            if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
-                rgba = image.convert("RGBA")
-                return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
-            return image.convert("RGB")
-    except FileNotFoundError as error:
-        raise DatasetError(f"image file {path} does not exist; restore it or reload the dataset.") from error
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        raise DatasetError(f"cannot read image {path} ({error}); replace the file with a valid image "
-                           f"or remove it from the dataset.") from error
 
 
 def oasis(root: str | Path) -> ImageSet:
@@ -238,21 +203,7 @@ def things(root: str | Path, *, unique_ids: str | Path | None = None, embedding:
            categories: str | Path | None = None) -> ImageSet:
     """THINGS concept folders -> ImageSet of N concepts (first image each), optional (N, d) embedding."""
     folder = existing_folder(root, "THINGS root")
-    image_root = next((folder / name for name in THINGS_IMAGE_FOLDERS if (folder / name).is_dir()), None)
-    if image_root is None:
-        raise DatasetError(f"{folder} has no {' or '.join(n + '/' for n in THINGS_IMAGE_FOLDERS)} folder; "
-                           f"expected the THINGS layout {folder}/object_images/<concept>/<image>.jpg.")
-    concept_ids = things_concept_ids(folder, image_root, unique_ids)
-    paths = first_image_per_concept(image_root, concept_ids)
-    metadata = pd.DataFrame({"image_id": concept_ids, "category": DEFAULT_CATEGORY, "group": concept_ids})
-    if categories is not None:
-        primary, listed = things_categories(Path(categories).expanduser(), concept_ids)
-        metadata["category"] = primary
-        metadata["categories"] = listed
-    references = ()
-    if embedding is not None:
-        embedding_path = Path(embedding).expanduser()
-        references = (Reference(embedding_path.stem, load_embedding(embedding_path, len(concept_ids))),)
+    paths, metadata, references = read_things(folder, unique_ids, embedding, categories)
     return _assemble("things", folder, paths, metadata, references)
 
 
@@ -271,7 +222,7 @@ def neural(root: str | Path) -> ImageSet:
     `rdm_references` and `model_rdms`; images from stimuli.csv's `path` column or images/, else RDM-only."""
     held = read_neural_folder(root)
     return _assemble(held.name, held.root, held.paths, held.metadata, rdm_references=held.references,
-                     model_rdms=held.models)
+                     model_rdms=held.models, pattern_references=read_pattern_folder(held.root, len(held.metadata)))
 
 
 def with_rdms(image_set: ImageSet, files: Sequence[str | Path]) -> ImageSet:
@@ -280,51 +231,28 @@ def with_rdms(image_set: ImageSet, files: Sequence[str | Path]) -> ImageSet:
     references, models = read_rdm_groups(files, len(image_set))
     return _assemble(image_set.name, image_set.root, image_set.paths, image_set.metadata, image_set.references,
                      image_set.skipped, image_set.identity, rdm_references=image_set.rdm_references + references,
-                     model_rdms=image_set.model_rdms + models)
+                     model_rdms=image_set.model_rdms + models, pattern_references=image_set.pattern_references)
+
+
+def with_patterns(image_set: ImageSet, files: Sequence[str | Path]) -> ImageSet:
+    """The set with the response-pattern files or per-subject folders (core.data.patterns) of its items added."""
+    groups = image_set.pattern_references + read_pattern_groups(files, len(image_set))
+    return _assemble(image_set.name, image_set.root, image_set.paths, image_set.metadata, image_set.references,
+                     image_set.skipped, image_set.identity, **(image_set._rdms_of() | {"pattern_references": groups}))
 
 
 def image_folder(root: str | Path) -> ImageSet:
     """root/<category>/<image> tree -> ImageSet; image_id = relative path without extension, group = category."""
     folder = existing_folder(root, "image folder")
-    relative = sorted((path.relative_to(folder) for path in folder.rglob("*")
-                       if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
-                       and not any(part.startswith(".") for part in path.relative_to(folder).parts)),
-                      key=lambda path: path.as_posix())
-    if not relative:
-        raise DatasetError(f"no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) found under {folder}; "
-                           f"expected {folder}/<category>/<image>.")
-    category = [path.parts[0] if len(path.parts) > 1 else DEFAULT_CATEGORY for path in relative]
-    metadata = pd.DataFrame({"image_id": [path.with_suffix("").as_posix() for path in relative],
-                             "category": category, "group": category})
-    return _assemble(f"folder:{folder.name}", folder, tuple(folder / path for path in relative), metadata)
+    paths, metadata = read_image_folder(folder)
+    return _assemble(f"folder:{folder.name}", folder, paths, metadata)
 
 
 def manifest(csv_path: str | Path, roots: DataRoots = DataRoots()) -> ImageSet:
     """CSV with a `path` column (+ optional category, group, image_id, valence, arousal, extras) -> ImageSet;
     every row's path must lie inside `roots` (checked before any image is looked at)."""
     csv_file = Path(csv_path).expanduser().resolve()
-    if not csv_file.is_file():
-        message = f"manifest {csv_file} not found; give the path of a CSV with a `path` column."
-        raise DatasetError(message) if csv_file.exists() else MissingPathError(message, csv_file)
-    table = read_table(csv_file)
-    require_columns(table, ("path",), csv_file.name)
-    require_filled(table, "path", csv_file.name)
-    paths = tuple(absolute(csv_file.parent, value) for value in table["path"].astype(str).str.strip())
-    for line, path in enumerate(paths, start=2):
-        roots.check(path, f"{csv_file.name} line {line}: path")
-    require_files(paths, [f"line {row + 2}" for row in range(len(paths))], csv_file.name,
-                   "fix the `path` values (relative to the CSV's folder or absolute)")
-    metadata = table.copy()
-    defaults = {"category": lambda: DEFAULT_CATEGORY, "group": lambda: metadata["category"],
-                "image_id": lambda: [path.stem for path in paths]}
-    for column, default in defaults.items():
-        if column in table.columns:
-            require_filled(table, column, csv_file.name)
-        else:
-            metadata[column] = default()
-    for column in AFFECT_COLUMNS:
-        if column in table.columns:
-            metadata[column] = numeric(table, column, csv_file.name, table["path"].astype(str))
+    paths, metadata = read_manifest(csv_file, roots)
     return _assemble(f"manifest:{csv_file.stem}", csv_file.parent, paths, metadata)
 
 
@@ -335,9 +263,11 @@ def load_dataset(spec: str, cache_dir: str | Path, roots: DataRoots | None = Non
     `roots` (default: the server's, core.data.roots.data_roots()) confine every path the spec names, every
     symlink below a named folder and every manifest row; a path outside is refused before it is opened.
     `|unreadable=skip` (oasis, things, folder, manifest, neural) leaves out the images that cannot be decoded;
-    `|rdms=<file>[,<file>]` (any spec) attaches RDM files of the same items (core.data.neural)."""
+    `|rdms=<file>[,<file>]` (any spec) attaches RDM files of the same items (core.data.neural), `|patterns=<file or
+    folder>[,…]` response patterns (core.data.patterns)."""
     text, skipping = split_skip_option(spec)
     text, rdm_files = split_rdms_option(text)
+    text, pattern_files = split_patterns_option(text)
     identity = ImageIdentity.at(cache_dir)
     if text == "demo":
         if skipping:
@@ -350,6 +280,10 @@ def load_dataset(spec: str, cache_dir: str | Path, roots: DataRoots | None = Non
         for file in rdm_files:
             (data_roots() if roots is None else roots).check_tree(file, "RDM file")  # a per-subject folder too
         loaded = with_rdms(loaded, rdm_files)
+    if pattern_files:
+        for file in pattern_files:
+            (data_roots() if roots is None else roots).check_tree(file, "pattern file")
+        loaded = with_patterns(loaded, pattern_files)
     if skipping and not loaded.has_images:
         raise DatasetError(f"dataset spec {spec!r}: a set without images (embeddings, RDM-only) has no images to "
                            f"skip; drop `|{SKIP_UNREADABLE}`.")
@@ -428,7 +362,8 @@ def _confined(image_set: ImageSet, roots: DataRoots) -> ImageSet:
 def _assemble(name: str, root: Path, paths: tuple[Path, ...], metadata: pd.DataFrame,
               references: tuple[Reference, ...] = (), skipped: tuple[SkippedImage, ...] = (),
               identity: ImageIdentity = ImageIdentity(), *, rdm_references: tuple[RdmReference, ...] = (),
-              model_rdms: tuple[RdmReference, ...] = ()) -> ImageSet:
+              model_rdms: tuple[RdmReference, ...] = (),
+              pattern_references: tuple[PatternReference, ...] = ()) -> ImageSet:
     """Validate metadata (N rows), order its columns, fingerprint, and build the ImageSet."""
     if not paths and (not (references or rdm_references) or not len(metadata)):
         raise DatasetError(f"dataset {name} ({root}) contains no {'items' if references else 'images'}; add "
@@ -448,15 +383,16 @@ def _assemble(name: str, root: Path, paths: tuple[Path, ...], metadata: pd.DataF
     references = tuple(Reference(reference.name, np.ascontiguousarray(reference.embedding, dtype=np.float32))
                        for reference in references)
     rdms = tuple(("reference", group) for group in rdm_references) + tuple(("model", group) for group in model_rdms)
+    rdms += tuple(("patterns", group) for group in pattern_references)
     return ImageSet(name=name, root=root, paths=paths, metadata=table,
                     fingerprint=_fingerprint(root, paths, table, references, skipped, identity, rdms),
                     references=references, skipped=skipped, identity=identity, rdm_references=tuple(rdm_references),
-                    model_rdms=tuple(model_rdms))
+                    model_rdms=tuple(model_rdms), pattern_references=tuple(pattern_references))
 
 
 def _fingerprint(root: Path, paths: tuple[Path, ...], metadata: pd.DataFrame, references: tuple[Reference, ...],
                  skipped: tuple[SkippedImage, ...], identity: ImageIdentity,
-                 rdms: tuple[tuple[str, RdmReference], ...] = ()) -> str:
+                 rdms: tuple[tuple[str, RdmReference | PatternReference], ...] = ()) -> str:
     """sha256 over every image's (relative path, size, content digest), the metadata CSV, every reference's bytes,
     when images were skipped their paths, and every RDM group's name, subjects and values (core.data.fingerprints;
     `identity` keeps earlier fingerprints)."""

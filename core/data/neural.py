@@ -21,6 +21,8 @@ one):
                                        is (R, N, N) sessions of that subject, averaged
     <folder>/rdms/model_<name>.npy     a model RDM (one N × N, e.g. a categorical model), not a reference
     (.txt whitespace and .csv comma-separated matrices work too; without rdms/ the folder itself is searched)
+    <folder>/patterns/                 response patterns (core.data.patterns); a folder with images and patterns/
+                                       needs no RDMs
 
 Without stimuli.csv and images/ the folder is RDM-only: N items named item_0000, item_0001, … (`has_images` False).
 """
@@ -41,6 +43,7 @@ from core.data.tables import (LISTED_AT_MOST, DatasetError, MissingPathError, ab
 RDM_SUFFIXES = (".npy", ".txt", ".csv")
 TOLERANCE = 1e-8  # symmetry and zero diagonal, absolute
 RDM_FOLDER = "rdms"
+PATTERN_FOLDER = "patterns"  # response patterns (core.data.patterns), read beside the RDMs
 STIMULI_FILE = "stimuli.csv"
 IMAGE_FOLDER = "images"
 MODEL_PREFIX = "model_"
@@ -221,10 +224,12 @@ def read_neural_folder(root: str | Path) -> NeuralFolder:
     rdm_folder = folder / RDM_FOLDER if (folder / RDM_FOLDER).is_dir() else folder
     entries = _rdm_files(rdm_folder) + sorted(path for path in rdm_folder.iterdir() if path.is_dir()
                                               and not path.name.startswith(".") and rdm_folder != folder)
+    paths, metadata = _items(folder)
+    if not entries and (folder / PATTERN_FOLDER).is_dir() and metadata is not None:
+        return NeuralFolder(f"neural:{folder.name}", folder, paths, metadata, (), ())  # response patterns only
     if not entries:
         raise DatasetError(f"{folder} holds no RDM files; put them in {folder / RDM_FOLDER}/<group>.npy ((N, N), "
                            f"(S, N, N) or (S, R, N, N)) or {RDM_FOLDER}/<group>/<subject>.npy.")
-    paths, metadata = _items(folder)
     references, models = read_rdm_groups(entries, len(metadata) if metadata is not None else None)
     if not references:
         raise DatasetError(f"{rdm_folder} holds only model RDMs ({listing([m.name for m in models])}); add at least "
@@ -237,14 +242,19 @@ def read_neural_folder(root: str | Path) -> NeuralFolder:
 
 def split_rdms_option(spec: str) -> tuple[str, tuple[str, ...]]:
     """(the spec without `|rdms=<file>[,<file>]`, the files it names); several `|rdms=` options add up."""
+    return split_files_option(spec, RDMS_OPTION)
+
+
+def split_files_option(spec: str, option: str) -> tuple[str, tuple[str, ...]]:
+    """(the spec without `|<option>=<file>[,<file>]`, the files it names); several such options add up."""
     kept, files = [], []
     for part in spec.strip().split("|"):
         key, equals, value = (piece.strip() for piece in part.partition("="))
-        if key == RDMS_OPTION and equals:
+        if key == option and equals:
             named = [file.strip() for file in value.split(",") if file.strip()]
             if not named:
-                raise DatasetError(f"dataset spec {spec!r}: `|{RDMS_OPTION}=` names no file; write "
-                                   f"|{RDMS_OPTION}=<file>[,<file>].")
+                raise DatasetError(f"dataset spec {spec!r}: `|{option}=` names no file; write "
+                                   f"|{option}=<file>[,<file>].")
             files.extend(named)
         else:
             kept.append(part)

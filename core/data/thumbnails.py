@@ -7,7 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
 
-from core.data.datasets import DatasetError, ImageSet, load_image
+from core.data.datasets import DatasetError, ImageSet
+from core.data.images import load_image
 from core.paths import atomic_write
 from core.progress import Progress, Report
 

@@ -24,7 +24,8 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from core.data.datasets import DatasetError, ImageSet, load_image
+from core.data.datasets import DatasetError, ImageSet
+from core.data.images import load_image
 from core.data.image_check import check_images, image_problems_message
 from core.data.transforms import IDENTITY, AugmentationPipeline, InputTransform, augmentation_views
 from core.encoders.registry import UNUSABLE, EncoderInfo, availability, describe, load_encoder

@@ -69,10 +69,10 @@ def rdm_pair_figure(source_rdm: np.ndarray, target_rdm: np.ndarray, categories: 
         fig.add_trace(go.Heatmap(z=values, x=positions, y=positions, colorscale="Viridis",
                                  colorbar=dict(x=colorbar_x, xanchor="left", len=0.85, thickness=12),
                                  hovertemplate="item %{y:.0f} × item %{x:.0f}: %{z:.3g}<extra></extra>"), 1, column)
-        _draw_blocks(fig, blocks, row=1, col=column, legend=column == 1)
+        draw_blocks(fig, blocks, row=1, col=column, legend=column == 1)
     fig.update_yaxes(autorange="reversed")
     fig.update_yaxes(showticklabels=False, row=1, col=2)
-    return _with_category_legend(house_style(fig, title="RDMs ordered by category (dissimilarity)", height=560),
+    return with_category_legend(house_style(fig, title="RDMs ordered by category (dissimilarity)", height=560),
                                  len(blocks))
 
 
@@ -111,7 +111,7 @@ def transport_plan_figure(plan: np.ndarray, categories: Sequence[str], *, log_co
             hovertemplate=f"{names[0]} %{{text}} → most mass to {names[1]} %{{hovertext}}"
                           "<br>click: where this item goes<extra></extra>"))
     # No legend: its 28 entries do not fit a 3/5 column; the RDM pair above has it, in the same colours.
-    _draw_blocks(fig, blocks, row=None, col=None, line_color="#999999", legend=False)
+    draw_blocks(fig, blocks, row=None, col=None, line_color="#999999", legend=False)
     fig.update_xaxes(title=f"target items ({names[1]})", constrain="domain")
     fig.update_yaxes(title=f"source items ({names[0]})", autorange="reversed", scaleanchor="x", constrain="domain",
                      constraintoward="top")  # in a narrow column the spare height goes below the square
@@ -192,7 +192,7 @@ def per_category_figure(table: pd.DataFrame) -> go.Figure:
     return house_style(fig, title="Per category", height=400)
 
 
-def _with_category_legend(fig: go.Figure, n_categories: int) -> go.Figure:
+def with_category_legend(fig: go.Figure, n_categories: int) -> go.Figure:
     """The category legend under the figure in LEGEND_COLUMNS columns; the figure grows by the legend's height, so
     the matrices keep their size whatever the number of categories."""
     height = fig.layout.height + LEGEND_ROW_PX * (-(-n_categories // LEGEND_COLUMNS) + 2)
@@ -221,8 +221,8 @@ def labelled_blocks(blocks: list[tuple[int, int, str]]) -> list[tuple[int, int, 
     return [blocks[index] for index in best[-1][1]]
 
 
-def _draw_blocks(fig: go.Figure, blocks: list[tuple[int, int, str]], *, row, col, line_color: str = "white",
-                 legend: bool = True) -> None:
+def draw_blocks(fig: go.Figure, blocks: list[tuple[int, int, str]], *, row, col, line_color: str = "white",
+                legend: bool = True) -> None:
     """Category boundaries as lines, a colour strip along the rows (left) and columns (top) naming each category on
     hover, a legend entry per category (once per figure: `legend`), and the names that fit as ticks."""
     axes = fig.get_subplot(row, col) if row is not None else None

@@ -15,7 +15,7 @@ from plotly.subplots import make_subplots
 from scipy.stats import rankdata
 
 from core.analyses.brain import SIGNIFICANCE
-from core.figures.alignment import _draw_blocks, _with_category_legend, category_order, display_matrix
+from core.figures.alignment import draw_blocks, with_category_legend, category_order, display_matrix
 from core.figures.similarity import add_depth_curves
 from core.figures.style import EXTENDED, house_style
 
@@ -143,11 +143,11 @@ def rdm_triplet_figure(reference_rdm: np.ndarray, model_rdm: np.ndarray, categor
         fig.add_trace(go.Heatmap(z=values, x=positions, y=positions, colorscale=scale, zmin=low, zmax=high,
                                  colorbar=dict(x=bar_x, xanchor="left", len=0.8, thickness=10),
                                  hovertemplate="item %{y:.0f} × item %{x:.0f}: %{z:.3f}<extra></extra>"), 1, column)
-        _draw_blocks(fig, blocks, row=1, col=column, legend=column == 1)
+        draw_blocks(fig, blocks, row=1, col=column, legend=column == 1)
     fig.update_yaxes(autorange="reversed")
     fig.update_yaxes(showticklabels=False, row=1, col=2)
     fig.update_yaxes(showticklabels=False, row=1, col=3)
-    return _with_category_legend(house_style(fig, title=f"RDMs ordered by category: {names[0]} and {names[1]}",
+    return with_category_legend(house_style(fig, title=f"RDMs ordered by category: {names[0]} and {names[1]}",
                                              height=480), len(blocks))
 
 

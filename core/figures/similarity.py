@@ -25,17 +25,19 @@ def similarity_heatmap(matrix: SimilarityMatrix, measure: str, control_values: p
                           for row in matrix.rows])
         z = np.hstack([z, extra])
         columns += [f"control: {name}" for name in controls.columns]
-    hover = np.empty(z.shape, dtype=object)
+    hover, cells = np.empty(z.shape, dtype=object), np.vectorize(lambda v: f"{v:.2f}")(z).astype(object)
     for r, row in enumerate(matrix.rows):
         for c, column in enumerate(columns):
-            text = f"{row} vs {column}<br>{info.label} = {z[r, c]:.3f}"
-            if c < len(matrix.columns) and matrix.resamples is not None:
+            note = matrix.note(measure, row, column) if c < len(matrix.columns) else ""
+            text = f"{row} vs {column}<br>{info.label} " + (note if note else f"= {z[r, c]:.3f}")
+            if c < len(matrix.columns) and matrix.resamples is not None and not note:
                 low, high = matrix.interval(measure, row, column)
                 text += f"<br>95% CI [{low:.3f}, {high:.3f}] ({matrix.n_bootstrap} resamples)"
             hover[r, c] = text
+            cells[r, c] = "n/a" if note else cells[r, c]  # a side given as RDMs only: not a blank
     annotate = z.size <= MAX_ANNOTATED
     fig = go.Figure(go.Heatmap(z=z, x=columns, y=list(matrix.rows), colorscale="Viridis" if info.higher_is_similar
-                               else "Viridis_r", text=np.vectorize(lambda v: f"{v:.2f}")(z) if annotate else None,
+                               else "Viridis_r", text=cells if annotate else None,
                                texttemplate="%{text}" if annotate else None, hovertext=hover,
                                hovertemplate="%{hovertext}<extra></extra>", colorbar=dict(title=info.label)))
     fig.update_yaxes(autorange="reversed")

@@ -31,7 +31,8 @@ from PIL import Image
 from torch import nn
 
 from core.analyses.manifolds import clamp_packing_loss
-from core.data.datasets import ImageSet, load_dataset, load_image
+from core.data.datasets import ImageSet, load_dataset
+from core.data.images import load_image
 from core.data.transforms import AugmentationPipeline
 from core.lab.runs import TrainConfig, create_backbone, lab_dir
 from core.paths import atomic_write

@@ -190,6 +190,7 @@ def _check_sources(step: Step, study: Study, where: _Locator) -> None:
     cross-validation must fit the dataset."""
     image_set = study.image_sets[step.dataset]
     known = [layer.label for layer in step.model_layers] + [f"human · {ref.name}" for ref in image_set.references]
+    known += [f"rdm · {group.name}" for group in image_set.rdm_references]
     for key in SOURCE_KEYS:
         value = step.settings.get(key)
         for name in ([value] if isinstance(value, str) else value or ()):

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 import core.lab  # noqa: F401  (registers `lab:<run id>` encoders in a worker process too)
-from core.data.datasets import DatasetError, load_image
+from core.data.datasets import DatasetError
+from core.data.images import load_image
 from core.data.transforms import IDENTITY, InputTransform
 from core.encoders.registry import Encoder, EncoderInfo, load_encoder
 from core.encoders.specs import flat_dim

@@ -22,8 +22,8 @@ def press_and_wait(app: AppTest, label: str, timeout_s: float = 240) -> AppTest:
     return app
 
 
-def open_page(page: str, timeout_s: float = 300, **state) -> AppTest:
-    """The app with `state` in session state, switched to `page` (e.g. "views/studies.py") and run without error."""
+def open_page(page: str, state: dict, timeout_s: float = 300) -> AppTest:
+    """A fresh app with session `state` set, switched to `page` (e.g. "views/brain.py") and run without exception."""
     app = AppTest.from_file(APP, default_timeout=timeout_s)
     for key, value in state.items():
         app.session_state[key] = value

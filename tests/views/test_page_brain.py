@@ -16,7 +16,7 @@ from core.encoders.registry import describe
 from core.features.extract import extract
 from core.features.store import FeatureStore
 from tests.paths import APP
-from tests.views.pages import press_and_wait
+from tests.views.pages import open_page, press_and_wait
 
 ENCODER = "pixels:32"
 
@@ -29,13 +29,8 @@ def folder(kriegeskorte92: Path, isolated_cache: Path) -> Path:
 
 
 def run_page(folder: Path, **state) -> AppTest:
-    app = AppTest.from_file(APP, default_timeout=300)
-    for key, value in {"dataset_kind": "neural", "dataset_path_neural": str(folder), "encoders": [ENCODER],
-                       **state}.items():
-        app.session_state[key] = value
-    app.switch_page("views/brain.py").run()
-    assert not app.exception, [exception.value for exception in app.exception]
-    return app
+    return open_page("views/brain.py", {"dataset_kind": "neural", "dataset_path_neural": str(folder),
+                                        "encoders": [ENCODER], **state})
 
 
 def compute(app: AppTest, timeout_s: float = 240) -> AppTest:
@@ -63,6 +58,9 @@ def test_the_page_s_numbers_are_evaluate_rsa_s_and_every_figure_draws(folder: Pa
     assert (round(row["lower"], 4), round(row["upper"], 4)) == (0.3944, 0.6804)
     assert "pixels:32 · final" in set(table["model"])
     assert (table["ci_low"] <= table["mean"] + 1e-12).all() and (table["mean"] <= table["ci_high"] + 1e-12).all()
+    best = next(frame.value for frame in app.dataframe if "in_sample_layer" in frame.value.columns)
+    assert best.set_index("encoder").loc[ENCODER, "layer"] == "final"  # one layer: held out, it is the only choice
+    assert any("other half" in caption.value for caption in app.caption)
     widgets = [*app.main.button, *app.multiselect, *app.selectbox, *app.number_input, *app.toggle]
     assert all(widget.help for widget in widgets if widget.key and widget.key.startswith("brain")), \
         [widget.key for widget in widgets if not widget.help]

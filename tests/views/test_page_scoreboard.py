@@ -29,7 +29,7 @@ def study_path(isolated_cache: Path) -> Path:
 
 
 def run_page(**state) -> AppTest:
-    return open_page("views/scoreboard.py", 120, **state)
+    return open_page("views/scoreboard.py", state, 120)
 
 
 def test_the_table_holds_the_stored_numbers_and_every_figure_draws(study_path: Path, isolated_cache: Path) -> None:

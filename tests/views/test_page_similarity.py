@@ -15,7 +15,7 @@ from core.encoders.registry import describe
 from core.features.extract import extract
 from core.features.store import FeatureStore
 from tests.paths import APP
-from tests.views.pages import press_and_wait
+from tests.views.pages import open_page, press_and_wait
 
 ENCODER = "pixels:32"
 HUMAN = "human · demo human"
@@ -30,13 +30,7 @@ def pixel_features(isolated_cache: Path):
 
 
 def run_page(**state) -> AppTest:
-    app = AppTest.from_file(APP, default_timeout=300)
-    app.session_state["encoders"] = [ENCODER]
-    for key, value in state.items():
-        app.session_state[key] = value
-    app.switch_page("views/similarity.py").run()
-    assert not app.exception, [exception.value for exception in app.exception]
-    return app
+    return open_page("views/similarity.py", {"encoders": [ENCODER], **state})
 
 
 def compute(app: AppTest, timeout_s: float = 240) -> AppTest:

@@ -21,7 +21,6 @@ from core.features.results import ResultStore
 from core.studies import analyses
 from core.studies.spec import StudyError, load_study
 from tests.paths import APP, REPO_ROOT
-from tests.views.pages import open_page
 from views.ui import resources
 from views.ui.sidebar import Selection
 from core.studies.files import toml_value
@@ -59,7 +58,12 @@ def tiny_study(isolated_cache: Path, tmp_path_factory: pytest.TempPathFactory):
 
 
 def studies_page(**state) -> AppTest:
-    return open_page("views/studies.py", **state)
+    app = AppTest.from_file(APP, default_timeout=300)
+    for key, value in state.items():
+        app.session_state[key] = value
+    app.switch_page("views/studies.py").run()
+    assert not app.exception, [exception.value for exception in app.exception]
+    return app
 
 
 def steps_tables(app: AppTest) -> list:

@@ -25,8 +25,9 @@ SWITCHES = ("toggle", "checkbox")
 # Not settings: item pickers that follow clicks on a figure or a table, and what the lab's Open / Delete act on.
 NOT_SETTINGS = ("explore.item", "explore.disagreement_item", "alignment.drill_source", "lab.chosen_runs",
                 "lab.open_page")
-# Page scripts and the prefix of their settings' keys: every analysis's page, and the two pages no study step runs.
-PAGES = {**{entry.page: entry.name for entry in analyses.analyses()}, "views/explore.py": "explore",
+# Page scripts and the prefix of their settings' keys: every analysis's page (its first entry: a section such as
+# encoding on the Brain page has its own test), and the two pages no study step runs.
+PAGES = {**{entry.page: entry.name for entry in reversed(analyses.analyses())}, "views/explore.py": "explore",
          "views/lab.py": "lab"}
 
 

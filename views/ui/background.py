@@ -198,3 +198,23 @@ def _job_line(job: JobStatus, me: str) -> str:
     else:
         who = sessions if others else "no open session (tabs closed)"
     return f"{state} · {since} · {who}"
+
+
+def compute_row(entry, settings, selection, *, jobs: str, job: str, done: bool, start: Callable, args: tuple,
+                unit: str, pending: str) -> None:
+    """A page's Compute button for its one background job (greyed while the job runs or once its result is stored),
+    "Add to study", the job's progress (counted in `unit`) and outcome; until the result is stored, says `pending`
+    and stops the page."""
+    from views.ui.studies import add_to_study  # here: it imports the sidebar, which imports this module
+
+    status = resources.job_registry().status(job)
+    st.button("Compute", type="primary", on_click=start, args=args,
+              disabled=done or (status is not None and status.state in ("queued", "running")),
+              help="Runs in the background with progress; the result is stored on disk, so the same inputs and "
+                   "settings open at once next time (also after a restart).")
+    add_to_study(entry.name, settings, selection)
+    job_progress(jobs, unit, "Stops after the current resample.")
+    job_outcomes([job], "Cancelled.")
+    if not done:
+        st.info(f"{pending}: press **Compute**.")
+        st.stop()

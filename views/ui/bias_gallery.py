@@ -7,7 +7,8 @@ import numpy as np
 import streamlit as st
 
 from core.data.corruptions import CLEAN, Corruption
-from core.data.datasets import ImageSet, load_image
+from core.data.datasets import ImageSet
+from core.data.images import load_image
 from core.figures.inductive_bias import gallery_figure
 from core.provenance import Provenance
 from views.ui.export_row import figure_block

@@ -16,14 +16,12 @@ from core.analyses.representation import Representation
 from core.data.datasets import ImageSet
 from core.export import export_filename
 from core.provenance import Provenance
-from core.studies.analyses.brain import MIN_RESAMPLES, BrainSettings, compute, result_tables, store_tables
+from core.studies.analyses.brain import BrainSettings, compute, result_tables, store_tables
 from views.ui import resources
 from views.ui.background import submit_job
 from views.ui.export_row import table_download
-from views.ui.settings import in_url
-from views.ui.similarity_sources import load_features
-
-MAX_RESAMPLES, PAGE_RESAMPLES = 10000, 1000
+from views.ui.similarity_controls import bootstrap_input as resamples_input
+from views.ui.similarity_sources import layer_features, load_features
 
 HOW_TO_READ = {
     "models": (
@@ -37,9 +35,10 @@ HOW_TO_READ = {
         "(Benjamini-Hochberg over all pairs): blue, the row model beats the column model; red, it loses."),
     "layers": (
         "Each encoder's layers against the reference group, shallow (0) to deep (1), with 95% CI bands: where in "
-        "depth the RDM is most like the brain or behaviour. The grey band is the noise ceiling. Picking the best "
-        "layer on these same items and reporting its value is optimistic (docs/science.md §9, layer choice): choose "
-        "it on held-out items or fix it in advance."),
+        "depth the RDM is most like the brain or behaviour. The grey band is the noise ceiling. The highest point "
+        "of a curve is an optimistic score (it was picked on these same stimuli, more so with more layers): the "
+        "table below picks each encoder's layer on a random half of the stimuli and scores it on the other half "
+        "(10 seeded splits; docs/science.md §12) — report that score, or a layer fixed in advance."),
     "rdms": (
         "The reference group's mean RDM and the chosen model's RDM, each as rank percentiles of its pairs (so their "
         "units do not matter), the items ordered and coloured by category; right: model − reference. Blue blocks "
@@ -53,25 +52,18 @@ HOW_TO_READ = {
 
 def bootstrap_input(entry: Analysis, toggle_container, number_container) -> int:
     """The number of resamples: a toggle (on by default: inference is the point here), then how many."""
-    on = toggle_container.toggle("Bootstrap", **in_url(entry.widget_key("bootstrap_on"), value=True),
-                                 help="Resample subjects, stimuli or both (seeded) for 95% CIs and the tests; off, "
-                                      "the t-tests use the spread over subjects (rsatoolbox's eval_fixed).")
-    resamples = number_container.number_input(
-        "Resamples", MIN_RESAMPLES, MAX_RESAMPLES, **in_url(entry.widget_key("n_bootstrap"), value=PAGE_RESAMPLES),
-        step=100, disabled=not on, help=entry.settings.describe("n_bootstrap").help)
-    return int(resamples) if on else 0
+    return resamples_input(entry, toggle_container, number_container, setting="n_bootstrap", label="Bootstrap",
+                           on=True, help="Resample subjects, stimuli or both (seeded) for 95% CIs and the tests; off, "
+                                         "the t-tests use the spread over subjects (rsatoolbox's eval_fixed).")
 
 
 def start_brain(image_set: ImageSet, settings: BrainSettings, layers: Mapping[str, Representation], key: str) -> None:
     """Button callback: one background job evaluating every layer and RDM and storing the tables under `key`."""
-    features, order = {}, {}
-    for source in layers.values():
-        features[source.encoder, source.layer.layer] = load_features(image_set, source)
-        order.setdefault(source.encoder, []).append(source.layer.layer)
+    features, order = layer_features(image_set, layers)
     cache = resources.result_cache()  # opened here: the job's thread has no Streamlit context
 
     def work(report):
-        store_tables(cache, key, result_tables(compute(settings, image_set, features, order, report)))
+        store_tables(cache, key, result_tables(compute(settings, image_set, features, order, report), settings.seed))
 
     submit_job("brain_jobs", key, f"Brain · {', '.join(settings.reference_groups or ())}", work)
 
@@ -84,6 +76,26 @@ def model_rdm(image_set: ImageSet, layers: Mapping[str, Representation], name: s
         if group_label(item.name) == name:
             return item.mean
     raise KeyError(f"no model {name!r}")
+
+
+def best_layer_section(tables: dict[str, pd.DataFrame], reference: str, method: str) -> None:
+    """Each encoder's layer chosen on held-out stimuli, its held-out score beside the in-sample best (not to report)."""
+    found = tables["best_layers"]
+    rows = found[(found["reference"] == reference) & (found["method"] == method)]
+    if rows.empty:
+        return
+    st.markdown(f"**Best layer per encoder vs {reference}, chosen on held-out stimuli**")
+    st.dataframe(rows[["encoder", "layer", "score", "score_sd", "in_sample_layer", "in_sample_score"]],
+                 hide_index=True, width="stretch",
+                 column_config={"score": st.column_config.NumberColumn("held-out score", format="%.4f",
+                                                                       help="Mean over splits of the chosen layer's "
+                                                                            "score on the held-out half."),
+                                "score_sd": st.column_config.NumberColumn("SD over splits", format="%.4f"),
+                                "in_sample_layer": st.column_config.TextColumn(
+                                    "in-sample best (do not report)",
+                                    help="The best layer on all stimuli: its score is biased upwards."),
+                                "in_sample_score": st.column_config.NumberColumn("its in-sample score", format="%.4f")})
+    st.caption(rows["rule"].iloc[0])
 
 
 def table_section(tables: dict[str, pd.DataFrame], dataset: str, provenance: Provenance) -> None:
@@ -102,7 +114,9 @@ def table_section(tables: dict[str, pd.DataFrame], dataset: str, provenance: Pro
                                                       "bootstrap CIs."),
             ("pairwise", "Pairwise differences (CSV)", "Every pair of models per reference: difference, 95% CI, p, "
                                                        "FDR- and Bonferroni-corrected p."),
-            ("per_subject", "Per subject (CSV)", "Each model against each subject's RDM.")):
+            ("per_subject", "Per subject (CSV)", "Each model against each subject's RDM."),
+            ("best_layers", "Best layers (CSV)", "Each encoder's layer chosen on held-out stimuli, per reference "
+                                                 "and comparator, with its held-out score.")):
         table_download(label, tables[name], provenance, file_stem=export_filename("brain", name, dataset, "", ext=""),
                        help=text, key=f"brain_csv_{name}")
     st.dataframe(tables["noise_ceiling"][["reference", "method", "lower", "upper", "n_subjects", "note"]],

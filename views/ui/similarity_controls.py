@@ -32,15 +32,16 @@ def uploaded_representations(entry: Analysis, image_set: ImageSet) -> dict[str, 
     return found
 
 
-def bootstrap_input(entry: Analysis, toggle_container, number_container) -> int:
-    """The number of bootstrap resamples: a toggle, then how many (the setting's 0 = no bootstrap is the toggle
-    off, so the number starts at the page's usual 1,000 rather than the setting's 0)."""
-    on = toggle_container.toggle("Bootstrap CIs", **in_url(entry.widget_key("bootstrap_on")),
-                                 help="Resample the items with replacement (seeded) for 95% percentile CIs on every "
-                                      "cell and the paired tests; pairs of copies of one item are dropped.")
+def bootstrap_input(entry: Analysis, toggle_container, number_container, *, setting: str = "bootstrap",
+                    label: str = "Bootstrap CIs", on: bool = False,
+                    help: str = "Resample the items with replacement (seeded) for 95% percentile CIs on every cell "
+                                "and the paired tests; pairs of copies of one item are dropped.") -> int:
+    """The number of bootstrap resamples of `setting`: a toggle (`on` by default or not), then how many (the
+    setting's 0 = no bootstrap is the toggle off, so the number starts at the page's usual 1,000 rather than 0)."""
+    on = toggle_container.toggle(label, **in_url(entry.widget_key("bootstrap_on"), value=on), help=help)
     resamples = number_container.number_input(
-        "Resamples", MIN_RESAMPLES, MAX_RESAMPLES, **in_url(entry.widget_key("bootstrap"), value=PAGE_RESAMPLES),
-        step=100, disabled=not on, help=entry.settings.describe("bootstrap").help)
+        "Resamples", MIN_RESAMPLES, MAX_RESAMPLES, **in_url(entry.widget_key(setting), value=PAGE_RESAMPLES),
+        step=100, disabled=not on, help=entry.settings.describe(setting).help)
     return int(resamples) if on else 0
 
 
@@ -66,8 +67,8 @@ def axis_pickers(entry: Analysis, kind: str, sources: dict[str, Representation],
                                             help="The same encoder twice gives its layer-to-layer similarity.")}
     else:
         if not defaults["references"]:
-            st.info("A depth curve needs a reference that is not an encoder layer: a human embedding of the dataset or "
-                    "an upload.")
+            st.info("A depth curve needs a reference that is not an encoder layer: a human embedding of the dataset, one "
+                    "of its RDM groups (RSA only) or an upload.")
             st.stop()
         chosen = {"references": picked("references", "Reference(s)", defaults["references"],
                                        help="E.g. the four THINGS participant groups.")}

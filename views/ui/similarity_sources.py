@@ -2,6 +2,8 @@
 of the sidebar's selection, the dataset's reference embeddings and (Similarity) uploads, each a `Representation`."""
 from __future__ import annotations
 
+from typing import Mapping
+
 import numpy as np
 import streamlit as st
 
@@ -50,3 +52,13 @@ def load_features(image_set: ImageSet, representation: Representation) -> np.nda
         return representation.rows(item_ids(image_set))
     return np.asarray(resources.feature_set(image_set, resources.encoder_info(representation.encoder),
                                             representation.layer.layer, representation.pooling).features)
+
+
+def layer_features(image_set: ImageSet, layers: Mapping[str, Representation]
+                   ) -> tuple[dict[tuple[str, str], np.ndarray], dict[str, list[str]]]:
+    """((spec, layer) -> (N, d) features, spec -> its layers in the order given) of encoder-layer representations."""
+    features, order = {}, {}
+    for source in layers.values():
+        features[source.encoder, source.layer.layer] = load_features(image_set, source)
+        order.setdefault(source.encoder, []).append(source.layer.layer)
+    return features, order

@@ -1,8 +1,9 @@
 """Representational similarity between representations of the same items (docs/science.md §8).
 
 measures: the measures (RSA variants, linear / RBF / debiased CKA, Procrustes, mutual k-NN, CKNNA) over
-prepared representations; matrices: `compare` (all pairs, layer × layer, vs a reference) with bootstrap CIs,
-paired tests, controls, noise ceilings and measure agreement; store: matrices on disk.
+prepared representations; given_rdms: representations given as RDMs only (RSA only); matrices: `compare` (all
+pairs, layer × layer, vs a reference) with bootstrap CIs, paired tests, controls, noise ceilings and measure
+agreement; store: matrices on disk.
 """
 from core.analyses.similarity.matrices import (CONTROLS, NoiseCeiling, PairedTest, SimilarityMatrix, compare,
                                                controls, fingerprint, measure_agreement, noise_ceiling, paired_test,

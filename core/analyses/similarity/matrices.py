@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, replace
-from typing import Mapping
+from typing import Collection, Mapping
 
 import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
 from core.analyses.similarity.large import DENSE_MAX_ITEMS, StreamedRepresentation, streamed_similarity
-from core.analyses.similarity.measures import (MEASURES, RDM_MEASURES, PreparedRepresentation, SimilaritySettings, as_backend,
-                                               check_measures, similarity, validate_features)
+from core.analyses.similarity.given_rdms import not_applicable, prepare_rdm, validate_rdm
+from core.analyses.similarity.measures import (MEASURES, RDM_MEASURES, PreparedRepresentation, SimilaritySettings,
+                                               as_backend, check_measures, similarity, validate_features)
 from core.progress import Progress, Report
 
 MIN_BOOTSTRAP_ITEMS = 10  # fewer items: a resample repeats most of them; CIs would mislead
@@ -38,6 +39,7 @@ class SimilarityMatrix:
     seed: int = 0
     resamples: np.ndarray | None = None  # (n_measures, n_rows, n_columns, n_bootstrap)
     warnings: tuple[str, ...] = ()
+    rdm_only: tuple[str, ...] = ()  # representations given as RDMs: only the RSA measures have values for them
 
     def value(self, measure: str, row: str, column: str) -> float:
         return float(self.values[self.measures.index(measure), self.rows.index(row), self.columns.index(column)])
@@ -49,15 +51,26 @@ class SimilarityMatrix:
         draws = self.resamples[self.measures.index(measure), self.rows.index(row), self.columns.index(column)]
         return percentile_interval(draws, level)
 
+    def note(self, measure: str, row: str, column: str) -> str:
+        """Why a cell has no value ("" where it has one, or where only the data leave it undefined)."""
+        if measure in RDM_MEASURES:
+            return ""
+        given = next((name for name in (row, column) if name in self.rdm_only), None)
+        return "" if given is None else not_applicable(given)
+
     def table(self) -> pd.DataFrame:
-        """One row per measure × row × column: value, ci_low, ci_high (NaN without a bootstrap)."""
+        """One row per measure × row × column: value, ci_low, ci_high (NaN without a bootstrap), and a `note` where
+        the measure does not apply (a side given as RDMs only)."""
         records = []
         for m, measure in enumerate(self.measures):
             for r, row in enumerate(self.rows):
                 for c, column in enumerate(self.columns):
                     low, high = self.interval(measure, row, column)
-                    records.append({"measure": measure, "row": row, "column": column,
-                                    "value": float(self.values[m, r, c]), "ci_low": low, "ci_high": high})
+                    record = {"measure": measure, "row": row, "column": column,
+                              "value": float(self.values[m, r, c]), "ci_low": low, "ci_high": high}
+                    if self.rdm_only:
+                        record["note"] = self.note(measure, row, column)
+                    records.append(record)
         return pd.DataFrame(records)
 
 
@@ -71,12 +84,13 @@ def compare(rows: Mapping[str, np.ndarray], columns: Mapping[str, np.ndarray] | 
             measures=("cka_linear", "rsa_spearman"), settings: SimilaritySettings = SimilaritySettings(), *,
             n_bootstrap: int = 0, seed: int = 0, backend: str = "numpy", device: str = "cpu",
             fingerprints: Mapping[str, str] | None = None, progress: Report | None = None,
-            dense_max_items: int = DENSE_MAX_ITEMS) -> SimilarityMatrix:
+            dense_max_items: int = DENSE_MAX_ITEMS, rdm_only: Collection[str] = ()) -> SimilarityMatrix:
     """Every measure for every (row, column) pair of (N, p_i) representations of the same N items.
 
     `columns=None` compares the rows among themselves. A name in both rows and columns is one representation,
-    prepared once. `n_bootstrap` resamples the items (seeded) for CIs; too few items give a warning, no CIs.
-    `progress` counts the values, then every resample.
+    prepared once. The names in `rdm_only` are (N, N) RDMs given without item vectors: the RSA measures compare
+    them as given, every other measure is NaN there with a warning (`not_applicable`). `n_bootstrap` resamples the
+    items (seeded) for CIs; too few items give a warning, no CIs. `progress` counts the values, then every resample.
     """
     measures = check_measures(measures)
     columns = rows if columns is None else columns
@@ -84,7 +98,9 @@ def compare(rows: Mapping[str, np.ndarray], columns: Mapping[str, np.ndarray] | 
     for name in set(rows) & set(columns):
         if rows[name] is not columns[name] and not np.array_equal(rows[name], columns[name]):
             raise ValueError(f"{name!r} names two different representations; give them different names.")
-    checked = {name: validate_features(array, name) for name, array in arrays.items()}
+    rdm_only = tuple(name for name in arrays if name in set(rdm_only))
+    checked = {name: validate_rdm(array, name) if name in rdm_only else validate_features(array, name)
+               for name, array in arrays.items()}
     sizes = {name: len(array) for name, array in checked.items()}
     if len(set(sizes.values())) > 1:
         raise ValueError("The representations describe different numbers of items: "
@@ -92,17 +108,21 @@ def compare(rows: Mapping[str, np.ndarray], columns: Mapping[str, np.ndarray] | 
                          "items in the same order.")
     n_items = next(iter(sizes.values()))
     settings, warnings = _feasible(settings, n_items, measures)
+    vector_measures = [MEASURES[name].label for name in measures if name not in RDM_MEASURES]
+    warnings += [f"{', '.join(vector_measures)}: {not_applicable(name)} (only the RSA measures compare RDMs)."
+                 for name in rdm_only if vector_measures]
     if n_bootstrap and n_items < MIN_BOOTSTRAP_ITEMS:
         warnings.append(f"Only {n_items} items: too few for a bootstrap over items (need {MIN_BOOTSTRAP_ITEMS}); "
                         "values are shown without confidence intervals.")
         n_bootstrap = 0
-    streamed = n_items > dense_max_items
+    streamed = n_items > dense_max_items and not rdm_only  # an RDM given is N × N already
     if streamed and n_bootstrap:
         warnings.append(f"{n_items} items: above {dense_max_items}, the measures stream in blocks without an "
                         "N × N matrix per representation, and a bootstrap (one full matrix per resample) is not "
                         "offered; values are shown without confidence intervals.")
         n_bootstrap = 0
-    prepared = {name: StreamedRepresentation(array, settings) if streamed else
+    prepared = {name: prepare_rdm(array, settings, name) if name in rdm_only else
+                StreamedRepresentation(array, settings) if streamed else
                 PreparedRepresentation(as_backend(array, device, backend), settings)
                 for name, array in checked.items()}
     total = 1 + n_bootstrap
@@ -122,7 +142,7 @@ def compare(rows: Mapping[str, np.ndarray], columns: Mapping[str, np.ndarray] | 
     given = dict(fingerprints or {})
     return SimilarityMatrix(measures, tuple(rows), tuple(columns), values, settings, n_items,
                             {name: given.get(name) or fingerprint(checked[name]) for name in checked},
-                            n_bootstrap, seed, resamples, tuple(warnings))
+                            n_bootstrap, seed, resamples, tuple(warnings), rdm_only)
 
 
 def _feasible(settings: SimilaritySettings, n_items: int, measures) -> tuple[SimilaritySettings, list[str]]:
@@ -210,26 +230,33 @@ CONTROLS = {"self": "vs itself", "rotation": "vs a random rotation of itself", "
 
 
 def controls(representations: Mapping[str, np.ndarray], measures, settings: SimilaritySettings = SimilaritySettings(),
-             *, seed: int = 0) -> pd.DataFrame:
+             *, seed: int = 0, rdm_only: Collection[str] = ()) -> pd.DataFrame:
     """Each representation vs itself, a rotation of itself and an item-shuffled copy (chance), for every measure.
 
-    Returns a long table: representation, control, measure, value.
+    An (N, N) RDM named in `rdm_only` has no features to rotate: its rotation control and its measures that need
+    item vectors are NaN. Returns a long table: representation, control, measure, value.
     """
     measures = check_measures(measures)
     records = []
     for index, (name, array) in enumerate(representations.items()):
-        features = validate_features(array, name)
+        given = name in set(rdm_only)
+        features = validate_rdm(array, name) if given else validate_features(array, name)
         settings_here, _ = _feasible(settings, len(features), measures)
-        original = PreparedRepresentation(features, settings_here)
         permutation = np.random.default_rng(seed + index).permutation(len(features))
-        partners = {"self": original,
-                    "rotation": PreparedRepresentation(random_rotation(features, seed + index), settings_here),
-                    "shuffle": PreparedRepresentation(features[permutation], settings_here,
-                                                      gram=original.gram[permutation][:, permutation])}
+        if given:
+            original = prepare_rdm(features, settings_here, name)
+            partners = {"self": original, "rotation": None,
+                        "shuffle": prepare_rdm(features[permutation][:, permutation], settings_here, name)}
+        else:
+            original = PreparedRepresentation(features, settings_here)
+            partners = {"self": original,
+                        "rotation": PreparedRepresentation(random_rotation(features, seed + index), settings_here),
+                        "shuffle": PreparedRepresentation(features[permutation], settings_here,
+                                                          gram=original.gram[permutation][:, permutation])}
         for control, partner in partners.items():
             for measure in measures:
                 records.append({"representation": name, "control": control, "measure": measure,
-                                "value": similarity(original, partner, measure)})
+                                "value": np.nan if partner is None else similarity(original, partner, measure)})
     return pd.DataFrame(records)
 
 
@@ -244,24 +271,31 @@ class NoiseCeiling:
 
 
 def noise_ceiling(references: Mapping[str, np.ndarray], measures,
-                  settings: SimilaritySettings = SimilaritySettings()) -> dict[str, NoiseCeiling]:
+                  settings: SimilaritySettings = SimilaritySettings(), *,
+                  rdm_only: Collection[str] = ()) -> dict[str, NoiseCeiling]:
     """Upper and lower noise-ceiling bounds per measure from S >= 2 (N, d_s) references (docs/science.md §8).
 
     For RSA the mean reference is the mean RDM; for every other measure it is the representation whose linear
-    Gram is the mean Gram (the references side by side, scaled by 1/√S).
+    Gram is the mean Gram (the references side by side, scaled by 1/√S). With a reference given as an (N, N) RDM
+    (named in `rdm_only`) only the RSA measures have a ceiling; the others are NaN.
     """
     measures = check_measures(measures)
     if len(references) < 2:
         raise ValueError(f"A noise ceiling needs at least 2 references of the same items; got {len(references)}.")
-    arrays = {name: validate_features(array, name) for name, array in references.items()}
+    given = set(rdm_only)
+    arrays = {name: validate_rdm(array, name) if name in given else validate_features(array, name)
+              for name, array in references.items()}
     settings, _ = _feasible(settings, len(next(iter(arrays.values()))), measures)
-    prepared = {name: PreparedRepresentation(array, settings) for name, array in arrays.items()}
+    prepared = {name: prepare_rdm(array, settings, name) if name in given else PreparedRepresentation(array, settings)
+                for name, array in arrays.items()}
 
     def mean_of(names: list[str]) -> PreparedRepresentation:
-        features = np.hstack([arrays[name] for name in names]) / np.sqrt(len(names))
         rdm_vector = None
         if any(measure in RDM_MEASURES for measure in measures):
             rdm_vector = np.mean([prepared[name].rdm_vector for name in names], axis=0)
+        if given & set(names):
+            return PreparedRepresentation(None, settings, rdm_vector=rdm_vector, n=len(arrays[names[0]]))
+        features = np.hstack([arrays[name] for name in names]) / np.sqrt(len(names))
         return PreparedRepresentation(features, settings, rdm_vector=rdm_vector)
 
     names = list(arrays)

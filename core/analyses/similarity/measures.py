@@ -105,11 +105,13 @@ class PreparedRepresentation:
     """
 
     def __init__(self, features, settings: SimilaritySettings, *, copies: np.ndarray | None = None,
-                 gram=None, rdm_vector: np.ndarray | None = None, rdm_weights: np.ndarray | None = None):
+                 gram=None, rdm_vector: np.ndarray | None = None, rdm_weights: np.ndarray | None = None,
+                 n: int | None = None):
         self.settings = settings
         self.features = features
-        self.nx = get_backend(features if gram is None else gram)
-        self.n = int(features.shape[0] if features is not None else gram.shape[0])
+        self.has_vectors = features is not None or gram is not None  # False: given as an RDM only
+        self.nx = get_backend(features if gram is None else gram) if self.has_vectors else get_backend(rdm_vector)
+        self.n = int(features.shape[0] if features is not None else gram.shape[0] if gram is not None else n)
         self.copies = np.arange(self.n) if copies is None else np.asarray(copies)
         self.rdm_weights = rdm_weights  # bootstrap: how often each of the original RDM's pairs was drawn
         if gram is not None:
@@ -125,10 +127,15 @@ class PreparedRepresentation:
         """
         counts = np.bincount(sample, minlength=self.n).astype(np.float64)
         upper = np.triu_indices(self.n, k=1)
+        weights = counts[upper[0]] * counts[upper[1]]
+        if not self.has_vectors:
+            child = PreparedRepresentation(None, self.settings, copies=sample, rdm_weights=weights,
+                                           rdm_vector=self.rdm_vector, n=self.n)
+            child.__dict__["rdm_tie_groups"] = self.rdm_tie_groups
+            return child
         index = self.nx.from_numpy(sample, type_as=self.gram) if not isinstance(self.gram, np.ndarray) else sample
         child = PreparedRepresentation(None if self.features is None else self.features[index], self.settings,
-                                       copies=sample, gram=self.gram[index][:, index],
-                                       rdm_weights=counts[upper[0]] * counts[upper[1]])
+                                       copies=sample, gram=self.gram[index][:, index], rdm_weights=weights)
         child.__dict__["rdm_vector"] = self.rdm_vector
         child.__dict__["rdm_tie_groups"] = self.rdm_tie_groups
         return child
@@ -266,7 +273,10 @@ def similarity(first: PreparedRepresentation, second: PreparedRepresentation, me
         raise ValueError(f"The representations describe different numbers of items ({first.n} vs {second.n}).")
     if measure in RDM_MEASURES:
         return _rsa(first, second, measure)
-    return float(first.nx.to_numpy(_PAIR_MEASURES[check_measures([measure])[0]](first, second)))
+    pair = _PAIR_MEASURES[check_measures([measure])[0]]
+    if not (first.has_vectors and second.has_vectors):
+        return float("nan")  # an RDM-only side: only RSA is defined (`not_applicable` says so)
+    return float(first.nx.to_numpy(pair(first, second)))
 
 
 def _rsa(first: PreparedRepresentation, second: PreparedRepresentation, measure: str) -> float:

@@ -51,13 +51,14 @@ class SimilarityStore:
             return None
         return SimilarityMatrix(tuple(header["measures"]), tuple(header["rows"]), tuple(header["columns"]), values,
                                 SimilaritySettings(**header["settings"]), header["n_items"], header["fingerprints"],
-                                header["n_bootstrap"], header["seed"], resamples, tuple(header["warnings"]))
+                                header["n_bootstrap"], header["seed"], resamples, tuple(header["warnings"]),
+                                tuple(header.get("rdm_only", ())))
 
     def put(self, key: str, matrix: SimilarityMatrix) -> None:
         header = {"measures": matrix.measures, "rows": matrix.rows, "columns": matrix.columns,
                   "settings": asdict(matrix.settings), "n_items": matrix.n_items,
                   "fingerprints": dict(matrix.fingerprints), "n_bootstrap": matrix.n_bootstrap, "seed": matrix.seed,
-                  "warnings": matrix.warnings}
+                  "warnings": matrix.warnings, "rdm_only": matrix.rdm_only}
         arrays = {"header": np.array(json.dumps(header)), "values": matrix.values}
         if matrix.resamples is not None:
             arrays["resamples"] = matrix.resamples

@@ -5,6 +5,7 @@ line below, its core module, its figure module and its page.
 """
 from core.analyses.registry import (Analysis, CannotOpen, Settings, analyses, get, known, owner_of, register,
                                     unregister)
-from core.studies.analyses import affect, probes, similarity, alignment, manifolds, inductive_bias, brain  # noqa: F401
+from core.studies.analyses import (affect, probes, similarity, alignment, manifolds, inductive_bias, brain,  # noqa: F401
+                                   encoding)
 
 __all__ = ["Analysis", "CannotOpen", "Settings", "analyses", "get", "known", "owner_of", "register", "unregister"]

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from core.analyses.brain import (LAYER, BrainResult, ceiling_table, evaluate, group_label, layer_candidates,
-                                 layer_curves, mds_table, model_table, pairwise_table, per_subject_table,
-                                 rdm_candidates)
+from core.analyses.brain import (LAYER, BrainResult, best_layer_table, ceiling_table, evaluate, group_label,
+                                 layer_candidates, layer_curves, mds_table, model_table, pairwise_table,
+                                 per_subject_table, rdm_candidates)
 from core.analyses.rdm import RDM_METRICS
 from core.analyses.registry import Analysis, Settings, register, setting
 from core.analyses.rsa import METHODS
@@ -43,6 +43,16 @@ def _names(value):
     return tuple(value)
 
 
+def _methods(value):
+    """One comparator (a name, or a list of one: kept as the name, so a single comparator's results keep their keys)
+    or several (a tuple, in the order given)."""
+    listed = [value] if isinstance(value, str) else value
+    if not isinstance(listed, (list, tuple)) or not listed or any(item not in METHODS for item in listed) \
+            or len(set(listed)) < len(listed):
+        raise ValueError(f"must be one of {', '.join(METHODS)} or a list of distinct ones")
+    return listed[0] if len(listed) == 1 else tuple(listed)
+
+
 def _model_names(value):
     """A list of names, empty allowed (no model RDMs: the encoder layers only)."""
     if value is None or (isinstance(value, (list, tuple)) and not value):
@@ -60,9 +70,11 @@ class BrainSettings(Settings):
                                    "RDM files and other RDM groups (as `rdm · <name>`, a group by its subjects' mean "
                                    "RDM) are models too. Default: all of them; [] none.", many=True,
                                    check=_model_names)
-    method: str = setting("corr", "RDM comparator, as rsatoolbox 0.3 names them: corr (Pearson r), spearman, tau-a "
-                          "(Kendall, for categorical models with many ties), rho-a, cosine, and the whitened "
-                          "corr_cov / cosine_cov.", choices=METHODS)
+    method: str | tuple = setting("corr", "RDM comparator(s), as rsatoolbox 0.3 names them: corr (Pearson r), "
+                                  "spearman, tau-a (Kendall, for categorical models with many ties), rho-a, cosine, "
+                                  "and the whitened corr_cov / cosine_cov. Several: each is evaluated (the same "
+                                  "resamples) and the table holds every one.", choices=METHODS, many=True,
+                                  check=_methods)
     rdm_metric: str = setting("correlation", "Dissimilarity of an encoder layer's RDM: correlation distance "
                               "(1 − Pearson r between two items' features), as the 92-image literature uses; cosine "
                               "or euclidean otherwise.", choices=RDM_METRICS)
@@ -75,6 +87,16 @@ class BrainSettings(Settings):
                             choices=RESAMPLE_CHOICES)
     seed: int = setting(0, "Seed of the bootstrap draws: the same seed gives the same CIs.", low=0,
                        high=2 ** 31 - 1)
+
+    def __post_init__(self) -> None:
+        # A page's multiselect gives a list: one comparator is kept as its name, as a study file's `method = "corr"`.
+        if not isinstance(self.method, str):
+            object.__setattr__(self, "method", _methods(self.method))
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """The comparators, in the order chosen."""
+        return (self.method,) if isinstance(self.method, str) else tuple(self.method)
 
 
 def chosen_references(settings: BrainSettings, image_set: ImageSet) -> list:
@@ -109,11 +131,11 @@ def compute(settings: BrainSettings, image_set: ImageSet, features: dict, layer_
     reference groups: what a step runs and the Brain page calls."""
     candidates = layer_candidates(features, layer_order, settings.rdm_metric)
     candidates += rdm_candidates(image_set.rdm_references, image_set.model_rdms, settings.models)
-    return evaluate(candidates, chosen_references(settings, image_set), settings.method, settings.n_bootstrap,
+    return evaluate(candidates, chosen_references(settings, image_set), settings.methods, settings.n_bootstrap,
                     settings.resample, settings.seed, progress)
 
 
-TABLES = ("models", "noise_ceiling", "pairwise", "per_subject", "mds")
+TABLES = ("models", "noise_ceiling", "pairwise", "per_subject", "mds", "best_layers")
 
 
 def result_key(settings: BrainSettings, image_set: ImageSet, layer_digests) -> str:
@@ -133,16 +155,23 @@ def store_tables(cache, key: str, tables: Tables) -> None:
 
 
 def stored_tables(cache, key: str) -> Tables | None:
-    """The tables stored under `key` (None: not computed yet)."""
+    """The tables stored under `key` (None: not computed yet, or stored before a table was added: computed anew)."""
     found = cache.get(key)
-    if found is None:
+    if found is None or any(name not in found for name in TABLES):
         return None
-    return {name: pd.DataFrame(found[name]["records"], columns=found[name]["columns"]) for name in TABLES}
+    tables = {name: pd.DataFrame(found[name]["records"], columns=found[name]["columns"]) for name in TABLES}
+    method = tables["models"]["method"].iloc[0] if len(tables["models"]) else ""
+    for table in tables.values():  # stored before several comparators: one comparator, named in `models` only
+        if "method" not in table.columns:
+            table.insert(1, "method", method)
+    return tables
 
 
-def result_tables(result: BrainResult) -> Tables:
+def result_tables(result: BrainResult, seed: int = 0) -> Tables:
+    """The stored tables of `result`; `seed` draws the stimulus halves of the held-out layer choice."""
     return {"models": model_table(result), "noise_ceiling": ceiling_table(result),
-            "pairwise": pairwise_table(result), "per_subject": per_subject_table(result), "mds": mds_table(result)}
+            "pairwise": pairwise_table(result), "per_subject": per_subject_table(result), "mds": mds_table(result),
+            "best_layers": best_layer_table(result, seed=seed)}
 
 
 def run(step: Step, context: StudyContext, engine, report: Report) -> StepOutput:
@@ -155,35 +184,48 @@ def run(step: Step, context: StudyContext, engine, report: Report) -> StepOutput
         result = compute(step.settings, image_set, features, dict(step.layers), report)
         if not result.evaluations:
             raise ValueError(f"{step.label}: nothing to compare (no models besides the reference groups)")
-        tables = result_tables(result)
+        tables = result_tables(result, step.settings.seed)
         store_tables(context.scores, key, tables)  # under the Brain page's key: the step opens there at once
     n_models = tables["models"]["model"].nunique()
     references = list(tables["noise_ceiling"]["reference"])
     return StepOutput(tables, f"{n_models} models × {len(references)} references "
-                              f"({step.settings.method}, {step.settings.n_bootstrap} resamples)",
+                              f"({', '.join(step.settings.methods)}, {step.settings.n_bootstrap} resamples)",
                       {"references": references, "result_key": key})
 
 
 def draw(step: Step, stored, tables: Tables, context: StudyContext) -> Drawn:
+    """Per reference group and comparator (named `_<method>` when the step has several): the model comparison, the
+    layer curves and the second-order MDS."""
     from core.figures.brain import layer_curves_figure, mds_figure, model_comparison_figure
 
-    models, ceilings, pairwise = tables["models"], tables["noise_ceiling"], tables["pairwise"]
     figures: Figures = {}
-    for reference in models["reference"].unique():
-        slug = "".join(ch if ch.isalnum() else "-" for ch in str(reference))
-        figures[f"models_{slug}"] = lambda reference=reference: model_comparison_figure(
-            models[models["reference"] == reference], pairwise[pairwise["reference"] == reference])
-        if (models["kind"] == LAYER).any():
-            ceiling = ceilings[ceilings["reference"] == reference].iloc[0]
-            figures[f"layers_{slug}"] = lambda reference=reference, ceiling=ceiling: layer_curves_figure(
-                layer_curves(models, reference), reference, (ceiling["lower"], ceiling["upper"]),
-                step.settings.method)
-        if "mds" in tables:
-            points = tables["mds"][tables["mds"]["reference"] == reference]
-            figures[f"mds_{slug}"] = lambda points=points: mds_figure(points, dict(zip(points["name"],
-                                                                                        points["kind"])),
-                                                                       step.settings.method)
+    methods = step.settings.methods
+    for reference in tables["models"]["reference"].unique():
+        for method in methods:
+            models, ceilings, pairwise, points = (one_view(tables.get(name), reference, method)
+                                                  for name in ("models", "noise_ceiling", "pairwise", "mds"))
+            slug = "".join(ch if ch.isalnum() else "-" for ch in str(reference))
+            slug += f"_{method}" if len(methods) > 1 else ""
+            figures[f"models_{slug}"] = lambda models=models, pairwise=pairwise: model_comparison_figure(
+                models, pairwise)
+            if (models["kind"] == LAYER).any():
+                ceiling = ceilings.iloc[0]
+                figures[f"layers_{slug}"] = lambda models=models, ceiling=ceiling, reference=reference, \
+                    method=method: layer_curves_figure(layer_curves(models, reference), reference,
+                                                       (ceiling["lower"], ceiling["upper"]), method)
+            if points is not None:
+                figures[f"mds_{slug}"] = lambda points=points, method=method: mds_figure(
+                    points, dict(zip(points["name"], points["kind"])), method)
     return figures, {}, []
+
+
+def one_view(table: pd.DataFrame | None, reference: str, method: str) -> pd.DataFrame | None:
+    """The rows of a stored table against `reference` by comparator `method` (a table stored before several
+    comparators has one, and no `method` column; None: not stored)."""
+    if table is None:
+        return None
+    chosen = table["reference"] == reference
+    return table[chosen & (table["method"] == method) if "method" in table.columns else chosen]
 
 
 def page_state(settings: BrainSettings, meta) -> tuple[dict, list[str]]:
@@ -191,6 +233,7 @@ def page_state(settings: BrainSettings, meta) -> tuple[dict, list[str]]:
     state = {f"brain.{name}": value for name, value in settings.items()
              if value is not None and name != "n_bootstrap"}
     state = {key: list(value) if isinstance(value, tuple) else value for key, value in state.items()}
+    state["brain.method"] = list(settings.methods)  # a multiselect, also for one comparator
     state["brain.bootstrap_on"] = settings.n_bootstrap > 0
     if settings.n_bootstrap:
         state["brain.n_bootstrap"] = int(settings.n_bootstrap)

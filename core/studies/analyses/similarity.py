@@ -13,7 +13,8 @@ import pandas as pd
 
 from core.analyses.rdm import RDM_METRICS
 from core.analyses.registry import Analysis, Settings, register, setting
-from core.analyses.representation import Representation, layer_representation, reference_representation
+from core.analyses.representation import (Representation, layer_representation, rdm_group_representations,
+                                          reference_representation)
 from core.analyses.similarity import (MEASURES, NoiseCeiling, SimilarityMatrix, SimilaritySettings, SimilarityStore,
                                       compare, controls, matrix_key, measure_agreement, noise_ceiling,
                                       percentile_interval)
@@ -70,8 +71,9 @@ class MatrixSettings(Settings):
 
 
 def check(step: Step, image_set) -> tuple[str, str] | None:
-    if step.settings.matrix == "reference" and not (step.settings.references or image_set.references):
-        return "matrix", f"{step.dataset} has no reference embedding to compare every layer with"
+    if step.settings.matrix == "reference" and not (step.settings.references or image_set.references
+                                                    or image_set.rdm_references):
+        return "matrix", f"{step.dataset} has no reference embedding or RDM group to compare every layer with"
     for key, name in (("rows_encoder", step.settings.rows_encoder), ("columns_encoder", step.settings.columns_encoder)):
         if name and name not in step.encoders:
             return key, f"{name!r} is not one of the step's encoders ({', '.join(step.encoders)})"
@@ -79,7 +81,8 @@ def check(step: Step, image_set) -> tuple[str, str] | None:
 
 
 def step_representations(step: Step, context: StudyContext) -> tuple[dict[str, Representation], dict[str, np.ndarray]]:
-    """(label -> representation, label -> its (N, d) array): the step's encoder layers, then the references."""
+    """(label -> representation, label -> its array): the step's encoder layers, the reference embeddings ((N, d)
+    each), then the dataset's RDM groups (their subjects' (N, N) mean RDM: RSA only)."""
     representations, arrays = {}, {}
     for layer, feature_set in feature_sets(step, context).items() if context.image_set(step).has_images else ():
         layers = step.layers[layer.spec]
@@ -89,7 +92,13 @@ def step_representations(step: Step, context: StudyContext) -> tuple[dict[str, R
     for reference in context.image_set(step).references:
         representations[f"human · {reference.name}"] = reference_representation(reference.name, reference.embedding)
         arrays[f"human · {reference.name}"] = reference.embedding
-    return representations, arrays
+    groups = rdm_group_representations(context.image_set(step).rdm_references)
+    return representations | groups, arrays | {name: item.matrix for name, item in groups.items()}
+
+
+def rdm_only(representations: Mapping[str, Representation]) -> tuple[str, ...]:
+    """The representations given as RDMs (no item vectors): only the RSA measures compare them."""
+    return tuple(name for name, item in representations.items() if item.is_rdm)
 
 
 def axis_defaults(representations: Mapping[str, Representation], encoders: Sequence[str]) -> dict:
@@ -139,7 +148,8 @@ def compute_matrix(settings: MatrixSettings, representations: Mapping[str, Repre
     measures, measure_settings = tuple(settings.measures), settings.measure_settings
     key = stored_matrix_key(settings, representations, rows, columns)
     common = {"columns": {name: arrays[name] for name in columns}, "measures": measures, "settings": measure_settings,
-              "n_bootstrap": settings.bootstrap,
+              "n_bootstrap": settings.bootstrap, "rdm_only": rdm_only({name: representations[name] for name in
+                                                                      dict.fromkeys(rows + columns)}),
               "fingerprints": {name: representations[name].fingerprint for name in dict.fromkeys(rows + columns)}}
     if engine is None:
         matrix = compare({name: arrays[name] for name in rows}, **common, progress=progress)
@@ -148,10 +158,11 @@ def compute_matrix(settings: MatrixSettings, representations: Mapping[str, Repre
         parts = engine.map(compare, [{"rows": {name: arrays[name] for name in block}} for block in blocks if block],
                            shared=common, progress=progress)
         matrix = _stacked(parts, rows == columns)
-    scores.set(f"{key}|controls", controls({name: arrays[name] for name in rows}, measures,
-                                           measure_settings).to_dict("records"))
+    scores.set(f"{key}|controls", controls({name: arrays[name] for name in rows}, measures, measure_settings,
+                                           rdm_only=common["rdm_only"]).to_dict("records"))
     if len(references) >= 2:
-        ceiling = noise_ceiling({name: arrays[name] for name in references}, measures, measure_settings)
+        ceiling = noise_ceiling({name: arrays[name] for name in references}, measures, measure_settings,
+                                rdm_only=common["rdm_only"])
         scores.set(f"{key}|ceiling", {name: asdict(value) for name, value in ceiling.items()})
     similarity.put(key, matrix)  # last: a stored matrix has its controls and ceiling
     return matrix
@@ -196,7 +207,8 @@ def _stacked(parts: list[SimilarityMatrix], symmetric: bool) -> SimilarityMatrix
     return SimilarityMatrix(first.measures, tuple(row for part in parts for row in part.rows), first.columns, values,
                             first.settings, first.n_items, {name: value for part in parts
                                                              for name, value in part.fingerprints.items()},
-                            first.n_bootstrap, first.seed, resamples, warnings)
+                            first.n_bootstrap, first.seed, resamples, warnings,
+                            tuple(dict.fromkeys(name for part in parts for name in part.rdm_only)))
 
 
 def draw(step: Step, stored, tables: Tables, context: StudyContext) -> Drawn:

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import pdist
 
-from core.analyses.brain import (FILE, GROUP, LAYER, ceiling_table, evaluate, layer_candidates, layer_curves,
-                                 model_table, pairwise_table, per_subject_table, rdm_candidates, second_order_mds)
+from core.analyses.brain import (FILE, GROUP, LAYER, best_layer_table, ceiling_table, evaluate, layer_candidates, layer_curves,
+                                 model_table, pairwise_table, per_subject_table, rdm_candidates,
+                                 second_order_mds)
 from core.analyses.rsa import condensed
 from core.analyses.rsa_inference import evaluate_rsa
 from core.data.datasets import neural
@@ -59,8 +60,8 @@ def test_a_group_is_never_its_own_model_and_other_groups_and_files_are() -> None
     assert [(item.name, item.kind) for item in candidates] == [("rdm · animacy", FILE), ("rdm · brain", GROUP),
                                                               ("rdm · other", GROUP)]
     result = evaluate(candidates, [first, second], "spearman")
-    assert result.evaluations["brain"].model_names == ("rdm · animacy", "rdm · other")
-    assert result.evaluations["other"].model_names == ("rdm · animacy", "rdm · brain")
+    assert result.evaluations["brain", "spearman"].model_names == ("rdm · animacy", "rdm · other")
+    assert result.evaluations["other", "spearman"].model_names == ("rdm · animacy", "rdm · brain")
     assert [item.name for item in rdm_candidates([first, second], [model], ["rdm · other"])] == ["rdm · other"]
 
 
@@ -123,7 +124,7 @@ def test_an_empty_models_list_means_the_layers_only() -> None:
     settings = BrainSettings.parse({"models": [], "n_bootstrap": 0})
     assert settings.models == ()
     result = compute(settings, image_set, {("enc", "late"): truth}, {"enc": ["late"]})
-    assert result.evaluations["brain"].model_names == ("enc · late",)
+    assert result.evaluations["brain", "corr"].model_names == ("enc · late",)
 
 
 def test_progress_names_each_reference_group_as_a_stage() -> None:
@@ -135,3 +136,60 @@ def test_progress_names_each_reference_group_as_a_stage() -> None:
              "stimuli", progress=seen.append)
     assert [report.stage for report in seen if report.done == report.total] == ["brain (1/2)", "other (2/2)"]
     assert seen[-1].message.startswith("other (2/2): bootstrap over stimuli")
+
+
+def test_several_comparators_are_each_the_single_comparator_s_evaluation() -> None:
+    """Two comparators in one run: each one's rows equal a run with that comparator alone (the same resamples)."""
+    truth, group = synthetic(n_subjects=4)
+    features = {("enc", "late"): truth, ("enc", "early"): np.random.default_rng(1).normal(size=truth.shape)}
+    order = {"enc": ["early", "late"]}
+    image_set = type("Set", (), {"rdm_references": (group,), "model_rdms": ()})()
+    both = BrainSettings.parse({"method": ["spearman", "corr"], "n_bootstrap": 30, "resample": "subjects"})
+    assert both.methods == ("spearman", "corr")
+    together = model_table(compute(both, image_set, features, order))
+    pairs = pairwise_table(compute(both, image_set, features, order))
+    assert list(pairs["method"]) == ["spearman", "corr"]
+    for method in both.methods:
+        alone = BrainSettings.parse({"method": method, "n_bootstrap": 30, "resample": "subjects"})
+        expected = model_table(compute(alone, image_set, features, order))
+        mine = together[together["method"] == method].reset_index(drop=True)
+        np.testing.assert_allclose(mine[["mean", "ci_low", "ci_high", "p_vs_zero"]], expected[["mean", "ci_low",
+                                                                                               "ci_high", "p_vs_zero"]])
+        assert layer_curves(together, "brain", method)["value"].tolist() == expected.loc[
+            expected["kind"] == LAYER, "mean"].tolist()
+
+
+def test_one_comparator_stays_a_name_as_old_study_files_give_it() -> None:
+    """`method = "corr"` and `method = ["corr"]` (the page's multiselect) are the same settings, the same key."""
+    assert BrainSettings.parse({"method": "tau-a"}) == BrainSettings.parse({"method": ["tau-a"]}) \
+        == BrainSettings(method=["tau-a"])
+    assert BrainSettings(method=["tau-a"]).method == "tau-a"
+    for bad in (["corr", "corr"], [], "pearson", ["corr", "pearson"]):
+        with pytest.raises(ValueError, match="corr_cov"):
+            BrainSettings.parse({"method": bad})
+
+
+def test_the_best_layer_is_chosen_on_held_out_stimuli_never_on_the_same_ones() -> None:
+    """13 layers of pure noise: the in-sample best is clearly positive, the held-out score ~0 (over 12 data sets); a
+    planted layer (the subjects' true geometry) is chosen, and its in-sample score is the model table's mean."""
+    order = {"noise": [f"block{k}" for k in range(13)], "planted": ["block0", "block1", "block2", "final"]}
+    in_sample, held_out = [], []
+    for seed in range(12):
+        truth, group = synthetic(n_items=30, n_subjects=4, seed=seed)
+        rng = np.random.default_rng(100 + seed)
+        features = {("noise", layer): rng.normal(size=truth.shape) for layer in order["noise"]}
+        features |= {("planted", layer): rng.normal(size=truth.shape) for layer in order["planted"][:3]}
+        features["planted", "final"] = truth
+        result = evaluate(layer_candidates(features, order, "correlation"), [group], "spearman")
+        best = best_layer_table(result, n_splits=10, seed=0).set_index("encoder")
+        in_sample.append(best.loc["noise", "in_sample_score"])
+        held_out.append(best.loc["noise", "score"])
+        assert best.loc["planted", "layer"] == "final" and best.loc["planted", "score"] > 0.5
+        table = model_table(result)
+        assert best.loc["noise", "in_sample_score"] == pytest.approx(
+            table[table["encoder"] == "noise"]["mean"].max(), abs=1e-12)
+        final = table[(table["encoder"] == "planted") & (table["layer"] == "final")]["mean"].iloc[0]
+        assert best.loc["planted", "in_sample_score"] == pytest.approx(final, abs=1e-12)
+    assert np.mean(in_sample) > 0.05  # the maximum of 13 noise correlations (SD ~0.05 at 435 pairs)
+    assert abs(np.mean(held_out)) < 0.03
+    assert "other half" in best.loc["planted", "rule"]

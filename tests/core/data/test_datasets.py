@@ -11,8 +11,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from core.data.datasets import (DATASET_SPEC_HELP, SPEC_FORMS, DatasetError, ImageSet, MissingPathError, image_folder,
-                               load_dataset, load_image, manifest, oasis, things)
+from core.data.datasets import (DATASET_SPEC_HELP, SPEC_FORMS, DatasetError, ImageSet, image_folder, load_dataset,
+                               manifest, oasis, things)
+from core.data.images import load_image
+from core.data.tables import MissingPathError
 from tests.paths import SHARED_DATA
 
 OASIS_ROOT = SHARED_DATA / "oasis"

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from core.data.datasets import ImageSet, demo, load_dataset, load_image
+from core.data.datasets import ImageSet, demo, load_dataset
+from core.data.images import load_image
 from core.data.demo import (ATTRIBUTES, CATEGORIES, COMPLETE_MARKER, DEMO_FOLDER, IMAGE_SIZE, REFERENCE_FILE,
                             STAGING_PREFIX, colour_layout, ensure_demo, noiseless_ratings)
 

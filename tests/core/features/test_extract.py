@@ -292,7 +292,7 @@ def raw_flat_maps(image_set: ImageSet, spec: str, layer: str) -> np.ndarray:
     """(N, n_features) unreduced flattened block outputs, straight from the encoder's forward."""
     import torch
 
-    from core.data.datasets import load_image
+    from core.data.images import load_image
 
     encoder = load_encoder(describe(spec))
     images = torch.stack([encoder.transform(load_image(path)) for path in image_set.paths])

@@ -61,7 +61,7 @@ def test_clamp_loss_decreases_over_a_few_steps_on_the_demo(isolated_cache: Path)
     model = LabModel("resnet18", 32, image_size=32)
     pipeline = AugmentationPipeline(size=32)
     images = [image_set.paths[row] for row in range(0, 384, 24)]  # 16 images, 4 views each
-    from core.data.datasets import load_image
+    from core.data.images import load_image
     batch = torch.stack([_to_tensor(pipeline(load_image(path), np.random.default_rng((row, view))))
                          for row, path in enumerate(images) for view in range(4)])
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
