@@ -232,30 +232,42 @@ def read_inductive_bias(step, tables, meta, context, rule):
 
 def brain_measures(step: Step, context: StudyContext) -> list[Measure]:
     groups = context.image_set(step).rdm_references
-    names = list(step.settings.references or [group.name for group in groups])
-    return [Measure(f"brain{suffix} vs {name}", f"brain {label} vs {name}", step.settings.method, True, "brain")
-            for name in names for suffix, label in (("", "score"), ("_normalised", "ceiling-normalised"))]
+    names = list(step.settings.reference_groups or [group.name for group in groups])
+    return [measure for name in names for measure in _brain_columns(name, "")]
+
+
+def _brain_columns(reference: str, method: str) -> list[Measure]:
+    """The brain columns of one reference group (and comparator, where a step has several)."""
+    suffix = f" vs {reference}" + (f" ({method})" if method else "")
+    return [Measure(f"brain{suffix}", f"brain score{suffix}", "comparator", True, "brain"),
+            Measure(f"brain_normalised{suffix}", f"brain ceiling-normalised{suffix}", "share of ceiling", True,
+                    "brain"),
+            Measure(f"brain_held_out{suffix}", f"brain, layer chosen on held-out stimuli{suffix}", "comparator",
+                    True, "brain")]
 
 
 def read_brain(step, tables, meta, context, rule):
+    from core.analyses.brain import LAYER
+
     models = tables["models"]
-    cells, names = [], []
-    for reference, rows in models.groupby("reference", sort=False):
-        names.append(reference)
-        encoders = rows[rows["kind"] == "layer"] if "kind" in rows else rows
-        for spec, layers in encoders.groupby("encoder", sort=False):
+    best = tables.get("best_layers", pd.DataFrame(columns=["reference", "method", "encoder", "layer", "score"]))
+    several = "method" in models and models["method"].nunique() > 1
+    cells, measures = [], []
+    for (reference, method), rows in models.groupby(["reference", "method"] if "method" in models else
+                                                     ["reference", pd.Series("", index=models.index)], sort=False):
+        score, normalised, held_out = _brain_columns(reference, method if several else "")
+        measures += [score, normalised, held_out]
+        for spec, layers in rows[rows["kind"] == LAYER].groupby("encoder", sort=False):
             layer = rule.pick([layer for layer in step.layers.get(spec, ()) if layer in set(layers["layer"])]
                               or list(layers["layer"]))
             row = layers[layers["layer"] == layer].iloc[0]
-            cells += [_cell(spec, f"brain vs {reference}", row["mean"], row["ci_low"], row["ci_high"], layer=layer,
-                            step=step),
-                      _cell(spec, f"brain_normalised vs {reference}", row["ceiling_normalised"], layer=layer,
-                            step=step)]
-        for row in rows[rows["kind"] != "layer"].to_dict("records") if "kind" in rows else ():
-            cells.append(_cell(row["model"], f"brain vs {reference}", row["mean"], row["ci_low"], row["ci_high"],
-                               step=step))
-    measures = [Measure(f"brain{suffix} vs {name}", f"brain {label} vs {name}", step.settings.method, True, "brain")
-                for name in names for suffix, label in (("", "score"), ("_normalised", "ceiling-normalised"))]
+            cells += [_cell(spec, score.name, row["mean"], row["ci_low"], row["ci_high"], layer=layer, step=step),
+                      _cell(spec, normalised.name, row["ceiling_normalised"], layer=layer, step=step)]
+        for row in rows[rows["kind"] != LAYER].to_dict("records"):  # the dataset's model RDMs, as references
+            cells.append(_cell(row["model"], score.name, row["mean"], row["ci_low"], row["ci_high"], step=step))
+        chosen = best[(best["reference"] == reference) & ((best["method"] == method) if "method" in best else True)]
+        cells += [_cell(row["encoder"], held_out.name, row["score"], layer=row["layer"], step=step)
+                  for row in chosen.to_dict("records")]
     return cells, measures, {}
 
 

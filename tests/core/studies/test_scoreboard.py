@@ -319,3 +319,35 @@ def test_per_layer_cells_are_held_out_scores_never_the_in_sample_best():
                              ("c", "noise"): samples[("m1", "noise")]}, measures, layer="final")
     ranks = stability(twins, "noise").table()
     assert (ranks.loc["a", ["rank_low", "rank_high"]] == ranks.loc["b", ["rank_low", "rank_high"]]).all()
+
+
+def test_a_brain_step_s_cells_and_its_held_out_layer_column(kriegeskorte92, isolated_cache, tmp_path):
+    path = tmp_path / "brain.toml"
+    path.write_text(f'''name = "brain"
+datasets = ["neural:{kriegeskorte92}"]
+encoders = ["pixels:32"]
+layers = "all"
+[[steps]]
+analysis = "brain"
+reference_groups = ["hIT"]
+models = ["rdm · mIT_674neurons"]
+n_bootstrap = 20
+''')
+    from core.studies.engines import LocalEngine
+    from core.studies.run import run_study
+
+    study = load_study(path, isolated_cache)
+    assert [status.state for status in run_study(study, isolated_cache, LocalEngine())] == ["done"]
+    context = open_context(study, isolated_cache)
+    tables = context.results.get(STEP_KIND, step_key(study.steps[0], context))
+    models, best = tables.table("models").set_index("model"), tables.table("best_layers")
+    board = study_scoreboard(study, isolated_cache)
+    cell = _cell(board, "pixels:32", "brain vs hIT")
+    row = models.loc["pixels:32 · final"]
+    assert (cell["value"], cell["ci_low"], cell["ci_high"]) == (row["mean"], row["ci_low"], row["ci_high"])
+    assert _cell(board, "pixels:32", "brain_normalised vs hIT")["value"] == row["ceiling_normalised"]
+    held_out = _cell(board, "pixels:32", "brain_held_out vs hIT")
+    assert (held_out["value"], held_out["layer"]) == (best["score"].iloc[0], best["layer"].iloc[0])
+    monkey = _cell(board, "rdm · mIT_674neurons", "brain vs hIT")
+    assert monkey["value"] == pytest.approx(0.3335, abs=5e-5) and monkey["paradigm"] == "reference"
+    assert board.models == ["pixels:32", "rdm · mIT_674neurons"]
