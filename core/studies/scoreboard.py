@@ -310,8 +310,11 @@ def study_scoreboard(study: Study, cache: str | Path, rule: LayerRule | None = N
                 samples |= {name: {**samples.get(name, {}), **values} for name, values in resampled.items()}
                 continue
         failure = context.results.failure(STEP_KIND, key)
-        status = "failed" if failure or error else "missing"
-        error = error or (failure["error"] if failure else "never run: run the study")
+        if stored is not None and reader is None:  # e.g. an analysis added after the scoreboard: said, not hidden
+            status, error = "n/a", f"{step.label} is stored; the scoreboard has no columns for {step.analysis} yet"
+        else:
+            status = "failed" if failure or error else "missing"
+            error = error or (failure["error"] if failure else "never run: run the study")
         declared = expected_measures(step, context)
         measures |= {measure.name: measure for measure in declared}
         cells += [_empty(spec, measure.name, status, error, step) for spec in step.encoders for measure in declared]
