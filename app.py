@@ -14,7 +14,7 @@ from core.studies import analyses
 # not `pages/`: Streamlit treats a `pages/` folder as legacy auto-discovered pages when a fresh server is first
 # opened on a deep link (e.g. /affect), which bypasses this navigation.
 OTHER_PAGES = [(10, "views/features.py", "Features", "🧮"), (60, "views/explore.py", "Explore", "🔍"),
-               (100, "views/studies.py", "Studies", "🗂️")]
+               (95, "views/scoreboard.py", "Scoreboard", "🏆"), (100, "views/studies.py", "Studies", "🗂️")]
 
 
 def main() -> None:

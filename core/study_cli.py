@@ -5,6 +5,7 @@
     python -m core study run study.toml --engine ray --ray-address HEAD:6379 --gpus-per-task 1
     python -m core study status studies/demo.toml                     # done / pending / failed, per step
     python -m core study export studies/demo.toml demo_results.zip    # figures, tables and methods.md
+    python -m core study scoreboard studies/demo.toml --csv board.csv --latex board.tex   # every model × measure
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from core.paths import atomic_write
 from core.progress import Progress, Report
 from core.studies.run import StepStatus, run_study, study_status
 from core.studies.spec import StudyError, load_study
@@ -40,11 +42,21 @@ def add_study_parser(commands) -> None:
     export = actions.add_parser("export", help="every figure (PNG/SVG/PDF/HTML), table (CSV) and a methods.md, zipped")
     export.add_argument("file", type=Path)
     export.add_argument("out", type=Path, help="the zip file to write")
+    board = actions.add_parser("scoreboard", help="every model × every measure from the stored steps (nothing is "
+                                                  "computed), with 95%% CIs and the status of each cell")
+    board.add_argument("file", type=Path)
+    board.add_argument("--csv", type=Path, default=None, metavar="OUT.csv",
+                       help="write the table: a row per model, <measure>, <measure>_ci_low/_ci_high, <measure>_status")
+    board.add_argument("--latex", type=Path, default=None, metavar="OUT.tex",
+                       help="write a paper-ready table, cells as value [lo, hi]")
+    board.add_argument("--json", action="store_true", help="print the table as JSON records instead of text")
 
 
 def run_study_command(args: argparse.Namespace, cache: Path) -> int:
     """One study action; returns the exit status (1 when a step failed or is still pending)."""
     study = load_study(args.file, cache)
+    if args.action == "scoreboard":
+        return _scoreboard(study, cache, args)
     if args.action == "status":
         statuses = study_status(study, cache)
     elif args.action == "export":
@@ -71,6 +83,28 @@ def run_study_command(args: argparse.Namespace, cache: Path) -> int:
             engine.close()
     print(status_table(statuses))
     return 0 if all(status.state == "done" for status in statuses) else 1
+
+
+def _scoreboard(study, cache: Path, args: argparse.Namespace) -> int:
+    """Print (text or JSON) and write (CSV, LaTeX) the study's scoreboard; exit status 1 when a cell failed."""
+    from core.studies.scoreboard import study_scoreboard
+    for out in (args.csv, args.latex):
+        if out is not None and not out.parent.is_dir():
+            raise StudyError(f"{out}: its folder {out.parent} does not exist; create it or choose another.")
+    board = study_scoreboard(study, cache)
+    table = board.wide()
+    if args.csv is not None:
+        atomic_write(args.csv, lambda temporary: table.to_csv(temporary, index=False))
+    if args.latex is not None:
+        atomic_write(args.latex, lambda temporary: temporary.write_text(board.latex()))
+    if args.json:
+        print(table.to_json(orient="records", force_ascii=False))
+    else:
+        counts = board.cells["status"].value_counts()
+        print(board.cells.pivot_table(index="model", columns="measure", values="value", aggfunc="first",
+                                      sort=False).T.to_string(float_format=lambda value: f"{value:.3f}"))
+        print(", ".join(f"{count} {status}" for status, count in counts.items()) + f" cells. {board.rule}")
+    return 1 if (board.cells["status"] == "failed").any() else 0
 
 
 def status_table(statuses: list[StepStatus]) -> str:

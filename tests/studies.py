@@ -44,3 +44,44 @@ n_eps = 2
 n_inits = 1
 anneal = false
 ''')[1]
+
+
+SCOREBOARD_STUDY = '''name = "small scoreboard"
+datasets = ["demo"]
+encoders = ["pixels:32", "pixels:1"]
+
+[[steps]]
+analysis = "affect"
+schemes = ["loto", "loco"]
+
+[[steps]]
+analysis = "similarity"
+measures = ["cka_linear", "rsa_spearman"]
+bootstrap = 20
+
+[[steps]]
+analysis = "alignment"
+source = "human · demo human"
+targets = ["pixels:32 · final", "pixels:1 · final"]
+metric = "euclidean"
+normalise = true
+eps_range = [1e-3, 1e-1]
+n_eps = 2
+n_inits = 1
+anneal = false
+
+[[steps]]
+analysis = "manifolds"
+m = 2
+images_per_class = 3
+'''
+
+
+def run_scoreboard_study(folder: Path, cache: Path) -> Path:
+    """Write a four-step study of two pixel encoders on the demo into `folder`, run it on `cache` (seconds once the
+    demo exists), return the study file's path."""
+    path = folder / "small_scoreboard.toml"
+    path.write_text(SCOREBOARD_STUDY)
+    statuses = run_study(load_study(path, cache), cache, LocalEngine())
+    assert all(status.state == "done" for status in statuses), [status.error for status in statuses]
+    return path

@@ -26,6 +26,7 @@ from core.provenance import PROVENANCE_FILE, library_versions, readable_preproce
 from core.studies import analyses
 from core.studies.context import StudyContext, Tables, open_context, slug
 from core.studies.run import STEP_KIND, StepStatus, step_units, study_status
+from core.studies.scoreboard import study_scoreboard
 from core.studies.study import Study
 
 METHODS_FILE = "methods.md"
@@ -80,6 +81,9 @@ def export_study(study: Study, cache: str | Path, out: str | Path) -> ExportSumm
         metas.append(stored.meta)
         sections.append(_step_section(status, stored, context, folder, tables, drawn, omitted))
     study_file = {study.path.name: study.path.read_bytes()} if study.path.is_file() else {}
+    if metas:  # the study's answer in one table (beside methods.md, not a step's table), from the same stored steps
+        board = study_scoreboard(study, cache)
+        files |= {"scoreboard.csv": table_to_csv(board.wide()), "scoreboard.tex": board.latex().encode()}
     shared = {PLOTLYJS_FILE: plotlyjs_bytes()} if n_figures else {}
     files = {METHODS_FILE: _methods(study, context, metas, sections, note).encode(), **study_file, **shared, **files}
     atomic_write(out, lambda temporary: _write_zip(temporary, files))

@@ -37,7 +37,8 @@ __all__ = ["COMMON", "Step", "Study", "StudyError", "load_study"]
 
 COMMON = ("encoders", "layers")  # keys every step may take: its own encoders and layers
 TOP_LEVEL = ("name", "description", "dataset", "datasets", "encoders", "layers", "pooling", "device", "batch_size",
-             "steps")
+             "steps", "scoreboard")
+SCOREBOARD_KEYS = ("layer",)  # the [scoreboard] table: the layer per-layer measures are reported at
 SOURCE_KEYS = ("source", "targets", "sources", "references")  # settings that name representations of the dataset
 
 
@@ -89,6 +90,11 @@ def load_study(path: str | Path, cache: str | Path) -> Study:
         raise StudyError(where.top("device", f"{device!r} is not a device; use auto, cpu, cuda, cuda:<n> or mps"))
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= 1024:
         raise StudyError(where.top("batch_size", f"{batch_size!r} must be an integer from 1 to 1024"))
+    scoreboard = data.get("scoreboard", {})
+    if not isinstance(scoreboard, dict) or set(scoreboard) - set(SCOREBOARD_KEYS) or not isinstance(
+            scoreboard.get("layer", "final"), str):
+        raise StudyError(where.top("scoreboard", '[scoreboard] takes layer = "<layer name>" (e.g. "final": the '
+                                                 "layer per-layer measures are reported at)"))
     infos: dict[str, EncoderInfo] = {}
     encoders = _encoders(data.get("encoders", []), where, None, infos)
     layers = data.get("layers", ["final"])
@@ -133,7 +139,7 @@ def load_study(path: str | Path, cache: str | Path) -> Study:
             steps.append(Step(index, analysis, dataset, settings, step_encoders, step_layers, given))
     study = Study(path, str(data.get("name", path.stem)), str(data.get("description", "")), tuple(datasets),
                   encoders, pooling, device, batch_size, tuple(steps),
-                  image_sets, infos)
+                  image_sets, infos, scoreboard)
     for step in study.steps:
         _check_sources(step, study, where)
     return study

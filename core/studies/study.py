@@ -53,3 +53,4 @@ class Study:
     steps: tuple[Step, ...]
     image_sets: Mapping[str, ImageSet] = field(compare=False, repr=False, default_factory=dict)
     infos: Mapping[str, EncoderInfo] = field(compare=False, repr=False, default_factory=dict)
+    scoreboard: Mapping[str, Any] = field(compare=False, default_factory=dict)  # the [scoreboard] table (its layer rule)

@@ -36,7 +36,9 @@ KEY_LINES = {
                 r"stored results: [1-9]\d* before, [1-9]\d* after, lost 0"],
     "pages.py": [r"Features \(final layer, baseline\) +\d+\.\d+ +1\.00",
                  r"Inductive bias quick .* +\d+\.\d+ +\d+\.\d+"],
-    "scoreboard.py": [r"speed-up scipy loop / ours: \d+\.\dx", r"same null: max \|difference\| = [\d.e+-]+ .*\(agree"],
+    "scoreboard.py": [r"scoreboard: read \+ layer choice \+ CIs \+ rank stability \+ W +\d+\.\d+ s .*ratio to the "
+                      r"floor \d+\.\dx", r"speed-up scipy loop / ours: \d+\.\dx",
+                      r"same null: max \|difference\| = [\d.e+-]+ .*\(agree"],
     "similarity.py": [r"speed-up baseline / ours: \d+\.\d+x", r"\(agree: tolerance"],
     "study.py": [r"parallel efficiency time\(a\) / \(2 × time\(b\)\) = \d+\.\d+", r"same numbers on every engine:"],
 }
