@@ -163,6 +163,15 @@ def no_rows(step, stored) -> list[tuple[str, str]]:
 
 
 @dataclass(frozen=True)
+class Board:
+    """How the Scoreboard reads a stored step of one analysis (core.studies.scoreboard): `columns(step, context)` ->
+    the Measures a step fills, `read(step, tables, meta, context, rule)` -> (cells, measures, bootstrap samples)."""
+
+    columns: Callable
+    read: Callable
+
+
+@dataclass(frozen=True)
 class Analysis:
     """One analysis, declared once: what a study step, its page, `study export` and the openers read.
 
@@ -195,6 +204,7 @@ class Analysis:
     order: int = 100  # its place in the navigation among the pages
     result_kinds: tuple[str, ...] = ()
     open_stored: Callable | None = None
+    board: Board | None = None  # its columns on the Scoreboard; None: a stored step shows as n/a there
 
     def widget_key(self, name: str) -> str:
         """The session-state key of the page widget that holds setting `name`."""

@@ -16,7 +16,7 @@ from core.analyses.permutation_null import embedding_null
 from core.progress import Progress, Report
 from core.studies.analyses.similarity import step_representations
 from core.studies.run import STEP_KIND, open_context, step_key
-from core.studies.scoreboard import chosen_layers, layer_rule
+from core.studies.board import chosen_layers, layer_rule
 from core.studies.study import Study
 
 NULL_COLUMNS = ("model", "measure", "observed", "null_p", "null_z", "null_q95", "beats_null", "n_perm", "seed")

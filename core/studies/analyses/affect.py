@@ -12,11 +12,13 @@ from core.analyses.affect import TARGETS, assemble_predictions, fit_folds
 from core.analyses.affect_report import (PREDICTIONS_KIND, AffectAnalysis, affect_analysis, load_predictions,
                                         predictions_key, predictions_meta, save_predictions)
 from core.analyses.cv import SCHEMES, CrossValidation
-from core.analyses.registry import Analysis, CannotOpen, Settings, register, setting
+from core.analyses.registry import Analysis, Board, CannotOpen, Settings, register, setting
+from core.analyses.scoreboard import Measure
 from core.data.datasets import ImageSet
 from core.features.extract import FeatureSet
 from core.figures.affect import error_field_figure, error_rose_figure, occupancy_figure, r2_summary_figure
 from core.progress import Progress, Report
+from core.studies.board import cell, chosen_layers
 from core.studies.context import Drawn, StepOutput, StudyContext, Tables, clean_units, feature_sets
 from core.studies.study import Step
 
@@ -146,6 +148,46 @@ def open_stored(kind: str, meta, store) -> tuple[dict, dict, list[str]]:
     return {"dataset": meta.get("dataset"), "encoders": [spec], "layers": {spec: [layer]}}, widgets, notes
 
 
+# --- the Scoreboard's columns and cells of a stored step (core.studies.scoreboard) ---------------------------------
+
+def affect_measures(step: Step, context: StudyContext) -> list[Measure]:
+    schemes = list(step.settings.schemes)
+    found = [Measure(f"affect_r2_{scheme}_{target}", f"{target} R² ({scheme.upper()})", "R²", True, "affect")
+             for target in TARGETS for scheme in schemes]
+    if {"loto", "loco"} <= set(schemes):
+        found += [Measure(f"affect_r2_drop_{target}", f"{target} R² drop LOTO−LOCO", "R²", False, "affect")
+                  for target in TARGETS]
+    found += [Measure("affect_plv", "error PLV", "", False, "affect"),
+              Measure("affect_occupancy_entropy", "error occupancy entropy", "", False, "affect"),
+              Measure("affect_pull_index", "centre-ward pull", "", False, "affect")]
+    return found
+
+
+def read_affect(step, tables, meta, context, rule):
+    metrics, measures = tables["metrics"], tables["measures"]
+    chosen = chosen_layers(metrics["model"].unique(), "[", rule, step)
+    cells = []
+    for label, (spec, layer) in chosen.items():
+        rows = metrics[metrics["model"] == label]
+        r2 = {}
+        for row in rows.itertuples():
+            r2[(row.scheme, row.target)] = row.r2
+            cells.append(cell(spec, f"affect_r2_{row.scheme}_{row.target}", row.r2, row.r2_lo, row.r2_hi,
+                               layer=layer, step=step))
+        for target in TARGETS:
+            if ("loto", target) in r2 and ("loco", target) in r2:
+                cells.append(cell(spec, f"affect_r2_drop_{target}", r2[("loto", target)] - r2[("loco", target)],
+                                   layer=layer, step=step))
+        geometry = measures[measures["model"] == label]
+        if not geometry.empty:
+            row = geometry.iloc[0]
+            cells += [cell(spec, "affect_plv", row["plv"], layer=layer, step=step),
+                      cell(spec, "affect_occupancy_entropy", row["trajectory_entropy"], layer=layer, step=step),
+                      cell(spec, "affect_pull_index", row["pull_index"], layer=layer, step=step)]
+    return cells, affect_measures(step, context), {}
+
+
 ENTRY = register(Analysis("affect", "Affect", "views/affect.py", "🎭", AffectSettings, clean_units, run, draw,
                           check=check, page_state=page_state, order=20,
-                          result_kinds=(PREDICTIONS_KIND,), open_stored=open_stored))
+                          result_kinds=(PREDICTIONS_KIND,), open_stored=open_stored,
+                         board=Board(affect_measures, read_affect)))

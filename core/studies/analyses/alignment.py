@@ -18,11 +18,13 @@ from core.analyses.matching import matching_summary, per_category_matching
 from core.analyses.rdm import RDM_METRICS
 from core.analyses.representation import (Representation, layer_representation, rdm_group_representation,
                                           reference_representation)
-from core.analyses.registry import Analysis, CannotOpen, Settings, register, setting
+from core.analyses.registry import Analysis, Board, CannotOpen, Settings, register, setting
+from core.analyses.scoreboard import Measure
 from core.encoders.specs import ModelLayer
 from core.figures.alignment import (epsilon_search_figure, matching_rates_figure, per_category_figure,
                                     rdm_pair_figure, transport_plan_figure)
 from core.progress import Report
+from core.studies.board import cell, chosen_layers
 from core.studies.context import (STEP_KIND, Drawn, Figures, StepOutput, StudyContext, Tables, clean_units,
                                   feature_sets, representation_name, representation_names, slug)
 from core.studies.study import Step
@@ -273,6 +275,37 @@ def _step_of_alignment(store, key: str) -> dict | None:
     return None
 
 
+# --- the Scoreboard's columns and cells of a stored step (core.studies.scoreboard) ---------------------------------
+
+def alignment_measures(step: Step, context: StudyContext) -> list[Measure]:
+    reference = step.settings.source or ""
+    return [Measure(f"gwot_top1 vs {reference}", f"GWOT top-1 vs {reference.removeprefix('human · ')}", "rate", True,
+                    "alignment"),
+            Measure(f"gwot_category vs {reference}", f"GWOT category matching vs "
+                    f"{reference.removeprefix('human · ')}", "rate", True, "alignment")]
+
+
+def read_alignment(step, tables, meta, context, rule):
+    from core.analyses.matching import category_chance
+
+    image_set = context.image_set(step)
+    n = len(image_set)
+    chance_category = category_chance(image_set.metadata["category"].astype(str).to_numpy())
+    top1, category = alignment_measures(step, context)
+    measures = [Measure(top1.name, top1.label, top1.unit, True, "alignment", 1 / n),
+                Measure(category.name, category.label, category.unit, True, "alignment", chance_category)]
+    matching = tables["matching"]
+    chosen = chosen_layers(matching["target"], "·", rule, step)
+    cells = []
+    for row in matching.to_dict("records"):
+        if row["target"] in chosen:
+            spec, layer = chosen[row["target"]]
+            cells += [cell(spec, measures[0].name, row["top-1"], layer=layer, step=step),
+                      cell(spec, measures[1].name, row["category"], layer=layer, step=step)]
+    return cells, measures, {}
+
+
 ENTRY = register(Analysis("alignment", "Alignment", "views/alignment.py", "🔗", AlignmentSettings, clean_units, run,
                           draw, check=check, page_state=page_state, methods_rows=methods_rows, needs_images=False,
-                          order=40, result_kinds=(ALIGNMENT_KIND,), open_stored=open_stored))
+                          order=40, result_kinds=(ALIGNMENT_KIND,), open_stored=open_stored,
+                         board=Board(alignment_measures, read_alignment)))

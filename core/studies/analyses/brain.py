@@ -16,11 +16,13 @@ from core.analyses.brain import (LAYER, BrainResult, best_layer_table, ceiling_t
                                  layer_candidates, layer_curves, mds_table, model_table, pairwise_table,
                                  per_subject_table, rdm_candidates)
 from core.analyses.rdm import RDM_METRICS
-from core.analyses.registry import Analysis, Settings, register, setting
+from core.analyses.registry import Analysis, Board, Settings, register, setting
+from core.analyses.scoreboard import Measure
 from core.analyses.rsa import METHODS
 from core.data.datasets import ImageSet
 from core.jobs import job_key
 from core.progress import Report
+from core.studies.board import cell
 from core.studies.context import Drawn, Figures, StepOutput, StudyContext, Tables, clean_units, feature_sets
 from core.studies.study import Step
 
@@ -240,5 +242,49 @@ def page_state(settings: BrainSettings, meta) -> tuple[dict, list[str]]:
     return state, []
 
 
+# --- the Scoreboard's columns and cells of a stored step (core.studies.scoreboard) ---------------------------------
+
+def brain_measures(step: Step, context: StudyContext) -> list[Measure]:
+    groups = context.image_set(step).rdm_references
+    names = list(step.settings.reference_groups or [group.name for group in groups])
+    return [measure for name in names for measure in _brain_columns(name, "")]
+
+
+def _brain_columns(reference: str, method: str) -> list[Measure]:
+    """The brain columns of one reference group (and comparator, where a step has several)."""
+    suffix = f" vs {reference}" + (f" ({method})" if method else "")
+    return [Measure(f"brain{suffix}", f"brain score{suffix}", "comparator", True, "brain"),
+            Measure(f"brain_normalised{suffix}", f"brain ceiling-normalised{suffix}", "share of ceiling", True,
+                    "brain"),
+            Measure(f"brain_held_out{suffix}", f"brain, layer chosen on held-out stimuli{suffix}", "comparator",
+                    True, "brain")]
+
+
+def read_brain(step, tables, meta, context, rule):
+    from core.analyses.brain import LAYER
+
+    models = tables["models"]
+    best = tables.get("best_layers", pd.DataFrame(columns=["reference", "method", "encoder", "layer", "score"]))
+    several = "method" in models and models["method"].nunique() > 1
+    cells, measures = [], []
+    for (reference, method), rows in models.groupby(["reference", "method"] if "method" in models else
+                                                     ["reference", pd.Series("", index=models.index)], sort=False):
+        score, normalised, held_out = _brain_columns(reference, method if several else "")
+        measures += [score, normalised, held_out]
+        for spec, layers in rows[rows["kind"] == LAYER].groupby("encoder", sort=False):
+            layer = rule.pick([layer for layer in step.layers.get(spec, ()) if layer in set(layers["layer"])]
+                              or list(layers["layer"]))
+            row = layers[layers["layer"] == layer].iloc[0]
+            cells += [cell(spec, score.name, row["mean"], row["ci_low"], row["ci_high"], layer=layer, step=step),
+                      cell(spec, normalised.name, row["ceiling_normalised"], layer=layer, step=step)]
+        for row in rows[rows["kind"] != LAYER].to_dict("records"):  # the dataset's model RDMs, as references
+            cells.append(cell(row["model"], score.name, row["mean"], row["ci_low"], row["ci_high"], step=step))
+        chosen = best[(best["reference"] == reference) & ((best["method"] == method) if "method" in best else True)]
+        cells += [cell(row["encoder"], held_out.name, row["score"], layer=row["layer"], step=step)
+                  for row in chosen.to_dict("records")]
+    return cells, measures, {}
+
+
 ENTRY = register(Analysis("brain", "Brain", "views/brain.py", "🧠", BrainSettings, clean_units, run, draw,
-                          check=check, page_state=page_state, needs_images=False, all_layers=True, order=55))
+                          check=check, page_state=page_state, needs_images=False, all_layers=True, order=55,
+                         board=Board(brain_measures, read_brain)))

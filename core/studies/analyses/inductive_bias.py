@@ -9,13 +9,15 @@ import pandas as pd
 
 from core.analyses.cv import CATEGORY_SCHEMES
 from core.analyses.inductive_bias import TRAIN_ON, BiasSettings, corruption_metrics
-from core.analyses.registry import Analysis, Settings, register, setting
+from core.analyses.registry import Analysis, Board, Settings, register, setting
+from core.analyses.scoreboard import Measure
 from core.data.corruptions import CLEAN, DEFAULT_SEED, FAMILIES, Corruption, parse_corruption
 from core.data.datasets import ImageSet
 from core.data.selections import per_class_subset
 from core.encoders.specs import ModelLayer
 from core.figures.inductive_bias import corruption_curves_figure
 from core.progress import Progress, Report
+from core.studies.board import cell
 from core.studies.analyses.manifolds import layer_labels
 from core.studies.context import Drawn, ExtractionUnit, StepOutput, StudyContext, Tables
 from core.studies.study import Step
@@ -141,5 +143,25 @@ def page_state(settings: CorruptionSettings, meta) -> tuple[dict, list[str]]:
             "inductive_bias.seed": DEFAULT_SEED, "inductive_bias.per_image": any(per_image)}, notes
 
 
+# --- the Scoreboard's columns and cells of a stored step (core.studies.scoreboard) ---------------------------------
+
+def inductive_bias_measures(step: Step, context: StudyContext) -> list[Measure]:
+    return [Measure(f"bias_{kind}_drop_{corruption}", f"{kind} accuracy drop under {corruption}", "share", False,
+                    "inductive_bias") for corruption in step.settings.corruptions for kind in ("linear", "knn")]
+
+
+def read_inductive_bias(step, tables, meta, context, rule):
+    metrics = tables["metrics"]
+    cells = []
+    for spec, rows in metrics.groupby("encoder", sort=False):
+        layer = rule.pick([layer for layer in step.layers.get(spec, ()) if layer in set(rows["layer"])]
+                          or list(rows["layer"].unique()))
+        for row in rows[(rows["layer"] == layer) & (rows["corruption"] != "clean")].to_dict("records"):
+            cells += [cell(spec, f"bias_{kind}_drop_{row['corruption']}", row[f"{kind}_drop"], layer=layer, step=step)
+                      for kind in ("linear", "knn")]
+    return cells, inductive_bias_measures(step, context), {}
+
+
 ENTRY = register(Analysis("inductive_bias", "Inductive bias", "views/inductive_bias.py", "🧩", CorruptionSettings,
-                          units, run, draw, check=check, page_state=page_state, order=80))
+                          units, run, draw, check=check, page_state=page_state, order=80,
+                         board=Board(inductive_bias_measures, read_inductive_bias)))

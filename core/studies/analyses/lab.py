@@ -12,13 +12,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from core.analyses.registry import Analysis, Settings, register, setting
+from core.analyses.registry import Analysis, Board, Settings, register, setting
+from core.analyses.scoreboard import Measure
 from core.figures.lab import loss_curves_figure, loss_curves_table, run_id_of_label, run_label
 from core.figures.lab_dynamics import (centroid_map, centroid_map_figure, class_distances_figure, dynamics_table,
                                        measure_figure)
 from core.lab.dynamics import MEASURES, read_dynamics
 from core.lab.runs import OBJECTIVES, OPTIMIZERS, TrainConfig, lab_dir, lab_spec, load_run
 from core.progress import Progress, Report
+from core.studies.board import cell
 from core.studies.context import Drawn, StepOutput, StudyContext, Tables
 from core.studies.study import Step
 
@@ -138,5 +140,32 @@ def check(step: Step, image_set) -> tuple[str, str] | None:
     return None
 
 
+# --- the Scoreboard's columns and cells of a stored step (core.studies.scoreboard) ---------------------------------
+
+# The probe set's measures a trained model gets a Scoreboard cell for (backbone, last epoch): higher is better?
+BOARD_MEASURES = {"knn_accuracy": True, "linear_probe_accuracy": True, "uniformity": True, "alignment": False,
+                  "radius_mean": False, "neighbours_mean": False}
+
+
+def lab_measures(step: Step, context: StudyContext) -> list[Measure]:
+    labels = {key: label for key, label, _ in MEASURES}
+    return [Measure(f"lab_{key}", f"{labels[key]}, lab probe set, last epoch", "", higher, "lab")
+            for key, higher in BOARD_MEASURES.items()]
+
+
+def read_lab(step, tables, meta, context, rule):
+    """Each trained run (its `lab:<run id>` encoder) in a row of its own: the backbone's probe-set measures at its
+    last stored epoch."""
+    dynamics, specs = tables["dynamics"], dict(zip(tables["runs"]["run"], tables["runs"]["spec"]))
+    overall = dynamics[(dynamics["space"] == "backbone") & (dynamics["class"].fillna("") == "")]
+    cells = []
+    for run_name, rows in overall.groupby("run", sort=False):
+        last = rows[rows["epoch"] == rows["epoch"].max()]
+        values = dict(zip(last["measure"], last["value"]))
+        cells += [cell(specs[run_name], f"lab_{key}", values.get(key, float("nan")),
+                       layer=f"epoch {int(last['epoch'].iloc[0])}", step=step) for key in BOARD_MEASURES]
+    return cells, lab_measures(step, context), {}
+
+
 ENTRY = register(Analysis("lab", "Objective lab", "views/lab.py", "🧪", LabSettings, units, run, draw, check=check,
-                          needs_encoders=False, order=90))
+                          needs_encoders=False, order=90, board=Board(lab_measures, read_lab)))

@@ -10,7 +10,8 @@ import pandas as pd
 from core.analyses.manifolds import (IMAGENET_RADIUS_SCALE, MANIFOLD_PRESETS, MAP_METHODS, ManifoldAnalysis,
                                      analyse_manifolds, class_distance_matrix, compare_manifolds,
                                      pair_histogram_values, sub_manifolds)
-from core.analyses.registry import Analysis, Settings, register, setting
+from core.analyses.registry import Analysis, Board, Settings, register, setting
+from core.analyses.scoreboard import Measure
 from core.data.datasets import ImageSet
 from core.data.selections import per_class_subset
 from core.data.transforms import AugmentationPipeline, InputTransform, augmentation_views
@@ -18,6 +19,7 @@ from core.features.extract import feature_keys
 from core.figures.manifolds import (centroid_map_figure, class_distance_figure, eigenspectrum_figure,
                                     pair_histograms_figure, radii_figure, uniformity_figure)
 from core.progress import Progress, Report
+from core.studies.board import cell, chosen_layers
 from core.studies.context import Drawn, ExtractionUnit, StepOutput, StudyContext, Tables, slug
 from core.studies.study import Step
 
@@ -131,5 +133,27 @@ def layer_labels(meta) -> list[str]:
     return [f"{spec} · {layer}" for spec in meta.get("encoders") or [] for layer in layers.get(spec, [])]
 
 
+# --- the Scoreboard's columns and cells of a stored step (core.studies.scoreboard) ---------------------------------
+
+MANIFOLD_COLUMNS = {"uniformity": ("uniformity", "", False), "view_alignment": ("view alignment", "", False),
+                    "alpha": ("power-law α", "", True), "effective_dimensionality": ("effective dimensionality", "",
+                                                                                  True)}
+
+
+def manifolds_measures(step: Step, context: StudyContext) -> list[Measure]:
+    return [Measure(f"manifold_{column}", label, unit, higher, "manifolds")
+            for column, (label, unit, higher) in MANIFOLD_COLUMNS.items()]
+
+
+def read_manifolds(step, tables, meta, context, rule):
+    metrics = tables["metrics"]
+    chosen = chosen_layers(metrics["encoder"], "·", rule, step)
+    cells = [cell(chosen[row["encoder"]][0], f"manifold_{column}", row[column], layer=chosen[row["encoder"]][1],
+                   step=step)
+             for row in metrics.to_dict("records") if row["encoder"] in chosen for column in MANIFOLD_COLUMNS]
+    return cells, manifolds_measures(step, context), {}
+
+
 ENTRY = register(Analysis("manifolds", "Manifolds", "views/manifolds.py", "🫧", ManifoldSettings, units, run, draw,
-                          page_state=page_state, order=70))
+                          page_state=page_state, order=70,
+                         board=Board(manifolds_measures, read_manifolds)))

@@ -9,11 +9,13 @@ import pandas as pd
 from core.analyses.affect import TARGETS
 from core.analyses.cv import CATEGORY_SCHEMES, SCHEMES
 from core.analyses.probes import ProbeSettings, ProbeTargets, encoder_curves, layer_scores, pending_fits
-from core.analyses.registry import Analysis, Settings, register, setting
+from core.analyses.registry import Analysis, Board, Settings, register, setting
+from core.analyses.scoreboard import Measure
 from core.data.datasets import ImageSet
 from core.features.extract import feature_keys
 from core.figures.probes import BANDS, probe_curves_figure
 from core.progress import Report
+from core.studies.board import cell
 from core.studies.context import Drawn, StepOutput, StudyContext, Tables, clean_units
 from core.studies.study import Step
 
@@ -87,5 +89,23 @@ def methods_rows(step: Step, stored) -> list[tuple[str, str]]:
     return [("figure band", BANDS[FIGURE_BAND])] if stored is not None else []
 
 
+# --- the Scoreboard's columns and cells of a stored step (core.studies.scoreboard) ---------------------------------
+
+def probes_measures(step: Step, context: StudyContext) -> list[Measure]:
+    return [measure for probe in (*TARGETS, "category") for measure in (
+        Measure(f"probe_{probe}_peak_depth", f"{probe} probe peak depth", "depth 0–1", True, "probes"),
+        Measure(f"probe_{probe}_late_fraction", f"{probe} probe late fraction", "share", True, "probes"))]
+
+
+def read_probes(step, tables, meta, context, rule):
+    from core.analyses.probes import summary_table  # the Layer probes page's own summary of the stored curves
+
+    cells = [found for row in summary_table(tables["curves"]).itertuples() for found in (
+        cell(row.encoder, f"probe_{row.probe}_peak_depth", row.peak_depth, layer="all", step=step),
+        cell(row.encoder, f"probe_{row.probe}_late_fraction", row.late_fraction, layer="all", step=step))]
+    return cells, probes_measures(step, context), {}
+
+
 ENTRY = register(Analysis("probes", "Layer probes", "views/probes.py", "📈", LayerProbeSettings, clean_units, run,
-                          draw, check=check, methods_rows=methods_rows, all_layers=True, order=30))
+                          draw, check=check, methods_rows=methods_rows, all_layers=True, order=30,
+                         board=Board(probes_measures, read_probes)))

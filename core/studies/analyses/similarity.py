@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 
 from core.analyses.rdm import RDM_METRICS
-from core.analyses.registry import Analysis, Settings, register, setting
+from core.analyses.registry import Analysis, Board, Settings, register, setting
+from core.analyses.scoreboard import Measure
 from core.analyses.representation import (Representation, layer_representation, rdm_group_representations,
                                           reference_representation)
 from core.analyses.similarity import (MEASURES, NoiseCeiling, SimilarityMatrix, SimilaritySettings, SimilarityStore,
@@ -23,6 +24,7 @@ from core.encoders.specs import ModelLayer
 from core.features.store import ResultCache
 from core.figures.similarity import agreement_figure, depth_curves_figure, similarity_heatmap
 from core.progress import Report
+from core.studies.board import cell, chosen_layers
 from core.studies.context import (Drawn, Figures, StepOutput, StudyContext, Tables, clean_units, feature_sets,
                                   representation_name, representation_names)
 from core.studies.study import Step
@@ -275,5 +277,37 @@ def page_state(settings: MatrixSettings, meta) -> tuple[dict, list[str]]:
     return state, []
 
 
+# --- the Scoreboard's columns and cells of a stored step (core.studies.scoreboard) ---------------------------------
+
+def _reference_columns(step: Step, context: StudyContext) -> list[str]:
+    return [f"human · {reference.name}" for reference in context.image_set(step).references]
+
+
+def similarity_measures(step: Step, context: StudyContext) -> list[Measure]:
+    return [Measure(f"{measure} vs {reference}", f"{measure} vs {reference.removeprefix('human · ')}", "similarity",
+                    measure != "procrustes", "similarity")
+            for reference in _reference_columns(step, context) for measure in step.settings.measures]
+
+
+def read_similarity(step, tables, meta, context, rule):
+    pairs = tables["pairs"]
+    references = [name for name in _reference_columns(step, context) if name in set(pairs["column"])]
+    layers = [name for name in pairs["row"].unique() if not name.startswith(("human · ", "rdm · "))]
+    chosen = chosen_layers(layers, "·", rule, step)
+    matrix = context.similarity.get(meta["matrix_key"]) if meta.get("matrix_key") else None
+    cells, samples = [], {}
+    for (measure, row, column), found in pairs.set_index(["measure", "row", "column"]).iterrows():
+        if column in references and row in chosen:
+            spec, layer = chosen[row]
+            name = f"{measure} vs {column}"
+            cells.append(cell(spec, name, found["value"], found["ci_low"], found["ci_high"], layer=layer, step=step))
+            if matrix is not None and matrix.resamples is not None:
+                resampled = matrix.resamples[matrix.measures.index(measure), matrix.rows.index(row),
+                                             matrix.columns.index(column)]
+                samples.setdefault(name, {})[spec] = np.asarray(resampled, float)
+    return cells, similarity_measures(step, context), samples
+
+
 ENTRY = register(Analysis("similarity", "Similarity", "views/similarity.py", "🟰", MatrixSettings, clean_units, run,
-                          draw, check=check, page_state=page_state, needs_images=False, order=50))
+                          draw, check=check, page_state=page_state, needs_images=False, order=50,
+                         board=Board(similarity_measures, read_similarity)))

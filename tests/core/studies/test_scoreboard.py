@@ -23,7 +23,8 @@ from core.analyses.scoreboard import (Measure, Scoreboard, agreement, paired_tes
 from core.cli import main
 from core.studies.scoreboard_nulls import compute_nulls, stored_nulls
 from core.studies.run import STEP_KIND, open_context, step_key, study_status
-from core.studies.scoreboard import LayerRule, study_scoreboard
+from core.studies.board import LayerRule
+from core.studies.scoreboard import study_scoreboard
 from core.studies.spec import StudyError, load_study
 from core.encoders.catalogue import CATALOGUE, PARADIGMS
 from tests.paths import REPO_ROOT
@@ -286,7 +287,13 @@ def test_the_demo_study_end_to_end_keeps_its_known_answers(isolated_cache):
     board = study_scoreboard(study, isolated_cache)
     top1 = {spec: board.cell(spec, f"gwot_top1 vs {REFERENCE}")["value"] for spec in study.encoders}
     assert top1["pixels:32"] > 0.5 > 0.1 > top1["bundled:efficientnet_lite0"], top1
-    assert board.models == ["bundled:efficientnet_lite0", "pixels:32"]  # supervised first, the control apart after
+    lab = [model for model in board.models if model.startswith("lab:")]  # the lab step's runs: a row each
+    assert board.models == ["bundled:efficientnet_lite0", *lab, "pixels:32"]  # supervised first, the control last
+    assert sorted(spec.split(":")[1].split("-")[0] for spec in lab) == ["clamp", "language", "simclr", "supervised"]
+    for spec in lab:
+        assert board.cell(spec, "lab_knn_accuracy")["status"] == "ok"
+        assert 0 <= board.cell(spec, "lab_knn_accuracy")["value"] <= 1
+        assert board.cell(spec, "lab_knn_accuracy")["layer"] == "epoch 2"
     assert not (board.cells["status"] == "failed").any()
     missing = board.cells[board.cells["status"] == "missing"]
     assert set(missing["model"]) == {"pixels:32"} and set(missing["analysis"]) == {"probes", "manifolds",
