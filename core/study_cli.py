@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -46,7 +47,9 @@ def add_study_parser(commands) -> None:
                                                   "computed), with 95%% CIs and the status of each cell")
     board.add_argument("file", type=Path)
     board.add_argument("--csv", type=Path, default=None, metavar="OUT.csv",
-                       help="write the table: a row per model, <measure>, <measure>_ci_low/_ci_high, <measure>_status")
+                       help="write the table: a row per model × reference (reference, status), then per measure "
+                            "<measure>, <measure>_ci_low/_ci_high, <measure>_status; measures of the model alone "
+                            "repeat on each of its rows")
     board.add_argument("--latex", type=Path, default=None, metavar="OUT.tex",
                        help="write a paper-ready table, cells as value [lo, hi]")
     board.add_argument("--json", action="store_true", help="print the table as JSON records instead of text")
@@ -92,13 +95,15 @@ def _scoreboard(study, cache: Path, args: argparse.Namespace) -> int:
         if out is not None and not out.parent.is_dir():
             raise StudyError(f"{out}: its folder {out.parent} does not exist; create it or choose another.")
     board = study_scoreboard(study, cache)
-    table = board.wide()
+    table = board.table()
     if args.csv is not None:
         atomic_write(args.csv, lambda temporary: table.to_csv(temporary, index=False))
     if args.latex is not None:
         atomic_write(args.latex, lambda temporary: temporary.write_text(board.latex()))
     if args.json:
-        print(table.to_json(orient="records", force_ascii=False))
+        # Python's float repr, not pandas' 10 digits: each number is the stored one exactly; NaN as null
+        records = table.astype(object).where(table.notna(), None).to_dict("records")
+        print(json.dumps(records, ensure_ascii=False, default=lambda value: value.item()))
     else:
         counts = board.cells["status"].value_counts()
         print(board.cells.pivot_table(index="model", columns="measure", values="value", aggfunc="first",

@@ -31,8 +31,9 @@ if isinstance(study, Exception):
     st.error(studies.missing_data_note(paths[chosen], study) or str(study))
     st.stop()
 n_perm = st.number_input("Permutations of a null", 100, 10000, step=100, **in_url("scoreboard.n_perm", value=1000),
-                         help="Item permutations behind each similarity cell's null (seed 0). Nulls are computed on "
-                              "demand below and stored; with others stored for another number, they are not shown.")
+                         help="Item permutations behind each similarity and brain cell's null (seed 0). Nulls are "
+                              "computed on demand below and stored; with others stored for another number, they are "
+                              "not shown.")
 board = parts.with_nulls(parts.scoreboard_of(paths[chosen], study), study, int(n_perm))
 counts = board.cells["status"].value_counts()
 st.caption(f"{study.name}: {len(board.models)} models × {len(board.measures)} measures; "
@@ -44,9 +45,11 @@ event = st.dataframe(parts.styled(board, table), hide_index=True, key="scoreboar
 st.caption(board.rule)
 with st.expander("How to read this"):
     st.markdown(parts.HOW_TO_READ["table"])
-wide = board.wide()
-table_download("Scoreboard (CSV)", wide, None, file_stem=f"scoreboard_{paths[chosen].stem}",
-               help="A row per model; per measure its value, _ci_low, _ci_high and _status.", key="scoreboard_csv")
+table_download("Scoreboard (CSV)", board.table(), None, file_stem=f"scoreboard_{paths[chosen].stem}",
+               help="As `study scoreboard --csv` writes it: a row per model × reference (its `reference` and "
+                    "`status`); per measure, named without its reference, its value, _ci_low, _ci_high and _status "
+                    "(measures of the model alone repeat on each of its rows); with nulls, _null_p, _null_z, "
+                    "_null_q95.", key="scoreboard_csv")
 st.download_button("Scoreboard (LaTeX)", data=board.latex(), file_name=f"scoreboard_{paths[chosen].stem}.tex",
                    mime="text/x-tex", key="scoreboard_tex", on_click="ignore",
                    help="A paper-ready table (DataFrame.to_latex): cells as value [lo, hi], the layer rule in the "
@@ -104,8 +107,9 @@ if board.nulls is None:
     job = resources.job_registry().status(parts.nulls_key(study, int(n_perm)))
     st.button("Compute permutation nulls", on_click=parts.start_nulls, args=(study, int(n_perm)),
               disabled=job is not None and job.state in ("queued", "running"),
-              help="The null of every similarity cell against the study's reference embedding, from the cached "
-                   "features, in the background; stored, so it shows at once next time.")
+              help="The null of every similarity cell against the study's reference embedding and of every brain "
+                   "cell against its reference group's subjects, from the cached features, in the background; "
+                   "stored, so it shows at once next time.")
     job_progress("scoreboard_jobs", "cells", "Stops after the current cell.")
     job_outcomes([parts.nulls_key(study, int(n_perm))], "Cancelled.")
 else:

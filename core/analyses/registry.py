@@ -165,10 +165,14 @@ def no_rows(step, stored) -> list[tuple[str, str]]:
 @dataclass(frozen=True)
 class Board:
     """How the Scoreboard reads a stored step of one analysis (core.studies.scoreboard): `columns(step, context)` ->
-    the Measures a step fills, `read(step, tables, meta, context, rule)` -> (cells, measures, bootstrap samples)."""
+    the Measures a step fills, `read(step, tables, meta, context, rule)` -> (cells, measures, bootstrap samples);
+    where its cells have permutation nulls (core.studies.scoreboard_nulls), `nulls(step, stored, context, rule,
+    n_perm, seed, progress)` -> a record per cell (model, measure, observed, null_p, null_z, null_q95, beats_null,
+    n_perm, seed), computed from the cached features."""
 
     columns: Callable
     read: Callable
+    nulls: Callable | None = None
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,9 @@ CELL_COLUMNS = ("model", "paradigm", "measure", "layer", "value", "ci_low", "ci_
 
 @dataclass(frozen=True)
 class Measure:
-    """One column: its name (as exported), label, unit, whether higher is better, and its chance level (or NaN)."""
+    """One column: its name (unique on the board: `<base> vs <reference>` where it has a reference), label, unit,
+    whether higher is better, its chance level (or NaN), and for the export table its `base` (the measure without its
+    reference; default: the name) and `reference` ("" for a measure of the model alone)."""
 
     name: str
     label: str
@@ -37,6 +39,20 @@ class Measure:
     higher_better: bool
     analysis: str
     chance: float = float("nan")
+    base: str = ""
+    reference: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.base:
+            object.__setattr__(self, "base", self.name)
+
+
+def versus(base: str, reference: str, label: str, unit: str, higher_better: bool, analysis: str,
+           chance: float = float("nan")) -> Measure:
+    """A measure of a model against `reference`: named `<base> vs <reference>`, labelled `<label> vs <reference
+    without its human · prefix>`, its base and reference kept apart for the export table."""
+    return Measure(f"{base} vs {reference}", f"{label} vs {reference.removeprefix('human · ')}", unit, higher_better,
+                   analysis, chance, base, reference)
 
 
 @dataclass(frozen=True)
@@ -65,25 +81,56 @@ class Scoreboard:
             raise KeyError(f"no cell for {model!r} on {measure!r}")
         return found.iloc[0]
 
-    def wide(self) -> pd.DataFrame:
-        """One row per model: paradigm, then `<measure>`, `<measure>_ci_low`, `<measure>_ci_high` and
-        `<measure>_status` ("ok", "missing", "failed: <error>", "n/a") per measure; with nulls, `<measure>_null_p`,
-        `_null_z` and `_null_q95` of the measures that have one."""
-        table = pd.DataFrame({"model": self.models})
-        table["paradigm"] = table["model"].map(self.cells.drop_duplicates("model").set_index("model")["paradigm"])
+    @property
+    def references(self) -> list[str]:
+        """The references the measures are taken against, in order of first appearance ([""] when none is)."""
+        return list(dict.fromkeys(measure.reference for measure in self.measures.values() if measure.reference)) \
+            or [""]
+
+    def table(self) -> pd.DataFrame:
+        """The export table (CLI CSV / JSON, the page's CSV, `study export`): one row per model × reference (every
+        reference of the board for every model; reference "" when no measure has one), then model, paradigm,
+        reference, `status` (failed where a cell of the row failed, else missing where one is missing, else ok), and
+        per measure base (the measure without its reference) `<base>`, `<base>_ci_low`, `<base>_ci_high` and
+        `<base>_status` ("ok", "missing", "failed: <error>", "n/a"; a measure taken against another reference is
+        n/a on this row). A measure of the model alone (affect, probes, manifolds, inductive bias, lab) repeats on
+        each of its model's rows. With nulls, `<base>_null_p`, `_null_z` and `_null_q95` where one is stored."""
+        references = self.references
+        rows = [(model, reference) for model in self.models for reference in references]
+        table = pd.DataFrame(rows, columns=["model", "reference"])
+        table.insert(1, "paradigm", table["model"].map(self.cells.drop_duplicates("model")
+                                                       .set_index("model")["paradigm"]))
         indexed = self.cells.set_index(["model", "measure"])
-        for measure in self.measures:
-            for column, source in ((measure, "value"), (f"{measure}_ci_low", "ci_low"),
-                                   (f"{measure}_ci_high", "ci_high")):
-                table[column] = [indexed[source].get((model, measure), np.nan) for model in table["model"]]
-            table[f"{measure}_status"] = [_status_text(indexed, model, measure) for model in table["model"]]
+        names = {}  # (base, reference) -> measure name
+        for measure in self.measures.values():
+            names.setdefault((measure.base, measure.reference), measure.name)
+        bases = list(dict.fromkeys(measure.base for measure in self.measures.values()))
+
+        def name_of(base: str, reference: str) -> str | None:
+            return names.get((base, reference), names.get((base, "")))
+
+        columns, statuses = {}, []
+        for base in bases:
+            found = [name_of(base, reference) for _, reference in rows]
+            for column, source in ((base, "value"), (f"{base}_ci_low", "ci_low"), (f"{base}_ci_high", "ci_high")):
+                columns[column] = [np.nan if name is None else indexed[source].get((model, name), np.nan)
+                                   for (model, _), name in zip(rows, found)]
+            statuses.append([("n/a" if name is None else _status_text(indexed, model, name))
+                             for (model, _), name in zip(rows, found)])
+            columns[f"{base}_status"] = statuses[-1]
         if self.nulls is not None:
             nulls = self.nulls.set_index(["model", "measure"])
-            for measure in dict.fromkeys(self.nulls["measure"]):
+            for base in bases:
+                found = [name_of(base, reference) for _, reference in rows]
+                if not any((model, name) in nulls.index for (model, _), name in zip(rows, found)):
+                    continue
                 for column in ("null_p", "null_z", "null_q95"):
-                    table[f"{measure}_{column}"] = [nulls[column].get((model, measure), np.nan)
-                                                    for model in table["model"]]
-        return table
+                    columns[f"{base}_{column}"] = [nulls[column].get((model, name), np.nan)
+                                                   for (model, _), name in zip(rows, found)]
+        by_row = list(zip(*statuses)) if statuses else [()] * len(rows)
+        table["status"] = ["failed" if any(text.startswith("failed") for text in row) else
+                           "missing" if "missing" in row else "ok" for row in by_row]
+        return pd.concat([table, pd.DataFrame(columns, index=table.index)], axis=1)
 
     def latex(self, digits: int = 3) -> str:
         """A paper-ready table: a row per model, a column per measure, cells `value [lo, hi]` (— where not ok)."""

@@ -83,7 +83,7 @@ def export_study(study: Study, cache: str | Path, out: str | Path) -> ExportSumm
     study_file = {study.path.name: study.path.read_bytes()} if study.path.is_file() else {}
     if metas:  # the study's answer in one table (beside methods.md, not a step's table), from the same stored steps
         board = study_scoreboard(study, cache)
-        files |= {"scoreboard.csv": table_to_csv(board.wide()), "scoreboard.tex": board.latex().encode()}
+        files |= {"scoreboard.csv": table_to_csv(board.table()), "scoreboard.tex": board.latex().encode()}
     shared = {PLOTLYJS_FILE: plotlyjs_bytes()} if n_figures else {}
     files = {METHODS_FILE: _methods(study, context, metas, sections, note).encode(), **study_file, **shared, **files}
     atomic_write(out, lambda temporary: _write_zip(temporary, files))

@@ -40,8 +40,10 @@ HOW_TO_READ = {
     "scatter": "Every model with both measures as a point (error bars: stored 95% CIs). Models off the diagonal trend "
                "are where the measures disagree, e.g. high RSA but low GWOT top-1 (the geometry correlates but the "
                "items do not match one to one).",
-    "nulls": "Each similarity cell against its permutation null: the reference's items permuted (seeded, the number "
-             "of permutations above), the measure recomputed each time with the Similarity page's code. p = (1 + "
+    "nulls": "Each similarity and brain cell against its permutation null: the reference's items permuted (seeded, "
+             "the number of permutations above; a brain cell: every subject's RDM permuted alike), the measure "
+             "recomputed each time with the Similarity page's code (brain: the mean over subjects of the step's "
+             "comparator, as on the Brain page). p = (1 + "
              "#{null ≥ observed}) / (1 + permutations); z = (observed − null mean) / null sd; the null's 95th "
              "percentile is the value the cell must beat. Width and depth inflate some measures (CKA of wide random "
              "features is high): a cell that does not beat its null says nothing about shared structure.",
@@ -135,14 +137,14 @@ def nulls_key(study: Study, n_perm: int) -> str:
 
 
 def start_nulls(study: Study, n_perm: int) -> None:
-    """Button callback: one background job computing (and storing) the null of every similarity cell."""
+    """Button callback: one background job computing (and storing) the null of every similarity and brain cell."""
     cache = str(cache_root())  # read here: the job's thread has no Streamlit context
     submit_job("scoreboard_jobs", nulls_key(study, n_perm), f"Permutation nulls · {study.name}",
                lambda report: compute_nulls(study, cache, n_perm, NULL_SEED, report))
 
 
 def with_nulls(board: Scoreboard, study: Study, n_perm: int) -> Scoreboard:
-    """The board with the stored nulls of its similarity cells (as it is where none are stored)."""
+    """The board with the stored nulls of its similarity and brain cells (as it is where none are stored)."""
     nulls = stored_nulls(study, cache_root(), n_perm, NULL_SEED)
     return board if nulls is None else replace(board, nulls=nulls)
 

@@ -4,7 +4,7 @@ A step stores each alignment in the ResultStore under the Alignment page's key, 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from typing import Callable, Mapping
 
@@ -19,7 +19,7 @@ from core.analyses.rdm import RDM_METRICS
 from core.analyses.representation import (Representation, layer_representation, rdm_group_representation,
                                           reference_representation)
 from core.analyses.registry import Analysis, Board, CannotOpen, Settings, register, setting
-from core.analyses.scoreboard import Measure
+from core.analyses.scoreboard import Measure, versus
 from core.encoders.specs import ModelLayer
 from core.figures.alignment import (epsilon_search_figure, matching_rates_figure, per_category_figure,
                                     rdm_pair_figure, transport_plan_figure)
@@ -279,10 +279,8 @@ def _step_of_alignment(store, key: str) -> dict | None:
 
 def alignment_measures(step: Step, context: StudyContext) -> list[Measure]:
     reference = step.settings.source or ""
-    return [Measure(f"gwot_top1 vs {reference}", f"GWOT top-1 vs {reference.removeprefix('human · ')}", "rate", True,
-                    "alignment"),
-            Measure(f"gwot_category vs {reference}", f"GWOT category matching vs "
-                    f"{reference.removeprefix('human · ')}", "rate", True, "alignment")]
+    return [versus("gwot_top1", reference, "GWOT top-1", "rate", True, "alignment"),
+            versus("gwot_category", reference, "GWOT category matching", "rate", True, "alignment")]
 
 
 def read_alignment(step, tables, meta, context, rule):
@@ -292,8 +290,7 @@ def read_alignment(step, tables, meta, context, rule):
     n = len(image_set)
     chance_category = category_chance(image_set.metadata["category"].astype(str).to_numpy())
     top1, category = alignment_measures(step, context)
-    measures = [Measure(top1.name, top1.label, top1.unit, True, "alignment", 1 / n),
-                Measure(category.name, category.label, category.unit, True, "alignment", chance_category)]
+    measures = [replace(top1, chance=1 / n), replace(category, chance=chance_category)]
     matching = tables["matching"]
     chosen = chosen_layers(matching["target"], "·", rule, step)
     cells = []

@@ -15,13 +15,14 @@ import pandas as pd
 from core.analyses.brain import (LAYER, BrainResult, best_layer_table, ceiling_table, evaluate, group_label,
                                  layer_candidates, layer_curves, mds_table, model_table, pairwise_table,
                                  per_subject_table, rdm_candidates)
+from core.analyses.permutation_null import rsa_null
 from core.analyses.rdm import RDM_METRICS
 from core.analyses.registry import Analysis, Board, Settings, register, setting
 from core.analyses.scoreboard import Measure
-from core.analyses.rsa import METHODS
+from core.analyses.rsa import METHODS, condensed
 from core.data.datasets import ImageSet
 from core.jobs import job_key
-from core.progress import Report
+from core.progress import Progress, Report
 from core.studies.board import cell
 from core.studies.context import Drawn, Figures, StepOutput, StudyContext, Tables, clean_units, feature_sets
 from core.studies.study import Step
@@ -253,11 +254,13 @@ def brain_measures(step: Step, context: StudyContext) -> list[Measure]:
 def _brain_columns(reference: str, method: str) -> list[Measure]:
     """The brain columns of one reference group (and comparator, where a step has several)."""
     suffix = f" vs {reference}" + (f" ({method})" if method else "")
-    return [Measure(f"brain{suffix}", f"brain score{suffix}", "comparator", True, "brain"),
+    tail = f"_{method}" if method else ""  # the export table's column: the measure and comparator, not the group
+    return [Measure(f"brain{suffix}", f"brain score{suffix}", "comparator", True, "brain", base=f"brain{tail}",
+                    reference=reference),
             Measure(f"brain_normalised{suffix}", f"brain ceiling-normalised{suffix}", "share of ceiling", True,
-                    "brain"),
+                    "brain", base=f"brain_normalised{tail}", reference=reference),
             Measure(f"brain_held_out{suffix}", f"brain, layer chosen on held-out stimuli{suffix}", "comparator",
-                    True, "brain")]
+                    True, "brain", base=f"brain_held_out{tail}", reference=reference)]
 
 
 def read_brain(step, tables, meta, context, rule):
@@ -271,10 +274,7 @@ def read_brain(step, tables, meta, context, rule):
                                                      ["reference", pd.Series("", index=models.index)], sort=False):
         score, normalised, held_out = _brain_columns(reference, method if several else "")
         measures += [score, normalised, held_out]
-        for spec, layers in rows[rows["kind"] == LAYER].groupby("encoder", sort=False):
-            layer = rule.pick([layer for layer in step.layers.get(spec, ()) if layer in set(layers["layer"])]
-                              or list(layers["layer"]))
-            row = layers[layers["layer"] == layer].iloc[0]
+        for spec, layer, row in reported_layers(step, rows, rule):
             cells += [cell(spec, score.name, row["mean"], row["ci_low"], row["ci_high"], layer=layer, step=step),
                       cell(spec, normalised.name, row["ceiling_normalised"], layer=layer, step=step)]
         for row in rows[rows["kind"] != LAYER].to_dict("records"):  # the dataset's model RDMs, as references
@@ -285,6 +285,55 @@ def read_brain(step, tables, meta, context, rule):
     return cells, measures, {}
 
 
+def reported_layers(step: Step, rows: pd.DataFrame, rule):
+    """(encoder, layer, its `models` row) of each encoder in `rows` (one reference and comparator) at the layer the
+    rule reports (layers in the step's depth order)."""
+    for spec, layers in rows[rows["kind"] == LAYER].groupby("encoder", sort=False):
+        layer = rule.pick([layer for layer in step.layers.get(spec, ()) if layer in set(layers["layer"])]
+                          or list(layers["layer"]))
+        yield spec, layer, layers[layers["layer"] == layer].iloc[0]
+
+
+def brain_nulls(step: Step, stored, context: StudyContext, rule, n_perm: int, seed: int,
+                progress: Report | None = None) -> list[dict]:
+    """The permutation null of every `brain vs <group>` cell of a stored step (the rule's layer of each encoder, and
+    each model RDM, vs each reference group's per-subject RDMs, by each comparator): `rsa_null` of the model's
+    condensed RDM (from the cached features, under the step's RDM metric) against the group's (S, M) RDMs, so its
+    observed value is the mean over subjects the step stored (a group with a missing pair gives no null); `progress`
+    after each cell."""
+    image_set = context.image_set(step)
+    models = stored.table("models")
+    if "method" not in models:  # stored before several comparators: the step's one
+        models = models.assign(method=step.settings.methods[0])
+    several = models["method"].nunique() > 1
+    groups = {group.name: group for group in image_set.rdm_references}
+    wanted = []  # (model name, spec, layer, reference, method)
+    for (reference, method), rows in models.groupby(["reference", "method"], sort=False):
+        wanted += [(spec, spec, layer, reference, method) for spec, layer, _ in reported_layers(step, rows, rule)]
+        wanted += [(name, "", "", reference, method) for name in rows.loc[rows["kind"] != LAYER, "model"]]
+    found = feature_sets(step, context) if image_set.has_images else {}
+    features = {(layer.spec, layer.layer): np.asarray(item.features) for layer, item in found.items()
+                if any((layer.spec, layer.layer) == (spec, name) for _, spec, name, _, _ in wanted)}
+    rdms = {candidate.name: candidate.rdm for candidate in layer_candidates(features, dict(step.layers),
+                                                                           step.settings.rdm_metric)}
+    rdms |= {candidate.name: candidate.rdm for candidate in rdm_candidates(image_set.rdm_references,
+                                                                           image_set.model_rdms)}
+    records = []
+    for done, (model, spec, layer, reference, method) in enumerate(wanted):
+        try:
+            null = rsa_null(rdms[f"{spec} · {layer}" if spec else model], condensed(groups[reference].rdms),
+                            method=method, n_perm=n_perm, seed=seed)
+        except ValueError:  # a subject's RDM with a missing pair would move with the permutation: no null (the
+            null = None     # cell shows none)
+        if null is not None:
+            records.append({"model": model, "measure": _brain_columns(reference, method if several else "")[0].name,
+                            "observed": null.observed, "null_p": null.p, "null_z": null.z, "null_q95": null.q95,
+                            "beats_null": null.beats_null, "n_perm": n_perm, "seed": seed})
+        if progress is not None:
+            progress(Progress(done + 1, len(wanted), f"{step.label}: {model} vs {reference}"))
+    return records
+
+
 ENTRY = register(Analysis("brain", "Brain", "views/brain.py", "🧠", BrainSettings, clean_units, run, draw,
                           check=check, page_state=page_state, needs_images=False, all_layers=True, order=55,
-                         board=Board(brain_measures, read_brain)))
+                         board=Board(brain_measures, read_brain, brain_nulls)))

@@ -11,9 +11,10 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from core.analyses.permutation_null import embedding_null
 from core.analyses.rdm import RDM_METRICS
 from core.analyses.registry import Analysis, Board, Settings, register, setting
-from core.analyses.scoreboard import Measure
+from core.analyses.scoreboard import Measure, versus
 from core.analyses.representation import (Representation, layer_representation, rdm_group_representations,
                                           reference_representation)
 from core.analyses.similarity import (MEASURES, NoiseCeiling, SimilarityMatrix, SimilaritySettings, SimilarityStore,
@@ -23,7 +24,7 @@ from core.analyses.similarity.matrices import ASYMMETRIC
 from core.encoders.specs import ModelLayer
 from core.features.store import ResultCache
 from core.figures.similarity import agreement_figure, depth_curves_figure, similarity_heatmap
-from core.progress import Report
+from core.progress import Progress, Report
 from core.studies.board import cell, chosen_layers
 from core.studies.context import (Drawn, Figures, StepOutput, StudyContext, Tables, clean_units, feature_sets,
                                   representation_name, representation_names)
@@ -284,8 +285,7 @@ def _reference_columns(step: Step, context: StudyContext) -> list[str]:
 
 
 def similarity_measures(step: Step, context: StudyContext) -> list[Measure]:
-    return [Measure(f"{measure} vs {reference}", f"{measure} vs {reference.removeprefix('human · ')}", "similarity",
-                    measure != "procrustes", "similarity")
+    return [versus(measure, reference, measure, "similarity", measure != "procrustes", "similarity")
             for reference in _reference_columns(step, context) for measure in step.settings.measures]
 
 
@@ -308,6 +308,29 @@ def read_similarity(step, tables, meta, context, rule):
     return cells, similarity_measures(step, context), samples
 
 
+def similarity_nulls(step: Step, stored, context: StudyContext, rule, n_perm: int, seed: int,
+                     progress: Report | None = None) -> list[dict]:
+    """The permutation null of every similarity cell (the rule's layer of each encoder vs each reference embedding,
+    each measure): `embedding_null` permuting the reference's items, with the Similarity page's code and settings,
+    so `observed` equals the stored cell; `progress` after each cell."""
+    representations, arrays = step_representations(step, context)
+    references = [name for name, item in representations.items() if item.layer is None and name.startswith("human")]
+    layers = [name for name, item in representations.items() if item.layer is not None]
+    chosen = chosen_layers(layers, "·", rule, step)
+    cells = [(label, reference, measure) for label in chosen for reference in references
+             for measure in step.settings.measures]
+    records = []
+    for done, (label, reference, measure) in enumerate(cells):
+        null = embedding_null(arrays[label], arrays[reference], measure, settings=step.settings.measure_settings,
+                              n_perm=n_perm, seed=seed)
+        records.append({"model": chosen[label][0], "measure": f"{measure} vs {reference}", "observed": null.observed,
+                        "null_p": null.p, "null_z": null.z, "null_q95": null.q95, "beats_null": null.beats_null,
+                        "n_perm": n_perm, "seed": seed})
+        if progress is not None:
+            progress(Progress(done + 1, len(cells), f"{step.label}: {label} · {measure}"))
+    return records
+
+
 ENTRY = register(Analysis("similarity", "Similarity", "views/similarity.py", "🟰", MatrixSettings, clean_units, run,
                           draw, check=check, page_state=page_state, needs_images=False, order=50,
-                         board=Board(similarity_measures, read_similarity)))
+                         board=Board(similarity_measures, read_similarity, similarity_nulls)))

@@ -19,7 +19,7 @@ from scipy.stats import spearmanr
 
 from core.analyses.rank_stability import kendalls_w
 from core.analyses.scoreboard import (Measure, Scoreboard, agreement, paired_test, paradigm_of, per_layer_board,
-                                      percentile_ci, stability)
+                                      percentile_ci, stability, versus)
 from core.cli import main
 from core.studies.scoreboard_nulls import compute_nulls, stored_nulls
 from core.studies.run import STEP_KIND, open_context, step_key, study_status
@@ -95,12 +95,13 @@ def test_every_stored_number_is_its_cell_unchanged(stored):
             checked += 1
     assert checked == 8 + 4 + 4 + 6
     assert set(board.cells["status"]) <= {"ok", "n/a"}
-    # the wide table carries the same numbers, with _ci_low / _ci_high / _status columns
-    wide = board.wide().set_index("model")
-    assert wide.loc["pixels:32", f"gwot_top1 vs {REFERENCE}"] == board.cell("pixels:32", f"gwot_top1 vs {REFERENCE}")["value"]
-    assert wide.loc["pixels:1", f"cka_linear vs {REFERENCE}_ci_low"] == \
+    # the export table carries the same numbers, a row per model × reference, with _ci_low / _ci_high / _status
+    table = board.table().set_index(["model", "reference"])
+    assert table.loc[("pixels:32", REFERENCE), "gwot_top1"] == \
+        board.cell("pixels:32", f"gwot_top1 vs {REFERENCE}")["value"]
+    assert table.loc[("pixels:1", REFERENCE), "cka_linear_ci_low"] == \
         board.cell("pixels:1", f"cka_linear vs {REFERENCE}")["ci_low"]
-    assert set(wide["paradigm"]) == {"control"}
+    assert set(table["paradigm"]) == {"control"}
 
 
 @needs_study
@@ -147,8 +148,9 @@ def test_permutation_nulls_of_similarity_cells_are_stored_beside_them(stored, is
     assert rsa["null_p"] == pytest.approx(1 / 51) and rsa["beats_null"] and rsa["null_q95"] < rsa["observed"]
     again = stored_nulls(study, isolated_cache, n_perm=50, seed=3)
     pd.testing.assert_frame_equal(again, nulls, check_dtype=False)
-    wide = replace(board, nulls=again).wide().set_index("model")
-    assert wide.loc["pixels:32", f"rsa_spearman vs {REFERENCE}_null_p"] == rsa["null_p"]
+    table = replace(board, nulls=again).table().set_index(["model", "reference"])
+    assert table.loc[("pixels:32", REFERENCE), "rsa_spearman_null_p"] == rsa["null_p"]
+    assert "gwot_top1_null_p" not in table.columns  # no null for a GWOT cell: no column
 
 
 @needs_study
@@ -166,8 +168,8 @@ def test_a_failed_step_shows_as_failed_and_a_pending_one_as_missing(small_study,
         failed = board.cells[board.cells["measure"] == "bias_linear_drop_glo_2"]
         assert list(failed["status"]) == ["failed", "failed"]
         assert set(failed["error"]) == {"ValueError: boom at glo_2"}
-        assert board.wide().set_index("model").loc["pixels:1", "bias_knn_drop_glo_2_status"] == \
-            "failed: ValueError: boom at glo_2"
+        row = board.table().set_index("model").loc["pixels:1"]
+        assert row["bias_knn_drop_glo_2_status"] == "failed: ValueError: boom at glo_2" and row["status"] == "failed"
         # the second manifolds step never ran, but the first one's cells are kept: the first stored step wins
         assert board.cell("pixels:32", "manifold_uniformity")["status"] == "ok"
         assert [status.state for status in study_status(study, isolated_cache)][4:] == ["failed", "pending"]
@@ -195,6 +197,40 @@ def test_agreement_orients_lower_is_better_measures():
     assert rho.loc["r2", "noise"] == pytest.approx(spearmanr(r2, noise).statistic)
 
 
+def test_export_table_is_one_row_per_model_and_reference():
+    # two references: a reference measure splits by its Measure.reference, a measure of the model alone repeats
+    measures = [versus("rsa", "human · a", "RSA", "", True, "x"), versus("rsa", "human · b", "RSA", "", True, "x"),
+                versus("top1", "human · b", "top-1", "", True, "x"), Measure("plv", "PLV", "", False, "y")]
+    cells = [("m1", "rsa vs human · a", 0.1, "ok"), ("m1", "rsa vs human · b", 0.2, "ok"),
+             ("m1", "top1 vs human · b", 0.5, "ok"), ("m1", "plv", 0.7, "ok"), ("m2", "rsa vs human · a", 0.3, "ok"),
+             ("m2", "rsa vs human · b", np.nan, "missing"), ("m2", "plv", np.nan, "failed")]
+    table = pd.DataFrame([{"model": model, "paradigm": "other", "measure": measure, "layer": "", "value": value,
+                           "ci_low": value - 0.05, "ci_high": value + 0.05, "status": status,
+                           "error": "boom" if status == "failed" else "", "step": "1", "analysis": "x"}
+                          for model, measure, value, status in cells])
+    board = Scoreboard(table, {measure.name: measure for measure in measures}, "rule")
+    assert board.measures["rsa vs human · a"].base == "rsa" and board.measures["plv"].base == "plv"
+    assert board.references == ["human · a", "human · b"]
+    out = board.table()
+    assert list(zip(out["model"], out["reference"])) == [("m1", "human · a"), ("m1", "human · b"),
+                                                         ("m2", "human · a"), ("m2", "human · b")]
+    assert list(out.columns) == ["model", "paradigm", "reference", "status"] + [
+        f"{base}{suffix}" for base in ("rsa", "top1", "plv") for suffix in ("", "_ci_low", "_ci_high", "_status")]
+    indexed = out.set_index(["model", "reference"])
+    assert list(indexed["rsa"].iloc[:3]) == [0.1, 0.2, 0.3] and indexed.loc[("m1", "human · b"), "rsa_ci_high"] == 0.25
+    assert list(indexed["plv"].iloc[:2]) == [0.7, 0.7]  # repeated on each of the model's rows
+    assert indexed.loc[("m1", "human · a"), "top1_status"] == "n/a" and np.isnan(indexed.loc[("m1", "human · a"),
+                                                                                               "top1"])
+    assert list(indexed["status"]) == ["ok", "ok", "failed", "failed"]
+    assert indexed.loc[("m2", "human · b"), "rsa_status"] == "missing"
+    assert indexed.loc[("m2", "human · a"), "plv_status"] == "failed: boom"
+    # no measure against a reference: one row per model, reference ""
+    alone = Scoreboard(table[table["measure"] == "plv"], {"plv": measures[3]}, "rule").table()
+    assert list(alone["reference"]) == ["", ""] and list(alone["model"]) == ["m1", "m2"]
+    # the paper table stays wide: a row per model, a column per measure (reference in its label)
+    assert "RSA vs a" in board.latex() and "RSA vs b" in board.latex()
+
+
 def test_layer_rule_and_paradigms():
     rule = LayerRule("final")
     assert rule.pick(["blocks.0", "blocks.1", "final"]) == "final"
@@ -210,25 +246,47 @@ def test_layer_rule_and_paradigms():
 
 
 @needs_study
-def test_cli_writes_csv_latex_and_json(small_study, tmp_path):
+def test_cli_writes_csv_latex_and_json(small_study, stored, tmp_path):
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         code = main(["study", "scoreboard", str(small_study), "--csv", str(tmp_path / "board.csv"),
                      "--latex", str(tmp_path / "board.tex"), "--json"])
     assert code == 0
     records = json.loads(out.getvalue())
-    assert [record["model"] for record in records] == ["pixels:32", "pixels:1"]
+    # the issue's shape: one row per encoder × reference (the demo has one reference), a column per measure named
+    # without its reference, _ci_low / _ci_high, a status per row and per measure
+    assert [(record["model"], record["reference"]) for record in records] == [("pixels:32", REFERENCE),
+                                                                              ("pixels:1", REFERENCE)]
     csv = pd.read_csv(tmp_path / "board.csv")
-    assert list(csv["model"]) == ["pixels:32", "pixels:1"]
-    top1 = f"gwot_top1 vs {REFERENCE}"
-    assert csv[top1].tolist() == pytest.approx([record[top1] for record in records])
-    assert {f"cka_linear vs {REFERENCE}_ci_low", f"cka_linear vs {REFERENCE}_ci_high",
-            f"{top1}_status"} <= set(csv.columns)
-    assert (csv[f"{top1}_status"] == "ok").all()
-    latex = (tmp_path / "board.tex").read_text()
+    assert list(zip(csv["model"], csv["reference"])) == [("pixels:32", REFERENCE), ("pixels:1", REFERENCE)]
+    assert list(csv.columns[:4]) == ["model", "paradigm", "reference", "status"] and (csv["status"] == "ok").all()
+    assert not any(" vs " in column for column in csv.columns)
+    assert {"cka_linear_ci_low", "cka_linear_ci_high", "gwot_top1_status", "affect_plv", "manifold_uniformity"} \
+        <= set(csv.columns)
+    assert (csv["gwot_top1_status"] == "ok").all()
+    # every cell value equals the stored number (the JSON exactly, the CSV to its text round trip)
+    study, _, tables = stored
+    by_json = {(record["model"], record["reference"]): record for record in records}
+    pairs = tables["similarity"]["pairs"]
+    checked = 0
+    for row in pairs[(pairs["column"] == REFERENCE) & (pairs["row"] != REFERENCE)].to_dict("records"):
+        record = by_json[(row["row"].removesuffix(" · final"), REFERENCE)]
+        assert (record[row["measure"]], record[f"{row['measure']}_ci_low"], record[f"{row['measure']}_ci_high"]) \
+            == (row["value"], row["ci_low"], row["ci_high"])
+        checked += 1
+    for row in tables["alignment"]["matching"].to_dict("records"):
+        record = by_json[(row["target"].removesuffix(" · final"), REFERENCE)]
+        assert (record["gwot_top1"], record["gwot_category"]) == (row["top-1"], row["category"])
+        checked += 1
+    for row in tables["affect"]["measures"].to_dict("records"):
+        assert by_json[(row["model"].removesuffix(" [final]"), REFERENCE)]["affect_plv"] == row["plv"]
+        checked += 1
+    assert checked == 4 + 2 + 2
+    for column in ("gwot_top1", "cka_linear", "cka_linear_ci_low", "affect_plv"):
+        assert csv[column].tolist() == pytest.approx([record[column] for record in records], rel=1e-12)
+    latex = (tmp_path / "board.tex").read_text()  # the paper table stays wide: a row per model
     cka = csv.set_index("model").loc["pixels:32"]
-    name = f"cka_linear vs {REFERENCE}"
-    assert f"{cka[name]:.3f} [{cka[name + '_ci_low']:.3f}, {cka[name + '_ci_high']:.3f}]" in latex
+    assert f"{cka['cka_linear']:.3f} [{cka['cka_linear_ci_low']:.3f}, {cka['cka_linear_ci_high']:.3f}]" in latex
     assert "\\begin{tabular}" in latex and "fixed layer" in latex
 
 
@@ -241,10 +299,9 @@ def test_study_export_holds_the_scoreboard(small_study, isolated_cache, tmp_path
     with zipfile.ZipFile(tmp_path / "out.zip") as archive:
         exported = pd.read_csv(io.BytesIO(archive.read("scoreboard.csv")))
         latex = archive.read("scoreboard.tex").decode()
-    wide = study_scoreboard(study, isolated_cache).wide()
-    assert list(exported["model"]) == list(wide["model"])
-    top1 = f"gwot_top1 vs {REFERENCE}"
-    assert exported[top1].tolist() == pytest.approx(wide[top1].tolist(), abs=1e-12)
+    table = study_scoreboard(study, isolated_cache).table()
+    assert list(exported["model"]) == list(table["model"]) and list(exported["reference"]) == list(table["reference"])
+    assert exported["gwot_top1"].tolist() == pytest.approx(table["gwot_top1"].tolist(), abs=1e-12)
     assert "\\begin{tabular}" in latex
 
 
@@ -358,3 +415,32 @@ n_bootstrap = 20
     monkey = _cell(board, "rdm · mIT_674neurons", "brain vs hIT")
     assert monkey["value"] == pytest.approx(0.3335, abs=5e-5) and monkey["paradigm"] == "reference"
     assert board.models == ["pixels:32", "rdm · mIT_674neurons"]
+    assert list(board.table()["reference"]) == ["hIT", "hIT"] and "brain_held_out" in board.table()
+
+    # permutation nulls of the brain cells: computed from the cached features, the observed value is the stored mean
+    # over subjects, shown beside the cell (export table, verdicts)
+    assert stored_nulls(study, isolated_cache, n_perm=50, seed=2) is None
+    nulls = compute_nulls(study, isolated_cache, n_perm=50, seed=2)
+    assert sorted(nulls["model"]) == ["pixels:32", "rdm · mIT_674neurons"]
+    assert set(nulls["measure"]) == {"brain vs hIT"}
+    for row in nulls.to_dict("records"):
+        assert abs(row["observed"] - board.cell(row["model"], "brain vs hIT")["value"]) < 1e-9
+    monkey_null = nulls.set_index("model").loc["rdm · mIT_674neurons"]
+    assert monkey_null["null_p"] == pytest.approx(1 / 51) and monkey_null["beats_null"]
+    pd.testing.assert_frame_equal(stored_nulls(study, isolated_cache, n_perm=50, seed=2), nulls, check_dtype=False)
+    table = replace(board, nulls=nulls).table().set_index("model")
+    assert table.loc["pixels:32", "brain_null_p"] == nulls.set_index("model").loc["pixels:32", "null_p"]
+
+    # known answers with the per-subject (S, M) form on hIT: a model RDM equal to the subjects' mean beats its null
+    # with the smallest p there is; the same RDM with its items shuffled does not
+    from core.analyses.permutation_null import rsa_null
+    from core.analyses.rsa import condensed
+
+    [group] = [item for item in context.image_set(study.steps[0]).rdm_references if item.name == "hIT"]
+    subjects = condensed(group.rdms)
+    mean = subjects.mean(axis=0)
+    exact = rsa_null(mean, subjects, method="corr", n_perm=200, seed=0)
+    assert exact.p == pytest.approx(1 / 201) and exact.beats_null and exact.observed > exact.q95
+    order = np.random.default_rng(5).permutation(group.rdms.shape[1])
+    shuffled = condensed(group.rdms.mean(axis=0)[np.ix_(order, order)][None])[0]
+    assert not rsa_null(shuffled, subjects, method="corr", n_perm=200, seed=0).beats_null
