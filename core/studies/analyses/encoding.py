@@ -14,11 +14,13 @@ import pandas as pd
 
 from core.analyses.encoding import ENCODING_ALPHAS, MIN_RELIABILITY
 from core.analyses.encoding_tables import encoding_tables, layer_summary
-from core.analyses.registry import Analysis, Settings, register, setting
+from core.analyses.registry import Analysis, Board, Settings, register, setting
+from core.analyses.scoreboard import Measure, versus
 from core.data.datasets import ImageSet
 from core.jobs import job_key
 from core.studies.analyses.brain import _names, store_tables
 from core.progress import Report
+from core.studies.board import cell
 from core.studies.context import Drawn, Figures, StepOutput, StudyContext, Tables, clean_units, feature_sets, slug
 from core.studies.study import Step
 
@@ -124,5 +126,30 @@ def draw(step: Step, stored, tables: Tables, context: StudyContext) -> Drawn:
     return figures, {}, []
 
 
+# --- the Scoreboard's columns and cells of a stored step (core.studies.scoreboard) ---------------------------------
+
+def encoding_measures(step: Step, context: StudyContext) -> list[Measure]:
+    groups = [group.name for group in chosen_groups(step.settings, context.image_set(step))]
+    return [measure for group in groups for measure in (
+        versus("encoding_r", group, "encoding median r", "Pearson r", True, "encoding"),
+        versus("encoding_r_normalised", group, "encoding median r / √reliability", "share of ceiling", True,
+               "encoding"))]
+
+
+def read_encoding(step, tables, meta, context, rule):
+    """Each encoder at the rule's layer: its median r over reliable units (raw and over √reliability) against each
+    pattern group, averaged over the group's subjects (what the Brain page's encoding curve shows)."""
+    layers, cells = tables["layers"], []
+    for (spec, group), rows in layers.groupby(["encoder", "group"], sort=False):
+        layer = rule.pick([layer for layer in step.layers.get(spec, ()) if layer in set(rows["layer"])]
+                          or list(dict.fromkeys(rows["layer"])))
+        chosen = rows[rows["layer"] == layer]
+        cells += [cell(spec, f"encoding_r vs {group}", chosen["median_r"].mean(), layer=layer, step=step),
+                  cell(spec, f"encoding_r_normalised vs {group}", chosen["median_r_normalised"].mean(), layer=layer,
+                       step=step)]
+    return cells, encoding_measures(step, context), {}
+
+
 ENTRY = register(Analysis("encoding", "Encoding models", "views/brain.py", "🧠", EncodingSettings, clean_units, run,
-                          draw, check=check, all_layers=True, order=56))
+                          draw, check=check, all_layers=True, order=56,
+                          board=Board(encoding_measures, read_encoding)))

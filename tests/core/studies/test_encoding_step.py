@@ -12,6 +12,7 @@ from core.studies.analyses.encoding import result_key, stored_tables
 from core.studies.context import feature_sets
 from core.studies.engines import LocalEngine
 from core.studies.export import export_study
+from core.studies.scoreboard import study_scoreboard
 from core.studies.run import STEP_KIND, open_context, run_study, step_key
 from core.studies.spec import StudyError, load_study
 from tests.simulated_patterns import write_pattern_folder
@@ -43,6 +44,13 @@ def test_an_encoding_step_stores_its_tables_and_exports_its_figures(isolated_cac
     assert any(name.endswith("layers_it.html") for name in names), names
     assert any("units_it_pixels" in name for name in names), names
     assert any(name.endswith("layers.csv") for name in names), names
+    board = study_scoreboard(study, isolated_cache)  # the scoreboard's cells are the stored numbers
+    for spec in ("pixels:8", "pixels:4"):
+        found = board.cell(spec, "encoding_r vs IT")
+        assert found["status"] == "ok" and found["layer"] == "final"
+        assert found["value"] == pytest.approx(layers[layers["encoder"] == spec]["median_r"].mean(), abs=1e-12)
+        normalised = board.cell(spec, "encoding_r_normalised vs IT")["value"]
+        assert normalised == pytest.approx(layers[layers["encoder"] == spec]["median_r_normalised"].mean(), abs=1e-12)
 
 
 def test_a_dataset_without_patterns_is_refused(isolated_cache, tmp_path) -> None:
