@@ -90,3 +90,72 @@ def test_permutation_nulls_run_in_the_background_and_show_beside_the_cells(study
     shown = shown.data if hasattr(shown, "data") else shown
     header = next(column for column in shown.columns if column.startswith("rsa_spearman"))
     assert shown[header].iloc[0].endswith(f" · null p {1 / 101:.3f}")
+
+
+def shown_table(app: AppTest):
+    shown = app.dataframe[0].value
+    return shown.data if hasattr(shown, "data") else shown  # a Styler
+
+
+def test_every_stored_result_of_the_dataset_is_one_scoreboard(study_path: Path, isolated_cache: Path) -> None:
+    from core.data.datasets import demo
+    from core.studies.scoreboard import dataset_scoreboard
+
+    app = run_page()
+    app.radio(key="scoreboard.source").set_value("dataset").run()
+    assert not app.exception, [exception.value for exception in app.exception]
+    assert app.radio(key="scoreboard.source").help and not any(box.key == "scoreboard.study" for box in app.selectbox)
+    board = dataset_scoreboard(demo(isolated_cache), isolated_cache)
+    shown = shown_table(app)
+    assert {"pixels:32", "pixels:1"} <= set(shown["model"])
+    header = next(column for column in shown.columns if column.startswith("GWOT top-1"))
+    indexed = board.cells.set_index(["model", "measure"])
+    rows = list(shown["model"])
+    assert shown[header].iloc[rows.index("pixels:32")] == cell_text(indexed, "pixels:32", TOP1)
+    assert any("stored steps" in caption.value for caption in app.caption)
+    assert any("newest is shown" in caption.value for caption in app.caption)
+    assert len(app.get("plotly_chart")) >= 3  # bars, heatmap, scatter (and rank stability where resampled)
+
+
+def test_a_model_left_out_of_a_step_is_one_click_from_its_cell(study_path: Path, isolated_cache: Path) -> None:
+    from tests.studies import run_one_step_study
+    from core.studies.spec import load_study
+
+    path = study_path.with_name("left_out.toml")
+    run_one_step_study(path, isolated_cache, '''name = "left out"
+datasets = ["demo"]
+encoders = ["pixels:32", "pixels:4"]
+
+[[steps]]
+analysis = "manifolds"
+encoders = ["pixels:32"]
+m = 2
+images_per_class = 3
+''')
+    state = {"scoreboard.study": shown_path(path), "scoreboard_table": {
+        "selection": {"rows": [], "columns": [], "cells": []}}}
+    app = run_page(**state)
+    shown = shown_table(app)
+    header = next(column for column in shown.columns if column.startswith("uniformity"))
+    row = list(shown["model"]).index("pixels:4")
+    assert shown[header].iloc[row] == "missing"
+    app.session_state["scoreboard_table"] = {"selection": {"rows": [], "columns": [], "cells": [[row, header]]}}
+    app.run()
+    assert not app.exception, [exception.value for exception in app.exception]
+    labels = {button.label: button for button in app.main.button}
+    assert labels["Open manifolds with pixels:4 added"].help and labels["Add to study"].help
+    labels["Add to study"].click().run()
+    assert not app.exception, [exception.value for exception in app.exception]
+    last = load_study(path, isolated_cache).steps[-1]
+    assert (last.index, last.analysis, last.encoders) == (1, "manifolds", ("pixels:32", "pixels:4"))
+    assert (last.settings["m"], last.settings["images_per_class"]) == (2, 3)
+    assert any("Appended step 2" in message.value for message in app.success)
+    app.session_state["scoreboard_table"] = {"selection": {"rows": [], "columns": [], "cells": [[row, header]]}}
+    app.run()
+    # the cell is now the appended step's, never run: its page opens with its settings (Compute there fills it)
+    assert "never run" in app.caption[-1].value or any("never run" in text.value for text in app.caption)
+    opener = next(button for button in app.main.button if button.label == "Open step 2. manifolds · demo on its page")
+    opener.click().run()
+    assert not app.exception, [exception.value for exception in app.exception]
+    assert app.title[0].value == "Manifolds"
+    assert "pixels:4" in app.session_state["encoders"]

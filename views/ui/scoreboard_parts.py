@@ -13,9 +13,13 @@ import streamlit as st
 from core.analyses.scoreboard import Scoreboard, cell_text
 from core.paths import cache_root
 from core.studies.run import STEP_KIND, StepStatus
-from core.studies.scoreboard import study_scoreboard
+from core.data.datasets import ImageSet
+from core.studies import analyses
+from core.studies.files import add_step
+from core.studies.scoreboard import StoredStep, dataset_scoreboard, stored_steps, study_scoreboard
+from core.studies.spec import StudyError
 from core.studies.scoreboard_nulls import compute_nulls, stored_nulls
-from core.studies.study import Study
+from core.studies.study import Step, Study
 from views.ui import studies, study_openers
 from views.ui.background import submit_job
 
@@ -56,6 +60,21 @@ HOW_TO_READ = {
 def status_key(state: list[StepStatus]) -> tuple:
     """What the scoreboard of a study depends on besides the file: each step's key and state."""
     return tuple((status.key, status.state) for status in state)
+
+
+@st.cache_resource(max_entries=8, ttl=600, show_spinner="Reading the stored results…")
+def dataset_board(fingerprint: str, _image_set: ImageSet, steps: tuple, cache: str) -> Scoreboard:
+    """The scoreboard of every stored step on a dataset, once per set of stored steps (`steps`: keys and times)."""
+    return dataset_scoreboard(_image_set, cache)
+
+
+def dataset_steps(image_set: ImageSet) -> list[StoredStep]:
+    return stored_steps(image_set, cache_root())
+
+
+def dataset_board_of(image_set: ImageSet, stored: list[StoredStep]) -> Scoreboard:
+    version = tuple((item.key, item.meta.get("stored_at", item.meta.get("failed_at"))) for item in stored)
+    return dataset_board(image_set.fingerprint, image_set, version, str(cache_root()))
 
 
 @st.cache_resource(max_entries=8, ttl=600, show_spinner="Reading the stored results…")
@@ -100,12 +119,48 @@ def styled(board: Scoreboard, table: pd.DataFrame):
 
 
 def cell_detail(board: Scoreboard, model: str, measure: str, study_path: Path, study: Study) -> None:
-    """What a picked cell is and where it comes from, with its step one click away."""
+    """What a picked cell is and where it comes from, with its step (or the step that would fill it) one click
+    away."""
+    cell = _cell_header(board, model, measure, "no step of this study measures it for this model")
+    if cell is None:
+        return
+    step = next(step for step in study.steps if step.label == cell["step"])
+    state = {status.step.label: status for status in studies.statuses(study)}[step.label]
+    if cell["status"] == "missing" and model not in step.encoders:
+        fill_actions(step, model, study.pooling, study_path)
+    elif state.state == "done":
+        open_button(state.key, step.label)
+    else:
+        st.button(f"Open step {step.label} on its page", on_click=study_openers.open_step,
+                  args=(opening_meta(step, study.pooling),), key="scoreboard_open", type="primary",
+                  help="Selects the step's dataset, encoders, layers and settings on its page and opens it: press "
+                       "its Compute button there to compute what this step would.")
+        st.caption(f"The step is {state.state}: run it with the command below (the app never runs a study).")
+        st.code(studies.study_command("run", study_path), language="bash")
+
+
+def stored_cell_detail(board: Scoreboard, model: str, measure: str, stored: list[StoredStep]) -> None:
+    """A picked cell of the dataset's scoreboard: the stored step it comes from, one click away (with the model
+    added where the step left it out)."""
+    cell = _cell_header(board, model, measure, "no stored step of this dataset measures it for this model")
+    if cell is None:
+        return
+    found = next(item for item in stored if item.label == cell["step"])
+    if cell["status"] == "missing" and model not in found.step.encoders:
+        study_file = Path(found.meta.get("study_file", ""))
+        fill_actions(found.step, model, found.meta.get("pooling", "auto"),
+                     study_file if study_file.suffix == ".toml" and study_file.is_file() else None)
+    else:
+        open_button(found.key, found.label)
+
+
+def _cell_header(board: Scoreboard, model: str, measure: str, why_not: str):
+    """Say what the cell is (its value, CI, status, layer, step); the cell, or None where there is none."""
     found = board.cells[(board.cells["model"] == model) & (board.cells["measure"] == measure)]
     described = board.measures[measure]
     if found.empty:
-        st.info(f"**{model}** · {described.label}: not applicable (no step of this study measures it for this model).")
-        return
+        st.info(f"**{model}** · {described.label}: not applicable ({why_not}).")
+        return None
     cell = found.iloc[0]
     value = "" if cell["status"] != "ok" else f" = {cell['value']:.4g}" + (
         f" [{cell['ci_low']:.4g}, {cell['ci_high']:.4g}]" if np.isfinite(cell["ci_low"]) else "")
@@ -113,17 +168,65 @@ def cell_detail(board: Scoreboard, model: str, measure: str, study_path: Path, s
                 + (f" at layer `{cell['layer']}`" if cell["layer"] else "") + f" · from step *{cell['step']}*")
     if cell["error"]:
         (st.error if cell["status"] == "failed" else st.caption)(cell["error"])
-    step = next(step for step in study.steps if step.label == cell["step"])
-    state = {status.step.label: status for status in studies.statuses(study)}[step.label]
-    if state.state == "done":
-        st.button(f"Open step {cell['step']} on its page", on_click=study_openers.open_result,
-                  args=(STEP_KIND, state.key), key="scoreboard_open", type="primary",
-                  help="Selects the step's dataset, encoders, layers and settings on its page and opens it: the "
-                       "stored result is drawn at once. A model missing from the step can be added there (Add to "
-                       "study writes it into a study file).")
-    else:
-        st.caption(f"The step is {state.state}: run it with the command below (the app never runs a study).")
-        st.code(studies.study_command("run", study_path), language="bash")
+    return cell
+
+
+def open_button(key: str, label: str) -> None:
+    st.button(f"Open step {label} on its page", on_click=study_openers.open_result, args=(STEP_KIND, key),
+              key="scoreboard_open", type="primary",
+              help="Selects the step's dataset, encoders, layers and settings on its page and opens it: the stored "
+                   "result is drawn at once. A model missing from the step can be added there (Add to study writes "
+                   "it into a study file).")
+
+
+def fill_actions(step: Step, model: str, pooling: str, study_path: Path | None) -> None:
+    """The one click that fills a cell missing because `step` left `model` out: its page with the model added, or
+    the step with the model appended to the study file (run it headless)."""
+    st.button(f"Open {step.analysis} with {model} added", on_click=study_openers.open_step,
+              args=(opening_meta(step, pooling, model),), key="scoreboard_open", type="primary",
+              help="Selects the step's dataset, encoders (this model added), layers and settings on its page and "
+                   "opens it: press its Compute button there to score the model.")
+    if study_path is not None:
+        st.button("Add to study", on_click=add_model_step, args=(study_path, step, model), key="scoreboard_add",
+                  help=f"Appends this step with {model} added to {study_path.name} as a new [[steps]] table (checked "
+                       "as the CLI checks it before anything is written); run the study to fill the cell.")
+
+
+def added_message() -> None:
+    """What the last "Add to study" wrote (or why nothing), once."""
+    kind, message = st.session_state.pop("scoreboard_add_message", ("", ""))
+    if kind:
+        (st.success if kind == "success" else st.error)(message)
+
+
+def step_layers(step: Step) -> list[str]:
+    """One layer list for a step's encoders (a study step names one list for all): the union of theirs."""
+    return list(dict.fromkeys(layer for spec in step.encoders for layer in step.layers.get(spec, ())))
+
+
+def opening_meta(step: Step, pooling: str, model: str = "") -> dict:
+    """What `step` would store of itself (core.studies.run.step_meta), `model` added: what its page opens with."""
+    encoders = list(dict.fromkeys([*step.encoders, *([model] if model else [])]))
+    layers = {spec: list(step.layers.get(spec, ())) or step_layers(step) for spec in encoders}
+    return {"label": step.label, "analysis": step.analysis, "settings": dict(step.stored_settings),
+            "dataset": step.dataset, "encoders": encoders, "layers": layers, "pooling": pooling}
+
+
+def add_model_step(path: Path, step: Step, model: str) -> None:
+    """Button callback: append `step` with `model` added to the study file `path` (nothing written where the result
+    does not validate)."""
+    extra = {"encoders": list(dict.fromkeys([*step.encoders, model]))}
+    if not analyses.get(step.analysis).all_layers and step_layers(step):
+        extra["layers"] = step_layers(step)
+    try:
+        study = add_step(path, step.analysis, dict(step.settings), extra=extra, cache=cache_root(),
+                         comment=f"added from the Scoreboard: {step.label} with {model}")
+    except StudyError as error:
+        st.session_state["scoreboard_add_message"] = ("error", f"Nothing written: {error}")
+        return
+    st.session_state["scoreboard_add_message"] = (
+        "success", f"Appended step {study.steps[-1].index + 1} to `{path}`. Run it with "
+                   f"`{studies.study_command('run', path)}`.")
 
 
 def _header(measure) -> str:

@@ -114,14 +114,25 @@ def open_result(kind: str, key: str) -> None:
     `persist_state="session"` values; those of other pages are plain session state until their page draws them).
     The page script then calls `switch_page(pending_switch())`.
     """
-    st.session_state["studies_open_error"] = ""
     stored = resources.result_store().get(kind, key)
+    _open(kind, stored.meta if stored is not None else OpenError("it is no longer stored"), f"{kind} {key}")
+
+
+def open_step(meta: Mapping) -> None:
+    """Button callback: open a study step that is not stored (never run, or with a model added) on its page, from
+    the meta it would store (analysis, settings, dataset, encoders, layers, pooling): pressing the page's Compute
+    then computes it."""
+    _open(STEP_KIND, meta, f"step {meta.get('label', meta.get('analysis'))}")
+
+
+def _open(kind: str, meta: Mapping | OpenError, named: str) -> None:
+    st.session_state["studies_open_error"] = ""
     try:
-        if stored is None:
-            raise OpenError("it is no longer stored")
-        target = opening(kind, stored.meta)
+        if isinstance(meta, OpenError):
+            raise meta
+        target = opening(kind, meta)
     except OpenError as error:
-        st.session_state["studies_open_error"] = f"Cannot open {kind} {key}: {error}."
+        st.session_state["studies_open_error"] = f"Cannot open {named}: {error}."
         return
     for name, value in target.state.items():
         set_choice(name, value)

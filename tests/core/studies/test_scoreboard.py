@@ -444,3 +444,55 @@ n_bootstrap = 20
     order = np.random.default_rng(5).permutation(group.rdms.shape[1])
     shuffled = condensed(group.rdms.mean(axis=0)[np.ix_(order, order)][None])[0]
     assert not rsa_null(shuffled, subjects, method="corr", n_perm=200, seed=0).beats_null
+
+
+SECOND_STUDY = '''name = "second on the demo"
+datasets = ["demo"]
+encoders = ["pixels:4"]
+
+[[steps]]
+analysis = "manifolds"
+m = 2
+images_per_class = 3
+'''
+
+
+@needs_study
+def test_the_dataset_scoreboard_gathers_every_stored_step_of_the_dataset(small_study, isolated_cache, tmp_path):
+    """Two study files run on the demo into one cache: the dataset's scoreboard holds the cells of both, each equal to
+    the stored value its study's scoreboard reads; rows are every encoder any step scored, and a model a step left
+    out is missing there (with the step that would fill it)."""
+    from core.data.datasets import demo
+    from core.studies.engines import LocalEngine
+    from core.studies.run import run_study
+    from core.studies.scoreboard import dataset_scoreboard, stored_steps
+
+    second = tmp_path / "second.toml"
+    second.write_text(SECOND_STUDY)
+    [status] = run_study(load_study(second, isolated_cache), isolated_cache, LocalEngine())
+    assert status.state == "done", status.error
+    image_set = demo(isolated_cache)
+    board = dataset_scoreboard(image_set, isolated_cache)
+    assert {"pixels:32", "pixels:1", "pixels:4"} <= set(board.models)
+    labels = {item.key: item.label for item in stored_steps(image_set, isolated_cache)}
+    compared = 0
+    for path in (small_study, second):
+        study = load_study(path, isolated_cache)
+        context = open_context(study, isolated_cache)
+        assert all(step_key(step, context) in labels for step in study.steps)
+        for cell in study_scoreboard(study, isolated_cache).cells.to_dict("records"):
+            if cell["status"] not in ("ok", "n/a"):
+                continue
+            found = board.cell(cell["model"], cell["measure"])
+            assert found["status"] == cell["status"], (cell, found)
+            assert found["value"] == cell["value"] or (np.isnan(found["value"]) and np.isnan(cell["value"]))
+            assert (found["ci_low"], found["ci_high"]) == (cell["ci_low"], cell["ci_high"]) or \
+                np.isnan(cell["ci_low"])
+            assert found["step"].endswith(f"({study.name})")
+            compared += 1
+    assert compared >= 8 + 4 + 4 + 6 + 3
+    missing = board.cell("pixels:4", "affect_r2_loto_valence")
+    assert missing["status"] == "missing" and "not in 1. affect · demo (small scoreboard)" in missing["error"]
+    # another dataset's steps are not this one's
+    other = replace(image_set, fingerprint="another")
+    assert dataset_scoreboard(other, isolated_cache).cells.empty
