@@ -17,6 +17,8 @@ from core.features.extract import extract
 from core.features.store import FeatureStore
 from core.studies import analyses
 from tests.paths import APP
+from tests.studies import run_scoreboard_study
+from views.ui.studies import shown_path
 
 ENCODER = "pixels:32"
 CHOICES = ("selectbox", "radio", "multiselect")
@@ -28,7 +30,7 @@ NOT_SETTINGS = ("explore.item", "explore.disagreement_item", "alignment.drill_so
 # Page scripts and the prefix of their settings' keys: every analysis's page (its first entry: a section such as
 # encoding on the Brain page has its own test), and the two pages no study step runs.
 PAGES = {**{entry.page: entry.name for entry in reversed(analyses.analyses())}, "views/explore.py": "explore",
-         "views/lab.py": "lab"}
+         "views/lab.py": "lab", "views/scoreboard.py": "scoreboard"}
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +38,13 @@ def pixel_features(isolated_cache: Path):
     image_set = demo(isolated_cache)
     extract(image_set, describe(ENCODER), "all", FeatureStore(isolated_cache / "features"))
     return image_set
+
+
+@pytest.fixture(scope="module")
+def scoreboard_study(isolated_cache: Path) -> Path:
+    folder = isolated_cache / "studies"  # the user's studies folder: the Scoreboard lists it
+    folder.mkdir(exist_ok=True)
+    return run_scoreboard_study(folder, isolated_cache)
 
 
 def drawn(page: str, query: dict | None = None, state: dict | None = None) -> AppTest:
@@ -101,7 +110,11 @@ def test_a_link_with_the_pages_settings_draws_them(pixel_features, page: str, re
     # The Brain page needs neural / behavioural RDM groups, which the demo has none of: the 92-image folder has them.
     state = ({"dataset_kind": "neural", "dataset_path_neural": str(request.getfixturevalue("kriegeskorte92"))}
              if page == "views/brain.py" else None)
-    widgets = settings_widgets(drawn(page, state=state), prefix)
+    # The Scoreboard draws its view settings once results are stored: a small study of the demo, picked first; the
+    # link's other source (every stored result of the dataset) holds the same steps, so the same measures.
+    first = ({"scoreboard.study": shown_path(request.getfixturevalue("scoreboard_study"))}
+             if page == "views/scoreboard.py" else state)
+    widgets = settings_widgets(drawn(page, state=first), prefix)
     changeable = {key: another_value(kind, widget) for key, (kind, widget) in widgets.items()
                   if kind not in CHOICES or len(widget.options) > 1}
     assert len(changeable) >= 3, f"{page}: {sorted(widgets)}"
