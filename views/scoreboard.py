@@ -15,7 +15,7 @@ from views.ui.sidebar import page_start, switch_page
 switch_to = study_openers.pending_switch()
 if switch_to:  # "Open step on its page" set that page's values: that page draws them, not this one
     switch_page(switch_to)
-selection, image_set = page_start(
+_, image_set = page_start(
     "Scoreboard",
     "A study's answer in one view: every model of a study file (or every stored result of this dataset) on every "
     "measure its stored steps hold, grouped by training paradigm, with 95% CIs, paired tests and rank stability. "

@@ -1,5 +1,6 @@
 """A study's scoreboard from its stored steps: each analysis's `Board` (declared with it in the registry) turns a
-stored step's tables into cells (never recomputes).
+stored step's tables into cells (never recomputes). `dataset_scoreboard` does the same for every study step stored
+in a cache on one dataset (whatever study file ran it; `stored_steps` rebuilds each step from what it stored).
 
 A step that failed or never ran gives the cells it would fill as failed (with its error) or missing. Per-layer
 measures report one layer per model by the study's layer rule (`core.studies.board.LayerRule`), never the best

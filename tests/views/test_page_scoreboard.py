@@ -1,6 +1,7 @@
 """The Scoreboard page through AppTest on a small study of two pixel encoders (run once here): the table shows the
 stored numbers, the bars, heatmap, scatter and rank-stability figures draw, a pending study shows missing cells, and
-every widget has help."""
+every widget has help; the source "every stored result of this dataset" gathers the stored steps; a model a step left
+out is one click from its cell (Add to study appends the step with it; the step's page opens with its settings)."""
 from __future__ import annotations
 
 import json
@@ -11,10 +12,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.analyses.scoreboard import cell_text
-from core.studies.scoreboard import study_scoreboard
+from core.data.datasets import demo
+from core.studies.scoreboard import dataset_scoreboard, study_scoreboard
 from core.studies.spec import load_study
 from tests.views.pages import open_page
-from tests.studies import run_scoreboard_study
+from tests.studies import run_one_step_study, run_scoreboard_study
 from views.ui.studies import shown_path
 
 TOP1 = "gwot_top1 vs human · demo human"
@@ -98,9 +100,6 @@ def shown_table(app: AppTest):
 
 
 def test_every_stored_result_of_the_dataset_is_one_scoreboard(study_path: Path, isolated_cache: Path) -> None:
-    from core.data.datasets import demo
-    from core.studies.scoreboard import dataset_scoreboard
-
     app = run_page()
     app.radio(key="scoreboard.source").set_value("dataset").run()
     assert not app.exception, [exception.value for exception in app.exception]
@@ -118,9 +117,6 @@ def test_every_stored_result_of_the_dataset_is_one_scoreboard(study_path: Path, 
 
 
 def test_a_model_left_out_of_a_step_is_one_click_from_its_cell(study_path: Path, isolated_cache: Path) -> None:
-    from tests.studies import run_one_step_study
-    from core.studies.spec import load_study
-
     path = study_path.with_name("left_out.toml")
     run_one_step_study(path, isolated_cache, '''name = "left out"
 datasets = ["demo"]

@@ -1,6 +1,7 @@
-"""The Scoreboard page's parts: the scoreboard of a study file (cached per file version and stored steps), the table
-as shown (value [lo, hi], status styling, errors on hover), a picked cell's detail with the step one click away,
-and the "how to read this" texts."""
+"""The Scoreboard page's parts: the scoreboard of a study file (cached per file version and stored steps) or of every
+stored step of a dataset, the table as shown (value [lo, hi], status styling, errors on hover), a picked cell's
+detail with its step one click away (a missing cell: the step that would fill it, on its page or added to the study
+file), and the "how to read this" texts."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -34,7 +35,8 @@ HOW_TO_READ = {
              "its 95% CI in brackets where the step stored one (a bootstrap). **missing**: no step computed it (the "
              "model is not in the step, or the step never ran); **failed**: the step raised an error (the cell "
              "starts with it; click the cell to read all of it); **n/a**: the stored value is undefined for this model. Click a column to draw it; click a "
-             "cell to see where it comes from and open its step on its page.",
+             "cell to see where it comes from and open its step on its page (a missing cell: the step that would fill it, "
+             "opened on its page or added to the study file).",
     "bars": "One bar per model, coloured by paradigm and sorted within each paradigm (best first), with the 95% CI "
             "where stored; the dashed line is the measure's chance level (GWOT top-1: 1/N; category matching: the "
             "share of item pairs in one category). Overlapping CIs are not a test: use the paired test below.",
