@@ -31,6 +31,8 @@ def test_open_the_scoreboard_click_a_column_then_a_cell(isolated_cache: Path, tm
         page.wait_for_selector("h1:has-text('Scoreboard')", timeout=180_000)
         page.wait_for_selector(IDLE, timeout=180_000)
         page.wait_for_selector(".js-plotly-plot", timeout=120_000)
+        # the table's grid fills its header cells a moment after it mounts (later still on a busy machine)
+        page.wait_for_function(f"() => ({HEADERS_JS})().length > 2", timeout=120_000)
         headers = page.evaluate(HEADERS_JS)[:20]
         first_title = page.evaluate(BARS_TITLE_JS)
         assert headers[:2] == ["model", "paradigm"] and first_title == headers[2].rstrip(" ↑↓")

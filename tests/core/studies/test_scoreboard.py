@@ -448,13 +448,19 @@ n_bootstrap = 20
 
 
 @needs_study
-def test_the_dataset_scoreboard_gathers_every_stored_step_of_the_dataset(small_study, isolated_cache, tmp_path):
+def test_the_dataset_scoreboard_gathers_every_stored_step_of_the_dataset(isolated_cache, tmp_path):
     """Two study files run on the demo into one cache: the dataset's scoreboard holds the cells of both, each equal to
     the stored value its study's scoreboard reads; rows are every encoder any step scored, and a model a step left
     out is missing there (with the step that would fill it)."""
-    second = run_step(tmp_path, isolated_cache, "demo", "manifolds", {"m": 2, "images_per_class": 3},
+    import shutil
+
+    cache = tmp_path / "cache"  # its own: the session's cache holds other tests' studies of the demo
+    shutil.copytree(demo(isolated_cache).root, cache / "demo")
+    isolated_cache = cache
+    small_study = run_scoreboard_study(tmp_path, cache)
+    second = run_step(tmp_path, cache, "demo", "manifolds", {"m": 2, "images_per_class": 3},
                       encoders=("pixels:4",))[0].path  # a second study file: a new model on a measure of the first
-    image_set = demo(isolated_cache)
+    image_set = demo(cache)
     board = dataset_scoreboard(image_set, isolated_cache)
     assert {"pixels:32", "pixels:1", "pixels:4"} <= set(board.models)
     keys = {item.label: item.key for item in stored_steps(image_set, isolated_cache)}
