@@ -38,7 +38,8 @@ def _resamples(value):
     return value
 
 
-def _names(value):
+def name_list(value):
+    """A setting naming groups or models: None (the defaults) or a non-empty list of names, kept as a tuple."""
     if value is None:
         return None
     if not isinstance(value, (list, tuple)) or not value or not all(isinstance(item, str) and item for item in value):
@@ -60,7 +61,7 @@ def _model_names(value):
     """A list of names, empty allowed (no model RDMs: the encoder layers only)."""
     if value is None or (isinstance(value, (list, tuple)) and not value):
         return None if value is None else ()
-    return _names(value)
+    return name_list(value)
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ class BrainSettings(Settings):
     reference_groups: tuple | None = setting(None, "The dataset's RDM groups (neural or behavioural: one RDM per subject) "
                                        "every model is compared with, each with its own noise ceiling. Default: every "
                                        f"group with at least {MIN_REFERENCE_SUBJECTS} subjects.", many=True,
-                                       check=_names)
+                                       check=name_list)
     models: tuple | None = setting(None, "Besides every layer of the step's encoders: which of the dataset's model "
                                    "RDM files and other RDM groups (as `rdm · <name>`, a group by its subjects' mean "
                                    "RDM) are models too. Default: all of them; [] none.", many=True,

@@ -18,7 +18,7 @@ from core.analyses.registry import Analysis, Board, Settings, register, setting
 from core.analyses.scoreboard import Measure, versus
 from core.data.datasets import ImageSet
 from core.jobs import job_key
-from core.studies.analyses.brain import _names, store_tables
+from core.studies.analyses.brain import name_list, store_tables
 from core.progress import Report
 from core.studies.board import cell
 from core.studies.context import Drawn, Figures, StepOutput, StudyContext, Tables, clean_units, feature_sets, slug
@@ -32,7 +32,7 @@ TABLES = ("layers", "units", "ceilings")
 class EncodingSettings(Settings):
     pattern_groups: tuple | None = setting(None, "The dataset's response-pattern groups (per subject N items × U "
                                            "units, optionally R repetitions) each layer predicts. Default: all.",
-                                           many=True, check=_names)
+                                           many=True, check=name_list)
     n_splits: int = setting(5, "K of the K-fold cross-validation over items (shuffled with the seed): every item's "
                             "response is predicted by a model that never saw it.", low=2, high=20)
     min_reliability: float = setting(MIN_RELIABILITY, "Units whose split-half reliability (Spearman-Brown) is at or "
